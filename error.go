@@ -1,0 +1,62 @@
+package genpipe
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. The API maps each to an HTTP status (see api.statusFor).
+const (
+	ECONFLICT      = "conflict"          // 409
+	EINTERNAL      = "internal"          // 500
+	EINVALID       = "invalid"           // 400
+	ENOTFOUND      = "not_found"         // 404
+	ETOOLARGE      = "too_large"         // 413
+	EUNPROCESSABLE = "unprocessable"     // 422: well-formed, but refers to something unusable
+	ETOOMANY       = "too_many_requests" // 429: over capacity or rate; retry later
+	EUNAVAILABLE   = "unavailable"       // 503: a dependency is down; retry later
+	EUNAUTHORIZED  = "unauthorized"      // 401
+)
+
+// Error is an error a user may see: its Message is written for them.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("genpipe error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the user-facing message of err; internal errors get
+// a generic one so that no internals leak.
+func ErrorMessage(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Message
+	default:
+		return "internal error"
+	}
+}

@@ -1,0 +1,117 @@
+package genpipe
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// EventVersion is the version of the event format this build writes. A
+// record with another version is refused by DecodeEvent, never guessed at.
+const EventVersion = 1
+
+// EventType says what an event reports.
+type EventType string
+
+const (
+	EventSubmitted EventType = "request.submitted" // on the requests topic: a request to check
+	EventChecked   EventType = "request.checked"   // on the checked topic: passed the check, to generate
+	EventStatus    EventType = "request.status"    // on the results topic: a status change
+)
+
+// Topics names the Kafka topics of one pipeline. Every record's key is the
+// request id, so one request's events stay in order in one partition and a
+// burst spreads over all partitions.
+type Topics struct {
+	Requests string // EventSubmitted, produced by the API
+	Checked  string // EventChecked, produced by check workers
+	Results  string // EventStatus, produced by workers, read by the notifier and the API's SSE feed
+}
+
+// DefaultTopics are the topic names used unless configured otherwise.
+func DefaultTopics() Topics {
+	return Topics{Requests: "genpipe.requests", Checked: "genpipe.checked", Results: "genpipe.results"}
+}
+
+// All lists the topics.
+func (t Topics) All() []string { return []string{t.Requests, t.Checked, t.Results} }
+
+// Event is the versioned JSON record value of every genpipe topic. It
+// carries ids and text, never image bytes.
+type Event struct {
+	Version   int       `json:"v"`
+	Type      EventType `json:"type"`
+	RequestID string    `json:"requestId"`
+	At        time.Time `json:"at"`
+
+	Job *Job `json:"job,omitempty"` // submitted and checked events
+
+	Status Status  `json:"status,omitempty"` // status events
+	Result *Result `json:"result,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
+
+// NewJobEvent returns a submitted or checked event for a job.
+func NewJobEvent(t EventType, requestID string, job Job, at time.Time) Event {
+	return Event{Version: EventVersion, Type: t, RequestID: requestID, At: at.UTC(), Job: &job}
+}
+
+// NewStatusEvent returns a status event for a change.
+func NewStatusEvent(c StatusChange) Event {
+	return Event{Version: EventVersion, Type: EventStatus, RequestID: c.RequestID, At: c.At.UTC(),
+		Status: c.Status, Result: c.Result, Error: c.Error}
+}
+
+// StatusChange returns the change a status event reports.
+func (e Event) StatusChange() StatusChange {
+	return StatusChange{RequestID: e.RequestID, Status: e.Status, Result: e.Result, Error: e.Error, At: e.At}
+}
+
+// EncodeEvent returns the record value of e.
+func EncodeEvent(e Event) ([]byte, error) {
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(e)
+}
+
+// DecodeEvent parses a record value. Anything undecodable, of an unknown
+// version or type, or missing what its type needs is an EINVALID error: a
+// poison record to set aside, not to retry.
+func DecodeEvent(value []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(value, &e); err != nil {
+		return Event{}, Errorf(EINVALID, "undecodable event: %v", err)
+	}
+	if err := e.validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+func (e Event) validate() error {
+	if e.Version != EventVersion {
+		return Errorf(EINVALID, "unknown event version %d (this build reads %d)", e.Version, EventVersion)
+	}
+	if e.RequestID == "" {
+		return Errorf(EINVALID, "event without requestId")
+	}
+	switch e.Type {
+	case EventSubmitted, EventChecked:
+		if e.Job == nil || e.Job.ObjectID == "" || e.Job.Style == "" {
+			return Errorf(EINVALID, "%s event without a complete job", e.Type)
+		}
+	case EventStatus:
+		if !e.Status.Valid() {
+			return Errorf(EINVALID, "status event with unknown status %q", e.Status)
+		}
+	default:
+		return Errorf(EINVALID, "unknown event type %q", e.Type)
+	}
+	return nil
+}
+
+// String is for logs.
+func (e Event) String() string {
+	return fmt.Sprintf("%s v%d %s %s", e.Type, e.Version, e.RequestID, e.Status)
+}

@@ -1,0 +1,148 @@
+// Package genpipe holds the domain of genpipe, an asynchronous generative-AI
+// pipeline on Kafka: the request a user makes, its status, the events that
+// carry it through the stages, the slide styles, and the interfaces of the
+// parts behind it (status store, object store, AI services, event publisher).
+//
+// Each dependency has its own package that implements these interfaces
+// (kafka, s3, sqlite, aiclient, ...), and cmd/genpipe is the only place that
+// wires them together. Reading the tree tells you the architecture:
+//
+//	client ─▶ api ─▶ topic requests ─▶ worker(check) ─▶ Checking AI
+//	                 topic checked  ─▶ worker(generate) ─▶ Generative AI ─▶ object store
+//	                 topic results  ─▶ notifier ─▶ status store, SSE, webhooks
+package genpipe
+
+import (
+	"context"
+	"time"
+)
+
+// Request is one user's ask for a slide, as the status store keeps it.
+type Request struct {
+	ID             string // unguessable UUIDv4, also the Kafka key of every event about it
+	Job                   // what to make
+	WebhookURL     string // where to POST status messages; empty for none
+	IdempotencyKey string // the client's Idempotency-Key header; empty for none
+	Status         Status
+	Result         *Result // set when Status is done
+	Error          string  // a readable reason when Status is rejected or failed
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Job is what the user asked for. It travels inside the events, so a worker
+// never needs to read the status store to do its work.
+type Job struct {
+	ObjectID    string `json:"objectId"` // the uploaded image, see UploadKey
+	Style       string `json:"style"`    // a Style.ID
+	Title       string `json:"title"`
+	Description string `json:"description"`
+}
+
+// Result names the finished slide's files in the object store. Clients get
+// presigned GET URLs for them, never the keys.
+type Result struct {
+	PNGKey  string `json:"pngKey"`
+	PDFKey  string `json:"pdfKey"`
+	PPTXKey string `json:"pptxKey"`
+}
+
+// UploadKey is the object key under which an upload with this id is stored.
+func UploadKey(objectID string) string { return "uploads/" + objectID }
+
+// ResultKeys are the object keys of a request's finished slide.
+func ResultKeys(requestID string) Result {
+	prefix := "slides/" + requestID + "/slide."
+	return Result{PNGKey: prefix + "png", PDFKey: prefix + "pdf", PPTXKey: prefix + "pptx"}
+}
+
+// StatusChange is one step of a request's life. Every change is an event on
+// the results topic and a row of the request's history.
+type StatusChange struct {
+	RequestID string    `json:"requestId"`
+	Status    Status    `json:"status"`
+	Result    *Result   `json:"result,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// RequestStore is the status database: the source of truth for GET, SSE
+// backfill and webhooks. Implementations: sqlite (and PostgreSQL later), all
+// passing storetest.
+type RequestStore interface {
+	// CreateRequest stores r in status received, not yet published. When a
+	// request with the same non-empty IdempotencyKey exists, it returns that
+	// one and created=false instead.
+	CreateRequest(ctx context.Context, r *Request) (stored *Request, created bool, err error)
+	// MarkPublished records that the request's first event is durably in
+	// Kafka. Until then Request reports ENOTFOUND: the client got no 202.
+	MarkPublished(ctx context.Context, id string) error
+	// Request returns a published request, or an ENOTFOUND error.
+	Request(ctx context.Context, id string) (*Request, error)
+	// ApplyStatus moves a request forward. Changes that do not advance it
+	// (a redelivered or out-of-order event) are ignored: applied=false.
+	ApplyStatus(ctx context.Context, c StatusChange) (applied bool, err error)
+	// History returns the request's status changes, oldest first, starting
+	// with received.
+	History(ctx context.Context, id string) ([]StatusChange, error)
+
+	// EnqueueWebhook adds a delivery unless one for the same request and
+	// status exists, so a redelivered event never sends twice.
+	EnqueueWebhook(ctx context.Context, d WebhookDelivery) error
+	// DueWebhooks returns pending deliveries whose next attempt is due.
+	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]WebhookDelivery, error)
+	// UpdateWebhook records the outcome of an attempt (State, Attempts,
+	// NextAttemptAt, LastError).
+	UpdateWebhook(ctx context.Context, d WebhookDelivery) error
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// WebhookState is where a webhook delivery stands.
+type WebhookState string
+
+const (
+	WebhookPending   WebhookState = "pending"
+	WebhookDelivered WebhookState = "delivered"
+	WebhookAbandoned WebhookState = "abandoned" // retried for the whole retry window without success
+)
+
+// WebhookDelivery is one status message to POST to a request's webhook URL.
+// It lives in the status store (an outbox), so a crash never loses one.
+type WebhookDelivery struct {
+	ID            int64
+	RequestID     string
+	Status        Status
+	URL           string
+	State         WebhookState
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+}
+
+// ObjectStore is an S3-compatible store. Images and slides live here; only
+// keys and presigned URLs travel through Kafka and the API.
+type ObjectStore interface {
+	// PresignPut returns a URL that accepts one PUT of contentType until ttl passes.
+	PresignPut(ctx context.Context, key, contentType string, ttl time.Duration) (string, error)
+	// PresignGet returns a URL that reads key until ttl passes.
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+	// Stat returns the object's metadata, or an ENOTFOUND error.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	Ping(ctx context.Context) error
+}
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key         string
+	Size        int64
+	ContentType string
+}
+
+// Publisher writes events to Kafka. Publish returns once the broker has the
+// record durably (acks=all), or with an EUNAVAILABLE error.
+type Publisher interface {
+	Publish(ctx context.Context, topic, key string, value []byte) error
+}

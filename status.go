@@ -1,0 +1,37 @@
+package genpipe
+
+// Status is where a request stands. It only moves forward:
+// received → checking → generating → done, or to rejected / failed.
+type Status string
+
+const (
+	StatusReceived   Status = "received"   // accepted and durably queued
+	StatusChecking   Status = "checking"   // a check worker is on it
+	StatusGenerating Status = "generating" // passed the check, a generate worker is on it
+	StatusDone       Status = "done"       // the slide is in the object store
+	StatusRejected   Status = "rejected"   // the Checking AI refused the image; Error says why
+	StatusFailed     Status = "failed"     // could not be done; Error says why
+)
+
+// Rank orders statuses: a change applies only when it raises the rank, so
+// redelivered and late events never move a request backwards.
+func (s Status) Rank() int {
+	switch s {
+	case StatusReceived:
+		return 1
+	case StatusChecking:
+		return 2
+	case StatusGenerating:
+		return 3
+	case StatusDone, StatusRejected, StatusFailed:
+		return 4
+	default:
+		return 0
+	}
+}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool { return s.Rank() > 0 }
+
+// Terminal reports whether s is final: no change follows it.
+func (s Status) Terminal() bool { return s.Rank() == 4 }
