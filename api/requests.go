@@ -1,0 +1,268 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+)
+
+// uploadContentTypes are the image types the Checking AI accepts.
+var uploadContentTypes = map[string]bool{genpipe.ContentTypePNG: true, genpipe.ContentTypeJPEG: true}
+
+type uploadRequest struct {
+	ContentType string `json:"contentType"`
+}
+
+type uploadResponse struct {
+	ObjectID  string            `json:"objectId"`
+	UploadURL string            `json:"uploadUrl"`
+	Method    string            `json:"method"`
+	Headers   map[string]string `json:"headers"` // to send with the PUT, exactly
+	ExpiresAt time.Time         `json:"expiresAt"`
+}
+
+// createUpload hands out a presigned PUT URL: the image goes straight to
+// the object store, never through the API.
+func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
+	var in uploadRequest
+	if err := s.decodeBody(w, r, &in); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	if !uploadContentTypes[in.ContentType] {
+		s.problem(w, r, genpipe.Errorf(genpipe.EINVALID, "contentType must be %q or %q, not %q",
+			genpipe.ContentTypePNG, genpipe.ContentTypeJPEG, in.ContentType))
+		return
+	}
+	objectID := uuid.NewString()
+	uploadURL, err := s.objects.PresignPut(r.Context(), genpipe.UploadKey(objectID), in.ContentType, s.cfg.uploadTTL)
+	if err != nil {
+		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
+		return
+	}
+	writeJSON(w, http.StatusCreated, uploadResponse{
+		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
+		Headers:   map[string]string{"Content-Type": in.ContentType},
+		ExpiresAt: s.cfg.now().Add(s.cfg.uploadTTL).UTC(),
+	})
+}
+
+type createRequest struct {
+	ObjectID    string `json:"objectId"`
+	Style       string `json:"style"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+	WebhookURL  string `json:"webhookUrl"`
+}
+
+type acceptedResponse struct {
+	ID      string         `json:"id"`
+	Status  genpipe.Status `json:"status"`
+	Message string         `json:"message"`
+}
+
+// createRequest validates, stores the request as received, queues it in
+// Kafka, and only then answers 202. With an Idempotency-Key a retry gets the
+// same id and queues nothing new.
+func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
+	var in createRequest
+	if err := s.decodeBody(w, r, &in); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	req, err := s.validate(in, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	if err := s.requireUpload(r, req.ObjectID); err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	stored, err := s.accept(r, req)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
+		Message: "request received, please wait"})
+}
+
+// accept stores and publishes req, or returns the stored twin of a retry.
+func (s *Server) accept(r *http.Request, req *genpipe.Request) (*genpipe.Request, error) {
+	stored, created, err := s.store.CreateRequest(r.Context(), req)
+	if err != nil {
+		return nil, fmt.Errorf("store request: %w", err)
+	}
+	if !created && stored.Job != req.Job {
+		return nil, genpipe.Errorf(genpipe.ECONFLICT, "Idempotency-Key %q was used for a different request", req.IdempotencyKey)
+	}
+	if !created {
+		if _, err := s.store.Request(r.Context(), stored.ID); err == nil {
+			return stored, nil // published before: the retry gets the same answer
+		}
+	}
+	// A stored but unpublished twin means an earlier attempt got a 503:
+	// publishing now queues the request for the first time.
+	event := genpipe.NewJobEvent(genpipe.EventSubmitted, stored.ID, stored.Job, s.cfg.now())
+	value, err := genpipe.EncodeEvent(event)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.publisher.Publish(r.Context(), s.topics.Requests, stored.ID, value); err != nil {
+		s.cfg.logger.Error("queue request", "request", stored.ID, "err", err)
+		return nil, genpipe.Errorf(genpipe.EUNAVAILABLE, "the request queue is unavailable; retry later (with the same Idempotency-Key to be safe)")
+	}
+	if err := s.store.MarkPublished(r.Context(), stored.ID); err != nil {
+		return nil, fmt.Errorf("mark request %s published: %w", stored.ID, err)
+	}
+	return stored, nil
+}
+
+// validate checks a request's fields; every complaint names the field.
+func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Request, error) {
+	in.Description = strings.TrimSpace(in.Description)
+	in.Title = strings.TrimSpace(in.Title)
+	switch {
+	case in.ObjectID == "":
+		return nil, genpipe.Errorf(genpipe.EINVALID, "objectId is required: get one from POST /v1/uploads")
+	case uuid.Validate(in.ObjectID) != nil:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "objectId %q is not an id from POST /v1/uploads", in.ObjectID)
+	case in.Style == "":
+		return nil, genpipe.Errorf(genpipe.EINVALID, "style is required: one of %s", styleIDs())
+	case in.Description == "":
+		return nil, genpipe.Errorf(genpipe.EINVALID, "description is required")
+	case utf8.RuneCountInString(in.Description) > s.cfg.maxDescLen:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "description is %d characters; the maximum is %d",
+			utf8.RuneCountInString(in.Description), s.cfg.maxDescLen)
+	case utf8.RuneCountInString(in.Title) > s.cfg.maxTitleLen:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "title is over %d characters", s.cfg.maxTitleLen)
+	case len(idempotencyKey) > 200:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "Idempotency-Key is over 200 characters")
+	}
+	if _, ok := genpipe.StyleByID(in.Style); !ok {
+		return nil, genpipe.Errorf(genpipe.EINVALID, "unknown style %q: choose one of %s", in.Style, styleIDs())
+	}
+	if err := validateWebhookURL(in.WebhookURL); err != nil {
+		return nil, err
+	}
+	if in.Title == "" {
+		in.Title = defaultTitle(in.Description)
+	}
+	return &genpipe.Request{
+		ID:             uuid.NewString(),
+		Job:            genpipe.Job{ObjectID: in.ObjectID, Style: in.Style, Title: in.Title, Description: in.Description},
+		WebhookURL:     in.WebhookURL,
+		IdempotencyKey: idempotencyKey,
+		Status:         genpipe.StatusReceived,
+	}, nil
+}
+
+func validateWebhookURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return genpipe.Errorf(genpipe.EINVALID, "webhookUrl %q is not an absolute http(s) URL", raw)
+	}
+	if len(raw) > 2048 {
+		return genpipe.Errorf(genpipe.EINVALID, "webhookUrl is over 2048 characters")
+	}
+	return nil
+}
+
+// defaultTitle is the description's first line, cut at a word near 60 characters.
+func defaultTitle(description string) string {
+	title, _, _ := strings.Cut(description, "\n")
+	if utf8.RuneCountInString(title) <= 60 {
+		return title
+	}
+	runes := []rune(title)[:60]
+	if i := strings.LastIndex(string(runes), " "); i > 20 {
+		return string(runes)[:i] + "…"
+	}
+	return string(runes) + "…"
+}
+
+func styleIDs() string {
+	ids := make([]string, len(genpipe.Styles))
+	for i, st := range genpipe.Styles {
+		ids[i] = st.ID
+	}
+	return strings.Join(ids, ", ")
+}
+
+// requireUpload answers 422 when the image was never uploaded.
+func (s *Server) requireUpload(r *http.Request, objectID string) error {
+	_, err := s.objects.Stat(r.Context(), genpipe.UploadKey(objectID))
+	switch genpipe.ErrorCode(err) {
+	case "":
+		return nil
+	case genpipe.ENOTFOUND:
+		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", objectID)
+	default:
+		return genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
+	}
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
+	req, err := s.findRequest(r)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	view, err := genpipe.NewRequestView(r.Context(), req, s.objects, s.cfg.resultTTL)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// findRequest loads the request named in the path; ids are UUIDs, anything
+// else cannot exist.
+func (s *Server) findRequest(r *http.Request) (*genpipe.Request, error) {
+	id := r.PathValue("id")
+	if uuid.Validate(id) != nil {
+		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %q not found", id)
+	}
+	req, err := s.store.Request(r.Context(), id)
+	if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
+		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %q not found", id)
+	}
+	return req, err
+}
+
+// decodeBody reads one JSON object of at most maxBody bytes.
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, s.cfg.maxBody)
+	dec := json.NewDecoder(body)
+	err := dec.Decode(v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return genpipe.Errorf(genpipe.ETOOLARGE, "request body is over %d bytes", s.cfg.maxBody)
+	case errors.Is(err, io.EOF):
+		return genpipe.Errorf(genpipe.EINVALID, "request body is empty; send a JSON object")
+	case err != nil:
+		return genpipe.Errorf(genpipe.EINVALID, "malformed JSON: %v", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if errors.As(err, &tooLarge) {
+			return genpipe.Errorf(genpipe.ETOOLARGE, "request body is over %d bytes", s.cfg.maxBody)
+		}
+		return genpipe.Errorf(genpipe.EINVALID, "malformed JSON: trailing data after the object")
+	}
+	return nil
+}

@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+// Hub fans live status changes out to the SSE streams of this process. It
+// is fed from the results topic, so every API process sees every change.
+type Hub struct {
+	mu   sync.Mutex
+	subs map[string]map[chan genpipe.StatusChange]struct{}
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub { return &Hub{subs: map[string]map[chan genpipe.StatusChange]struct{}{}} }
+
+// Publish hands c to the streams watching its request. It never blocks: a
+// stream that is behind misses the live event and catches up from the
+// status store on its next poll.
+func (h *Hub) Publish(c genpipe.StatusChange) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs[c.RequestID] {
+		select {
+		case ch <- c:
+		default:
+		}
+	}
+}
+
+// Subscribe returns the live changes of request id and a cancel func.
+func (h *Hub) Subscribe(id string) (<-chan genpipe.StatusChange, func()) {
+	ch := make(chan genpipe.StatusChange, 8)
+	h.mu.Lock()
+	if h.subs[id] == nil {
+		h.subs[id] = map[chan genpipe.StatusChange]struct{}{}
+	}
+	h.subs[id][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.subs[id], ch)
+		if len(h.subs[id]) == 0 {
+			delete(h.subs, id)
+		}
+	}
+}
+
+// statusEvent is the data of one SSE event.
+type statusEvent struct {
+	ID     string              `json:"id"`
+	Status genpipe.Status      `json:"status"`
+	Result *genpipe.ResultView `json:"result,omitempty"`
+	Error  string              `json:"error,omitempty"`
+	At     time.Time           `json:"at"`
+}
+
+// streamEvents sends one SSE event per status change, oldest first, and
+// ends after a terminal status. Live changes come from the hub; the status
+// store is read at the start and then polled, so a change the hub missed
+// still arrives.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	req, err := s.findRequest(r)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		s.problem(w, r, fmt.Errorf("streaming unsupported by the response writer"))
+		return
+	}
+	live, cancel := s.hub.Subscribe(req.ID)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush()
+	st := &stream{s: s, w: w, flusher: flusher, id: req.ID}
+	st.run(r.Context(), live)
+}
+
+type stream struct {
+	s       *Server
+	w       http.ResponseWriter
+	flusher http.Flusher
+	id      string
+	rank    int // the rank of the last status sent
+}
+
+func (st *stream) run(ctx context.Context, live <-chan genpipe.StatusChange) {
+	poll := time.NewTicker(st.s.cfg.pollEvery)
+	defer poll.Stop()
+	heartbeat := time.NewTicker(st.s.cfg.heartbeat)
+	defer heartbeat.Stop()
+	for done := st.catchUp(ctx); !done; {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-live:
+			done = st.send(ctx, c)
+		case <-poll.C:
+			done = st.catchUp(ctx)
+		case <-heartbeat.C:
+			_, _ = fmt.Fprint(st.w, ": keep-alive\n\n")
+			st.flusher.Flush()
+		}
+	}
+}
+
+// catchUp sends the stored changes not yet sent; it reports whether the
+// stream is over.
+func (st *stream) catchUp(ctx context.Context) bool {
+	history, err := st.s.store.History(ctx, st.id)
+	if err != nil {
+		st.s.cfg.logger.Warn("SSE history", "request", st.id, "err", err)
+		return ctx.Err() != nil
+	}
+	for _, c := range history {
+		if c.Status == genpipe.StatusDone && c.Result == nil {
+			c.Result = st.storedResult(ctx)
+		}
+		if st.send(ctx, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// storedResult returns the result keys of a done request; history rows
+// carry only the status.
+func (st *stream) storedResult(ctx context.Context) *genpipe.Result {
+	req, err := st.s.store.Request(ctx, st.id)
+	if err != nil {
+		return nil
+	}
+	return req.Result
+}
+
+// send writes c unless an equal or later status went before; it reports
+// whether the stream is over (terminal status, or the client is gone).
+func (st *stream) send(ctx context.Context, c genpipe.StatusChange) bool {
+	if c.Status.Rank() <= st.rank || (c.Status == genpipe.StatusDone && c.Result == nil) {
+		return false // already sent, or done without its links yet: a later poll has them
+	}
+	ev := statusEvent{ID: c.RequestID, Status: c.Status, Error: c.Error, At: c.At.UTC()}
+	if c.Result != nil {
+		result, err := genpipe.NewResultView(ctx, *c.Result, st.s.objects, st.s.cfg.resultTTL)
+		if err != nil {
+			st.s.cfg.logger.Warn("SSE result links", "request", st.id, "err", err)
+			return false // a later poll retries
+		}
+		ev.Result = &result
+	}
+	data, _ := json.Marshal(ev)
+	if _, err := fmt.Fprintf(st.w, "id: %d\nevent: status\ndata: %s\n\n", c.Status.Rank(), data); err != nil {
+		return true
+	}
+	st.flusher.Flush()
+	st.rank = c.Status.Rank()
+	return c.Status.Terminal()
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"image/png"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/genpipe/genpipe/notifier"
+)
+
+func TestE2EUploadToSlide(t *testing.T) {
+	hooks := newWebhookReceiver(t)
+	u := uploadImage(t, "image/png", pngImage(t, 320, 200))
+	var a accepted
+	resp := call(t, "POST", "/v1/requests", map[string]string{
+		"objectId": u.ObjectID, "style": "sunset", "title": "Quarterly results",
+		"description": "Revenue grew 40% year over year, driven by the new slide service.",
+		"webhookUrl":  hooks.url,
+	}, nil, &a)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/requests: %s", resp.Status)
+	}
+	if a.Status != "received" || a.Message != "request received, please wait" || a.ID == "" {
+		t.Fatalf("202 body = %+v", a)
+	}
+	v := waitTerminal(t, a.ID, 30*time.Second)
+	if v.Status != "done" || v.Result == nil {
+		t.Fatalf("request ended %s (%s), want done with a result", v.Status, v.Error)
+	}
+	checkPNG(t, download(t, v.Result.PNGURL))
+	checkPDF(t, download(t, v.Result.PDFURL))
+	checkPPTX(t, download(t, v.Result.PPTXURL))
+
+	delivery := hooks.wait(t, 15*time.Second)
+	if !notifier.Verify([]byte(sys.WebhookSecret), delivery.body, delivery.signature) {
+		t.Fatalf("webhook signature %q does not verify", delivery.signature)
+	}
+	var hv requestView
+	if err := json.Unmarshal(delivery.body, &hv); err != nil {
+		t.Fatalf("webhook body %q: %v", delivery.body, err)
+	}
+	if hv.ID != a.ID || hv.Status != "done" || hv.Result == nil {
+		t.Fatalf("webhook payload = %+v, want done with result for %s", hv, a.ID)
+	}
+	checkPNG(t, download(t, hv.Result.PNGURL))
+}
+
+func checkPNG(t *testing.T, data []byte) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("slide PNG does not decode: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != 1920 || b.Dy() != 1080 {
+		t.Fatalf("slide PNG is %dx%d, want 1920x1080", b.Dx(), b.Dy())
+	}
+}
+
+func checkPDF(t *testing.T, data []byte) {
+	t.Helper()
+	if !bytes.HasPrefix(data, []byte("%PDF-")) || !bytes.Contains(data[max(0, len(data)-64):], []byte("%%EOF")) {
+		t.Fatalf("slide PDF is not a PDF (%d bytes, starts %q)", len(data), data[:min(16, len(data))])
+	}
+}
+
+func checkPPTX(t *testing.T, data []byte) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("slide PPTX is not a zip: %v", err)
+	}
+	parts := map[string]bool{}
+	for _, f := range zr.File {
+		parts[f.Name] = true
+	}
+	for _, want := range []string{"[Content_Types].xml", "ppt/presentation.xml", "ppt/slides/slide1.xml"} {
+		if !parts[want] {
+			t.Fatalf("slide PPTX lacks %s; has %v", want, parts)
+		}
+	}
+}
+
+func TestE2ENonImageRejected(t *testing.T) {
+	cases := map[string][]byte{
+		"text file":   []byte("this is not an image at all"),
+		"small image": pngImage(t, 10, 10),
+	}
+	reasons := map[string]string{"text file": "PNG or JPEG", "small image": "64"}
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			u := uploadImage(t, "image/png", body)
+			var a accepted
+			call(t, "POST", "/v1/requests", map[string]string{"objectId": u.ObjectID, "style": "minimal", "description": "x"}, nil, &a)
+			v := waitTerminal(t, a.ID, 30*time.Second)
+			if v.Status != "rejected" || !strings.Contains(v.Error, reasons[name]) {
+				t.Fatalf("ended %s with error %q; want rejected mentioning %q", v.Status, v.Error, reasons[name])
+			}
+		})
+	}
+}
+
+func TestE2ESSEEventsInOrder(t *testing.T) {
+	u := uploadImage(t, "image/png", pngImage(t, 128, 128))
+	var a accepted
+	call(t, "POST", "/v1/requests", map[string]string{"objectId": u.ObjectID, "style": "neon", "description": "Live updates"}, nil, &a)
+	resp, err := http.Get(sys.API + "/v1/requests/" + a.ID + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+	var statuses []string
+	scanner := bufio.NewScanner(resp.Body)
+	for scanner.Scan() { // the stream ends by itself after the terminal status
+		if data, ok := strings.CutPrefix(scanner.Text(), "data: "); ok {
+			var ev struct {
+				Status string `json:"status"`
+				Result *struct {
+					PNGURL string `json:"pngUrl"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal([]byte(data), &ev); err != nil {
+				t.Fatalf("event data %q: %v", data, err)
+			}
+			statuses = append(statuses, ev.Status)
+			if ev.Status == "done" && (ev.Result == nil || ev.Result.PNGURL == "") {
+				t.Fatalf("done event without result links: %s", data)
+			}
+		}
+	}
+	want := []string{"received", "checking", "generating", "done"}
+	if strings.Join(statuses, ",") != strings.Join(want, ",") {
+		t.Fatalf("SSE statuses = %v, want %v", statuses, want)
+	}
+}
+
+func TestE2EIdempotencyKey(t *testing.T) {
+	u := uploadImage(t, "image/jpeg", pngImage(t, 100, 100)) // the check decides the real type
+	body := map[string]string{"objectId": u.ObjectID, "style": "forest", "description": "Once only"}
+	key := map[string]string{"Idempotency-Key": "test-" + u.ObjectID}
+	var first, second accepted
+	if resp := call(t, "POST", "/v1/requests", body, key, &first); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("first POST: %s", resp.Status)
+	}
+	if resp := call(t, "POST", "/v1/requests", body, key, &second); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("retry POST: %s", resp.Status)
+	}
+	if first.ID != second.ID {
+		t.Fatalf("retry with the same Idempotency-Key got id %s, first got %s", second.ID, first.ID)
+	}
+	body["description"] = "Something else"
+	var p problem
+	if resp := call(t, "POST", "/v1/requests", body, key, &p); resp.StatusCode != http.StatusConflict {
+		t.Fatalf("same key, other body: %s, want 409", resp.Status)
+	}
+}
+
+type problem struct {
+	Status int    `json:"status"`
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+}
+
+// webhookReceiver records signed webhook POSTs.
+type webhookReceiver struct {
+	url  string
+	mu   sync.Mutex
+	got  []delivery
+	cond chan struct{}
+}
+
+type delivery struct {
+	body      []byte
+	signature string
+}
+
+func newWebhookReceiver(t *testing.T) *webhookReceiver {
+	r := &webhookReceiver{cond: make(chan struct{}, 16)}
+	srv := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, delivery{body: body, signature: req.Header.Get(notifier.SignatureHeader)})
+		r.mu.Unlock()
+		r.cond <- struct{}{}
+	}))
+	r.url = srv + "/hook"
+	return r
+}
+
+func (r *webhookReceiver) wait(t *testing.T, timeout time.Duration) delivery {
+	t.Helper()
+	select {
+	case <-r.cond:
+	case <-time.After(timeout):
+		t.Fatalf("no webhook within %s", timeout)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[len(r.got)-1]
+}

@@ -1,0 +1,65 @@
+// Command genpipe runs the genpipe slide pipeline: the whole system in one
+// process on embedded defaults (genpipe up), or each part as its own
+// process against real Kafka, S3 and a database.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `genpipe — an asynchronous generative-AI slide pipeline on Kafka
+
+Usage:
+  genpipe up                              the whole system in one process, embedded defaults
+  genpipe broker                          an embedded Kafka-protocol broker (kfake)
+  genpipe objectstore                     an embedded S3 server (versitygw, SigV4 enforced)
+  genpipe aisim --model check|generate    a simulated AI service
+  genpipe api                             the HTTP API and web page
+  genpipe worker --stage check|generate   a stage worker
+  genpipe notifier                        status store writer and webhook sender
+
+Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
+GENPIPE_* environment variable named in its help.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "genpipe:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run dispatches to a subcommand. Output meant for people (URLs, tables)
+// goes to stdout, logs to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	commands := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"up":          cmdUp,
+		"broker":      cmdBroker,
+		"objectstore": cmdObjectStore,
+		"aisim":       cmdAISim,
+		"api":         cmdAPI,
+		"worker":      cmdWorker,
+		"notifier":    cmdNotifier,
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	return cmd(ctx, args[1:], stdout, stderr)
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/notifier"
+	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/sqlite"
+	"github.com/genpipe/genpipe/worker"
+)
+
+// This file holds one runner per part. The standalone commands and `up`
+// call the same runners: there is one code path.
+
+// Consumer group names.
+const (
+	groupCheck    = "genpipe-check"
+	groupGenerate = "genpipe-generate"
+	groupNotifier = "genpipe-notifier"
+)
+
+// runAPI serves the API on ln until ctx is done; ready is called once it
+// is set up, just before it serves.
+func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger, ready func()) error {
+	store, err := openStore(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	objects, err := openObjects(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	producer, err := openProducer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	hub := api.NewHub()
+	server := api.NewServer(store, objects, producer, hub, cfg.Topics, api.WithLogger(log),
+		api.WithReadinessCheck("kafka", producer.Ping),
+		api.WithReadinessCheck("objectstore", objects.Ping),
+		api.WithReadinessCheck("database", store.Ping))
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return tailStatus(ctx, cfg, hub, log) })
+	g.Go(func() error {
+		if ready != nil {
+			ready()
+		}
+		return serveHTTP(ctx, ln, server.Handler(), log)
+	})
+	return g.Wait()
+}
+
+// tailStatus feeds every status event to the hub of SSE streams.
+func tailStatus(ctx context.Context, cfg *config, hub *api.Hub, log *slog.Logger) error {
+	return kafka.Tail(ctx, cfg.brokerList(), cfg.Topics.Results, func(r *kgo.Record) {
+		e, err := genpipe.DecodeEvent(r.Value)
+		if err != nil || e.Type != genpipe.EventStatus {
+			log.Debug("status feed: skipping record", "offset", r.Offset, "err", err)
+			return
+		}
+		hub.Publish(e.StatusChange())
+	})
+}
+
+// runWorker runs one AI stage until ctx is done.
+func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger) error {
+	objects, err := openObjects(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	producer, err := openProducer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	var (
+		handle   func(context.Context, []byte) error
+		topic    string
+		group    string
+		capacity int
+	)
+	switch stage {
+	case "check":
+		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL), objects, producer, cfg.Topics, worker.WithLogger(log)).Handle
+		topic, group, capacity = cfg.Topics.Requests, groupCheck, cfg.CheckCapacity
+	case "generate":
+		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL), objects, producer, cfg.Topics, worker.WithLogger(log)).Handle
+		topic, group, capacity = cfg.Topics.Checked, groupGenerate, cfg.GenerateCapacity
+	default:
+		return fmt.Errorf("unknown stage %q: want check or generate", stage)
+	}
+	return consume(ctx, cfg, group, topic, capacity, handle, log)
+}
+
+// runNotifier records status events and sends webhooks until ctx is done.
+func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
+	if cfg.WebhookSecret == "" {
+		return errors.New("a webhook secret is required (-webhook-secret or $GENPIPE_WEBHOOK_SECRET)")
+	}
+	store, err := openStore(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	objects, err := openObjects(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log))
+	// One record at a time keeps each request's changes in topic order, so
+	// its history has every step; a status write takes about a millisecond.
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.RunWebhooks(ctx) })
+	g.Go(func() error { return consume(ctx, cfg, groupNotifier, cfg.Topics.Results, 1, n.Handle, log) })
+	return g.Wait()
+}
+
+// runAISim serves a simulated AI service on ln until ctx is done.
+func runAISim(ctx context.Context, model string, ln net.Listener, latency time.Duration, capacity int, log *slog.Logger) error {
+	opts := []aisim.Option{aisim.WithLatency(latency), aisim.WithCapacity(capacity), aisim.WithLogger(log)}
+	var svc *aisim.Service
+	switch model {
+	case "check":
+		svc = aisim.NewCheckService(opts...)
+	case "generate":
+		svc = aisim.NewGenerateService(opts...)
+	default:
+		return fmt.Errorf("unknown model %q: want check or generate", model)
+	}
+	return serveHTTP(ctx, ln, svc.Handler(), log)
+}
+
+// consume runs handle over topic in group with at most capacity records in
+// flight, so the AI behind it never sees more than its capacity.
+func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle func(context.Context, []byte) error, log *slog.Logger) error {
+	if err := kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...); err != nil {
+		return err
+	}
+	c, err := kafka.NewConsumer(cfg.brokerList(), group, []string{topic},
+		func(ctx context.Context, r *kgo.Record) error { return handle(ctx, r.Value) },
+		kafka.WithConcurrency(capacity), kafka.WithMaxPollRecords(capacity), kafka.WithConsumerLogger(log))
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", group, err)
+	}
+	log.Info("consuming", "topic", topic, "group", group, "concurrency", capacity)
+	return c.Run(ctx)
+}
+
+func openProducer(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Producer, error) {
+	if err := kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...); err != nil {
+		return nil, err
+	}
+	p, err := kafka.NewProducer(cfg.brokerList(), kafka.WithProducerLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	return p, nil
+}
+
+func openObjects(ctx context.Context, cfg *config, log *slog.Logger) (*s3.Store, error) {
+	if err := required("s3-access-key", cfg.S3AccessKey, "s3-secret-key", cfg.S3SecretKey); err != nil {
+		return nil, err
+	}
+	store, err := s3.New(cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey,
+		s3.WithRegion(cfg.S3Region), s3.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("object store: %w", err)
+	}
+	if err := store.EnsureBucket(ctx); err != nil {
+		return nil, fmt.Errorf("object store: %w", err)
+	}
+	return store, nil
+}
+
+// openStore opens the status database named by a URL: sqlite:PATH.
+func openStore(ctx context.Context, url string, log *slog.Logger) (*sqlite.Store, error) {
+	path, ok := strings.CutPrefix(url, "sqlite:")
+	if !ok {
+		return nil, fmt.Errorf("database URL %q: this build supports sqlite:PATH", url)
+	}
+	store, err := sqlite.Open(ctx, path, sqlite.WithLogger(log))
+	if err != nil {
+		return nil, fmt.Errorf("status database: %w", err)
+	}
+	return store, nil
+}
+
+// listen opens a TCP listener and returns it with its http:// URL.
+func listen(addr string) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, "http://" + ln.Addr().String(), nil
+}
+
+// serveHTTP serves h on ln until ctx is done, then shuts down gracefully.
+// Handlers' contexts end with ctx, so SSE streams close at shutdown.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	url := "http://" + ln.Addr().String()
+	log.Info("serving", "url", url)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", url, err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down %s: %w", url, err)
+	}
+	return nil
+}

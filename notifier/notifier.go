@@ -1,0 +1,128 @@
+// Package notifier is the last stage: it reads status events from the
+// results topic, records them in the status store (the source of truth for
+// GET and SSE), and sends "bot messages": a signed webhook POST for each
+// terminal status of a request that asked for one.
+//
+// Webhooks go through an outbox in the status store, so a crash never loses
+// one and a failing receiver never holds up the topic.
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+// Notifier records status changes and delivers webhooks.
+type Notifier struct {
+	store   genpipe.RequestStore
+	objects genpipe.ObjectStore
+	secret  []byte
+	cfg     config
+}
+
+type config struct {
+	client       *http.Client
+	retryWindow  time.Duration
+	maxDelay     time.Duration
+	resultTTL    time.Duration
+	pollInterval time.Duration
+	concurrency  int
+	logger       *slog.Logger
+	now          func() time.Time
+}
+
+// Option configures a Notifier.
+type Option func(*config)
+
+// WithHTTPClient sets the client for webhook POSTs, overriding one with a
+// 10 s timeout: a receiver slower than that counts as failed and is retried.
+func WithHTTPClient(c *http.Client) Option { return func(cfg *config) { cfg.client = c } }
+
+// WithRetryWindow sets how long a failing webhook receiver keeps getting
+// retries, overriding 1 hour. After it the delivery is abandoned (GET and
+// SSE still show the status).
+func WithRetryWindow(d time.Duration) Option { return func(cfg *config) { cfg.retryWindow = d } }
+
+// WithMaxRetryDelay caps the exponential delay between webhook attempts,
+// overriding 5 minutes.
+func WithMaxRetryDelay(d time.Duration) Option { return func(cfg *config) { cfg.maxDelay = d } }
+
+// WithResultTTL sets how long the result links in a webhook stay valid,
+// overriding 24 hours: a bot message is read later than a web page.
+func WithResultTTL(d time.Duration) Option { return func(cfg *config) { cfg.resultTTL = d } }
+
+// WithPollInterval sets how often the outbox is checked for due
+// deliveries, overriding 250 ms.
+func WithPollInterval(d time.Duration) Option { return func(cfg *config) { cfg.pollInterval = d } }
+
+// WithConcurrency sets how many webhook POSTs run at once, overriding 8.
+func WithConcurrency(n int) Option { return func(cfg *config) { cfg.concurrency = max(n, 1) } }
+
+// WithLogger sets the logger, overriding slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
+
+// New returns a Notifier that signs webhooks with secret.
+func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte, opts ...Option) *Notifier {
+	cfg := config{
+		client:       &http.Client{Timeout: 10 * time.Second},
+		retryWindow:  time.Hour,
+		maxDelay:     5 * time.Minute,
+		resultTTL:    24 * time.Hour,
+		pollInterval: 250 * time.Millisecond,
+		concurrency:  8,
+		logger:       slog.Default(),
+		now:          time.Now,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Notifier{store: store, objects: objects, secret: secret, cfg: cfg}
+}
+
+// Handle records one status event of the results topic and, for a terminal
+// status of a request with a webhook, queues its delivery. It is idempotent:
+// a redelivered event changes nothing and queues nothing twice. It returns
+// an error only when the status store failed; the record must then be
+// processed again.
+func (n *Notifier) Handle(ctx context.Context, value []byte) error {
+	e, err := genpipe.DecodeEvent(value)
+	if err == nil && e.Type != genpipe.EventStatus {
+		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the results topic", e.Type)
+	}
+	if err != nil {
+		n.cfg.logger.Error("skipping poison record", "stage", "notify", "err", err)
+		return nil
+	}
+	if _, err := n.store.ApplyStatus(ctx, e.StatusChange()); err != nil {
+		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
+			n.cfg.logger.Warn("status for an unknown request", "request", e.RequestID, "status", e.Status)
+			return nil
+		}
+		return fmt.Errorf("notifier: record %s: %w", e, err)
+	}
+	if !e.Status.Terminal() {
+		return nil
+	}
+	return n.enqueueWebhook(ctx, e)
+}
+
+func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event) error {
+	r, err := n.store.Request(ctx, e.RequestID)
+	if err != nil {
+		return fmt.Errorf("notifier: read request %s: %w", e.RequestID, err)
+	}
+	if r.WebhookURL == "" {
+		return nil
+	}
+	d := genpipe.WebhookDelivery{RequestID: r.ID, Status: e.Status, URL: r.WebhookURL,
+		State: genpipe.WebhookPending, NextAttemptAt: n.cfg.now(), CreatedAt: n.cfg.now()}
+	if err := n.store.EnqueueWebhook(ctx, d); err != nil {
+		return fmt.Errorf("notifier: queue webhook of %s: %w", r.ID, err)
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need (Debian packages, as
+# root), checks formatting and vet, then runs every test with the race
+# detector. CI runs exactly this (.ci/run).
+#
+#   ./scripts/test.sh            the default suite (a few minutes on 2 cores)
+#   ./scripts/test.sh -run E2E   extra arguments go to `go test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_packages=()
+command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+if ((${#need_packages[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing ${need_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+  else
+    echo "!!! cannot install ${need_packages[*]} (not root or no apt-get): the browser test will FAIL" >&2
+  fi
+fi
+# The browser test must run here, not skip quietly.
+export GENPIPE_REQUIRE_BROWSER=1
+
+echo "==> gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on:" >&2; echo "$unformatted" >&2; exit 1
+fi
+echo "==> go vet"
+go vet ./...
+echo "==> go test -race"
+go test -race -count=1 -timeout 20m "$@" ./...

@@ -1,0 +1,137 @@
+// Package worker holds the two AI stages of the pipeline as record
+// handlers: Check reads submitted requests and asks the Checking AI, Generate
+// reads checked requests and asks the Generative AI. A handler owns its
+// retries: the Kafka consumer that runs it only commits, it never retries.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/backoff"
+)
+
+// Option configures a stage.
+type Option func(*config)
+
+type config struct {
+	retry        backoff.Policy
+	publishRetry backoff.Policy
+	urlTTL       time.Duration
+	logger       *slog.Logger
+	now          func() time.Time
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		retry:        backoff.Default,
+		publishRetry: backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second},
+		urlTTL:       15 * time.Minute,
+		logger:       slog.Default(),
+		now:          time.Now,
+	}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// WithRetry sets how an AI call that answers 429, 5xx or times out is
+// retried, overriding backoff.Default. After the last attempt the request
+// becomes failed with the reason.
+func WithRetry(p backoff.Policy) Option { return func(c *config) { c.retry = p } }
+
+// WithURLTTL sets how long the presigned URLs handed to an AI service stay
+// valid, overriding 15 minutes. It must outlast the call with its retries.
+func WithURLTTL(d time.Duration) Option { return func(c *config) { c.urlTTL = d } }
+
+// WithLogger sets the logger, overriding slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// stage holds what both stages do around their AI call.
+type stage struct {
+	config
+	name      string
+	objects   genpipe.ObjectStore
+	publisher genpipe.Publisher
+	topics    genpipe.Topics
+}
+
+// decode parses a record value as an event of the wanted type. A poison
+// record is logged and reported as ok=false so the consumer moves on.
+func (s *stage) decode(value []byte, want genpipe.EventType) (genpipe.Event, bool) {
+	e, err := genpipe.DecodeEvent(value)
+	if err == nil && e.Type != want {
+		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the %s stage's topic", e.Type, s.name)
+	}
+	if err != nil {
+		s.logger.Error("skipping poison record", "stage", s.name, "err", err, "value", truncate(value, 200))
+		return genpipe.Event{}, false
+	}
+	return e, true
+}
+
+// setStatus publishes a status change to the results topic.
+func (s *stage) setStatus(ctx context.Context, id string, status genpipe.Status, result *genpipe.Result, reason string) error {
+	c := genpipe.StatusChange{RequestID: id, Status: status, Result: result, Error: reason, At: s.now()}
+	return s.publish(ctx, s.topics.Results, genpipe.NewStatusEvent(c))
+}
+
+// publish writes an event keyed by its request id. Kafka being away is not
+// a reason to drop a request: it retries until ctx is done.
+func (s *stage) publish(ctx context.Context, topic string, e genpipe.Event) error {
+	value, err := genpipe.EncodeEvent(e)
+	if err != nil {
+		return fmt.Errorf("%s: encode %s: %w", s.name, e, err)
+	}
+	for attempt := 1; ; attempt++ {
+		err = s.publisher.Publish(ctx, topic, e.RequestID, value)
+		if err == nil {
+			return nil
+		}
+		s.logger.Warn("publish failed, retrying", "stage", s.name, "topic", topic, "request", e.RequestID, "attempt", attempt, "err", err)
+		if err := backoff.Sleep(ctx, s.publishRetry.Delay(attempt)); err != nil {
+			return fmt.Errorf("%s: publish %s to %s: %w", s.name, e, topic, err)
+		}
+	}
+}
+
+// callAI runs call until it succeeds, fails for good, or runs out of
+// attempts; it returns the attempts made and the last error.
+func (s *stage) callAI(ctx context.Context, id string, call func(context.Context) error) (int, error) {
+	var err error
+	for attempt := 1; attempt <= s.retry.MaxAttempts(); attempt++ {
+		if err = call(ctx); err == nil || !retryable(err) || ctx.Err() != nil {
+			return attempt, err
+		}
+		if attempt == s.retry.MaxAttempts() {
+			return attempt, err
+		}
+		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
+		if serr := backoff.Sleep(ctx, s.retry.Delay(attempt)); serr != nil {
+			return attempt, serr
+		}
+	}
+	return s.retry.MaxAttempts(), err
+}
+
+// retryable reports whether an AI error may pass: over capacity, or down.
+func retryable(err error) bool {
+	code := genpipe.ErrorCode(err)
+	return code == genpipe.ETOOMANY || code == genpipe.EUNAVAILABLE || code == genpipe.EINTERNAL
+}
+
+// failure is the reason shown to the user when an AI call failed for good.
+func failure(what string, attempts int, err error) string {
+	return fmt.Sprintf("%s failed after %d attempt(s): %s", what, attempts, genpipe.ErrorMessage(err))
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
