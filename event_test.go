@@ -45,9 +45,9 @@ func TestDecodeEventRefusesPoison(t *testing.T) {
 		`not json`: "undecodable",
 		`{"v":2,"type":"request.submitted","requestId":"r","job":{"objectId":"o","style":"s"}}`: "version 2",
 		`{"v":1,"type":"request.exploded","requestId":"r"}`:                                     "unknown event type",
-		`{"v":1,"type":"request.submitted","job":{"objectId":"o","style":"s"}}`:                  "requestId",
-		`{"v":1,"type":"request.submitted","requestId":"r"}`:                                     "complete job",
-		`{"v":1,"type":"request.status","requestId":"r","status":"exploded"}`:                    "unknown status",
+		`{"v":1,"type":"request.submitted","job":{"objectId":"o","style":"s"}}`:                 "requestId",
+		`{"v":1,"type":"request.submitted","requestId":"r"}`:                                    "complete job",
+		`{"v":1,"type":"request.status","requestId":"r","status":"exploded"}`:                   "unknown status",
 		`{}`: "version 0",
 	}
 	for value, reason := range cases {

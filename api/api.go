@@ -7,6 +7,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -90,7 +91,37 @@ func NewServer(store genpipe.RequestStore, objects genpipe.ObjectStore, publishe
 }
 
 // Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP answers requests no route matches with problem+json too: the
+// mux decides 404 or 405 (and the Allow header), we write the body.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	verdict := &headerOnly{header: http.Header{}}
+	h.ServeHTTP(verdict, r)
+	if allow := verdict.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	if verdict.status == http.StatusMethodNotAllowed {
+		writeProblem(w, verdict.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, verdict.header.Get("Allow")))
+		return
+	}
+	s.problem(w, r, genpipe.Errorf(genpipe.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+// headerOnly keeps a handler's status and headers and drops its body.
+type headerOnly struct {
+	header http.Header
+	status int
+}
+
+func (h *headerOnly) Header() http.Header         { return h.header }
+func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerOnly) WriteHeader(status int)      { h.status = status }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/uploads", s.createUpload)
@@ -103,10 +134,7 @@ func (s *Server) routes() {
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	static, _ := fs.Sub(webFS, "web")
-	s.mux.Handle("GET /", http.FileServerFS(static))
-	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		s.problem(w, r, genpipe.Errorf(genpipe.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	s.mux.Handle("GET /{$}", http.FileServerFS(static))
 }
 
 func (s *Server) listStyles(w http.ResponseWriter, r *http.Request) {

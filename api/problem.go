@@ -42,13 +42,17 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "2")
 	}
+	writeProblem(w, status, code, genpipe.ErrorMessage(err))
+}
+
+func writeProblem(w http.ResponseWriter, status int, code, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Problem{
 		Type:   "urn:genpipe:problem:" + code,
 		Title:  http.StatusText(status),
 		Status: status,
-		Detail: genpipe.ErrorMessage(err),
+		Detail: detail,
 		Code:   code,
 	})
 }

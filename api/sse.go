@@ -97,23 +97,46 @@ type stream struct {
 	rank    int // the rank of the last status sent
 }
 
+// run sends the stored history, then follows the request. A live event is
+// a wake-up: the stream rereads the status store, which recorded every
+// change in topic order, so a client never sees a step skipped. Only when
+// the store lags behind a live event for lagTolerance (its writer is down)
+// is the live event sent directly.
 func (st *stream) run(ctx context.Context, live <-chan genpipe.StatusChange) {
-	poll := time.NewTicker(st.s.cfg.pollEvery)
-	defer poll.Stop()
+	const behindPoll, lagTolerance = 50 * time.Millisecond, 3 * time.Second
 	heartbeat := time.NewTicker(st.s.cfg.heartbeat)
 	defer heartbeat.Stop()
+	poll := time.NewTimer(st.s.cfg.pollEvery)
+	defer poll.Stop()
+	var ahead *genpipe.StatusChange // the newest live change not yet sent
+	var aheadSince time.Time
 	for done := st.catchUp(ctx); !done; {
 		select {
 		case <-ctx.Done():
 			return
 		case c := <-live:
-			done = st.send(ctx, c)
+			if c.Status.Rank() > st.rank && (ahead == nil || c.Status.Rank() > ahead.Status.Rank()) {
+				ahead, aheadSince = &c, time.Now()
+			}
 		case <-poll.C:
-			done = st.catchUp(ctx)
 		case <-heartbeat.C:
 			_, _ = fmt.Fprint(st.w, ": keep-alive\n\n")
 			st.flusher.Flush()
+			continue
 		}
+		done = st.catchUp(ctx)
+		if ahead != nil && ahead.Status.Rank() <= st.rank {
+			ahead = nil
+		}
+		if !done && ahead != nil && time.Since(aheadSince) > lagTolerance {
+			st.s.cfg.logger.Warn("status store lags behind the results topic", "request", st.id, "status", ahead.Status)
+			done, ahead = st.send(ctx, *ahead), nil
+		}
+		next := st.s.cfg.pollEvery
+		if ahead != nil {
+			next = behindPoll
+		}
+		poll.Reset(next)
 	}
 }
 

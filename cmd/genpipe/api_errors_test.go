@@ -50,7 +50,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"non-uuid request", "GET", "/v1/requests/nope", nil, 404, "not found"},
 		{"unknown request events", "GET", "/v1/requests/0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a/events", nil, 404, "not found"},
 		{"unknown endpoint", "GET", "/v1/nothing", nil, 404, "no such endpoint"},
-		{"wrong method", "DELETE", "/v1/styles", nil, 405, ""},
+		{"wrong method", "DELETE", "/v1/styles", nil, 405, "not allowed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -58,9 +58,6 @@ func TestAPIBadInput(t *testing.T) {
 			resp := call(t, c.method, c.path, c.body, nil, &p)
 			if resp.StatusCode != c.status {
 				t.Fatalf("status %d, want %d (detail %q)", resp.StatusCode, c.status, p.Detail)
-			}
-			if c.status == 405 {
-				return // the standard mux answers 405 itself, with an Allow header
 			}
 			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
 				t.Fatalf("Content-Type %q, want application/problem+json", ct)

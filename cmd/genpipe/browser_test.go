@@ -23,7 +23,7 @@ func TestBrowserMakesASlide(t *testing.T) {
 	}
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(sys.API+"/"),
-		chromedp.WaitVisible(`#style option[value="forest"]`, chromedp.NodeReady),
+		chromedp.WaitReady(`#style option[value="forest"]`),
 		chromedp.SetUploadFiles(`#image`, []string{imagePath}),
 		chromedp.SetValue(`#style`, "forest"),
 		chromedp.SendKeys(`#description`, "Browser test: a slide made through the web page."),
@@ -86,7 +86,7 @@ func browser(t *testing.T) context.Context {
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	return ctx
 }

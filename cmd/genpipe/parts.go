@@ -76,7 +76,7 @@ func tailStatus(ctx context.Context, cfg *config, hub *api.Hub, log *slog.Logger
 			return
 		}
 		hub.Publish(e.StatusChange())
-	})
+	}, kafka.WithTailLogger(log))
 }
 
 // runWorker runs one AI stage until ctx is done.

@@ -52,6 +52,13 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // and database, the simulated AIs, and the same part runners as the
 // standalone commands. started gets the URLs once everything serves.
 func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)) error {
+	// Absolute, because the embedded object store changes the process's
+	// working directory while it runs.
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	cfg.DataDir = dataDir
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

@@ -1,0 +1,129 @@
+// Package aiclient is the HTTP client of genpipe's two AI services: Checker
+// implements genpipe.Checker against POST {base}/v1/check and Generator
+// implements genpipe.Generator against POST {base}/v1/generate. Package
+// aisim serves the same contract.
+//
+// Errors carry genpipe codes, which tell a worker whether to retry:
+//
+//	429                         genpipe.ETOOMANY (see RetryAfter)
+//	5xx, timeout, network error genpipe.EUNAVAILABLE
+//	other 4xx                   genpipe.EINVALID, with the service's problem detail
+//
+// An error's genpipe message is written for the user whose request failed;
+// its Error() string adds the cause for logs.
+package aiclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+// DefaultTimeout bounds one call. It is generous on purpose: a call holds
+// the service for its latency (3 s for the Generative AI) plus fetching the
+// image, rendering and uploading, all of which slow down when the service
+// runs 64 calls at once. Giving up on a call the service is still doing
+// would waste its capacity and pay for the call twice when the worker
+// retries, so the timeout only catches a service that hangs.
+const DefaultTimeout = 60 * time.Second
+
+// Option configures a Checker or a Generator.
+type Option func(*config)
+
+type config struct {
+	client  *http.Client
+	timeout time.Duration
+	logger  *slog.Logger
+}
+
+// WithHTTPClient sets the HTTP client. The default has its own transport
+// keeping up to 128 idle connections per host, because workers call with
+// up to 64 requests at once and net/http's default of 2 would make most
+// calls open a new connection. The client's own Timeout, if any, applies
+// on top of WithTimeout.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) { c.client = hc }
+}
+
+// WithTimeout bounds each call; see DefaultTimeout for the default and why
+// it is long. 0 or less means no bound beyond the caller's context.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) { c.timeout = d }
+}
+
+// WithLogger sets the logger. Default: discard. Failed calls are logged at
+// debug level; the worker that called decides what deserves more.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+func newConfig(opts []Option) config {
+	c := config{timeout: DefaultTimeout}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.client == nil {
+		c.client = &http.Client{Transport: newTransport()}
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func newTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	return t
+}
+
+// Checker is the client of the Checking AI. It is safe for concurrent use.
+type Checker struct{ c *client }
+
+// NewChecker returns a client of the Checking AI at baseURL
+// (e.g. "http://127.0.0.1:8081").
+func NewChecker(baseURL string, opts ...Option) *Checker {
+	return &Checker{c: newClient("checking AI", baseURL, "/v1/check", opts)}
+}
+
+// Check asks the Checking AI about in.ImageURL. A refused image is not an
+// error: it is a verdict with Pass false and a Reason.
+func (c *Checker) Check(ctx context.Context, in genpipe.CheckInput) (genpipe.CheckVerdict, error) {
+	var v genpipe.CheckVerdict
+	if err := c.c.call(ctx, in, &v); err != nil {
+		return genpipe.CheckVerdict{}, fmt.Errorf("aiclient: check %s: %w", in.RequestID, err)
+	}
+	return v, nil
+}
+
+// Generator is the client of the Generative AI. It is safe for concurrent use.
+type Generator struct{ c *client }
+
+// NewGenerator returns a client of the Generative AI at baseURL.
+func NewGenerator(baseURL string, opts ...Option) *Generator {
+	return &Generator{c: newClient("generative AI", baseURL, "/v1/generate", opts)}
+}
+
+// Generate asks the Generative AI for a slide; it returns once the service
+// has written all of in.Outputs.
+func (g *Generator) Generate(ctx context.Context, in genpipe.GenerateInput) error {
+	if err := g.c.call(ctx, in, nil); err != nil {
+		return fmt.Errorf("aiclient: generate %s: %w", in.RequestID, err)
+	}
+	return nil
+}
+
+var (
+	_ genpipe.Checker   = (*Checker)(nil)
+	_ genpipe.Generator = (*Generator)(nil)
+)
+
+func newClient(name, baseURL, path string, opts []Option) *client {
+	return &client{name: name, endpoint: strings.TrimRight(baseURL, "/") + path, cfg: newConfig(opts)}
+}

@@ -1,0 +1,180 @@
+package aiclient
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+// maxResponseBytes bounds what is read of an answer.
+const maxResponseBytes = 1 << 20
+
+// client makes the calls of one AI service.
+type client struct {
+	name     string // for messages: "checking AI"
+	endpoint string
+	cfg      config
+}
+
+// call POSTs in as JSON and decodes a 2xx answer into out (nil: discard).
+func (c *client) call(ctx context.Context, in, out any) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode input: %w", err)
+	}
+	if c.cfg.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EINVALID, "the %s address is not valid", c.name), err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	resp, err := c.cfg.client.Do(req)
+	if err != nil {
+		return c.failed(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		err = c.statusError(resp)
+	} else {
+		err = c.decode(ctx, resp.Body, out)
+	}
+	if err != nil {
+		c.cfg.logger.Debug("AI call failed", "service", c.name, "status", resp.StatusCode, "err", err)
+	}
+	return err
+}
+
+// decode reads a successful answer into out.
+func (c *client) decode(ctx context.Context, body io.Reader, out any) error {
+	r := io.LimitReader(body, maxResponseBytes)
+	if out == nil {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return c.failed(ctx, err)
+		}
+		return nil
+	}
+	if err := json.NewDecoder(r).Decode(out); err != nil {
+		if ctx.Err() != nil {
+			return c.failed(ctx, err)
+		}
+		return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s answered malformed JSON", c.name), err)
+	}
+	return nil
+}
+
+// failed is a call that got no complete answer: a network error or a
+// timeout. Either may pass, so it is EUNAVAILABLE.
+func (c *client) failed(ctx context.Context, err error) error {
+	msg := fmt.Sprintf("the %s is unreachable", c.name)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		msg = fmt.Sprintf("the %s did not answer in time", c.name)
+	}
+	c.cfg.logger.Debug("AI call failed", "service", c.name, "err", err)
+	return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EUNAVAILABLE, "%s", msg), err)
+}
+
+// statusError turns an error answer into a coded error carrying the
+// service's problem detail and, when given, its Retry-After.
+func (c *client) statusError(resp *http.Response) error {
+	detail := problemDetail(resp)
+	var err *genpipe.Error
+	switch code := resp.StatusCode; {
+	case code == http.StatusTooManyRequests:
+		err = genpipe.Errorf(genpipe.ETOOMANY, "the %s is busy: %s", c.name, detail)
+	case code >= 500:
+		err = genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s failed (HTTP %d): %s", c.name, code, detail)
+	case code >= 400:
+		err = genpipe.Errorf(genpipe.EINVALID, "the %s refused the input (HTTP %d): %s", c.name, code, detail)
+	default:
+		err = genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s answered HTTP %d", c.name, code)
+	}
+	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		return &retryAfterError{err: err, after: d}
+	}
+	return err
+}
+
+// problemDetail is the detail of an RFC 9457 problem answer, else the
+// start of a text/plain answer, else the status text (HTML error pages
+// from proxies are not worth showing to a user).
+func problemDetail(resp *http.Response) string {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "application/problem+json" || mt == "application/json" {
+		var p struct {
+			Detail string `json:"detail"`
+			Title  string `json:"title"`
+		}
+		if json.Unmarshal(body, &p) == nil && (p.Detail != "" || p.Title != "") {
+			return cmp.Or(p.Detail, p.Title)
+		}
+	}
+	if text := strings.TrimSpace(string(body)); text != "" && mt == "text/plain" {
+		return truncate(text, 200)
+	}
+	return http.StatusText(resp.StatusCode)
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// retryAfterError is an error answer that said when to retry. It unwraps to
+// its *genpipe.Error, so genpipe.ErrorCode still sees the code.
+type retryAfterError struct {
+	err   *genpipe.Error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string {
+	return e.err.Error() + " (retry after " + e.after.String() + ")"
+}
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter returns how long the service asked the caller to wait before
+// retrying, when err (or an error it wraps) is an answer with a
+// Retry-After header: a 429 from a service at capacity, or a 503.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after, true
+	}
+	return 0, false
+}
+
+// maxRetryAfter caps a Retry-After in seconds (a day), so a silly value
+// cannot overflow a time.Duration.
+const maxRetryAfter = 24 * 60 * 60
+
+// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
+		return time.Duration(min(secs, maxRetryAfter)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter*time.Second), true
+	}
+	return 0, false
+}

@@ -1,0 +1,196 @@
+// Package aisim simulates genpipe's two AI services, the Checking AI and the
+// Generative AI, as real HTTP services that speak the contract of package
+// aiclient. They are slow and capacity-limited like the real ones: each call
+// holds one of a fixed number of slots for the configured latency, and a call
+// that finds every slot busy is refused at once with 429 Too Many Requests
+// (the services never queue). The work itself is real: the Checking AI
+// fetches and decodes the image, the Generative AI renders the slide with
+// package slide and uploads it to the presigned URLs it was given.
+//
+// Routes:
+//
+//	POST /v1/check     genpipe.CheckInput    → 200 genpipe.CheckVerdict     (check service)
+//	POST /v1/generate  genpipe.GenerateInput → 200 {"outputs":{"png":{"bytes":N},...}} (generate service)
+//	GET  /healthz      → 200 {"status":"ok"}
+//	GET  /stats        → 200 Stats
+//
+// Errors are application/problem+json (RFC 9457): 400 malformed input, 413
+// body over MaxBodyBytes, 422 an unusable image (generate only; check answers
+// with a failing verdict instead), 429 over capacity with Retry-After, 502
+// when fetching the image or uploading a file failed (worth retrying), 500
+// otherwise.
+package aisim
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults and limits of the simulated services.
+const (
+	DefaultCheckLatency    = 500 * time.Millisecond // the source article's Checking AI
+	DefaultGenerateLatency = 3 * time.Second        // the source article's Generative AI
+	DefaultCapacity        = 64                     // concurrent calls per service
+
+	MaxBodyBytes  = 1 << 20  // request body limit
+	MaxImageBytes = 50 << 20 // the largest image fetched
+	MinImageSide  = 64       // images must be at least 64×64 pixels
+	MaxImageSide  = 8000     // and at most 8000×8000
+)
+
+// Option configures a Service.
+type Option func(*config)
+
+type config struct {
+	latency  time.Duration // < 0: the model's default
+	capacity int
+	client   *http.Client
+	logger   *slog.Logger
+}
+
+// WithLatency sets how long each call holds its slot: the model's thinking
+// time. The work (fetching, decoding, rendering) runs inside it, so a call
+// takes max(latency, work) plus the uploads. Defaults: DefaultCheckLatency
+// for the check service, DefaultGenerateLatency for the generate service;
+// 0 means no delay beyond the work, which suits tests.
+func WithLatency(d time.Duration) Option {
+	return func(c *config) { c.latency = max(d, 0) }
+}
+
+// WithCapacity sets how many calls may be in flight at once; one more gets
+// 429. Default DefaultCapacity; values below 1 mean 1.
+func WithCapacity(n int) Option {
+	return func(c *config) { c.capacity = max(n, 1) }
+}
+
+// WithHTTPClient sets the client used to fetch images from and upload slides
+// to presigned URLs. The default has its own transport keeping up to 64 idle
+// connections per host (one per slot) and a one-minute timeout per request,
+// enough for a MaxImageBytes image over a slow link.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *config) { c.client = hc }
+}
+
+// WithLogger sets the logger. Default: discard. Calls are logged at debug
+// level, failures of the service itself at warn.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+func newConfig(defaultLatency time.Duration, opts []Option) config {
+	c := config{latency: -1, capacity: DefaultCapacity}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.latency < 0 {
+		c.latency = defaultLatency
+	}
+	if c.client == nil {
+		c.client = defaultClient()
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * DefaultCapacity
+	t.MaxIdleConnsPerHost = DefaultCapacity
+	return &http.Client{Transport: t, Timeout: time.Minute}
+}
+
+// Service is one simulated AI service. Its Handler is safe for concurrent use.
+type Service struct {
+	model model
+	cfg   config
+	gate  *gate
+}
+
+// model is what differs between the two services.
+type model struct {
+	name  string // "check" or "generate"
+	route string // the ServeMux pattern of its call
+	// parse reads and validates a request body. It runs before a slot is
+	// taken, so bad input never costs capacity.
+	parse func(s *Service, w http.ResponseWriter, r *http.Request) (call, error)
+}
+
+// call is one parsed request: its id and the work to do holding a slot.
+// run must call wait, which spends what is left of the latency, before its
+// result is final (a check answers after it, a generate uploads after it).
+type call struct {
+	requestID string
+	run       func(ctx context.Context, wait func() error) (any, error)
+}
+
+func newService(m model, defaultLatency time.Duration, opts []Option) *Service {
+	cfg := newConfig(defaultLatency, opts)
+	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity)}
+}
+
+// Handler returns the service's HTTP handler: its model's route, GET /healthz
+// and GET /stats.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(s.model.route, s.serveCall)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	return mux
+}
+
+// Stats returns the service's counters since it started.
+func (s *Service) Stats() Stats { return s.gate.stats() }
+
+// serveCall parses a call, takes a slot or refuses with 429, runs the call
+// and answers with its result.
+func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
+	c, err := s.model.parse(s, w, r)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
+	slot, retryAfter, ok := s.gate.acquire(c.requestID, s.cfg.latency)
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter)
+		s.problem(w, r, errTooMany(s.model.name, s.cfg.capacity))
+		return
+	}
+	defer s.gate.release(slot)
+
+	ctx, start := r.Context(), time.Now()
+	wait := func() error { return sleepUntil(ctx, start.Add(s.cfg.latency)) }
+	out, err := c.run(ctx, wait)
+	switch {
+	case ctx.Err() != nil:
+		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", c.requestID, "after", time.Since(start))
+	case err != nil:
+		s.problem(w, r, err)
+	default:
+		s.cfg.logger.Debug("call done", "model", s.model.name, "request", c.requestID, "took", time.Since(start))
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// sleepUntil waits until t or until ctx is done, returning ctx.Err() then.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}

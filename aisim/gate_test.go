@@ -1,0 +1,51 @@
+package aisim
+
+import (
+	"testing"
+	"time"
+)
+
+func TestGateRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		latency time.Duration
+		want    string
+	}{
+		{0, "1"},
+		{500 * time.Millisecond, "1"},
+		{3 * time.Second, "3"},
+	} {
+		g := newGate(1)
+		if _, _, ok := g.acquire("a", tc.latency); !ok {
+			t.Fatal("first acquire refused")
+		}
+		if _, ra, ok := g.acquire("b", tc.latency); ok || ra != tc.want {
+			t.Errorf("latency %v: second acquire ok=%v Retry-After %q, want refused with %q", tc.latency, ok, ra, tc.want)
+		}
+	}
+}
+
+func TestGateReusesFreedSlots(t *testing.T) {
+	g := newGate(2)
+	a, _, _ := g.acquire("a", time.Second)
+	b, _, _ := g.acquire("b", time.Second)
+	g.release(a)
+	c, _, ok := g.acquire("c", time.Second)
+	if !ok || c != a || c == b {
+		t.Errorf("acquire after release: slot %d ok=%v, want slot %d", c, ok, a)
+	}
+	want := Stats{Calls: 3, UniqueRequests: 3, MaxConcurrent: 2, InFlight: 2, Capacity: 2}
+	if got := g.stats(); got != want {
+		t.Errorf("stats %+v, want %+v", got, want)
+	}
+}
+
+func BenchmarkGate(b *testing.B) {
+	g := newGate(DefaultCapacity)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if slot, _, ok := g.acquire("r", time.Second); ok {
+				g.release(slot)
+			}
+		}
+	})
+}

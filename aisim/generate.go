@@ -1,0 +1,133 @@
+package aisim
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/slide"
+)
+
+// NewGenerateService returns the simulated Generative AI: POST /v1/generate
+// with a genpipe.GenerateInput fetches the image, renders the slide with
+// package slide, waits out the latency, then PUTs the PNG, PDF and PPTX to
+// the presigned URLs in Outputs with the content types they were signed for
+// (genpipe.ContentTypePNG, ContentTypePDF, ContentTypePPTX). It answers
+// 200 GenerateOutput once all three are stored; 400 for a bad input or
+// style, 422 for an unusable image, 502 when a fetch or an upload failed.
+// Default latency DefaultGenerateLatency, capacity DefaultCapacity.
+func NewGenerateService(opts ...Option) *Service {
+	m := model{name: "generate", route: "POST /v1/generate", parse: parseGenerate}
+	return newService(m, DefaultGenerateLatency, opts)
+}
+
+// GenerateOutput is the generate service's answer: the size of each file
+// it stored.
+type GenerateOutput struct {
+	Outputs struct {
+		PNG  FileInfo `json:"png"`
+		PDF  FileInfo `json:"pdf"`
+		PPTX FileInfo `json:"pptx"`
+	} `json:"outputs"`
+}
+
+// FileInfo describes one stored file.
+type FileInfo struct {
+	Bytes int `json:"bytes"`
+}
+
+func parseGenerate(s *Service, w http.ResponseWriter, r *http.Request) (call, error) {
+	var in genpipe.GenerateInput
+	if err := decodeBody(w, r, &in); err != nil {
+		return call{}, err
+	}
+	if err := validateGenerate(in); err != nil {
+		return call{}, err
+	}
+	run := func(ctx context.Context, wait func() error) (any, error) { return s.generate(ctx, in, wait) }
+	return call{requestID: in.RequestID, run: run}, nil
+}
+
+func validateGenerate(in genpipe.GenerateInput) error {
+	if err := checkRequestID(in.RequestID); err != nil {
+		return err
+	}
+	for _, u := range []struct{ field, value string }{
+		{"imageUrl", in.ImageURL},
+		{"outputs.png", in.Outputs.PNG},
+		{"outputs.pdf", in.Outputs.PDF},
+		{"outputs.pptx", in.Outputs.PPTX},
+	} {
+		if err := checkURL(u.field, u.value); err != nil {
+			return err
+		}
+	}
+	return validateStyle(in.Style)
+}
+
+// validateStyle checks what a style needs before a slot is spent on it.
+// slide.Render checks the rest (font, image side) and reports EINVALID too.
+func validateStyle(st genpipe.Style) error {
+	if st.ID == "" {
+		return genpipe.Errorf(genpipe.EINVALID, "style.id is required")
+	}
+	for _, c := range []struct{ field, value string }{
+		{"backgroundTop", st.BackgroundTop},
+		{"backgroundBottom", st.BackgroundBottom},
+		{"titleColor", st.TitleColor},
+		{"textColor", st.TextColor},
+		{"accentColor", st.AccentColor},
+	} {
+		if !isHexColor(c.value) {
+			return genpipe.Errorf(genpipe.EINVALID, "style %q: %s %q is not a #rrggbb color", st.ID, c.field, c.value)
+		}
+	}
+	return nil
+}
+
+func isHexColor(s string) bool {
+	if len(s) != 7 || s[0] != '#' {
+		return false
+	}
+	_, err := strconv.ParseUint(s[1:], 16, 32)
+	return err == nil
+}
+
+// generate renders the slide, waits out the latency, then uploads the files:
+// a call abandoned during the latency writes nothing.
+func (s *Service) generate(ctx context.Context, in genpipe.GenerateInput, wait func() error) (GenerateOutput, error) {
+	img, _, err := s.fetchImage(ctx, in.ImageURL)
+	if err != nil {
+		return GenerateOutput{}, err
+	}
+	files, err := slide.Render(img, in.Style, in.Title, in.Description)
+	if err != nil {
+		return GenerateOutput{}, fmt.Errorf("aisim: render: %w", err)
+	}
+	if err := wait(); err != nil {
+		return GenerateOutput{}, err
+	}
+	return s.upload(ctx, in.Outputs, files)
+}
+
+// upload PUTs each file with the content type its URL was signed for.
+func (s *Service) upload(ctx context.Context, to genpipe.OutputTargets, files slide.Files) (GenerateOutput, error) {
+	var out GenerateOutput
+	for _, f := range []struct {
+		what, url, contentType string
+		data                   []byte
+		info                   *FileInfo
+	}{
+		{"png", to.PNG, genpipe.ContentTypePNG, files.PNG, &out.Outputs.PNG},
+		{"pdf", to.PDF, genpipe.ContentTypePDF, files.PDF, &out.Outputs.PDF},
+		{"pptx", to.PPTX, genpipe.ContentTypePPTX, files.PPTX, &out.Outputs.PPTX},
+	} {
+		if err := s.put(ctx, f.what, f.url, f.contentType, f.data); err != nil {
+			return out, err
+		}
+		f.info.Bytes = len(f.data)
+	}
+	return out, nil
+}

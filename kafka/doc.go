@@ -1,0 +1,18 @@
+// Package kafka connects genpipe to any Kafka-protocol cluster with franz-go,
+// and embeds one (kfake) for `genpipe up` and tests.
+//
+// It holds the two lessons genpipe is built on (see DESIGN.md):
+//
+//  1. Every record has a key. [Producer.Publish] refuses an empty key, so
+//     franz-go hashes every record to a partition (murmur2, like the Java
+//     client) and a burst spreads over all partitions instead of piling into
+//     the one the sticky partitioner would pick for keyless records.
+//  2. Handler time never decides group membership. [Consumer] polls a bounded
+//     number of records, runs them with bounded concurrency, and commits an
+//     offset only after the record's handler returned; franz-go heartbeats in
+//     the background, and there is no max.poll.interval to outlast.
+//
+// Delivery is at least once: a crash, a rebalance or a shutdown timeout can
+// hand a record to a handler again, so handlers must be idempotent (genpipe
+// claims every AI call per request and stage).
+package kafka

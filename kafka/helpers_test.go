@@ -1,0 +1,249 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Scaled-down group timings: kfake accepts sessions down to minSession, and a
+// member that stops heartbeating is out after session.
+const (
+	minSession = 100 * time.Millisecond
+	session    = 1 * time.Second
+	rebalance  = 2 * time.Second
+)
+
+// testLogger logs warnings and errors to the test log (everything with
+// GENPIPE_KAFKA_TEST_LOG=debug). Writes after the test ended, from goroutines
+// franz-go or a straggling handler leaves behind, are dropped rather than
+// panicking the test binary.
+func testLogger(t *testing.T) *slog.Logger {
+	t.Helper()
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	level := slog.LevelWarn
+	if os.Getenv("GENPIPE_KAFKA_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct {
+	t    *testing.T
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// startBroker starts a broker that accepts short sessions and closes it when
+// the test ends.
+func startBroker(t *testing.T, opts ...BrokerOption) *Broker {
+	t.Helper()
+	b, err := StartBroker(append([]BrokerOption{WithGroupMinSessionTimeout(minSession)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func ensureTopic(t *testing.T, brokers []string, partitions int32, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := EnsureTopics(ctx, brokers, partitions, topic); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newProducer(t *testing.T, brokers []string, opts ...ProducerOption) *Producer {
+	t.Helper()
+	p, err := NewProducer(brokers, append([]ProducerOption{WithProducerLogger(testLogger(t))}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// publishN publishes n records with keys prefix-0000... from 16 goroutines,
+// so that franz-go batches them (lesson 1 is about batching), and returns the
+// keys.
+func publishN(t *testing.T, p *Producer, topic, prefix string, n int) []string {
+	t.Helper()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s-%04d", prefix, i)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	work := make(chan string)
+	for range 16 {
+		wg.Go(func() {
+			for k := range work {
+				if err := p.Publish(ctx, topic, k, []byte("value of "+k)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		work <- k
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func newConsumer(t *testing.T, brokers []string, group, topic string, h Handler, opts ...ConsumerOption) *Consumer {
+	t.Helper()
+	base := []ConsumerOption{
+		WithConsumerLogger(testLogger(t)),
+		WithSessionTimeout(session),
+		WithRebalanceTimeout(rebalance),
+		WithShutdownTimeout(5 * time.Second),
+	}
+	c, err := NewConsumer(brokers, group, []string{topic}, h, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// running is a consumer's Run in a goroutine.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(c *Consumer) *running {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- c.Run(ctx) }()
+	return r
+}
+
+// stop cancels Run and waits for it; Run must return nil within limit.
+func (r *running) stop(t *testing.T, limit time.Duration) {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(limit):
+		t.Fatalf("Run did not return within %v of cancel", limit)
+	}
+}
+
+// keyCounter counts how often each key was handled.
+type keyCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func newKeyCounter() *keyCounter { return &keyCounter{n: make(map[string]int)} }
+
+func (k *keyCounter) add(key string) {
+	k.mu.Lock()
+	k.n[key]++
+	k.mu.Unlock()
+}
+
+func (k *keyCounter) unique() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.n)
+}
+
+func (k *keyCounter) snapshot() map[string]int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	m := make(map[string]int, len(k.n))
+	for key, n := range k.n {
+		m[key] = n
+	}
+	return m
+}
+
+// waitFor polls cond until it holds or limit passes.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func admin(t *testing.T, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// endOffsets returns each partition's end offset.
+func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listed, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listed.Error(); err != nil {
+		t.Fatal(err)
+	}
+	ends := make(map[int32]int64)
+	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+	return ends
+}
+
+// committed returns the group's committed offset per partition of topic.
+func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resps, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resps.Error(); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[int32]int64)
+	for p, o := range resps[topic] {
+		out[p] = o.At
+	}
+	return out
+}

@@ -1,0 +1,103 @@
+package kafka
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Tail sees every record produced after it was called, on every partition,
+// and none from before; several tails (API processes) each see all of them.
+func TestTailSeesNewRecordsOnly(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	const topic = "status"
+	ensureTopic(t, b.Addrs(), 8, topic)
+	p := newProducer(t, b.Addrs())
+	publishN(t, p, topic, "old", 20)
+	time.Sleep(5 * time.Millisecond) // the old records' timestamps are now in the past
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Tail starts at the moment it is called; the goroutines below may call
+	// it after the publishing began, so they are given the moment now.
+	from := time.Now()
+	var (
+		mu   sync.Mutex
+		seen [2]map[string]int
+		wg   sync.WaitGroup
+	)
+	for i := range seen {
+		seen[i] = make(map[string]int)
+		wg.Go(func() {
+			err := Tail(ctx, b.Addrs(), topic, func(r *kgo.Record) {
+				mu.Lock()
+				seen[i][string(r.Key)]++
+				mu.Unlock()
+			}, WithTailFrom(from), WithTailLogger(testLogger(t)))
+			if err != nil {
+				t.Errorf("Tail: %v", err)
+			}
+		})
+	}
+	// No waiting for the tails to be ready: what is produced from then
+	// on must be seen regardless.
+	keys := publishN(t, p, topic, "new", 40)
+	waitFor(t, 20*time.Second, "both tails to see every new record", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[0]) >= len(keys) && len(seen[1]) >= len(keys)
+	})
+	cancel()
+	wg.Wait() // Tail returns once ctx is done
+
+	for i, got := range seen {
+		for _, k := range keys {
+			if got[k] != 1 {
+				t.Errorf("tail %d saw %s %d times, want 1", i, k, got[k])
+			}
+		}
+		if len(got) != len(keys) {
+			t.Errorf("tail %d saw %d records, want the %d new ones only", i, len(got), len(keys))
+		}
+	}
+}
+
+// Tail started before its topic exists waits for it.
+func TestTailWaitsForTopic(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	from := time.Now()
+	got := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Tail(ctx, b.Addrs(), "later", func(r *kgo.Record) {
+			select {
+			case got <- string(r.Key):
+			default:
+			}
+		}, WithTailFrom(from), WithTailLogger(testLogger(t)))
+	}()
+	time.Sleep(200 * time.Millisecond)
+	ensureTopic(t, b.Addrs(), 2, "later")
+	if err := newProducer(t, b.Addrs()).Publish(ctx, "later", "k", nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case k := <-got:
+		if k != "k" {
+			t.Errorf("got %s", k)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Tail never saw the record")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Tail: %v", err)
+	}
+}

@@ -1,0 +1,290 @@
+// Package s3 is genpipe's object store: a client for any S3-compatible
+// service (AWS S3, MinIO, versitygw) that implements genpipe.ObjectStore, and
+// an embedded S3 server (versitygw on the local filesystem) for laptops and
+// tests.
+//
+// Users upload images straight to the store with presigned PUT URLs and read
+// slides with presigned GET URLs, so the bytes never pass through the API.
+// The store checks every signature (SigV4): a URL is good for one method, one
+// key, one content type and a limited time.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/cors"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+var _ genpipe.ObjectStore = (*Store)(nil)
+
+// Store is an S3-compatible object store (AWS S3, MinIO, versitygw) holding
+// one bucket. It implements genpipe.ObjectStore. A Store is safe for
+// concurrent use.
+type Store struct {
+	client    *minio.Client // talks to the store
+	presigner *minio.Client // signs URLs for browsers; client unless WithPresignEndpoint
+	bucket    string
+	cfg       options
+}
+
+type options struct {
+	region          string
+	pathStyle       bool
+	corsOrigins     []string
+	log             *slog.Logger
+	maxRetries      int
+	presignEndpoint string
+}
+
+// Option configures a Store.
+type Option func(*options)
+
+// WithRegion sets the region the store signs requests for. Default
+// "us-east-1", which MinIO and versitygw use unless configured otherwise.
+// Setting it also spares the client a bucket-location lookup, so presigning
+// never touches the network.
+func WithRegion(region string) Option {
+	return func(o *options) { o.region = region }
+}
+
+// WithPathStyle chooses path-style URLs (http://host/bucket/key, the default,
+// true) or virtual-host style (http://bucket.host/key, false). Path style
+// works with MinIO, versitygw and any endpoint without wildcard DNS; AWS S3
+// accepts both, but prefers virtual-host style.
+func WithPathStyle(pathStyle bool) Option {
+	return func(o *options) { o.pathStyle = pathStyle }
+}
+
+// WithCORSOrigins sets the origins EnsureBucket allows in the bucket's CORS
+// configuration, so that a web page on another origin may PUT and GET
+// objects with presigned URLs. Default ["*"] (any origin: the signature, not
+// the origin, is what protects an object). With no origins EnsureBucket
+// leaves the bucket's CORS configuration alone, for stores whose operator
+// manages it.
+func WithCORSOrigins(origins ...string) Option {
+	return func(o *options) { o.corsOrigins = origins }
+}
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// WithMaxRetries sets how many times the client tries a failed request (with
+// backoff) before giving up. Default 3: enough for a store that restarts or
+// throttles briefly, short enough that a dead store is reported within about
+// a second (the callers have retries of their own). 1 disables retries.
+func WithMaxRetries(n int) Option {
+	return func(o *options) { o.maxRetries = n }
+}
+
+// WithPresignEndpoint sets the URL that presigned URLs point to, when
+// browsers reach the store under another address than genpipe does (for
+// example http://localhost:9000 outside a container network and
+// http://minio:9000 inside it). SigV4 signs the host, so a presigned URL
+// cannot be rewritten afterwards. Default: the endpoint given to New.
+func WithPresignEndpoint(endpoint string) Option {
+	return func(o *options) { o.presignEndpoint = endpoint }
+}
+
+// New returns a Store for bucket at endpoint, a URL such as
+// http://127.0.0.1:9000 or https://s3.eu-west-1.amazonaws.com, with a static
+// access key pair. It does not contact the store: see EnsureBucket and Ping.
+func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store, error) {
+	cfg := options{
+		region:      "us-east-1",
+		pathStyle:   true,
+		corsOrigins: []string{"*"},
+		log:         slog.New(slog.DiscardHandler),
+		maxRetries:  3,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if bucket == "" {
+		return nil, errors.New("s3: new: empty bucket name")
+	}
+	client, err := newClient(endpoint, accessKey, secretKey, cfg)
+	if err != nil {
+		return nil, err
+	}
+	presigner := client
+	if cfg.presignEndpoint != "" {
+		if presigner, err = newClient(cfg.presignEndpoint, accessKey, secretKey, cfg); err != nil {
+			return nil, err
+		}
+	}
+	return &Store{client: client, presigner: presigner, bucket: bucket, cfg: cfg}, nil
+}
+
+func newClient(endpoint, accessKey, secretKey string, cfg options) (*minio.Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("s3: endpoint %q: %w", endpoint, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("s3: endpoint %q: want http(s)://host[:port]", endpoint)
+	}
+	lookup := minio.BucketLookupPath
+	if !cfg.pathStyle {
+		lookup = minio.BucketLookupDNS
+	}
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(accessKey, secretKey, ""),
+		Secure:       u.Scheme == "https",
+		Region:       cfg.region,
+		BucketLookup: lookup,
+		MaxRetries:   cfg.maxRetries,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3: client for %s: %w", endpoint, err)
+	}
+	return client, nil
+}
+
+// Bucket returns the name of the store's bucket.
+func (s *Store) Bucket() string { return s.bucket }
+
+// EnsureBucket creates the bucket if it is missing and sets its CORS
+// configuration (see WithCORSOrigins): browsers may PUT (with a Content-Type
+// header), GET and HEAD objects through presigned URLs, and read the ETag.
+// It is idempotent; run it at start-up.
+func (s *Store) EnsureBucket(ctx context.Context) error {
+	exists, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return s.fail("ensure bucket", s.bucket, err)
+	}
+	if !exists {
+		err := s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: s.cfg.region})
+		// Another process may have created it since BucketExists.
+		if code := minio.ToErrorResponse(err).Code; err != nil && code != "BucketAlreadyOwnedByYou" {
+			return s.fail("create bucket", s.bucket, err)
+		}
+		s.cfg.log.Info("s3: created bucket", "bucket", s.bucket)
+	}
+	if len(s.cfg.corsOrigins) == 0 {
+		return nil
+	}
+	config := cors.NewConfig([]cors.Rule{{
+		ID:            "genpipe-presigned",
+		AllowedOrigin: s.cfg.corsOrigins,
+		AllowedMethod: []string{http.MethodGet, http.MethodHead, http.MethodPut},
+		AllowedHeader: []string{"*"},
+		ExposeHeader:  []string{"ETag"},
+		MaxAgeSeconds: 3600,
+	}})
+	if err := s.client.SetBucketCors(ctx, s.bucket, config); err != nil {
+		return s.fail("set cors of bucket", s.bucket, err)
+	}
+	s.cfg.log.Debug("s3: set bucket cors", "bucket", s.bucket, "origins", s.cfg.corsOrigins)
+	return nil
+}
+
+// PresignPut returns a URL that accepts PUTs of key until ttl passes (1 s to
+// 7 days). The Content-Type header is part of the signature: a PUT must send
+// exactly contentType, or the store refuses it (403).
+func (s *Store) PresignPut(ctx context.Context, key, contentType string, ttl time.Duration) (string, error) {
+	if contentType == "" {
+		return "", fmt.Errorf("s3: presign put %s: %w", key, genpipe.Errorf(genpipe.EINVALID, "a content type is required"))
+	}
+	u, err := s.presigner.PresignHeader(ctx, http.MethodPut, s.bucket, key, ttl, nil,
+		http.Header{"Content-Type": {contentType}})
+	if err != nil {
+		return "", fmt.Errorf("s3: presign put %s: %w", key, err)
+	}
+	return u.String(), nil
+}
+
+// PresignGet returns a URL that reads key until ttl passes (1 s to 7 days).
+// It does not check that the object exists.
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	u, err := s.presigner.PresignedGetObject(ctx, s.bucket, key, ttl, nil)
+	if err != nil {
+		return "", fmt.Errorf("s3: presign get %s: %w", key, err)
+	}
+	return u.String(), nil
+}
+
+// Stat returns the object's metadata, or an ENOTFOUND error when there is no
+// such object, or an EUNAVAILABLE error when the store cannot be reached.
+func (s *Store) Stat(ctx context.Context, key string) (genpipe.ObjectInfo, error) {
+	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return genpipe.ObjectInfo{}, s.fail("stat", key, err)
+	}
+	return genpipe.ObjectInfo{Key: key, Size: info.Size, ContentType: info.ContentType}, nil
+}
+
+// Ping checks that the store answers and the bucket exists. Either failure
+// is an EUNAVAILABLE error: genpipe cannot serve without its bucket.
+func (s *Store) Ping(ctx context.Context) error {
+	exists, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return s.fail("ping", s.bucket, err)
+	}
+	if !exists {
+		return fmt.Errorf("s3: ping: %w",
+			genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store has no bucket %s", s.bucket))
+	}
+	return nil
+}
+
+// Put stores body under key with the given content type, replacing any
+// object there. Tests and tools use it; users upload with PresignPut.
+func (s *Store) Put(ctx context.Context, key, contentType string, body []byte) error {
+	_, err := s.client.PutObject(ctx, s.bucket, key, bytes.NewReader(body), int64(len(body)),
+		minio.PutObjectOptions{ContentType: contentType})
+	if err != nil {
+		return s.fail("put", key, err)
+	}
+	return nil
+}
+
+// Get returns the object's bytes, or an ENOTFOUND error.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	obj, err := s.client.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, s.fail("get", key, err)
+	}
+	defer obj.Close()
+	body, err := io.ReadAll(obj) // the request happens here
+	if err != nil {
+		return nil, s.fail("get", key, err)
+	}
+	return body, nil
+}
+
+// fail wraps err with what failed and, where the cause is known, a genpipe
+// error code: ENOTFOUND for a missing object, EUNAVAILABLE for a store that
+// cannot be reached, is overloaded or timed out. Both errors stay in the
+// chain, so genpipe.ErrorCode and errors.As see each.
+func (s *Store) fail(op, name string, err error) error {
+	var gerr *genpipe.Error
+	resp := minio.ToErrorResponse(err)
+	var netErr net.Error
+	switch {
+	case resp.Code == "NoSuchKey" || (resp.StatusCode == http.StatusNotFound && resp.Code != "NoSuchBucket"):
+		gerr = genpipe.Errorf(genpipe.ENOTFOUND, "object %s not found", name)
+	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway ||
+		resp.StatusCode == http.StatusGatewayTimeout || resp.Code == "SlowDown":
+		gerr = genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is overloaded; retry later")
+	case errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded):
+		gerr = genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
+	default:
+		return fmt.Errorf("s3: %s %s: %w", op, name, err)
+	}
+	s.cfg.log.Debug("s3: request failed", "op", op, "name", name, "code", gerr.Code, "err", err)
+	return fmt.Errorf("s3: %s %s: %w: %w", op, name, gerr, err)
+}

@@ -1,0 +1,93 @@
+package slide
+
+import (
+	"bytes"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+
+	"golang.org/x/image/draw"
+	"golang.org/x/image/font"
+	"golang.org/x/image/math/fixed"
+)
+
+// scaleImage resamples img to the size of r. All three formats embed this
+// one copy: it is as sharp as the slide can show, and a large upload is not
+// carried into the PDF and PPTX at full size.
+func scaleImage(img image.Image, r rect) *image.RGBA {
+	dst := image.NewRGBA(image.Rect(0, 0, int(r.w), int(r.h)))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
+	return dst
+}
+
+// encodePNG favours speed: the slide is mostly flat color and text, which
+// compress well even at the fastest level, and a render should not be
+// dominated by deflate.
+func encodePNG(img image.Image) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(&buf, img); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func renderPNG(th *theme, lay *layout, pic *image.RGBA) ([]byte, error) {
+	dst := image.NewRGBA(image.Rect(0, 0, slideW, slideH))
+	paintGradient(dst, th.bgTop, th.bgBottom)
+
+	r := pixels(lay.image)
+	outline(dst, r, frameW, th.accent)
+	draw.Draw(dst, r, pic, image.Point{}, draw.Over)
+	fill(dst, pixels(lay.rule), th.accent)
+	drawText(dst, lay.title, th.title)
+	drawText(dst, lay.body, th.text)
+
+	out, err := encodePNG(dst)
+	if err != nil {
+		return nil, fmt.Errorf("slide: encode png: %w", err)
+	}
+	return out, nil
+}
+
+// paintGradient fills dst top to bottom from top to bottom color. Each row
+// is one color, so it is computed once and copied across.
+func paintGradient(dst *image.RGBA, top, bottom color.RGBA) {
+	b := dst.Bounds()
+	row := make([]byte, 4*b.Dx())
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		c := lerp(top, bottom, float64(y-b.Min.Y)/float64(b.Dy()-1))
+		for x := 0; x < len(row); x += 4 {
+			row[x], row[x+1], row[x+2], row[x+3] = c.R, c.G, c.B, c.A
+		}
+		copy(dst.Pix[dst.PixOffset(b.Min.X, y):], row)
+	}
+}
+
+func fill(dst *image.RGBA, r image.Rectangle, c color.RGBA) {
+	draw.Draw(dst, r, image.NewUniform(c), image.Point{}, draw.Src)
+}
+
+// outline draws a border w wide around r, outside it, leaving r itself
+// alone so a transparent image shows the background, not the accent.
+func outline(dst *image.RGBA, r image.Rectangle, w int, c color.RGBA) {
+	o := r.Inset(-w)
+	fill(dst, image.Rect(o.Min.X, o.Min.Y, o.Max.X, r.Min.Y), c)
+	fill(dst, image.Rect(o.Min.X, r.Max.Y, o.Max.X, o.Max.Y), c)
+	fill(dst, image.Rect(o.Min.X, r.Min.Y, r.Min.X, r.Max.Y), c)
+	fill(dst, image.Rect(r.Max.X, r.Min.Y, o.Max.X, r.Max.Y), c)
+}
+
+func pixels(r rect) image.Rectangle {
+	return image.Rect(int(r.x), int(r.y), int(r.x+r.w), int(r.y+r.h))
+}
+
+func drawText(dst *image.RGBA, b textBlock, c color.RGBA) {
+	d := font.Drawer{Dst: dst, Src: image.NewUniform(c), Face: b.face}
+	for i, line := range b.lines {
+		y := b.box.y + b.baseline + float64(i)*b.lineHeight
+		d.Dot = fixed.Point26_6{X: fixed.Int26_6(b.box.x * 64), Y: fixed.Int26_6(y * 64)}
+		d.DrawString(line)
+	}
+}

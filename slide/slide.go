@@ -1,0 +1,69 @@
+// Package slide renders the slide the Generative AI makes: the user's image,
+// a title, an accent rule and the description, themed by a genpipe.Style, as
+// a 1920×1080 PNG, a one-page 16:9 PDF and a one-slide PPTX.
+//
+// The three formats share one layout, computed once in pixels of the PNG
+// (1 px = 0.5 pt = 6350 EMU), so they show the same lines in the same places.
+// Text is set in the Go fonts; the PDF embeds them, and the PPTX names common
+// office fonts instead (Arial, Courier New) because Go fonts are rarely
+// installed where PPTX files are opened.
+package slide
+
+import (
+	"fmt"
+	"image"
+
+	"github.com/genpipe/genpipe"
+)
+
+// Files is one rendered slide in three formats.
+type Files struct {
+	PNG, PDF, PPTX []byte
+}
+
+// Render draws a 1920×1080 slide: img fitted (aspect preserved) on the
+// style's ImageSide inside an accent frame, the title, an accent rule and
+// the description, word-wrapped and shrunk (or cut with an ellipsis) to fit,
+// over a vertical gradient from BackgroundTop to BackgroundBottom.
+//
+// An unusable style (a color that is not #rrggbb, an unknown Font or
+// ImageSide) or an empty image is an error with code genpipe.EINVALID: the
+// input is wrong and retrying will not help.
+//
+// Render is safe for concurrent use.
+func Render(img image.Image, style genpipe.Style, title, description string) (Files, error) {
+	th, err := newTheme(style)
+	if err != nil {
+		return Files{}, err
+	}
+	if img == nil || img.Bounds().Empty() {
+		return Files{}, errInvalid("the image is empty")
+	}
+	title = cleanTitle(title)
+	lay, err := newLayout(th, img.Bounds().Size(), title, cleanText(description))
+	if err != nil {
+		return Files{}, err
+	}
+	pic := scaleImage(img, lay.image)
+	picPNG, err := encodePNG(pic)
+	if err != nil {
+		return Files{}, fmt.Errorf("slide: encode picture: %w", err)
+	}
+
+	var f Files
+	if f.PNG, err = renderPNG(th, lay, pic); err != nil {
+		return Files{}, err
+	}
+	if f.PDF, err = renderPDF(th, lay, picPNG, title); err != nil {
+		return Files{}, err
+	}
+	if f.PPTX, err = renderPPTX(th, lay, picPNG, title); err != nil {
+		return Files{}, err
+	}
+	return f, nil
+}
+
+// errInvalid refuses input the renderer cannot use (a bad style, no image).
+func errInvalid(format string, args ...any) error {
+	return fmt.Errorf("slide: %w", genpipe.Errorf(genpipe.EINVALID, format, args...))
+}

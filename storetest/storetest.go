@@ -1,0 +1,773 @@
+// Package storetest is the conformance suite of genpipe.RequestStore. Every
+// implementation (sqlite, and PostgreSQL later) runs it from its own tests,
+// so that all of them behave alike, as river's riverdrivertest does for
+// river's database drivers:
+//
+//	func TestStore(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) genpipe.RequestStore {
+//			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return s
+//		})
+//	}
+//
+// The suite pins down what genpipe.RequestStore documents and what its
+// callers (api, notifier) rely on beyond that:
+//
+//   - Request IDs are UUIDs, so a store may use a uuid column type.
+//   - Timestamps come back in UTC and equal to what was stored to the
+//     millisecond at least.
+//   - ApplyStatus applies to a request not yet published (the pipeline may
+//     run before MarkPublished returns), while Request and History report
+//     ENOTFOUND for it.
+//   - The done change in History carries the Result.
+//   - DueWebhooks orders by NextAttemptAt, then ID; EnqueueWebhook defaults
+//     an empty State to pending and zero times to now.
+//   - Invalid input (no request ID, unknown status or webhook state,
+//     non-positive limit) is an EINVALID error.
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/google/uuid"
+)
+
+// Run runs the conformance suite as subtests of t. newStore must return an
+// empty store of its own for each call (DueWebhooks sees every delivery in
+// the store); Run closes it when the subtest ends, before any cleanup that
+// newStore registered with t.Cleanup.
+func Run(t *testing.T, newStore func(t *testing.T) genpipe.RequestStore) {
+	open := func(t *testing.T) genpipe.RequestStore {
+		t.Helper()
+		s := newStore(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
+	for _, group := range []struct {
+		name  string
+		tests []test
+	}{
+		{"CreateRequest", createRequestTests},
+		{"Request", requestTests},
+		{"MarkPublished", markPublishedTests},
+		{"ApplyStatus", applyStatusTests},
+		{"History", historyTests},
+		{"Webhooks", webhookTests},
+		{"Ping", pingTests},
+	} {
+		t.Run(group.name, func(t *testing.T) {
+			for _, tc := range group.tests {
+				t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+			}
+		})
+	}
+}
+
+type test struct {
+	name string
+	run  func(t *testing.T, s genpipe.RequestStore)
+}
+
+var createRequestTests = []test{
+	{"StoresReceived", func(t *testing.T, s genpipe.RequestStore) {
+		in := newRequest("")
+		in.Status, in.Error = genpipe.StatusDone, "ignored" // CreateRequest always stores received
+		before := time.Now()
+		got, created, err := s.CreateRequest(t.Context(), in)
+		after := time.Now()
+		if err != nil || !created {
+			t.Fatalf("CreateRequest = created %v, %v; want created", created, err)
+		}
+		want := *in
+		want.Status, want.Error = genpipe.StatusReceived, ""
+		want.CreatedAt, want.UpdatedAt = got.CreatedAt, got.CreatedAt
+		checkRequest(t, "CreateRequest", got, &want)
+		checkBetween(t, "CreatedAt", got.CreatedAt, before, after)
+		checkTime(t, "UpdatedAt", got.UpdatedAt, got.CreatedAt)
+
+		publish(t, s, got.ID)
+		read, err := s.Request(t.Context(), got.ID)
+		if err != nil {
+			t.Fatalf("Request: %v", err)
+		}
+		checkRequest(t, "Request", read, &want)
+		checkHistory(t, s, got.ID, []genpipe.StatusChange{{RequestID: got.ID, Status: genpipe.StatusReceived, At: got.CreatedAt}})
+	}},
+	{"IdempotencyKeyReturnsFirst", func(t *testing.T, s genpipe.RequestStore) {
+		first := create(t, s, newRequest("key-1"))
+		retry := newRequest("key-1")
+		retry.Description = "a different body: the store still answers with the first"
+		got, created, err := s.CreateRequest(t.Context(), retry)
+		if err != nil || created {
+			t.Fatalf("CreateRequest with a used key = created %v, %v; want the first request, not created", created, err)
+		}
+		checkRequest(t, "CreateRequest with a used key", got, first) // even though first is unpublished
+		checkCode(t, "MarkPublished of the retry's id", s.MarkPublished(t.Context(), retry.ID), genpipe.ENOTFOUND)
+
+		publish(t, s, first.ID)
+		got, created, err = s.CreateRequest(t.Context(), newRequest("key-1"))
+		if err != nil || created || got.ID != first.ID {
+			t.Fatalf("CreateRequest after publishing = %v, created %v, %v; want request %s, not created", got, created, err, first.ID)
+		}
+	}},
+	{"IdempotencyKeyConcurrent", func(t *testing.T, s genpipe.RequestStore) {
+		const n = 10
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			ids     []string
+			created int
+		)
+		for range n {
+			wg.Go(func() {
+				got, ok, err := s.CreateRequest(t.Context(), newRequest("key-concurrent"))
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					t.Errorf("CreateRequest: %v", err)
+					return
+				}
+				if ok {
+					created++
+				}
+				ids = append(ids, got.ID)
+			})
+		}
+		wg.Wait()
+		if created != 1 {
+			t.Errorf("%d concurrent CreateRequest with one key created %d requests; want 1", n, created)
+		}
+		if slices.ContainsFunc(ids, func(id string) bool { return id != ids[0] }) {
+			t.Errorf("concurrent CreateRequest with one key returned requests %v; want one", ids)
+		}
+	}},
+	{"EmptyKeysNeverCollide", func(t *testing.T, s genpipe.RequestStore) {
+		a, b := create(t, s, newRequest("")), create(t, s, newRequest(""))
+		if a.ID == b.ID {
+			t.Fatalf("two requests without a key share id %s", a.ID)
+		}
+	}},
+	{"DifferentKeys", func(t *testing.T, s genpipe.RequestStore) {
+		a, b := create(t, s, newRequest("key-a")), create(t, s, newRequest("key-b"))
+		if a.ID == b.ID {
+			t.Fatalf("two requests with different keys share id %s", a.ID)
+		}
+	}},
+	{"RequiresID", func(t *testing.T, s genpipe.RequestStore) {
+		r := newRequest("")
+		r.ID = ""
+		_, _, err := s.CreateRequest(t.Context(), r)
+		checkCode(t, "CreateRequest without an id", err, genpipe.EINVALID)
+	}},
+}
+
+var requestTests = []test{
+	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+		_, err := s.Request(t.Context(), uuid.NewString())
+		checkCode(t, "Request of an unknown id", err, genpipe.ENOTFOUND)
+	}},
+	{"Unpublished", func(t *testing.T, s genpipe.RequestStore) {
+		r := create(t, s, newRequest("key"))
+		_, err := s.Request(t.Context(), r.ID)
+		checkCode(t, "Request of an unpublished request", err, genpipe.ENOTFOUND)
+	}},
+	{"PublishedHasAllFields", func(t *testing.T, s genpipe.RequestStore) {
+		in := newRequest("key-all-fields")
+		in.Title, in.Description = "Ünïcödé title ✓", "line one\nline two, with 'quotes' and \"doubles\""
+		r := create(t, s, in)
+		publish(t, s, r.ID)
+		got, err := s.Request(t.Context(), r.ID)
+		if err != nil {
+			t.Fatalf("Request: %v", err)
+		}
+		checkRequest(t, "Request", got, r)
+	}},
+}
+
+var markPublishedTests = []test{
+	{"Twice", func(t *testing.T, s genpipe.RequestStore) {
+		r := create(t, s, newRequest(""))
+		publish(t, s, r.ID)
+		publish(t, s, r.ID)
+		if _, err := s.Request(t.Context(), r.ID); err != nil {
+			t.Fatalf("Request: %v", err)
+		}
+	}},
+	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+		checkCode(t, "MarkPublished of an unknown id", s.MarkPublished(t.Context(), uuid.NewString()), genpipe.ENOTFOUND)
+	}},
+}
+
+var applyStatusTests = []test{
+	{"Advances", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		at := r.CreatedAt
+		for _, st := range []genpipe.Status{genpipe.StatusChecking, genpipe.StatusGenerating, genpipe.StatusDone} {
+			at = at.Add(time.Second)
+			c := genpipe.StatusChange{RequestID: r.ID, Status: st, At: at}
+			if st == genpipe.StatusDone {
+				c.Result = ptr(genpipe.ResultKeys(r.ID))
+			}
+			apply(t, s, c, true)
+			got := read(t, s, r.ID)
+			if got.Status != st {
+				t.Fatalf("after ApplyStatus %s the request is %s", st, got.Status)
+			}
+			checkTime(t, "UpdatedAt after "+string(st), got.UpdatedAt, at)
+			checkTime(t, "CreatedAt after "+string(st), got.CreatedAt, r.CreatedAt)
+		}
+	}},
+	{"SkipsAhead", func(t *testing.T, s genpipe.RequestStore) {
+		// Only the rank counts: a status may arrive before the one it follows.
+		r := createPublished(t, s)
+		apply(t, s, change(r.ID, genpipe.StatusGenerating), true)
+		apply(t, s, change(r.ID, genpipe.StatusChecking), false)
+		checkStatus(t, s, r.ID, genpipe.StatusGenerating)
+	}},
+	{"Redelivered", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		c := change(r.ID, genpipe.StatusChecking)
+		apply(t, s, c, true)
+		apply(t, s, c, false)
+		apply(t, s, change(r.ID, genpipe.StatusReceived), false)
+		checkStatus(t, s, r.ID, genpipe.StatusChecking)
+	}},
+	{"OlderIgnored", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		newer := change(r.ID, genpipe.StatusGenerating)
+		apply(t, s, newer, true)
+		older := change(r.ID, genpipe.StatusChecking)
+		older.At = newer.At.Add(time.Minute) // a late event, whatever its time
+		apply(t, s, older, false)
+		got := read(t, s, r.ID)
+		if got.Status != genpipe.StatusGenerating {
+			t.Fatalf("an older status moved the request back to %s", got.Status)
+		}
+		checkTime(t, "UpdatedAt", got.UpdatedAt, newer.At)
+	}},
+	{"TerminalIsFinal", func(t *testing.T, s genpipe.RequestStore) {
+		terminal := []genpipe.Status{genpipe.StatusDone, genpipe.StatusRejected, genpipe.StatusFailed}
+		for _, first := range terminal {
+			r := createPublished(t, s)
+			c := change(r.ID, first)
+			c.Error = "first: " + string(first)
+			if first == genpipe.StatusDone {
+				c.Error, c.Result = "", ptr(genpipe.ResultKeys(r.ID))
+			}
+			apply(t, s, c, true)
+			for _, then := range append(terminal, genpipe.StatusGenerating) {
+				later := change(r.ID, then)
+				later.Error, later.Result = "later", &genpipe.Result{PNGKey: "other"}
+				apply(t, s, later, false)
+			}
+			got := read(t, s, r.ID)
+			if got.Status != first || got.Error != c.Error || !equalResult(got.Result, c.Result) {
+				t.Errorf("after %s and later changes the request is %s, error %q, result %v; want it unchanged",
+					first, got.Status, got.Error, got.Result)
+			}
+		}
+	}},
+	{"DoneCarriesResult", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		if r := read(t, s, r.ID); r.Result != nil {
+			t.Fatalf("a received request has result %v", r.Result)
+		}
+		res := genpipe.ResultKeys(r.ID)
+		apply(t, s, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusDone, Result: &res, At: time.Now()}, true)
+		got := read(t, s, r.ID)
+		if got.Result == nil || *got.Result != res {
+			t.Fatalf("done request has result %v; want %v", got.Result, res)
+		}
+		if got.Error != "" {
+			t.Fatalf("done request has error %q", got.Error)
+		}
+	}},
+	{"RejectedAndFailedCarryError", func(t *testing.T, s genpipe.RequestStore) {
+		for _, st := range []genpipe.Status{genpipe.StatusRejected, genpipe.StatusFailed} {
+			r := createPublished(t, s)
+			c := change(r.ID, st)
+			c.Error = "the image shows no product (" + string(st) + ")"
+			apply(t, s, c, true)
+			got := read(t, s, r.ID)
+			if got.Status != st || got.Error != c.Error || got.Result != nil {
+				t.Errorf("%s request: status %s, error %q, result %v; want %s, %q, no result",
+					st, got.Status, got.Error, got.Result, st, c.Error)
+			}
+		}
+	}},
+	{"BeforePublished", func(t *testing.T, s genpipe.RequestStore) {
+		// The first event is in Kafka before MarkPublished returns, so the
+		// pipeline may report on a request that is not published yet.
+		r := create(t, s, newRequest(""))
+		apply(t, s, change(r.ID, genpipe.StatusChecking), true)
+		publish(t, s, r.ID)
+		checkStatus(t, s, r.ID, genpipe.StatusChecking)
+	}},
+	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+		_, err := s.ApplyStatus(t.Context(), change(uuid.NewString(), genpipe.StatusChecking))
+		checkCode(t, "ApplyStatus to an unknown request", err, genpipe.ENOTFOUND)
+	}},
+	{"InvalidStatus", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		for _, st := range []genpipe.Status{"", "finished"} {
+			_, err := s.ApplyStatus(t.Context(), change(r.ID, st))
+			checkCode(t, fmt.Sprintf("ApplyStatus %q", st), err, genpipe.EINVALID)
+		}
+		checkStatus(t, s, r.ID, genpipe.StatusReceived)
+	}},
+	{"ZeroAtIsNow", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		before := time.Now()
+		apply(t, s, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking}, true)
+		after := time.Now()
+		checkBetween(t, "UpdatedAt", read(t, s, r.ID).UpdatedAt, before, after)
+		h := history(t, s, r.ID)
+		checkBetween(t, "History At", h[len(h)-1].At, before, after)
+	}},
+	{"TimesInUTC", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		at := time.Date(2031, 2, 3, 4, 5, 6, 789_123_456, time.FixedZone("UTC+5:30", 5*3600+1800))
+		apply(t, s, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at}, true)
+		checkTime(t, "UpdatedAt", read(t, s, r.ID).UpdatedAt, at)
+		h := history(t, s, r.ID)
+		checkTime(t, "History At", h[1].At, at)
+	}},
+	{"Concurrent", func(t *testing.T, s genpipe.RequestStore) {
+		// Redeliveries race each other and a reader: every status applies
+		// at most once, in rank order, and the request ends done.
+		r := createPublished(t, s)
+		statuses := []genpipe.Status{genpipe.StatusChecking, genpipe.StatusGenerating, genpipe.StatusDone}
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			applied = map[genpipe.Status]int{}
+		)
+		for i := range 10 {
+			wg.Go(func() {
+				for j := range statuses {
+					st := statuses[(i+j)%len(statuses)]
+					c := change(r.ID, st)
+					if st == genpipe.StatusDone {
+						c.Result = ptr(genpipe.ResultKeys(r.ID))
+					}
+					ok, err := s.ApplyStatus(t.Context(), c)
+					if err != nil {
+						t.Errorf("ApplyStatus %s: %v", st, err)
+						return
+					}
+					if ok {
+						mu.Lock()
+						applied[st]++
+						mu.Unlock()
+					}
+					if _, err := s.Request(t.Context(), r.ID); err != nil {
+						t.Errorf("Request: %v", err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if applied[genpipe.StatusDone] != 1 {
+			t.Errorf("done applied %d times; want 1", applied[genpipe.StatusDone])
+		}
+		var want []genpipe.Status
+		for _, st := range append([]genpipe.Status{genpipe.StatusReceived}, statuses...) {
+			if applied[st] > 1 {
+				t.Errorf("%s applied %d times", st, applied[st])
+			}
+			if st == genpipe.StatusReceived || applied[st] == 1 {
+				want = append(want, st)
+			}
+		}
+		var got []genpipe.Status
+		for _, c := range history(t, s, r.ID) {
+			got = append(got, c.Status)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("history %v; want the applied changes %v", got, want)
+		}
+		checkStatus(t, s, r.ID, genpipe.StatusDone)
+	}},
+}
+
+var historyTests = []test{
+	{"OldestFirst", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		at := r.CreatedAt.Add(time.Second)
+		res := genpipe.ResultKeys(r.ID)
+		want := []genpipe.StatusChange{{RequestID: r.ID, Status: genpipe.StatusReceived, At: r.CreatedAt}}
+		for _, c := range []struct {
+			genpipe.StatusChange
+			applied bool
+		}{
+			{genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at}, true},
+			{genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at.Add(time.Second)}, false},
+			{genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusGenerating, At: at.Add(2 * time.Second)}, true},
+			{genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusReceived, At: at.Add(3 * time.Second)}, false},
+			{genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusDone, Result: &res, At: at.Add(4 * time.Second)}, true},
+			{genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusFailed, Error: "late", At: at.Add(5 * time.Second)}, false},
+		} {
+			apply(t, s, c.StatusChange, c.applied)
+			if c.applied {
+				want = append(want, c.StatusChange)
+			}
+		}
+		checkHistory(t, s, r.ID, want)
+	}},
+	{"ApplicationOrder", func(t *testing.T, s genpipe.RequestStore) {
+		// Oldest first means in the order applied, even when the events'
+		// clocks disagree (each worker stamps its own).
+		r := createPublished(t, s)
+		c := genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusRejected, Error: "no image",
+			At: r.CreatedAt.Add(-time.Minute)}
+		apply(t, s, c, true)
+		checkHistory(t, s, r.ID, []genpipe.StatusChange{{RequestID: r.ID, Status: genpipe.StatusReceived, At: r.CreatedAt}, c})
+	}},
+	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+		_, err := s.History(t.Context(), uuid.NewString())
+		checkCode(t, "History of an unknown request", err, genpipe.ENOTFOUND)
+	}},
+	{"Unpublished", func(t *testing.T, s genpipe.RequestStore) {
+		r := create(t, s, newRequest(""))
+		_, err := s.History(t.Context(), r.ID)
+		checkCode(t, "History of an unpublished request", err, genpipe.ENOTFOUND)
+	}},
+}
+
+var webhookTests = []test{
+	{"EnqueueOnce", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		now := time.Now()
+		d := delivery(r.ID, genpipe.StatusDone, now.Add(-time.Second))
+		enqueue(t, s, d)
+		again := d
+		again.URL, again.NextAttemptAt = "https://other.example/hook", now.Add(-time.Hour)
+		enqueue(t, s, again)
+		due := dueWebhooks(t, s, now, 10)
+		if len(due) != 1 {
+			t.Fatalf("two EnqueueWebhook of one (request, status) gave %d due deliveries; want 1", len(due))
+		}
+		got := due[0]
+		if got.ID == 0 {
+			t.Errorf("delivery has no ID")
+		}
+		d.ID = got.ID
+		checkDelivery(t, got, d)
+	}},
+	{"OnePerStatus", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		now := time.Now()
+		enqueue(t, s, delivery(r.ID, genpipe.StatusChecking, now.Add(-2*time.Second)))
+		enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now.Add(-time.Second)))
+		if due := dueWebhooks(t, s, now, 10); len(due) != 2 || due[0].ID == due[1].ID {
+			t.Fatalf("deliveries of two statuses: %v; want two", due)
+		}
+	}},
+	{"Defaults", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		before := time.Now()
+		enqueue(t, s, genpipe.WebhookDelivery{RequestID: r.ID, Status: genpipe.StatusDone, URL: r.WebhookURL})
+		after := time.Now()
+		due := dueWebhooks(t, s, after.Add(time.Millisecond), 10)
+		if len(due) != 1 {
+			t.Fatalf("a delivery with zero times is not due: %v", due)
+		}
+		if due[0].State != genpipe.WebhookPending || due[0].Attempts != 0 {
+			t.Errorf("delivery state %q, attempts %d; want pending, 0", due[0].State, due[0].Attempts)
+		}
+		checkBetween(t, "CreatedAt", due[0].CreatedAt, before, after)
+		checkTime(t, "NextAttemptAt", due[0].NextAttemptAt, due[0].CreatedAt)
+	}},
+	{"DueOrderAndLimit", func(t *testing.T, s genpipe.RequestStore) {
+		now := time.Now()
+		var ids []string
+		for _, ago := range []time.Duration{time.Minute, 3 * time.Minute, 2 * time.Minute, -time.Minute, 0} {
+			r := createPublished(t, s)
+			d := delivery(r.ID, genpipe.StatusDone, now.Add(-ago))
+			d.CreatedAt = now.Add(-time.Hour) // all created together: due order is NextAttemptAt order
+			enqueue(t, s, d)
+			ids = append(ids, r.ID)
+		}
+		// Longest overdue first; the one due in a minute is not due; the one
+		// due exactly now is.
+		want := []string{ids[1], ids[2], ids[0], ids[4]}
+		checkDue(t, s, now, 10, want)
+		checkDue(t, s, now, 2, want[:2])
+		checkDue(t, s, now.Add(-150*time.Second), 10, want[:1])
+		checkDue(t, s, now.Add(2*time.Minute), 10, []string{ids[1], ids[2], ids[0], ids[4], ids[3]})
+	}},
+	{"DueOnlyPending", func(t *testing.T, s genpipe.RequestStore) {
+		now := time.Now()
+		var ids []string
+		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookPending, genpipe.WebhookAbandoned} {
+			r := createPublished(t, s)
+			d := delivery(r.ID, genpipe.StatusDone, now.Add(-time.Minute))
+			d.State = state
+			enqueue(t, s, d)
+			ids = append(ids, r.ID)
+		}
+		checkDue(t, s, now, 10, ids[1:2])
+	}},
+	{"DeliveredAndAbandonedNeverDue", func(t *testing.T, s genpipe.RequestStore) {
+		now := time.Now()
+		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookAbandoned} {
+			r := createPublished(t, s)
+			enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now.Add(-time.Minute)))
+			due := dueWebhooks(t, s, now, 10)
+			if len(due) != 1 {
+				t.Fatalf("due: %v; want the new delivery", due)
+			}
+			d := due[0]
+			d.State, d.Attempts, d.LastError = state, 1, ""
+			if err := s.UpdateWebhook(t.Context(), d); err != nil {
+				t.Fatalf("UpdateWebhook %s: %v", state, err)
+			}
+			checkDue(t, s, now.Add(24*time.Hour), 10, nil)
+		}
+	}},
+	{"PendingDeferred", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		now := time.Now()
+		enqueue(t, s, delivery(r.ID, genpipe.StatusRejected, now.Add(-time.Second)))
+		d := dueWebhooks(t, s, now, 1)[0]
+		for attempt := 1; attempt <= 3; attempt++ {
+			d.Attempts = attempt
+			d.LastError = fmt.Sprintf("webhook POST: receiver answered 503 (attempt %d)", attempt)
+			d.NextAttemptAt = now.Add(time.Duration(attempt) * time.Minute)
+			if err := s.UpdateWebhook(t.Context(), d); err != nil {
+				t.Fatalf("UpdateWebhook: %v", err)
+			}
+			checkDue(t, s, d.NextAttemptAt.Add(-time.Millisecond), 10, nil)
+			due := dueWebhooks(t, s, d.NextAttemptAt, 10)
+			if len(due) != 1 {
+				t.Fatalf("deferred delivery not due at its NextAttemptAt: %v", due)
+			}
+			checkDelivery(t, due[0], d)
+		}
+	}},
+	{"EnqueueUnknownRequest", func(t *testing.T, s genpipe.RequestStore) {
+		err := s.EnqueueWebhook(t.Context(), delivery(uuid.NewString(), genpipe.StatusDone, time.Now()))
+		checkCode(t, "EnqueueWebhook for an unknown request", err, genpipe.ENOTFOUND)
+	}},
+	{"UpdateUnknown", func(t *testing.T, s genpipe.RequestStore) {
+		d := delivery(uuid.NewString(), genpipe.StatusDone, time.Now())
+		d.ID = 1 << 40
+		checkCode(t, "UpdateWebhook of an unknown delivery", s.UpdateWebhook(t.Context(), d), genpipe.ENOTFOUND)
+	}},
+	{"Invalid", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		now := time.Now()
+		bad := delivery(r.ID, genpipe.StatusDone, now)
+		bad.State = "lost"
+		checkCode(t, "EnqueueWebhook in state lost", s.EnqueueWebhook(t.Context(), bad), genpipe.EINVALID)
+		bad = delivery(r.ID, "finished", now)
+		checkCode(t, "EnqueueWebhook of status finished", s.EnqueueWebhook(t.Context(), bad), genpipe.EINVALID)
+
+		enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now))
+		d := dueWebhooks(t, s, now, 1)[0]
+		d.State = "lost"
+		checkCode(t, "UpdateWebhook to state lost", s.UpdateWebhook(t.Context(), d), genpipe.EINVALID)
+		for _, limit := range []int{0, -1} {
+			_, err := s.DueWebhooks(t.Context(), now, limit)
+			checkCode(t, fmt.Sprintf("DueWebhooks limit %d", limit), err, genpipe.EINVALID)
+		}
+	}},
+}
+
+var pingTests = []test{
+	{"Ping", func(t *testing.T, s genpipe.RequestStore) {
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	}},
+}
+
+// newRequest returns a fresh request with a new UUID and all fields set.
+func newRequest(idempotencyKey string) *genpipe.Request {
+	return &genpipe.Request{
+		ID:             uuid.NewString(),
+		Job:            genpipe.Job{ObjectID: uuid.NewString(), Style: "corporate", Title: "Q3 results", Description: "our best quarter"},
+		WebhookURL:     "https://hooks.example/genpipe",
+		IdempotencyKey: idempotencyKey,
+		Status:         genpipe.StatusReceived,
+	}
+}
+
+func create(t *testing.T, s genpipe.RequestStore, r *genpipe.Request) *genpipe.Request {
+	t.Helper()
+	got, created, err := s.CreateRequest(t.Context(), r)
+	if err != nil || !created {
+		t.Fatalf("CreateRequest = created %v, %v; want created", created, err)
+	}
+	return got
+}
+
+func publish(t *testing.T, s genpipe.RequestStore, id string) {
+	t.Helper()
+	if err := s.MarkPublished(t.Context(), id); err != nil {
+		t.Fatalf("MarkPublished: %v", err)
+	}
+}
+
+func createPublished(t *testing.T, s genpipe.RequestStore) *genpipe.Request {
+	t.Helper()
+	r := create(t, s, newRequest(""))
+	publish(t, s, r.ID)
+	return r
+}
+
+func read(t *testing.T, s genpipe.RequestStore, id string) *genpipe.Request {
+	t.Helper()
+	r, err := s.Request(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Request: %v", err)
+	}
+	return r
+}
+
+func history(t *testing.T, s genpipe.RequestStore, id string) []genpipe.StatusChange {
+	t.Helper()
+	h, err := s.History(t.Context(), id)
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	return h
+}
+
+func change(id string, st genpipe.Status) genpipe.StatusChange {
+	return genpipe.StatusChange{RequestID: id, Status: st, At: time.Now()}
+}
+
+func apply(t *testing.T, s genpipe.RequestStore, c genpipe.StatusChange, want bool) {
+	t.Helper()
+	applied, err := s.ApplyStatus(t.Context(), c)
+	if err != nil {
+		t.Fatalf("ApplyStatus %s: %v", c.Status, err)
+	}
+	if applied != want {
+		t.Fatalf("ApplyStatus %s: applied = %v; want %v", c.Status, applied, want)
+	}
+}
+
+func checkStatus(t *testing.T, s genpipe.RequestStore, id string, want genpipe.Status) {
+	t.Helper()
+	if got := read(t, s, id).Status; got != want {
+		t.Fatalf("request status %s; want %s", got, want)
+	}
+}
+
+func checkRequest(t *testing.T, what string, got, want *genpipe.Request) {
+	t.Helper()
+	if got.ID != want.ID || got.Job != want.Job || got.WebhookURL != want.WebhookURL ||
+		got.IdempotencyKey != want.IdempotencyKey || got.Status != want.Status || got.Error != want.Error ||
+		!equalResult(got.Result, want.Result) {
+		t.Errorf("%s = %+v; want %+v", what, *got, *want)
+	}
+	checkTime(t, what+" CreatedAt", got.CreatedAt, want.CreatedAt)
+	checkTime(t, what+" UpdatedAt", got.UpdatedAt, want.UpdatedAt)
+}
+
+func checkHistory(t *testing.T, s genpipe.RequestStore, id string, want []genpipe.StatusChange) {
+	t.Helper()
+	got := history(t, s, id)
+	if len(got) != len(want) {
+		t.Fatalf("History = %v; want %v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.RequestID != w.RequestID || g.Status != w.Status || g.Error != w.Error || !equalResult(g.Result, w.Result) {
+			t.Errorf("History[%d] = %+v; want %+v", i, g, w)
+		}
+		checkTime(t, fmt.Sprintf("History[%d].At", i), g.At, w.At)
+	}
+}
+
+func delivery(id string, st genpipe.Status, next time.Time) genpipe.WebhookDelivery {
+	return genpipe.WebhookDelivery{RequestID: id, Status: st, URL: "https://hooks.example/genpipe",
+		State: genpipe.WebhookPending, NextAttemptAt: next, CreatedAt: next}
+}
+
+func enqueue(t *testing.T, s genpipe.RequestStore, d genpipe.WebhookDelivery) {
+	t.Helper()
+	if err := s.EnqueueWebhook(t.Context(), d); err != nil {
+		t.Fatalf("EnqueueWebhook: %v", err)
+	}
+}
+
+func dueWebhooks(t *testing.T, s genpipe.RequestStore, now time.Time, limit int) []genpipe.WebhookDelivery {
+	t.Helper()
+	due, err := s.DueWebhooks(t.Context(), now, limit)
+	if err != nil {
+		t.Fatalf("DueWebhooks: %v", err)
+	}
+	return due
+}
+
+// checkDue checks that DueWebhooks returns the deliveries of these requests, in order.
+func checkDue(t *testing.T, s genpipe.RequestStore, now time.Time, limit int, wantRequests []string) {
+	t.Helper()
+	var got []string
+	for _, d := range dueWebhooks(t, s, now, limit) {
+		got = append(got, d.RequestID)
+	}
+	if !slices.Equal(got, wantRequests) {
+		t.Errorf("DueWebhooks(%v, %d) = deliveries of %v; want %v", now.UTC(), limit, got, wantRequests)
+	}
+}
+
+func checkDelivery(t *testing.T, got, want genpipe.WebhookDelivery) {
+	t.Helper()
+	if got.ID != want.ID || got.RequestID != want.RequestID || got.Status != want.Status || got.URL != want.URL ||
+		got.State != want.State || got.Attempts != want.Attempts || got.LastError != want.LastError {
+		t.Errorf("delivery = %+v; want %+v", got, want)
+	}
+	checkTime(t, "NextAttemptAt", got.NextAttemptAt, want.NextAttemptAt)
+	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+// checkTime checks that got is want, in UTC, to the millisecond at least.
+func checkTime(t *testing.T, what string, got, want time.Time) {
+	t.Helper()
+	if got.Location() != time.UTC {
+		t.Errorf("%s %v is not in UTC", what, got)
+	}
+	if d := got.Sub(want); d <= -time.Millisecond || d >= time.Millisecond {
+		t.Errorf("%s = %v; want %v", what, got, want.UTC())
+	}
+}
+
+// checkBetween checks that got is in [before, after], in UTC, to the millisecond.
+func checkBetween(t *testing.T, what string, got, before, after time.Time) {
+	t.Helper()
+	if got.Location() != time.UTC {
+		t.Errorf("%s %v is not in UTC", what, got)
+	}
+	if got.Before(before.Add(-time.Millisecond)) || got.After(after.Add(time.Millisecond)) {
+		t.Errorf("%s = %v; want between %v and %v", what, got, before.UTC(), after.UTC())
+	}
+}
+
+func checkCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := genpipe.ErrorCode(err); got != code {
+		t.Errorf("%s: error %v (code %q); want code %q", what, err, got, code)
+	}
+}
+
+func equalResult(a, b *genpipe.Result) bool {
+	return a == b || (a != nil && b != nil && *a == *b)
+}
+
+func ptr[T any](v T) *T { return &v }
