@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/backoff"
 )
 
 // Notifier records status changes and delivers webhooks.
@@ -86,9 +87,9 @@ func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte,
 
 // Handle records one status event of the results topic and, for a terminal
 // status of a request with a webhook, queues its delivery. It is idempotent:
-// a redelivered event changes nothing and queues nothing twice. It returns
-// an error only when the status store failed; the record must then be
-// processed again.
+// a redelivered event changes nothing and queues nothing twice. A failing
+// status store is retried until ctx is done, since a status once committed
+// past is never read again; only then does Handle return an error.
 func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 	e, err := genpipe.DecodeEvent(value)
 	if err == nil && e.Type != genpipe.EventStatus {
@@ -98,6 +99,20 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 		n.cfg.logger.Error("skipping poison record", "stage", "notify", "err", err)
 		return nil
 	}
+	policy := backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+	for attempt := 1; ; attempt++ {
+		if err = n.record(ctx, e); err == nil {
+			return nil
+		}
+		n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
+		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
+			return fmt.Errorf("notifier: record %s: %w", e, err)
+		}
+	}
+}
+
+// record applies one status change and queues its webhook.
+func (n *Notifier) record(ctx context.Context, e genpipe.Event) error {
 	if _, err := n.store.ApplyStatus(ctx, e.StatusChange()); err != nil {
 		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
 			n.cfg.logger.Warn("status for an unknown request", "request", e.RequestID, "status", e.Status)

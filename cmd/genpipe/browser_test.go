@@ -53,7 +53,7 @@ func TestBrowserMakesASlide(t *testing.T) {
 		t.Fatalf("%d status steps marked done (%v), want 4", steps, err)
 	}
 	if out := os.Getenv("GENPIPE_SCREENSHOT"); out != "" { // for a person to look at
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err == nil {
 			err = os.WriteFile(out, shot, 0o644)
 		}
