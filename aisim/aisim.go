@@ -26,6 +26,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/genpipe/genpipe/httpjson"
 )
 
 // Defaults and limits of the simulated services.
@@ -138,10 +140,10 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(s.model.route, s.serveCall)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, s.Stats())
+		httpjson.Write(w, http.StatusOK, s.Stats())
 	})
 	return mux
 }
@@ -175,7 +177,7 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 	default:
 		s.cfg.logger.Debug("call done", "model", s.model.name, "request", c.requestID, "took", time.Since(start))
-		writeJSON(w, http.StatusOK, out)
+		httpjson.Write(w, http.StatusOK, out)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 )
 
 // NewCheckService returns the simulated Checking AI: POST /v1/check with a
@@ -22,7 +23,7 @@ func NewCheckService(opts ...Option) *Service {
 
 func parseCheck(s *Service, w http.ResponseWriter, r *http.Request) (call, error) {
 	var in genpipe.CheckInput
-	if err := decodeBody(w, r, &in); err != nil {
+	if err := httpjson.Decode(w, r, MaxBodyBytes, &in); err != nil {
 		return call{}, err
 	}
 	if err := checkRequestID(in.RequestID); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/slide"
 )
 
@@ -40,7 +41,7 @@ type FileInfo struct {
 
 func parseGenerate(s *Service, w http.ResponseWriter, r *http.Request) (call, error) {
 	var in genpipe.GenerateInput
-	if err := decodeBody(w, r, &in); err != nil {
+	if err := httpjson.Decode(w, r, MaxBodyBytes, &in); err != nil {
 		return call{}, err
 	}
 	if err := validateGenerate(in); err != nil {

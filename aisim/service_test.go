@@ -60,12 +60,12 @@ func TestBadInput(t *testing.T) {
 		status          int
 		detail          string
 	}{
-		{"malformed", check, `{"requestId":`, 400, "not valid JSON"},
+		{"malformed", check, `{"requestId":`, 400, "malformed JSON"},
 		{"empty", check, ``, 400, "empty"},
 		{"no imageUrl", check, `{"requestId":"r1"}`, 400, "imageUrl is required"},
 		{"relative imageUrl", check, `{"requestId":"r1","imageUrl":"/x"}`, 400, "imageUrl is not an absolute"},
 		{"no requestId", check, `{"imageUrl":"http://s/x"}`, 400, "requestId is required"},
-		{"too large", check, `{"requestId":"` + strings.Repeat("x", aisim.MaxBodyBytes) + `"}`, 413, "larger than"},
+		{"too large", check, `{"requestId":"` + strings.Repeat("x", aisim.MaxBodyBytes) + `"}`, 413, "over 1048576 bytes"},
 		{"no outputs", generate, `{"requestId":"r1","imageUrl":"http://s/x","style":` + string(style) + `}`, 400, "outputs.png is required"},
 		{"no style", generate, `{"requestId":"r1","imageUrl":"http://s/x",` + outputs + `}`, 400, "style.id is required"},
 		{"bad color", generate, `{"requestId":"r1","imageUrl":"http://s/x",` + outputs + `,"style":{"id":"x","backgroundTop":"red"}}`, 400, `backgroundTop "red" is not a #rrggbb color`},

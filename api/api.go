@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 )
 
 //go:embed web
@@ -107,7 +107,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
 	}
 	if verdict.status == http.StatusMethodNotAllowed {
-		writeProblem(w, verdict.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, verdict.header.Get("Allow")))
+		httpjson.WriteProblem(w, verdict.status, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, verdict.header.Get("Allow")))
 		return
 	}
 	s.problem(w, r, genpipe.Errorf(genpipe.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
@@ -130,7 +130,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/requests/{id}/events", s.streamEvents)
 	s.mux.HandleFunc("GET /v1/styles", s.listStyles)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	static, _ := fs.Sub(webFS, "web")
@@ -138,7 +138,7 @@ func (s *Server) routes() {
 }
 
 func (s *Server) listStyles(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, genpipe.Styles)
+	httpjson.Write(w, http.StatusOK, genpipe.Styles)
 }
 
 // readyz pings every dependency with a short deadline.
@@ -158,11 +158,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if !ready {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ready, "checks": checks})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpjson.Write(w, status, map[string]any{"ready": ready, "checks": checks})
 }

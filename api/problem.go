@@ -1,20 +1,11 @@
 package api
 
 import (
-	"encoding/json"
 	"net/http"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 )
-
-// Problem is an RFC 9457 problem detail, the body of every API error.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"` // the genpipe error code, stable for programs
-}
 
 var statusByCode = map[string]int{
 	genpipe.ECONFLICT:      http.StatusConflict,
@@ -42,17 +33,5 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "2")
 	}
-	writeProblem(w, status, code, genpipe.ErrorMessage(err))
-}
-
-func writeProblem(w http.ResponseWriter, status int, code, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(Problem{
-		Type:   "urn:genpipe:problem:" + code,
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: detail,
-		Code:   code,
-	})
+	httpjson.WriteProblem(w, status, code, genpipe.ErrorMessage(err))
 }

@@ -1,10 +1,7 @@
 package api
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 )
 
 // uploadContentTypes are the image types the Checking AI accepts.
@@ -35,7 +33,7 @@ type uploadResponse struct {
 // the object store, never through the API.
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	var in uploadRequest
-	if err := s.decodeBody(w, r, &in); err != nil {
+	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -50,7 +48,7 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
 		return
 	}
-	writeJSON(w, http.StatusCreated, uploadResponse{
+	httpjson.Write(w, http.StatusCreated, uploadResponse{
 		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
 		Headers:   map[string]string{"Content-Type": in.ContentType},
 		ExpiresAt: s.cfg.now().Add(s.cfg.uploadTTL).UTC(),
@@ -76,7 +74,7 @@ type acceptedResponse struct {
 // same id and queues nothing new.
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	var in createRequest
-	if err := s.decodeBody(w, r, &in); err != nil {
+	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
 		s.problem(w, r, err)
 		return
 	}
@@ -94,7 +92,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
+	httpjson.Write(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
 		Message: "request received, please wait"})
 }
 
@@ -227,7 +225,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, view)
+	httpjson.Write(w, http.StatusOK, view)
 }
 
 // findRequest loads the request named in the path; ids are UUIDs, anything
@@ -242,27 +240,4 @@ func (s *Server) findRequest(r *http.Request) (*genpipe.Request, error) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %q not found", id)
 	}
 	return req, err
-}
-
-// decodeBody reads one JSON object of at most maxBody bytes.
-func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, s.cfg.maxBody)
-	dec := json.NewDecoder(body)
-	err := dec.Decode(v)
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return genpipe.Errorf(genpipe.ETOOLARGE, "request body is over %d bytes", s.cfg.maxBody)
-	case errors.Is(err, io.EOF):
-		return genpipe.Errorf(genpipe.EINVALID, "request body is empty; send a JSON object")
-	case err != nil:
-		return genpipe.Errorf(genpipe.EINVALID, "malformed JSON: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if errors.As(err, &tooLarge) {
-			return genpipe.Errorf(genpipe.ETOOLARGE, "request body is over %d bytes", s.cfg.maxBody)
-		}
-		return genpipe.Errorf(genpipe.EINVALID, "malformed JSON: trailing data after the object")
-	}
-	return nil
 }

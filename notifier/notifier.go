@@ -33,6 +33,7 @@ type config struct {
 	resultTTL    time.Duration
 	pollInterval time.Duration
 	concurrency  int
+	publishWait  time.Duration
 	logger       *slog.Logger
 	now          func() time.Time
 }
@@ -76,6 +77,7 @@ func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte,
 		resultTTL:    24 * time.Hour,
 		pollInterval: 250 * time.Millisecond,
 		concurrency:  8,
+		publishWait:  10 * time.Second,
 		logger:       slog.Default(),
 		now:          time.Now,
 	}
@@ -89,7 +91,9 @@ func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte,
 // status of a request with a webhook, queues its delivery. It is idempotent:
 // a redelivered event changes nothing and queues nothing twice. A failing
 // status store is retried until ctx is done, since a status once committed
-// past is never read again; only then does Handle return an error.
+// past is never read again; only then does Handle return an error. A
+// terminal status of a request that is not published yet is retried for up
+// to 10 seconds, then recorded without a webhook.
 func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 	e, err := genpipe.DecodeEvent(value)
 	if err == nil && e.Type != genpipe.EventStatus {
@@ -100,11 +104,26 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 		return nil
 	}
 	policy := backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
+	start := n.cfg.now()
 	for attempt := 1; ; attempt++ {
 		if err = n.record(ctx, e); err == nil {
 			return nil
 		}
-		n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
+		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
+			// The status applied, so the request exists, but it is not
+			// published: either the API's MarkPublished has not returned
+			// yet (wait for it), or it failed after queuing the request, so
+			// the client got no 202 and is owed no webhook. Waiting forever
+			// would stall the results topic (the notifier handles one
+			// record at a time), so give up after publishWait.
+			if n.cfg.now().Sub(start) >= n.cfg.publishWait {
+				n.cfg.logger.Warn("terminal status of a request never published: no webhook", "request", e.RequestID, "status", e.Status)
+				return nil
+			}
+			n.cfg.logger.Info("request not published yet, waiting", "request", e.RequestID, "attempt", attempt)
+		} else {
+			n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
+		}
 		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
 			return fmt.Errorf("notifier: record %s: %w", e, err)
 		}
@@ -131,7 +150,10 @@ func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event) error {
 	if err != nil {
 		return fmt.Errorf("notifier: read request %s: %w", e.RequestID, err)
 	}
-	if r.WebhookURL == "" {
+	// A terminal event that lost to another terminal status (a redelivered
+	// record handled again, say done after failed) applied nothing: the
+	// request's webhook was queued for the status that won.
+	if r.WebhookURL == "" || r.Status != e.Status {
 		return nil
 	}
 	d := genpipe.WebhookDelivery{RequestID: r.ID, Status: e.Status, URL: r.WebhookURL,

@@ -111,13 +111,18 @@ func (c *config) brokerList() []string {
 	return out
 }
 
-// logger returns a text logger on stderr at the configured level.
+// logger returns a text logger on stderr at the configured level, tagged
+// with the part that logs (none for `up`, whose parts tag themselves).
 func (c *config) logger(stderr io.Writer, part string) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return nil, fmt.Errorf("bad -log-level %q: %w", c.LogLevel, err)
 	}
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("part", part), nil
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if part != "" {
+		log = log.With("part", part)
+	}
+	return log, nil
 }
 
 func required(pairs ...string) error {

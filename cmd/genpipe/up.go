@@ -41,7 +41,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := cfg.logger(stderr, "up")
+	log, err := cfg.logger(stderr, "")
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,74 @@
+// Package httpjson holds what genpipe's HTTP services share: JSON answers,
+// RFC 9457 problem details for errors, and strict, size-limited JSON
+// request bodies whose failures are genpipe errors a client can read.
+package httpjson
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+)
+
+import "github.com/genpipe/genpipe"
+
+// Problem is an RFC 9457 problem detail, the body of every error answer.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"` // the genpipe error code, stable for programs
+}
+
+// Write answers v as JSON with status.
+func Write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteProblem answers an application/problem+json body.
+func WriteProblem(w http.ResponseWriter, status int, code, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(Problem{
+		Type:   "urn:genpipe:problem:" + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Code:   code,
+	})
+}
+
+// Decode reads exactly one JSON value of at most maxBytes into v. A body
+// too large is ETOOLARGE; an empty, malformed or trailing-data body is
+// EINVALID, with a message that says which.
+func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBytes))
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = errTrailing
+			var tooLarge *http.MaxBytesError
+			if errors.As(terr, &tooLarge) {
+				err = terr
+			}
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooLarge):
+		return genpipe.Errorf(genpipe.ETOOLARGE, "request body is over %d bytes", maxBytes)
+	case errors.Is(err, io.EOF):
+		return genpipe.Errorf(genpipe.EINVALID, "request body is empty; send a JSON object")
+	case errors.Is(err, errTrailing):
+		return genpipe.Errorf(genpipe.EINVALID, "malformed JSON: trailing data after the value")
+	default:
+		return genpipe.Errorf(genpipe.EINVALID, "malformed JSON: %v", err)
+	}
+}
+
+var errTrailing = errors.New("trailing data")

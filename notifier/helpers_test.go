@@ -1,0 +1,301 @@
+package notifier_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/notifier"
+	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/sqlite"
+)
+
+// One embedded S3 server per test binary (an embedgw limit), started in
+// TestMain; each test uses its own objects under random keys.
+var objects *s3.Store
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "genpipe-notifier-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	srv, err := s3.StartServer(context.Background(), dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer srv.Close()
+	access, secret := srv.Credentials()
+	if objects, err = s3.New(srv.Endpoint(), "genpipe-notifier-test", access, secret); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := objects.EnsureBucket(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+var secret = []byte("test-webhook-secret")
+
+// Fast webhook timings: a failing receiver is retried within milliseconds.
+const (
+	poll     = 10 * time.Millisecond
+	maxDelay = 20 * time.Millisecond
+)
+
+// env is one notifier on its own SQLite file, with its logs captured.
+type env struct {
+	store *recordingStore
+	n     *notifier.Notifier
+	logs  *logBuffer
+}
+
+func newEnv(t *testing.T, opts ...notifier.Option) *env {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &env{store: &recordingStore{RequestStore: db}, logs: &logBuffer{t: t}}
+	t.Cleanup(e.logs.stop)
+	opts = append([]notifier.Option{
+		notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		notifier.WithPollInterval(poll),
+		notifier.WithMaxRetryDelay(maxDelay),
+	}, opts...)
+	e.n = notifier.New(e.store, objects, secret, opts...)
+	return e
+}
+
+// request stores and publishes a request, as the API does before its 202.
+func (e *env) request(t *testing.T, webhookURL string) *genpipe.Request {
+	t.Helper()
+	r := &genpipe.Request{ID: uuid.NewString(), WebhookURL: webhookURL, Job: genpipe.Job{
+		ObjectID: uuid.NewString(), Style: "corporate", Title: "Q3", Description: "quarterly results"}}
+	stored, _, err := e.store.CreateRequest(t.Context(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.MarkPublished(t.Context(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	return stored
+}
+
+// handle runs Handle on a status event and fails the test on an error.
+func (e *env) handle(t *testing.T, id string, status genpipe.Status, result *genpipe.Result, reason string) {
+	t.Helper()
+	if err := e.n.Handle(ctxT(t), statusEvent(t, id, status, result, reason)); err != nil {
+		t.Fatalf("Handle %s %s: %v", id, status, err)
+	}
+}
+
+// runWebhooks runs the outbox until the test ends.
+func (e *env) runWebhooks(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.n.RunWebhooks(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunWebhooks: %v", err)
+		}
+	})
+}
+
+// pending returns every pending delivery, due or not.
+func (e *env) pending(t *testing.T) []genpipe.WebhookDelivery {
+	t.Helper()
+	due, err := e.store.DueWebhooks(t.Context(), time.Now().Add(24*time.Hour), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return due
+}
+
+func statusEvent(t *testing.T, id string, status genpipe.Status, result *genpipe.Result, reason string) []byte {
+	t.Helper()
+	v, err := genpipe.EncodeEvent(genpipe.NewStatusEvent(genpipe.StatusChange{
+		RequestID: id, Status: status, Result: result, Error: reason, At: time.Now()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recordingStore is the real store, recording the webhook outcomes the
+// notifier writes and failing ApplyStatus on demand.
+type recordingStore struct {
+	genpipe.RequestStore
+	mu        sync.Mutex
+	updates   []genpipe.WebhookDelivery
+	failApply int // fail this many more ApplyStatus calls
+}
+
+func (s *recordingStore) ApplyStatus(ctx context.Context, c genpipe.StatusChange) (bool, error) {
+	s.mu.Lock()
+	fail := s.failApply > 0
+	if fail && s.failApply < 1<<30 {
+		s.failApply--
+	}
+	s.mu.Unlock()
+	if fail {
+		return false, fmt.Errorf("database is locked (injected)")
+	}
+	return s.RequestStore.ApplyStatus(ctx, c)
+}
+
+func (s *recordingStore) UpdateWebhook(ctx context.Context, d genpipe.WebhookDelivery) error {
+	err := s.RequestStore.UpdateWebhook(ctx, d)
+	if err == nil {
+		s.mu.Lock()
+		s.updates = append(s.updates, d)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// outcomes returns the recorded updates of the request's deliveries.
+func (s *recordingStore) outcomes(requestID string) []genpipe.WebhookDelivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []genpipe.WebhookDelivery
+	for _, d := range s.updates {
+		if d.RequestID == requestID {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// final returns the last recorded outcome of the request's delivery, if
+// it is no longer pending.
+func (s *recordingStore) final(requestID string) (genpipe.WebhookDelivery, bool) {
+	out := s.outcomes(requestID)
+	if len(out) == 0 || out[len(out)-1].State == genpipe.WebhookPending {
+		return genpipe.WebhookDelivery{}, false
+	}
+	return out[len(out)-1], true
+}
+
+// receiver is a webhook receiver: it records every POST and answers with
+// the status answer gives for the n-th call (1-based), after delay.
+type receiver struct {
+	*httptest.Server
+	mu          sync.Mutex
+	got         []delivery
+	inFlight    int
+	maxInFlight int
+	answer      func(n int) int
+	delay       time.Duration
+}
+
+type delivery struct {
+	method string
+	header http.Header
+	body   []byte
+}
+
+func newReceiver(t *testing.T, answer func(n int) int) *receiver {
+	t.Helper()
+	r := &receiver{answer: answer}
+	r.Server = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	r.got = append(r.got, delivery{method: req.Method, header: req.Header.Clone(), body: body})
+	n := len(r.got)
+	r.inFlight++
+	r.maxInFlight = max(r.maxInFlight, r.inFlight)
+	answer, delay := r.answer, r.delay
+	r.mu.Unlock()
+	time.Sleep(delay)
+	r.mu.Lock()
+	r.inFlight--
+	r.mu.Unlock()
+	status := http.StatusOK
+	if answer != nil {
+		status = answer(n)
+	}
+	w.WriteHeader(status)
+}
+
+func (r *receiver) deliveries() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...)
+}
+
+func (r *receiver) count() int { return len(r.deliveries()) }
+
+// logBuffer collects log lines, and copies them to the test log until the
+// test ends.
+type logBuffer struct {
+	t    *testing.T
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	done bool
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	if !l.done {
+		l.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (l *logBuffer) stop() { l.mu.Lock(); l.done = true; l.mu.Unlock() }
+
+func (l *logBuffer) contains(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Contains(l.buf.String(), s)
+}
