@@ -24,6 +24,7 @@ Usage:
   genpipe api                             the HTTP API and web page
   genpipe worker --stage check|generate   a stage worker
   genpipe notifier                        status store writer and webhook sender
+  genpipe doctor                          name the article's Kafka traps in a configuration
 
 Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
 GENPIPE_* environment variable named in its help.
@@ -33,6 +34,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errTrapsFound) {
+			os.Exit(1)
+		}
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "genpipe:", err)
 		}
@@ -55,6 +59,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"api":         cmdAPI,
 		"worker":      cmdWorker,
 		"notifier":    cmdNotifier,
+		"doctor":      cmdDoctor,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
