@@ -254,7 +254,10 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.maxInFlight = max(r.maxInFlight, r.inFlight)
 	answer, delay := r.answer, r.delay
 	r.mu.Unlock()
-	time.Sleep(delay)
+	select { // a client that gives up ends the wait
+	case <-time.After(delay):
+	case <-req.Context().Done():
+	}
 	r.mu.Lock()
 	r.inFlight--
 	r.mu.Unlock()

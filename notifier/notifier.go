@@ -125,7 +125,7 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 			n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
 		}
 		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
-			return fmt.Errorf("notifier: record %s: %w", e, err)
+			return err // record's errors say what failed, for which request
 		}
 	}
 }

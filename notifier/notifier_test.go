@@ -1,0 +1,573 @@
+package notifier_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/notifier"
+)
+
+func statuses(h []genpipe.StatusChange) []genpipe.Status {
+	var out []genpipe.Status
+	for _, c := range h {
+		out = append(out, c.Status)
+	}
+	return out
+}
+
+func TestHandleAppliesStatusesInOrder(t *testing.T) {
+	e := newEnv(t)
+	r := e.request(t, "")
+	keys := genpipe.ResultKeys(r.ID)
+	e.handle(t, r.ID, genpipe.StatusChecking, nil, "")
+	e.handle(t, r.ID, genpipe.StatusGenerating, nil, "")
+	e.handle(t, r.ID, genpipe.StatusDone, &keys, "")
+
+	want := []genpipe.Status{genpipe.StatusReceived, genpipe.StatusChecking, genpipe.StatusGenerating, genpipe.StatusDone}
+	h, err := e.store.History(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(h); !slices.Equal(got, want) {
+		t.Fatalf("history %v, want %v", got, want)
+	}
+	if res := h[3].Result; res == nil || *res != keys {
+		t.Errorf("done change carries result %+v, want %+v", res, keys)
+	}
+	got, err := e.store.Request(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != genpipe.StatusDone || got.Result == nil || *got.Result != keys {
+		t.Errorf("request is %s with result %+v, want done with %+v", got.Status, got.Result, keys)
+	}
+
+	// Redelivered and late events change nothing.
+	e.handle(t, r.ID, genpipe.StatusChecking, nil, "")
+	e.handle(t, r.ID, genpipe.StatusDone, &keys, "")
+	e.handle(t, r.ID, genpipe.StatusFailed, nil, "late failure")
+	h2, err := e.store.History(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.EqualFunc(h, h2, func(a, b genpipe.StatusChange) bool { return a.Status == b.Status && a.At.Equal(b.At) }) {
+		t.Errorf("history changed by redelivered events:\n%v\nnow\n%v", h, h2)
+	}
+	if p := e.pending(t); len(p) != 0 {
+		t.Errorf("a request without webhookUrl queued deliveries: %+v", p)
+	}
+}
+
+func TestRedeliveredTerminalEventQueuesNoSecondWebhook(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	e := newEnv(t)
+	r := e.request(t, rcv.URL)
+	e.handle(t, r.ID, genpipe.StatusChecking, nil, "")
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "not a PNG or JPEG image")
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "not a PNG or JPEG image") // redelivered
+	// Another terminal status, as when a record is handled twice with a
+	// different outcome, loses to the first and must not queue a message.
+	e.handle(t, r.ID, genpipe.StatusFailed, nil, "checking the image failed")
+
+	p := e.pending(t)
+	if len(p) != 1 || p[0].Status != genpipe.StatusRejected || p[0].URL != rcv.URL {
+		t.Fatalf("pending deliveries %+v, want one for rejected to %s", p, rcv.URL)
+	}
+	e.runWebhooks(t)
+	eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
+	time.Sleep(5 * poll)
+	if n := rcv.count(); n != 1 {
+		t.Fatalf("receiver got %d POSTs, want 1", n)
+	}
+	var v genpipe.RequestView
+	if err := json.Unmarshal(rcv.deliveries()[0].body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != genpipe.StatusRejected || v.Error != "not a PNG or JPEG image" {
+		t.Errorf("webhook says %s (%q), want rejected with its reason", v.Status, v.Error)
+	}
+}
+
+func TestWebhookDone(t *testing.T) {
+	ctx := ctxT(t)
+	rcv := newReceiver(t, nil)
+	e := newEnv(t)
+	r := e.request(t, rcv.URL)
+	keys := genpipe.ResultKeys(r.ID)
+	files := []struct{ key, contentType, body string }{
+		{keys.PNGKey, genpipe.ContentTypePNG, "png of " + r.ID},
+		{keys.PDFKey, genpipe.ContentTypePDF, "pdf of " + r.ID},
+		{keys.PPTXKey, genpipe.ContentTypePPTX, "pptx of " + r.ID},
+	}
+	for _, f := range files {
+		if err := objects.Put(ctx, f.key, f.contentType, []byte(f.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.handle(t, r.ID, genpipe.StatusChecking, nil, "")
+	e.handle(t, r.ID, genpipe.StatusGenerating, nil, "")
+	e.handle(t, r.ID, genpipe.StatusDone, &keys, "")
+	e.runWebhooks(t)
+
+	eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
+	if d, _ := e.store.final(r.ID); d.State != genpipe.WebhookDelivered || d.Attempts != 1 || d.LastError != "" {
+		t.Errorf("delivery ended %+v, want delivered on the first attempt", d)
+	}
+	time.Sleep(5 * poll) // a few more polls: nothing is sent again
+	got := rcv.deliveries()
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d POSTs, want 1", len(got))
+	}
+	msg := got[0]
+	if msg.method != http.MethodPost || msg.header.Get("Content-Type") != "application/json" {
+		t.Errorf("got %s with Content-Type %q, want a JSON POST", msg.method, msg.header.Get("Content-Type"))
+	}
+	if msg.header.Get("X-Genpipe-Delivery") == "" {
+		t.Error("no X-Genpipe-Delivery header")
+	}
+
+	sig := msg.header.Get(notifier.SignatureHeader)
+	if !notifier.Verify(secret, msg.body, sig) {
+		t.Fatalf("signature %q does not verify", sig)
+	}
+	if notifier.Verify([]byte("another secret"), msg.body, sig) {
+		t.Error("signature verifies with another secret")
+	}
+	changed := bytes.Replace(msg.body, []byte(`"done"`), []byte(`"failed"`), 1)
+	if bytes.Equal(changed, msg.body) || notifier.Verify(secret, changed, sig) {
+		t.Error("signature verifies a changed body")
+	}
+
+	var v genpipe.RequestView
+	dec := json.NewDecoder(bytes.NewReader(msg.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("body is not a request view: %v\n%s", err, msg.body)
+	}
+	if v.ID != r.ID || v.Status != genpipe.StatusDone || v.Style != r.Style || v.Title != r.Title ||
+		v.Description != r.Description || v.Error != "" || v.CreatedAt.IsZero() || v.UpdatedAt.IsZero() {
+		t.Errorf("view %+v does not match request %+v", v, r)
+	}
+	if v.Result == nil {
+		t.Fatal("done view without result links")
+	}
+	if ttl := time.Until(v.Result.ExpiresAt); ttl < 23*time.Hour || ttl > 25*time.Hour {
+		t.Errorf("links expire in %v, want about 24h", ttl)
+	}
+	for i, u := range []string{v.Result.PNGURL, v.Result.PDFURL, v.Result.PPTXURL} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || string(body) != files[i].body ||
+			resp.Header.Get("Content-Type") != files[i].contentType {
+			t.Errorf("GET %s link: %s %q (%s), want 200 %q (%s)", files[i].key, resp.Status, body,
+				resp.Header.Get("Content-Type"), files[i].body, files[i].contentType)
+		}
+	}
+}
+
+func TestWebhookFailedCarriesReason(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	e := newEnv(t)
+	r := e.request(t, rcv.URL)
+	const reason = "generating the slide failed after 6 attempt(s): the generative AI is unreachable"
+	e.handle(t, r.ID, genpipe.StatusFailed, nil, reason)
+	e.runWebhooks(t)
+	eventually(t, 10*time.Second, "delivery", func() bool { return rcv.count() == 1 })
+	msg := rcv.deliveries()[0]
+	if !notifier.Verify(secret, msg.body, msg.header.Get(notifier.SignatureHeader)) {
+		t.Error("signature does not verify")
+	}
+	var v genpipe.RequestView
+	if err := json.Unmarshal(msg.body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Status != genpipe.StatusFailed || v.Error != reason || v.Result != nil {
+		t.Errorf("view %+v, want failed with the reason and no result", v)
+	}
+}
+
+func TestWebhookRetriedUntilDelivered(t *testing.T) {
+	rcv := newReceiver(t, func(n int) int {
+		if n <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	e := newEnv(t)
+	r := e.request(t, rcv.URL)
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+	start := time.Now()
+	e.runWebhooks(t)
+
+	eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
+	t.Logf("delivered after %v", time.Since(start))
+	time.Sleep(5 * poll)
+	if n := rcv.count(); n != 3 {
+		t.Fatalf("receiver got %d POSTs, want 3", n)
+	}
+	out := e.store.outcomes(r.ID)
+	if len(out) != 3 {
+		t.Fatalf("recorded outcomes %+v, want 3", out)
+	}
+	for i, d := range out[:2] {
+		if d.State != genpipe.WebhookPending || d.Attempts != i+1 || !strings.Contains(d.LastError, "500") {
+			t.Errorf("attempt %d recorded %+v, want pending with a 500 error", i+1, d)
+		}
+		if d.NextAttemptAt.Sub(time.Now()) > maxDelay {
+			t.Errorf("attempt %d: next attempt at %v is beyond the max retry delay %v", i+1, d.NextAttemptAt, maxDelay)
+		}
+	}
+	if d := out[2]; d.State != genpipe.WebhookDelivered || d.Attempts != 3 || d.LastError != "" {
+		t.Errorf("last outcome %+v, want delivered after 3 attempts", d)
+	}
+	for i, msg := range rcv.deliveries() {
+		if !notifier.Verify(secret, msg.body, msg.header.Get(notifier.SignatureHeader)) {
+			t.Errorf("attempt %d: signature does not verify", i+1)
+		}
+	}
+	if p := e.pending(t); len(p) != 0 {
+		t.Errorf("still pending: %+v", p)
+	}
+}
+
+func TestWebhookAbandonedAfterRetryWindow(t *testing.T) {
+	const window = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name    string
+		failing bool // a receiver that answers 503; else nothing listens
+		errText string
+	}{
+		{"503", true, "503"},
+		{"unreachable", false, "connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcv := newReceiver(t, func(int) int { return http.StatusServiceUnavailable })
+			url := rcv.URL
+			if !tc.failing {
+				rcv.Close()
+			}
+			e := newEnv(t, notifier.WithRetryWindow(window))
+			r := e.request(t, url)
+			const reason = "the generative AI is unreachable"
+			start := time.Now() // before Handle queues the delivery
+			e.handle(t, r.ID, genpipe.StatusFailed, nil, reason)
+			e.runWebhooks(t)
+
+			eventually(t, 10*time.Second, "abandonment", func() bool { _, ok := e.store.final(r.ID); return ok })
+			took := time.Since(start)
+			d, _ := e.store.final(r.ID)
+			if d.State != genpipe.WebhookAbandoned || d.Attempts < 2 || !strings.Contains(d.LastError, tc.errText) {
+				t.Errorf("delivery ended %+v, want abandoned after several failures (%s)", d, tc.errText)
+			}
+			if took < window {
+				t.Errorf("abandoned after %v, before the retry window of %v", took, window)
+			}
+			if !e.logs.contains("webhook abandoned") {
+				t.Error("abandonment not logged")
+			}
+			// No more attempts, and the request keeps its terminal status.
+			n, updates := rcv.count(), len(e.store.outcomes(r.ID))
+			time.Sleep(10 * poll)
+			if rcv.count() != n || len(e.store.outcomes(r.ID)) != updates || len(e.pending(t)) != 0 {
+				t.Errorf("an abandoned delivery was tried again")
+			}
+			if tc.failing && n != d.Attempts {
+				t.Errorf("receiver got %d POSTs, the delivery counts %d attempts", n, d.Attempts)
+			}
+			got, err := e.store.Request(t.Context(), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != genpipe.StatusFailed || got.Error != reason {
+				t.Errorf("request is %s (%q), want failed (%q)", got.Status, got.Error, reason)
+			}
+		})
+	}
+}
+
+func TestShutdownLeavesDeliveryDue(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	rcv.delay = 5 * time.Second // still answering when the notifier stops
+	e := newEnv(t)
+	r := e.request(t, rcv.URL)
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.n.RunWebhooks(ctx) }()
+	eventually(t, 10*time.Second, "the POST", func() bool { return rcv.count() == 1 })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("RunWebhooks: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("RunWebhooks did not stop with its context")
+	}
+	if out := e.store.outcomes(r.ID); len(out) != 0 {
+		t.Errorf("an interrupted attempt was recorded: %+v", out)
+	}
+	if p := e.pending(t); len(p) != 1 || p[0].Attempts != 0 {
+		t.Errorf("pending %+v, want the delivery still due with no attempt counted", p)
+	}
+}
+
+func TestPoisonRecordsSkipped(t *testing.T) {
+	e := newEnv(t)
+	r := e.request(t, "http://127.0.0.1:1/hook")
+	good := statusEvent(t, r.ID, genpipe.StatusRejected, nil, "no")
+	otherVersion := bytes.Replace(good, []byte(`"v":1`), []byte(`"v":2`), 1)
+	if bytes.Equal(otherVersion, good) {
+		t.Fatalf("cannot make a v2 event from %s", good)
+	}
+	job := genpipe.Job{ObjectID: r.ObjectID, Style: r.Style, Description: r.Description}
+	submitted, err := genpipe.EncodeEvent(genpipe.NewJobEvent(genpipe.EventSubmitted, r.ID, job, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, err := genpipe.EncodeEvent(genpipe.NewJobEvent(genpipe.EventChecked, r.ID, job, time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, value := range map[string][]byte{
+		"empty":          nil,
+		"not JSON":       []byte("\x00\x01 not json"),
+		"JSON array":     []byte(`[1,2,3]`),
+		"v2":             otherVersion,
+		"submitted":      submitted,
+		"checked":        checked,
+		"unknown status": bytes.Replace(good, []byte(`"rejected"`), []byte(`"exploded"`), 1),
+		"no request id":  bytes.Replace(good, []byte(r.ID), nil, 1),
+	} {
+		if err := e.n.Handle(ctxT(t), value); err != nil {
+			t.Errorf("%s: Handle: %v", name, err)
+		}
+	}
+	got, err := e.store.Request(t.Context(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != genpipe.StatusReceived {
+		t.Errorf("poison records moved the request to %s", got.Status)
+	}
+	if p := e.pending(t); len(p) != 0 {
+		t.Errorf("poison records queued webhooks: %+v", p)
+	}
+	if !e.logs.contains("skipping poison record") {
+		t.Error("poison records not logged")
+	}
+}
+
+func TestStatusOfUnknownRequestSkipped(t *testing.T) {
+	e := newEnv(t)
+	id := uuid.NewString()
+	if err := e.n.Handle(ctxT(t), statusEvent(t, id, genpipe.StatusDone, nil, "")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	if !e.logs.contains("status for an unknown request") || !e.logs.contains(id) {
+		t.Error("the unknown request was not logged")
+	}
+	if p := e.pending(t); len(p) != 0 {
+		t.Errorf("queued webhooks: %+v", p)
+	}
+}
+
+// A request whose event is in Kafka but whose MarkPublished failed: the
+// client got no 202. Its terminal status must not stall the notifier.
+func TestTerminalStatusOfUnpublishedRequest(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	e := newEnv(t, notifier.WithPublishWait(wait))
+	r := &genpipe.Request{ID: uuid.NewString(), WebhookURL: "http://127.0.0.1:1/hook",
+		Job: genpipe.Job{ObjectID: uuid.NewString(), Style: "minimal", Description: "d"}}
+	if _, _, err := e.store.CreateRequest(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	e.handle(t, r.ID, genpipe.StatusChecking, nil, "")
+	start := time.Now()
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+	if took := time.Since(start); took < wait || took > wait+6*time.Second {
+		t.Errorf("Handle returned after %v, want about %v", took, wait)
+	}
+	if !e.logs.contains("never published") {
+		t.Error("the skipped webhook was not logged")
+	}
+	if p := e.pending(t); len(p) != 0 {
+		t.Errorf("queued webhooks for a request the client never got: %+v", p)
+	}
+}
+
+// The pipeline may finish before the API's MarkPublished returns: the
+// webhook is queued once it does.
+func TestTerminalStatusBeforeMarkPublished(t *testing.T) {
+	e := newEnv(t) // the default wait: 10 s
+	r := &genpipe.Request{ID: uuid.NewString(), WebhookURL: "http://127.0.0.1:1/hook",
+		Job: genpipe.Job{ObjectID: uuid.NewString(), Style: "minimal", Description: "d"}}
+	if _, _, err := e.store.CreateRequest(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.n.Handle(ctxT(t), statusEvent(t, r.ID, genpipe.StatusRejected, nil, "too small")) }()
+	eventually(t, 5*time.Second, "Handle to wait", func() bool { return e.logs.contains("not published yet") })
+	if err := e.store.MarkPublished(t.Context(), r.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("Handle did not return after MarkPublished")
+	}
+	if p := e.pending(t); len(p) != 1 || p[0].Status != genpipe.StatusRejected {
+		t.Errorf("pending %+v, want the rejected webhook", p)
+	}
+}
+
+func TestHandleRetriesFailingStore(t *testing.T) {
+	e := newEnv(t)
+	r := e.request(t, "")
+	e.store.mu.Lock()
+	e.store.failApply = 3
+	e.store.mu.Unlock()
+	e.handle(t, r.ID, genpipe.StatusChecking, nil, "")
+	if got, _ := e.store.Request(t.Context(), r.ID); got.Status != genpipe.StatusChecking {
+		t.Errorf("request is %s after the store recovered, want checking", got.Status)
+	}
+	if !e.logs.contains("status store failed, retrying") {
+		t.Error("store failures not logged")
+	}
+
+	// A store that stays down: Handle gives up only with its context, so
+	// the record is not committed.
+	e.store.mu.Lock()
+	e.store.failApply = 1 << 30
+	e.store.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	err := e.n.Handle(ctx, statusEvent(t, r.ID, genpipe.StatusGenerating, nil, ""))
+	if err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Errorf("Handle with the store down = %v, want the store's error", err)
+	}
+}
+
+func TestSignVerify(t *testing.T) {
+	body := []byte(`{"id":"x","status":"done"}`)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	sig := notifier.Sign(secret, body)
+	if sig != want {
+		t.Fatalf("Sign = %q, want %q", sig, want)
+	}
+	if !notifier.Verify(secret, body, sig) {
+		t.Fatal("a signature does not verify its own body")
+	}
+	if !notifier.Verify(secret, nil, notifier.Sign(secret, nil)) {
+		t.Error("the signature of an empty body does not verify")
+	}
+	last := sig[len(sig)-1]
+	flipped := sig[:len(sig)-1] + string("01"[btoi(last == '0')])
+	for name, tc := range map[string]struct {
+		secret []byte
+		body   []byte
+		header string
+	}{
+		"other secret":              {[]byte("other"), body, sig},
+		"changed body":              {secret, append(bytes.Clone(body), ' '), sig},
+		"empty header":              {secret, body, ""},
+		"hex without prefix":        {secret, body, strings.TrimPrefix(sig, "sha256=")},
+		"other prefix":              {secret, body, "sha1=" + strings.TrimPrefix(sig, "sha256=")},
+		"same length, last differs": {secret, body, flipped},
+		"truncated":                 {secret, body, sig[:len(sig)-2]},
+		"longer":                    {secret, body, sig + "00"},
+		"first byte differs":        {secret, body, "tha256=" + strings.TrimPrefix(sig, "sha256=")},
+	} {
+		if notifier.Verify(tc.secret, tc.body, tc.header) {
+			t.Errorf("%s: Verify = true, want false", name)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestRunWebhooksConcurrentlyAndOnce(t *testing.T) {
+	const (
+		concurrency = 3
+		requests    = 10
+	)
+	rcv := newReceiver(t, nil)
+	rcv.delay = 100 * time.Millisecond
+	e := newEnv(t, notifier.WithConcurrency(concurrency))
+	ids := make([]string, requests)
+	for i := range ids {
+		ids[i] = e.request(t, rcv.URL).ID
+		e.handle(t, ids[i], genpipe.StatusFailed, nil, "no")
+	}
+	if p := e.pending(t); len(p) != requests {
+		t.Fatalf("%d deliveries pending, want %d", len(p), requests)
+	}
+	start := time.Now()
+	e.runWebhooks(t)
+	eventually(t, 15*time.Second, "every delivery", func() bool {
+		for _, id := range ids {
+			if _, ok := e.store.final(id); !ok {
+				return false
+			}
+		}
+		return true
+	})
+	took := time.Since(start)
+	time.Sleep(5 * poll)
+
+	got := rcv.deliveries()
+	if len(got) != requests {
+		t.Errorf("receiver got %d POSTs, want %d", len(got), requests)
+	}
+	seen := map[string]bool{}
+	for _, d := range got {
+		id := d.header.Get("X-Genpipe-Delivery")
+		if seen[id] {
+			t.Errorf("delivery %s POSTed twice", id)
+		}
+		seen[id] = true
+	}
+	for _, id := range ids {
+		if out := e.store.outcomes(id); len(out) != 1 || out[0].State != genpipe.WebhookDelivered || out[0].Attempts != 1 {
+			t.Errorf("request %s: outcomes %+v, want one delivery", id, out)
+		}
+	}
+	rcv.mu.Lock()
+	maxInFlight := rcv.maxInFlight
+	rcv.mu.Unlock()
+	if maxInFlight != concurrency {
+		t.Errorf("at most %d POSTs ran at once, want %d", maxInFlight, concurrency)
+	}
+	// Sequentially it would take requests × delay.
+	if serial := requests * rcv.delay; took >= serial {
+		t.Errorf("took %v, no faster than one at a time (%v)", took, serial)
+	}
+}

@@ -1,0 +1,454 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image/png"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/worker"
+)
+
+// fast retries: enough attempts for a busy service, milliseconds apart.
+var fast = backoff.Policy{Attempts: 100, Base: 10 * time.Millisecond, Max: 100 * time.Millisecond}
+
+func TestCheckPasses(t *testing.T) {
+	topics := newTopics(t)
+	svc, ai := checkAI(t)
+	log, _ := newLogger(t)
+	check := worker.NewCheck(ai, objects, publisher, topics, worker.WithLogger(log))
+	id := uuid.NewString()
+	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
+		Style: "corporate", Title: "Q3", Description: "quarterly results"}
+
+	if err := check.Handle(ctxT(t), jobEvent(t, genpipe.EventSubmitted, id, job)); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	results := readAll(t, topics.Results)
+	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusChecking}) || results[0].key != id {
+		t.Fatalf("results topic: %v, want [checking] for %s", got, id)
+	}
+	checked := readAll(t, topics.Checked)
+	if len(checked) != 1 {
+		t.Fatalf("checked topic holds %d records, want 1", len(checked))
+	}
+	c := checked[0]
+	if c.key != id || c.event.Type != genpipe.EventChecked || c.event.RequestID != id || c.event.Job == nil || *c.event.Job != job {
+		t.Errorf("checked record key %q event %+v, want request.checked of %s with job %+v", c.key, c.event, id, job)
+	}
+	if c.timestamp.Before(results[0].timestamp) {
+		t.Errorf("checked at %v, before the checking status at %v", c.timestamp, results[0].timestamp)
+	}
+	if st := svc.Stats(); st.Calls != 1 {
+		t.Errorf("the checking AI got %d calls, want 1", st.Calls)
+	}
+	expectEmpty(t, topics.Requests)
+}
+
+func TestCheckRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name, contentType string
+		data              []byte // nil: nothing uploaded
+		reason            string
+	}{
+		{"text file", "text/plain", []byte("hello, I am not an image"), "not a PNG or JPEG image"},
+		{"too small", genpipe.ContentTypePNG, pngImage(t, 10, 10), "the minimum is 64×64"},
+		{"never uploaded", "", nil, "image not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topics := newTopics(t)
+			_, ai := checkAI(t)
+			log, _ := newLogger(t)
+			check := worker.NewCheck(ai, objects, publisher, topics, worker.WithLogger(log))
+			objectID := uuid.NewString()
+			if tc.data != nil {
+				objectID = upload(t, tc.contentType, tc.data)
+			}
+			id := uuid.NewString()
+			job := genpipe.Job{ObjectID: objectID, Style: "minimal", Description: "d"}
+			if err := check.Handle(ctxT(t), jobEvent(t, genpipe.EventSubmitted, id, job)); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			results := readAll(t, topics.Results)
+			want := []genpipe.Status{genpipe.StatusChecking, genpipe.StatusRejected}
+			if got := statusesOf(t, results); !slices.Equal(got, want) {
+				t.Fatalf("results topic: %v, want %v", got, want)
+			}
+			for _, r := range results {
+				if r.key != id {
+					t.Errorf("record keyed %q, want %q", r.key, id)
+				}
+			}
+			if reason := results[1].event.Error; !strings.Contains(reason, tc.reason) {
+				t.Errorf("rejected with reason %q, want one saying %q", reason, tc.reason)
+			}
+			expectEmpty(t, topics.Checked)
+		})
+	}
+}
+
+func TestGenerateDone(t *testing.T) {
+	topics := newTopics(t)
+	svc, ai := generateAI(t)
+	log, _ := newLogger(t)
+	gen := worker.NewGenerate(ai, objects, publisher, topics, worker.WithLogger(log))
+	id := uuid.NewString()
+	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
+		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
+
+	start := time.Now()
+	if err := gen.Handle(ctxT(t), jobEvent(t, genpipe.EventChecked, id, job)); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	t.Logf("generated in %v", time.Since(start))
+	results := readAll(t, topics.Results)
+	want := []genpipe.Status{genpipe.StatusGenerating, genpipe.StatusDone}
+	if got := statusesOf(t, results); !slices.Equal(got, want) {
+		t.Fatalf("results topic: %v, want %v", got, want)
+	}
+	keys := genpipe.ResultKeys(id)
+	if res := results[1].event.Result; res == nil || *res != keys {
+		t.Fatalf("done with result %+v, want %+v", res, keys)
+	}
+	if st := svc.Stats(); st.Calls != 1 {
+		t.Errorf("the generative AI got %d calls, want 1", st.Calls)
+	}
+
+	ctx := ctxT(t)
+	for key, contentType := range map[string]string{
+		keys.PNGKey: genpipe.ContentTypePNG, keys.PDFKey: genpipe.ContentTypePDF, keys.PPTXKey: genpipe.ContentTypePPTX} {
+		info, err := objects.Stat(ctx, key)
+		if err != nil {
+			t.Errorf("stat %s: %v", key, err)
+			continue
+		}
+		if info.ContentType != contentType || info.Size == 0 {
+			t.Errorf("%s: %d bytes of %s, want %s", key, info.Size, info.ContentType, contentType)
+		}
+	}
+	pngData, err := objects.Get(ctx, keys.PNGKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := png.DecodeConfig(bytes.NewReader(pngData))
+	if err != nil {
+		t.Fatalf("slide.png: %v", err)
+	}
+	if cfg.Width != 1920 || cfg.Height != 1080 {
+		t.Errorf("slide.png is %d×%d, want 1920×1080", cfg.Width, cfg.Height)
+	}
+	if _, err := png.Decode(bytes.NewReader(pngData)); err != nil {
+		t.Errorf("slide.png does not decode: %v", err)
+	}
+	for key, magic := range map[string]string{keys.PDFKey: "%PDF-", keys.PPTXKey: "PK\x03\x04"} {
+		data, err := objects.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(data, []byte(magic)) {
+			t.Errorf("%s starts with %q, want %q", key, data[:min(len(data), 8)], magic)
+		}
+	}
+	expectEmpty(t, topics.Checked, topics.Requests)
+}
+
+// A busy Checking AI (capacity 1) answers 429 to all but one call; the
+// stage retries with backoff until every request is checked, and no call
+// that succeeded is made twice.
+func TestCheckRetriesWhenAIBusy(t *testing.T) {
+	const n = 4
+	topics := newTopics(t)
+	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
+	log, _ := newLogger(t)
+	check := worker.NewCheck(ai, objects, publisher, topics, worker.WithLogger(log), worker.WithRetry(fast))
+	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
+
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		value := jobEvent(t, genpipe.EventSubmitted, ids[i], genpipe.Job{ObjectID: objectID, Style: "neon", Description: "d"})
+		wg.Go(func() { errs[i] = check.Handle(ctxT(t), value) })
+	}
+	wg.Wait()
+	t.Logf("%d checks through a capacity-1 service in %v", n, time.Since(start))
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Handle %s: %v", ids[i], err)
+		}
+	}
+
+	results, checked := readAll(t, topics.Results), readAll(t, topics.Checked)
+	for _, id := range ids {
+		if got := statusesOf(t, of(results, id)); !slices.Equal(got, []genpipe.Status{genpipe.StatusChecking}) {
+			t.Errorf("%s: results %v, want [checking] only", id, got)
+		}
+		if c := of(checked, id); len(c) != 1 || c[0].event.Type != genpipe.EventChecked {
+			t.Errorf("%s: %d checked events, want 1", id, len(c))
+		}
+	}
+	if len(checked) != n {
+		t.Errorf("checked topic holds %d records, want %d", len(checked), n)
+	}
+	st := svc.Stats()
+	t.Logf("AI stats: %+v", st)
+	if st.OverCapacity == 0 {
+		t.Error("no call was refused with 429: the test did not exercise retries")
+	}
+	if st.Calls != n || st.UniqueRequests != n {
+		t.Errorf("the AI took %d calls for %d requests, want %d: a call was paid for twice", st.Calls, st.UniqueRequests, n)
+	}
+	if st.MaxConcurrent != 1 {
+		t.Errorf("max concurrent %d, want 1", st.MaxConcurrent)
+	}
+}
+
+func TestGiveUpAfterAttempts(t *testing.T) {
+	policy := backoff.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
+	for _, stage := range []string{"check", "generate"} {
+		t.Run(stage, func(t *testing.T) {
+			topics := newTopics(t)
+			ai := &failingAI{status: http.StatusInternalServerError, detail: "the model crashed"}
+			url := serve(t, ai)
+			log, _ := newLogger(t)
+			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(policy))
+
+			if err := handle(ctxT(t), value); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			if calls := ai.calls.Load(); calls != 3 {
+				t.Errorf("the AI got %d calls, want 3", calls)
+			}
+			results := of(readAll(t, topics.Results), id)
+			want := []genpipe.Status{working, genpipe.StatusFailed}
+			if got := statusesOf(t, results); !slices.Equal(got, want) {
+				t.Fatalf("results topic: %v, want %v", got, want)
+			}
+			reason := results[1].event.Error
+			if !strings.Contains(reason, "after 3 attempt(s)") || !strings.Contains(reason, "the model crashed") {
+				t.Errorf("failed with reason %q, want one naming the 3 attempts and the AI's detail", reason)
+			}
+			expectEmpty(t, topics.Checked)
+		})
+	}
+}
+
+// A 4xx answer is the AI refusing the input: retrying would not help.
+func TestAIRefusalNotRetried(t *testing.T) {
+	for _, stage := range []string{"check", "generate"} {
+		t.Run(stage, func(t *testing.T) {
+			topics := newTopics(t)
+			ai := &failingAI{status: http.StatusBadRequest, detail: "style.background is not a hex color"}
+			url := serve(t, ai)
+			log, _ := newLogger(t)
+			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
+
+			if err := handle(ctxT(t), value); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			if calls := ai.calls.Load(); calls != 1 {
+				t.Errorf("the AI got %d calls, want 1", calls)
+			}
+			results := of(readAll(t, topics.Results), id)
+			want := []genpipe.Status{working, genpipe.StatusFailed}
+			if got := statusesOf(t, results); !slices.Equal(got, want) {
+				t.Fatalf("results topic: %v, want %v", got, want)
+			}
+			if reason := results[1].event.Error; !strings.Contains(reason, "after 1 attempt(s)") || !strings.Contains(reason, ai.detail) {
+				t.Errorf("failed with reason %q, want one naming 1 attempt and the AI's detail", reason)
+			}
+			expectEmpty(t, topics.Checked)
+		})
+	}
+}
+
+// stageUnderTest returns a stage's Handle against the AI at url, a record
+// for it, the record's request id, and the status the stage reports first.
+func stageUnderTest(t *testing.T, stage, url string, topics genpipe.Topics, opts ...worker.Option) (
+	handle func(context.Context, []byte) error, value []byte, id string, working genpipe.Status) {
+	t.Helper()
+	id = uuid.NewString()
+	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
+	switch stage {
+	case "check":
+		return worker.NewCheck(aiclient.NewChecker(url), objects, publisher, topics, opts...).Handle,
+			jobEvent(t, genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
+	case "generate":
+		return worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, topics, opts...).Handle,
+			jobEvent(t, genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
+	}
+	t.Fatalf("unknown stage %q", stage)
+	return nil, nil, "", ""
+}
+
+func TestPoisonRecord(t *testing.T) {
+	topics := newTopics(t)
+	checkSvc, checker := checkAI(t)
+	genSvc, generator := generateAI(t)
+	log, logs := newLogger(t)
+	check := worker.NewCheck(checker, objects, publisher, topics, worker.WithLogger(log))
+	gen := worker.NewGenerate(generator, objects, publisher, topics, worker.WithLogger(log))
+
+	id := uuid.NewString()
+	job := genpipe.Job{ObjectID: uuid.NewString(), Style: "corporate", Description: "d"}
+	submitted := jobEvent(t, genpipe.EventSubmitted, id, job)
+	checked := jobEvent(t, genpipe.EventChecked, id, job)
+	status, err := genpipe.EncodeEvent(genpipe.NewStatusEvent(genpipe.StatusChange{RequestID: id, Status: genpipe.StatusDone, At: time.Now()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := map[string][]byte{
+		"empty":      nil,
+		"not JSON":   []byte("\xff\xfe garbage"),
+		"v2":         bytes.Replace(submitted, []byte(`"v":1`), []byte(`"v":2`), 1),
+		"no job":     []byte(`{"v":1,"type":"request.submitted","requestId":"` + id + `"}`),
+		"status":     status,
+		"no request": bytes.Replace(submitted, []byte(id), nil, 1),
+	}
+	for name, value := range common {
+		if err := check.Handle(ctxT(t), value); err != nil {
+			t.Errorf("check %s: Handle: %v", name, err)
+		}
+		if err := gen.Handle(ctxT(t), value); err != nil {
+			t.Errorf("generate %s: Handle: %v", name, err)
+		}
+	}
+	if err := check.Handle(ctxT(t), checked); err != nil { // a checked event on the requests topic
+		t.Errorf("check of a checked event: %v", err)
+	}
+	if err := gen.Handle(ctxT(t), submitted); err != nil { // a submitted event on the checked topic
+		t.Errorf("generate of a submitted event: %v", err)
+	}
+	expectEmpty(t, topics.All()...)
+	if c, g := checkSvc.Stats().Calls, genSvc.Stats().Calls; c != 0 || g != 0 {
+		t.Errorf("poison records made AI calls: check %d, generate %d", c, g)
+	}
+	if !logs.contains("skipping poison record") {
+		t.Error("poison records not logged")
+	}
+}
+
+// A canceled context (the consumer giving up at shutdown) ends Handle with
+// an error, so the record is not committed, and reports no outcome: the
+// next owner of the partition handles the record again.
+func TestContextCanceledDuringAICall(t *testing.T) {
+	for _, stage := range []string{"check", "generate"} {
+		t.Run(stage, func(t *testing.T) {
+			topics := newTopics(t)
+			var svc *aisim.Service
+			var url string
+			if stage == "check" {
+				svc = aisim.NewCheckService(aisim.WithLatency(time.Minute))
+			} else {
+				svc = aisim.NewGenerateService(aisim.WithLatency(time.Minute))
+			}
+			url = serve(t, svc.Handler())
+			log, _ := newLogger(t)
+			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
+
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- handle(ctx, value) }()
+			deadline := time.Now().Add(10 * time.Second)
+			for svc.Stats().InFlight == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the AI call never started")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("Handle = %v, want context.Canceled", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Handle did not return after its context was canceled")
+			}
+			if got := statusesOf(t, readAll(t, topics.Results)); !slices.Equal(got, []genpipe.Status{working}) {
+				t.Errorf("results topic: %v, want [%s] only", got, working)
+			}
+			expectEmpty(t, topics.Checked)
+			if stage == "generate" {
+				if _, err := objects.Stat(ctxT(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+					t.Errorf("stat of the abandoned slide: %v, want not found", err)
+				}
+			}
+			if st := svc.Stats(); st.Calls != 1 {
+				t.Errorf("the AI got %d calls, want 1", st.Calls)
+			}
+		})
+	}
+}
+
+func TestGenerateUnknownStyle(t *testing.T) {
+	topics := newTopics(t)
+	svc, ai := generateAI(t)
+	log, _ := newLogger(t)
+	gen := worker.NewGenerate(ai, objects, publisher, topics, worker.WithLogger(log))
+	id := uuid.NewString()
+	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
+	if err := gen.Handle(ctxT(t), jobEvent(t, genpipe.EventChecked, id, job)); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	results := readAll(t, topics.Results)
+	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusFailed}) {
+		t.Fatalf("results topic: %v, want [failed]", got)
+	}
+	if reason := results[0].event.Error; !strings.Contains(reason, `"baroque"`) {
+		t.Errorf("failed with reason %q, want one naming the style", reason)
+	}
+	if st := svc.Stats(); st.Calls != 0 {
+		t.Errorf("the AI got %d calls for an unknown style", st.Calls)
+	}
+}
+
+// Kafka away: the stage retries publishing until its context ends, then
+// returns an error (the record is not committed), having paid for no AI
+// call.
+func TestKafkaDown(t *testing.T) {
+	broker, err := kafka.StartBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := broker.Addrs()
+	broker.Close()
+	down, err := kafka.NewProducer(addrs, kafka.WithDeliveryTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	svc, ai := checkAI(t)
+	log, logs := newLogger(t)
+	check := worker.NewCheck(ai, objects, down, genpipe.DefaultTopics(), worker.WithLogger(log))
+	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
+	defer cancel()
+	err = check.Handle(ctx, jobEvent(t, genpipe.EventSubmitted, uuid.NewString(), job))
+	if err == nil {
+		t.Fatal("Handle = nil with Kafka down, want an error")
+	}
+	if !logs.contains("publish failed, retrying") {
+		t.Error("publish retries not logged")
+	}
+	if st := svc.Stats(); st.Calls != 0 {
+		t.Errorf("the AI got %d calls before the checking status was out", st.Calls)
+	}
+}
