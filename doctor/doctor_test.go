@@ -118,27 +118,28 @@ func TestLiveKeylessStickyBurstIsFound(t *testing.T) {
 	produce(t, b.Addrs(), "keyless", false)
 	produce(t, b.Addrs(), "keyed", true)
 
-	live, err := doctor.Inspect(ctx, b.Addrs(), "keyless", "", 100)
+	live, err := doctor.Inspect(ctx, b.Addrs(), "keyless", "", 400)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs := doctor.DiagnoseLive(doctor.JavaDefaults(), live)
 	if live.Partitions != 8 || live.Keyless != live.Sampled || !strings.Contains(traps(fs), "partition-skew") {
-		t.Fatalf("keyless: live %+v (skew %.1f), traps %s", live, live.MaxOverMean(), traps(fs))
+		t.Fatalf("keyless: live %+v (spread %.2f), traps %s", live, live.BurstSpread(), traps(fs))
 	}
 
-	live, err = doctor.Inspect(ctx, b.Addrs(), "keyed", "", 100)
+	live, err = doctor.Inspect(ctx, b.Addrs(), "keyed", "", 400)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs = doctor.DiagnoseLive(doctor.JavaDefaults(), live)
 	if live.Keyless != 0 || strings.Contains(traps(fs), "partition-skew") || strings.Contains(traps(fs), "keyless") {
-		t.Fatalf("keyed: live %+v (skew %.1f), traps %s", live, live.MaxOverMean(), traps(fs))
+		t.Fatalf("keyed: live %+v (spread %.2f), traps %s", live, live.BurstSpread(), traps(fs))
 	}
 }
 
-// produce writes a burst of 400 records of ~300 bytes with a 16 KiB batch
-// and a linger, as the Java producer would.
+// produce writes 10 bursts of 40 records of ~300 bytes, 100 ms apart, with
+// a 16 KiB batch and a linger, as the Java producer would: each keyless
+// burst fits one batch, so it lands in one partition.
 func produce(t *testing.T, brokers []string, topic string, keyed bool) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
@@ -149,18 +150,21 @@ func produce(t *testing.T, brokers []string, topic string, keyed bool) {
 	}
 	defer cl.Close()
 	value := []byte(strings.Repeat("x", 300))
-	for i := range 400 {
-		r := &kgo.Record{Value: value}
-		if keyed {
-			r.Key = fmt.Appendf(nil, "request-%d", i)
-		}
-		cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				t.Errorf("produce: %v", err)
+	for burst := range 10 {
+		for i := range 40 {
+			r := &kgo.Record{Value: value}
+			if keyed {
+				r.Key = fmt.Appendf(nil, "request-%d-%d", burst, i)
 			}
-		})
-	}
-	if err := cl.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+			cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+		if err := cl.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -20,6 +21,14 @@ type Live struct {
 	Keyless      int     // of them, records without a key
 	PerPartition []int64 // records in each partition (end − start offset)
 	Lag          int64   // the group's total lag
+	Bursts       []Burst // sampled records grouped by time
+}
+
+// Burst is a run of sampled records produced close together in time, and
+// how many partitions they went to.
+type Burst struct {
+	Records    int
+	Partitions int
 }
 
 // Inspect reads topic metadata, the group, per-partition record counts and
@@ -92,33 +101,89 @@ func (l *Live) readGroup(ctx context.Context, adm *kadm.Client, group string) er
 	return nil
 }
 
-// sampleKeys reads up to n records from the start, for at most 2 seconds.
+// sampleKeys reads up to n records from the start, for at most 2 seconds,
+// counting keys and grouping the records into bursts.
 func (l *Live) sampleKeys(ctx context.Context, cl *kgo.Client, n int) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	for l.Sampled < n && ctx.Err() == nil {
-		cl.PollRecords(ctx, n-l.Sampled).EachRecord(func(r *kgo.Record) {
-			l.Sampled++
-			if r.Key == nil {
-				l.Keyless++
-			}
-		})
+	var sampled []*kgo.Record
+	for len(sampled) < n && ctx.Err() == nil {
+		sampled = append(sampled, cl.PollRecords(ctx, n-len(sampled)).Records()...)
 	}
+	for _, r := range sampled {
+		if r.Key == nil {
+			l.Keyless++
+		}
+	}
+	l.Sampled = len(sampled)
+	l.Bursts = bursts(sampled, burstGap)
+}
+
+// burstGap separates bursts: records produced further apart than this are
+// not competing for consumers at the same moment.
+const burstGap = 20 * time.Millisecond
+
+// bursts groups records by produce time and counts the partitions each
+// group used.
+func bursts(records []*kgo.Record, gap time.Duration) []Burst {
+	sort.Slice(records, func(i, j int) bool { return records[i].Timestamp.Before(records[j].Timestamp) })
+	var out []Burst
+	first := 0
+	for i := 1; i <= len(records); i++ {
+		if i < len(records) && records[i].Timestamp.Sub(records[i-1].Timestamp) <= gap {
+			continue
+		}
+		parts := map[int32]bool{}
+		for _, r := range records[first:i] {
+			parts[r.Partition] = true
+		}
+		out = append(out, Burst{Records: i - first, Partitions: len(parts)})
+		first = i
+	}
+	return out
+}
+
+// BurstSpread is, over bursts big enough to fill every partition, the
+// partitions used over the partitions available: near 1 when records
+// spread, near 1/partitions when each burst piles into one partition.
+// It is 0 when no burst was big enough to tell.
+func (l Live) BurstSpread() float64 {
+	var used, possible int
+	for _, b := range l.Bursts {
+		if b.Records >= 2*l.Partitions {
+			used += b.Partitions
+			possible += l.Partitions
+		}
+	}
+	if possible == 0 {
+		return 0
+	}
+	return float64(used) / float64(possible)
 }
 
 // MaxOverMean is the fullest partition's record count over the mean: 1 is
 // an even spread; the article's keyless bursts show far more.
 func (l Live) MaxOverMean() float64 {
-	var total, most int64
-	for _, n := range l.PerPartition {
-		total += n
-		most = max(most, n)
-	}
+	total, most := l.records()
 	if total == 0 {
 		return 0
 	}
 	return float64(most) * float64(len(l.PerPartition)) / float64(total)
 }
+
+// records returns the topic's record count and its fullest partition's.
+func (l Live) records() (total, most int64) {
+	for _, n := range l.PerPartition {
+		total += n
+		most = max(most, n)
+	}
+	return total, most
+}
+
+// minRecordsPerPartition is how many records a partition should hold on
+// average before an uneven spread means anything: a handful of keyed
+// records lands unevenly by chance.
+const minRecordsPerPartition = 10
 
 // Apply puts what the cluster shows into s: the partition count, the
 // group's size (when it has members) and whether most records are keyless.
@@ -136,15 +201,20 @@ func (l Live) Apply(s Settings) Settings {
 }
 
 // DiagnoseLive diagnoses s as the cluster shows it, adding what only the
-// live data proves: records bunched in few partitions.
+// live data proves: bursts that pile into few partitions, or a topic whose
+// records sit unevenly.
 func DiagnoseLive(s Settings, l Live) []Finding {
 	findings := Diagnose(l.Apply(s))
-	if skew := l.MaxOverMean(); skew > 2 {
+	total, _ := l.records()
+	spread, skew := l.BurstSpread(), l.MaxOverMean()
+	bunched := spread > 0 && spread < 0.5
+	uneven := skew > 2 && total >= int64(minRecordsPerPartition*l.Partitions)
+	if bunched || uneven {
 		findings = append(findings, Finding{
 			Trap:  "partition-skew",
 			Title: fmt.Sprintf("records bunch in few partitions of %s", l.Topic),
-			Detail: fmt.Sprintf("the fullest partition holds %.1f× the mean (%d partitions); %d of %d sampled records have no key",
-				skew, l.Partitions, l.Keyless, l.Sampled),
+			Detail: fmt.Sprintf("bursts used %.0f%% of the %d partitions; the fullest partition holds %.1f× the mean; %d of %d sampled records have no key",
+				100*spread, l.Partitions, skew, l.Keyless, l.Sampled),
 			Fix: "key every event by its request UUID so bursts spread over all partitions",
 		})
 	}

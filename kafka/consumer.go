@@ -191,6 +191,7 @@ func NewConsumer(brokers []string, group string, topics []string, handle Handler
 func (c *Consumer) clientOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.brokers...),
+		kgo.DisableClientMetrics(), // KIP-714 telemetry: nothing reads it, and it delays Close after a broker restart
 		kgo.ConsumerGroup(c.group),
 		kgo.ConsumeTopics(c.topics...),
 		kgo.DisableAutoCommit(),

@@ -84,6 +84,7 @@ func NewProducer(brokers []string, opts ...ProducerOption) (*Producer, error) {
 	}
 	kopts := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
+		kgo.DisableClientMetrics(),         // KIP-714 telemetry: nothing reads it, and it delays Close after a broker restart
 		kgo.RequiredAcks(kgo.AllISRAcks()), // franz-go's default, stated because genpipe relies on it
 		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
 	}

@@ -55,6 +55,7 @@ func Tail(ctx context.Context, brokers []string, topic string, fn func(*kgo.Reco
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
+		kgo.DisableClientMetrics(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.WithLogger(kgoLogger{cfg.log}),
 	)

@@ -77,8 +77,8 @@ in a live topic and group. Exits 1 when it finds any.
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "live: topic %s has %d partitions (fullest %.1f× the mean), group %q has %d members and lag %d; %d of %d sampled records have no key\n",
-			topic, live.Partitions, live.MaxOverMean(), group, live.Members, live.Lag, live.Keyless, live.Sampled)
+		fmt.Fprintf(stdout, "live: topic %s has %d partitions (fullest %.1f× the mean; bursts used %.0f%% of them), group %q has %d members and lag %d; %d of %d sampled records have no key\n",
+			topic, live.Partitions, live.MaxOverMean(), 100*live.BurstSpread(), group, live.Members, live.Lag, live.Keyless, live.Sampled)
 		findings = doctor.DiagnoseLive(s, live)
 	}
 	printFindings(stdout, findings, asJSON)

@@ -1,0 +1,499 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/genpipe/genpipe/notifier"
+)
+
+// These tests run every part as its own OS process, built from this
+// package and configured as README.md's "Running the parts separately"
+// shows: flags where it uses flags, GENPIPE_* environment variables for
+// the rest.
+
+// TestStandaloneProcesses starts broker, object store, both AI simulators,
+// both workers, the notifier and the API as separate processes and takes a
+// request from upload to a signed webhook through them.
+func TestStandaloneProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts eight processes")
+	}
+	s := newStandalone(t)
+	s.startBroker()
+	s.startObjectStore()
+	s.startAIs()
+	s.startWorkers()
+	s.startNotifier()
+	s.startAPI()
+
+	id, hooks := s.submit("standalone")
+	v := s.waitTerminal(id, 60*time.Second)
+	if v.Status != "done" || v.Result == nil {
+		t.Fatalf("request ended %s (%s), want done with a result", v.Status, v.Error)
+	}
+	checkPNG(t, download(t, v.Result.PNGURL))
+	checkPDF(t, download(t, v.Result.PDFURL))
+	checkPPTX(t, download(t, v.Result.PPTXURL))
+	s.checkWebhook(hooks, id)
+}
+
+// TestBrokerRestartKeepsQueuedRequests accepts a request while no worker
+// runs, restarts the broker process on the same port and data dir, and only
+// then starts the workers: the queued request must still reach done.
+func TestBrokerRestartKeepsQueuedRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts nine processes")
+	}
+	s := newStandalone(t)
+	broker := s.startBroker()
+	s.startObjectStore()
+	s.startAIs()
+	s.startNotifier()
+	api := s.startAPI()
+
+	id, hooks := s.submit("restart")
+	var v requestView
+	if resp := s.call("GET", "/v1/requests/"+id, nil, &v); resp.StatusCode != http.StatusOK || v.Status != "received" {
+		t.Fatalf("GET before the restart: %s, status %q; want 200 received (no worker runs yet)", resp.Status, v.Status)
+	}
+
+	s.stop(broker)
+	var ready struct {
+		Checks map[string]string `json:"checks"`
+	}
+	if resp := s.call("GET", "/readyz", nil, &ready); resp.StatusCode != http.StatusServiceUnavailable || ready.Checks["kafka"] == "ok" {
+		t.Fatalf("readyz with the broker stopped: %s %v, want 503 with kafka failing", resp.Status, ready.Checks)
+	}
+	s.startBroker()
+	s.waitReady(api) // the API finds the new broker by itself
+	s.startWorkers()
+
+	v = s.waitTerminal(id, 60*time.Second)
+	if v.Status != "done" || v.Result == nil {
+		t.Fatalf("request ended %s (%s) after the broker restart, want done with a result", v.Status, v.Error)
+	}
+	checkPNG(t, download(t, v.Result.PNGURL))
+	s.checkWebhook(hooks, id)
+}
+
+// standalone is a set of genpipe processes wired by environment variables.
+type standalone struct {
+	t      *testing.T
+	bin    string // the genpipe binary
+	dir    string // data dirs and logs
+	env    []string
+	secret string
+
+	brokerPort                      int
+	s3Addr, checkAddr, generateAddr string
+	apiAddr, api                    string
+	procs                           []*process
+}
+
+// stopOrder is the order in which the test stops the parts: each before
+// the parts it depends on, as an operator would.
+var stopOrder = []string{"api", "notifier", "worker-generate", "worker-check",
+	"aisim-generate", "aisim-check", "objectstore", "broker"}
+
+// process is one started genpipe process; its stdout and stderr go to log.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	log     string
+	started time.Time
+	done    chan struct{} // closed once Wait returned
+	waitErr error
+
+	stopping bool // SIGTERM sent, or about to be
+}
+
+func newStandalone(t *testing.T) *standalone {
+	t.Helper()
+	dir := t.TempDir()
+	s := &standalone{
+		t: t, dir: dir, secret: "standalone-webhook-secret",
+		bin:          buildGenpipe(t, dir),
+		brokerPort:   freePort(t),
+		s3Addr:       freeAddr(t),
+		checkAddr:    freeAddr(t),
+		generateAddr: freeAddr(t),
+		apiAddr:      freeAddr(t),
+	}
+	s.api = "http://" + s.apiAddr
+	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing from the environment the test runs in configures the parts.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GENPIPE_") {
+			s.env = append(s.env, kv)
+		}
+	}
+	s.env = append(s.env,
+		"GENPIPE_KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(s.brokerPort),
+		"GENPIPE_PARTITIONS=4",
+		"GENPIPE_S3_ENDPOINT=http://"+s.s3Addr,
+		"GENPIPE_S3_BUCKET=genpipe",
+		"GENPIPE_S3_ACCESS_KEY=genpipe",
+		"GENPIPE_S3_SECRET_KEY=change-me-please",
+		"GENPIPE_DATABASE_URL=sqlite:"+filepath.Join(dir, "db", "genpipe.db"),
+		"GENPIPE_WEBHOOK_SECRET="+s.secret,
+		"GENPIPE_CHECK_AI_URL=http://"+s.checkAddr,
+		"GENPIPE_GENERATE_AI_URL=http://"+s.generateAddr,
+	)
+	// Stop what still runs, the API before the parts it uses and the broker
+	// last, then show the logs if the test failed (or GENPIPE_TEST_LOG is set).
+	t.Cleanup(func() {
+		for _, name := range stopOrder {
+			for _, p := range s.procs {
+				if p.name == name {
+					s.stop(p)
+				}
+			}
+		}
+		for _, p := range s.procs { // any not named in stopOrder
+			s.stop(p)
+		}
+		if t.Failed() || os.Getenv("GENPIPE_TEST_LOG") != "" {
+			for _, p := range s.procs {
+				out, _ := os.ReadFile(p.log)
+				t.Logf("---- %s (%s) output:\n%s", p.name, strings.Join(p.cmd.Args[1:], " "), out)
+			}
+		}
+	})
+	return s
+}
+
+// buildGenpipe builds this package's command into dir.
+func buildGenpipe(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "genpipe")
+	start := time.Now()
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = packageDir(t)
+	out, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	t.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// packageDir returns this package's source directory. The working
+// directory does not say: the embedded object store of the in-process `up`
+// (TestMain) changes it while it runs.
+func packageDir(t *testing.T) string {
+	t.Helper()
+	var candidates []string
+	if _, file, _, ok := runtime.Caller(0); ok {
+		candidates = append(candidates, filepath.Dir(file))
+	}
+	if pwd := os.Getenv("PWD"); pwd != "" { // go test sets it to the package dir
+		candidates = append(candidates, pwd)
+	}
+	for _, dir := range candidates {
+		if _, err := os.Stat(filepath.Join(dir, "standalone_test.go")); err == nil {
+			return dir
+		}
+	}
+	t.Fatalf("cannot find the source of cmd/genpipe to build it (tried %v)", candidates)
+	return ""
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// start runs the binary with args and extra environment variables.
+func (s *standalone) start(name string, env []string, args ...string) *process {
+	s.t.Helper()
+	p := &process{name: name, done: make(chan struct{})}
+	p.log = filepath.Join(s.dir, fmt.Sprintf("%02d-%s.log", len(s.procs), name))
+	out, err := os.Create(p.log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer out.Close() // the child has its own copy
+	p.cmd = exec.Command(s.bin, args...)
+	p.cmd.Env = append(append([]string(nil), s.env...), env...)
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	if err := p.cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", name, err)
+	}
+	p.started = time.Now()
+	s.procs = append(s.procs, p)
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.done)
+	}()
+	return p
+}
+
+// stop sends SIGTERM, waits up to 15 s for the process to exit, then kills
+// it. A process must exit within that time, with status 0.
+func (s *standalone) stop(p *process) {
+	s.t.Helper()
+	if p.stopping {
+		return
+	}
+	p.stopping = true
+	select {
+	case <-p.done:
+		s.t.Errorf("%s (pid %d) had already exited: %v", p.name, p.cmd.Process.Pid, p.waitErr)
+		return
+	default:
+	}
+	start := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		s.t.Errorf("SIGTERM %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
+	}
+	killed := false
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		killed = true
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	code := p.cmd.ProcessState.ExitCode()
+	s.t.Logf("%s (pid %d): SIGTERM -> exit %d in %s", p.name, p.cmd.Process.Pid, code, time.Since(start).Round(time.Millisecond))
+	switch {
+	case killed:
+		s.t.Errorf("%s (pid %d) did not exit within 15s of SIGTERM; killed", p.name, p.cmd.Process.Pid)
+	case code != 0:
+		s.t.Errorf("%s (pid %d) exited with %v after SIGTERM, want status 0", p.name, p.cmd.Process.Pid, p.waitErr)
+	}
+}
+
+// checkAlive fails the test if a process that was not stopped has exited.
+func (s *standalone) checkAlive() {
+	s.t.Helper()
+	for _, p := range s.procs {
+		if p.stopping {
+			continue
+		}
+		select {
+		case <-p.done:
+			s.t.Fatalf("%s (pid %d) exited on its own: %v", p.name, p.cmd.Process.Pid, p.waitErr)
+		default:
+		}
+	}
+}
+
+// waitListening waits until addr accepts TCP connections.
+func (s *standalone) waitListening(p *process, addr string) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			s.t.Logf("%s listening on %s after %s", p.name, addr, time.Since(p.started).Round(time.Millisecond))
+			return
+		}
+		s.checkAlive()
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: nothing accepts on %s after 20s: %v", p.name, addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *standalone) startBroker() *process {
+	s.t.Helper()
+	p := s.start("broker", nil, "broker", "--port", strconv.Itoa(s.brokerPort), "--data-dir", filepath.Join(s.dir, "kafka"))
+	s.waitListening(p, "127.0.0.1:"+strconv.Itoa(s.brokerPort))
+	return p
+}
+
+func (s *standalone) startObjectStore() *process {
+	s.t.Helper()
+	p := s.start("objectstore", nil, "objectstore", "--addr", s.s3Addr, "--data-dir", filepath.Join(s.dir, "objects"))
+	s.waitListening(p, s.s3Addr)
+	return p
+}
+
+func (s *standalone) startAIs() {
+	s.t.Helper()
+	check := s.start("aisim-check", nil, "aisim", "--model", "check", "--addr", s.checkAddr, "--latency", "50ms")
+	generate := s.start("aisim-generate", nil, "aisim", "--model", "generate", "--addr", s.generateAddr, "--latency", "200ms")
+	s.waitListening(check, s.checkAddr)
+	s.waitListening(generate, s.generateAddr)
+}
+
+func (s *standalone) startWorkers() {
+	s.t.Helper()
+	s.start("worker-check", nil, "worker", "--stage", "check")
+	s.start("worker-generate", nil, "worker", "--stage", "generate")
+}
+
+func (s *standalone) startNotifier() {
+	s.t.Helper()
+	s.start("notifier", nil, "notifier")
+}
+
+// startAPI starts the API and waits for /readyz to answer 200.
+func (s *standalone) startAPI() *process {
+	s.t.Helper()
+	p := s.start("api", []string{"GENPIPE_ADDR=" + s.apiAddr}, "api")
+	s.waitReady(p)
+	return p
+}
+
+// waitReady waits for the API's /readyz to answer 200.
+func (s *standalone) waitReady(p *process) {
+	s.t.Helper()
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.api + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				s.t.Logf("%s ready after %s", p.name, time.Since(start).Round(time.Millisecond))
+				return
+			}
+			err = fmt.Errorf("readyz %s: %s", resp.Status, body)
+		}
+		s.checkAlive()
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s not ready after 30s: %v", p.name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// call sends a JSON request to this system's API and decodes the answer.
+func (s *standalone) call(method, path string, body any, out any) *http.Response {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, s.api+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			s.t.Fatalf("%s %s: %s: decode %q: %v", method, path, resp.Status, data, err)
+		}
+	}
+	return resp
+}
+
+// submit uploads a PNG straight to the object store and asks for a slide
+// with a webhook; it returns the request's id and the webhook receiver.
+func (s *standalone) submit(title string) (string, *webhookReceiver) {
+	s.t.Helper()
+	hooks := newWebhookReceiver(s.t)
+	var u upload
+	if resp := s.call("POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, &u); resp.StatusCode != http.StatusCreated {
+		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
+	}
+	if !strings.HasPrefix(u.UploadURL, "http://"+s.s3Addr+"/") {
+		s.t.Fatalf("upload URL %s is not on the object store process at %s", u.UploadURL, s.s3Addr)
+	}
+	if status := put(s.t, u.UploadURL, "image/png", pngImage(s.t, 320, 200)); status != http.StatusOK {
+		s.t.Fatalf("PUT upload: %d", status)
+	}
+	var a accepted
+	resp := s.call("POST", "/v1/requests", map[string]string{
+		"objectId": u.ObjectID, "style": "forest", "title": title,
+		"description": "Every part of the pipeline runs as its own process.",
+		"webhookUrl":  hooks.url,
+	}, &a)
+	if resp.StatusCode != http.StatusAccepted || a.Status != "received" || a.ID == "" {
+		s.t.Fatalf("POST /v1/requests: %s %+v, want 202 received", resp.Status, a)
+	}
+	return a.ID, hooks
+}
+
+// waitTerminal polls GET until the request reaches a terminal status.
+func (s *standalone) waitTerminal(id string, timeout time.Duration) requestView {
+	s.t.Helper()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	for {
+		var v requestView
+		if resp := s.call("GET", "/v1/requests/"+id, nil, &v); resp.StatusCode != http.StatusOK {
+			s.t.Fatalf("GET request %s: %s", id, resp.Status)
+		}
+		switch v.Status {
+		case "done", "rejected", "failed":
+			s.t.Logf("request %s %s after %s of polling", id, v.Status, time.Since(start).Round(time.Millisecond))
+			return v
+		}
+		s.checkAlive()
+		if time.Now().After(deadline) {
+			s.t.Fatalf("request %s still %s after %s", id, v.Status, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkWebhook waits for the signed done webhook of request id.
+func (s *standalone) checkWebhook(hooks *webhookReceiver, id string) {
+	s.t.Helper()
+	d := hooks.wait(s.t, 15*time.Second)
+	if !notifier.Verify([]byte(s.secret), d.body, d.signature) {
+		s.t.Fatalf("webhook signature %q does not verify with the secret given to the notifier", d.signature)
+	}
+	if notifier.Verify([]byte(s.secret+"x"), d.body, d.signature) {
+		s.t.Fatal("webhook signature verifies with another secret too")
+	}
+	var v requestView
+	if err := json.Unmarshal(d.body, &v); err != nil {
+		s.t.Fatalf("webhook body %q: %v", d.body, err)
+	}
+	if v.ID != id || v.Status != "done" || v.Result == nil {
+		s.t.Fatalf("webhook payload = %+v, want done with a result for %s", v, id)
+	}
+}
