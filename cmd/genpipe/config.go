@@ -37,6 +37,9 @@ type config struct {
 	CheckCapacity    int
 	GenerateCapacity int
 
+	KafkaPort int    // up: the embedded broker's port (0 for a free one)
+	S3Addr    string // up: the embedded object store's address
+
 	LogLevel string
 	Topics   genpipe.Topics
 }

@@ -38,6 +38,8 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	intFlag(fs, &cfg.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", 64, "concurrent calls the Checking AI takes")
 	intFlag(fs, &cfg.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", 64, "concurrent calls the Generative AI takes")
 	intFlag(fs, &cfg.Partitions, "partitions", "GENPIPE_PARTITIONS", 16, "partitions of each topic")
+	intFlag(fs, &cfg.KafkaPort, "kafka-port", "GENPIPE_KAFKA_PORT", 0, "embedded broker port on 127.0.0.1 (0 for a free one)")
+	stringFlag(fs, &cfg.S3Addr, "s3-addr", "GENPIPE_S3_ADDR", "127.0.0.1:0", "embedded object store address (port 0 for a free one)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,13 +68,14 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 	if err != nil {
 		return err
 	}
-	broker, err := kafka.StartBroker(kafka.WithDataDir(filepath.Join(cfg.DataDir, "kafka")),
+	broker, err := kafka.StartBroker(kafka.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), kafka.WithPort(cfg.KafkaPort),
 		kafka.WithPartitions(int32(cfg.Partitions)), kafka.WithBrokerLogger(log.With("part", "broker")))
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
 	defer broker.Close()
-	objects, err := s3.StartServer(ctx, filepath.Join(cfg.DataDir, "objects"), s3.WithCredentials(secrets.S3AccessKey, secrets.S3SecretKey))
+	objects, err := s3.StartServer(ctx, filepath.Join(cfg.DataDir, "objects"), s3.WithAddr(cfg.S3Addr),
+		s3.WithCredentials(secrets.S3AccessKey, secrets.S3SecretKey))
 	if err != nil {
 		return fmt.Errorf("embedded object store: %w", err)
 	}

@@ -34,7 +34,7 @@ func runWithUp(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	cfg := &config{
-		Addr: "127.0.0.1:0", DataDir: dir, Partitions: 4,
+		Addr: "127.0.0.1:0", DataDir: dir, Partitions: 4, S3Addr: "127.0.0.1:0",
 		CheckLatency: 50 * time.Millisecond, GenerateLatency: 200 * time.Millisecond,
 		CheckCapacity: 8, GenerateCapacity: 8,
 	}
