@@ -1,0 +1,295 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Handler processes one record. It runs concurrently with other records, of
+// other partitions and of the same one (see WithOrderByKey). It owns its
+// retries: an error is logged and the record still counts as done, so one bad
+// record never stalls its partition. An error that is ErrOverloaded or has
+// the genpipe code ETOOMANY also makes the engine back off (see
+// IsOverloaded). The context is canceled when the engine gives up on the
+// record at the end of a revoke or shutdown timeout, or when the partition is
+// lost; a handler that returns after that does not count as done, and the
+// record is handled again by the partition's next owner.
+type Handler func(ctx context.Context, r *kgo.Record) error
+
+// Engine consumes topics in a consumer group and runs a Handler for every
+// record, at most a limit at once over all the partitions it owns.
+//
+// Records of one partition run concurrently, so the downstream service's
+// capacity, not the partition count, bounds the work; per partition an
+// OffsetTracker makes sure a committed offset never passes an unfinished
+// record. The engine polls continuously and never waits for handlers in its
+// poll loop; franz-go heartbeats in the background, so handler time never
+// decides group membership (lesson 2 of DESIGN.md).
+//
+// # Sharing the capacity
+//
+// Each engine's share of the capacity is floor(capacity × owned / total),
+// at least 1 when it owns a partition, where owned is the number of
+// partitions it owns and total the number its topics have; it is recomputed
+// on every rebalance. Rounding down keeps the sum of the shares of the
+// group's engines at or under the capacity as long as the capacity is at
+// least the number of engines that own partitions (each takes at least 1),
+// at the price of leaving up to one slot per engine idle when partitions do
+// not divide evenly: 3 engines on 16 partitions with capacity 64 get 24, 20
+// and 20 (64), but 3 engines on 3 partitions with capacity 10 get 3 each (9).
+// Choose a partition count that the number of engines divides. During a
+// cooperative rebalance an engine that gives partitions up waits, within the
+// shutdown timeout, until its running handlers fit its smaller share before
+// the partitions move, so the sum holds then too.
+//
+// # Backing off
+//
+// The limit starts at the share. A handler that reports an overload (see
+// IsOverloaded and ReportOverload) halves it, at least 1, once per cooldown;
+// after the cooldown it grows by one every few successes, back to the share
+// (additive increase, multiplicative decrease, like TCP). Lowering the limit
+// never stops running handlers: it holds back new ones until enough return.
+//
+// # Giving partitions up
+//
+// On a revoke and at shutdown the engine stops starting records of those
+// partitions, waits up to the shutdown timeout for the running ones, cancels
+// the rest, commits each partition's committable offset and only then lets
+// the partitions go. Records not done are not committed: the next owner
+// handles them again (at least once). Lost partitions (the session expired)
+// are dropped without a commit, and their handlers canceled at once.
+type Engine struct {
+	brokers []string
+	group   string
+	topics  []string
+	handle  Handler
+	cfg     config
+	log     *slog.Logger
+	running atomic.Bool
+
+	handled   atomic.Int64 // records done
+	failed    atomic.Int64 // records whose handler returned an error (also done)
+	abandoned atomic.Int64 // records whose handler was canceled: not done
+
+	commitMu sync.Mutex // serializes commits, so a later snapshot is never overwritten by an earlier one
+
+	mu sync.Mutex
+	st state // everything below mu
+}
+
+// New returns an engine that consumes topics in group from brokers and runs
+// handle for every record. It does not connect until Run.
+func New(brokers []string, group string, topics []string, handle Handler, opts ...Option) (*Engine, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.maxBuffered == 0 {
+		cfg.maxBuffered = defaultBufferedPerHandle * cfg.capacity
+	}
+	if cfg.log == nil {
+		cfg.log = slog.Default()
+	}
+	if err := validate(brokers, group, topics, handle, cfg); err != nil {
+		return nil, fmt.Errorf("engine: new engine for group %q: %w", group, err)
+	}
+	return &Engine{
+		brokers: brokers,
+		group:   group,
+		topics:  topics,
+		handle:  handle,
+		cfg:     cfg,
+		log:     cfg.log.With("group", group),
+	}, nil
+}
+
+func validate(brokers []string, group string, topics []string, handle Handler, cfg config) error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(len(brokers) == 0, "no brokers")
+	check(group == "", "empty group")
+	check(len(topics) == 0, "no topics")
+	check(handle == nil, "nil handler")
+	check(cfg.capacity < 1, "capacity %d, want at least 1", cfg.capacity)
+	check(cfg.maxBuffered < 1, "max buffered %d, want at least 1", cfg.maxBuffered)
+	check(cfg.shutdownTimeout < 0, "shutdown timeout %v, want at least 0", cfg.shutdownTimeout)
+	check(cfg.commitInterval <= 0, "commit interval %v, want more than 0", cfg.commitInterval)
+	check(cfg.cooldown < 0, "overload cooldown %v, want at least 0", cfg.cooldown)
+	check(cfg.increaseAfter < 1, "increase after %d successes, want at least 1", cfg.increaseAfter)
+	return errors.Join(errs...)
+}
+
+func (e *Engine) clientOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(e.brokers...),
+		kgo.ConsumerGroup(e.group),
+		kgo.ConsumeTopics(e.topics...),
+		kgo.DisableAutoCommit(),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.OnPartitionsAssigned(e.onAssigned),
+		kgo.OnPartitionsRevoked(e.onRevoked),
+		kgo.OnPartitionsLost(e.onLost),
+		kgo.WithLogger(kgoLogger{e.log}),
+	}
+	if d := e.cfg.sessionTimeout; d > 0 {
+		opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))
+	}
+	if d := e.cfg.rebalanceTimeout; d > 0 {
+		opts = append(opts, kgo.RebalanceTimeout(d))
+	}
+	return append(opts, e.cfg.clientOpts...)
+}
+
+// Run joins the group and handles records until ctx is done. It then stops
+// starting handlers, waits up to the shutdown timeout for the running ones,
+// commits what is done, leaves the group and returns nil. Fetch and commit
+// errors are logged and retried, never returned. It returns an error only if
+// the engine cannot start, or if it is already running.
+func (e *Engine) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("engine: group %q: already running", e.group)
+	}
+	defer e.running.Store(false)
+
+	// Handlers outlive ctx by up to the shutdown timeout: their contexts
+	// derive from one of their own, canceled only when the engine gives
+	// up on them.
+	hctx, hcancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), engineKey{}, e))
+	defer hcancel()
+	e.mu.Lock()
+	e.st.reset(hctx)
+	e.mu.Unlock()
+
+	cl, err := kgo.NewClient(e.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("engine: group %q: new client: %w", e.group, err)
+	}
+	commitCtx, stopCommits := context.WithCancel(context.WithoutCancel(ctx))
+	commitsDone := make(chan struct{})
+	go func() {
+		defer close(commitsDone)
+		e.commitLoop(commitCtx, cl)
+	}()
+
+	e.pollLoop(ctx, cl)
+
+	e.mu.Lock()
+	e.st.stopping = true // start nothing more, whatever a late assignment brings
+	e.mu.Unlock()
+	e.release(context.WithoutCancel(ctx), cl, nil, "shutdown")
+	stopCommits()
+	<-commitsDone
+	// Leaving the group revokes every partition once more; there is
+	// nothing left to wait for, so it only commits what a straggler did.
+	cl.Close()
+	return nil
+}
+
+// pollLoop polls records into the engine until ctx is done, never more than
+// the room left in the buffer, and pauses fetching while the buffer is full.
+func (e *Engine) pollLoop(ctx context.Context, cl *kgo.Client) {
+	for ctx.Err() == nil {
+		room := e.room()
+		if room == 0 {
+			e.waitForRoom(ctx, cl)
+			continue
+		}
+		if closed := e.poll(ctx, cl, room); closed {
+			return
+		}
+	}
+}
+
+// poll polls up to n records and hands them to the dispatcher. It reports
+// whether the client is closed.
+func (e *Engine) poll(ctx context.Context, cl *kgo.Client, n int) (closed bool) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.mu.Lock()
+	seq := e.st.revokeSeq
+	e.st.pollCancel = cancel // a revoke interrupts the poll, see release
+	e.mu.Unlock()
+
+	fetches := cl.PollRecords(pctx, n)
+
+	e.mu.Lock()
+	e.st.pollCancel = nil
+	e.mu.Unlock()
+	if fetches.IsClientClosed() {
+		return true
+	}
+	fetchErrs := 0
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return // our own ctx or a revoke's interruption
+		}
+		fetchErrs++
+		e.log.Warn("engine: fetch error, retrying", "topic", topic, "partition", partition, "err", err)
+	})
+	if recs := fetches.Records(); len(recs) > 0 {
+		e.enqueue(recs, seq)
+	} else if fetchErrs > 0 {
+		sleep(ctx, 250*time.Millisecond) // do not spin on a partition that keeps failing
+	}
+	return false
+}
+
+// waitForRoom pauses fetching until half of the buffer has drained, so that
+// franz-go drops what it buffered and fetches nothing more meanwhile.
+// Resuming at half rather than at the first free slot avoids pausing and
+// resuming for every record.
+func (e *Engine) waitForRoom(ctx context.Context, cl *kgo.Client) {
+	cl.PauseFetchTopics(e.topics...)
+	e.setPaused(true)
+	defer func() {
+		cl.ResumeFetchTopics(e.topics...)
+		e.setPaused(false)
+	}()
+	resumeAt := e.cfg.maxBuffered / 2
+	for {
+		e.mu.Lock()
+		buffered, changed := e.st.buffered, e.st.waitChan()
+		e.mu.Unlock()
+		if buffered <= resumeAt {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func (e *Engine) room() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return max(e.cfg.maxBuffered-e.st.buffered, 0)
+}
+
+func (e *Engine) setPaused(p bool) {
+	e.mu.Lock()
+	e.st.paused = p
+	e.mu.Unlock()
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

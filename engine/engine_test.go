@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe"
+)
+
+// TestConcurrencyBeyondPartitions checks that records of one partition run
+// concurrently: two partitions keep 16 handlers busy, and never more.
+func TestConcurrencyBeyondPartitions(t *testing.T) {
+	t.Parallel()
+	const topic, n = "beyond", 200
+	brokers := setup(t, topic, 2, n)
+	var g gauge
+	var keys keySet
+	h := func(ctx context.Context, r *kgo.Record) error {
+		g.inc()
+		defer g.dec()
+		time.Sleep(50 * time.Millisecond)
+		keys.add(string(r.Key))
+		return nil
+	}
+	e := newEngine(t, brokers, "g", topic, h, WithCapacity(16))
+	start(t, e)
+	eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
+	if peak := g.peak.Load(); peak != 16 {
+		t.Errorf("peak concurrency %d, want 16 (the capacity, above the 2 partitions)", peak)
+	}
+	s := e.Stats()
+	if s.Share != 16 || s.Limit != 16 || s.Owned != 2 || s.TotalPartitions != 2 {
+		t.Errorf("stats %+v, want share = limit = 16 over 2 of 2 partitions", s)
+	}
+}
+
+// TestCommitNeverPassesUnfinished blocks the handler of one offset while the
+// later ones finish: the committed offset stays at it until it is released.
+func TestCommitNeverPassesUnfinished(t *testing.T) {
+	t.Parallel()
+	const topic, n, blocked = "blocked", 30, 5
+	brokers := setup(t, topic, 1, n)
+	release := make(chan struct{})
+	var handled atomic.Int64
+	h := func(ctx context.Context, r *kgo.Record) error {
+		if r.Offset == blocked {
+			<-release
+		}
+		handled.Add(1)
+		return nil
+	}
+	e := newEngine(t, brokers, "g", topic, h, WithCapacity(8))
+	start(t, e)
+	eventually(t, 10*time.Second, "all but the blocked record handled", func() bool { return handled.Load() == n-1 })
+	for range 5 { // several commit intervals
+		time.Sleep(60 * time.Millisecond)
+		if got := committed(t, brokers, "g", topic, 0); got > blocked {
+			t.Fatalf("committed %d past the unfinished offset %d", got, blocked)
+		}
+	}
+	if got := committed(t, brokers, "g", topic, 0); got != blocked {
+		t.Errorf("committed %d, want %d (everything before the blocked record is done)", got, blocked)
+	}
+	close(release)
+	eventually(t, 5*time.Second, "commit at the end", func() bool { return committed(t, brokers, "g", topic, 0) == n })
+}
+
+// TestOrderByKey checks that with WithOrderByKey records of one key never
+// overlap and run in offset order, while different keys overlap.
+func TestOrderByKey(t *testing.T) {
+	t.Parallel()
+	const topic, keysN, perKey = "ordered", 4, 10
+	b := setup(t, topic, 1, 0)
+	produce(t, b, topic, keysN*perKey, func(i int) string { return string(rune('a' + i%keysN)) })
+
+	var (
+		mu      sync.Mutex
+		running = make(map[string]bool)
+		last    = make(map[string]int64)
+		errs    []string
+		all     gauge
+		count   atomic.Int64
+	)
+	h := func(ctx context.Context, r *kgo.Record) error {
+		k := string(r.Key)
+		mu.Lock()
+		if running[k] {
+			errs = append(errs, "key "+k+" overlaps")
+		}
+		if prev, ok := last[k]; ok && prev >= r.Offset {
+			errs = append(errs, "key "+k+" out of offset order")
+		}
+		running[k], last[k] = true, r.Offset
+		mu.Unlock()
+		all.inc()
+		time.Sleep(10 * time.Millisecond)
+		all.dec()
+		mu.Lock()
+		running[k] = false
+		mu.Unlock()
+		count.Add(1)
+		return nil
+	}
+	e := newEngine(t, b, "g", topic, h, WithCapacity(16), WithOrderByKey())
+	start(t, e)
+	eventually(t, 10*time.Second, "all records handled", func() bool { return count.Load() == keysN*perKey })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if peak := all.peak.Load(); peak < 2 || peak > keysN {
+		t.Errorf("peak concurrency %d, want between 2 and %d (one per key)", peak, keysN)
+	}
+}
+
+// polledHook counts records handed out by polls, to measure the records
+// fetched and not done independently of the engine's own count.
+type polledHook struct{ polled atomic.Int64 }
+
+func (h *polledHook) OnFetchRecordUnbuffered(_ *kgo.Record, polled bool) {
+	if polled {
+		h.polled.Add(1)
+	}
+}
+
+// TestPauseAtBufferBound checks that the records polled and not finished
+// never exceed WithMaxBuffered, and that fetching pauses meanwhile.
+func TestPauseAtBufferBound(t *testing.T) {
+	t.Parallel()
+	const topic, n, maxBuffered = "bounded", 200, 6
+	brokers := setup(t, topic, 4, n)
+	hook := new(polledHook)
+	var finished, peak atomic.Int64
+	var sawPaused atomic.Bool
+	var e *Engine
+	h := func(ctx context.Context, r *kgo.Record) error {
+		if e.Stats().Paused {
+			sawPaused.Store(true)
+		}
+		out := hook.polled.Load() - finished.Load()
+		for p := peak.Load(); out > p && !peak.CompareAndSwap(p, out); p = peak.Load() {
+		}
+		time.Sleep(2 * time.Millisecond)
+		finished.Add(1)
+		return nil
+	}
+	e = newEngine(t, brokers, "g", topic, h, WithCapacity(2), WithMaxBuffered(maxBuffered),
+		WithClientOpts(kgo.WithHooks(hook)))
+	start(t, e)
+	eventually(t, 20*time.Second, "all records handled", func() bool { return finished.Load() == n })
+	if p := peak.Load(); p > maxBuffered {
+		t.Errorf("peak records polled and not finished %d, want at most %d", p, maxBuffered)
+	}
+	if !sawPaused.Load() {
+		t.Error("fetching never paused")
+	}
+}
+
+// TestOverloadBackoff checks that a 429 from the downstream service halves
+// the limit, and that successes bring it back to the share.
+func TestOverloadBackoff(t *testing.T) {
+	t.Parallel()
+	const topic, n = "overload", 300
+	brokers := setup(t, topic, 1, n)
+	var count atomic.Int64
+	h := func(ctx context.Context, r *kgo.Record) error {
+		defer count.Add(1)
+		time.Sleep(10 * time.Millisecond)
+		if r.Offset == 0 {
+			return genpipe.Errorf(genpipe.ETOOMANY, "the AI is busy")
+		}
+		if r.Offset == 1 {
+			ReportOverload(ctx) // a handler retrying on its own reports each 429
+		}
+		return nil
+	}
+	e := newEngine(t, brokers, "g", topic, h, WithCapacity(8), WithOverloadBackoff(200*time.Millisecond, 2))
+	start(t, e)
+	eventually(t, 10*time.Second, "a cut", func() bool { return e.Stats().Overloads >= 1 })
+	if s := e.Stats(); s.Limit != 4 || s.Share != 8 || s.Overloads != 1 {
+		t.Errorf("after a 429: limit %d share %d overloads %d, want 4, 8, 1 (two 429s within a cooldown cut once)", s.Limit, s.Share, s.Overloads)
+	}
+	eventually(t, 10*time.Second, "all records handled", func() bool { return count.Load() == n })
+	if s := e.Stats(); s.Limit != 8 {
+		t.Errorf("after %d successes: limit %d, want the share 8", n, s.Limit)
+	}
+	if !IsOverloaded(errors.Join(errors.New("x"), ErrOverloaded)) || IsOverloaded(errors.New("x")) {
+		t.Error("IsOverloaded does not follow ErrOverloaded")
+	}
+}

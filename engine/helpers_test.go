@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/kafka"
+)
+
+// Scaled-down group timings: the broker accepts sessions down to minSession.
+const (
+	minSession = 100 * time.Millisecond
+	session    = time.Second
+	rebalance  = 3 * time.Second
+)
+
+// testLogger logs warnings and errors to the test log (everything with
+// GENPIPE_ENGINE_TEST_LOG=debug), dropping writes after the test ended.
+func testLogger(t testing.TB) *slog.Logger {
+	t.Helper()
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	level := slog.LevelWarn
+	if os.Getenv("GENPIPE_ENGINE_TEST_LOG") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// setup starts a broker with a topic of the given partitions and produces n
+// records with unique keys k0000..; it returns the brokers.
+func setup(t *testing.T, topic string, partitions int32, n int) []string {
+	t.Helper()
+	b, err := kafka.StartBroker(kafka.WithGroupMinSessionTimeout(minSession))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := b.Addrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, brokers, partitions, topic); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, brokers, topic, n, func(i int) string { return fmt.Sprintf("k%04d", i) })
+	return brokers
+}
+
+// produce publishes n records to topic with the keys key(0..n-1), in order.
+func produce(t *testing.T, brokers []string, topic string, n int, key func(int) string) {
+	t.Helper()
+	p, err := kafka.NewProducer(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range n {
+		if err := p.Publish(ctx, topic, key(i), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newEngine returns an engine with scaled-down group timings and a test
+// logger; opts override them.
+func newEngine(t testing.TB, brokers []string, group, topic string, h Handler, opts ...Option) *Engine {
+	t.Helper()
+	base := []Option{
+		WithSessionTimeout(session),
+		WithRebalanceTimeout(rebalance),
+		WithShutdownTimeout(time.Second),
+		WithCommitInterval(50 * time.Millisecond),
+		WithLogger(testLogger(t)),
+		WithClientOpts(kgo.FetchMaxWait(100 * time.Millisecond)),
+	}
+	e, err := New(brokers, group, []string{topic}, h, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// start runs e until the test ends or the returned stop is called; stop
+// waits for Run to return.
+func start(t testing.TB, e *Engine) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("run did not return 15s after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// eventually fails the test unless cond holds within d.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// committed returns the group's committed offset of topic/partition, -1 if
+// none.
+func committed(t testing.TB, brokers []string, group, topic string, partition int32) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetch offsets of %s: %v", group, err)
+	}
+	o, ok := offs.Lookup(topic, partition)
+	if !ok {
+		return -1
+	}
+	return o.At
+}
+
+// gauge tracks a current count and its maximum.
+type gauge struct {
+	cur, peak atomic.Int64
+}
+
+func (g *gauge) inc() {
+	n := g.cur.Add(1)
+	for {
+		p := g.peak.Load()
+		if n <= p || g.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+func (g *gauge) dec() { g.cur.Add(-1) }
+
+// keySet records the keys handled, safely from many handlers.
+type keySet struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (s *keySet) add(k string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil {
+		s.seen = make(map[string]int)
+	}
+	s.seen[k]++
+}
+
+func (s *keySet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Defaults of the engine's options.
+const (
+	DefaultCapacity          = 64
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultCommitInterval    = time.Second
+	DefaultOverloadCooldown  = time.Second
+	DefaultIncreaseAfter     = 4
+	defaultBufferedPerHandle = 2 // DefaultMaxBuffered is this times the capacity
+)
+
+type config struct {
+	capacity         int
+	maxBuffered      int // 0: defaultBufferedPerHandle × capacity
+	orderByKey       bool
+	shutdownTimeout  time.Duration
+	sessionTimeout   time.Duration
+	rebalanceTimeout time.Duration
+	commitInterval   time.Duration
+	cooldown         time.Duration
+	increaseAfter    int
+	log              *slog.Logger
+	clientOpts       []kgo.Opt
+}
+
+func defaultConfig() config {
+	return config{
+		capacity:        DefaultCapacity,
+		shutdownTimeout: DefaultShutdownTimeout,
+		commitInterval:  DefaultCommitInterval,
+		cooldown:        DefaultOverloadCooldown,
+		increaseAfter:   DefaultIncreaseAfter,
+	}
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithCapacity sets how many requests the downstream service (the AI) takes at
+// once, summed over every engine of the group, overriding DefaultCapacity
+// (64). Each engine runs at most its share of it: capacity × the partitions
+// it owns / the topics' partitions, rounded down and at least 1 (see Engine).
+// More than the service's real capacity only queues inside it or earns 429s;
+// less leaves it idle.
+func WithCapacity(n int) Option { return func(c *config) { c.capacity = n } }
+
+// WithMaxBuffered bounds how many records the engine holds at once, queued or
+// running, over all its partitions, overriding the default of twice the
+// capacity. The bound is exact: a poll asks for at most the room left. When it
+// is reached the engine pauses fetching, which also makes franz-go drop what
+// it fetched ahead (at most one fetch per broker, see kgo.FetchMaxBytes), and
+// resumes once half of it has drained. A larger buffer keeps handlers busy across fetch
+// round trips and ordering waits; a smaller one bounds memory and the records
+// a rebalance throws back to the group. It must be at least 1.
+func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n } }
+
+// WithOrderByKey runs the records of one partition that share a key one at a
+// time, in offset order; records with other keys still run concurrently. By
+// default every record runs as soon as there is room. Ordering costs
+// concurrency when a partition holds many records of one key, and a blocked
+// key holds its queued records in the buffer. Records without a key are not
+// ordered.
+func WithOrderByKey() Option { return func(c *config) { c.orderByKey = true } }
+
+// WithShutdownTimeout bounds how long the engine waits for running handlers
+// of partitions it gives up, on a revoke or when Run's context is done,
+// overriding DefaultShutdownTimeout (30s). After it, their handlers' context
+// is canceled and their records are not committed: the partition's next owner
+// handles them again. Longer wastes less paid work, shorter rebalances
+// sooner. Keep it below the rebalance timeout, or a slow revoke stalls the
+// group until the member is kicked out; 0 gives up at once.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(c *config) { c.shutdownTimeout = d }
+}
+
+// WithSessionTimeout sets how long the group waits for a heartbeat from this
+// member before it declares it dead and rebalances, overriding franz-go's
+// default of 45s. Heartbeats come from a background goroutine, so handler
+// time never counts. Shorter detects crashed members sooner but rebalances
+// on long GC or network pauses; it must be within the broker's
+// group.min/max.session.timeout.ms. The heartbeat interval is set to a third
+// of it, at most franz-go's default of 3s.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(c *config) { c.sessionTimeout = d }
+}
+
+// WithRebalanceTimeout sets how long the group waits for members to rejoin
+// once a rebalance has begun, overriding franz-go's default of 60s. A revoke
+// waits up to the shutdown timeout for running handlers, so keep this above
+// it.
+func WithRebalanceTimeout(d time.Duration) Option {
+	return func(c *config) { c.rebalanceTimeout = d }
+}
+
+// WithCommitInterval sets how often the engine commits the offsets that
+// became committable, overriding DefaultCommitInterval (1s). It also commits
+// on every revoke and at shutdown, so the interval only bounds what a crash
+// makes the group handle again; shorter costs more commit requests.
+func WithCommitInterval(d time.Duration) Option {
+	return func(c *config) { c.commitInterval = d }
+}
+
+// WithOverloadBackoff tunes how the engine backs off when the downstream
+// service is overloaded (see ErrOverloaded): it halves its limit (at least 1)
+// and holds it for cooldown, overriding DefaultOverloadCooldown (1s), then
+// raises it by one every increaseAfter successful handlers, overriding
+// DefaultIncreaseAfter (4), until it is back at its share. A short cooldown
+// and a small step regain throughput quickly but risk another round of 429s;
+// the defaults recover from 32 to 64 in about 130 records.
+func WithOverloadBackoff(cooldown time.Duration, increaseAfter int) Option {
+	return func(c *config) { c.cooldown, c.increaseAfter = cooldown, increaseAfter }
+}
+
+// WithLogger sends the engine's logs (handler errors, commit and fetch
+// errors, rebalances) and franz-go's warnings to l, overriding
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithClientOpts adds franz-go client options after the engine's own, so they
+// override them: for tests (shorter fetch waits) and tuning profiles. Do not
+// pass options that take over what the engine relies on: auto-commit,
+// BlockRebalanceOnPoll, or the OnPartitions callbacks.
+func WithClientOpts(opts ...kgo.Opt) Option {
+	return func(c *config) { c.clientOpts = append(c.clientOpts, opts...) }
+}
