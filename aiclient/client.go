@@ -150,6 +150,10 @@ func (e *retryAfterError) Error() string {
 }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
+// RetryAfter lets callers that do not import this package find the wait
+// with errors.As(err, &interface{ RetryAfter() time.Duration }).
+func (e *retryAfterError) RetryAfter() time.Duration { return e.after }
+
 // RetryAfter returns how long the service asked the caller to wait before
 // retrying, when err (or an error it wraps) is an answer with a
 // Retry-After header: a 429 from a service at capacity, or a 503.

@@ -35,7 +35,8 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 var _ genpipe.RequestStore = (*Store)(nil)
@@ -120,7 +121,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	// Migrate before the first read, so that readers open an up-to-date,
 	// WAL-mode file.
-	applied, err := migrate(ctx, s.write, migrations)
+	applied, err := migrateWhenFree(ctx, s.write, cfg.busyTimeout)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -177,6 +178,31 @@ func (s *Store) Close() error {
 // schema_migrations does not list yet, in version order, all in one
 // transaction: a failed migration leaves the schema as it was. It returns
 // the versions applied.
+// migrateWhenFree migrates, retrying while another connection holds the
+// file. Processes opening a brand-new file at once race on switching it to
+// WAL, and SQLite answers that race with SQLITE_BUSY at once instead of
+// waiting busy_timeout, so we wait here, as long as busy_timeout would.
+func migrateWhenFree(ctx context.Context, db *sql.DB, wait time.Duration) ([]int, error) {
+	deadline := time.Now().Add(wait)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		applied, err := migrate(ctx, db, migrations)
+		if !isBusy(err) || time.Now().After(deadline) {
+			return applied, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("migrate: %w", ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// isBusy reports whether err is SQLITE_BUSY (any extended code).
+func isBusy(err error) bool {
+	var se *sqlitedriver.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) (applied []int, err error) {
 	files, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {

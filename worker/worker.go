@@ -6,6 +6,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -21,6 +22,7 @@ type config struct {
 	retry        backoff.Policy
 	publishRetry backoff.Policy
 	urlTTL       time.Duration
+	onOverload   func(context.Context)
 	logger       *slog.Logger
 	now          func() time.Time
 }
@@ -30,6 +32,7 @@ func newConfig(opts []Option) config {
 		retry:        backoff.Default,
 		publishRetry: backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second},
 		urlTTL:       15 * time.Minute,
+		onOverload:   func(context.Context) {},
 		logger:       slog.Default(),
 		now:          time.Now,
 	}
@@ -47,6 +50,14 @@ func WithRetry(p backoff.Policy) Option { return func(c *config) { c.retry = p }
 // WithURLTTL sets how long the presigned URLs handed to an AI service stay
 // valid, overriding 15 minutes. It must outlast the call with its retries.
 func WithURLTTL(d time.Duration) Option { return func(c *config) { c.urlTTL = d } }
+
+// WithOverloadReport sets a func called with the record's context each
+// time the AI answers 429, overriding a no-op. Wire it to
+// engine.ReportOverload so the engine lowers this process's concurrency
+// while the AI is saturated, instead of only retrying into it.
+func WithOverloadReport(report func(context.Context)) Option {
+	return func(c *config) { c.onOverload = report }
+}
 
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
@@ -111,11 +122,26 @@ func (s *stage) callAI(ctx context.Context, id string, call func(context.Context
 			return attempt, err
 		}
 		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
-		if serr := backoff.Sleep(ctx, s.retry.Delay(attempt)); serr != nil {
+		if genpipe.ErrorCode(err) == genpipe.ETOOMANY {
+			s.onOverload(ctx)
+		}
+		if serr := backoff.Sleep(ctx, s.retryDelay(attempt, err)); serr != nil {
 			return attempt, serr
 		}
 	}
 	return s.retry.MaxAttempts(), err
+}
+
+// retryDelay is the backoff delay, but no shorter than the Retry-After the
+// AI asked for (capped at the policy's Max, so a silly value cannot stall
+// a record for a day).
+func (s *stage) retryDelay(attempt int, err error) time.Duration {
+	delay := s.retry.Delay(attempt)
+	var asked interface{ RetryAfter() time.Duration }
+	if errors.As(err, &asked) {
+		delay = max(delay, min(asked.RetryAfter(), s.retry.Max))
+	}
+	return delay
 }
 
 // retryable reports whether an AI error may pass: over capacity, or down.

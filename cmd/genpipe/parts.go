@@ -17,6 +17,7 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/s3"
@@ -90,6 +91,7 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 		return err
 	}
 	defer producer.Close()
+	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload)}
 	var (
 		handle   func(context.Context, []byte) error
 		topic    string
@@ -98,10 +100,10 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 	)
 	switch stage {
 	case "check":
-		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL), objects, producer, cfg.Topics, worker.WithLogger(log)).Handle
+		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL), objects, producer, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Requests, groupCheck, cfg.CheckCapacity
 	case "generate":
-		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL), objects, producer, cfg.Topics, worker.WithLogger(log)).Handle
+		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL), objects, producer, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Checked, groupGenerate, cfg.GenerateCapacity
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", stage)
@@ -124,11 +126,13 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log))
-	// One record at a time keeps each request's changes in topic order, so
-	// its history has every step; a status write takes about a millisecond.
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.RunWebhooks(ctx) })
-	g.Go(func() error { return consume(ctx, cfg, groupNotifier, cfg.Topics.Results, 1, n.Handle, log) })
+	// Ordered by key: one request's changes apply in topic order, so its
+	// history has every step, while different requests apply concurrently.
+	g.Go(func() error {
+		return consume(ctx, cfg, groupNotifier, cfg.Topics.Results, 16, n.Handle, log, engine.WithOrderByKey())
+	})
 	return g.Wait()
 }
 
@@ -147,20 +151,22 @@ func runAISim(ctx context.Context, model string, ln net.Listener, latency time.D
 	return serveHTTP(ctx, ln, svc.Handler(), log)
 }
 
-// consume runs handle over topic in group with at most capacity records in
-// flight, so the AI behind it never sees more than its capacity.
-func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle func(context.Context, []byte) error, log *slog.Logger) error {
+// consume runs handle over topic in group on the stage engine. capacity is
+// the downstream's concurrency limit, shared by every process of the group
+// (each takes a share by the partitions it owns), so the AI behind it never
+// sees more than its capacity however many workers run.
+func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle func(context.Context, []byte) error, log *slog.Logger, opts ...engine.Option) error {
 	if err := kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...); err != nil {
 		return err
 	}
-	c, err := kafka.NewConsumer(cfg.brokerList(), group, []string{topic},
-		func(ctx context.Context, r *kgo.Record) error { return handle(ctx, r.Value) },
-		kafka.WithConcurrency(capacity), kafka.WithMaxPollRecords(capacity), kafka.WithConsumerLogger(log))
+	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log)}, opts...)
+	e, err := engine.New(cfg.brokerList(), group, []string{topic},
+		func(ctx context.Context, r *kgo.Record) error { return handle(ctx, r.Value) }, opts...)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", group, err)
 	}
-	log.Info("consuming", "topic", topic, "group", group, "concurrency", capacity)
-	return c.Run(ctx)
+	log.Info("consuming", "topic", topic, "group", group, "capacity", capacity)
+	return e.Run(ctx)
 }
 
 func openProducer(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Producer, error) {
