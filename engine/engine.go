@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/kafka"
 )
 
 // Handler processes one record. It runs concurrently with other records, of
@@ -140,7 +142,7 @@ func (e *Engine) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onLost),
-		kgo.WithLogger(kgoLogger{e.log}),
+		kgo.WithLogger(kafka.NewKgoLogger(e.log)),
 	}
 	if d := e.cfg.sessionTimeout; d > 0 {
 		opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))

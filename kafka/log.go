@@ -14,18 +14,20 @@ import (
 // to be quiet unless asked.
 var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// kgoLogger adapts an *slog.Logger to franz-go's kgo.Logger. franz-go asks
-// for a level up front to avoid building messages nobody reads, so Level
-// reports the most verbose level the slog handler has enabled.
+// NewKgoLogger adapts an *slog.Logger to franz-go's kgo.Logger. franz-go
+// logs every group step at info, which is noise next to genpipe's own logs
+// of what matters (the engine logs each rebalance), so franz-go's info and
+// debug go to slog's debug level; its warnings and errors keep theirs.
+func NewKgoLogger(l *slog.Logger) kgo.Logger { return kgoLogger{l} }
+
 type kgoLogger struct{ l *slog.Logger }
 
+// Level tells franz-go the most verbose level worth building messages for.
 func (k kgoLogger) Level() kgo.LogLevel {
 	ctx := context.Background()
 	switch {
 	case k.l.Enabled(ctx, slog.LevelDebug):
 		return kgo.LogLevelDebug
-	case k.l.Enabled(ctx, slog.LevelInfo):
-		return kgo.LogLevelInfo
 	case k.l.Enabled(ctx, slog.LevelWarn):
 		return kgo.LogLevelWarn
 	case k.l.Enabled(ctx, slog.LevelError):
@@ -35,10 +37,17 @@ func (k kgoLogger) Level() kgo.LogLevel {
 	}
 }
 
-// Log passes franz-go's alternating key/value pairs straight to slog, which
-// takes the same shape.
+// Log passes franz-go's alternating key/value pairs straight to slog,
+// which takes the same shape.
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	k.l.Log(context.Background(), slogLevel(int8(level)), "kgo: "+msg, keyvals...)
+	lvl := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		lvl = slog.LevelError
+	case kgo.LogLevelWarn:
+		lvl = slog.LevelWarn
+	}
+	k.l.Log(context.Background(), lvl, "kgo: "+msg, keyvals...)
 }
 
 // kfakeLogger adapts an *slog.Logger to kfake's printf-style Logger.
