@@ -101,7 +101,7 @@ func s3Flags(fs *flag.FlagSet, cfg *config) {
 }
 
 func databaseFlag(fs *flag.FlagSet, cfg *config) {
-	stringFlag(fs, &cfg.DatabaseURL, "database-url", "GENPIPE_DATABASE_URL", "sqlite:genpipe.db", "status database: sqlite:PATH")
+	stringFlag(fs, &cfg.DatabaseURL, "database-url", "GENPIPE_DATABASE_URL", "sqlite:genpipe.db", "status database: sqlite:PATH or postgres://user:password@host:port/dbname")
 }
 
 func (c *config) brokerList() []string {

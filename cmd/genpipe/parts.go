@@ -20,6 +20,7 @@ import (
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/notifier"
+	"github.com/genpipe/genpipe/postgres"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlite"
 	"github.com/genpipe/genpipe/worker"
@@ -195,13 +196,21 @@ func openObjects(ctx context.Context, cfg *config, log *slog.Logger) (*s3.Store,
 	return store, nil
 }
 
-// openStore opens the status database named by a URL: sqlite:PATH.
-func openStore(ctx context.Context, url string, log *slog.Logger) (*sqlite.Store, error) {
-	path, ok := strings.CutPrefix(url, "sqlite:")
-	if !ok {
-		return nil, fmt.Errorf("database URL %q: this build supports sqlite:PATH", url)
+// openStore opens the status database named by a URL: sqlite:PATH (the
+// embedded default) or postgres://... / postgresql://... (PostgreSQL).
+func openStore(ctx context.Context, url string, log *slog.Logger) (genpipe.RequestStore, error) {
+	var (
+		store genpipe.RequestStore
+		err   error
+	)
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		store, err = postgres.Open(ctx, url, postgres.WithLogger(log))
+	case strings.HasPrefix(url, "sqlite:"):
+		store, err = sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite:"), sqlite.WithLogger(log))
+	default: // not quoted: a URL may hold a password
+		return nil, errors.New("database URL: want sqlite:PATH or postgres://user:password@host:port/dbname")
 	}
-	store, err := sqlite.Open(ctx, path, sqlite.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("status database: %w", err)
 	}
