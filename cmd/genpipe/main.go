@@ -25,6 +25,7 @@ Usage:
   genpipe worker --stage check|generate   a stage worker
   genpipe notifier                        status store writer and webhook sender
   genpipe doctor                          name the article's Kafka traps in a configuration
+  genpipe loadtest                        measure naive, article and genpipe profiles on one workload
 
 Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
 GENPIPE_* environment variable named in its help.
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"worker":      cmdWorker,
 		"notifier":    cmdNotifier,
 		"doctor":      cmdDoctor,
+		"loadtest":    cmdLoadtest,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/genpipe/genpipe/loadtest"
+)
+
+func cmdLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var (
+		cfg                       config
+		scenario, profiles, shape string
+		requests, burst           int
+		duration, drain           time.Duration
+		rate, scale               float64
+		jsonFile, outDir          string
+	)
+	fs := flagSet("loadtest", &cfg, stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: genpipe loadtest [flags]
+
+Runs one workload through the pipeline's Kafka part under each profile in
+turn (naive: the article's Java defaults; article: its fixes; genpipe: the
+stage engine) against latency-only AI services, and prints what happened.
+Every duration is multiplied by -time-scale; figures are reported unscaled.
+
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&scenario, "scenario", "article", "article (64 partitions, AI capacity 64) or few-partitions (8 partitions, capacity 64)")
+	fs.StringVar(&profiles, "profiles", strings.Join(loadtest.Profiles, ","), "profiles to run, one after another, comma-separated")
+	fs.StringVar(&shape, "shape", loadtest.ShapeBurst, "workload shape: burst, steady or ramp")
+	fs.IntVar(&requests, "requests", 0, fmt.Sprintf("requests to send (0: -duration × rate, or %d)", loadtest.DefaultRequests))
+	fs.DurationVar(&duration, "duration", 0, "send for this long (unscaled), when -requests is 0")
+	fs.Float64Var(&rate, "rate", 0, fmt.Sprintf("mean requests per second, unscaled (0: %.2f × the scenario's maxRps)", loadtest.DefaultOverload))
+	fs.IntVar(&burst, "burst", loadtest.DefaultBurstSize, "requests per burst (burst shape)")
+	fs.Float64Var(&scale, "time-scale", loadtest.DefaultTimeScale, "multiplies every duration (AI latencies, poll interval, timeouts, workload)")
+	fs.DurationVar(&drain, "drain-timeout", loadtest.DefaultDrainTimeout, "after the last request, wait this long (unscaled) for the rest; what does not complete is lost")
+	fs.StringVar(&cfg.Brokers, "brokers", "", "Kafka brokers to use (comma-separated); empty starts an embedded broker")
+	fs.StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
+	fs.StringVar(&outDir, "out", "", "write charts and report.html to this directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	sc, ok := loadtest.Scenarios[scenario]
+	if !ok {
+		return fmt.Errorf("unknown -scenario %q (article or few-partitions)", scenario)
+	}
+	log, err := cfg.logger(stderr, "loadtest")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, p := range strings.Split(profiles, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			names = append(names, p)
+		}
+	}
+	rep, err := loadtest.Run(ctx, loadtest.Config{
+		Scenario:     sc,
+		Profiles:     names,
+		Workload:     loadtest.Workload{Shape: shape, Requests: requests, Duration: duration, Rate: rate, BurstSize: burst},
+		TimeScale:    scale,
+		Brokers:      cfg.brokerList(),
+		DrainTimeout: drain,
+		Logger:       log,
+		Progress: func(p loadtest.Progress) {
+			fmt.Fprintf(stderr, "%-8s produced %d/%d  completed %d/%d  %.1f rps  (%s unscaled)\n",
+				p.Profile, p.Produced, p.Requests, p.Completed, p.Requests, p.Rps, p.Elapsed.Round(time.Second))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if jsonFile != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if outDir != "" {
+		if err := writeLoadtestReport(rep, outDir); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "scenario %s, shape %s, time scale %g (figures unscaled)\n", rep.Scenario, rep.Shape, rep.TimeScale)
+	return loadtest.WriteTable(stdout, *rep)
+}
+
+// writeLoadtestReport writes the charts and report.html into dir.
+func writeLoadtestReport(rep *loadtest.Report, dir string) (err error) {
+	charts, err := loadtest.WriteCharts(dir, *rep)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "report.html"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return loadtest.WriteHTML(f, *rep, charts)
+}

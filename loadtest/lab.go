@@ -1,0 +1,462 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/kafka"
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Scenario is the system under test: partitions of every topic and the two
+// AI services' capacity and latency (unscaled).
+type Scenario struct {
+	Name             string
+	Partitions       int
+	CheckCapacity    int
+	CheckLatency     time.Duration
+	GenerateCapacity int
+	GenerateLatency  time.Duration
+}
+
+// Scenarios by name: the article's (64 partitions for 64 AI slots) and one
+// with fewer partitions than AI slots, where only concurrency within a
+// partition can reach the AI's limit.
+var Scenarios = map[string]Scenario{
+	"article":        {Name: "article", Partitions: 64, CheckCapacity: 64, CheckLatency: 500 * time.Millisecond, GenerateCapacity: 64, GenerateLatency: 3 * time.Second},
+	"few-partitions": {Name: "few-partitions", Partitions: 8, CheckCapacity: 64, CheckLatency: 500 * time.Millisecond, GenerateCapacity: 64, GenerateLatency: 3 * time.Second},
+}
+
+// MaxRps is the physical limit: the minimum over stages of capacity/latency,
+// unscaled. It is stated, not measured, and serves only as the denominator
+// of utilization.
+func (s Scenario) MaxRps() float64 {
+	return min(float64(s.CheckCapacity)/s.CheckLatency.Seconds(), float64(s.GenerateCapacity)/s.GenerateLatency.Seconds())
+}
+
+// Defaults of Config.
+const (
+	DefaultTimeScale = 0.05
+	// DefaultDrainTimeout bounds, unscaled, how long a profile run waits
+	// after its last request was produced for the rest to complete; what
+	// has not completed by then is lost.
+	DefaultDrainTimeout = 20 * time.Minute
+)
+
+// Progress is a snapshot of a profile run, for progress lines.
+type Progress struct {
+	Profile   string
+	Produced  int
+	Requests  int
+	Completed int
+	Rps       float64 // completions per unscaled second since the first produce
+	Elapsed   time.Duration
+}
+
+// Config is one lab run.
+type Config struct {
+	Scenario  Scenario
+	Profiles  []string // run one after another on the same workload; default naive, article, genpipe
+	Workload  Workload
+	TimeScale float64 // multiplies every duration; default DefaultTimeScale
+	// Brokers of a Kafka cluster to use; empty starts an embedded one.
+	Brokers      []string
+	DrainTimeout time.Duration  // unscaled; default DefaultDrainTimeout
+	Progress     func(Progress) // called about once a second while a profile runs
+	Logger       *slog.Logger   // default: warnings and errors to nowhere
+}
+
+// Run runs the workload through each profile in turn and reports what
+// happened. Each profile gets fresh topics, groups and AI services.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = DefaultTimeScale
+	}
+	if len(cfg.Profiles) == 0 {
+		cfg.Profiles = Profiles
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	sc := cfg.Scenario
+	if sc.Partitions <= 0 || sc.CheckCapacity <= 0 || sc.GenerateCapacity <= 0 || sc.CheckLatency <= 0 || sc.GenerateLatency <= 0 {
+		return nil, errors.New("loadtest: the scenario needs partitions, capacities and latencies")
+	}
+	profiles := make([]profile, len(cfg.Profiles))
+	for i, name := range cfg.Profiles {
+		p, err := lookupProfile(name)
+		if err != nil {
+			return nil, err
+		}
+		profiles[i] = p
+	}
+	sched, err := cfg.Workload.Schedule(sc.MaxRps())
+	if err != nil {
+		return nil, err
+	}
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		b, err := kafka.StartBroker(kafka.WithGroupMinSessionTimeout(100 * time.Millisecond))
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: start broker: %w", err)
+		}
+		defer b.Close()
+		brokers = b.Addrs()
+	}
+	rep := &Report{Scenario: sc.Name, Shape: cfg.Workload.shape(), TimeScale: cfg.TimeScale, StartedAt: time.Now()}
+	runID := randomID()
+	for _, p := range profiles {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		res, err := runProfile(ctx, cfg, brokers, p, runID, sched)
+		if err != nil {
+			return rep, fmt.Errorf("loadtest: profile %s: %w", p.name, err)
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	return rep, nil
+}
+
+// event is the value of every record of a run: the request id and when it
+// was produced, padded to the size of a real request event (~300 bytes),
+// so that batches hold as many records as the article's did.
+type event struct {
+	ID         string `json:"id"`
+	ProducedAt int64  `json:"producedAt"` // Unix nanoseconds
+	Pad        string `json:"pad"`
+}
+
+var pad = strings.Repeat("x", 220)
+
+func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, runID string, sched []time.Duration) (Result, error) {
+	sc, t, log := cfg.Scenario, timing{scale: cfg.TimeScale}, cfg.Logger
+	prefix := fmt.Sprintf("lt-%s-%s", p.name, runID)
+	reqTopic, checkedTopic, resultsTopic := prefix+"-requests", prefix+"-checked", prefix+"-results"
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := kafka.EnsureTopics(ectx, brokers, int32(sc.Partitions), reqTopic, checkedTopic, resultsTopic)
+	cancel()
+	if err != nil {
+		return Result{}, err
+	}
+
+	checkAI, err := StartAI("check", sc.CheckCapacity, t.d(sc.CheckLatency))
+	if err != nil {
+		return Result{}, err
+	}
+	defer checkAI.Close()
+	genAI, err := StartAI("generate", sc.GenerateCapacity, t.d(sc.GenerateLatency))
+	if err != nil {
+		return Result{}, err
+	}
+	defer genAI.Close()
+	checker := aiclient.NewChecker(checkAI.URL())
+	generator := aiclient.NewGenerator(genAI.URL())
+
+	var out sender
+	if p.keyed {
+		kp, err := kafka.NewProducer(brokers, kafka.WithLinger(t.d(10*time.Millisecond)))
+		if err != nil {
+			return Result{}, err
+		}
+		out = keyedSender{kp}
+	} else {
+		ks, err := newKeylessSender(brokers, t.d(javaLinger))
+		if err != nil {
+			return Result{}, err
+		}
+		out = ks
+	}
+	defer out.close()
+
+	rec := newRecorder()
+	retryWait := max(t.d(sc.CheckLatency)/4, time.Millisecond)
+	// callAI retries a 429 (the AI at capacity) until the call is taken;
+	// the engine also backs off when told. Every other error is a bug in
+	// the lab and is returned.
+	callAI := func(ctx context.Context, call func() error) error {
+		for {
+			err := call()
+			if err == nil || genpipe.ErrorCode(err) != genpipe.ETOOMANY {
+				return err
+			}
+			engine.ReportOverload(ctx)
+			sleepCtx(ctx, retryWait)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	stage := func(st int, next string, call func(ctx context.Context, id string) error) func(context.Context, *kgo.Record) error {
+		return func(ctx context.Context, r *kgo.Record) error {
+			var ev event
+			if err := json.Unmarshal(r.Value, &ev); err != nil {
+				return err
+			}
+			rec.handle(st, ev.ID)
+			if err := callAI(ctx, func() error { return call(ctx, ev.ID) }); err != nil {
+				return err
+			}
+			return out.send(ctx, next, ev.ID, r.Value)
+		}
+	}
+	checkHandle := stage(stageCheck, checkedTopic, func(ctx context.Context, id string) error {
+		_, err := checker.Check(ctx, genpipe.CheckInput{RequestID: id, ImageURL: "http://loadtest.invalid/" + id})
+		return err
+	})
+	genHandle := stage(stageGenerate, resultsTopic, func(ctx context.Context, id string) error {
+		return generator.Generate(ctx, genpipe.GenerateInput{RequestID: id, ImageURL: "http://loadtest.invalid/" + id})
+	})
+
+	events := &groupEvents{}
+	var groups []string
+	var stages []stageRunner
+	var javaStages []*javaStage
+	for i, s := range []struct {
+		topic    string
+		capacity int
+		handle   func(context.Context, *kgo.Record) error
+	}{{reqTopic, sc.CheckCapacity, checkHandle}, {checkedTopic, sc.GenerateCapacity, genHandle}} {
+		group := fmt.Sprintf("%s-stage%d", prefix, i)
+		groups = append(groups, group)
+		if p.engine {
+			es, err := newEngineStage(brokers, group, s.topic, s.capacity, sc.Partitions, t, s.handle, events, log)
+			if err != nil {
+				return Result{}, err
+			}
+			stages = append(stages, es)
+			continue
+		}
+		h := s.handle
+		js := &javaStage{
+			brokers: brokers, group: group, topic: s.topic, members: sc.Partitions, partition: sc.Partitions,
+			maxPoll: p.maxPollRecords, t: t, events: events, log: log,
+			handle: func(ctx context.Context, r *kgo.Record) {
+				if err := h(ctx, r); err != nil && ctx.Err() == nil {
+					log.Warn("loadtest: handler failed", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+				}
+			},
+		}
+		js.owned = make([]atomic.Int32, js.members)
+		javaStages = append(javaStages, js)
+		stages = append(stages, js)
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, s := range stages {
+		wg.Go(func() {
+			if err := s.run(runCtx); err != nil {
+				log.Error("loadtest: stage stopped", "err", err)
+			}
+		})
+	}
+	defer wg.Wait()
+	defer stop()
+
+	// The completion collector reads the results topic without a group.
+	collector, err := kgo.NewClient(
+		kgo.SeedBrokers(brokers...),
+		kgo.DisableClientMetrics(),
+		kgo.ConsumeTopics(resultsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(50*time.Millisecond),
+	)
+	if err != nil {
+		return Result{}, err
+	}
+	defer collector.Close()
+	wg.Go(func() {
+		for runCtx.Err() == nil {
+			fs := collector.PollFetches(runCtx)
+			fs.EachRecord(func(r *kgo.Record) {
+				var ev event
+				if json.Unmarshal(r.Value, &ev) == nil {
+					rec.complete(ev.ID, r.Timestamp)
+				}
+			})
+		}
+	})
+
+	// Wait until every partition of both stages has an owner, so the run
+	// measures the pipeline, not the group forming.
+	readyBy := time.Now().Add(60 * time.Second)
+	for !allReady(stages) {
+		if time.Now().After(readyBy) {
+			log.Warn("loadtest: consumer groups not settled after 60s; starting anyway", "profile", p.name)
+			break
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+	}
+	events.measuring.Store(true)
+
+	// Produce the workload on schedule, each burst concurrently.
+	start := time.Now()
+	var prod sync.WaitGroup
+	var produceErr error
+	var errOnce sync.Once
+	produceDone := make(chan struct{})
+	go func() {
+		defer close(produceDone)
+		for _, off := range sched {
+			if d := time.Until(start.Add(t.d(off))); d > 0 {
+				sleepCtx(runCtx, d)
+			}
+			if runCtx.Err() != nil {
+				break
+			}
+			id := uuid.NewString()
+			prod.Go(func() {
+				now := time.Now()
+				v, _ := json.Marshal(event{ID: id, ProducedAt: now.UnixNano(), Pad: pad})
+				if err := out.send(runCtx, reqTopic, id, v); err != nil {
+					errOnce.Do(func() { produceErr = err })
+					return
+				}
+				rec.produce(id, now)
+			})
+		}
+		prod.Wait()
+	}()
+
+	progress := func() {
+		if cfg.Progress == nil {
+			return
+		}
+		produced, completed := rec.counts()
+		el := time.Since(start)
+		pr := Progress{Profile: p.name, Produced: produced, Requests: len(sched), Completed: completed, Elapsed: time.Duration(float64(el) / t.scale)}
+		if s := el.Seconds() / t.scale; s > 0 {
+			pr.Rps = float64(completed) / s
+		}
+		cfg.Progress(pr)
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var drainBy <-chan time.Time
+	var lagAt time.Time
+	adm := kadm.NewClient(collector)
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-produceDone:
+			produceDone = nil
+			drainBy = time.After(t.d(cfg.DrainTimeout))
+		case <-drainBy:
+			produced, completed := rec.counts()
+			log.Warn("loadtest: drain timeout: stopping with requests not completed (lost) or consumers still handling records again",
+				"profile", p.name, "produced", produced, "completed", completed)
+			break wait
+		case <-tick.C:
+			progress()
+		case <-poll.C:
+			// Done when every request completed and both groups have
+			// committed everything: a consumer still handling records
+			// again (naive after leaving the group) is not done, and its
+			// redeliveries count.
+			if produceDone == nil && time.Since(lagAt) > 100*time.Millisecond {
+				if produced, completed := rec.counts(); completed >= produced {
+					lagAt = time.Now()
+					if settled(ctx, adm, groups) {
+						break wait
+					}
+				}
+			}
+		}
+	}
+	progress()
+	events.measuring.Store(false)
+	if produceErr != nil {
+		log.Warn("loadtest: some requests could not be produced", "profile", p.name, "err", produceErr)
+	}
+
+	for _, js := range javaStages {
+		log.Info("loadtest: java consumers", "profile", p.name, "topic", js.topic, "largestPoll", js.maxBatch.Load(), "leftGroup", js.leaves.Load())
+	}
+	res := Result{Profile: p.name, MaxRps: sc.MaxRps()}
+	res.Requests, res.Completed = rec.counts()
+	res.Lost = res.Requests - res.Completed
+	rec.figures(&res, start, genAI.Stats().FirstCall, t.scale)
+	if res.MaxRps > 0 {
+		res.Utilization = res.ThroughputRps / res.MaxRps
+	}
+	cs, gs := checkAI.Stats(), genAI.Stats()
+	res.DuplicateAICalls = int(cs.Calls - cs.UniqueRequests + gs.Calls - gs.UniqueRequests)
+	res.Redeliveries = rec.redeliveries()
+	res.Rebalances = events.count()
+	if cs.OverCapacity+gs.OverCapacity > 0 {
+		log.Info("loadtest: the AI refused calls over capacity", "profile", p.name, "check", cs.OverCapacity, "generate", gs.OverCapacity)
+	}
+
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	ends, err := adm.ListEndOffsets(lctx, reqTopic)
+	lcancel()
+	if err != nil {
+		return res, fmt.Errorf("end offsets of %s: %w", reqTopic, err)
+	}
+	res.RecordsPerPartition = make([]int64, sc.Partitions)
+	ends.Each(func(o kadm.ListedOffset) {
+		if int(o.Partition) < len(res.RecordsPerPartition) {
+			res.RecordsPerPartition[o.Partition] = o.Offset
+		}
+	})
+	res.PartitionMaxOverMean = maxOverMean(res.RecordsPerPartition)
+	return res, nil
+}
+
+// settled reports whether groups have committed every record of their topics.
+func settled(ctx context.Context, adm *kadm.Client, groups []string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lags, err := adm.Lag(ctx, groups...)
+	if err != nil {
+		return false
+	}
+	for _, g := range groups {
+		l, ok := lags[g]
+		if !ok || l.Error() != nil || l.Lag.Total() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func allReady(stages []stageRunner) bool {
+	for _, s := range stages {
+		if !s.ready() {
+			return false
+		}
+	}
+	return true
+}
+
+func randomID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
