@@ -39,6 +39,8 @@ type state struct {
 	stopping  bool
 	changed   chan struct{} // closed when buffered or inflight drops; nil if nobody waits
 	overloads int64
+	revokes   int64 // rebalances that took partitions from this engine
+	losses    int64 // times partitions were lost without a clean revoke
 }
 
 func (st *state) reset(hctx context.Context) {

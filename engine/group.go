@@ -55,6 +55,9 @@ func (e *Engine) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 	if len(tps) == 0 {
 		return
 	}
+	e.mu.Lock()
+	e.st.revokes++
+	e.mu.Unlock()
 	e.release(ctx, cl, tps, "revoke")
 }
 
@@ -64,6 +67,7 @@ func (e *Engine) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[stri
 func (e *Engine) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.st.losses++
 	for _, p := range e.leaveLocked(flatten(lost)) {
 		p.gone = true
 		p.cancel()

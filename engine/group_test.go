@@ -52,6 +52,9 @@ func TestTwoEnginesShareCapacity(t *testing.T) {
 	if sa, sb := a.Stats(), b.Stats(); sa.Share != 4 || sb.Share != 4 {
 		t.Errorf("shares %d and %d, want 4 and 4", sa.Share, sb.Share)
 	}
+	if sa := a.Stats(); sa.Revokes < 1 || sa.Losses != 0 {
+		t.Errorf("a gave partitions to b: revokes %d losses %d, want ≥ 1 and 0", sa.Revokes, sa.Losses)
+	}
 	eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
 	stopB()
 	eventually(t, 15*time.Second, "a's share back to the capacity", func() bool { return a.Stats().Share == capacity })

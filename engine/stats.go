@@ -15,6 +15,8 @@ type Stats struct {
 	Handled         int64 // records done, failed ones included
 	Failed          int64 // records whose handler returned an error
 	Abandoned       int64 // records whose handler was canceled: not done, handled again by the group
+	Revokes         int64 // rebalances that took partitions from this engine (shutdown not counted)
+	Losses          int64 // times partitions were lost without a clean revoke (session expired)
 	Partitions      map[TopicPartition]PartitionStats
 }
 
@@ -45,6 +47,8 @@ func (e *Engine) Stats() Stats {
 		Handled:         e.handled.Load(),
 		Failed:          e.failed.Load(),
 		Abandoned:       e.abandoned.Load(),
+		Revokes:         st.revokes,
+		Losses:          st.losses,
 		Partitions:      make(map[TopicPartition]PartitionStats, len(st.parts)),
 	}
 	for tp, p := range st.parts {

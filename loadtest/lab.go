@@ -309,7 +309,7 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 			return Result{}, ctx.Err()
 		}
 	}
-	events.measuring.Store(true)
+	events.start()
 
 	// Produce the workload on schedule, each burst concurrently.
 	start := time.Now()
@@ -390,7 +390,7 @@ wait:
 		}
 	}
 	progress()
-	events.measuring.Store(false)
+	events.stop()
 	if produceErr != nil {
 		log.Warn("loadtest: some requests could not be produced", "profile", p.name, "err", produceErr)
 	}

@@ -102,12 +102,16 @@ type stageRunner interface {
 	ready() bool
 }
 
-// groupEvents counts a stage's rebalances once measuring starts.
+// groupEvents counts a profile's rebalances while measuring: generations
+// that revoked or lost partitions of the Java-emulating consumers, and the
+// revokes and losses the engines count themselves.
 type groupEvents struct {
 	measuring atomic.Bool
 	mu        sync.Mutex
-	gens      map[int32]struct{} // javaConsumer: generations that revoked or lost partitions
-	events    int                // engine: revokes and losses logged
+	gens      map[int32]struct{} // javaConsumer generations that revoked or lost partitions
+	engines   []*engine.Engine
+	atStart   int64 // the engines' revokes and losses when measuring started
+	atStop    int64 // and when it stopped
 }
 
 func (g *groupEvents) generation(gen int32) {
@@ -122,19 +126,40 @@ func (g *groupEvents) generation(gen int32) {
 	g.gens[gen] = struct{}{}
 }
 
-func (g *groupEvents) event() {
-	if !g.measuring.Load() {
-		return
-	}
+func (g *groupEvents) addEngine(e *engine.Engine) {
 	g.mu.Lock()
-	g.events++
+	defer g.mu.Unlock()
+	g.engines = append(g.engines, e)
+}
+
+// start and stop bracket the measured part of the run.
+func (g *groupEvents) start() {
+	g.mu.Lock()
+	g.atStart = g.engineEventsLocked()
 	g.mu.Unlock()
+	g.measuring.Store(true)
+}
+
+func (g *groupEvents) stop() {
+	g.measuring.Store(false)
+	g.mu.Lock()
+	g.atStop = g.engineEventsLocked()
+	g.mu.Unlock()
+}
+
+func (g *groupEvents) engineEventsLocked() int64 {
+	var n int64
+	for _, e := range g.engines {
+		st := e.Stats()
+		n += st.Revokes + st.Losses
+	}
+	return n
 }
 
 func (g *groupEvents) count() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.gens) + g.events
+	return len(g.gens) + int(g.atStop-g.atStart)
 }
 
 // timing holds the scaled durations of one run.
@@ -317,12 +342,13 @@ func newEngineStage(brokers []string, group, topic string, capacity, partitions 
 		engine.WithRebalanceTimeout(max(t.d(60*time.Second), 2*time.Second)),
 		engine.WithShutdownTimeout(max(t.d(30*time.Second), time.Second)),
 		engine.WithCommitInterval(max(t.d(time.Second), 20*time.Millisecond)),
-		engine.WithLogger(slog.New(&countingHandler{next: log.Handler(), events: events})),
+		engine.WithLogger(slog.New(warnOnly{log.Handler()})),
 		engine.WithClientOpts(kgo.DisableClientMetrics(), kgo.FetchMaxWait(max(t.d(javaFetchMaxWait), 10*time.Millisecond))),
 	)
 	if err != nil {
 		return nil, err
 	}
+	events.addEngine(e)
 	return &engineStage{e: e, partition: partitions}, nil
 }
 
@@ -330,45 +356,17 @@ func (s *engineStage) run(ctx context.Context) error { return s.e.Run(ctx) }
 
 func (s *engineStage) ready() bool { return s.e.Stats().Owned == s.partition }
 
-// countingHandler counts the engine's group events from its logs: the
-// engine runs franz-go's OnPartitions callbacks itself and takes no others,
-// and it logs each revoke and loss.
-type countingHandler struct {
-	next   slog.Handler
-	events *groupEvents
+// warnOnly passes only warnings and errors: the engine logs every
+// assignment at info, and a load test shows its rebalances in the table.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
 }
 
-func (h *countingHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
-}
+func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
 
-func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
-	switch r.Message {
-	case "engine: partitions lost; their unfinished records will be handled again":
-		h.events.event()
-	case "engine: partitions released":
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "when" && a.Value.String() == "revoke" {
-				h.events.event()
-			}
-			return true
-		})
-	}
-	// The engine logs every assignment at info; a load test shows its
-	// rebalances in the table, so only warnings pass unless debugging.
-	if r.Level >= slog.LevelWarn && h.next.Enabled(ctx, r.Level) || h.next.Enabled(ctx, slog.LevelDebug) {
-		return h.next.Handle(ctx, r)
-	}
-	return nil
-}
-
-func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &countingHandler{next: h.next.WithAttrs(as), events: h.events}
-}
-
-func (h *countingHandler) WithGroup(name string) slog.Handler {
-	return &countingHandler{next: h.next.WithGroup(name), events: h.events}
-}
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
