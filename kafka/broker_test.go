@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // A broker restarted on its data dir, on another port, still has the topic,
@@ -28,13 +26,11 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 	p1 := newProducer(t, b1.Addrs())
 	handledKeys := publishN(t, p1, topic, "handled", 30)
 
-	seen := newKeyCounter()
-	count := func(_ context.Context, r *kgo.Record) error { seen.add(string(r.Key)); return nil }
-	run := start(newConsumer(t, b1.Addrs(), group, topic, count))
-	waitFor(t, 20*time.Second, "the first records handled", func() bool { return seen.unique() == len(handledKeys) })
-	run.stop(t, 10*time.Second)
+	if got := readGroup(t, b1.Addrs(), group, topic, len(handledKeys), 20*time.Second); len(got) != len(handledKeys) {
+		t.Fatalf("read %d records before the restart, want %d", len(got), len(handledKeys))
+	}
 
-	queuedKeys := publishN(t, p1, topic, "queued", 20) // published, not yet handled
+	queuedKeys := publishN(t, p1, topic, "queued", 20) // published, not yet read
 	p1.Close()
 	addr1 := b1.Addrs()[0]
 	b1.Close()
@@ -43,36 +39,24 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 	t.Logf("restarted: %s, then %s", addr1, b2.Addrs()[0])
 
 	// The group resumes at its commits: only the queued records.
-	seen2 := newKeyCounter()
-	run2 := start(newConsumer(t, b2.Addrs(), group, topic, func(_ context.Context, r *kgo.Record) error {
-		seen2.add(string(r.Key))
-		return nil
-	}))
-	waitFor(t, 20*time.Second, "the queued records handled", func() bool { return seen2.unique() >= len(queuedKeys) })
-	time.Sleep(200 * time.Millisecond)
-	run2.stop(t, 10*time.Second)
-	got := seen2.snapshot()
+	got := readGroup(t, b2.Addrs(), group, topic, len(queuedKeys), 20*time.Second)
 	for _, k := range queuedKeys {
 		if got[k] != 1 {
-			t.Errorf("queued %s handled %d times after the restart, want 1", k, got[k])
+			t.Errorf("queued %s read %d times after the restart, want 1", k, got[k])
 		}
 	}
 	if len(got) != len(queuedKeys) {
-		t.Errorf("handled %d records after the restart, want the %d queued ones", len(got), len(queuedKeys))
+		t.Errorf("read %d records after the restart, want the %d queued ones", len(got), len(queuedKeys))
 	}
 
 	// A new group sees everything, and producing still works.
 	if err := newProducer(t, b2.Addrs()).Publish(context.Background(), topic, "after-restart", nil); err != nil {
 		t.Fatal(err)
 	}
-	all := newKeyCounter()
-	run3 := start(newConsumer(t, b2.Addrs(), "g-fresh", topic, func(_ context.Context, r *kgo.Record) error {
-		all.add(string(r.Key))
-		return nil
-	}))
 	want := len(handledKeys) + len(queuedKeys) + 1
-	waitFor(t, 20*time.Second, "a new group to read every record", func() bool { return all.unique() == want })
-	run3.stop(t, 10*time.Second)
+	if all := readGroup(t, b2.Addrs(), "g-fresh", topic, want, 20*time.Second); len(all) != want {
+		t.Errorf("a new group read %d records, want %d", len(all), want)
+	}
 }
 
 // The same data dir on a fixed port, as `genpipe broker` runs it.

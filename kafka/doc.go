@@ -7,10 +7,11 @@
 //     franz-go hashes every record to a partition (murmur2, like the Java
 //     client) and a burst spreads over all partitions instead of piling into
 //     the one the sticky partitioner would pick for keyless records.
-//  2. Handler time never decides group membership. [Consumer] polls a bounded
-//     number of records, runs them with bounded concurrency, and commits an
-//     offset only after the record's handler returned; franz-go heartbeats in
-//     the background, and there is no max.poll.interval to outlast.
+//  2. Handler time never decides group membership: genpipe consumes with
+//     package engine, which keeps polling while handlers run and commits an
+//     offset only after its record and every record before it are done;
+//     franz-go heartbeats in the background, and there is no
+//     max.poll.interval to outlast.
 //
 // Delivery is at least once: a crash, a rebalance or a shutdown timeout can
 // hand a record to a handler again, so handlers must be idempotent (genpipe

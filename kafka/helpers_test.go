@@ -118,49 +118,31 @@ func publishN(t *testing.T, p *Producer, topic, prefix string, n int) []string {
 	return keys
 }
 
-func newConsumer(t *testing.T, brokers []string, group, topic string, h Handler, opts ...ConsumerOption) *Consumer {
+// readGroup reads topic in group until want distinct keys were seen or
+// limit passes, commits what it read, and leaves the group: a plain kgo
+// group member, enough to check what a broker kept.
+func readGroup(t *testing.T, brokers []string, group, topic string, want int, limit time.Duration) map[string]int {
 	t.Helper()
-	base := []ConsumerOption{
-		WithConsumerLogger(testLogger(t)),
-		WithSessionTimeout(session),
-		WithRebalanceTimeout(rebalance),
-		WithShutdownTimeout(5 * time.Second),
-	}
-	c, err := NewConsumer(brokers, group, []string{topic}, h, append(base, opts...)...)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(session), kgo.HeartbeatInterval(session/3), kgo.RebalanceTimeout(rebalance),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
-}
-
-// running is a consumer's Run in a goroutine.
-type running struct {
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func start(c *Consumer) *running {
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- c.Run(ctx) }()
-	return r
-}
-
-// stop cancels Run and waits for it; Run must return nil within limit.
-func (r *running) stop(t *testing.T, limit time.Duration) {
-	t.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(limit):
-		t.Fatalf("Run did not return within %v of cancel", limit)
+	defer cl.Close()
+	seen := newKeyCounter()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for seen.unique() < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen.add(string(r.Key)) })
 	}
+	if err := cl.CommitUncommittedOffsets(context.Background()); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	return seen.snapshot()
 }
 
-// keyCounter counts how often each key was handled.
+// keyCounter counts how often each key was seen.
 type keyCounter struct {
 	mu sync.Mutex
 	n  map[string]int

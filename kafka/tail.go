@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/backoff"
 )
 
 type tailConfig struct {
@@ -78,7 +80,7 @@ func Tail(ctx context.Context, brokers []string, topic string, fn func(*kgo.Reco
 		})
 		fetches.EachRecord(fn)
 		if failed && fetches.NumRecords() == 0 {
-			sleep(ctx, 250*time.Millisecond)
+			_ = backoff.Sleep(ctx, 250*time.Millisecond)
 		}
 	}
 }
@@ -90,10 +92,10 @@ func Tail(ctx context.Context, brokers []string, topic string, fn func(*kgo.Reco
 // the two lookups is skipped; listing the end first closes that gap. It
 // returns nil, nil if ctx is done first.
 func tailStart(ctx context.Context, brokers []string, topic string, cfg tailConfig) (map[int32]kgo.Offset, error) {
-	const backoff = 100 * time.Millisecond
+	const retryEvery = 100 * time.Millisecond
 	// A short MetadataMinAge, or franz-go answers from a cache that still
 	// says the topic is missing for 5s.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(backoff))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(retryEvery))
 	if err != nil {
 		return nil, fmt.Errorf("kafka: tail %s: %w", topic, err)
 	}
@@ -107,7 +109,7 @@ func tailStart(ctx context.Context, brokers []string, topic string, cfg tailConf
 		if !warned && ctx.Err() == nil {
 			cfg.log.Warn("kafka: tail: cannot find where to start yet, retrying", "topic", topic, "err", err)
 		}
-		sleep(ctx, backoff)
+		_ = backoff.Sleep(ctx, retryEvery)
 		if ctx.Err() != nil {
 			return nil, nil
 		}
