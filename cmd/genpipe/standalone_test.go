@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/notifier"
 )
@@ -495,5 +499,85 @@ func (s *standalone) checkWebhook(hooks *webhookReceiver, id string) {
 	}
 	if v.ID != id || v.Status != "done" || v.Result == nil {
 		s.t.Fatalf("webhook payload = %+v, want done with a result for %s", v, id)
+	}
+}
+
+// TestThreeWorkersPerStageShareCapacity runs three worker processes per
+// stage in front of AIs that take 6 calls at once: the workers' shares of
+// the capacity (by partitions owned) must add up to at most 6, so the AIs,
+// asked from outside, never saw more than 6 calls at once, refused none,
+// and were called once per request.
+func TestThreeWorkersPerStageShareCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts twelve processes")
+	}
+	const capacity, requests = 6, 24
+	s := newStandalone(t)
+	s.startBroker()
+	s.startObjectStore()
+	capEnv := []string{"GENPIPE_CHECK_CAPACITY=" + strconv.Itoa(capacity), "GENPIPE_GENERATE_CAPACITY=" + strconv.Itoa(capacity)}
+	check := s.start("aisim-check", nil, "aisim", "--model", "check", "--addr", s.checkAddr, "--latency", "100ms", "--capacity", strconv.Itoa(capacity))
+	generate := s.start("aisim-generate", nil, "aisim", "--model", "generate", "--addr", s.generateAddr, "--latency", "300ms", "--capacity", strconv.Itoa(capacity))
+	s.waitListening(check, s.checkAddr)
+	s.waitListening(generate, s.generateAddr)
+	for range 3 {
+		s.start("worker-check", capEnv, "worker", "--stage", "check")
+		s.start("worker-generate", capEnv, "worker", "--stage", "generate")
+	}
+	s.startNotifier()
+	s.startAPI()
+	s.waitStableGroup("genpipe-check", 3)
+	s.waitStableGroup("genpipe-generate", 3)
+
+	ids := make([]string, requests)
+	for i := range ids {
+		ids[i], _ = s.submit(fmt.Sprintf("shared capacity %d", i))
+	}
+	for _, id := range ids {
+		if v := s.waitTerminal(id, 90*time.Second); v.Status != "done" {
+			t.Fatalf("request %s ended %s (%s), want done", id, v.Status, v.Error)
+		}
+	}
+	for name, addr := range map[string]string{"check": s.checkAddr, "generate": s.generateAddr} {
+		var st struct {
+			Calls, UniqueRequests, MaxConcurrent, OverCapacity int
+		}
+		resp, err := http.Get("http://" + addr + "/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s AI: %+v", name, st)
+		if st.MaxConcurrent > capacity || st.OverCapacity != 0 || st.Calls != requests || st.UniqueRequests != requests {
+			t.Errorf("%s AI saw %+v; want at most %d at once, no 429, one call per request (%d)", name, st, capacity, requests)
+		}
+	}
+}
+
+// waitStableGroup waits until group has members and is stable, so that no
+// rebalance is under way when the load starts.
+func (s *standalone) waitStableGroup(group string, members int) {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(s.brokerPort)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		described, err := adm.DescribeGroups(context.Background(), group)
+		g := described[group]
+		if err == nil && g.State == "Stable" && len(g.Members) == members {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("group %s not stable with %d members after 30s: state %q, %d members, err %v", group, members, g.State, len(g.Members), err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
