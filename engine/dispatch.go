@@ -31,7 +31,8 @@ type state struct {
 	buffered int   // records polled and not finished: queued, waiting for their key, or running
 	inflight int   // handlers running, including canceled ones that have not returned
 
-	total     int // partitions of the consumed topics; 0 until known
+	total     int            // partitions of the consumed topics; 0 until known
+	firsts    map[string]int // each topic's first partition when all are numbered in one row
 	share     int
 	limit     int
 	lim       aimd

@@ -37,17 +37,17 @@ type Handler func(ctx context.Context, r *kgo.Record) error
 //
 // # Sharing the capacity
 //
-// Each engine's share of the capacity is floor(capacity × owned / total),
-// at least 1 when it owns a partition, where owned is the number of
-// partitions it owns and total the number its topics have; it is recomputed
-// on every rebalance. Rounding down keeps the sum of the shares of the
-// group's engines at or under the capacity as long as the capacity is at
-// least the number of engines that own partitions (each takes at least 1),
-// at the price of leaving up to one slot per engine idle when partitions do
-// not divide evenly: 3 engines on 16 partitions with capacity 64 get 24, 20
-// and 20 (64), but 3 engines on 3 partitions with capacity 10 get 3 each (9).
-// Choose a partition count that the number of engines divides. During a
-// cooperative rebalance an engine that gives partitions up waits, within the
+// Each partition carries a fixed part of the capacity: partition i of the
+// consumed topics' total (numbered in one row, topics in name order) gets
+// capacity/total slots, plus one if i < capacity%total, so all partitions'
+// slots add up to the capacity exactly. Each engine's share is the sum of
+// the slots of the partitions it owns, recomputed on every rebalance: the
+// group's engines use the whole capacity and never more, without talking to
+// each other: partitions 0-3 with capacity 6 carry 2, 2, 1 and 1 slots, so
+// 3 engines on them get 4, 1 and 1, or 3, 2 and 1, whichever they own. The
+// one exception: an engine that owns partitions gets at least 1 slot, so
+// with more partitions than capacity, engines holding only slot-less
+// partitions each add one. During a cooperative rebalance an engine that gives partitions up waits, within the
 // shutdown timeout, until its running handlers fit its smaller share before
 // the partitions move, so the sum holds then too.
 //

@@ -27,7 +27,7 @@ const (
 // onAssigned takes new partitions and recomputes the share. franz-go calls it
 // from its group goroutine, before fetching the partitions.
 func (e *Engine) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
-	total, err := e.totalPartitions(ctx, cl)
+	total, firsts, err := e.totalPartitions(ctx, cl)
 	if err != nil {
 		e.log.Warn("engine: cannot read the topics' partition counts; keeping the last known", "err", err)
 	}
@@ -35,7 +35,7 @@ func (e *Engine) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[st
 	defer e.mu.Unlock()
 	st := &e.st
 	if total > 0 {
-		st.total = total
+		st.total, st.firsts = total, firsts
 	}
 	for _, tp := range flatten(assigned) {
 		if p := st.parts[tp]; p == nil || p.leaving {
@@ -255,23 +255,27 @@ func commitSync(ctx context.Context, cl *kgo.Client, offsets map[string]map[int3
 	return err
 }
 
-// totalPartitions returns the number of partitions of the consumed topics.
-func (e *Engine) totalPartitions(ctx context.Context, cl *kgo.Client) (int, error) {
+// totalPartitions returns the number of partitions of the consumed topics,
+// and where each topic's partitions start when all are numbered in one row
+// (topics in name order), which every engine of the group agrees on.
+func (e *Engine) totalPartitions(ctx context.Context, cl *kgo.Client) (int, map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, metadataTimeout)
 	defer cancel()
 	// Not closed: closing a kadm client closes the kgo client under it.
 	tds, err := kadm.NewClient(cl).ListTopics(ctx, e.topics...)
 	if err != nil {
-		return 0, fmt.Errorf("list topics %v: %w", e.topics, err)
+		return 0, nil, fmt.Errorf("list topics %v: %w", e.topics, err)
 	}
-	total := 0
-	for _, td := range tds {
+	total, firsts := 0, map[string]int{}
+	for _, topic := range tds.Names() { // sorted
+		td := tds[topic]
 		if td.Err != nil {
-			return 0, fmt.Errorf("topic %s: %w", td.Topic, td.Err)
+			return 0, nil, fmt.Errorf("topic %s: %w", td.Topic, td.Err)
 		}
+		firsts[topic] = total
 		total += len(td.Partitions)
 	}
-	return total, nil
+	return total, firsts, nil
 }
 
 func flatten(m map[string][]int32) []TopicPartition {

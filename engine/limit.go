@@ -77,28 +77,40 @@ func (e *Engine) successLocked() {
 // its own). The caller holds e.mu.
 func (e *Engine) recomputeShareLocked() {
 	st := &e.st
-	owned := 0
-	for _, p := range st.parts {
+	var owned []int
+	for tp, p := range st.parts {
 		if !p.leaving {
-			owned++
+			owned = append(owned, st.firsts[tp.Topic]+int(tp.Partition))
 		}
 	}
-	share := shareOf(e.cfg.capacity, owned, st.total)
+	share := shareOf(e.cfg.capacity, st.total, owned)
 	if st.limit == st.share || st.limit > share {
 		st.limit = share
 	}
 	st.share = share
 }
 
-// shareOf returns floor(capacity × owned / total), at least 1 when owned > 0
-// and at most capacity. With the total unknown (0; the metadata request
-// failed) it returns 1: too little is safe, too much is not.
-func shareOf(capacity, owned, total int) int {
+// shareOf returns the capacity slots of the partitions numbered owned (in
+// one row over all topics): partition i of total carries capacity/total
+// slots, plus one if i < capacity%total, so the slots of all partitions add
+// up to the capacity exactly and the engines of a group, each summing its
+// own partitions, use all of it without talking to each other. An engine
+// that owns partitions gets at least 1 (it must make progress) and at most
+// the capacity. With the total unknown (0; the metadata request failed) it
+// returns 1: too little is safe, too much is not.
+func shareOf(capacity, total int, owned []int) int {
 	switch {
-	case owned == 0:
+	case len(owned) == 0:
 		return 0
 	case total == 0:
 		return 1
 	}
-	return min(max(capacity*owned/total, 1), capacity)
+	share := 0
+	for _, i := range owned {
+		share += capacity / total
+		if i < capacity%total {
+			share++
+		}
+	}
+	return min(max(share, 1), capacity)
 }
