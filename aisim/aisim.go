@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/httpjson"
 )
 
@@ -187,12 +188,5 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	if d <= 0 {
 		return ctx.Err()
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
+	return backoff.Sleep(ctx, d)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/kafka"
 )
 
@@ -242,7 +243,7 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client, n int) (closed bool) 
 	if recs := fetches.Records(); len(recs) > 0 {
 		e.enqueue(recs, seq)
 	} else if fetchErrs > 0 {
-		sleep(ctx, 250*time.Millisecond) // do not spin on a partition that keeps failing
+		_ = backoff.Sleep(ctx, 250*time.Millisecond) // do not spin on a partition that keeps failing
 	}
 	return false
 }
@@ -284,14 +285,4 @@ func (e *Engine) setPaused(p bool) {
 	e.mu.Lock()
 	e.st.paused = p
 	e.mu.Unlock()
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

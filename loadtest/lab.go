@@ -15,6 +15,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/google/uuid"
@@ -198,7 +199,7 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 				return err
 			}
 			engine.ReportOverload(ctx)
-			sleepCtx(ctx, retryWait)
+			_ = backoff.Sleep(ctx, retryWait)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -304,7 +305,7 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 			log.Warn("loadtest: consumer groups not settled after 60s; starting anyway", "profile", p.name)
 			break
 		}
-		sleepCtx(ctx, 20*time.Millisecond)
+		_ = backoff.Sleep(ctx, 20*time.Millisecond)
 		if ctx.Err() != nil {
 			return Result{}, ctx.Err()
 		}
@@ -321,7 +322,7 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 		defer close(produceDone)
 		for _, off := range sched {
 			if d := time.Until(start.Add(t.d(off))); d > 0 {
-				sleepCtx(runCtx, d)
+				_ = backoff.Sleep(runCtx, d)
 			}
 			if runCtx.Err() != nil {
 				break
