@@ -6,4 +6,4 @@ import "github.com/jackc/pgx/v5/pgxpool"
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Migrations is the embedded schema, for tests that count its files.
-var Migrations = migrations
+var Migrations = migrationFS

@@ -33,10 +33,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"path"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,12 +43,13 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/migrations"
 )
 
 var _ genpipe.RequestStore = (*Store)(nil)
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFS embed.FS
 
 // migrateLock is the key of the advisory lock that serializes migrations
 // ("genpipe" in ASCII). Advisory locks are per database, so stores in
@@ -120,7 +118,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", describe(poolCfg), err)
 	}
-	applied, err := migrate(ctx, pool, migrations)
+	applied, err := migrate(ctx, pool, migrationFS)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", describe(poolCfg), err)
@@ -157,28 +155,10 @@ func (s *Store) Close() error {
 // processes starting at once against a fresh database one migrates and the
 // others wait, then find nothing to do. It returns the versions applied.
 func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) (applied []int, err error) {
-	type migration struct {
-		version int
-		name    string
-	}
-	files, err := fs.Glob(fsys, "migrations/*.sql")
+	todo, err := migrations.List(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, err
 	}
-	var todo []migration
-	for _, f := range files {
-		name := path.Base(f)
-		num, _, ok := strings.Cut(name, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil || version < 1 {
-			return nil, fmt.Errorf("migrate: %s: name is not NNNN_name.sql", f)
-		}
-		if i := slices.IndexFunc(todo, func(m migration) bool { return m.version == version }); i >= 0 {
-			return nil, fmt.Errorf("migrate: %s and %s have the same version", todo[i].name, name)
-		}
-		todo = append(todo, migration{version, name})
-	}
-	slices.SortFunc(todo, func(a, b migration) int { return a.version - b.version })
 
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -203,23 +183,19 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, fsys fs.FS) (applied []int
 		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
 	}
 	for _, m := range todo {
-		if slices.Contains(done, m.version) {
+		if slices.Contains(done, m.Version) {
 			continue
-		}
-		body, err := fs.ReadFile(fsys, "migrations/"+m.name)
-		if err != nil {
-			return nil, fmt.Errorf("migrate: %w", err)
 		}
 		// Without arguments, pgx sends the file as one simple-protocol
 		// query: several statements are fine.
-		if _, err := tx.Exec(ctx, string(body)); err != nil {
-			return nil, fmt.Errorf("migrate: %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`,
-			m.version, m.name); err != nil {
-			return nil, fmt.Errorf("migrate: record %s: %w", m.name, err)
+			m.Version, m.Name); err != nil {
+			return nil, fmt.Errorf("migrate: record %s: %w", m.Name, err)
 		}
-		applied = append(applied, m.version)
+		applied = append(applied, m.Version)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("migrate: commit: %w", err)

@@ -5,7 +5,7 @@ import "database/sql"
 // Migrate and Migrations let tests apply migrations of their own.
 var (
 	Migrate    = migrate
-	Migrations = migrations
+	Migrations = migrationFS
 )
 
 // WriteDB and ReadDB return the store's pools, for tests that inspect the

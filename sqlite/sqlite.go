@@ -27,14 +27,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
-	"path"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/migrations"
 	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -42,7 +41,7 @@ import (
 var _ genpipe.RequestStore = (*Store)(nil)
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFS embed.FS
 
 // Store is a genpipe.RequestStore on a SQLite database file. It is safe for
 // concurrent use.
@@ -185,7 +184,7 @@ func (s *Store) Close() error {
 func migrateWhenFree(ctx context.Context, db *sql.DB, wait time.Duration) ([]int, error) {
 	deadline := time.Now().Add(wait)
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		applied, err := migrate(ctx, db, migrations)
+		applied, err := migrate(ctx, db, migrationFS)
 		if !isBusy(err) || time.Now().After(deadline) {
 			return applied, err
 		}
@@ -204,28 +203,10 @@ func isBusy(err error) bool {
 }
 
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) (applied []int, err error) {
-	files, err := fs.Glob(fsys, "migrations/*.sql")
+	todo, err := migrations.List(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("migrate: %w", err)
+		return nil, err
 	}
-	type migration struct {
-		version int
-		name    string
-	}
-	var todo []migration
-	for _, f := range files {
-		name := path.Base(f)
-		num, _, ok := strings.Cut(name, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil || version < 1 {
-			return nil, fmt.Errorf("migrate: %s: name is not NNNN_name.sql", f)
-		}
-		if i := slices.IndexFunc(todo, func(m migration) bool { return m.version == version }); i >= 0 {
-			return nil, fmt.Errorf("migrate: %s and %s have the same version", todo[i].name, name)
-		}
-		todo = append(todo, migration{version, name})
-	}
-	slices.SortFunc(todo, func(a, b migration) int { return a.version - b.version })
 
 	tx, err := db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: a second process opening the file waits
 	if err != nil {
@@ -256,21 +237,17 @@ func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) (applied []int, err er
 		return nil, fmt.Errorf("migrate: read schema_migrations: %w", err)
 	}
 	for _, m := range todo {
-		if done[m.version] {
+		if done[m.Version] {
 			continue
 		}
-		body, err := fs.ReadFile(fsys, "migrations/"+m.name)
-		if err != nil {
-			return nil, fmt.Errorf("migrate: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return nil, fmt.Errorf("migrate: %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return nil, fmt.Errorf("migrate: %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-			m.version, m.name, formatTime(time.Now())); err != nil {
-			return nil, fmt.Errorf("migrate: record %s: %w", m.name, err)
+			m.Version, m.Name, formatTime(time.Now())); err != nil {
+			return nil, fmt.Errorf("migrate: record %s: %w", m.Name, err)
 		}
-		applied = append(applied, m.version)
+		applied = append(applied, m.Version)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("migrate: commit: %w", err)

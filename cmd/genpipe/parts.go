@@ -126,6 +126,10 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The only consumer without a producer: it creates missing topics itself.
+	if err := ensureTopics(ctx, cfg); err != nil {
+		return err
+	}
 	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.RunWebhooks(ctx) })
@@ -157,9 +161,6 @@ func runAISim(ctx context.Context, model string, ln net.Listener, latency time.D
 // (each takes a share by the partitions it owns), so the AI behind it never
 // sees more than its capacity however many workers run.
 func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle func(context.Context, []byte) error, log *slog.Logger, opts ...engine.Option) error {
-	if err := kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...); err != nil {
-		return err
-	}
 	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log)}, opts...)
 	e, err := engine.New(cfg.brokerList(), group, []string{topic},
 		func(ctx context.Context, r *kgo.Record) error { return handle(ctx, r.Value) }, opts...)
@@ -170,8 +171,15 @@ func consume(ctx context.Context, cfg *config, group, topic string, capacity int
 	return e.Run(ctx)
 }
 
+// ensureTopics creates the pipeline's topics that are missing.
+func ensureTopics(ctx context.Context, cfg *config) error {
+	return kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...)
+}
+
+// openProducer creates missing topics (every producing part needs them)
+// and returns a producer.
 func openProducer(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Producer, error) {
-	if err := kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...); err != nil {
+	if err := ensureTopics(ctx, cfg); err != nil {
 		return nil, err
 	}
 	p, err := kafka.NewProducer(cfg.brokerList(), kafka.WithProducerLogger(log))
