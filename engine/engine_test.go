@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // TestConcurrencyBeyondPartitions checks that records of one partition run
@@ -30,7 +31,7 @@ func TestConcurrencyBeyondPartitions(t *testing.T) {
 	}
 	e := newEngine(t, brokers, "g", topic, h, WithCapacity(16))
 	start(t, e)
-	eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
+	testutil.Eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
 	if peak := g.peak.Load(); peak != 16 {
 		t.Errorf("peak concurrency %d, want 16 (the capacity, above the 2 partitions)", peak)
 	}
@@ -57,7 +58,7 @@ func TestCommitNeverPassesUnfinished(t *testing.T) {
 	}
 	e := newEngine(t, brokers, "g", topic, h, WithCapacity(8))
 	start(t, e)
-	eventually(t, 10*time.Second, "all but the blocked record handled", func() bool { return handled.Load() == n-1 })
+	testutil.Eventually(t, 10*time.Second, "all but the blocked record handled", func() bool { return handled.Load() == n-1 })
 	for range 5 { // several commit intervals
 		time.Sleep(60 * time.Millisecond)
 		if got := committed(t, brokers, "g", topic, 0); got > blocked {
@@ -68,7 +69,7 @@ func TestCommitNeverPassesUnfinished(t *testing.T) {
 		t.Errorf("committed %d, want %d (everything before the blocked record is done)", got, blocked)
 	}
 	close(release)
-	eventually(t, 5*time.Second, "commit at the end", func() bool { return committed(t, brokers, "g", topic, 0) == n })
+	testutil.Eventually(t, 5*time.Second, "commit at the end", func() bool { return committed(t, brokers, "g", topic, 0) == n })
 }
 
 // TestOrderByKey checks that with WithOrderByKey records of one key never
@@ -109,7 +110,7 @@ func TestOrderByKey(t *testing.T) {
 	}
 	e := newEngine(t, b, "g", topic, h, WithCapacity(16), WithOrderByKey())
 	start(t, e)
-	eventually(t, 10*time.Second, "all records handled", func() bool { return count.Load() == keysN*perKey })
+	testutil.Eventually(t, 10*time.Second, "all records handled", func() bool { return count.Load() == keysN*perKey })
 	mu.Lock()
 	defer mu.Unlock()
 	for _, err := range errs {
@@ -154,7 +155,7 @@ func TestPauseAtBufferBound(t *testing.T) {
 	e = newEngine(t, brokers, "g", topic, h, WithCapacity(2), WithMaxBuffered(maxBuffered),
 		WithClientOpts(kgo.WithHooks(hook)))
 	start(t, e)
-	eventually(t, 20*time.Second, "all records handled", func() bool { return finished.Load() == n })
+	testutil.Eventually(t, 20*time.Second, "all records handled", func() bool { return finished.Load() == n })
 	if p := peak.Load(); p > maxBuffered {
 		t.Errorf("peak records polled and not finished %d, want at most %d", p, maxBuffered)
 	}
@@ -183,11 +184,11 @@ func TestOverloadBackoff(t *testing.T) {
 	}
 	e := newEngine(t, brokers, "g", topic, h, WithCapacity(8), WithOverloadBackoff(200*time.Millisecond, 2))
 	start(t, e)
-	eventually(t, 10*time.Second, "a cut", func() bool { return e.Stats().Overloads >= 1 })
+	testutil.Eventually(t, 10*time.Second, "a cut", func() bool { return e.Stats().Overloads >= 1 })
 	if s := e.Stats(); s.Limit != 4 || s.Share != 8 || s.Overloads != 1 {
 		t.Errorf("after a 429: limit %d share %d overloads %d, want 4, 8, 1 (two 429s within a cooldown cut once)", s.Limit, s.Share, s.Overloads)
 	}
-	eventually(t, 10*time.Second, "all records handled", func() bool { return count.Load() == n })
+	testutil.Eventually(t, 10*time.Second, "all records handled", func() bool { return count.Load() == n })
 	if s := e.Stats(); s.Limit != 8 {
 		t.Errorf("after %d successes: limit %d, want the share 8", n, s.Limit)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // TestTwoEnginesShareCapacity runs two engines in one group on 8 partitions
@@ -30,7 +32,7 @@ func TestTwoEnginesShareCapacity(t *testing.T) {
 	a := newEngine(t, brokers, "g", topic, h, WithCapacity(capacity))
 	b := newEngine(t, brokers, "g", topic, h, WithCapacity(capacity))
 	start(t, a)
-	eventually(t, 10*time.Second, "a owns every partition", func() bool { return a.Stats().Share == capacity })
+	testutil.Eventually(t, 10*time.Second, "a owns every partition", func() bool { return a.Stats().Share == capacity })
 	stopB := start(t, b)
 
 	// Sample the limits while the group rebalances and works.
@@ -46,7 +48,7 @@ func TestTwoEnginesShareCapacity(t *testing.T) {
 		}
 	}()
 
-	eventually(t, 15*time.Second, "both engines own partitions", func() bool {
+	testutil.Eventually(t, 15*time.Second, "both engines own partitions", func() bool {
 		return a.Stats().Owned == 4 && b.Stats().Owned == 4
 	})
 	if sa, sb := a.Stats(), b.Stats(); sa.Share != 4 || sb.Share != 4 {
@@ -55,9 +57,9 @@ func TestTwoEnginesShareCapacity(t *testing.T) {
 	if sa := a.Stats(); sa.Revokes < 1 || sa.Losses != 0 {
 		t.Errorf("a gave partitions to b: revokes %d losses %d, want ≥ 1 and 0", sa.Revokes, sa.Losses)
 	}
-	eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
+	testutil.Eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
 	stopB()
-	eventually(t, 15*time.Second, "a's share back to the capacity", func() bool { return a.Stats().Share == capacity })
+	testutil.Eventually(t, 15*time.Second, "a's share back to the capacity", func() bool { return a.Stats().Share == capacity })
 	stopSampling()
 	if sum := overLimit.Load(); sum != 0 {
 		t.Errorf("limits added up to %d, over the capacity %d", sum, capacity)
@@ -87,7 +89,7 @@ func TestShutdownCommitsDoneOnly(t *testing.T) {
 	}
 	e := newEngine(t, brokers, "g", topic, stuck, WithCapacity(4), WithShutdownTimeout(200*time.Millisecond))
 	stop := start(t, e)
-	eventually(t, 10*time.Second, "the first records done and the rest stuck", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the first records done and the rest stuck", func() bool {
 		return keys.len() == firstStuck && running.Load() == 4
 	})
 	stop()
@@ -109,8 +111,8 @@ func TestShutdownCommitsDoneOnly(t *testing.T) {
 	}
 	e2 := newEngine(t, brokers, "g", topic, rest, WithCapacity(4))
 	start(t, e2)
-	eventually(t, 10*time.Second, "every record handled", func() bool { return keys.len() == n })
-	eventually(t, 5*time.Second, "the end committed", func() bool { return committed(t, brokers, "g", topic, 0) == n })
+	testutil.Eventually(t, 10*time.Second, "every record handled", func() bool { return keys.len() == n })
+	testutil.Eventually(t, 5*time.Second, "the end committed", func() bool { return committed(t, brokers, "g", topic, 0) == n })
 	if s := e2.Stats(); s.Failed != 0 || again.Load() != n-firstStuck {
 		t.Errorf("restarted engine: %d failed, %d handled, want 0 and %d", s.Failed, again.Load(), n-firstStuck)
 	}
@@ -154,7 +156,7 @@ func TestLostPartitionsDropped(t *testing.T) {
 			t.Fatal("running handlers of a lost partition not canceled")
 		}
 	}
-	eventually(t, 5*time.Second, "the lost partition's records gone", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the lost partition's records gone", func() bool {
 		s := e.Stats()
 		return s.Buffered == 0 && s.InFlight == 0 && s.Owned == 0 && len(s.Partitions) == 0 && s.Share == 0
 	})

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
 
@@ -24,33 +23,8 @@ const (
 	rebalance  = 3 * time.Second
 )
 
-// testLogger logs warnings and errors to the test log (everything with
-// GENPIPE_ENGINE_TEST_LOG=debug), dropping writes after the test ended.
-func testLogger(t testing.TB) *slog.Logger {
-	t.Helper()
-	w := &testWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	level := slog.LevelWarn
-	if os.Getenv("GENPIPE_ENGINE_TEST_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
+// testLogger logs to the test log; GENPIPE_ENGINE_TEST_LOG=debug logs everything.
+func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t, "GENPIPE_ENGINE_TEST_LOG") }
 
 // setup starts a broker with a topic of the given partitions and produces n
 // records with unique keys k0000..; it returns the brokers.
@@ -130,18 +104,6 @@ func start(t testing.TB, e *Engine) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// eventually fails the test unless cond holds within d.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // committed returns the group's committed offset of topic/partition, -1 if

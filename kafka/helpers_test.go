@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // Scaled-down group timings: kfake accepts sessions down to minSession, and a
@@ -22,35 +22,8 @@ const (
 	rebalance  = 2 * time.Second
 )
 
-// testLogger logs warnings and errors to the test log (everything with
-// GENPIPE_KAFKA_TEST_LOG=debug). Writes after the test ended, from goroutines
-// franz-go or a straggling handler leaves behind, are dropped rather than
-// panicking the test binary.
-func testLogger(t *testing.T) *slog.Logger {
-	t.Helper()
-	w := &testWriter{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	level := slog.LevelWarn
-	if os.Getenv("GENPIPE_KAFKA_TEST_LOG") == "debug" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-type testWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
+// testLogger logs to the test log; GENPIPE_KAFKA_TEST_LOG=debug logs everything.
+func testLogger(t *testing.T) *slog.Logger { return testutil.Logger(t, "GENPIPE_KAFKA_TEST_LOG") }
 
 // startBroker starts a broker that accepts short sessions and closes it when
 // the test ends.
@@ -170,18 +143,6 @@ func (k *keyCounter) snapshot() map[string]int {
 		m[key] = n
 	}
 	return m
-}
-
-// waitFor polls cond until it holds or limit passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func admin(t *testing.T, brokers []string) *kadm.Client {

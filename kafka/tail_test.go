@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // Tail sees every record produced after it was called, on every partition,
@@ -46,7 +48,7 @@ func TestTailSeesNewRecordsOnly(t *testing.T) {
 	// No waiting for the tails to be ready: what is produced from then
 	// on must be seen regardless.
 	keys := publishN(t, p, topic, "new", 40)
-	waitFor(t, 20*time.Second, "both tails to see every new record", func() bool {
+	testutil.Eventually(t, 20*time.Second, "both tails to see every new record", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen[0]) >= len(keys) && len(seen[1]) >= len(keys)

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 )
 
@@ -87,7 +88,7 @@ func TestRedeliveredTerminalEventQueuesNoSecondWebhook(t *testing.T) {
 		t.Fatalf("pending deliveries %+v, want one for rejected to %s", p, rcv.URL)
 	}
 	e.runWebhooks(t)
-	eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
 	time.Sleep(5 * poll)
 	if n := rcv.count(); n != 1 {
 		t.Fatalf("receiver got %d POSTs, want 1", n)
@@ -122,7 +123,7 @@ func TestWebhookDone(t *testing.T) {
 	e.handle(t, r.ID, genpipe.StatusDone, &keys, "")
 	e.runWebhooks(t)
 
-	eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
 	if d, _ := e.store.final(r.ID); d.State != genpipe.WebhookDelivered || d.Attempts != 1 || d.LastError != "" {
 		t.Errorf("delivery ended %+v, want delivered on the first attempt", d)
 	}
@@ -189,7 +190,7 @@ func TestWebhookFailedCarriesReason(t *testing.T) {
 	const reason = "generating the slide failed after 6 attempt(s): the generative AI is unreachable"
 	e.handle(t, r.ID, genpipe.StatusFailed, nil, reason)
 	e.runWebhooks(t)
-	eventually(t, 10*time.Second, "delivery", func() bool { return rcv.count() == 1 })
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { return rcv.count() == 1 })
 	msg := rcv.deliveries()[0]
 	if !notifier.Verify(secret, msg.body, msg.header.Get(notifier.SignatureHeader)) {
 		t.Error("signature does not verify")
@@ -216,7 +217,7 @@ func TestWebhookRetriedUntilDelivered(t *testing.T) {
 	start := time.Now()
 	e.runWebhooks(t)
 
-	eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r.ID); return ok })
 	t.Logf("delivered after %v", time.Since(start))
 	time.Sleep(5 * poll)
 	if n := rcv.count(); n != 3 {
@@ -270,7 +271,7 @@ func TestWebhookAbandonedAfterRetryWindow(t *testing.T) {
 			e.handle(t, r.ID, genpipe.StatusFailed, nil, reason)
 			e.runWebhooks(t)
 
-			eventually(t, 10*time.Second, "abandonment", func() bool { _, ok := e.store.final(r.ID); return ok })
+			testutil.Eventually(t, 10*time.Second, "abandonment", func() bool { _, ok := e.store.final(r.ID); return ok })
 			took := time.Since(start)
 			d, _ := e.store.final(r.ID)
 			if d.State != genpipe.WebhookAbandoned || d.Attempts < 2 || !strings.Contains(d.LastError, tc.errText) {
@@ -312,7 +313,7 @@ func TestShutdownLeavesDeliveryDue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.n.RunWebhooks(ctx) }()
-	eventually(t, 10*time.Second, "the POST", func() bool { return rcv.count() == 1 })
+	testutil.Eventually(t, 10*time.Second, "the POST", func() bool { return rcv.count() == 1 })
 	cancel()
 	select {
 	case err := <-done:
@@ -425,7 +426,7 @@ func TestTerminalStatusBeforeMarkPublished(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- e.n.Handle(ctxT(t), statusEvent(t, r.ID, genpipe.StatusRejected, nil, "too small")) }()
-	eventually(t, 5*time.Second, "Handle to wait", func() bool { return e.logs.contains("not published yet") })
+	testutil.Eventually(t, 5*time.Second, "Handle to wait", func() bool { return e.logs.contains("not published yet") })
 	if err := e.store.MarkPublished(t.Context(), r.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +533,7 @@ func TestRunWebhooksConcurrentlyAndOnce(t *testing.T) {
 	}
 	start := time.Now()
 	e.runWebhooks(t)
-	eventually(t, 15*time.Second, "every delivery", func() bool {
+	testutil.Eventually(t, 15*time.Second, "every delivery", func() bool {
 		for _, id := range ids {
 			if _, ok := e.store.final(id); !ok {
 				return false
