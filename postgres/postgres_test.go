@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,45 +164,9 @@ func TestDuplicateIDConflicts(t *testing.T) {
 	checkCode(t, "CreateRequest of a stored id", err, genpipe.ECONFLICT)
 }
 
-// BenchmarkCreateRequestParallel measures the API's write: one statement
-// that inserts the request and its history row.
-func BenchmarkCreateRequestParallel(b *testing.B) {
-	s := open(b, freshSchema(b, serverURL(b)))
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, _, err := s.CreateRequest(b.Context(), newRequest()); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
-// BenchmarkApplyStatusParallel measures the notifier's write, applied and
-// ignored changes mixed as goroutines interleave.
-func BenchmarkApplyStatusParallel(b *testing.B) {
-	s := open(b, freshSchema(b, serverURL(b)))
-	ids := make([]string, b.N/3+1)
-	for i := range ids {
-		r := newRequest()
-		if _, _, err := s.CreateRequest(b.Context(), r); err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = r.ID
-	}
-	statuses := []genpipe.Status{genpipe.StatusChecking, genpipe.StatusGenerating, genpipe.StatusDone}
-	var next atomic.Int64
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := next.Add(1) - 1
-			c := genpipe.StatusChange{RequestID: ids[i/3], Status: statuses[i%3]}
-			if _, err := s.ApplyStatus(b.Context(), c); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+// BenchmarkStore runs the shared store benchmarks, each in a fresh schema.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) genpipe.RequestStore { return open(b, freshSchema(b, serverURL(b))) })
 }
 
 // The next tests need no server.
