@@ -74,6 +74,10 @@ type Config struct {
 	Profiles  []string // run one after another on the same workload; default naive, article, genpipe
 	Workload  Workload
 	TimeScale float64 // multiplies every duration; default DefaultTimeScale
+	// Workers is how many engines (worker processes: separate group
+	// members, each with its own client) run each stage of the genpipe
+	// profile; default 1. Their capacity shares must add up to the AI's.
+	Workers int
 	// Brokers of a Kafka cluster to use; empty starts an embedded one.
 	Brokers      []string
 	DrainTimeout time.Duration  // unscaled; default DefaultDrainTimeout
@@ -93,6 +97,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = DefaultDrainTimeout
 	}
+	cfg.Workers = max(cfg.Workers, 1)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -238,11 +243,13 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 		group := fmt.Sprintf("%s-stage%d", prefix, i)
 		groups = append(groups, group)
 		if p.engine {
-			es, err := newEngineStage(brokers, group, s.topic, s.capacity, sc.Partitions, t, s.handle, events, log)
-			if err != nil {
-				return Result{}, err
+			for range cfg.Workers {
+				es, err := newEngineStage(brokers, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, log)
+				if err != nil {
+					return Result{}, err
+				}
+				stages = append(stages, es)
 			}
-			stages = append(stages, es)
 			continue
 		}
 		h := s.handle
@@ -399,7 +406,10 @@ wait:
 	for _, js := range javaStages {
 		log.Info("loadtest: java consumers", "profile", p.name, "topic", js.topic, "largestPoll", js.maxBatch.Load(), "leftGroup", js.leaves.Load())
 	}
-	res := Result{Profile: p.name, MaxRps: sc.MaxRps()}
+	res := Result{Profile: p.name, MaxRps: sc.MaxRps(), Workers: sc.Partitions}
+	if p.engine {
+		res.Workers = cfg.Workers
+	}
 	res.Requests, res.Completed = rec.counts()
 	res.Lost = res.Requests - res.Completed
 	rec.figures(&res, start, genAI.Stats().FirstCall, t.scale)
@@ -408,6 +418,8 @@ wait:
 	}
 	cs, gs := checkAI.Stats(), genAI.Stats()
 	res.DuplicateAICalls = int(cs.Calls - cs.UniqueRequests + gs.Calls - gs.UniqueRequests)
+	res.AIMaxConcurrent = max(cs.MaxConcurrent, gs.MaxConcurrent)
+	res.AIOverCapacity = cs.OverCapacity + gs.OverCapacity
 	res.Redeliveries = rec.redeliveries()
 	res.Rebalances = events.count()
 	if cs.OverCapacity+gs.OverCapacity > 0 {

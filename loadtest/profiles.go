@@ -76,15 +76,17 @@ func (s keyedSender) send(ctx context.Context, topic, key string, value []byte) 
 func (s keyedSender) close() { s.p.Close() }
 
 // keylessSender emulates the Java producer the article started with:
-// keyless records, the sticky partitioner (KIP-480: a whole batch goes to
-// one partition), batch.size 16 KiB and a linger.
+// keyless records under the Java client's built-in partitioner since 3.3
+// (KIP-794, refining KIP-480's sticky partitioner): it stays on one
+// partition until batch.size (16 KiB) has been produced to it, then moves
+// on, whether the records came in one burst or trickled in one at a time.
 type keylessSender struct{ cl *kgo.Client }
 
 func newKeylessSender(brokers []string, linger time.Duration) (keylessSender, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(brokers...),
 		kgo.DisableClientMetrics(),
-		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RecordPartitioner(kgo.UniformBytesPartitioner(javaBatchSize, true, true, nil)),
 		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchMaxBytes(javaBatchSize),
 	)
@@ -333,9 +335,10 @@ func (s *javaStage) session(ctx context.Context, i int) {
 type engineStage struct {
 	e         *engine.Engine
 	partition int
+	members   int // engines in the group
 }
 
-func newEngineStage(brokers []string, group, topic string, capacity, partitions int, t timing,
+func newEngineStage(brokers []string, group, topic string, capacity, partitions, members int, t timing,
 	handle engine.Handler, events *groupEvents, log *slog.Logger) (*engineStage, error) {
 	e, err := engine.New(brokers, group, []string{topic}, handle,
 		engine.WithCapacity(capacity),
@@ -350,12 +353,20 @@ func newEngineStage(brokers []string, group, topic string, capacity, partitions 
 		return nil, err
 	}
 	events.addEngine(e)
-	return &engineStage{e: e, partition: partitions}, nil
+	return &engineStage{e: e, partition: partitions, members: members}, nil
 }
 
 func (s *engineStage) run(ctx context.Context) error { return s.e.Run(ctx) }
 
-func (s *engineStage) ready() bool { return s.e.Stats().Owned == s.partition }
+// ready reports whether this engine owns its part of the partitions: all
+// of them alone, some of them when it shares the group.
+func (s *engineStage) ready() bool {
+	owned := s.e.Stats().Owned
+	if s.members == 1 {
+		return owned == s.partition
+	}
+	return owned > 0
+}
 
 // warnOnly passes only warnings and errors: the engine logs every
 // assignment at info, and a load test shows its rebalances in the table.

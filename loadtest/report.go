@@ -534,6 +534,9 @@ var columns = []column{
 	{"redeliveries", "redeliveries", func(r Result) string { return fmt.Sprint(r.Redeliveries) }, nil},
 	{"dup-ai-calls", "duplicate AI calls", func(r Result) string { return fmt.Sprint(r.DuplicateAICalls) },
 		func(r Result) bool { return r.DuplicateAICalls > 0 }},
+	{"workers", "workers per stage", func(r Result) string { return fmt.Sprint(r.Workers) }, nil},
+	{"ai-peak", "AI peak concurrency", func(r Result) string { return fmt.Sprint(r.AIMaxConcurrent) }, nil},
+	{"ai-429", "AI 429s", func(r Result) string { return fmt.Sprint(r.AIOverCapacity) }, nil},
 }
 
 // fixed formats v with prec decimals, or "–" when it is not finite.

@@ -34,6 +34,9 @@ type Result struct {
 	Rebalances           int     `json:"rebalances"`           // partition revocations seen by consumers
 	Redeliveries         int     `json:"redeliveries"`         // records handled more than once
 	DuplicateAICalls     int     `json:"duplicateAiCalls"`     // AI calls beyond one per request and stage (from the AI's /stats)
+	Workers              int     `json:"workers"`              // consumer processes (group members) per stage: engines for genpipe, Java consumers otherwise
+	AIMaxConcurrent      int     `json:"aiMaxConcurrent"`      // the most calls either AI had in flight at once (from /stats)
+	AIOverCapacity       int64   `json:"aiOverCapacity"`       // calls the AIs refused with 429 because every slot was busy
 
 	// Series for the charts.
 	CompletionsPerSecond []float64 `json:"completionsPerSecond"` // completions in each unscaled second since the first produce

@@ -17,7 +17,7 @@ func cmdLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var (
 		cfg                       config
 		scenario, profiles, shape string
-		requests, burst           int
+		requests, burst, workers  int
 		duration, drain           time.Duration
 		rate, scale               float64
 		jsonFile, outDir          string
@@ -41,6 +41,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 	fs.DurationVar(&duration, "duration", 0, "send for this long (unscaled), when -requests is 0")
 	fs.Float64Var(&rate, "rate", 0, fmt.Sprintf("mean requests per second, unscaled (0: %.2f × the scenario's maxRps)", loadtest.DefaultOverload))
 	fs.IntVar(&burst, "burst", loadtest.DefaultBurstSize, "requests per burst (burst shape)")
+	fs.IntVar(&workers, "workers", 1, "genpipe profile: engines (group members with their own clients) per stage, sharing the AI's capacity")
 	fs.Float64Var(&scale, "time-scale", loadtest.DefaultTimeScale, "multiplies every duration (AI latencies, poll interval, timeouts, workload)")
 	fs.DurationVar(&drain, "drain-timeout", loadtest.DefaultDrainTimeout, "after the last request, wait this long (unscaled) for the rest; what does not complete is lost")
 	fs.StringVar(&cfg.Brokers, "brokers", "", "Kafka brokers to use (comma-separated); empty starts an embedded broker")
@@ -68,6 +69,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 		Profiles:     names,
 		Workload:     loadtest.Workload{Shape: shape, Requests: requests, Duration: duration, Rate: rate, BurstSize: burst},
 		TimeScale:    scale,
+		Workers:      workers,
 		Brokers:      cfg.brokerList(),
 		DrainTimeout: drain,
 		Logger:       log,
