@@ -1,6 +1,9 @@
 package genpipe
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // The AI services are slow and capacity-limited HTTP services. Workers call
 // them through these interfaces (package aiclient speaks the HTTP contract;
@@ -11,6 +14,16 @@ import "context"
 type CheckInput struct {
 	RequestID string `json:"requestId"`
 	ImageURL  string `json:"imageUrl"` // presigned GET of the upload
+	// IdempotencyKey names the call (sent as the Idempotency-Key header):
+	// a service that keeps answers by key answers a repeat without doing,
+	// or charging for, the work again. See AICallKey.
+	IdempotencyKey string `json:"-"`
+}
+
+// AICallKey is the idempotency key of a stage's AI call for a request: the
+// same for every worker that makes it, new for each operator replay.
+func AICallKey(requestID string, stage Stage, replay int) string {
+	return fmt.Sprintf("%s/%s/%d", requestID, stage, replay)
 }
 
 // CheckVerdict is the Checking AI's answer.
@@ -35,6 +48,8 @@ type GenerateInput struct {
 	Title       string        `json:"title"`
 	Description string        `json:"description"`
 	Outputs     OutputTargets `json:"outputs"`
+	// IdempotencyKey: as CheckInput.IdempotencyKey.
+	IdempotencyKey string `json:"-"`
 }
 
 // OutputTargets are presigned PUT URLs the Generative AI writes the slide to.

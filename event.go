@@ -26,15 +26,19 @@ type Topics struct {
 	Requests string // EventSubmitted, produced by the API
 	Checked  string // EventChecked, produced by check workers
 	Results  string // EventStatus, produced by workers, read by the notifier and the API's SSE feed
+	// DeadLetters holds records set aside (poison, or failed for good),
+	// with the reason in headers; see DeadLetter.
+	DeadLetters string
 }
 
 // DefaultTopics are the topic names used unless configured otherwise.
 func DefaultTopics() Topics {
-	return Topics{Requests: "genpipe.requests", Checked: "genpipe.checked", Results: "genpipe.results"}
+	return Topics{Requests: "genpipe.requests", Checked: "genpipe.checked", Results: "genpipe.results",
+		DeadLetters: "genpipe.deadletters"}
 }
 
 // All lists the topics.
-func (t Topics) All() []string { return []string{t.Requests, t.Checked, t.Results} }
+func (t Topics) All() []string { return []string{t.Requests, t.Checked, t.Results, t.DeadLetters} }
 
 // Event is the versioned JSON record value of every genpipe topic. It
 // carries ids and text, never image bytes.
@@ -49,6 +53,11 @@ type Event struct {
 	Status Status  `json:"status,omitempty"` // status events
 	Result *Result `json:"result,omitempty"`
 	Error  string  `json:"error,omitempty"`
+
+	// Replay counts how often an operator replayed this event from the
+	// dead-letter queue; 0 for the original. A stage that failed for good
+	// is tried again only for a newer replay (see ClaimRequest.Replay).
+	Replay int `json:"replay,omitempty"`
 }
 
 // NewJobEvent returns a submitted or checked event for a job.
@@ -95,6 +104,9 @@ func (e Event) validate() error {
 	}
 	if e.RequestID == "" {
 		return Errorf(EINVALID, "event without requestId")
+	}
+	if e.Replay < 0 {
+		return Errorf(EINVALID, "event with a negative replay count %d", e.Replay)
 	}
 	switch e.Type {
 	case EventSubmitted, EventChecked:

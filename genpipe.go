@@ -22,7 +22,8 @@ type Request struct {
 	ID             string // unguessable UUIDv4, also the Kafka key of every event about it
 	Job                   // what to make
 	WebhookURL     string // where to POST status messages; empty for none
-	IdempotencyKey string // the client's Idempotency-Key header; empty for none
+	IdempotencyKey string // the client's Idempotency-Key header, unique per Owner; empty for none
+	Owner          string // who may read it: hex SHA-256 of the API key that made it (never the key); "" without keys
 	Status         Status
 	Result         *Result // set when Status is done
 	Error          string  // a readable reason when Status is rejected or failed
@@ -71,8 +72,8 @@ type StatusChange struct {
 // passing storetest.
 type RequestStore interface {
 	// CreateRequest stores r in status received, not yet published. When a
-	// request with the same non-empty IdempotencyKey exists, it returns that
-	// one and created=false instead.
+	// request with the same Owner and non-empty IdempotencyKey exists, it
+	// returns that one and created=false instead.
 	CreateRequest(ctx context.Context, r *Request) (stored *Request, created bool, err error)
 	// MarkPublished records that the request's first event is durably in
 	// Kafka. Until then Request reports ENOTFOUND: the client got no 202.
@@ -85,15 +86,31 @@ type RequestStore interface {
 	// History returns the request's status changes, oldest first, starting
 	// with received.
 	History(ctx context.Context, id string) ([]StatusChange, error)
+	// Backlog counts the published requests still in status received:
+	// accepted, not yet started. The API refuses new requests above a bound.
+	Backlog(ctx context.Context) (int, error)
 
 	// EnqueueWebhook adds a delivery unless one for the same request and
 	// status exists, so a redelivered event never sends twice.
 	EnqueueWebhook(ctx context.Context, d WebhookDelivery) error
-	// DueWebhooks returns pending deliveries whose next attempt is due.
+	// ClaimDueWebhooks claims up to limit pending deliveries due at now,
+	// the longest overdue first, and returns them. In the same atomic step
+	// it moves their NextAttemptAt to now+lease, so no other claimer gets
+	// them until the lease ends: the claimer records each attempt's outcome
+	// with UpdateWebhook before then, and if it dies the deliveries fall
+	// due again when the lease ends.
+	ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookDelivery, error)
+	// DueWebhooks lists pending deliveries due at now without claiming
+	// them, to look into the outbox; senders use ClaimDueWebhooks.
 	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]WebhookDelivery, error)
 	// UpdateWebhook records the outcome of an attempt (State, Attempts,
-	// NextAttemptAt, LastError).
+	// NextAttemptAt, LastError); a claimer that gives a delivery back
+	// unsent sets NextAttemptAt to when it should be tried again.
 	UpdateWebhook(ctx context.Context, d WebhookDelivery) error
+
+	// ClaimStore: the workers' claims on each request's AI stages live
+	// with the requests.
+	ClaimStore
 
 	Ping(ctx context.Context) error
 	Close() error

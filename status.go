@@ -1,7 +1,9 @@
 package genpipe
 
 // Status is where a request stands. It only moves forward:
-// received → checking → generating → done, or to rejected / failed.
+// received → checking → generating → done, or to rejected / failed. A
+// failed request may still end done or rejected when an operator replays
+// it from the dead-letter queue (failed ranks below them).
 type Status string
 
 const (
@@ -23,8 +25,10 @@ func (s Status) Rank() int {
 		return 2
 	case StatusGenerating:
 		return 3
-	case StatusDone, StatusRejected, StatusFailed:
+	case StatusFailed:
 		return 4
+	case StatusDone, StatusRejected:
+		return 5
 	default:
 		return 0
 	}
@@ -34,4 +38,4 @@ func (s Status) Rank() int {
 func (s Status) Valid() bool { return s.Rank() > 0 }
 
 // Terminal reports whether s is final: no change follows it.
-func (s Status) Terminal() bool { return s.Rank() == 4 }
+func (s Status) Terminal() bool { return s.Rank() >= 4 }

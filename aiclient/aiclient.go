@@ -96,7 +96,7 @@ func NewChecker(baseURL string, opts ...Option) *Checker {
 // error: it is a verdict with Pass false and a Reason.
 func (c *Checker) Check(ctx context.Context, in genpipe.CheckInput) (genpipe.CheckVerdict, error) {
 	var v genpipe.CheckVerdict
-	if err := c.c.call(ctx, in, &v); err != nil {
+	if err := c.c.call(ctx, in.IdempotencyKey, in, &v); err != nil {
 		return genpipe.CheckVerdict{}, fmt.Errorf("aiclient: check %s: %w", in.RequestID, err)
 	}
 	return v, nil
@@ -111,10 +111,23 @@ func NewGenerator(baseURL string, opts ...Option) *Generator {
 }
 
 // Generate asks the Generative AI for a slide; it returns once the service
-// has written all of in.Outputs.
+// has written all of in.Outputs. An answer that does not report every
+// requested file written (bytes > 0) is an EUNAVAILABLE error: a 200
+// alone is not proof, and a request must never be done without its files.
 func (g *Generator) Generate(ctx context.Context, in genpipe.GenerateInput) error {
-	if err := g.c.call(ctx, in, nil); err != nil {
+	var out struct {
+		Outputs map[string]struct {
+			Bytes int64 `json:"bytes"`
+		} `json:"outputs"`
+	}
+	if err := g.c.call(ctx, in.IdempotencyKey, in, &out); err != nil {
 		return fmt.Errorf("aiclient: generate %s: %w", in.RequestID, err)
+	}
+	for _, o := range []struct{ name, url string }{{"png", in.Outputs.PNG}, {"pdf", in.Outputs.PDF}, {"pptx", in.Outputs.PPTX}} {
+		if o.url != "" && out.Outputs[o.name].Bytes <= 0 {
+			return fmt.Errorf("aiclient: generate %s: %w", in.RequestID,
+				genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s answered without writing the %s", g.c.name, o.name))
+		}
 	}
 	return nil
 }

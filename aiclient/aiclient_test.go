@@ -63,8 +63,21 @@ func TestCheckSendsInputAndDecodesVerdict(t *testing.T) {
 
 func TestGenerate(t *testing.T) {
 	base := answer(t, http.StatusOK, "application/json", `{"outputs":{"png":{"bytes":1}}}`)
-	if err := aiclient.NewGenerator(base).Generate(context.Background(), genpipe.GenerateInput{RequestID: "r1"}); err != nil {
+	in := genpipe.GenerateInput{RequestID: "r1", Outputs: genpipe.OutputTargets{PNG: "http://s3.invalid/png"}}
+	if err := aiclient.NewGenerator(base).Generate(context.Background(), in); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A 200 that does not report every requested file written is not success:
+// a request must never be done without its slide.
+func TestGenerateIncompleteAnswer(t *testing.T) {
+	in := genpipe.GenerateInput{RequestID: "r1", Outputs: genpipe.OutputTargets{PNG: "http://s3.invalid/png", PDF: "http://s3.invalid/pdf"}}
+	for _, body := range []string{``, `{}`, `{"outputs":{"png":{"bytes":10}}}`, `{"outputs":{"png":{"bytes":10},"pdf":{"bytes":0}}}`} {
+		err := aiclient.NewGenerator(answer(t, http.StatusOK, "application/json", body)).Generate(context.Background(), in)
+		if genpipe.ErrorCode(err) != genpipe.EUNAVAILABLE {
+			t.Errorf("answer %q: Generate = %v; want an EUNAVAILABLE error", body, err)
+		}
 	}
 }
 

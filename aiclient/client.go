@@ -27,8 +27,9 @@ type client struct {
 	cfg      config
 }
 
-// call POSTs in as JSON and decodes a 2xx answer into out (nil: discard).
-func (c *client) call(ctx context.Context, in, out any) error {
+// call POSTs in as JSON, with the idempotency key when not empty, and
+// decodes a 2xx answer into out (nil: discard).
+func (c *client) call(ctx context.Context, idempotencyKey string, in, out any) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
@@ -44,6 +45,9 @@ func (c *client) call(ctx context.Context, in, out any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, application/problem+json")
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
 	resp, err := c.cfg.client.Do(req)
 	if err != nil {
 		return c.failed(ctx, err)

@@ -13,16 +13,19 @@
 //	POST /v1/generate  genpipe.GenerateInput → 200 {"outputs":{"png":{"bytes":N},...}} (generate service)
 //	GET  /healthz      → 200 {"status":"ok"}
 //	GET  /stats        → 200 Stats
+//	GET  /duplicates   → 200 [Duplicate]: the requests paid for twice, if any
 //
 // Errors are application/problem+json (RFC 9457): 400 malformed input, 413
 // body over MaxBodyBytes, 422 an unusable image (generate only; check answers
 // with a failing verdict instead), 429 over capacity with Retry-After, 502
 // when fetching the image or uploading a file failed (worth retrying), 500
-// otherwise.
+// otherwise. WithFaultRate and WithBusyRate make a service answer 500 and
+// 429 at random as well, for fault tests.
 package aisim
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -47,10 +50,14 @@ const (
 type Option func(*config)
 
 type config struct {
-	latency  time.Duration // < 0: the model's default
-	capacity int
-	client   *http.Client
-	logger   *slog.Logger
+	latency   time.Duration // < 0: the model's default
+	capacity  int
+	faultRate float64
+	busyRate  float64
+	seed      uint64
+	seeded    bool // seed was set
+	client    *http.Client
+	logger    *slog.Logger
 }
 
 // WithLatency sets how long each call holds its slot: the model's thinking
@@ -66,6 +73,33 @@ func WithLatency(d time.Duration) Option {
 // 429. Default DefaultCapacity; values below 1 mean 1.
 func WithCapacity(n int) Option {
 	return func(c *config) { c.capacity = max(n, 1) }
+}
+
+// WithFaultRate makes the service answer a call with 500 Internal Server
+// Error (a problem+json) with probability p, decided when the call arrives,
+// after its input is validated and before it takes a slot: the injected
+// failure costs no capacity and never reaches the model, so it is counted
+// in Stats.InjectedFaults, not in Calls. Default 0 (never); p is clamped to
+// [0, 1]. For fault tests: a worker must retry these without paying twice.
+func WithFaultRate(p float64) Option {
+	return func(c *config) { c.faultRate = p }
+}
+
+// WithBusyRate makes the service answer a call with 429 Too Many Requests
+// and Retry-After: 1 with probability p, decided on arrival like
+// WithFaultRate (one draw decides both; if the two rates add up to more
+// than 1, the busy rate gets what the fault rate leaves). The refusals are
+// counted in Stats.InjectedBusy, not in OverCapacity. Default 0 (never); p
+// is clamped to [0, 1].
+func WithBusyRate(p float64) Option {
+	return func(c *config) { c.busyRate = p }
+}
+
+// WithFaultSeed seeds the draws of WithFaultRate and WithBusyRate, so that a
+// test sees the same sequence of injected failures for the same sequence of
+// arriving calls. Default: a random seed per service.
+func WithFaultSeed(seed uint64) Option {
+	return func(c *config) { c.seed, c.seeded = seed, true }
 }
 
 // WithHTTPClient sets the client used to fetch images from and upload slides
@@ -108,9 +142,11 @@ func defaultClient() *http.Client {
 
 // Service is one simulated AI service. Its Handler is safe for concurrent use.
 type Service struct {
-	model model
-	cfg   config
-	gate  *gate
+	model   model
+	cfg     config
+	gate    *gate
+	faults  *injector
+	answers answers // by IdempotencyHeader
 }
 
 // model is what differs between the two services.
@@ -130,13 +166,27 @@ type call struct {
 	run       func(ctx context.Context, wait func() error) (any, error)
 }
 
-func newService(m model, defaultLatency time.Duration, opts []Option) *Service {
-	cfg := newConfig(defaultLatency, opts)
-	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity)}
+// New returns the service of the named model: "check" (NewCheckService)
+// or "generate" (NewGenerateService). It is for callers that pick the
+// model at run time, such as a command-line flag.
+func New(model string, opts ...Option) (*Service, error) {
+	switch model {
+	case "check":
+		return NewCheckService(opts...), nil
+	case "generate":
+		return NewGenerateService(opts...), nil
+	}
+	return nil, fmt.Errorf("aisim: unknown model %q: want check or generate", model)
 }
 
-// Handler returns the service's HTTP handler: its model's route, GET /healthz
-// and GET /stats.
+func newService(m model, defaultLatency time.Duration, opts []Option) *Service {
+	cfg := newConfig(defaultLatency, opts)
+	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity),
+		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}
+}
+
+// Handler returns the service's HTTP handler: its model's route, GET
+// /healthz, GET /stats and GET /duplicates.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(s.model.route, s.serveCall)
@@ -146,18 +196,39 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, s.Stats())
 	})
+	mux.HandleFunc("GET /duplicates", func(w http.ResponseWriter, _ *http.Request) {
+		httpjson.Write(w, http.StatusOK, s.Duplicates())
+	})
 	return mux
 }
 
 // Stats returns the service's counters since it started.
-func (s *Service) Stats() Stats { return s.gate.stats() }
+func (s *Service) Stats() Stats {
+	st := s.gate.stats()
+	st.InjectedFaults, st.InjectedBusy = s.faults.counts()
+	return st
+}
 
-// serveCall parses a call, takes a slot or refuses with 429, runs the call
-// and answers with its result.
+// Duplicates returns the requests whose calls succeeded more than once
+// (Stats.Succeeded - Stats.UniqueSucceeded counts the extra calls), sorted
+// by request id: what a test names when a request was paid for twice.
+func (s *Service) Duplicates() []Duplicate {
+	if dups := s.gate.paidTwice(); dups != nil {
+		return dups
+	}
+	return []Duplicate{} // JSON [], not null
+}
+
+// serveCall parses a call, answers an injected failure if one is drawn,
+// takes a slot or refuses with 429, runs the call and answers with its
+// result.
 func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	c, err := s.model.parse(s, w, r)
 	if err != nil {
 		s.problem(w, r, err)
+		return
+	}
+	if s.replay(w, r) || s.inject(w, c) {
 		return
 	}
 	slot, retryAfter, ok := s.gate.acquire(c.requestID, s.cfg.latency)
@@ -166,7 +237,11 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, errTooMany(s.model.name, s.cfg.capacity))
 		return
 	}
-	defer s.gate.release(slot)
+	// Released (and counted) when the handler returns, before the
+	// buffered answer is flushed: a client that reads /stats right after
+	// its answer finds its call counted.
+	res := abandoned
+	defer func() { s.gate.release(slot, c.requestID, res) }()
 
 	ctx, start := r.Context(), time.Now()
 	wait := func() error { return sleepUntil(ctx, start.Add(s.cfg.latency)) }
@@ -175,8 +250,13 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	case ctx.Err() != nil:
 		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", c.requestID, "after", time.Since(start))
 	case err != nil:
+		res = failed
 		s.problem(w, r, err)
 	default:
+		res = succeeded
+		if key := r.Header.Get(IdempotencyHeader); key != "" {
+			s.answers.put(key, out)
+		}
 		s.cfg.logger.Debug("call done", "model", s.model.name, "request", c.requestID, "took", time.Since(start))
 		httpjson.Write(w, http.StatusOK, out)
 	}

@@ -92,7 +92,7 @@ func TestCheckCountsDuplicateRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s := svc.Stats(); s.Calls != 3 || s.UniqueRequests != 2 || s.InFlight != 0 {
-		t.Errorf("stats %+v, want 3 calls, 2 unique requests, none in flight", s)
+	if s := svc.Stats(); s.Calls != 3 || s.UniqueRequests != 2 || s.Succeeded != 3 || s.UniqueSucceeded != 2 || s.InFlight != 0 {
+		t.Errorf("stats %+v, want 3 calls and successes, 2 unique requests, none in flight", s)
 	}
 }

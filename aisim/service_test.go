@@ -99,7 +99,8 @@ func TestHealthAndStats(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"calls", "uniqueRequests", "maxConcurrent", "overCapacity", "inFlight", "capacity"} {
+	for _, k := range []string{"calls", "uniqueRequests", "succeeded", "uniqueSucceeded", "failed", "abandoned",
+		"maxConcurrent", "overCapacity", "injectedFaults", "injectedBusy", "inFlight", "capacity"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("stats lack %q: %v", k, m)
 		}
@@ -143,7 +144,7 @@ func TestCapacityRefusesWithoutQueueing(t *testing.T) {
 	if ok != 2 || busy != 3 {
 		t.Errorf("%d served, %d refused; want 2 and 3", ok, busy)
 	}
-	want := aisim.Stats{Calls: 2, UniqueRequests: 2, MaxConcurrent: 2, OverCapacity: 3, InFlight: 0, Capacity: 2}
+	want := aisim.Stats{Calls: 2, UniqueRequests: 2, Succeeded: 2, UniqueSucceeded: 2, MaxConcurrent: 2, OverCapacity: 3, Capacity: 2}
 	if got := svc.Stats(); got != want {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}
@@ -178,8 +179,8 @@ func TestCancelFreesSlot(t *testing.T) {
 		t.Errorf("canceled call: %v, want context.Canceled in the chain", err)
 	}
 	waitFor(t, func() bool { return svc.Stats().InFlight == 0 })
-	if s := svc.Stats(); s.Calls != 1 || s.OverCapacity != 1 {
-		t.Errorf("stats %+v, want 1 call and 1 refused", s)
+	if s := svc.Stats(); s.Calls != 1 || s.OverCapacity != 1 || s.Abandoned != 1 || s.Succeeded != 0 {
+		t.Errorf("stats %+v, want 1 call (abandoned) and 1 refused", s)
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -28,19 +30,29 @@ type Server struct {
 	topics    genpipe.Topics
 	cfg       config
 	mux       *http.ServeMux
+	keys      keyring
+	backlog   *backlogGauge
+	limiter   *rateLimiter // nil without a rate limit
 }
 
 type config struct {
-	uploadTTL   time.Duration
-	resultTTL   time.Duration
-	maxBody     int64
-	maxDescLen  int
-	maxTitleLen int
-	pollEvery   time.Duration
-	heartbeat   time.Duration
-	ready       map[string]func(context.Context) error
-	logger      *slog.Logger
-	now         func() time.Time
+	uploadTTL    time.Duration
+	resultTTL    time.Duration
+	maxBody      int64
+	maxDescLen   int
+	maxTitleLen  int
+	maxUpload    int64
+	maxBacklog   int
+	rateLimit    float64
+	rateBurst    int
+	apiKeys      []string
+	allowPrivate bool
+	lookupNetIP  func(ctx context.Context, host string) ([]netip.Addr, error) // webhook hosts; the fuzz test resolves offline
+	pollEvery    time.Duration
+	heartbeat    time.Duration
+	ready        map[string]func(context.Context) error
+	logger       *slog.Logger
+	now          func() time.Time
 }
 
 // Option configures a Server.
@@ -53,6 +65,51 @@ func WithUploadTTL(d time.Duration) Option { return func(c *config) { c.uploadTT
 // WithResultTTL sets how long result links stay valid, overriding 1 hour.
 // Every GET presigns fresh links.
 func WithResultTTL(d time.Duration) Option { return func(c *config) { c.resultTTL = d } }
+
+// WithMaxUploadSize sets the largest image, in bytes, that a request may
+// use, overriding 10 MiB. POST /v1/uploads refuses a larger declared
+// contentLength and POST /v1/requests a larger stored image, both with 413,
+// so the AI is never asked to read one.
+func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = n } }
+
+// WithMaxBacklog bounds the backlog: published requests not yet started
+// (status received). Above it, POST /v1/requests answers 429 with
+// Retry-After at once instead of queueing work that would wait long. The
+// default is 10000; 0 means no bound. The count is read from the status
+// store at most once a second (plus this process's own acceptances since),
+// so with several API processes the bound may be passed by what they accept
+// within a second.
+func WithMaxBacklog(n int) Option { return func(c *config) { c.maxBacklog = n } }
+
+// WithRateLimit limits each client to rps requests a second on average to
+// the /v1/ endpoints, with bursts of up to burst (at least 1); over it the
+// API answers 429 with Retry-After. A client is its API key when keys are
+// on, else its remote IP address (for IPv6 its /64), taken from the
+// connection, not from headers a client can forge: behind a proxy, every
+// client is the proxy. An SSE stream costs one request when it opens. The
+// default, rps 0, is no limit.
+func WithRateLimit(rps float64, burst int) Option {
+	return func(c *config) { c.rateLimit, c.rateBurst = rps, burst }
+}
+
+// WithAPIKeys makes every /v1/ endpoint require "Authorization: Bearer KEY"
+// with one of keys (401 otherwise), and makes each request visible only to
+// the key that created it: another key gets 404, as for an unknown id. The
+// store keeps a SHA-256 hash of the key as the request's owner, never the
+// key, so keys should be long and random. The default is no keys: the API
+// is open, and requests made with a key stay invisible to callers without
+// one. Empty keys are ignored.
+func WithAPIKeys(keys ...string) Option {
+	return func(c *config) { c.apiKeys = append(c.apiKeys, keys...) }
+}
+
+// WithAllowPrivateWebhooks lets webhook URLs point at loopback, private,
+// link-local and other internal addresses. The default, false, refuses
+// such a URL with 400, whether its host is such an address or resolves to
+// one, so that a client cannot make the notifier call internal services;
+// allow it when receivers run on the same machine or network (genpipe up,
+// tests).
+func WithAllowPrivateWebhooks(allow bool) Option { return func(c *config) { c.allowPrivate = allow } }
 
 // WithReadinessCheck adds a dependency that /readyz pings; the server is
 // ready only when all answer.
@@ -76,16 +133,25 @@ func NewServer(store genpipe.RequestStore, objects genpipe.ObjectStore, publishe
 		maxBody:     1 << 20,
 		maxDescLen:  2000,
 		maxTitleLen: 200,
-		pollEvery:   time.Second,
-		heartbeat:   15 * time.Second,
-		ready:       map[string]func(context.Context) error{},
-		logger:      slog.Default(),
-		now:         time.Now,
+		maxUpload:   10 << 20,
+		maxBacklog:  10000,
+		lookupNetIP: func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		},
+		pollEvery: time.Second,
+		heartbeat: 15 * time.Second,
+		ready:     map[string]func(context.Context) error{},
+		logger:    slog.Default(),
+		now:       time.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{store: store, objects: objects, publisher: publisher, hub: hub, topics: topics, cfg: cfg, mux: http.NewServeMux()}
+	s := &Server{store: store, objects: objects, publisher: publisher, hub: hub, topics: topics, cfg: cfg, mux: http.NewServeMux(),
+		keys: newKeyring(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store}}
+	if cfg.rateLimit > 0 {
+		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)
+	}
 	s.routes()
 	return s
 }
@@ -124,11 +190,12 @@ func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerOnly) WriteHeader(status int)      { h.status = status }
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("POST /v1/uploads", s.createUpload)
-	s.mux.HandleFunc("POST /v1/requests", s.createRequest)
-	s.mux.HandleFunc("GET /v1/requests/{id}", s.getRequest)
-	s.mux.HandleFunc("GET /v1/requests/{id}/events", s.streamEvents)
-	s.mux.HandleFunc("GET /v1/styles", s.listStyles)
+	// Every /v1/ endpoint is guarded: API key, then rate limit.
+	s.mux.Handle("POST /v1/uploads", s.guard(s.createUpload))
+	s.mux.Handle("POST /v1/requests", s.guard(s.createRequest))
+	s.mux.Handle("GET /v1/requests/{id}", s.guard(s.getRequest))
+	s.mux.Handle("GET /v1/requests/{id}/events", s.guard(s.streamEvents))
+	s.mux.Handle("GET /v1/styles", s.guard(s.listStyles))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -67,7 +67,7 @@ type fixture struct {
 
 // newFixture serves the API against a real broker (persisted, on a fixed
 // port so it can be stopped and started again), SQLite and S3.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	t.Helper()
 	f := &fixture{dir: t.TempDir(), port: freePort(t), topics: genpipe.DefaultTopics()}
 	f.startBroker(t)
@@ -86,7 +86,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(producer.Close)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, objects, producer, api.NewHub(), f.topics, api.WithLogger(quiet))
+	srv := api.NewServer(f.store, objects, producer, api.NewHub(), f.topics, append([]api.Option{api.WithLogger(quiet)}, opts...)...)
 	f.server = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
 	return f
@@ -127,11 +127,25 @@ func uploaded(t *testing.T) string {
 
 func (f *fixture) post(t *testing.T, body map[string]string, key string) (*http.Response, map[string]any) {
 	t.Helper()
-	data, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, f.server.URL+"/v1/requests", bytes.NewReader(data))
-	req.Header.Set("Content-Type", "application/json")
+	var headers map[string]string
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		headers = map[string]string{"Idempotency-Key": key}
+	}
+	return f.do(t, http.MethodPost, "/v1/requests", body, headers)
+}
+
+// do sends a request with a JSON body (none if nil) and decodes a JSON answer.
+func (f *fixture) do(t *testing.T, method, path string, body any, headers map[string]string) (*http.Response, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		data, _ := json.Marshal(body)
+		r = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, f.server.URL+path, r)
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -3,9 +3,9 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -14,11 +14,18 @@ import (
 	"github.com/genpipe/genpipe/httpjson"
 )
 
+// maxIdempotencyKey bounds the Idempotency-Key header, in bytes.
+const maxIdempotencyKey = 200
+
 // uploadContentTypes are the image types the Checking AI accepts.
 var uploadContentTypes = map[string]bool{genpipe.ContentTypePNG: true, genpipe.ContentTypeJPEG: true}
 
 type uploadRequest struct {
 	ContentType string `json:"contentType"`
+	// ContentLength is the image's size in bytes, optional: declaring it
+	// gets an oversized image refused before it is sent. POST
+	// /v1/requests checks the stored size either way.
+	ContentLength int64 `json:"contentLength"`
 }
 
 type uploadResponse struct {
@@ -37,9 +44,8 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	if !uploadContentTypes[in.ContentType] {
-		s.problem(w, r, genpipe.Errorf(genpipe.EINVALID, "contentType must be %q or %q, not %q",
-			genpipe.ContentTypePNG, genpipe.ContentTypeJPEG, in.ContentType))
+	if err := s.validateUpload(in); err != nil {
+		s.problem(w, r, err)
 		return
 	}
 	objectID := uuid.NewString()
@@ -53,6 +59,19 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		Headers:   map[string]string{"Content-Type": in.ContentType},
 		ExpiresAt: s.cfg.now().Add(s.cfg.uploadTTL).UTC(),
 	})
+}
+
+func (s *Server) validateUpload(in uploadRequest) error {
+	switch {
+	case !uploadContentTypes[in.ContentType]:
+		return genpipe.Errorf(genpipe.EINVALID, "contentType must be %q or %q, not %q",
+			genpipe.ContentTypePNG, genpipe.ContentTypeJPEG, in.ContentType)
+	case in.ContentLength < 0:
+		return genpipe.Errorf(genpipe.EINVALID, "contentLength must be the image's size in bytes, not %d", in.ContentLength)
+	case in.ContentLength > s.cfg.maxUpload:
+		return genpipe.Errorf(genpipe.ETOOLARGE, "the image is %d bytes; the most is %d", in.ContentLength, s.cfg.maxUpload)
+	}
+	return nil
 }
 
 type createRequest struct {
@@ -69,16 +88,19 @@ type acceptedResponse struct {
 	Message string         `json:"message"`
 }
 
-// createRequest validates, stores the request as received, queues it in
-// Kafka, and only then answers 202. With an Idempotency-Key a retry gets the
-// same id and queues nothing new.
+// createRequest admits, validates, stores the request as received, queues
+// it in Kafka, and only then answers 202. With an Idempotency-Key a retry
+// gets the same id and queues nothing new.
+//
+// Admission comes first, before the body is read: over the backlog bound
+// even a retry of an accepted request gets 429 (and its id when it retries
+// later), so that a full queue costs the API nothing.
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
-	var in createRequest
-	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
+	if err := s.admit(r.Context()); err != nil {
 		s.problem(w, r, err)
 		return
 	}
-	req, err := s.validate(in, r.Header.Get("Idempotency-Key"))
+	req, err := s.readRequest(w, r)
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -94,6 +116,24 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	httpjson.Write(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
 		Message: "request received, please wait"})
+}
+
+// readRequest reads and checks a new request: everything but whether its
+// image was uploaded. Every error is a genpipe error for the client.
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (*genpipe.Request, error) {
+	var in createRequest
+	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
+		return nil, err
+	}
+	req, err := s.validate(in, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkWebhookHost(r.Context(), req.WebhookURL); err != nil {
+		return nil, err
+	}
+	req.Owner = ownerOf(r)
+	return req, nil
 }
 
 // accept stores and publishes req, or returns the stored twin of a retry.
@@ -124,6 +164,7 @@ func (s *Server) accept(r *http.Request, req *genpipe.Request) (*genpipe.Request
 	if err := s.store.MarkPublished(r.Context(), stored.ID); err != nil {
 		return nil, fmt.Errorf("mark request %s published: %w", stored.ID, err)
 	}
+	s.backlog.added()
 	return stored, nil
 }
 
@@ -134,7 +175,7 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 	switch {
 	case in.ObjectID == "":
 		return nil, genpipe.Errorf(genpipe.EINVALID, "objectId is required: get one from POST /v1/uploads")
-	case uuid.Validate(in.ObjectID) != nil:
+	case !canonicalUUID(in.ObjectID):
 		return nil, genpipe.Errorf(genpipe.EINVALID, "objectId %q is not an id from POST /v1/uploads", in.ObjectID)
 	case in.Style == "":
 		return nil, genpipe.Errorf(genpipe.EINVALID, "style is required: one of %s", styleIDs())
@@ -145,14 +186,22 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 			utf8.RuneCountInString(in.Description), s.cfg.maxDescLen)
 	case utf8.RuneCountInString(in.Title) > s.cfg.maxTitleLen:
 		return nil, genpipe.Errorf(genpipe.EINVALID, "title is over %d characters", s.cfg.maxTitleLen)
-	case len(idempotencyKey) > 200:
-		return nil, genpipe.Errorf(genpipe.EINVALID, "Idempotency-Key is over 200 characters")
+	case hasControl(in.Description):
+		return nil, genpipe.Errorf(genpipe.EINVALID, "description contains a control character")
+	case hasControl(in.Title):
+		return nil, genpipe.Errorf(genpipe.EINVALID, "title contains a control character")
+	case len(idempotencyKey) > maxIdempotencyKey:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "Idempotency-Key is over %d characters", maxIdempotencyKey)
+	case strings.ContainsFunc(idempotencyKey, func(r rune) bool { return r < ' ' || r > '~' }):
+		return nil, genpipe.Errorf(genpipe.EINVALID, "Idempotency-Key must be printable ASCII")
 	}
 	if _, ok := genpipe.StyleByID(in.Style); !ok {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "unknown style %q: choose one of %s", in.Style, styleIDs())
 	}
-	if err := validateWebhookURL(in.WebhookURL); err != nil {
-		return nil, err
+	if in.WebhookURL != "" {
+		if _, err := parseWebhookURL(in.WebhookURL); err != nil {
+			return nil, err
+		}
 	}
 	if in.Title == "" {
 		in.Title = defaultTitle(in.Description)
@@ -166,18 +215,20 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 	}, nil
 }
 
-func validateWebhookURL(raw string) error {
-	if raw == "" {
-		return nil
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return genpipe.Errorf(genpipe.EINVALID, "webhookUrl %q is not an absolute http(s) URL", raw)
-	}
-	if len(raw) > 2048 {
-		return genpipe.Errorf(genpipe.EINVALID, "webhookUrl is over 2048 characters")
-	}
-	return nil
+// canonicalUUID reports whether id is a UUID as uuid.NewString writes it
+// (lowercase, hyphenated): the one spelling of each id, so that one object
+// has one key. uuid.Validate also takes braces, urn:uuid: and no hyphens.
+func canonicalUUID(id string) bool {
+	u, err := uuid.Parse(id)
+	return err == nil && u.String() == id
+}
+
+// hasControl reports whether s holds a control character other than tab
+// and line breaks. NUL in particular: PostgreSQL's text cannot store it.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
+	})
 }
 
 // defaultTitle is the description's first line, cut at a word near 60 characters.
@@ -201,11 +252,16 @@ func styleIDs() string {
 	return strings.Join(ids, ", ")
 }
 
-// requireUpload answers 422 when the image was never uploaded.
+// requireUpload answers 422 when the image was never uploaded, 413 when it
+// is over the upload limit (the presigned PUT cannot bound its size).
 func (s *Server) requireUpload(r *http.Request, objectID string) error {
-	_, err := s.objects.Stat(r.Context(), genpipe.UploadKey(objectID))
+	info, err := s.objects.Stat(r.Context(), genpipe.UploadKey(objectID))
 	switch genpipe.ErrorCode(err) {
 	case "":
+		if info.Size > s.cfg.maxUpload {
+			return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
+				objectID, info.Size, s.cfg.maxUpload)
+		}
 		return nil
 	case genpipe.ENOTFOUND:
 		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", objectID)
@@ -229,15 +285,22 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
 }
 
 // findRequest loads the request named in the path; ids are UUIDs, anything
-// else cannot exist.
+// else cannot exist. Another owner's request is not found either, with the
+// same answer, so that ids cannot be probed.
 func (s *Server) findRequest(r *http.Request) (*genpipe.Request, error) {
 	id := r.PathValue("id")
+	notFound := genpipe.Errorf(genpipe.ENOTFOUND, "request %q not found", id)
 	if uuid.Validate(id) != nil {
-		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %q not found", id)
+		return nil, notFound
 	}
 	req, err := s.store.Request(r.Context(), id)
-	if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
-		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %q not found", id)
+	switch {
+	case genpipe.ErrorCode(err) == genpipe.ENOTFOUND:
+		return nil, notFound
+	case err != nil:
+		return nil, err
+	case req.Owner != ownerOf(r):
+		return nil, notFound
 	}
-	return req, err
+	return req, nil
 }

@@ -223,6 +223,7 @@ type delivery struct {
 	method string
 	header http.Header
 	body   []byte
+	at     time.Time // when the POST arrived
 }
 
 func newReceiver(t *testing.T, answer func(n int) int) *receiver {
@@ -236,7 +237,7 @@ func newReceiver(t *testing.T, answer func(n int) int) *receiver {
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
 	r.mu.Lock()
-	r.got = append(r.got, delivery{method: req.Method, header: req.Header.Clone(), body: body})
+	r.got = append(r.got, delivery{method: req.Method, header: req.Header.Clone(), body: body, at: time.Now()})
 	n := len(r.got)
 	r.inFlight++
 	r.maxInFlight = max(r.maxInFlight, r.inFlight)

@@ -33,6 +33,8 @@ type config struct {
 	resultTTL    time.Duration
 	pollInterval time.Duration
 	concurrency  int
+	claimLease   time.Duration
+	shutdown     time.Duration
 	publishWait  time.Duration
 	logger       *slog.Logger
 	now          func() time.Time
@@ -65,6 +67,30 @@ func WithPollInterval(d time.Duration) Option { return func(cfg *config) { cfg.p
 // WithConcurrency sets how many webhook POSTs run at once, overriding 8.
 func WithConcurrency(n int) Option { return func(cfg *config) { cfg.concurrency = max(n, 1) } }
 
+// WithClaimLease sets how long a notifier holds the deliveries it takes from
+// the outbox, overriding 1 minute. Another notifier on the same status store
+// takes them over only after it, so a notifier that dies mid-send delays
+// their retry by up to the lease. Keep it above the longest attempt (the
+// HTTP client's timeout, and the shutdown timeout at shutdown), or a
+// delivery still under way may be sent a second time. A d that is not
+// positive keeps the default.
+func WithClaimLease(d time.Duration) Option {
+	return func(cfg *config) {
+		if d > 0 {
+			cfg.claimLease = d
+		}
+	}
+}
+
+// WithShutdownTimeout sets how long webhook POSTs under way may run once
+// RunWebhooks' context is done, overriding 10 seconds (the default HTTP
+// client's timeout, so that any attempt may finish). Attempts still running
+// after it are canceled and their deliveries handed back, due at once; 0
+// hands them back at once.
+func WithShutdownTimeout(d time.Duration) Option {
+	return func(cfg *config) { cfg.shutdown = max(d, 0) }
+}
+
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
@@ -77,6 +103,8 @@ func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte,
 		resultTTL:    24 * time.Hour,
 		pollInterval: 250 * time.Millisecond,
 		concurrency:  8,
+		claimLease:   time.Minute,
+		shutdown:     10 * time.Second,
 		publishWait:  10 * time.Second,
 		logger:       slog.Default(),
 		now:          time.Now,
@@ -100,8 +128,8 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the results topic", e.Type)
 	}
 	if err != nil {
-		n.cfg.logger.Error("skipping poison record", "stage", "notify", "err", err)
-		return nil
+		n.cfg.logger.Error("poison record: to the dead-letter topic", "stage", "notify", "err", err)
+		return &genpipe.DeadLetterError{Reason: genpipe.ErrorMessage(err)}
 	}
 	policy := backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
 	start := n.cfg.now()

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -303,34 +304,6 @@ func TestWebhookAbandonedAfterRetryWindow(t *testing.T) {
 	}
 }
 
-func TestShutdownLeavesDeliveryDue(t *testing.T) {
-	rcv := newReceiver(t, nil)
-	rcv.delay = 5 * time.Second // still answering when the notifier stops
-	e := newEnv(t)
-	r := e.request(t, rcv.URL)
-	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.n.RunWebhooks(ctx) }()
-	testutil.Eventually(t, 10*time.Second, "the POST", func() bool { return rcv.count() == 1 })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("RunWebhooks: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("RunWebhooks did not stop with its context")
-	}
-	if out := e.store.outcomes(r.ID); len(out) != 0 {
-		t.Errorf("an interrupted attempt was recorded: %+v", out)
-	}
-	if p := e.pending(t); len(p) != 1 || p[0].Attempts != 0 {
-		t.Errorf("pending %+v, want the delivery still due with no attempt counted", p)
-	}
-}
-
 func TestPoisonRecordsSkipped(t *testing.T) {
 	e := newEnv(t)
 	r := e.request(t, "http://127.0.0.1:1/hook")
@@ -358,8 +331,9 @@ func TestPoisonRecordsSkipped(t *testing.T) {
 		"unknown status": bytes.Replace(good, []byte(`"rejected"`), []byte(`"exploded"`), 1),
 		"no request id":  bytes.Replace(good, []byte(r.ID), nil, 1),
 	} {
-		if err := e.n.Handle(ctxT(t), value); err != nil {
-			t.Errorf("%s: Handle: %v", name, err)
+		var dl *genpipe.DeadLetterError
+		if err := e.n.Handle(ctxT(t), value); !errors.As(err, &dl) || dl.Reason == "" {
+			t.Errorf("%s: Handle = %v; want a dead letter with a reason", name, err)
 		}
 	}
 	got, err := e.store.Request(t.Context(), r.ID)
@@ -372,7 +346,7 @@ func TestPoisonRecordsSkipped(t *testing.T) {
 	if p := e.pending(t); len(p) != 0 {
 		t.Errorf("poison records queued webhooks: %+v", p)
 	}
-	if !e.logs.contains("skipping poison record") {
+	if !e.logs.contains("poison record") {
 		t.Error("poison records not logged")
 	}
 }

@@ -34,47 +34,76 @@ func Verify(secret, body []byte, header string) bool {
 	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
 }
 
-// RunWebhooks delivers due webhooks from the outbox until ctx is done.
+// storeTimeout bounds recording an attempt's outcome, which runs even
+// after the attempt's own context ended: an outcome not recorded makes the
+// delivery go out again once its claim's lease ends.
+const storeTimeout = 5 * time.Second
+
+// RunWebhooks delivers due webhooks from the outbox until ctx is done. It
+// claims deliveries (see genpipe.RequestStore.ClaimDueWebhooks) only when it
+// has a free slot for them, so any number of notifiers may share one status
+// store and none sends a delivery another is sending. Once ctx is done it
+// claims nothing more, lets the attempts under way finish within the
+// shutdown timeout, hands back those that do not, and returns nil.
 func (n *Notifier) RunWebhooks(ctx context.Context) error {
+	// Attempts outlive ctx by up to the shutdown timeout: a POST cut short
+	// may have reached the receiver and would be sent again.
+	actx, stopAttempts := afterGrace(ctx, n.cfg.shutdown)
+	defer stopAttempts()
+	var wg sync.WaitGroup
+	defer wg.Wait() // before stopAttempts: deferred calls run last first
+	slots := make(chan struct{}, n.cfg.concurrency)
+	freed := make(chan struct{}, 1) // an attempt ended: claim again without waiting for the tick
 	tick := time.NewTicker(n.cfg.pollInterval)
 	defer tick.Stop()
 	for {
-		if err := n.deliverDue(ctx); err != nil && ctx.Err() == nil {
+		if err := n.startDue(ctx, actx, slots, freed, &wg); err != nil && ctx.Err() == nil {
 			n.cfg.logger.Error("webhook outbox", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		case <-freed:
 		}
 	}
 }
 
-// deliverDue sends one batch of due deliveries, a few at a time, and waits
-// for them so that none is picked twice.
-func (n *Notifier) deliverDue(ctx context.Context) error {
-	due, err := n.store.DueWebhooks(ctx, n.cfg.now(), 4*n.cfg.concurrency)
-	if err != nil {
-		return fmt.Errorf("notifier: due webhooks: %w", err)
+// startDue claims as many due deliveries as there are free slots and starts
+// an attempt for each on actx. Only the RunWebhooks loop takes slots, so the
+// free ones cannot shrink before they are taken.
+func (n *Notifier) startDue(ctx, actx context.Context, slots, freed chan struct{}, wg *sync.WaitGroup) error {
+	free := cap(slots) - len(slots)
+	if free == 0 {
+		return nil
 	}
-	sem := make(chan struct{}, n.cfg.concurrency)
-	var wg sync.WaitGroup
+	due, err := n.store.ClaimDueWebhooks(ctx, n.cfg.now(), n.cfg.claimLease, free)
+	if err != nil {
+		return fmt.Errorf("notifier: claim due webhooks: %w", err)
+	}
 	for _, d := range due {
-		sem <- struct{}{}
+		slots <- struct{}{}
 		wg.Go(func() {
-			defer func() { <-sem }()
-			n.attempt(ctx, d)
+			n.attempt(actx, d)
+			<-slots
+			select {
+			case freed <- struct{}{}:
+			default: // the loop is already told
+			}
 		})
 	}
-	wg.Wait()
 	return nil
 }
 
-// attempt makes one delivery attempt and records its outcome.
+// attempt makes one delivery attempt of a claimed delivery and records its
+// outcome. An attempt cut short by ctx hands the delivery back instead.
 func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
 	err := n.post(ctx, d)
-	if ctx.Err() != nil {
-		return // shutting down: the delivery stays due for the next run
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err != nil && ctx.Err() != nil { // cut short, maybe by the cancellation
+		n.handBack(rctx, d)
+		return
 	}
 	d.Attempts++
 	now := n.cfg.now()
@@ -89,8 +118,36 @@ func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
 		d.LastError, d.NextAttemptAt = err.Error(), now.Add(policy.Delay(d.Attempts))
 		n.cfg.logger.Info("webhook failed, will retry", "request", d.RequestID, "attempt", d.Attempts, "next", d.NextAttemptAt, "err", err)
 	}
+	if err := n.store.UpdateWebhook(rctx, d); err != nil {
+		n.cfg.logger.Error("record webhook attempt; the delivery goes out again when its claim's lease ends",
+			"request", d.RequestID, "delivery", d.ID, "err", err)
+	}
+}
+
+// handBack makes a delivery whose attempt was cut short due at once, so
+// that the next notifier need not wait for the claim's lease to end. The
+// attempt does not count: its outcome is unknown.
+func (n *Notifier) handBack(ctx context.Context, d genpipe.WebhookDelivery) {
+	d.NextAttemptAt = n.cfg.now()
 	if err := n.store.UpdateWebhook(ctx, d); err != nil {
-		n.cfg.logger.Error("record webhook attempt", "request", d.RequestID, "err", err)
+		n.cfg.logger.Error("hand back webhook; it is due again when its claim's lease ends",
+			"request", d.RequestID, "delivery", d.ID, "err", err)
+		return
+	}
+	n.cfg.logger.Info("webhook attempt interrupted by shutdown; handed back", "request", d.RequestID, "delivery", d.ID)
+}
+
+// afterGrace returns a context that is canceled grace after ctx is done,
+// or when stop is called.
+func afterGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stopWatching := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(gctx, func() { t.Stop() })
+	})
+	return gctx, func() {
+		stopWatching()
+		cancel()
 	}
 }
 

@@ -12,26 +12,26 @@ import (
 
 // requestColumns are the columns scanRequest reads, in its order.
 const requestColumns = `id, object_id, style, title, description, webhook_url,
-	COALESCE(idempotency_key, ''), status, result_png_key, result_pdf_key, result_pptx_key,
+	COALESCE(idempotency_key, ''), owner, status, result_png_key, result_pdf_key, result_pptx_key,
 	error, created_at, updated_at`
 
 const (
 	// createRequest stores a new request and its received change, unless
-	// its idempotency key is taken (then it changes nothing: 0 rows). An
-	// empty key is stored as NULL, which never collides. Of concurrent
-	// inserts with one key, PostgreSQL lets the first commit and turns the
-	// others, which wait for it, into DO NOTHING.
+	// its owner's idempotency key is taken (then it changes nothing: 0
+	// rows). An empty key is stored as NULL, which never collides. Of
+	// concurrent inserts with one key, PostgreSQL lets the first commit and
+	// turns the others, which wait for it, into DO NOTHING.
 	createRequest = `WITH created AS (
 		INSERT INTO requests (id, object_id, style, title, description, webhook_url,
-			idempotency_key, status, status_rank, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $10)
-		ON CONFLICT (idempotency_key) DO NOTHING
+			idempotency_key, owner, status, status_rank, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11)
+		ON CONFLICT (owner, idempotency_key) DO NOTHING
 		RETURNING id, status, created_at
 	)
 	INSERT INTO request_history (request_id, status, at)
 	SELECT id, status, created_at FROM created`
 
-	selectRequestByKey = `SELECT ` + requestColumns + ` FROM requests WHERE idempotency_key = $1`
+	selectRequestByKey = `SELECT ` + requestColumns + ` FROM requests WHERE owner = $1 AND idempotency_key = $2`
 
 	selectPublishedRequest = `SELECT ` + requestColumns + ` FROM requests WHERE id = $1 AND published`
 
@@ -54,6 +54,10 @@ const (
 
 	requestExists = `SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)`
 
+	// countBacklog reads only the requests_backlog index, whose WHERE it
+	// repeats word for word so that the planner sees the match.
+	countBacklog = `SELECT count(*) FROM requests WHERE status = 'received' AND published`
+
 	selectHistory = `SELECT h.status, h.error, h.at, r.result_png_key, r.result_pdf_key, r.result_pptx_key
 	FROM request_history h JOIN requests r ON r.id = h.request_id
 	WHERE h.request_id = $1 AND r.published
@@ -62,9 +66,9 @@ const (
 
 // CreateRequest stores r in status received, not yet published, and
 // returns the stored copy (r itself is not modified). When a request with
-// the same non-empty IdempotencyKey exists, published or not, it returns
-// that one and created=false; concurrent calls with one key create exactly
-// one request. r.ID must be a UUID (EINVALID otherwise); an ID already
+// the same Owner and non-empty IdempotencyKey exists, published or not, it
+// returns that one and created=false; concurrent calls with one owner and
+// key create exactly one request. r.ID must be a UUID (EINVALID otherwise); an ID already
 // stored is an ECONFLICT error. r's Status, Result, Error and timestamps are
 // ignored.
 func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe.Request, bool, error) {
@@ -75,12 +79,12 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request id %q is not a UUID", r.ID)
 	}
 	stored := &genpipe.Request{ID: r.ID, Job: r.Job, WebhookURL: r.WebhookURL, IdempotencyKey: r.IdempotencyKey,
-		Status: genpipe.StatusReceived}
+		Owner: r.Owner, Status: genpipe.StatusReceived}
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
 	tag, err := s.pool.Exec(ctx, createRequest, r.ID, r.ObjectID, r.Style, r.Title, r.Description, r.WebhookURL,
-		r.IdempotencyKey, genpipe.StatusReceived, genpipe.StatusReceived.Rank(), stored.CreatedAt)
+		r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(), stored.CreatedAt)
 	if isViolation(err, uniqueViolation) { // the key has its own ON CONFLICT: this is the id
 		return nil, false, genpipe.Errorf(genpipe.ECONFLICT, "request %s already exists", r.ID)
 	}
@@ -88,7 +92,7 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 		return nil, false, fmt.Errorf("postgres: create request %s: %w", r.ID, err)
 	}
 	if tag.RowsAffected() == 0 { // the idempotency key is taken: return its request
-		twin, err := scanRequest(s.pool.QueryRow(ctx, selectRequestByKey, r.IdempotencyKey))
+		twin, err := scanRequest(s.pool.QueryRow(ctx, selectRequestByKey, r.Owner, r.IdempotencyKey))
 		if err != nil {
 			return nil, false, fmt.Errorf("postgres: create request %s: read request with its idempotency key: %w", r.ID, err)
 		}
@@ -198,12 +202,21 @@ func (s *Store) History(ctx context.Context, id string) ([]genpipe.StatusChange,
 	return history, nil
 }
 
+// Backlog counts the published requests still in status received.
+func (s *Store) Backlog(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, countBacklog).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count backlog: %w", err)
+	}
+	return n, nil
+}
+
 // scanRequest reads one row of requestColumns.
 func scanRequest(row pgx.Row) (*genpipe.Request, error) {
 	var r genpipe.Request
 	var result genpipe.Result
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,
-		&r.IdempotencyKey, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
+		&r.IdempotencyKey, &r.Owner, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
 		&r.Error, &r.CreatedAt, &r.UpdatedAt)
 	if err != nil {
 		return nil, err

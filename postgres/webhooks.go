@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,19 +20,28 @@ const (
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 	ON CONFLICT (request_id, status) DO NOTHING`
 
-	// selectDueWebhooks reads through the partial index webhook_deliveries_due.
-	//
-	// It takes no row locks: FOR UPDATE SKIP LOCKED would hold them only
-	// until this statement ends, so two notifiers could still both get a
-	// row. Sharing deliveries between notifiers needs a claim that outlives
-	// the call (for instance an UPDATE ... SET next_attempt_at = lease end
-	// WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING ...), which
-	// changes what DueWebhooks promises.
+	// selectDueWebhooks reads through the partial index
+	// webhook_deliveries_due. It takes no row locks: it only looks.
 	selectDueWebhooks = `SELECT id, request_id, status, url, state, attempts, next_attempt_at, last_error, created_at
 	FROM webhook_deliveries
 	WHERE state = 'pending' AND next_attempt_at <= $1
 	ORDER BY next_attempt_at, id
 	LIMIT $2`
+
+	// claimDueWebhooks locks the due rows it picks, skipping rows another
+	// claim has locked, and moves their next attempt to the lease's end in
+	// the same statement, so the claim outlives the row locks: once it
+	// commits the rows are no longer due. MATERIALIZED makes the pick run
+	// once, whatever plan the UPDATE gets.
+	claimDueWebhooks = `WITH due AS MATERIALIZED (
+		SELECT id FROM webhook_deliveries
+		WHERE state = 'pending' AND next_attempt_at <= $1
+		ORDER BY next_attempt_at, id
+		LIMIT $3
+		FOR UPDATE SKIP LOCKED)
+	UPDATE webhook_deliveries w SET next_attempt_at = $2
+	FROM due WHERE w.id = due.id
+	RETURNING w.id, w.request_id, w.status, w.url, w.state, w.attempts, w.next_attempt_at, w.last_error, w.created_at`
 
 	updateWebhook = `UPDATE webhook_deliveries
 	SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5
@@ -71,23 +82,48 @@ func (s *Store) EnqueueWebhook(ctx context.Context, d genpipe.WebhookDelivery) e
 
 // DueWebhooks returns at most limit pending deliveries whose NextAttemptAt
 // is not after now, the longest overdue first (by NextAttemptAt, then ID).
-// limit must be positive. It claims nothing: two callers at once may get
-// the same deliveries.
+// It claims nothing. limit must be positive.
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]genpipe.WebhookDelivery, error) {
 	if limit < 1 {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "limit %d is not positive", limit)
 	}
-	rows, _ := s.pool.Query(ctx, selectDueWebhooks, now, limit) // CollectRows reports the error
-	due, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (genpipe.WebhookDelivery, error) {
+	rows, _ := s.pool.Query(ctx, selectDueWebhooks, now, limit) // collectDeliveries reports the error
+	due, err := collectDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: due webhooks: %w", err)
+	}
+	return due, nil
+}
+
+// ClaimDueWebhooks claims at most limit pending deliveries whose
+// NextAttemptAt is not after now, the longest overdue first, by setting
+// their NextAttemptAt to now+lease; it returns them as stored after the
+// claim, in ID order. Concurrent claims skip each other's rows (FOR UPDATE
+// SKIP LOCKED) instead of waiting, so they never return the same delivery.
+// limit and lease must be positive.
+func (s *Store) ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]genpipe.WebhookDelivery, error) {
+	switch {
+	case limit < 1:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "limit %d is not positive", limit)
+	case lease <= 0:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "lease %v is not positive", lease)
+	}
+	rows, _ := s.pool.Query(ctx, claimDueWebhooks, now, now.Add(lease), limit) // collectDeliveries reports the error
+	claimed, err := collectDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim due webhooks: %w", err)
+	}
+	slices.SortFunc(claimed, func(a, b genpipe.WebhookDelivery) int { return cmp.Compare(a.ID, b.ID) })
+	return claimed, nil
+}
+
+func collectDeliveries(rows pgx.Rows) ([]genpipe.WebhookDelivery, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (genpipe.WebhookDelivery, error) {
 		var d genpipe.WebhookDelivery
 		err := row.Scan(&d.ID, &d.RequestID, &d.Status, &d.URL, &d.State, &d.Attempts,
 			&d.NextAttemptAt, &d.LastError, &d.CreatedAt)
 		return d, err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: due webhooks: %w", err)
-	}
-	return due, nil
 }
 
 // UpdateWebhook records the outcome of an attempt: it stores d's State,

@@ -1,8 +1,11 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -21,6 +24,16 @@ const (
 	WHERE state = 'pending' AND next_attempt_at <= $1
 	ORDER BY next_attempt_at, id
 	LIMIT $2`
+
+	// claimDueWebhooks picks the due deliveries in due order (RETURNING
+	// has no order of its own) and moves their next attempt to the lease's
+	// end.
+	claimDueWebhooks = `UPDATE webhook_deliveries SET next_attempt_at = $2
+	WHERE id IN (SELECT id FROM webhook_deliveries
+		WHERE state = 'pending' AND next_attempt_at <= $1
+		ORDER BY next_attempt_at, id
+		LIMIT $3)
+	RETURNING id, request_id, status, url, state, attempts, next_attempt_at, last_error, created_at`
 
 	updateWebhook = `UPDATE webhook_deliveries
 	SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5
@@ -69,7 +82,7 @@ func (s *Store) EnqueueWebhook(ctx context.Context, d genpipe.WebhookDelivery) e
 
 // DueWebhooks returns at most limit pending deliveries whose NextAttemptAt
 // is not after now, the longest overdue first (by NextAttemptAt, then ID).
-// limit must be positive.
+// It claims nothing. limit must be positive.
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]genpipe.WebhookDelivery, error) {
 	if limit < 1 {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "limit %d is not positive", limit)
@@ -78,20 +91,56 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]ge
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: due webhooks: %w", err)
 	}
+	due, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: due webhooks: %w", err)
+	}
+	return due, nil
+}
+
+// ClaimDueWebhooks claims at most limit pending deliveries whose
+// NextAttemptAt is not after now, the longest overdue first, by setting
+// their NextAttemptAt to now+lease; it returns them as stored after the
+// claim, in ID order. One UPDATE in a write transaction does it: SQLite
+// serializes writers, across processes too, so no two claims overlap.
+// limit and lease must be positive.
+func (s *Store) ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]genpipe.WebhookDelivery, error) {
+	if err := validWebhookClaim(lease, limit); err != nil {
+		return nil, err
+	}
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim due webhooks: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, claimDueWebhooks, formatTime(now), formatTime(now.Add(lease)), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim due webhooks: %w", err)
+	}
+	claimed, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim due webhooks: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: claim due webhooks: commit: %w", err)
+	}
+	slices.SortFunc(claimed, func(a, b genpipe.WebhookDelivery) int { return cmp.Compare(a.ID, b.ID) })
+	return claimed, nil
+}
+
+// scanDeliveries reads and closes rows of webhook deliveries.
+func scanDeliveries(rows *sql.Rows) ([]genpipe.WebhookDelivery, error) {
 	defer rows.Close()
-	var due []genpipe.WebhookDelivery
+	var out []genpipe.WebhookDelivery
 	for rows.Next() {
 		var d genpipe.WebhookDelivery
 		if err := rows.Scan(&d.ID, &d.RequestID, &d.Status, &d.URL, &d.State, &d.Attempts,
 			timeColumn{&d.NextAttemptAt}, &d.LastError, timeColumn{&d.CreatedAt}); err != nil {
-			return nil, fmt.Errorf("sqlite: due webhooks: %w", err)
+			return nil, err
 		}
-		due = append(due, d)
+		out = append(out, d)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: due webhooks: %w", err)
-	}
-	return due, nil
+	return out, rows.Err()
 }
 
 // UpdateWebhook records the outcome of an attempt: it stores d's State,
@@ -124,6 +173,17 @@ func validWebhook(d genpipe.WebhookDelivery) error {
 		return genpipe.Errorf(genpipe.EINVALID, "webhook has no URL")
 	case !validState(d.State):
 		return genpipe.Errorf(genpipe.EINVALID, "unknown webhook state %q", d.State)
+	}
+	return nil
+}
+
+// validWebhookClaim checks the arguments of ClaimDueWebhooks.
+func validWebhookClaim(lease time.Duration, limit int) error {
+	switch {
+	case limit < 1:
+		return genpipe.Errorf(genpipe.EINVALID, "limit %d is not positive", limit)
+	case lease <= 0:
+		return genpipe.Errorf(genpipe.EINVALID, "lease %v is not positive", lease)
 	}
 	return nil
 }

@@ -65,7 +65,10 @@ func Run(t *testing.T, newStore func(t *testing.T) genpipe.RequestStore) {
 		{"ApplyStatus", applyStatusTests},
 		{"History", historyTests},
 		{"Webhooks", webhookTests},
+		{"ClaimWebhooks", webhookClaimTests},
 		{"Ping", pingTests},
+		{"Backlog", backlogTests}, {"Owner", ownerTests}, // admission.go
+		{"Claims", claimTests},
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			for _, tc := range group.tests {
@@ -268,6 +271,9 @@ var applyStatusTests = []test{
 			}
 			apply(t, s, c, true)
 			for _, then := range append(terminal, genpipe.StatusGenerating) {
+				if first == genpipe.StatusFailed && (then == genpipe.StatusDone || then == genpipe.StatusRejected) {
+					continue // a replayed failed request may still end; see FailedMayEndAfterReplay
+				}
 				later := change(r.ID, then)
 				later.Error, later.Result = "later", &genpipe.Result{PNGKey: "other"}
 				apply(t, s, later, false)
@@ -277,6 +283,18 @@ var applyStatusTests = []test{
 				t.Errorf("after %s and later changes the request is %s, error %q, result %v; want it unchanged",
 					first, got.Status, got.Error, got.Result)
 			}
+		}
+	}},
+	{"FailedMayEndAfterReplay", func(t *testing.T, s genpipe.RequestStore) {
+		r := createPublished(t, s)
+		apply(t, s, change(r.ID, genpipe.StatusFailed), true)
+		apply(t, s, change(r.ID, genpipe.StatusGenerating), false)
+		done := change(r.ID, genpipe.StatusDone)
+		done.Result = ptr(genpipe.ResultKeys(r.ID))
+		apply(t, s, done, true)
+		apply(t, s, change(r.ID, genpipe.StatusFailed), false)
+		if got := read(t, s, r.ID); got.Status != genpipe.StatusDone || !equalResult(got.Result, done.Result) {
+			t.Errorf("after failed and a replay's done the request is %s with %v; want done with its result", got.Status, got.Result)
 		}
 	}},
 	{"DoneCarriesResult", func(t *testing.T, s genpipe.RequestStore) {

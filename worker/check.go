@@ -2,50 +2,77 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/genpipe/genpipe"
 )
 
 // Check is the check stage: for each submitted request it asks the
 // Checking AI about the uploaded image, then forwards the request to the
-// checked topic or reports it rejected.
+// checked topic or reports it rejected. Each request's check is claimed
+// in claims first, so it is paid for at most once.
 type Check struct {
 	stage
 	ai genpipe.Checker
 }
 
 // NewCheck returns the check stage.
-func NewCheck(ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher, topics genpipe.Topics, opts ...Option) *Check {
-	return &Check{ai: ai, stage: stage{config: newConfig(opts), name: "check", objects: objects, publisher: publisher, topics: topics}}
+func NewCheck(ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
+	topics genpipe.Topics, opts ...Option) *Check {
+	return &Check{ai: ai, stage: newStage(genpipe.StageCheck, "checking the image", objects, publisher, claims, topics, opts)}
 }
 
-// Handle processes one record of the requests topic. It returns an error
-// only when the record's work could not be finished (ctx done, or Kafka
-// away until then): such a record must not be committed.
+// Handle processes one record of the requests topic. It returns a
+// *genpipe.DeadLetterError for a record that belongs in the dead-letter
+// topic (poison, or failed for good), and any other error only when the
+// record's work could not be finished (ctx done): such a record must not
+// be committed.
 func (c *Check) Handle(ctx context.Context, value []byte) error {
-	e, ok := c.decode(value, genpipe.EventSubmitted)
-	if !ok {
-		return nil
+	e, err := c.decode(value, genpipe.EventSubmitted)
+	if err != nil {
+		return err
 	}
 	if err := c.setStatus(ctx, e.RequestID, genpipe.StatusChecking, nil, ""); err != nil {
 		return err
 	}
+	o, err := c.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, _ genpipe.Claim) (string, int, error) {
+		verdict, attempts, err := c.check(ctx, e)
+		if err != nil {
+			return "", attempts, err
+		}
+		out, err := json.Marshal(verdict)
+		return string(out), attempts, err
+	})
+	if err != nil {
+		return err
+	}
+	if o.state == genpipe.ClaimFailed {
+		return c.fail(ctx, e.RequestID, o)
+	}
+	var verdict genpipe.CheckVerdict
+	if err := json.Unmarshal([]byte(o.output), &verdict); err != nil {
+		return fmt.Errorf("check: stored verdict of %s: %w", e.RequestID, err)
+	}
+	if !verdict.Pass {
+		return c.setStatus(ctx, e.RequestID, genpipe.StatusRejected, nil, verdict.Reason)
+	}
+	checked := genpipe.NewJobEvent(genpipe.EventChecked, e.RequestID, *e.Job, c.now())
+	checked.Replay = e.Replay
+	return c.publish(ctx, c.topics.Checked, checked)
+}
+
+// check asks the Checking AI, with retries.
+func (c *Check) check(ctx context.Context, e genpipe.Event) (genpipe.CheckVerdict, int, error) {
 	var verdict genpipe.CheckVerdict
 	attempts, err := c.callAI(ctx, e.RequestID, func(ctx context.Context) error {
 		url, err := c.objects.PresignGet(ctx, genpipe.UploadKey(e.Job.ObjectID), c.urlTTL)
 		if err != nil {
 			return err
 		}
-		verdict, err = c.ai.Check(ctx, genpipe.CheckInput{RequestID: e.RequestID, ImageURL: url})
+		verdict, err = c.ai.Check(ctx, genpipe.CheckInput{RequestID: e.RequestID, ImageURL: url,
+			IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageCheck, e.Replay)})
 		return err
 	})
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case err != nil:
-		return c.setStatus(ctx, e.RequestID, genpipe.StatusFailed, nil, failure("checking the image", attempts, err))
-	case !verdict.Pass:
-		return c.setStatus(ctx, e.RequestID, genpipe.StatusRejected, nil, verdict.Reason)
-	}
-	return c.publish(ctx, c.topics.Checked, genpipe.NewJobEvent(genpipe.EventChecked, e.RequestID, *e.Job, c.now()))
+	return verdict, attempts, err
 }

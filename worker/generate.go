@@ -9,50 +9,78 @@ import (
 
 // Generate is the generate stage: for each checked request it asks the
 // Generative AI to render the slide into the object store, then reports it
-// done with the files' keys.
+// done with the files' keys. Each request's generation is claimed in claims
+// first, so it is paid for at most once.
 type Generate struct {
 	stage
 	ai genpipe.Generator
 }
 
 // NewGenerate returns the generate stage.
-func NewGenerate(ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher, topics genpipe.Topics, opts ...Option) *Generate {
-	return &Generate{ai: ai, stage: stage{config: newConfig(opts), name: "generate", objects: objects, publisher: publisher, topics: topics}}
+func NewGenerate(ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
+	topics genpipe.Topics, opts ...Option) *Generate {
+	return &Generate{ai: ai, stage: newStage(genpipe.StageGenerate, "generating the slide", objects, publisher, claims, topics, opts)}
 }
 
 // Handle processes one record of the checked topic; errors as for Check.Handle.
 func (g *Generate) Handle(ctx context.Context, value []byte) error {
-	e, ok := g.decode(value, genpipe.EventChecked)
-	if !ok {
-		return nil
+	e, err := g.decode(value, genpipe.EventChecked)
+	if err != nil {
+		return err
 	}
 	style, ok := genpipe.StyleByID(e.Job.Style)
 	if !ok {
-		return g.setStatus(ctx, e.RequestID, genpipe.StatusFailed, nil, fmt.Sprintf("unknown style %q", e.Job.Style))
+		reason := fmt.Sprintf("unknown style %q", e.Job.Style)
+		if err := g.setStatus(ctx, e.RequestID, genpipe.StatusFailed, nil, reason); err != nil {
+			return err
+		}
+		return &genpipe.DeadLetterError{Reason: reason}
 	}
 	if err := g.setStatus(ctx, e.RequestID, genpipe.StatusGenerating, nil, ""); err != nil {
 		return err
 	}
 	result := genpipe.ResultKeys(e.RequestID)
-	attempts, err := g.callAI(ctx, e.RequestID, func(ctx context.Context) error {
-		in, err := g.input(ctx, e, style, result)
-		if err != nil {
-			return err
+	o, err := g.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, c genpipe.Claim) (string, int, error) {
+		if c.Takes > 1 && g.written(ctx, result) {
+			// The worker that died holding the claim got the slide: it
+			// died after the AI answered, before recording it.
+			g.logger.Info("taking over a claim whose slide is already written: no AI call", "request", e.RequestID)
+			return "", 0, nil
 		}
-		return g.ai.Generate(ctx, in)
+		attempts, err := g.callAI(ctx, e.RequestID, func(ctx context.Context) error {
+			in, err := g.input(ctx, e, style, result)
+			if err != nil {
+				return err
+			}
+			return g.ai.Generate(ctx, in)
+		})
+		return "", attempts, err
 	})
-	switch {
-	case ctx.Err() != nil:
-		return ctx.Err()
-	case err != nil:
-		return g.setStatus(ctx, e.RequestID, genpipe.StatusFailed, nil, failure("generating the slide", attempts, err))
+	if err != nil {
+		return err
+	}
+	if o.state == genpipe.ClaimFailed {
+		return g.fail(ctx, e.RequestID, o)
 	}
 	return g.setStatus(ctx, e.RequestID, genpipe.StatusDone, &result, "")
 }
 
+// written reports whether all of the slide's files are in the object
+// store. A PUT is atomic, so a file there is a whole file; any doubt (an
+// error) answers no, and the AI is asked again.
+func (g *Generate) written(ctx context.Context, result genpipe.Result) bool {
+	for _, key := range []string{result.PNGKey, result.PDFKey, result.PPTXKey} {
+		if info, err := g.objects.Stat(ctx, key); err != nil || info.Size == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // input presigns the image to read and the three files to write.
 func (g *Generate) input(ctx context.Context, e genpipe.Event, style genpipe.Style, result genpipe.Result) (genpipe.GenerateInput, error) {
-	in := genpipe.GenerateInput{RequestID: e.RequestID, Style: style, Title: e.Job.Title, Description: e.Job.Description}
+	in := genpipe.GenerateInput{RequestID: e.RequestID, Style: style, Title: e.Job.Title, Description: e.Job.Description,
+		IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageGenerate, e.Replay)}
 	var err error
 	if in.ImageURL, err = g.objects.PresignGet(ctx, genpipe.UploadKey(e.Job.ObjectID), g.urlTTL); err != nil {
 		return in, err

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/sqlite"
 )
 
 // One embedded S3 server per test binary (an embedgw limit) and one Kafka
@@ -80,7 +82,7 @@ var topicSeq atomic.Int64
 func newTopics(t *testing.T) genpipe.Topics {
 	t.Helper()
 	p := fmt.Sprintf("t%d.", topicSeq.Add(1))
-	topics := genpipe.Topics{Requests: p + "requests", Checked: p + "checked", Results: p + "results"}
+	topics := genpipe.Topics{Requests: p + "requests", Checked: p + "checked", Results: p + "results", DeadLetters: p + "deadletters"}
 	if err := kafka.EnsureTopics(ctxT(t), brokers, 4, topics.All()...); err != nil {
 		t.Fatal(err)
 	}
@@ -308,4 +310,15 @@ func (l *logBuffer) contains(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Contains(l.buf.String(), s)
+}
+
+// newClaims returns a fresh status database for the stages' claims.
+func newClaims(t *testing.T) genpipe.ClaimStore {
+	t.Helper()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

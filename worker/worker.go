@@ -22,6 +22,8 @@ type config struct {
 	retry        backoff.Policy
 	publishRetry backoff.Policy
 	urlTTL       time.Duration
+	lease        time.Duration
+	heldPoll     time.Duration
 	onOverload   func(context.Context)
 	logger       *slog.Logger
 	now          func() time.Time
@@ -32,6 +34,8 @@ func newConfig(opts []Option) config {
 		retry:        backoff.Default,
 		publishRetry: backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second},
 		urlTTL:       15 * time.Minute,
+		lease:        30 * time.Second,
+		heldPoll:     time.Second,
 		onOverload:   func(context.Context) {},
 		logger:       slog.Default(),
 		now:          time.Now,
@@ -51,6 +55,29 @@ func WithRetry(p backoff.Policy) Option { return func(c *config) { c.retry = p }
 // valid, overriding 15 minutes. It must outlast the call with its retries.
 func WithURLTTL(d time.Duration) Option { return func(c *config) { c.urlTTL = d } }
 
+// WithLease sets how long a claim on a request's stage holds without a
+// renewal, overriding 30 seconds. The worker renews it every third of it
+// while the AI call runs; when a worker dies, the request waits this long
+// before another worker takes it over. Shorter takes over sooner and
+// writes to the status database more often.
+func WithLease(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
+
+// WithHeldPoll sets how often a record whose request another worker is
+// working on checks whether that one finished, overriding 1 second.
+func WithHeldPoll(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.heldPoll = d
+		}
+	}
+}
+
 // WithOverloadReport sets a func called with the record's context each
 // time the AI answers 429, overriding a no-op. Wire it to
 // engine.ReportOverload so the engine lowers this process's concurrency
@@ -65,24 +92,48 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // stage holds what both stages do around their AI call.
 type stage struct {
 	config
-	name      string
+	name      genpipe.Stage
+	what      string // what the AI call does, for failure reasons
 	objects   genpipe.ObjectStore
 	publisher genpipe.Publisher
+	claims    genpipe.ClaimStore
 	topics    genpipe.Topics
+	owners    *owners
+}
+
+func newStage(name genpipe.Stage, what string, objects genpipe.ObjectStore, publisher genpipe.Publisher,
+	claims genpipe.ClaimStore, topics genpipe.Topics, opts []Option) stage {
+	return stage{config: newConfig(opts), name: name, what: what, objects: objects, publisher: publisher,
+		claims: claims, topics: topics, owners: newOwners()}
 }
 
 // decode parses a record value as an event of the wanted type. A poison
-// record is logged and reported as ok=false so the consumer moves on.
-func (s *stage) decode(value []byte, want genpipe.EventType) (genpipe.Event, bool) {
+// record is a *genpipe.DeadLetterError: it goes to the dead-letter topic
+// and the partition moves on.
+func (s *stage) decode(value []byte, want genpipe.EventType) (genpipe.Event, error) {
 	e, err := genpipe.DecodeEvent(value)
 	if err == nil && e.Type != want {
 		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the %s stage's topic", e.Type, s.name)
 	}
 	if err != nil {
-		s.logger.Error("skipping poison record", "stage", s.name, "err", err, "value", truncate(value, 200))
-		return genpipe.Event{}, false
+		s.logger.Error("poison record: to the dead-letter topic", "stage", s.name, "err", err, "value", truncate(value, 200))
+		return genpipe.Event{}, &genpipe.DeadLetterError{Reason: genpipe.ErrorMessage(err)}
 	}
-	return e, true
+	return e, nil
+}
+
+// fail reports the request failed with the outcome's reason. When this
+// handling made the failing attempts, the record also goes to the
+// dead-letter topic (a *genpipe.DeadLetterError), once: a redelivery finds
+// the claim failed and only repeats the status.
+func (s *stage) fail(ctx context.Context, id string, o outcome) error {
+	if err := s.setStatus(ctx, id, genpipe.StatusFailed, nil, o.output); err != nil {
+		return err
+	}
+	if o.attempts == 0 {
+		return nil
+	}
+	return &genpipe.DeadLetterError{Reason: o.output, Attempts: o.attempts}
 }
 
 // setStatus publishes a status change to the results topic.
@@ -151,6 +202,7 @@ func retryable(err error) bool {
 }
 
 // failure is the reason shown to the user when an AI call failed for good.
+// Its text is stored with the failed claim and shown again on redelivery.
 func failure(what string, attempts int, err error) string {
 	return fmt.Sprintf("%s failed after %d attempt(s): %s", what, attempts, genpipe.ErrorMessage(err))
 }

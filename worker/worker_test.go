@@ -29,7 +29,7 @@ func TestCheckPasses(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := checkAI(t)
 	log, _ := newLogger(t)
-	check := worker.NewCheck(ai, objects, publisher, topics, worker.WithLogger(log))
+	check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "corporate", Title: "Q3", Description: "quarterly results"}
@@ -72,7 +72,7 @@ func TestCheckRejects(t *testing.T) {
 			topics := newTopics(t)
 			_, ai := checkAI(t)
 			log, _ := newLogger(t)
-			check := worker.NewCheck(ai, objects, publisher, topics, worker.WithLogger(log))
+			check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 			objectID := uuid.NewString()
 			if tc.data != nil {
 				objectID = upload(t, tc.contentType, tc.data)
@@ -104,7 +104,7 @@ func TestGenerateDone(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := generateAI(t)
 	log, _ := newLogger(t)
-	gen := worker.NewGenerate(ai, objects, publisher, topics, worker.WithLogger(log))
+	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
@@ -173,7 +173,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
 	log, _ := newLogger(t)
-	check := worker.NewCheck(ai, objects, publisher, topics, worker.WithLogger(log), worker.WithRetry(fast))
+	check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
 	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
 
 	ids := make([]string, n)
@@ -228,9 +228,7 @@ func TestGiveUpAfterAttempts(t *testing.T) {
 			log, _ := newLogger(t)
 			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(policy))
 
-			if err := handle(ctxT(t), value); err != nil {
-				t.Fatalf("Handle: %v", err)
-			}
+			wantDeadLetter(t, handle(ctxT(t), value), 3)
 			if calls := ai.calls.Load(); calls != 3 {
 				t.Errorf("the AI got %d calls, want 3", calls)
 			}
@@ -258,9 +256,7 @@ func TestAIRefusalNotRetried(t *testing.T) {
 			log, _ := newLogger(t)
 			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
 
-			if err := handle(ctxT(t), value); err != nil {
-				t.Fatalf("Handle: %v", err)
-			}
+			wantDeadLetter(t, handle(ctxT(t), value), 1)
 			if calls := ai.calls.Load(); calls != 1 {
 				t.Errorf("the AI got %d calls, want 1", calls)
 			}
@@ -286,10 +282,10 @@ func stageUnderTest(t *testing.T, stage, url string, topics genpipe.Topics, opts
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 	switch stage {
 	case "check":
-		return worker.NewCheck(aiclient.NewChecker(url), objects, publisher, topics, opts...).Handle,
+		return worker.NewCheck(aiclient.NewChecker(url), objects, publisher, newClaims(t), topics, opts...).Handle,
 			jobEvent(t, genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
 	case "generate":
-		return worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, topics, opts...).Handle,
+		return worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, newClaims(t), topics, opts...).Handle,
 			jobEvent(t, genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
 	}
 	t.Fatalf("unknown stage %q", stage)
@@ -301,8 +297,8 @@ func TestPoisonRecord(t *testing.T) {
 	checkSvc, checker := checkAI(t)
 	genSvc, generator := generateAI(t)
 	log, logs := newLogger(t)
-	check := worker.NewCheck(checker, objects, publisher, topics, worker.WithLogger(log))
-	gen := worker.NewGenerate(generator, objects, publisher, topics, worker.WithLogger(log))
+	check := worker.NewCheck(checker, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
+	gen := worker.NewGenerate(generator, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: uuid.NewString(), Style: "corporate", Description: "d"}
@@ -320,25 +316,24 @@ func TestPoisonRecord(t *testing.T) {
 		"status":     status,
 		"no request": bytes.Replace(submitted, []byte(id), nil, 1),
 	}
+	poison := func(what string, err error) {
+		t.Helper()
+		var dl *genpipe.DeadLetterError
+		if !errors.As(err, &dl) || dl.Reason == "" || dl.Attempts != 0 {
+			t.Errorf("%s: Handle = %v; want a dead letter with a reason and no attempts", what, err)
+		}
+	}
 	for name, value := range common {
-		if err := check.Handle(ctxT(t), value); err != nil {
-			t.Errorf("check %s: Handle: %v", name, err)
-		}
-		if err := gen.Handle(ctxT(t), value); err != nil {
-			t.Errorf("generate %s: Handle: %v", name, err)
-		}
+		poison("check "+name, check.Handle(ctxT(t), value))
+		poison("generate "+name, gen.Handle(ctxT(t), value))
 	}
-	if err := check.Handle(ctxT(t), checked); err != nil { // a checked event on the requests topic
-		t.Errorf("check of a checked event: %v", err)
-	}
-	if err := gen.Handle(ctxT(t), submitted); err != nil { // a submitted event on the checked topic
-		t.Errorf("generate of a submitted event: %v", err)
-	}
+	poison("check of a checked event", check.Handle(ctxT(t), checked))      // a checked event on the requests topic
+	poison("generate of a submitted event", gen.Handle(ctxT(t), submitted)) // a submitted event on the checked topic
 	expectEmpty(t, topics.All()...)
 	if c, g := checkSvc.Stats().Calls, genSvc.Stats().Calls; c != 0 || g != 0 {
 		t.Errorf("poison records made AI calls: check %d, generate %d", c, g)
 	}
-	if !logs.contains("skipping poison record") {
+	if !logs.contains("poison record") {
 		t.Error("poison records not logged")
 	}
 }
@@ -401,12 +396,10 @@ func TestGenerateUnknownStyle(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := generateAI(t)
 	log, _ := newLogger(t)
-	gen := worker.NewGenerate(ai, objects, publisher, topics, worker.WithLogger(log))
+	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
-	if err := gen.Handle(ctxT(t), jobEvent(t, genpipe.EventChecked, id, job)); err != nil {
-		t.Fatalf("Handle: %v", err)
-	}
+	wantDeadLetter(t, gen.Handle(ctxT(t), jobEvent(t, genpipe.EventChecked, id, job)), 0)
 	results := readAll(t, topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusFailed}) {
 		t.Fatalf("results topic: %v, want [failed]", got)
@@ -436,7 +429,7 @@ func TestKafkaDown(t *testing.T) {
 	defer down.Close()
 	svc, ai := checkAI(t)
 	log, logs := newLogger(t)
-	check := worker.NewCheck(ai, objects, down, genpipe.DefaultTopics(), worker.WithLogger(log))
+	check := worker.NewCheck(ai, objects, down, newClaims(t), genpipe.DefaultTopics(), worker.WithLogger(log))
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
@@ -450,5 +443,15 @@ func TestKafkaDown(t *testing.T) {
 	}
 	if st := svc.Stats(); st.Calls != 0 {
 		t.Errorf("the AI got %d calls before the checking status was out", st.Calls)
+	}
+}
+
+// wantDeadLetter fails t unless err is a dead letter with a reason and
+// the given attempts.
+func wantDeadLetter(t *testing.T, err error, attempts int) {
+	t.Helper()
+	var dl *genpipe.DeadLetterError
+	if !errors.As(err, &dl) || dl.Reason == "" || dl.Attempts != attempts {
+		t.Fatalf("Handle = %v; want a dead letter with a reason after %d attempt(s)", err, attempts)
 	}
 }

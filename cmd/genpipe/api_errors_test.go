@@ -44,6 +44,9 @@ func TestAPIBadInput(t *testing.T) {
 		{"bad webhook", "POST", "/v1/requests", valid(func(m map[string]any) { m["webhookUrl"] = "ftp://x" }), 400, "webhookUrl"},
 		{"wrong field type", "POST", "/v1/requests", valid(func(m map[string]any) { m["description"] = 42 }), 400, "malformed JSON"},
 		{"body over 1 MiB", "POST", "/v1/requests", valid(func(m map[string]any) { m["description"] = strings.Repeat("a", 1<<20+10) }), 413, "over"},
+		{"long webhook URL", "POST", "/v1/requests", valid(func(m map[string]any) { m["webhookUrl"] = "https://example.com/" + strings.Repeat("p", 2048) }), 400, "over 2048"},
+		{"control character", "POST", "/v1/requests", valid(func(m map[string]any) { m["title"] = "bell\a" }), 400, "control character"},
+		{"upload over 10 MiB", "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": 10<<20 + 1}, 413, "the most is 10485760"},
 		{"upload of a gif", "POST", "/v1/uploads", map[string]string{"contentType": "image/gif"}, 400, "contentType"},
 		{"upload without type", "POST", "/v1/uploads", map[string]string{}, 400, "contentType"},
 		{"unknown request", "GET", "/v1/requests/0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a", nil, 404, "not found"},
@@ -66,6 +69,19 @@ func TestAPIBadInput(t *testing.T) {
 				t.Fatalf("problem = %+v, want status %d and detail containing %q", p, c.status, c.detail)
 			}
 		})
+	}
+}
+
+// Headers have limits too.
+func TestAPIBadHeaders(t *testing.T) {
+	u := uploadImage(t, "image/png", pngImage(t, 80, 80))
+	body := map[string]string{"objectId": u.ObjectID, "style": "corporate", "description": "A fine slide"}
+	for _, key := range []string{strings.Repeat("k", 201), "naïve"} {
+		var p problem
+		resp := call(t, "POST", "/v1/requests", body, map[string]string{"Idempotency-Key": key}, &p)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(p.Detail, "Idempotency-Key") {
+			t.Errorf("Idempotency-Key %.20q…: %s %+v; want 400 naming Idempotency-Key", key, resp.Status, p)
+		}
 	}
 }
 

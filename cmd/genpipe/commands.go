@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"time"
 
+	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
 )
@@ -40,10 +44,17 @@ func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	stringFlag(fs, &stage, "stage", "GENPIPE_STAGE", "", "the stage to run: check or generate")
 	kafkaFlags(fs, &cfg)
 	s3Flags(fs, &cfg)
+	databaseFlag(fs, &cfg) // the stage claims live in the status database
 	stringFlag(fs, &cfg.CheckAIURL, "check-ai-url", "GENPIPE_CHECK_AI_URL", "http://127.0.0.1:8081", "Checking AI base URL")
 	stringFlag(fs, &cfg.GenerateAIURL, "generate-ai-url", "GENPIPE_GENERATE_AI_URL", "http://127.0.0.1:8082", "Generative AI base URL")
 	intFlag(fs, &cfg.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", 64, "concurrent calls the Checking AI takes")
 	intFlag(fs, &cfg.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", 64, "concurrent calls the Generative AI takes")
+	durationFlag(fs, &cfg.ClaimLease, "claim-lease", "GENPIPE_CLAIM_LEASE", 30*time.Second,
+		"how long a worker's claim on a request's AI call holds unrenewed: a dead worker's requests wait this long before another takes them over")
+	intFlag(fs, &cfg.AIAttempts, "ai-attempts", "GENPIPE_AI_ATTEMPTS", backoff.Default.Attempts,
+		"AI call attempts (429, 5xx, timeouts retried with exponential backoff and jitter) before a request fails and goes to the dead-letter topic")
+	durationFlag(fs, &cfg.SessionTimeout, "session-timeout", "GENPIPE_SESSION_TIMEOUT", 45*time.Second,
+		"how long the consumer group waits for a dead worker's heartbeat before giving its partitions to the others (within the broker's group.min/max.session.timeout.ms)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,18 +84,31 @@ func cmdNotifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		cfg      config
-		model    string
-		latency  time.Duration
-		capacity int
+		cfg                config
+		model              string
+		latency            time.Duration
+		capacity           int
+		failRate, busyRate float64
 	)
 	fs := flagSet("aisim", &cfg, stderr)
+	// A malformed environment value falls back to the default, as intFlag does.
+	rateFlag := func(p *float64, name, env, usage string) {
+		v, _ := strconv.ParseFloat(os.Getenv(env), 64)
+		fs.Float64Var(p, name, v, withEnv(usage, env))
+	}
 	stringFlag(fs, &model, "model", "GENPIPE_AI_MODEL", "", "the AI to simulate: check or generate")
 	stringFlag(fs, &cfg.Addr, "addr", "GENPIPE_ADDR", "127.0.0.1:0", "listen address")
 	durationFlag(fs, &latency, "latency", "GENPIPE_AI_LATENCY", 0, "time per call (default 500ms for check, 3s for generate)")
 	intFlag(fs, &capacity, "capacity", "GENPIPE_AI_CAPACITY", 64, "concurrent calls; more get 429")
+	rateFlag(&failRate, "fail-rate", "GENPIPE_AI_FAIL_RATE",
+		"probability (0 to 1) of answering a call 500 on arrival, before it takes a slot: for fault tests")
+	rateFlag(&busyRate, "busy-rate", "GENPIPE_AI_BUSY_RATE",
+		"probability (0 to 1) of answering a call 429 with Retry-After on arrival: for fault tests")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !(failRate >= 0 && busyRate >= 0 && failRate+busyRate <= 1) {
+		return fmt.Errorf("-fail-rate %g and -busy-rate %g: want probabilities from 0 to 1 that add up to at most 1", failRate, busyRate)
 	}
 	log, err := cfg.logger(stderr, "aisim-"+model)
 	if err != nil {
@@ -93,12 +117,18 @@ func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if latency == 0 {
 		latency = defaultLatency(model)
 	}
+	svc, err := aisim.New(model, aisim.WithLatency(latency), aisim.WithCapacity(capacity),
+		aisim.WithFaultRate(failRate), aisim.WithBusyRate(busyRate), aisim.WithLogger(log))
+	if err != nil {
+		return err
+	}
 	ln, url, err := listen(cfg.Addr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "genpipe aisim %s serving %s (latency %s, capacity %d)\n", model, url, latency, capacity)
-	return runAISim(ctx, model, ln, latency, capacity, log)
+	fmt.Fprintf(stdout, "genpipe aisim %s serving %s (latency %s, capacity %d, fail rate %g, busy rate %g)\n",
+		model, url, latency, capacity, failRate, busyRate)
+	return serveHTTP(ctx, ln, svc.Handler(), log)
 }
 
 // defaultLatency is the article's figure for each AI.

@@ -9,9 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 const usage = `genpipe — an asynchronous generative-AI slide pipeline on Kafka
@@ -26,15 +25,21 @@ Usage:
   genpipe notifier                        status store writer and webhook sender
   genpipe doctor                          name the article's Kafka traps in a configuration
   genpipe loadtest                        measure naive, article and genpipe profiles on one workload
+  genpipe dlq list|replay                 show or replay the records set aside in the dead-letter topic
 
 Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
 GENPIPE_* environment variable named in its help.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM shuts down gracefully, a second exits at once.
+	ctx, stop := onSignals(context.Background(), slog.New(slog.NewTextHandler(os.Stderr, nil)), os.Exit)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil // stopped by a signal while starting: as clean a stop as any
+	}
+	if err != nil {
 		if errors.Is(err, errTrapsFound) {
 			os.Exit(1)
 		}
@@ -61,6 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"worker":      cmdWorker,
 		"notifier":    cmdNotifier,
 		"doctor":      cmdDoctor,
+		"dlq":         cmdDLQ,
 		"loadtest":    cmdLoadtest,
 	}
 	cmd, ok := commands[args[0]]

@@ -17,6 +17,7 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/notifier"
@@ -54,10 +55,11 @@ func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger,
 	}
 	defer producer.Close()
 	hub := api.NewHub()
-	server := api.NewServer(store, objects, producer, hub, cfg.Topics, api.WithLogger(log),
+	opts := append(cfg.apiOptions(), api.WithLogger(log),
 		api.WithReadinessCheck("kafka", producer.Ping),
 		api.WithReadinessCheck("objectstore", objects.Ping),
 		api.WithReadinessCheck("database", store.Ping))
+	server := api.NewServer(store, objects, producer, hub, cfg.Topics, opts...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tailStatus(ctx, cfg, hub, log) })
 	g.Go(func() error {
@@ -83,6 +85,11 @@ func tailStatus(ctx context.Context, cfg *config, hub *api.Hub, log *slog.Logger
 
 // runWorker runs one AI stage until ctx is done.
 func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger) error {
+	store, err := openStore(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
 	objects, err := openObjects(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -92,7 +99,12 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 		return err
 	}
 	defer producer.Close()
-	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload)}
+	retry := backoff.Default
+	if cfg.AIAttempts > 0 {
+		retry.Attempts = cfg.AIAttempts
+	}
+	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload),
+		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry)}
 	var (
 		handle   func(context.Context, []byte) error
 		topic    string
@@ -101,15 +113,20 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 	)
 	switch stage {
 	case "check":
-		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL), objects, producer, cfg.Topics, stageOpts...).Handle
+		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL), objects, producer, store, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Requests, groupCheck, cfg.CheckCapacity
 	case "generate":
-		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL), objects, producer, cfg.Topics, stageOpts...).Handle
+		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL), objects, producer, store, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Checked, groupGenerate, cfg.GenerateCapacity
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", stage)
 	}
-	return consume(ctx, cfg, group, topic, capacity, handle, log)
+	dlq := kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters)
+	var engineOpts []engine.Option
+	if cfg.SessionTimeout > 0 {
+		engineOpts = append(engineOpts, engine.WithSessionTimeout(cfg.SessionTimeout))
+	}
+	return consume(ctx, cfg, group, topic, capacity, kafka.DeadLetterHandler(dlq, stage, handle, log), log, engineOpts...)
 }
 
 // runNotifier records status events and sends webhooks until ctx is done.
@@ -126,17 +143,22 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The only consumer without a producer: it creates missing topics itself.
-	if err := ensureTopics(ctx, cfg); err != nil {
+	// Its producer writes only dead letters (poison on the results topic).
+	producer, err := openProducer(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
-	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log))
+	defer producer.Close()
+	dlq := kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters)
+	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log),
+		notifier.WithShutdownTimeout(cfg.shutdownTimeout()))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.RunWebhooks(ctx) })
 	// Ordered by key: one request's changes apply in topic order, so its
 	// history has every step, while different requests apply concurrently.
 	g.Go(func() error {
-		return consume(ctx, cfg, groupNotifier, cfg.Topics.Results, 16, n.Handle, log, engine.WithOrderByKey())
+		handle := kafka.DeadLetterHandler(dlq, "notifier", n.Handle, log)
+		return consume(ctx, cfg, groupNotifier, cfg.Topics.Results, 16, handle, log, engine.WithOrderByKey())
 	})
 	return g.Wait()
 }
@@ -160,10 +182,10 @@ func runAISim(ctx context.Context, model string, ln net.Listener, latency time.D
 // the downstream's concurrency limit, shared by every process of the group
 // (each takes a share by the partitions it owns), so the AI behind it never
 // sees more than its capacity however many workers run.
-func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle func(context.Context, []byte) error, log *slog.Logger, opts ...engine.Option) error {
-	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log)}, opts...)
-	e, err := engine.New(cfg.brokerList(), group, []string{topic},
-		func(ctx context.Context, r *kgo.Record) error { return handle(ctx, r.Value) }, opts...)
+func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle engine.Handler, log *slog.Logger, opts ...engine.Option) error {
+	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log),
+		engine.WithShutdownTimeout(cfg.shutdownTimeout())}, opts...)
+	e, err := engine.New(cfg.brokerList(), group, []string{topic}, handle, opts...)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", group, err)
 	}
@@ -235,9 +257,10 @@ func listen(addr string) (net.Listener, string, error) {
 }
 
 // serveHTTP serves h on ln until ctx is done, then shuts down gracefully.
-// Handlers' contexts end with ctx, so SSE streams close at shutdown.
+// Requests under way finish (for up to 10 s); SSE streams end at once (see
+// endStreamsWith).
 func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	srv := &http.Server{Handler: endStreamsWith(ctx, h), ReadHeaderTimeout: 10 * time.Second}
 	url := "http://" + ln.Addr().String()
 	log.Info("serving", "url", url)
 	errc := make(chan error, 1)

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/notifier"
 )
 
@@ -160,6 +161,9 @@ func newStandalone(t *testing.T) *standalone {
 		"GENPIPE_WEBHOOK_SECRET="+s.secret,
 		"GENPIPE_CHECK_AI_URL=http://"+s.checkAddr,
 		"GENPIPE_GENERATE_AI_URL=http://"+s.generateAddr,
+		// The tests' webhook receivers listen on loopback, which the API
+		// refuses unless told.
+		"GENPIPE_ALLOW_PRIVATE_WEBHOOKS=true",
 	)
 	// Stop what still runs, the API before the parts it uses and the broker
 	// last, then show the logs if the test failed (or GENPIPE_TEST_LOG is set).
@@ -579,5 +583,50 @@ func (s *standalone) waitStableGroup(group string, members int) {
 			s.t.Fatalf("group %s not stable with %d members after 30s: state %q, %d members, err %v", group, members, g.State, len(g.Members), err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// kill ends p with SIGKILL, as a crash would: none of its shutdown code
+// runs. The cleanup then leaves it alone.
+func (s *standalone) kill(p *process) {
+	s.t.Helper()
+	p.stopping = true
+	if err := p.cmd.Process.Kill(); err != nil {
+		s.t.Fatalf("SIGKILL %s (pid %d): %v", p.name, p.cmd.Process.Pid, err)
+	}
+	<-p.done
+	s.t.Logf("%s (pid %d): SIGKILL", p.name, p.cmd.Process.Pid)
+}
+
+// aiStats reads an AI simulator's GET /stats; base is its http:// URL.
+func aiStats(base string) (aisim.Stats, error) {
+	var st aisim.Stats
+	resp, err := http.Get(base + "/stats")
+	if err != nil {
+		return st, fmt.Errorf("AI stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("AI stats: GET %s/stats: %s", base, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("AI stats: decode: %w", err)
+	}
+	return st, nil
+}
+
+// produceRecords writes records straight to the broker (acks=all), past
+// the API: how a test puts poison records into the pipeline's topics.
+func (s *standalone) produceRecords(records ...*kgo.Record) {
+	s.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(s.brokerPort)))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		s.t.Fatalf("produce %d records: %v", len(records), err)
 	}
 }

@@ -61,6 +61,10 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 		return fmt.Errorf("data dir: %w", err)
 	}
 	cfg.DataDir = dataDir
+	if cfg.AllowPrivateWebhooks == nil { // not set by flags: up's own default, as apiFlags says
+		allow := true
+		cfg.AllowPrivateWebhooks = &allow
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}

@@ -1,0 +1,280 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/api"
+)
+
+const (
+	keyA = "test-key-a-7d1f0c9e4b2a48e6b5c3"
+	keyB = "test-key-b-2e8a6f1d0c9b47a3a1f4"
+)
+
+func bearer(key string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + key}
+}
+
+// checkProblem fails unless resp is a problem+json answer with status and
+// a detail containing detail.
+func checkProblem(t *testing.T, what string, resp *http.Response, body map[string]any, status int, detail string) {
+	t.Helper()
+	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%s: %s %s %v; want %d problem+json", what, resp.Status, resp.Header.Get("Content-Type"), body, status)
+	}
+	if got, _ := body["detail"].(string); !strings.Contains(got, detail) || body["status"] != float64(status) {
+		t.Fatalf("%s: problem %v; want status %d and a detail containing %q", what, body, status, detail)
+	}
+}
+
+func TestAPIKeysRequired(t *testing.T) {
+	f := newFixture(t, api.WithAPIKeys(keyA, keyB))
+	for _, c := range []struct {
+		name, authorization, challenge string
+	}{
+		{"no header", "", `Bearer realm="genpipe"`},
+		{"another scheme", "Basic " + keyA, `Bearer realm="genpipe"`},
+		{"unknown key", "Bearer " + keyA + "x", `Bearer realm="genpipe", error="invalid_token"`},
+		{"scheme only", "Bearer ", `Bearer realm="genpipe"`}, // the trailing space does not survive HTTP
+		{"blank key", "Bearer  \t ", `Bearer realm="genpipe"`},
+		{"padded key", "Bearer  " + keyA + "x ", `Bearer realm="genpipe", error="invalid_token"`},
+		{"huge key", "Bearer " + strings.Repeat("k", 4096), `Bearer realm="genpipe", error="invalid_token"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			headers := map[string]string{}
+			if c.authorization != "" {
+				headers["Authorization"] = c.authorization
+			}
+			for _, path := range []string{"/v1/styles", "/v1/requests/" + uuid.NewString(), "/v1/requests/" + uuid.NewString() + "/events"} {
+				resp, body := f.do(t, http.MethodGet, path, nil, headers)
+				checkProblem(t, "GET "+path, resp, body, http.StatusUnauthorized, "key")
+				if got := resp.Header.Get("WWW-Authenticate"); got != c.challenge {
+					t.Errorf("GET %s: WWW-Authenticate %q; want %q", path, got, c.challenge)
+				}
+			}
+			for _, path := range []string{"/v1/uploads", "/v1/requests"} {
+				resp, body := f.do(t, http.MethodPost, path, map[string]string{"contentType": "image/png"}, headers)
+				checkProblem(t, "POST "+path, resp, body, http.StatusUnauthorized, "key")
+			}
+		})
+	}
+	for _, path := range []string{"/healthz", "/"} { // not part of the API: the page asks for the key itself
+		if resp, _ := f.do(t, http.MethodGet, path, nil, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s without a key: %s; want 200", path, resp.Status)
+		}
+	}
+	if resp, _ := f.do(t, http.MethodGet, "/v1/styles", nil, map[string]string{"Authorization": "bearer " + keyB}); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v1/styles with a valid key (scheme in lowercase): %s; want 200", resp.Status)
+	}
+}
+
+// A request is visible to the key that made it only; to another key it
+// is as unknown as an id never used, so ids cannot be probed.
+func TestAPIKeysOwnRequests(t *testing.T) {
+	f := newFixture(t, api.WithAPIKeys(keyA, keyB))
+	resp, upload := f.do(t, http.MethodPost, "/v1/uploads", map[string]string{"contentType": "image/png"}, bearer(keyA))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v1/uploads with a key: %s %v", resp.Status, upload)
+	}
+	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "mine only"}
+	resp, accepted := f.do(t, http.MethodPost, "/v1/requests", body, bearer(keyA))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/requests with key A: %s %v", resp.Status, accepted)
+	}
+	id := accepted["id"].(string)
+
+	if resp, view := f.do(t, http.MethodGet, "/v1/requests/"+id, nil, bearer(keyA)); resp.StatusCode != http.StatusOK || view["id"] != id {
+		t.Fatalf("GET own request: %s %v; want 200", resp.Status, view)
+	}
+	unknownID := uuid.NewString()
+	_, unknown := f.do(t, http.MethodGet, "/v1/requests/"+unknownID, nil, bearer(keyB))
+	for _, path := range []string{"/v1/requests/" + id, "/v1/requests/" + id + "/events"} {
+		resp, other := f.do(t, http.MethodGet, path, nil, bearer(keyB))
+		checkProblem(t, "GET with another key "+path, resp, other, http.StatusNotFound, "not found")
+		if strings.ReplaceAll(other["detail"].(string), id, "ID") != strings.ReplaceAll(unknown["detail"].(string), unknownID, "ID") {
+			t.Errorf("another key's request reads %q, an unknown one %q: they must not differ but for the id", other["detail"], unknown["detail"])
+		}
+	}
+	stream := f.openStream(t, id, keyA)
+	stream.Body.Close()
+
+	// The store keeps a hash of the key as the owner, never the key.
+	stored, err := f.store.Request(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(keyA))
+	if stored.Owner != hex.EncodeToString(sum[:]) {
+		t.Errorf("stored owner %q; want the hex SHA-256 of the key", stored.Owner)
+	}
+	files, _ := filepath.Glob(filepath.Join(f.dir, "api.db*"))
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte(keyA)) {
+			t.Errorf("database file %s holds the API key itself", filepath.Base(file))
+		}
+	}
+}
+
+func (f *fixture) openStream(t *testing.T, id, key string) *http.Response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.server.URL+"/v1/requests/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("SSE of own request: %s %s; want 200 text/event-stream", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	return resp
+}
+
+// Two keys may use one Idempotency-Key without meeting: each gets its own
+// request, and each retry its own answer.
+func TestAPIKeysScopeIdempotencyKeys(t *testing.T) {
+	f := newFixture(t, api.WithAPIKeys(keyA, keyB))
+	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "same body, same key"}
+	ids := map[string]any{}
+	for _, key := range []string{keyA, keyB, keyA, keyB} {
+		headers := bearer(key)
+		headers["Idempotency-Key"] = "shared-idempotency-key"
+		resp, out := f.do(t, http.MethodPost, "/v1/requests", body, headers)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST with key %s: %s %v", key, resp.Status, out)
+		}
+		if first, ok := ids[key]; ok && first != out["id"] {
+			t.Fatalf("retry with key %s got id %v; first got %v", key, out["id"], first)
+		}
+		ids[key] = out["id"]
+	}
+	if ids[keyA] == ids[keyB] {
+		t.Fatalf("two keys with one Idempotency-Key share request %v", ids[keyA])
+	}
+}
+
+// Webhook URLs that point inside a network are refused unless allowed,
+// whether the host is such an address or a name that resolves to one.
+func TestWebhookPrivateAddressesRefused(t *testing.T) {
+	f := newFixture(t)
+	objectID := uploaded(t)
+	for _, hook := range []string{
+		"http://127.0.0.1:8080/hook",
+		"http://localhost/hook", // a name: resolved
+		"http://[::1]/hook",
+		"http://10.1.2.3/hook",
+		"http://172.16.0.9/hook",
+		"https://192.168.1.1/hook",
+		"http://169.254.169.254/latest/meta-data/",
+		"http://[fe80::1%25eth0]/hook",
+		"http://[fd12:3456::1]/hook",
+		"http://0.0.0.0:9000/hook",
+		"http://224.0.0.1/hook",
+		"http://[::ffff:127.0.0.1]/hook",
+		"http://100.100.100.200/hook",
+	} {
+		resp, out := f.post(t, map[string]string{"objectId": objectID, "style": "minimal", "description": "d", "webhookUrl": hook}, "")
+		checkProblem(t, hook, resp, out, http.StatusBadRequest, "webhooks may not call private networks")
+	}
+	resp, out := f.post(t, map[string]string{"objectId": objectID, "style": "minimal", "description": "d",
+		"webhookUrl": "https://93.184.215.14/hook"}, "")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("public webhook address: %s %v; want 202", resp.Status, out)
+	}
+
+	allowing := newFixture(t, api.WithAllowPrivateWebhooks(true))
+	resp, out = allowing.post(t, map[string]string{"objectId": objectID, "style": "minimal", "description": "d",
+		"webhookUrl": "http://127.0.0.1:8080/hook"}, "")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("loopback webhook with private webhooks allowed: %s %v; want 202", resp.Status, out)
+	}
+}
+
+// Every input has a size limit, and each refusal says which.
+func TestInputSizeLimits(t *testing.T) {
+	const maxUpload = 4096
+	f := newFixture(t, api.WithMaxUploadSize(maxUpload))
+	uploads := []struct {
+		length int64
+		status int
+		detail string
+	}{
+		{maxUpload + 1, http.StatusRequestEntityTooLarge, "the most is 4096"},
+		{-1, http.StatusBadRequest, "contentLength"},
+	}
+	for _, c := range uploads {
+		resp, out := f.do(t, http.MethodPost, "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": c.length}, nil)
+		checkProblem(t, "upload declaring its length", resp, out, c.status, c.detail)
+	}
+	if resp, out := f.do(t, http.MethodPost, "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": maxUpload}, nil); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload of the largest size: %s %v; want 201", resp.Status, out)
+	}
+
+	// The presigned PUT cannot bound the size, so the request checks what was stored.
+	big := uuid.NewString()
+	if err := objects.Put(t.Context(), genpipe.UploadKey(big), genpipe.ContentTypePNG, noisyPNG(t, 64)); err != nil {
+		t.Fatal(err)
+	}
+	resp, out := f.post(t, map[string]string{"objectId": big, "style": "minimal", "description": "too big"}, "")
+	checkProblem(t, "request with an oversized upload", resp, out, http.StatusRequestEntityTooLarge, "the most is 4096")
+
+	valid := func(field, value string) map[string]string {
+		m := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "d"}
+		m[field] = value
+		return m
+	}
+	for _, c := range []struct {
+		name   string
+		body   map[string]string
+		key    string
+		detail string
+	}{
+		{"long title", valid("title", strings.Repeat("t", 201)), "", "title is over 200"},
+		{"long webhook URL", valid("webhookUrl", "https://93.184.215.14/"+strings.Repeat("p", 2048)), "", "over 2048"},
+		{"long Idempotency-Key", valid("style", "minimal"), strings.Repeat("k", 201), "Idempotency-Key is over 200"},
+		{"control character", valid("description", "nul\x00byte"), "", "control character"},
+		{"non-ASCII Idempotency-Key", valid("style", "minimal"), "ключ", "printable ASCII"},
+		{"non-canonical objectId", valid("objectId", "{"+uuid.NewString()+"}"), "", "not an id"},
+	} {
+		resp, out := f.post(t, c.body, c.key)
+		checkProblem(t, c.name, resp, out, http.StatusBadRequest, c.detail)
+	}
+}
+
+// noisyPNG is a side×side PNG that does not compress: a few bytes a pixel.
+func noisyPNG(t *testing.T, side int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, side, side))
+	x := uint32(1)
+	for i := range img.Pix {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		img.Pix[i] = uint8(x)
+	}
+	img.Set(0, 0, color.RGBA{A: 255})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

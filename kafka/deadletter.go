@@ -1,0 +1,187 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/backoff"
+)
+
+// Headers of a dead letter: the record keeps its key and value, and these
+// say where it came from and why it was set aside.
+const (
+	HeaderReason    = "genpipe-dlq-reason"
+	HeaderStage     = "genpipe-dlq-stage"
+	HeaderAttempts  = "genpipe-dlq-attempts"
+	HeaderTopic     = "genpipe-dlq-topic"
+	HeaderPartition = "genpipe-dlq-partition"
+	HeaderOffset    = "genpipe-dlq-offset"
+	HeaderAt        = "genpipe-dlq-at"
+	// HeaderReplayedFrom marks a record `genpipe dlq replay` wrote back to
+	// its topic: the dead letter's id (partition:offset).
+	HeaderReplayedFrom = "genpipe-replayed-from"
+)
+
+// DeadLetters is the dead-letter topic, written through a Producer.
+type DeadLetters struct {
+	p     *Producer
+	topic string
+}
+
+// NewDeadLetters returns the dead-letter queue on topic.
+func NewDeadLetters(p *Producer, topic string) *DeadLetters { return &DeadLetters{p: p, topic: topic} }
+
+// SendDeadLetter writes d to the dead-letter topic (acks=all), under the
+// record's own key, or the source partition and offset for a keyless one.
+func (q *DeadLetters) SendDeadLetter(ctx context.Context, d genpipe.DeadLetter) error {
+	key := string(d.Key)
+	if key == "" {
+		key = fmt.Sprintf("%s/%d/%d", d.Topic, d.Partition, d.Offset)
+	}
+	return q.p.PublishHeaders(ctx, q.topic, key, d.Value, map[string]string{
+		HeaderReason:    d.Reason,
+		HeaderStage:     d.Stage,
+		HeaderAttempts:  strconv.Itoa(d.Attempts),
+		HeaderTopic:     d.Topic,
+		HeaderPartition: strconv.Itoa(int(d.Partition)),
+		HeaderOffset:    strconv.FormatInt(d.Offset, 10),
+		HeaderAt:        d.At.UTC().Format(time.RFC3339Nano),
+	})
+}
+
+// DeadLetterHandler adapts a stage handler to the engine: a record whose
+// handler returns a *genpipe.DeadLetterError goes to dlq before the handler
+// counts as done, so it is committed only once it is in the dead-letter
+// topic. Kafka being away is retried until ctx ends (the record is then
+// handled again by the partition's next owner).
+func DeadLetterHandler(dlq genpipe.DeadLetterQueue, stage string, handle func(context.Context, []byte) error,
+	log *slog.Logger) func(context.Context, *kgo.Record) error {
+	return func(ctx context.Context, r *kgo.Record) error {
+		err := handle(ctx, r.Value)
+		var dl *genpipe.DeadLetterError
+		if !errors.As(err, &dl) {
+			return err
+		}
+		d := genpipe.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
+			Stage: stage, Reason: dl.Reason, Attempts: dl.Attempts, At: time.Now()}
+		for attempt := 1; ; attempt++ {
+			serr := dlq.SendDeadLetter(ctx, d)
+			if serr == nil {
+				log.Warn("record sent to the dead-letter topic", "stage", stage, "topic", r.Topic,
+					"partition", r.Partition, "offset", r.Offset, "reason", dl.Reason, "attempts", dl.Attempts)
+				return nil
+			}
+			log.Warn("dead-letter publish failed, retrying", "stage", stage, "offset", r.Offset, "attempt", attempt, "err", serr)
+			if err := backoff.Sleep(ctx, backoff.Default.Delay(attempt)); err != nil {
+				return fmt.Errorf("dead letter of %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, serr)
+			}
+		}
+	}
+}
+
+// StoredDeadLetter is a dead letter as read back from the topic.
+type StoredDeadLetter struct {
+	genpipe.DeadLetter
+	ID string // partition:offset in the dead-letter topic
+}
+
+// ReadDeadLetters reads every record of the dead-letter topic, oldest
+// first per partition, up to the end offsets when it started.
+func ReadDeadLetters(ctx context.Context, brokers []string, topic string) ([]StoredDeadLetter, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DisableClientMetrics())
+	if err != nil {
+		return nil, fmt.Errorf("kafka: read dead letters: %w", err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: end offsets of %s: %w", topic, err)
+	}
+	start := map[string]map[int32]kgo.Offset{topic: {}}
+	remaining := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			start[topic][o.Partition] = kgo.NewOffset().AtStart()
+			remaining[o.Partition] = o.Offset
+		}
+	})
+	var out []StoredDeadLetter
+	if len(remaining) == 0 {
+		return out, nil
+	}
+	cl.AddConsumePartitions(start)
+	for len(remaining) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("kafka: read dead letters: %w", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			end, ok := remaining[r.Partition]
+			if !ok || r.Offset >= end {
+				return
+			}
+			out = append(out, parseDeadLetter(r))
+			if r.Offset+1 >= end {
+				delete(remaining, r.Partition)
+			}
+		})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out, nil
+}
+
+func parseDeadLetter(r *kgo.Record) StoredDeadLetter {
+	h := map[string]string{}
+	for _, kv := range r.Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	d := StoredDeadLetter{ID: fmt.Sprintf("%d:%d", r.Partition, r.Offset)}
+	d.Key, d.Value = r.Key, r.Value
+	d.Reason, d.Stage, d.Topic = h[HeaderReason], h[HeaderStage], h[HeaderTopic]
+	d.Attempts, _ = strconv.Atoi(h[HeaderAttempts])
+	p, _ := strconv.Atoi(h[HeaderPartition])
+	d.Partition = int32(p)
+	d.Offset, _ = strconv.ParseInt(h[HeaderOffset], 10, 64)
+	if d.At, _ = time.Parse(time.RFC3339Nano, h[HeaderAt]); d.At.IsZero() {
+		d.At = r.Timestamp
+	}
+	return d
+}
+
+// ReplayDeadLetter writes d back to the topic it came from, under its key.
+// A genpipe event gets its Replay raised by one, so a stage that failed
+// for good is tried again (and a second replay of the same dead letter
+// does not pay twice: it carries the same generation). A record that is
+// not an event (poison) goes back as it was, for a build that reads it.
+func ReplayDeadLetter(ctx context.Context, p *Producer, d StoredDeadLetter) error {
+	if d.Topic == "" {
+		return fmt.Errorf("dead letter %s has no source topic", d.ID)
+	}
+	value := d.Value
+	if e, err := genpipe.DecodeEvent(d.Value); err == nil {
+		e.Replay++
+		if value, err = genpipe.EncodeEvent(e); err != nil {
+			return fmt.Errorf("replay %s: %w", d.ID, err)
+		}
+	}
+	key := string(d.Key)
+	if key == "" {
+		key = d.ID
+	}
+	if err := p.PublishHeaders(ctx, d.Topic, key, value, map[string]string{HeaderReplayedFrom: d.ID}); err != nil {
+		return fmt.Errorf("replay %s to %s: %w", d.ID, d.Topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/backoff"
+)
+
+// outcome is how a stage ended for one request.
+type outcome struct {
+	state    genpipe.ClaimState // ClaimDone or ClaimFailed
+	output   string             // done: the stage's output; failed: the reason
+	attempts int                // AI calls made by this handling; 0 when another worker did the work
+}
+
+// work is a stage's AI call with its retries: the output to record, the
+// attempts made, and the error that ended them. c is the claim it runs
+// under: c.Takes > 1 means a worker died holding it, maybe after the AI had
+// already answered, so work may first look for that answer's traces.
+type work func(ctx context.Context, c genpipe.Claim) (output string, attempts int, err error)
+
+// owners names the handlings of one process: host, pid and a random part,
+// then a sequence number, so that two handlings of one request (a
+// duplicate record, or a record handled again after a rebalance) never
+// share a claim.
+type owners struct {
+	prefix string
+	seq    atomic.Uint64
+}
+
+func newOwners() *owners {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	rand.Read(b)
+	return &owners{prefix: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))}
+}
+
+func (o *owners) next() string { return fmt.Sprintf("%s-%d", o.prefix, o.seq.Add(1)) }
+
+// once runs do for the request's stage at most once successfully across
+// every worker: it claims (request, stage) first, and when the claim is
+// already done or failed it returns that outcome without calling the AI,
+// so the caller re-emits the result downstream. While another live worker
+// holds the claim, it waits for that one to finish or for its lease to
+// expire. It returns an error only when ctx ends.
+func (s *stage) once(ctx context.Context, id string, replay int, do work) (outcome, error) {
+	req := genpipe.ClaimRequest{RequestID: id, Stage: s.name, Owner: s.owners.next(), Lease: s.lease, Replay: replay}
+	for {
+		var c genpipe.Claim
+		err := s.retryStore(ctx, "claim", id, func() (err error) {
+			c, err = s.claims.ClaimStage(ctx, req)
+			return err
+		})
+		if err != nil {
+			return outcome{}, err
+		}
+		switch c.State {
+		case genpipe.ClaimTaken:
+			if c.Takes > 1 {
+				s.logger.Info("taking over a claim", "stage", s.name, "request", id, "takes", c.Takes, "replay", replay)
+			}
+			return s.run(ctx, req, c, do)
+		case genpipe.ClaimDone:
+			s.logger.Info("already done: re-emitting its result, no AI call", "stage", s.name, "request", id)
+			return outcome{state: genpipe.ClaimDone, output: c.Output}, nil
+		case genpipe.ClaimFailed:
+			return outcome{state: genpipe.ClaimFailed, output: c.Reason}, nil
+		}
+		// Held by another worker: poll until it finishes or its lease
+		// runs out (then the next ClaimStage takes over).
+		wait := min(max(time.Until(c.LeaseUntil), 0)+10*time.Millisecond, s.heldPoll)
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return outcome{}, err
+		}
+	}
+}
+
+// run does the work under a claim this handling holds, renewing its lease
+// meanwhile, and records the outcome.
+func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Claim, do work) (outcome, error) {
+	renewCtx, stopRenew := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		s.renew(renewCtx, req)
+	}()
+	output, attempts, err := do(ctx, c)
+	stopRenew()
+	<-renewed
+	if ctx.Err() != nil {
+		// Interrupted (a revoke or shutdown ran out of time): hand the
+		// claim back so the partition's next owner need not wait for
+		// the lease.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := s.claims.ReleaseClaim(rctx, req.RequestID, req.Stage, req.Owner); rerr != nil {
+			s.logger.Warn("releasing an interrupted claim; it frees when its lease ends", "stage", s.name, "request", req.RequestID, "err", rerr)
+		}
+		return outcome{}, ctx.Err()
+	}
+	o := outcome{state: genpipe.ClaimDone, output: output, attempts: attempts}
+	if err != nil {
+		o.state, o.output = genpipe.ClaimFailed, failure(s.what, attempts, err)
+	}
+	ferr := s.retryStore(ctx, "finish claim", req.RequestID, func() error {
+		err := s.claims.FinishClaim(ctx, req.RequestID, req.Stage, req.Owner, o.state, o.output)
+		if genpipe.ErrorCode(err) == genpipe.ECONFLICT {
+			// Our lease lapsed (renewals failed) and another worker took
+			// over: it records its own outcome; ours still goes downstream.
+			s.logger.Warn("claim taken over while the AI call ran", "stage", s.name, "request", req.RequestID)
+			return nil
+		}
+		return err
+	})
+	return o, ferr
+}
+
+// renew extends the lease every third of it until ctx ends.
+func (s *stage) renew(ctx context.Context, req genpipe.ClaimRequest) {
+	tick := time.NewTicker(s.lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := s.claims.RenewClaim(ctx, req.RequestID, req.Stage, req.Owner, s.lease)
+		if err != nil && ctx.Err() == nil {
+			s.logger.Warn("renewing a claim failed", "stage", s.name, "request", req.RequestID, "err", err)
+		}
+	}
+}
+
+// retryStore runs op until it succeeds, fails with a user error (a bug:
+// returned at once), or ctx ends: the status database being away is not
+// a reason to drop a request or to pay for its call twice.
+func (s *stage) retryStore(ctx context.Context, what, id string, op func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := op()
+		if err == nil || genpipe.ErrorCode(err) != genpipe.EINTERNAL {
+			return err
+		}
+		s.logger.Warn("status database failed, retrying", "stage", s.name, "op", what, "request", id, "attempt", attempt, "err", err)
+		if serr := backoff.Sleep(ctx, s.publishRetry.Delay(attempt)); serr != nil {
+			return fmt.Errorf("%s: %s %s: %w", s.name, what, id, err)
+		}
+	}
+}

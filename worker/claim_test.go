@@ -1,0 +1,258 @@
+package worker_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/worker"
+)
+
+// claimedStage is one stage's handler over a claim store the test shares,
+// with the AI's /stats and a record for the stage.
+type claimedStage struct {
+	handle  func(context.Context, []byte) error
+	stats   func() aisim.Stats
+	value   []byte
+	id      string
+	job     genpipe.Job
+	topics  genpipe.Topics
+	claims  genpipe.ClaimStore
+	working genpipe.Status
+}
+
+func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, latency time.Duration, opts ...worker.Option) claimedStage {
+	t.Helper()
+	log, _ := newLogger(t)
+	opts = append([]worker.Option{worker.WithLogger(log), worker.WithHeldPoll(20 * time.Millisecond)}, opts...)
+	cs := claimedStage{id: uuid.NewString(), topics: newTopics(t), claims: claims}
+	cs.job = genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
+	switch stage {
+	case "check":
+		svc, ai := checkAI(t, aisim.WithLatency(latency))
+		cs.handle = worker.NewCheck(ai, objects, publisher, claims, cs.topics, opts...).Handle
+		cs.stats, cs.working = svc.Stats, genpipe.StatusChecking
+		cs.value = jobEvent(t, genpipe.EventSubmitted, cs.id, cs.job)
+	case "generate":
+		svc, ai := generateAI(t, aisim.WithLatency(latency))
+		cs.handle = worker.NewGenerate(ai, objects, publisher, claims, cs.topics, opts...).Handle
+		cs.stats, cs.working = svc.Stats, genpipe.StatusGenerating
+		cs.value = jobEvent(t, genpipe.EventChecked, cs.id, cs.job)
+	default:
+		t.Fatalf("unknown stage %q", stage)
+	}
+	return cs
+}
+
+// emitted is what the stage sent downstream for its request: checked
+// events (check) or done statuses (generate).
+func (cs claimedStage) emitted(t *testing.T) int {
+	t.Helper()
+	if cs.working == genpipe.StatusChecking {
+		return len(of(readAll(t, cs.topics.Checked), cs.id))
+	}
+	n := 0
+	for _, st := range statusesOf(t, of(readAll(t, cs.topics.Results), cs.id)) {
+		if st == genpipe.StatusDone {
+			n++
+		}
+	}
+	return n
+}
+
+func bothStages(t *testing.T, test func(t *testing.T, stage string)) {
+	for _, stage := range []string{"check", "generate"} {
+		t.Run(stage, func(t *testing.T) { test(t, stage) })
+	}
+}
+
+// A record handled again (a rebalance, a crash before the commit) finds
+// its stage done: the result goes downstream again, the AI is not paid again.
+func TestRedeliveryPaysOnce(t *testing.T) {
+	bothStages(t, func(t *testing.T, stage string) {
+		cs := newClaimedStage(t, stage, newClaims(t), 0)
+		for i := range 3 {
+			if err := cs.handle(ctxT(t), cs.value); err != nil {
+				t.Fatalf("Handle #%d: %v", i+1, err)
+			}
+		}
+		if st := cs.stats(); st.Calls != 1 {
+			t.Errorf("the AI got %d calls for 3 deliveries of one request; want 1", st.Calls)
+		}
+		if n := cs.emitted(t); n != 3 {
+			t.Errorf("the result went downstream %d times; want 3 (every delivery re-emits it)", n)
+		}
+	})
+}
+
+// Two workers handling the same request at once (a duplicate record, or a
+// record still running on the partition's old owner while its new owner
+// starts it): one calls the AI, the other waits for its outcome.
+func TestConcurrentDuplicatesPayOnce(t *testing.T) {
+	bothStages(t, func(t *testing.T, stage string) {
+		cs := newClaimedStage(t, stage, newClaims(t), 200*time.Millisecond)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if err := cs.handle(ctxT(t), cs.value); err != nil {
+					t.Errorf("Handle: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if st := cs.stats(); st.Calls != 1 {
+			t.Errorf("the AI got %d calls for 4 concurrent handlings of one request; want 1", st.Calls)
+		}
+		if n := cs.emitted(t); n != 4 {
+			t.Errorf("the result went downstream %d times; want 4", n)
+		}
+	})
+}
+
+// A worker that died holding a claim blocks the request only until its
+// lease ends; then another worker takes over and calls the AI once.
+func TestExpiredLeaseIsTakenOver(t *testing.T) {
+	bothStages(t, func(t *testing.T, stage string) {
+		cs := newClaimedStage(t, stage, newClaims(t), 0)
+		lease := 300 * time.Millisecond
+		dead, err := cs.claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "dead-worker", Lease: lease})
+		if err != nil || dead.State != genpipe.ClaimTaken {
+			t.Fatalf("ClaimStage for the dead worker = %+v, %v", dead, err)
+		}
+		start := time.Now()
+		if err := cs.handle(ctxT(t), cs.value); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		if waited := time.Since(start); waited < lease-50*time.Millisecond {
+			t.Errorf("took over after %v, before the dead worker's lease of %v ended", waited, lease)
+		}
+		if st := cs.stats(); st.Calls != 1 {
+			t.Errorf("the AI got %d calls; want 1", st.Calls)
+		}
+		after, err := cs.claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "probe", Lease: lease})
+		if err != nil || after.State != genpipe.ClaimDone || after.Takes != 2 {
+			t.Errorf("claim after the take-over = %+v, %v; want done, taken twice", after, err)
+		}
+	})
+}
+
+// An interrupted handling (a revoke or shutdown that ran out of time)
+// hands its claim back, so the partition's next owner starts at once
+// instead of waiting out the lease.
+func TestInterruptedHandlingReleasesClaim(t *testing.T) {
+	bothStages(t, func(t *testing.T, stage string) {
+		cs := newClaimedStage(t, stage, newClaims(t), time.Minute)
+		ctx, cancel := context.WithCancel(ctxT(t))
+		go func() {
+			for cs.stats().InFlight == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}()
+		if err := cs.handle(ctx, cs.value); err == nil {
+			t.Fatal("Handle with its context canceled during the AI call returned nil")
+		}
+		c, err := cs.claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "next-owner", Lease: time.Minute})
+		if err != nil || c.State != genpipe.ClaimTaken {
+			t.Errorf("ClaimStage by the next owner = %+v, %v; want taken at once", c, err)
+		}
+	})
+}
+
+// A stage that failed for good goes to the dead-letter topic once; a
+// redelivery repeats the failed status without calling the AI; an
+// operator's replay (a newer Event.Replay) tries again.
+func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
+	bothStages(t, func(t *testing.T, stage string) {
+		claims := newClaims(t)
+		down := &failingAI{status: http.StatusServiceUnavailable, detail: "GPU pool drained"}
+		url := serve(t, down)
+		log, _ := newLogger(t)
+		policy := backoff.Policy{Attempts: 2, Base: time.Millisecond, Max: 2 * time.Millisecond}
+		topics := newTopics(t)
+		var handle func(context.Context, []byte) error
+		var typ genpipe.EventType
+		if stage == "check" {
+			handle, typ = worker.NewCheck(aiclient.NewChecker(url), objects, publisher, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventSubmitted
+		} else {
+			handle, typ = worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventChecked
+		}
+		id := uuid.NewString()
+		job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
+		replay := func(n int) []byte {
+			e := genpipe.NewJobEvent(typ, id, job, time.Now())
+			e.Replay = n
+			v, err := genpipe.EncodeEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+
+		wantDeadLetter(t, handle(ctxT(t), replay(0)), 2)
+		if err := handle(ctxT(t), replay(0)); err != nil { // a redelivery
+			t.Fatalf("Handle of a redelivered failed record = %v; want nil (already in the dead-letter topic)", err)
+		}
+		if n := down.calls.Load(); n != 2 {
+			t.Fatalf("the AI got %d calls after a failure and a redelivery; want 2", n)
+		}
+		wantDeadLetter(t, handle(ctxT(t), replay(1)), 2) // the operator replays; the AI is still down
+		if n := down.calls.Load(); n != 4 {
+			t.Fatalf("the AI got %d calls after a replay; want 4", n)
+		}
+		statuses := statusesOf(t, of(readAll(t, topics.Results), id))
+		if n := len(slices.DeleteFunc(statuses, func(s genpipe.Status) bool { return s != genpipe.StatusFailed })); n != 3 {
+			t.Errorf("%d failed statuses; want 3, one per delivery", n)
+		}
+
+		// The AI is back: a newer replay succeeds, and a redelivery of it
+		// does not pay again.
+		cs := newClaimedStage(t, stage, claims, 0)
+		cs.id, cs.job = id, job
+		cs.value = replay(2)
+		for range 2 {
+			if err := cs.handle(ctxT(t), cs.value); err != nil {
+				t.Fatalf("Handle of replay 2: %v", err)
+			}
+		}
+		if st := cs.stats(); st.Calls != 1 {
+			t.Errorf("the recovered AI got %d calls for replay 2 delivered twice; want 1", st.Calls)
+		}
+	})
+}
+
+// A generate worker that dies after the AI answered and before it recorded
+// the outcome leaves the claim running, with the slide already written:
+// the worker that takes over finds the files and does not pay again.
+func TestTakeOverFindsWrittenSlide(t *testing.T) {
+	cs := newClaimedStage(t, "generate", newClaims(t), 0)
+	if err := cs.handle(ctxT(t), cs.value); err != nil { // the dead worker's call: files written
+		t.Fatal(err)
+	}
+	claims := newClaims(t) // its outcome never recorded
+	lease := 200 * time.Millisecond
+	if c, err := claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.StageGenerate, Owner: "dead-worker", Lease: lease}); err != nil || c.State != genpipe.ClaimTaken {
+		t.Fatalf("ClaimStage for the dead worker = %+v, %v", c, err)
+	}
+	log, _ := newLogger(t)
+	svc, ai := generateAI(t)
+	next := worker.NewGenerate(ai, objects, publisher, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
+	if err := next.Handle(ctxT(t), cs.value); err != nil {
+		t.Fatal(err)
+	}
+	if n := svc.Stats().Calls; n != 0 {
+		t.Errorf("the worker that took over called the AI %d times; want 0 (the slide was written)", n)
+	}
+	if n := cs.emitted(t); n != 2 {
+		t.Errorf("done went downstream %d times; want 2", n)
+	}
+}
