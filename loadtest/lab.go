@@ -55,7 +55,7 @@ const (
 	// DefaultDrainTimeout bounds, unscaled, how long a profile run waits
 	// after its last request was produced for the rest to complete; what
 	// has not completed by then is lost.
-	DefaultDrainTimeout = 20 * time.Minute
+	DefaultDrainTimeout = time.Hour
 )
 
 // Progress is a snapshot of a profile run, for progress lines.

@@ -194,7 +194,7 @@ func hline(y, x0, x1 float64, c color.Color, dashes ...vg.Length) *plotter.Line 
 // completionsPlot draws completions per second over time, one line per
 // profile, with a dashed horizontal line at each distinct maxRps.
 func completionsPlot(r Report) *plot.Plot {
-	p := newPlot("Completions per second", "time since first produce (s, unscaled)", "completions (requests/s)")
+	p := newPlot("Completions per second (6 s moving average)", "time since first produce (s, unscaled)", "completions (requests/s)")
 	top, seconds := 0.0, 0
 	for i, res := range r.Results {
 		xys := perSecond(res.CompletionsPerSecond)
@@ -236,13 +236,28 @@ func completionsPlot(r Report) *plot.Plot {
 // shows as a line.
 func perSecond(series []float64) plotter.XYs {
 	xys := make(plotter.XYs, len(series))
-	for s, v := range series {
-		xys[s] = plotter.XY{X: float64(s), Y: finite(v)}
+	for s := range series {
+		xys[s] = plotter.XY{X: float64(s), Y: trailingMean(series, s, smoothSeconds)}
 	}
 	if len(xys) == 1 {
 		xys = append(xys, plotter.XY{X: 1, Y: xys[0].Y})
 	}
 	return xys
+}
+
+// smoothSeconds is the window of the completions chart's moving average:
+// a 3 s stage completes in waves, and per-second counts would draw them
+// as a comb that hides the rate; a multiple of 3 s evens them out.
+const smoothSeconds = 6
+
+// trailingMean is the mean of series over the window ending at i.
+func trailingMean(series []float64, i, window int) float64 {
+	from := max(i-window+1, 0)
+	sum := 0.0
+	for _, v := range series[from : i+1] {
+		sum += finite(v)
+	}
+	return sum / float64(i+1-from)
 }
 
 // maxRpsLine is one dashed capacity line and its legend label.
@@ -616,7 +631,7 @@ func printable(s string) string {
 // look for.
 var chartTexts = map[string][2]string{
 	chartCompletions: {"Completions per second",
-		"One line per profile; the dashed line is maxRps, the AI's capacity limit. " +
+		"One line per profile, a 6 s moving average; the dashed line is maxRps, the AI's capacity limit. " +
 			"Look at how close each profile stays to it, and at naive's stalls and bursts " +
 			"(rebalances, batches consumed again)."},
 	chartPartitions: {"Records per partition of the requests topic",

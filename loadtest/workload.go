@@ -15,7 +15,7 @@ const (
 
 // Defaults of a workload.
 const (
-	DefaultBurstSize = 64
+	DefaultBurstSize = 128
 	DefaultRequests  = 2560
 	// DefaultOverload is the offered rate when Rate is 0, as a multiple of
 	// the scenario's maxRps: a little above the limit, so that a pipeline
