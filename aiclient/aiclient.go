@@ -21,6 +21,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/genpipe/genpipe"
 )
 
@@ -39,6 +42,7 @@ type config struct {
 	client  *http.Client
 	timeout time.Duration
 	logger  *slog.Logger
+	tracer  trace.Tracer
 }
 
 // WithHTTPClient sets the HTTP client. The default has its own transport
@@ -62,6 +66,14 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
+// WithTracerProvider traces each call: a client span per call, named after
+// the service, as a child of the span in the call's context, and a W3C
+// traceparent header so that a traced AI service continues the request's
+// trace. The default is a no-op provider: no spans, no header.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tracer = tp.Tracer("github.com/genpipe/genpipe/aiclient") }
+}
+
 func newConfig(opts []Option) config {
 	c := config{timeout: DefaultTimeout}
 	for _, o := range opts {
@@ -72,6 +84,9 @@ func newConfig(opts []Option) config {
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.tracer == nil {
+		c.tracer = noop.NewTracerProvider().Tracer("")
 	}
 	return c
 }
@@ -96,7 +111,7 @@ func NewChecker(baseURL string, opts ...Option) *Checker {
 // error: it is a verdict with Pass false and a Reason.
 func (c *Checker) Check(ctx context.Context, in genpipe.CheckInput) (genpipe.CheckVerdict, error) {
 	var v genpipe.CheckVerdict
-	if err := c.c.call(ctx, in.IdempotencyKey, in, &v); err != nil {
+	if err := c.c.call(ctx, in.RequestID, in.IdempotencyKey, in, &v); err != nil {
 		return genpipe.CheckVerdict{}, fmt.Errorf("aiclient: check %s: %w", in.RequestID, err)
 	}
 	return v, nil
@@ -120,7 +135,7 @@ func (g *Generator) Generate(ctx context.Context, in genpipe.GenerateInput) erro
 			Bytes int64 `json:"bytes"`
 		} `json:"outputs"`
 	}
-	if err := g.c.call(ctx, in.IdempotencyKey, in, &out); err != nil {
+	if err := g.c.call(ctx, in.RequestID, in.IdempotencyKey, in, &out); err != nil {
 		return fmt.Errorf("aiclient: generate %s: %w", in.RequestID, err)
 	}
 	for _, o := range []struct{ name, url string }{{"png", in.Outputs.PNG}, {"pdf", in.Outputs.PDF}, {"pptx", in.Outputs.PPTX}} {

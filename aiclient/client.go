@@ -14,6 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/genpipe/genpipe"
 )
 
@@ -27,9 +32,20 @@ type client struct {
 	cfg      config
 }
 
-// call POSTs in as JSON, with the idempotency key when not empty, and
-// decodes a 2xx answer into out (nil: discard).
-func (c *client) call(ctx context.Context, idempotencyKey string, in, out any) error {
+// call POSTs in as JSON for the request id, with the idempotency key when
+// not empty, and decodes a 2xx answer into out (nil: discard). It is traced
+// (see WithTracerProvider).
+func (c *client) call(ctx context.Context, id, idempotencyKey string, in, out any) (err error) {
+	ctx, span := c.cfg.tracer.Start(ctx, c.name+" call", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("genpipe.request.id", id), attribute.String("http.request.method", http.MethodPost),
+			attribute.String("url.full", c.endpoint)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, genpipe.ErrorMessage(err))
+		}
+		span.End()
+	}()
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
@@ -48,34 +64,38 @@ func (c *client) call(ctx context.Context, idempotencyKey string, in, out any) e
 	if idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", idempotencyKey)
 	}
+	// W3C trace context only: a header the AI service may read, nothing
+	// else of ours (baggage) leaves for it.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.cfg.client.Do(req)
 	if err != nil {
-		return c.failed(ctx, err)
+		return c.failed(ctx, id, err)
 	}
 	defer resp.Body.Close()
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		err = c.statusError(resp)
 	} else {
-		err = c.decode(ctx, resp.Body, out)
+		err = c.decode(ctx, id, resp.Body, out)
 	}
 	if err != nil {
-		c.cfg.logger.Debug("AI call failed", "service", c.name, "status", resp.StatusCode, "err", err)
+		c.cfg.logger.Debug("AI call failed", "service", c.name, "request", id, "status", resp.StatusCode, "err", err)
 	}
 	return err
 }
 
 // decode reads a successful answer into out.
-func (c *client) decode(ctx context.Context, body io.Reader, out any) error {
+func (c *client) decode(ctx context.Context, id string, body io.Reader, out any) error {
 	r := io.LimitReader(body, maxResponseBytes)
 	if out == nil {
 		if _, err := io.Copy(io.Discard, r); err != nil {
-			return c.failed(ctx, err)
+			return c.failed(ctx, id, err)
 		}
 		return nil
 	}
 	if err := json.NewDecoder(r).Decode(out); err != nil {
 		if ctx.Err() != nil {
-			return c.failed(ctx, err)
+			return c.failed(ctx, id, err)
 		}
 		return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s answered malformed JSON", c.name), err)
 	}
@@ -84,12 +104,12 @@ func (c *client) decode(ctx context.Context, body io.Reader, out any) error {
 
 // failed is a call that got no complete answer: a network error or a
 // timeout. Either may pass, so it is EUNAVAILABLE.
-func (c *client) failed(ctx context.Context, err error) error {
+func (c *client) failed(ctx context.Context, id string, err error) error {
 	msg := fmt.Sprintf("the %s is unreachable", c.name)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		msg = fmt.Sprintf("the %s did not answer in time", c.name)
 	}
-	c.cfg.logger.Debug("AI call failed", "service", c.name, "err", err)
+	c.cfg.logger.Debug("AI call failed", "service", c.name, "request", id, "err", err)
 	return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EUNAVAILABLE, "%s", msg), err)
 }
 

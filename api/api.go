@@ -14,6 +14,11 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/httpjson"
 )
@@ -51,6 +56,8 @@ type config struct {
 	pollEvery    time.Duration
 	heartbeat    time.Duration
 	ready        map[string]func(context.Context) error
+	metrics      http.Handler // nil: no /metrics
+	tracer       trace.Tracer // nil: no spans
 	logger       *slog.Logger
 	now          func() time.Time
 }
@@ -117,6 +124,20 @@ func WithReadinessCheck(name string, ping func(context.Context) error) Option {
 	return func(c *config) { c.ready[name] = ping }
 }
 
+// WithMetricsHandler serves h at GET /metrics (Prometheus), outside the API
+// key guard and the rate limit, as scrapers expect. The default is no
+// /metrics route.
+func WithMetricsHandler(h http.Handler) Option { return func(c *config) { c.metrics = h } }
+
+// WithTracerProvider traces every API request but the probes and /metrics:
+// a server span named after its route ("POST /v1/requests"), continuing the
+// client's W3C traceparent when it sends one. The span is in the request's
+// context, so the request's event carries it on through Kafka (with a
+// traced producer). The default is no tracing.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tracer = tp.Tracer("github.com/genpipe/genpipe/api") }
+}
+
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
@@ -157,7 +178,59 @@ func NewServer(store genpipe.RequestStore, objects genpipe.ObjectStore, publishe
 }
 
 // Handler returns the HTTP handler.
-func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+func (s *Server) Handler() http.Handler {
+	if s.cfg.tracer != nil {
+		return http.HandlerFunc(s.serveTraced)
+	}
+	return http.HandlerFunc(s.serveHTTP)
+}
+
+// untraced are the routes that would only add noise to traces.
+var untraced = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
+
+// serveTraced serves r under a server span continuing the client's trace.
+func (s *Server) serveTraced(w http.ResponseWriter, r *http.Request) {
+	_, route := s.mux.Handler(r)
+	if untraced[route] {
+		s.serveHTTP(w, r)
+		return
+	}
+	name := route
+	if name == "" {
+		name = r.Method // no route: the span name must stay low-cardinality
+	}
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := s.cfg.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", route),
+			attribute.String("url.path", r.URL.Path)))
+	defer span.End()
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.serveHTTP(sw, r.WithContext(ctx))
+	span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+	if sw.status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(sw.status))
+	}
+}
+
+// statusWriter keeps the status a handler writes. It forwards Flush, which
+// the SSE stream needs, and unwraps for http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveHTTP answers requests no route matches with problem+json too: the
 // mux decides 404 or 405 (and the Allow header), we write the body.
@@ -200,6 +273,9 @@ func (s *Server) routes() {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.metrics != nil {
+		s.mux.Handle("GET /metrics", s.cfg.metrics)
+	}
 	static, _ := fs.Sub(webFS, "web")
 	s.mux.Handle("GET /{$}", http.FileServerFS(static))
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/httpjson"
+	"github.com/genpipe/genpipe/netguard"
 )
 
 // packageDir is the working directory go test gave, read before TestMain
@@ -103,7 +104,7 @@ func checkAccepted(t *testing.T, s *Server, req *genpipe.Request, idempotencyKey
 
 func publicLiteral(host string) bool {
 	addr, err := netip.ParseAddr(host)
-	return err == nil && internalKind(addr) == ""
+	return err == nil && netguard.Kind(addr) == ""
 }
 
 func fakeLookup(_ context.Context, host string) ([]netip.Addr, error) {

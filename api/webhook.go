@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/netguard"
 )
 
 // maxWebhookURL bounds a webhook URL, in bytes.
@@ -52,7 +53,7 @@ func (s *Server) checkWebhookHost(ctx context.Context, raw string) error {
 		return err
 	}
 	for _, addr := range addrs {
-		if kind := internalKind(addr); kind != "" {
+		if kind := netguard.Kind(addr); kind != "" {
 			return genpipe.Errorf(genpipe.EINVALID,
 				"webhookUrl host %q is %s (%s): webhooks may not call private networks; use a public address", host, kind, addr)
 		}
@@ -78,39 +79,4 @@ func (s *Server) resolve(ctx context.Context, host string) ([]netip.Addr, error)
 		s.cfg.logger.Warn("resolve webhook host", "host", host, "err", err)
 		return nil, genpipe.Errorf(genpipe.EUNAVAILABLE, "could not resolve webhookUrl host %q now; retry later", host)
 	}
-}
-
-// internalPrefixes are ranges that netip's predicates do not name but that
-// reach inside a network all the same.
-var internalPrefixes = []struct {
-	prefix netip.Prefix
-	kind   string
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), "a \"this network\" address"},               // 0.x.x.x reaches the local host on Linux
-	{netip.MustParsePrefix("100.64.0.0/10"), "a shared (carrier-grade NAT) address"}, // also some clouds' metadata (100.100.100.200)
-	{netip.MustParsePrefix("255.255.255.255/32"), "the broadcast address"},
-}
-
-// internalKind says what kind of non-public address addr is, or "" for a
-// public one. An IPv4-mapped IPv6 address is judged as the IPv4 address.
-func internalKind(addr netip.Addr) string {
-	addr = addr.Unmap().WithZone("")
-	switch {
-	case addr.IsLoopback():
-		return "a loopback address"
-	case addr.IsPrivate():
-		return "a private address"
-	case addr.IsLinkLocalUnicast():
-		return "a link-local address"
-	case addr.IsUnspecified():
-		return "the unspecified address"
-	case addr.IsMulticast():
-		return "a multicast address"
-	}
-	for _, p := range internalPrefixes {
-		if p.prefix.Contains(addr) {
-			return p.kind
-		}
-	}
-	return ""
 }

@@ -32,10 +32,12 @@ type Burst struct {
 }
 
 // Inspect reads topic metadata, the group, per-partition record counts and
-// the keys of up to sample records from the start of the topic.
-func Inspect(ctx context.Context, brokers []string, topic, group string, sample int) (Live, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+// the keys of up to sample records from the start of the topic. opts are
+// how to connect (TLS, SASL: kafka.Conn.Opts), after brokers.
+func Inspect(ctx context.Context, brokers []string, topic, group string, sample int, opts ...kgo.Opt) (Live, error) {
+	opts = append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)
+	cl, err := kgo.NewClient(append(opts, kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return Live{}, fmt.Errorf("doctor: kafka client: %w", err)
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,7 +23,11 @@ type brokerConfig struct {
 	partitions        int32
 	minSessionTimeout time.Duration
 	log               *slog.Logger
+	tls               *tls.Config
+	users             []brokerUser
 }
+
+type brokerUser struct{ mechanism, user, password string }
 
 // BrokerOption configures StartBroker.
 type BrokerOption func(*brokerConfig)
@@ -61,6 +66,20 @@ func WithGroupMinSessionTimeout(d time.Duration) BrokerOption {
 // problems.
 func WithBrokerLogger(l *slog.Logger) BrokerOption { return func(c *brokerConfig) { c.log = l } }
 
+// WithBrokerTLS serves TLS with cfg (which holds the broker's certificate),
+// overriding the default of plaintext. kfake has one listener: every client
+// must then connect with TLS. With cfg.ClientAuth set, it checks client
+// certificates too.
+func WithBrokerTLS(cfg *tls.Config) BrokerOption { return func(c *brokerConfig) { c.tls = cfg } }
+
+// WithBrokerSASL requires every client to authenticate, and adds a user
+// allowed to do everything, with mechanism (SASLPlain, SASLScramSHA256 or
+// SASLScramSHA512), overriding the default of no authentication. Give it
+// once per user and mechanism.
+func WithBrokerSASL(mechanism, user, password string) BrokerOption {
+	return func(c *brokerConfig) { c.users = append(c.users, brokerUser{mechanism, user, password}) }
+}
+
 // StartBroker starts a one-node broker on 127.0.0.1 and returns once it
 // accepts connections. With WithDataDir it first loads what a previous broker
 // persisted there.
@@ -84,6 +103,15 @@ func StartBroker(opts ...BrokerOption) (*Broker, error) {
 	}
 	if cfg.log != nil {
 		kopts = append(kopts, kfake.WithLogger(kfakeLogger{cfg.log}))
+	}
+	if cfg.tls != nil {
+		kopts = append(kopts, kfake.TLS(cfg.tls))
+	}
+	if len(cfg.users) > 0 {
+		kopts = append(kopts, kfake.EnableSASL())
+	}
+	for _, u := range cfg.users {
+		kopts = append(kopts, kfake.Superuser(u.mechanism, u.user, u.password))
 	}
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {

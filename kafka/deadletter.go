@@ -76,11 +76,11 @@ func DeadLetterHandler(dlq genpipe.DeadLetterQueue, stage string, handle func(co
 		for attempt := 1; ; attempt++ {
 			serr := dlq.SendDeadLetter(ctx, d)
 			if serr == nil {
-				log.Warn("record sent to the dead-letter topic", "stage", stage, "topic", r.Topic,
+				log.Warn("record sent to the dead-letter topic", "stage", stage, "request", string(r.Key), "topic", r.Topic,
 					"partition", r.Partition, "offset", r.Offset, "reason", dl.Reason, "attempts", dl.Attempts)
 				return nil
 			}
-			log.Warn("dead-letter publish failed, retrying", "stage", stage, "offset", r.Offset, "attempt", attempt, "err", serr)
+			log.Warn("dead-letter publish failed, retrying", "stage", stage, "request", string(r.Key), "offset", r.Offset, "attempt", attempt, "err", serr)
 			if err := backoff.Sleep(ctx, backoff.Default.Delay(attempt)); err != nil {
 				return fmt.Errorf("dead letter of %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, serr)
 			}
@@ -95,9 +95,15 @@ type StoredDeadLetter struct {
 }
 
 // ReadDeadLetters reads every record of the dead-letter topic, oldest
-// first per partition, up to the end offsets when it started.
+// first per partition, up to the end offsets when it started. It uses a
+// plaintext connection to brokers; see Conn.ReadDeadLetters.
 func ReadDeadLetters(ctx context.Context, brokers []string, topic string) ([]StoredDeadLetter, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DisableClientMetrics())
+	return plainConn(brokers).ReadDeadLetters(ctx, topic)
+}
+
+// ReadDeadLetters is the package's ReadDeadLetters over c.
+func (c *Conn) ReadDeadLetters(ctx context.Context, topic string) ([]StoredDeadLetter, error) {
+	cl, err := kgo.NewClient(append(c.Opts(), kgo.DisableClientMetrics())...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: read dead letters: %w", err)
 	}
@@ -107,7 +113,7 @@ func ReadDeadLetters(ctx context.Context, brokers []string, topic string) ([]Sto
 		err = ends.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kafka: end offsets of %s: %w", topic, err)
+		return nil, c.fail("end offsets of "+topic, err)
 	}
 	start := map[string]map[int32]kgo.Offset{topic: {}}
 	remaining := map[int32]int64{}

@@ -13,6 +13,12 @@
 //     franz-go heartbeats in the background, and there is no
 //     max.poll.interval to outlast.
 //
+// A [Conn] says how a process connects to the cluster (brokers, client id,
+// TLS, SASL, compression, consumer group protocol); every client the process
+// creates goes through it, so none connects differently. The package
+// functions (NewProducer, EnsureTopics, Tail, ReadDeadLetters) connect in
+// plaintext with the defaults, for the embedded broker and tests.
+//
 // Delivery is at least once: a crash, a rebalance or a shutdown timeout can
 // hand a record to a handler again, so handlers must be idempotent (genpipe
 // claims every AI call per request and stage).

@@ -25,6 +25,7 @@ const DefaultDeliveryTimeout = 10 * time.Second
 // genpipe.Publisher and is safe for concurrent use.
 type Producer struct {
 	cl              *kgo.Client
+	conn            *Conn
 	deliveryTimeout time.Duration
 }
 
@@ -32,9 +33,9 @@ var _ genpipe.Publisher = (*Producer)(nil)
 
 type producerConfig struct {
 	linger          *time.Duration
-	clientID        string
 	log             *slog.Logger
 	deliveryTimeout time.Duration
+	hooks           []kgo.Hook // see WithProducerHooks
 }
 
 // ProducerOption configures NewProducer.
@@ -54,10 +55,6 @@ func WithLinger(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.linger = &d }
 }
 
-// WithClientID sets the client id the broker sees in its logs and quotas,
-// overriding franz-go's default "kgo".
-func WithClientID(id string) ProducerOption { return func(c *producerConfig) { c.clientID = id } }
-
 // WithProducerLogger sends franz-go's producer logs to l, overriding the
 // default of logging nothing. At info level franz-go logs connections and
 // metadata changes; at debug, every request.
@@ -72,9 +69,15 @@ func WithDeliveryTimeout(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.deliveryTimeout = d }
 }
 
-// NewProducer returns a producer for the cluster at brokers. It does not
-// connect until the first Publish or Ping.
+// NewProducer returns a producer for the plaintext cluster at brokers (see
+// Conn.NewProducer). It does not connect until the first Publish or Ping.
 func NewProducer(brokers []string, opts ...ProducerOption) (*Producer, error) {
+	return plainConn(brokers).NewProducer(opts...)
+}
+
+// NewProducer returns a producer that connects as c says. It does not
+// connect until the first Publish or Ping.
+func (c *Conn) NewProducer(opts ...ProducerOption) (*Producer, error) {
 	cfg := producerConfig{deliveryTimeout: DefaultDeliveryTimeout}
 	for _, o := range opts {
 		o(&cfg)
@@ -82,26 +85,27 @@ func NewProducer(brokers []string, opts ...ProducerOption) (*Producer, error) {
 	if cfg.deliveryTimeout <= 0 {
 		return nil, fmt.Errorf("kafka: new producer: delivery timeout %v, want more than 0", cfg.deliveryTimeout)
 	}
-	kopts := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+	// The connection's options first: the producer's own come after and
+	// win, so no connection setting can turn off acks=all or idempotence.
+	kopts := append(c.Opts(),
 		kgo.DisableClientMetrics(),         // KIP-714 telemetry: nothing reads it, and it delays Close after a broker restart
 		kgo.RequiredAcks(kgo.AllISRAcks()), // franz-go's default, stated because genpipe relies on it
 		kgo.RecordDeliveryTimeout(cfg.deliveryTimeout),
-	}
+	)
 	if cfg.linger != nil {
 		kopts = append(kopts, kgo.ProducerLinger(*cfg.linger))
 	}
-	if cfg.clientID != "" {
-		kopts = append(kopts, kgo.ClientID(cfg.clientID))
-	}
 	if cfg.log != nil {
 		kopts = append(kopts, kgo.WithLogger(kgoLogger{cfg.log}))
+	}
+	if len(cfg.hooks) > 0 {
+		kopts = append(kopts, kgo.WithHooks(cfg.hooks...))
 	}
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new producer: %w", err)
 	}
-	return &Producer{cl: cl, deliveryTimeout: cfg.deliveryTimeout}, nil
+	return &Producer{cl: cl, conn: c, deliveryTimeout: cfg.deliveryTimeout}, nil
 }
 
 // Publish writes value to topic under key and returns once the broker has
@@ -169,7 +173,7 @@ func publishError(topic string, err error) error {
 // readiness checks.
 func (p *Producer) Ping(ctx context.Context) error {
 	if err := p.cl.Ping(ctx); err != nil {
-		return fmt.Errorf("kafka: ping: %w: %w", err,
+		return fmt.Errorf("%w: %w", p.conn.fail("ping", err),
 			genpipe.Errorf(genpipe.EUNAVAILABLE, "the event queue is unavailable"))
 	}
 	return nil

@@ -188,3 +188,31 @@ func TestNewProducerRejectsBadTimeout(t *testing.T) {
 		t.Error("NewProducer accepted a zero delivery timeout")
 	}
 }
+
+// Whatever the connection settings, the producer keeps acks=all and
+// idempotence, and takes the connection's client id and compression.
+func TestProducerOverConnKeepsAcksAllAndIdempotence(t *testing.T) {
+	t.Parallel()
+	conn, err := NewConn([]string{"127.0.0.1:1"}, WithClientID("genpipe-worker"), WithCompression("zstd"),
+		WithSASL(SASLScramSHA256, "u", "p"), WithTLS(nil), WithGroupProtocol(GroupProtocolConsumer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := conn.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if acks := p.cl.OptValue(kgo.RequiredAcks).(kgo.Acks); acks != kgo.AllISRAcks() {
+		t.Errorf("acks %v, want all", acks)
+	}
+	if off := p.cl.OptValue(kgo.DisableIdempotentWrite); off != false {
+		t.Errorf("idempotent writes disabled: %v", off)
+	}
+	if id := p.cl.OptValue(kgo.ClientID); id != "genpipe-worker" {
+		t.Errorf("client id %v", id)
+	}
+	if c := p.cl.OptValue(kgo.ProducerBatchCompression).([]kgo.CompressionCodec); c[0] != kgo.ZstdCompression() {
+		t.Errorf("compression %v, want zstd first", c)
+	}
+}

@@ -45,22 +45,31 @@ func WithTailLogger(l *slog.Logger) TailOption { return func(c *tailConfig) { c.
 // genpipe never adds partitions to an existing topic (see EnsureTopics). If
 // the topic does not exist yet, Tail waits for it.
 //
-// Tail returns nil when ctx is done; fetch errors are logged and retried.
+// Tail returns nil when ctx is done; fetch errors are logged and retried,
+// except that it returns an error at once when the cluster refuses the
+// connection settings (credentials, certificates) while it looks up where
+// to start.
+//
+// Tail uses a plaintext connection to brokers; see Conn.Tail.
 func Tail(ctx context.Context, brokers []string, topic string, fn func(*kgo.Record), opts ...TailOption) error {
+	return plainConn(brokers).Tail(ctx, topic, fn, opts...)
+}
+
+// Tail is the package's Tail over c.
+func (c *Conn) Tail(ctx context.Context, topic string, fn func(*kgo.Record), opts ...TailOption) error {
 	cfg := tailConfig{from: time.Now(), log: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	start, err := tailStart(ctx, brokers, topic, cfg)
+	start, err := c.tailStart(ctx, topic, cfg)
 	if err != nil || start == nil {
 		return err
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+	cl, err := kgo.NewClient(append(c.Opts(),
 		kgo.DisableClientMetrics(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
 		kgo.WithLogger(kgoLogger{cfg.log}),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("kafka: tail %s: %w", topic, err)
 	}
@@ -91,11 +100,11 @@ func Tail(ctx context.Context, brokers []string, topic string, fn func(*kgo.Reco
 // offset looks the end up after the timestamp, so a record that lands between
 // the two lookups is skipped; listing the end first closes that gap. It
 // returns nil, nil if ctx is done first.
-func tailStart(ctx context.Context, brokers []string, topic string, cfg tailConfig) (map[int32]kgo.Offset, error) {
+func (c *Conn) tailStart(ctx context.Context, topic string, cfg tailConfig) (map[int32]kgo.Offset, error) {
 	const retryEvery = 100 * time.Millisecond
 	// A short MetadataMinAge, or franz-go answers from a cache that still
 	// says the topic is missing for 5s.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(retryEvery))
+	cl, err := kgo.NewClient(append(c.Opts(), kgo.MetadataMinAge(retryEvery))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: tail %s: %w", topic, err)
 	}
@@ -105,6 +114,9 @@ func tailStart(ctx context.Context, brokers []string, topic string, cfg tailConf
 		start, err := listTailStart(ctx, adm, topic, cfg.from)
 		if err == nil {
 			return start, nil
+		}
+		if isConnConfigError(err) {
+			return nil, c.fail("tail "+topic, err)
 		}
 		if !warned && ctx.Err() == nil {
 			cfg.log.Warn("kafka: tail: cannot find where to start yet, retrying", "topic", topic, "err", err)

@@ -19,8 +19,17 @@ import (
 // count: growing a topic moves keys to other partitions and would break the
 // per-request ordering of events, so it is an operator's decision.
 //
-// It retries until ctx is done; give it a deadline.
+// It retries until ctx is done (give it a deadline), except when the
+// cluster refuses the connection settings (credentials, certificates), which
+// no retry fixes.
+//
+// EnsureTopics uses a plaintext connection to brokers; see Conn.EnsureTopics.
 func EnsureTopics(ctx context.Context, brokers []string, partitions int32, topics ...string) error {
+	return plainConn(brokers).EnsureTopics(ctx, partitions, topics...)
+}
+
+// EnsureTopics is the package's EnsureTopics over c.
+func (c *Conn) EnsureTopics(ctx context.Context, partitions int32, topics ...string) error {
 	if len(topics) == 0 {
 		return nil
 	}
@@ -32,7 +41,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32, topic
 	// franz-go answers a metadata request from its cache for
 	// MetadataMinAge (5s by default), which would hide a topic we just
 	// created for that long.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(backoff))
+	cl, err := kgo.NewClient(append(c.Opts(), kgo.MetadataMinAge(backoff))...)
 	if err != nil {
 		return fmt.Errorf("kafka: ensure topics %v: %w", topics, err)
 	}
@@ -47,6 +56,9 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32, topic
 		if err == nil {
 			err = createTopics(ctx, adm, partitions, missing)
 		}
+		if isConnConfigError(err) {
+			return c.fail(fmt.Sprintf("ensure topics %v", topics), err)
+		}
 		if err == nil {
 			// Created (or being created by someone else): loop to
 			// wait until metadata shows them.
@@ -54,7 +66,7 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int32, topic
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kafka: ensure topics %v: %w (last error: %v)", topics, ctx.Err(), err)
+			return c.fail(fmt.Sprintf("ensure topics %v", topics), fmt.Errorf("%w (last error: %v)", ctx.Err(), err))
 		case <-time.After(backoff):
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,7 +80,12 @@ type Config struct {
 	// profile; default 1. Their capacity shares must add up to the AI's.
 	Workers int
 	// Brokers of a Kafka cluster to use; empty starts an embedded one.
-	Brokers      []string
+	Brokers []string
+	// Kafka says how to connect to Brokers (TLS, SASL, client id,
+	// compression, group protocol); the embedded broker ignores it. The
+	// naive and article profiles join their groups with the classic
+	// protocol whatever it says: they emulate the Java client's consumer.
+	Kafka        []kafka.ConnOption
 	DrainTimeout time.Duration  // unscaled; default DefaultDrainTimeout
 	Progress     func(Progress) // called about once a second while a profile runs
 	Logger       *slog.Logger   // default: warnings and errors to nowhere
@@ -117,14 +123,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	brokers := cfg.Brokers
+	brokers, connOpts := cfg.Brokers, cfg.Kafka
 	if len(brokers) == 0 {
 		b, err := kafka.StartBroker(kafka.WithGroupMinSessionTimeout(100 * time.Millisecond))
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: start broker: %w", err)
 		}
 		defer b.Close()
-		brokers = b.Addrs()
+		brokers, connOpts = b.Addrs(), nil
+	}
+	conn, err := kafka.NewConn(brokers, connOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	javaConn, err := kafka.NewConn(brokers, append(slices.Clone(connOpts), kafka.WithGroupProtocol(kafka.GroupProtocolClassic))...)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
 	}
 	rep := &Report{Scenario: sc.Name, Shape: cfg.Workload.shape(), TimeScale: cfg.TimeScale, StartedAt: time.Now()}
 	runID := randomID()
@@ -132,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		res, err := runProfile(ctx, cfg, brokers, p, runID, sched)
+		res, err := runProfile(ctx, cfg, conn, javaConn, p, runID, sched)
 		if err != nil {
 			return rep, fmt.Errorf("loadtest: profile %s: %w", p.name, err)
 		}
@@ -152,12 +166,14 @@ type event struct {
 
 var pad = strings.Repeat("x", 220)
 
-func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, runID string, sched []time.Duration) (Result, error) {
+// runProfile runs p; genpipe's clients connect with conn, the Java
+// emulation's with javaConn.
+func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p profile, runID string, sched []time.Duration) (Result, error) {
 	sc, t, log := cfg.Scenario, timing{scale: cfg.TimeScale}, cfg.Logger
 	prefix := fmt.Sprintf("lt-%s-%s", p.name, runID)
 	reqTopic, checkedTopic, resultsTopic := prefix+"-requests", prefix+"-checked", prefix+"-results"
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := kafka.EnsureTopics(ectx, brokers, int32(sc.Partitions), reqTopic, checkedTopic, resultsTopic)
+	err := conn.EnsureTopics(ectx, int32(sc.Partitions), reqTopic, checkedTopic, resultsTopic)
 	cancel()
 	if err != nil {
 		return Result{}, err
@@ -178,13 +194,13 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 
 	var out sender
 	if p.keyed {
-		kp, err := kafka.NewProducer(brokers, kafka.WithLinger(t.d(10*time.Millisecond)))
+		kp, err := conn.NewProducer(kafka.WithLinger(t.d(10 * time.Millisecond)))
 		if err != nil {
 			return Result{}, err
 		}
 		out = keyedSender{kp}
 	} else {
-		ks, err := newKeylessSender(brokers, t.d(javaLinger))
+		ks, err := newKeylessSender(javaConn, t.d(javaLinger))
 		if err != nil {
 			return Result{}, err
 		}
@@ -244,7 +260,7 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 		groups = append(groups, group)
 		if p.engine {
 			for range cfg.Workers {
-				es, err := newEngineStage(brokers, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, log)
+				es, err := newEngineStage(conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, log)
 				if err != nil {
 					return Result{}, err
 				}
@@ -254,7 +270,7 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 		}
 		h := s.handle
 		js := &javaStage{
-			brokers: brokers, group: group, topic: s.topic, members: sc.Partitions, partition: sc.Partitions,
+			conn: javaConn, group: group, topic: s.topic, members: sc.Partitions, partition: sc.Partitions,
 			maxPoll: p.maxPollRecords, t: t, events: events, log: log,
 			handle: func(ctx context.Context, r *kgo.Record) {
 				if err := h(ctx, r); err != nil && ctx.Err() == nil {
@@ -281,13 +297,12 @@ func runProfile(ctx context.Context, cfg Config, brokers []string, p profile, ru
 	defer stop()
 
 	// The completion collector reads the results topic without a group.
-	collector, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+	collector, err := kgo.NewClient(append(conn.Opts(),
 		kgo.DisableClientMetrics(),
 		kgo.ConsumeTopics(resultsTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(50*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return Result{}, err
 	}

@@ -82,14 +82,13 @@ func (s keyedSender) close() { s.p.Close() }
 // on, whether the records came in one burst or trickled in one at a time.
 type keylessSender struct{ cl *kgo.Client }
 
-func newKeylessSender(brokers []string, linger time.Duration) (keylessSender, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
+func newKeylessSender(conn *kafka.Conn, linger time.Duration) (keylessSender, error) {
+	cl, err := kgo.NewClient(append(conn.Opts(),
 		kgo.DisableClientMetrics(),
 		kgo.RecordPartitioner(kgo.UniformBytesPartitioner(javaBatchSize, true, true, nil)),
 		kgo.ProducerLinger(linger),
 		kgo.ProducerBatchMaxBytes(javaBatchSize),
-	)
+	)...)
 	return keylessSender{cl}, err
 }
 
@@ -186,7 +185,7 @@ func (t timing) heartbeat() time.Duration {
 // javaStage is one stage consumed the way the Java client does: one
 // consumer per partition, each its own client in the group.
 type javaStage struct {
-	brokers   []string
+	conn      *kafka.Conn // classic group protocol
 	group     string
 	topic     string
 	members   int
@@ -256,8 +255,7 @@ func (s *javaStage) session(ctx context.Context, i int) {
 		}
 	}
 	pollInterval := s.t.d(javaMaxPollInterval)
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(s.brokers...),
+	cl, err := kgo.NewClient(append(s.conn.Opts(),
 		kgo.DisableClientMetrics(),
 		kgo.ConsumerGroup(s.group),
 		kgo.ConsumeTopics(s.topic),
@@ -272,7 +270,7 @@ func (s *javaStage) session(ctx context.Context, i int) {
 		kgo.OnPartitionsRevoked(track(false)),
 		kgo.OnPartitionsLost(track(false)),
 		kgo.WithLogger(kafka.NewKgoLogger(s.log)),
-	)
+	)...)
 	if err != nil {
 		s.log.Warn("loadtest: consumer client", "err", err)
 		_ = backoff.Sleep(ctx, 100*time.Millisecond)
@@ -338,16 +336,17 @@ type engineStage struct {
 	members   int // engines in the group
 }
 
-func newEngineStage(brokers []string, group, topic string, capacity, partitions, members int, t timing,
+func newEngineStage(conn *kafka.Conn, group, topic string, capacity, partitions, members int, t timing,
 	handle engine.Handler, events *groupEvents, log *slog.Logger) (*engineStage, error) {
-	e, err := engine.New(brokers, group, []string{topic}, handle,
+	e, err := engine.New(conn.Brokers(), group, []string{topic}, handle,
 		engine.WithCapacity(capacity),
 		engine.WithSessionTimeout(t.session()),
 		engine.WithRebalanceTimeout(max(t.d(60*time.Second), 2*time.Second)),
 		engine.WithShutdownTimeout(max(t.d(30*time.Second), time.Second)),
 		engine.WithCommitInterval(max(t.d(time.Second), 20*time.Millisecond)),
 		engine.WithLogger(slog.New(warnOnly{log.Handler()})),
-		engine.WithClientOpts(kgo.DisableClientMetrics(), kgo.FetchMaxWait(max(t.d(javaFetchMaxWait), 10*time.Millisecond))),
+		engine.WithClientOpts(append(conn.Opts(),
+			kgo.DisableClientMetrics(), kgo.FetchMaxWait(max(t.d(javaFetchMaxWait), 10*time.Millisecond)))...),
 	)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/netguard"
 )
 
 // Notifier records status changes and delivers webhooks.
@@ -27,7 +28,8 @@ type Notifier struct {
 }
 
 type config struct {
-	client       *http.Client
+	client       *http.Client // nil until New: then a client that dials public addresses only, unless allowPrivate
+	allowPrivate bool
 	retryWindow  time.Duration
 	maxDelay     time.Duration
 	resultTTL    time.Duration
@@ -36,6 +38,7 @@ type config struct {
 	claimLease   time.Duration
 	shutdown     time.Duration
 	publishWait  time.Duration
+	onTerminal   func(ctx context.Context, status genpipe.Status, took time.Duration)
 	logger       *slog.Logger
 	now          func() time.Time
 }
@@ -44,8 +47,17 @@ type config struct {
 type Option func(*config)
 
 // WithHTTPClient sets the client for webhook POSTs, overriding one with a
-// 10 s timeout: a receiver slower than that counts as failed and is retried.
+// 10 s timeout (a receiver slower than that counts as failed and is
+// retried) that connects only to public addresses (see
+// WithPrivateWebhooks). The client given is used as it is.
 func WithHTTPClient(c *http.Client) Option { return func(cfg *config) { cfg.client = c } }
+
+// WithPrivateWebhooks lets the default client connect to loopback, private
+// and link-local addresses, overriding false. The API refuses such webhook
+// URLs when they are submitted; the notifier checks again the address it
+// dials, because DNS may answer differently by then (rebinding). Allow
+// them only where every part runs on one trusted network (`genpipe up`).
+func WithPrivateWebhooks(allow bool) Option { return func(cfg *config) { cfg.allowPrivate = allow } }
 
 // WithRetryWindow sets how long a failing webhook receiver keeps getting
 // retries, overriding 1 hour. After it the delivery is abandoned (GET and
@@ -91,13 +103,23 @@ func WithShutdownTimeout(d time.Duration) Option {
 	return func(cfg *config) { cfg.shutdown = max(d, 0) }
 }
 
+// WithEndToEndHook sets a func called once per request when its terminal
+// status (done, rejected, failed) is first recorded, with the record's
+// context, the status and the time from the request's creation to that
+// status change (both stamped by genpipe's own clocks: the API's store and
+// the worker that ended it), overriding a no-op: for the end-to-end latency
+// metric. A redelivered or out-of-order status does not call it again. It
+// runs on the record's goroutine, so it must be quick.
+func WithEndToEndHook(hook func(ctx context.Context, status genpipe.Status, took time.Duration)) Option {
+	return func(cfg *config) { cfg.onTerminal = hook }
+}
+
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
 // New returns a Notifier that signs webhooks with secret.
 func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte, opts ...Option) *Notifier {
 	cfg := config{
-		client:       &http.Client{Timeout: 10 * time.Second},
 		retryWindow:  time.Hour,
 		maxDelay:     5 * time.Minute,
 		resultTTL:    24 * time.Hour,
@@ -106,11 +128,15 @@ func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte,
 		claimLease:   time.Minute,
 		shutdown:     10 * time.Second,
 		publishWait:  10 * time.Second,
+		onTerminal:   func(context.Context, genpipe.Status, time.Duration) {},
 		logger:       slog.Default(),
 		now:          time.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.client == nil {
+		cfg.client = webhookClient(cfg.allowPrivate)
 	}
 	return &Notifier{store: store, objects: objects, secret: secret, cfg: cfg}
 }
@@ -160,7 +186,8 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 
 // record applies one status change and queues its webhook.
 func (n *Notifier) record(ctx context.Context, e genpipe.Event) error {
-	if _, err := n.store.ApplyStatus(ctx, e.StatusChange()); err != nil {
+	applied, err := n.store.ApplyStatus(ctx, e.StatusChange())
+	if err != nil {
 		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
 			n.cfg.logger.Warn("status for an unknown request", "request", e.RequestID, "status", e.Status)
 			return nil
@@ -170,14 +197,19 @@ func (n *Notifier) record(ctx context.Context, e genpipe.Event) error {
 	if !e.Status.Terminal() {
 		return nil
 	}
-	return n.enqueueWebhook(ctx, e)
-}
-
-func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event) error {
 	r, err := n.store.Request(ctx, e.RequestID)
 	if err != nil {
 		return fmt.Errorf("notifier: read request %s: %w", e.RequestID, err)
 	}
+	if applied {
+		// Only the change that applied: a retry of this record after a
+		// failed enqueue, or a redelivery, finds it applied already.
+		n.cfg.onTerminal(ctx, e.Status, e.At.Sub(r.CreatedAt))
+	}
+	return n.enqueueWebhook(ctx, e, r)
+}
+
+func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event, r *genpipe.Request) error {
 	// A terminal event that lost to another terminal status (a redelivered
 	// record handled again, say done after failed) applied nothing: the
 	// request's webhook was queued for the status that won.
@@ -190,4 +222,15 @@ func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event) error {
 		return fmt.Errorf("notifier: queue webhook of %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// webhookClient is the default client for webhook POSTs: a 10 s timeout,
+// and unless allowPrivate, connections to public addresses only.
+func webhookClient(allowPrivate bool) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if !allowPrivate {
+		t.Proxy = nil // a proxy would dial for us, unchecked
+		t.DialContext = netguard.PublicDialer(5 * time.Second).DialContext
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: t}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		e := &env{store: &recordingStore{RequestStore: db}, logs: &logBuffer{t: t}}
 		t.Cleanup(e.logs.stop)
-		e.n = notifier.New(e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2),
+		e.n = notifier.New(e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
 			notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, nil)).With("notifier", i)))
 		envs[i] = e
 	}
@@ -165,5 +166,24 @@ func (e *env) startWebhooks(t *testing.T) (stop func()) {
 		case <-time.After(15 * time.Second):
 			t.Fatal("RunWebhooks did not return within 15 s of its context's end")
 		}
+	}
+}
+
+// Without WithPrivateWebhooks the notifier connects to public addresses
+// only, checked on the address it dials: a webhook that points at loopback
+// by the time it is sent (DNS rebinding) gets no POST, and the attempt is
+// recorded as failed with the reason.
+func TestWebhookToLoopbackRefusedAtSendTime(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	e := newEnv(t, notifier.WithPrivateWebhooks(false))
+	r := e.request(t, strings.Replace(rcv.URL, "127.0.0.1", "localhost", 1))
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+	e.runWebhooks(t)
+	testutil.Eventually(t, 10*time.Second, "a failed attempt", func() bool { return len(e.store.outcomes(r.ID)) > 0 })
+	if n := rcv.count(); n != 0 {
+		t.Errorf("the loopback receiver got %d POSTs; want none", n)
+	}
+	if d := e.store.outcomes(r.ID)[0]; d.State != genpipe.WebhookPending || !strings.Contains(d.LastError, "refusing to dial") {
+		t.Errorf("first outcome %+v; want a pending retry whose error names the refusal", d)
 	}
 }

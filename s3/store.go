@@ -41,7 +41,9 @@ type Store struct {
 
 type options struct {
 	region          string
-	pathStyle       bool
+	pathStyle       *bool // nil: minio-go decides by endpoint
+	sessionToken    string
+	transport       http.RoundTripper
 	corsOrigins     []string
 	log             *slog.Logger
 	maxRetries      int
@@ -59,12 +61,35 @@ func WithRegion(region string) Option {
 	return func(o *options) { o.region = region }
 }
 
-// WithPathStyle chooses path-style URLs (http://host/bucket/key, the default,
-// true) or virtual-host style (http://bucket.host/key, false). Path style
-// works with MinIO, versitygw and any endpoint without wildcard DNS; AWS S3
-// accepts both, but prefers virtual-host style.
+// WithPathStyle chooses path-style URLs (http://host/bucket/key, true) or
+// virtual-host style (http://bucket.host/key, false), for requests and
+// presigned URLs alike. Default: path style for every endpoint except AWS S3,
+// Google Cloud Storage and Aliyun OSS, which get virtual-host style (but
+// path style for bucket names with dots over https, which no wildcard
+// certificate covers). Path style works with MinIO, versitygw and any
+// endpoint without wildcard DNS; virtual-host style needs DNS (and, over
+// https, a certificate) for bucket.host, and is the only style newer AWS
+// features and regions accept.
 func WithPathStyle(pathStyle bool) Option {
-	return func(o *options) { o.pathStyle = pathStyle }
+	return func(o *options) { o.pathStyle = &pathStyle }
+}
+
+// WithSessionToken sets the session token that goes with temporary
+// credentials (AWS STS, an assumed role) and signs every request and
+// presigned URL with it, overriding the default of none (long-lived keys).
+// Temporary credentials expire, and the Store does not renew them: use it
+// for runs shorter than the credentials' lifetime, or restart with fresh
+// ones.
+func WithSessionToken(token string) Option {
+	return func(o *options) { o.sessionToken = token }
+}
+
+// WithTransport sends the store's requests through rt, overriding minio-go's
+// default transport: to trust a private CA, go through a proxy, or dial
+// differently in tests. It does not change presigned URLs, which browsers
+// fetch on their own.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *options) { o.transport = rt }
 }
 
 // WithCORSOrigins sets the origins EnsureBucket allows in the bucket's CORS
@@ -105,7 +130,6 @@ func WithPresignEndpoint(endpoint string) Option {
 func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store, error) {
 	cfg := options{
 		region:      "us-east-1",
-		pathStyle:   true,
 		corsOrigins: []string{"*"},
 		log:         slog.New(slog.DiscardHandler),
 		maxRetries:  3,
@@ -137,13 +161,16 @@ func newClient(endpoint, accessKey, secretKey string, cfg options) (*minio.Clien
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		return nil, fmt.Errorf("s3: endpoint %q: want http(s)://host[:port]", endpoint)
 	}
-	lookup := minio.BucketLookupPath
-	if !cfg.pathStyle {
+	lookup := minio.BucketLookupAuto
+	if cfg.pathStyle != nil && *cfg.pathStyle {
+		lookup = minio.BucketLookupPath
+	} else if cfg.pathStyle != nil {
 		lookup = minio.BucketLookupDNS
 	}
 	client, err := minio.New(u.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(accessKey, secretKey, ""),
+		Creds:        credentials.NewStaticV4(accessKey, secretKey, cfg.sessionToken),
 		Secure:       u.Scheme == "https",
+		Transport:    cfg.transport,
 		Region:       cfg.region,
 		BucketLookup: lookup,
 		MaxRetries:   cfg.maxRetries,

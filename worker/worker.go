@@ -25,6 +25,7 @@ type config struct {
 	lease        time.Duration
 	heldPoll     time.Duration
 	onOverload   func(context.Context)
+	onRetry      func(ctx context.Context, stage genpipe.Stage, err error)
 	logger       *slog.Logger
 	now          func() time.Time
 }
@@ -37,6 +38,7 @@ func newConfig(opts []Option) config {
 		lease:        30 * time.Second,
 		heldPoll:     time.Second,
 		onOverload:   func(context.Context) {},
+		onRetry:      func(context.Context, genpipe.Stage, error) {},
 		logger:       slog.Default(),
 		now:          time.Now,
 	}
@@ -84,6 +86,14 @@ func WithHeldPoll(d time.Duration) Option {
 // while the AI is saturated, instead of only retrying into it.
 func WithOverloadReport(report func(context.Context)) Option {
 	return func(c *config) { c.onOverload = report }
+}
+
+// WithRetryHook sets a func called each time an AI call failed and is
+// about to be retried, with the record's context, the stage and the
+// attempt's error, overriding a no-op: for metrics (retries by stage and
+// error code). It runs on the record's goroutine, so it must be quick.
+func WithRetryHook(hook func(ctx context.Context, stage genpipe.Stage, err error)) Option {
+	return func(c *config) { c.onRetry = hook }
 }
 
 // WithLogger sets the logger, overriding slog.Default().
@@ -173,6 +183,7 @@ func (s *stage) callAI(ctx context.Context, id string, call func(context.Context
 			return attempt, err
 		}
 		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
+		s.onRetry(ctx, s.name, err)
 		if genpipe.ErrorCode(err) == genpipe.ETOOMANY {
 			s.onOverload(ctx)
 		}

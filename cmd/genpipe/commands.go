@@ -72,6 +72,9 @@ func cmdNotifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	s3Flags(fs, &cfg)
 	databaseFlag(fs, &cfg)
 	stringFlag(fs, &cfg.WebhookSecret, "webhook-secret", "GENPIPE_WEBHOOK_SECRET", "", "HMAC-SHA256 key that signs webhook bodies")
+	cfg.AllowPrivateWebhooks = new(bool)
+	boolFlag(fs, cfg.AllowPrivateWebhooks, "allow-private-webhooks", "GENPIPE_ALLOW_PRIVATE_WEBHOOKS", false,
+		"let webhook POSTs connect to loopback, private, link-local and other internal addresses (checked on the address dialed)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

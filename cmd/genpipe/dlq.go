@@ -56,7 +56,11 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	letters, err := kafka.ReadDeadLetters(ctx, cfg.brokerList(), cfg.Topics.DeadLetters)
+	conn, err := cfg.kafkaConn()
+	if err != nil {
+		return err
+	}
+	letters, err := conn.ReadDeadLetters(ctx, cfg.Topics.DeadLetters)
 	if err != nil {
 		return err
 	}
@@ -75,17 +79,17 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(chosen) == 0 {
 		return errors.New("dlq replay: no dead letter matches")
 	}
-	return replayDeadLetters(ctx, &cfg, chosen, dryRun, stdout)
+	return replayDeadLetters(ctx, conn, chosen, dryRun, stdout)
 }
 
-func replayDeadLetters(ctx context.Context, cfg *config, letters []kafka.StoredDeadLetter, dryRun bool, stdout io.Writer) error {
+func replayDeadLetters(ctx context.Context, conn *kafka.Conn, letters []kafka.StoredDeadLetter, dryRun bool, stdout io.Writer) error {
 	if dryRun {
 		for _, d := range letters {
 			fmt.Fprintf(stdout, "would replay %s to %s (key %s)\n", d.ID, d.Topic, d.Key)
 		}
 		return nil
 	}
-	p, err := kafka.NewProducer(cfg.brokerList())
+	p, err := conn.NewProducer()
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ in a live topic and group. Exits 1 when it finds any.
 	fs.StringVar(&cfg.Brokers, "brokers", "", "inspect a live cluster at these brokers")
 	fs.StringVar(&topic, "topic", "", "the topic to inspect (with -brokers)")
 	fs.StringVar(&group, "group", "", "the consumer group to inspect (with -brokers)")
+	kafkaConnFlags(fs, &cfg)
 	fs.DurationVar(&handlerTime, "handler-time", 3*time.Second, "time to process one record (the AI's latency)")
 	fs.IntVar(&capacity, "ai-capacity", 64, "concurrent calls the AI takes")
 	fs.IntVar(&partitions, "partitions", 64, "partitions of the topic")
@@ -73,7 +74,11 @@ in a live topic and group. Exits 1 when it finds any.
 	})
 	findings := doctor.Diagnose(s)
 	if cfg.Brokers != "" && topic != "" {
-		live, err := doctor.Inspect(ctx, cfg.brokerList(), topic, group, 500)
+		conn, err := cfg.kafkaConn()
+		if err != nil {
+			return err
+		}
+		live, err := doctor.Inspect(ctx, conn.Brokers(), topic, group, 500, conn.Opts()...)
 		if err != nil {
 			return err
 		}

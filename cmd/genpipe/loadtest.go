@@ -45,6 +45,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 	fs.Float64Var(&scale, "time-scale", loadtest.DefaultTimeScale, "multiplies every duration (AI latencies, poll interval, timeouts, workload)")
 	fs.DurationVar(&drain, "drain-timeout", loadtest.DefaultDrainTimeout, "after the last request, wait this long (unscaled) for the rest; what does not complete is lost")
 	fs.StringVar(&cfg.Brokers, "brokers", "", "Kafka brokers to use (comma-separated); empty starts an embedded broker")
+	kafkaConnFlags(fs, &cfg)
 	fs.StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&outDir, "out", "", "write charts and report.html to this directory")
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +65,10 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 			names = append(names, p)
 		}
 	}
+	kafkaOpts, err := cfg.kafkaConnOptions()
+	if err != nil {
+		return err
+	}
 	rep, err := loadtest.Run(ctx, loadtest.Config{
 		Scenario:     sc,
 		Profiles:     names,
@@ -71,6 +76,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 		TimeScale:    scale,
 		Workers:      workers,
 		Brokers:      cfg.brokerList(),
+		Kafka:        kafkaOpts,
 		DrainTimeout: drain,
 		Logger:       log,
 		Progress: func(p loadtest.Progress) {

@@ -57,22 +57,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	commands := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"up":          cmdUp,
-		"broker":      cmdBroker,
-		"objectstore": cmdObjectStore,
-		"aisim":       cmdAISim,
-		"api":         cmdAPI,
-		"worker":      cmdWorker,
-		"notifier":    cmdNotifier,
-		"doctor":      cmdDoctor,
-		"dlq":         cmdDLQ,
-		"loadtest":    cmdLoadtest,
-	}
-	cmd, ok := commands[args[0]]
+	cmd, ok := commands()[args[0]]
 	if !ok {
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])
 	}
 	return cmd(ctx, args[1:], stdout, stderr)
+}
+
+// command runs one subcommand with its arguments.
+type command func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// commands maps each subcommand's name to its function. The configuration
+// reference (reference.go) walks this table, so a command added here shows
+// up in docs/configuration.md; config-reference itself is for maintainers
+// and stays out of the usage text.
+func commands() map[string]command {
+	return map[string]command{
+		"up":               cmdUp,
+		"broker":           cmdBroker,
+		"objectstore":      cmdObjectStore,
+		"aisim":            cmdAISim,
+		"api":              cmdAPI,
+		"worker":           cmdWorker,
+		"notifier":         cmdNotifier,
+		"doctor":           cmdDoctor,
+		"dlq":              cmdDLQ,
+		"loadtest":         cmdLoadtest,
+		"config-reference": cmdConfigReference,
+	}
 }

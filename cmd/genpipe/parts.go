@@ -40,6 +40,11 @@ const (
 // runAPI serves the API on ln until ctx is done; ready is called once it
 // is set up, just before it serves.
 func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger, ready func()) error {
+	obs, release, err := cfg.observe(ctx, "api", log)
+	if err != nil {
+		return err
+	}
+	defer release()
 	store, err := openStore(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return err
@@ -49,16 +54,19 @@ func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	producer, err := openProducer(ctx, cfg, log)
+	producer, err := openProducer(ctx, cfg, log, obs.producerHooks("api-producer"))
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
 	hub := api.NewHub()
-	opts := append(cfg.apiOptions(), api.WithLogger(log),
+	opts := append(cfg.apiOptions(), api.WithLogger(log), api.WithMetricsHandler(obs.metrics.Handler()),
 		api.WithReadinessCheck("kafka", producer.Ping),
 		api.WithReadinessCheck("objectstore", objects.Ping),
 		api.WithReadinessCheck("database", store.Ping))
+	if obs.tracing.On() {
+		opts = append(opts, api.WithTracerProvider(obs.tracing.TracerProvider()))
+	}
 	server := api.NewServer(store, objects, producer, hub, cfg.Topics, opts...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tailStatus(ctx, cfg, hub, log) })
@@ -73,7 +81,11 @@ func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger,
 
 // tailStatus feeds every status event to the hub of SSE streams.
 func tailStatus(ctx context.Context, cfg *config, hub *api.Hub, log *slog.Logger) error {
-	return kafka.Tail(ctx, cfg.brokerList(), cfg.Topics.Results, func(r *kgo.Record) {
+	conn, err := cfg.kafkaConn()
+	if err != nil {
+		return err
+	}
+	return conn.Tail(ctx, cfg.Topics.Results, func(r *kgo.Record) {
 		e, err := genpipe.DecodeEvent(r.Value)
 		if err != nil || e.Type != genpipe.EventStatus {
 			log.Debug("status feed: skipping record", "offset", r.Offset, "err", err)
@@ -85,6 +97,11 @@ func tailStatus(ctx context.Context, cfg *config, hub *api.Hub, log *slog.Logger
 
 // runWorker runs one AI stage until ctx is done.
 func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger) error {
+	obs, release, err := cfg.observe(ctx, stage+"-worker", log)
+	if err != nil {
+		return err
+	}
+	defer release()
 	store, err := openStore(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return err
@@ -94,7 +111,7 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	producer, err := openProducer(ctx, cfg, log)
+	producer, err := openProducer(ctx, cfg, log, obs.producerHooks(stage+"-producer"))
 	if err != nil {
 		return err
 	}
@@ -104,7 +121,8 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 		retry.Attempts = cfg.AIAttempts
 	}
 	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload),
-		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry)}
+		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook)}
+	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(obs.tracing.TracerProvider())}
 	var (
 		handle   func(context.Context, []byte) error
 		topic    string
@@ -113,20 +131,20 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 	)
 	switch stage {
 	case "check":
-		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL), objects, producer, store, cfg.Topics, stageOpts...).Handle
+		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), objects, producer, store, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Requests, groupCheck, cfg.CheckCapacity
 	case "generate":
-		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL), objects, producer, store, cfg.Topics, stageOpts...).Handle
+		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), objects, producer, store, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Checked, groupGenerate, cfg.GenerateCapacity
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", stage)
 	}
-	dlq := kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters)
+	dlq := obs.deadLetters(kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters))
 	var engineOpts []engine.Option
 	if cfg.SessionTimeout > 0 {
 		engineOpts = append(engineOpts, engine.WithSessionTimeout(cfg.SessionTimeout))
 	}
-	return consume(ctx, cfg, group, topic, capacity, kafka.DeadLetterHandler(dlq, stage, handle, log), log, engineOpts...)
+	return consume(ctx, cfg, stage, group, topic, capacity, kafka.DeadLetterHandler(dlq, stage, handle, log), log, engineOpts...)
 }
 
 // runNotifier records status events and sends webhooks until ctx is done.
@@ -134,6 +152,11 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if cfg.WebhookSecret == "" {
 		return errors.New("a webhook secret is required (-webhook-secret or $GENPIPE_WEBHOOK_SECRET)")
 	}
+	obs, release, err := cfg.observe(ctx, "notifier", log)
+	if err != nil {
+		return err
+	}
+	defer release()
 	store, err := openStore(ctx, cfg.DatabaseURL, log)
 	if err != nil {
 		return err
@@ -144,13 +167,14 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 		return err
 	}
 	// Its producer writes only dead letters (poison on the results topic).
-	producer, err := openProducer(ctx, cfg, log)
+	producer, err := openProducer(ctx, cfg, log, obs.producerHooks("notifier-producer"))
 	if err != nil {
 		return err
 	}
 	defer producer.Close()
-	dlq := kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters)
-	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log),
+	dlq := obs.deadLetters(kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters))
+	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log), notifier.WithEndToEndHook(obs.endToEndHook),
+		notifier.WithPrivateWebhooks(cfg.AllowPrivateWebhooks != nil && *cfg.AllowPrivateWebhooks),
 		notifier.WithShutdownTimeout(cfg.shutdownTimeout()))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.RunWebhooks(ctx) })
@@ -158,7 +182,7 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	// history has every step, while different requests apply concurrently.
 	g.Go(func() error {
 		handle := kafka.DeadLetterHandler(dlq, "notifier", n.Handle, log)
-		return consume(ctx, cfg, groupNotifier, cfg.Topics.Results, 16, handle, log, engine.WithOrderByKey())
+		return consume(ctx, cfg, "notifier", groupNotifier, cfg.Topics.Results, 16, handle, log, engine.WithOrderByKey())
 	})
 	return g.Wait()
 }
@@ -182,29 +206,46 @@ func runAISim(ctx context.Context, model string, ln net.Listener, latency time.D
 // the downstream's concurrency limit, shared by every process of the group
 // (each takes a share by the partitions it owns), so the AI behind it never
 // sees more than its capacity however many workers run.
-func consume(ctx context.Context, cfg *config, group, topic string, capacity int, handle engine.Handler, log *slog.Logger, opts ...engine.Option) error {
-	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log),
-		engine.WithShutdownTimeout(cfg.shutdownTimeout())}, opts...)
-	e, err := engine.New(cfg.brokerList(), group, []string{topic}, handle, opts...)
+//
+// Each record of stage is measured and traced, and the engine's state shows
+// in the process's metrics (cfg.obs, set by the part's observe).
+func consume(ctx context.Context, cfg *config, stage, group, topic string, capacity int, handle engine.Handler, log *slog.Logger, opts ...engine.Option) error {
+	conn, err := cfg.kafkaConn()
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", group, err)
 	}
+	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log),
+		engine.WithShutdownTimeout(cfg.shutdownTimeout()), cfg.obs.engineOpts(stage, group),
+		engine.WithClientOpts(conn.Opts()...)}, opts...)
+	e, err := engine.New(conn.Brokers(), group, []string{topic}, cfg.obs.instrument(stage, handle), opts...)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", group, err)
+	}
+	defer cfg.obs.watch(stage, group, e)()
 	log.Info("consuming", "topic", topic, "group", group, "capacity", capacity)
 	return e.Run(ctx)
 }
 
 // ensureTopics creates the pipeline's topics that are missing.
 func ensureTopics(ctx context.Context, cfg *config) error {
-	return kafka.EnsureTopics(ctx, cfg.brokerList(), int32(cfg.Partitions), cfg.Topics.All()...)
+	conn, err := cfg.kafkaConn()
+	if err != nil {
+		return err
+	}
+	return conn.EnsureTopics(ctx, int32(cfg.Partitions), cfg.Topics.All()...)
 }
 
 // openProducer creates missing topics (every producing part needs them)
-// and returns a producer.
-func openProducer(ctx context.Context, cfg *config, log *slog.Logger) (*kafka.Producer, error) {
+// and returns a producer with opts.
+func openProducer(ctx context.Context, cfg *config, log *slog.Logger, opts ...kafka.ProducerOption) (*kafka.Producer, error) {
 	if err := ensureTopics(ctx, cfg); err != nil {
 		return nil, err
 	}
-	p, err := kafka.NewProducer(cfg.brokerList(), kafka.WithProducerLogger(log))
+	conn, err := cfg.kafkaConn()
+	if err != nil {
+		return nil, err
+	}
+	p, err := conn.NewProducer(append([]kafka.ProducerOption{kafka.WithProducerLogger(log)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
@@ -216,7 +257,7 @@ func openObjects(ctx context.Context, cfg *config, log *slog.Logger) (*s3.Store,
 		return nil, err
 	}
 	store, err := s3.New(cfg.S3Endpoint, cfg.S3Bucket, cfg.S3AccessKey, cfg.S3SecretKey,
-		s3.WithRegion(cfg.S3Region), s3.WithLogger(log))
+		append(cfg.s3Options(), s3.WithLogger(log))...)
 	if err != nil {
 		return nil, fmt.Errorf("object store: %w", err)
 	}

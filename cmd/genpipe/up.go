@@ -91,6 +91,20 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 	cfg.DatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "genpipe.db")
 	cfg.WebhookSecret = secrets.WebhookSecret
 
+	// One registry and one tracing for every part: /metrics on the API
+	// shows the whole system.
+	obs, err := newObservability(ctx, cfg, "genpipe", log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	cfg.obs = obs
+	_, stopMetrics, err := obs.serve(ctx, cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+
 	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: broker.Addrs(), Database: cfg.DatabaseURL,
 		SecretsFile: secretsFile, WebhookSecret: secrets.WebhookSecret}
 	apiLn, checkLn, generateLn, err := upListeners(cfg.Addr, &urls)
@@ -138,6 +152,7 @@ func printURLs(w io.Writer, u upURLs) {
 	fmt.Fprintf(w, `genpipe is up
   web page        %[1]s/
   API             %[1]s/v1/
+  metrics         %[1]s/metrics
   Kafka           %[2]s
   object store    %[3]s (bucket genpipe)
   Checking AI     %[4]s

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/kafka/kafkatest"
+)
+
+// The Kafka connection flags reach the clients: the commands that talk to
+// Kafka on their own (dlq, doctor) work against a broker that serves only
+// TLS and SCRAM, with the password from the environment, and fail with a
+// clear error that never shows it when it is wrong.
+func TestKafkaConnectionFlags(t *testing.T) {
+	const user, password = "genpipe-ops", "the password from the environment"
+	ca := kafkatest.NewCA(t)
+	b, err := kafka.StartBroker(kafka.WithBrokerTLS(ca.ServerTLS(t, false, "127.0.0.1")),
+		kafka.WithBrokerSASL(kafka.SASLScramSHA512, user, password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	caFile := ca.CAFile(t)
+	conn, err := kafka.NewConn(b.Addrs(), kafka.WithSASL(kafka.SASLScramSHA512, user, password),
+		kafka.WithTLS(tlsFromFiles(t, kafka.TLSFiles{CAFile: caFile})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := genpipe.DefaultTopics()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := conn.EnsureTopics(ctx, 2, topics.DeadLetters, topics.Requests); err != nil {
+		t.Fatal(err)
+	}
+	p, err := conn.NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dl := genpipe.DeadLetter{Topic: topics.Requests, Key: []byte("req-flags"), Value: []byte("poison"), Stage: "check",
+		Reason: "flag test", At: time.Now()}
+	if err := kafka.NewDeadLetters(p, topics.DeadLetters).SendDeadLetter(ctx, dl); err != nil {
+		t.Fatal(err)
+	}
+
+	connArgs := []string{"-brokers", b.Addrs()[0], "-kafka-tls-ca", caFile, "-kafka-sasl-mechanism", "SCRAM-SHA-512",
+		"-kafka-sasl-user", user, "-kafka-client-id", "genpipe-ops", "-kafka-compression", "zstd"}
+	t.Setenv("GENPIPE_KAFKA_SASL_PASSWORD", password)
+	var out bytes.Buffer
+	if err := run(ctx, append([]string{"dlq", "list"}, connArgs...), &out, &out); err != nil ||
+		!strings.Contains(out.String(), "req-flags") || !strings.Contains(out.String(), "flag test") {
+		t.Fatalf("dlq list over TLS and SCRAM: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run(ctx, append([]string{"dlq", "replay", "-all"}, connArgs...), &out, &out); err != nil ||
+		!strings.Contains(out.String(), "replayed") {
+		t.Fatalf("dlq replay over TLS and SCRAM: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	err = run(ctx, append([]string{"doctor", "-topic", topics.Requests, "-keyless=false"}, connArgs...), &out, &out)
+	if !strings.Contains(out.String(), "live: topic "+topics.Requests) {
+		t.Fatalf("doctor over TLS and SCRAM: %v\n%s", err, out.String())
+	}
+
+	// Without the CA the broker's certificate is refused at once.
+	out.Reset()
+	err = run(ctx, []string{"dlq", "list", "-brokers", b.Addrs()[0], "-kafka-tls", "-kafka-sasl-mechanism", "SCRAM-SHA-512",
+		"-kafka-sasl-user", user}, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "check the TLS and SASL settings") || strings.Contains(err.Error(), password) {
+		t.Errorf("dlq list without the CA: %v; want a refusal naming the settings, without the password", err)
+	}
+
+	// Help shows where the password comes from, never the password.
+	out.Reset()
+	_ = run(ctx, []string{"dlq", "list", "-h"}, &out, &out)
+	if !strings.Contains(out.String(), "GENPIPE_KAFKA_SASL_PASSWORD") || strings.Contains(out.String(), password) {
+		t.Errorf("dlq list -h shows the password or hides its variable:\n%s", out.String())
+	}
+}
+
+func tlsFromFiles(t *testing.T, f kafka.TLSFiles) *tls.Config {
+	t.Helper()
+	c, err := f.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// parseFlags registers register's flags on a fresh config and parses args.
+func parseFlags(t *testing.T, register func(*flag.FlagSet, *config), args ...string) *config {
+	t.Helper()
+	var cfg config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	register(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse %v: %v", args, err)
+	}
+	return &cfg
+}
+
+func TestKafkaConnFlagValues(t *testing.T) {
+	cfg := parseFlags(t, kafkaFlags)
+	conn, err := cfg.kafkaConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := conn.String(); got != "127.0.0.1:9092 (plaintext)" {
+		t.Errorf("defaults connect as %s, want plaintext to 127.0.0.1:9092", got)
+	}
+	cfg = parseFlags(t, kafkaFlags, "-brokers", "a:9093,b:9093", "-kafka-tls-server-name", "kafka.internal",
+		"-kafka-sasl-mechanism", "scram-sha-256", "-kafka-sasl-user", "svc", "-kafka-sasl-password", "pw",
+		"-kafka-group-protocol", "consumer")
+	conn, err = cfg.kafkaConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := conn.String(), `a:9093,b:9093 (TLS, SASL SCRAM-SHA-256 as "svc")`; got != want {
+		t.Errorf("connects as %s, want %s (a TLS setting implies -kafka-tls)", got, want)
+	}
+	for _, args := range [][]string{
+		{"-kafka-sasl-mechanism", "GSSAPI", "-kafka-sasl-user", "u", "-kafka-sasl-password", "p"},
+		{"-kafka-sasl-user", "u"}, // no mechanism
+		{"-kafka-compression", "brotli"},
+		{"-kafka-group-protocol", "streams"},
+		{"-kafka-tls-ca", "/nonexistent/ca.pem"},
+		{"-kafka-tls-cert", "/nonexistent/cert.pem"}, // no key
+	} {
+		if _, err := parseFlags(t, kafkaFlags, args...).kafkaConn(); err == nil {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}
+
+func TestS3Flags(t *testing.T) {
+	for _, c := range []struct {
+		args, env []string
+		set, v    bool
+	}{
+		{nil, nil, false, false},
+		{[]string{"-s3-path-style"}, nil, true, true},
+		{[]string{"-s3-path-style=false"}, nil, true, false},
+		{[]string{"-s3-path-style=auto"}, []string{"GENPIPE_S3_PATH_STYLE", "false"}, false, false},
+		{nil, []string{"GENPIPE_S3_PATH_STYLE", "false"}, true, false},
+		{nil, []string{"GENPIPE_S3_PATH_STYLE", "true"}, true, true},
+	} {
+		if c.env != nil {
+			t.Setenv(c.env[0], c.env[1])
+		}
+		cfg := parseFlags(t, s3Flags, c.args...)
+		if cfg.S3PathStyle.set != c.set || cfg.S3PathStyle.v != c.v {
+			t.Errorf("%v %v: path style %v", c.args, c.env, cfg.S3PathStyle.String())
+		}
+		wantOpts := 2 // session token, region
+		if c.set {
+			wantOpts++
+		}
+		if n := len(cfg.s3Options()); n != wantOpts {
+			t.Errorf("%v %v: %d options, want %d", c.args, c.env, n, wantOpts)
+		}
+	}
+	var cfg config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	s3Flags(fs, &cfg)
+	if err := fs.Parse([]string{"-s3-path-style=sometimes"}); err == nil {
+		t.Error("-s3-path-style=sometimes accepted")
+	}
+
+	t.Setenv("GENPIPE_S3_SECRET_KEY", "secret from env")
+	t.Setenv("GENPIPE_S3_SESSION_TOKEN", "token from env")
+	var help bytes.Buffer
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(&help)
+	s3Flags(fs, &cfg)
+	fs.PrintDefaults()
+	if cfg.S3SecretKey != "secret from env" || cfg.S3SessionToken != "token from env" {
+		t.Errorf("secrets from the environment: %q, %q", cfg.S3SecretKey, cfg.S3SessionToken)
+	}
+	if strings.Contains(help.String(), "from env") {
+		t.Errorf("help shows a secret:\n%s", help.String())
+	}
+}

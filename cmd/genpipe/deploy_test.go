@@ -1,0 +1,827 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/genpipe/genpipe"
+)
+
+// The Dockerfile, deploy/docker-compose.yml and deploy/k8s/ cannot be run
+// here (no Docker, no cluster), so these tests check what can be checked
+// without them: the files parse, every command and flag they give genpipe
+// exists, every GENPIPE_* variable they set is one that command reads, the
+// settings agree with each other, and the genpipe services start with the
+// compose file's settings (rewritten to loopback, against genpipe's own
+// stand-ins for Kafka and S3) and take a request through.
+
+func deployDir(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(packageDir(t), "..", "..", "deploy")
+}
+
+// TestDeployFilesParse decodes every YAML document under deploy/.
+func TestDeployFilesParse(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir(deployDir(t), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yml") || strings.HasSuffix(path, ".yaml")) {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil || len(files) < 2 {
+		t.Fatalf("YAML files under deploy/: %v, %v", files, err)
+	}
+	for _, path := range files {
+		docs := decodeYAML[map[string]any](t, path)
+		for i, doc := range docs {
+			if filepath.Base(filepath.Dir(path)) != "k8s" {
+				continue
+			}
+			if doc["apiVersion"] == nil || doc["kind"] == nil {
+				t.Errorf("%s: document %d has no apiVersion or kind", path, i+1)
+			}
+			if meta, _ := doc["metadata"].(map[string]any); doc["kind"] != "Kustomization" && (meta == nil || meta["name"] == nil) {
+				t.Errorf("%s: document %d (%v) has no metadata.name", path, i+1, doc["kind"])
+			}
+		}
+	}
+}
+
+// TestDockerfile checks what the image build relies on.
+func TestDockerfile(t *testing.T) {
+	root := filepath.Join(packageDir(t), "..", "..")
+	data, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dockerfile := string(data)
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(gomod)
+	if goVersion == nil {
+		t.Fatal("go.mod has no go directive")
+	}
+	if !strings.Contains(dockerfile, "FROM golang:"+string(goVersion[1])) {
+		t.Errorf("the build stage is not FROM golang:%s (go.mod's Go)", goVersion[1])
+	}
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/genpipe", `ENTRYPOINT ["/usr/local/bin/genpipe"]`} {
+		if !strings.Contains(dockerfile, want) {
+			t.Errorf("Dockerfile lacks %s", want)
+		}
+	}
+	user := regexp.MustCompile(`(?m)^USER (\d+)(:\d+)?$`).FindStringSubmatch(dockerfile)
+	if user == nil || user[1] == "0" {
+		t.Errorf("Dockerfile: want a numeric non-root USER (Kubernetes' runAsNonRoot checks it), got %q", user)
+	}
+	// Every binary the deployment files run from the image is built into it.
+	compose := loadCompose(t)
+	for name, svc := range compose.Services {
+		if svc.Healthcheck == nil || len(svc.Healthcheck.Test) < 2 {
+			continue
+		}
+		if bin, ok := strings.CutPrefix(svc.Healthcheck.Test[1], "/usr/local/bin/"); ok && svc.isGenpipe() {
+			if !strings.Contains(dockerfile, "-o /out/"+bin+" ") {
+				t.Errorf("compose service %s runs /usr/local/bin/%s, which the Dockerfile does not build", name, bin)
+			}
+		}
+	}
+}
+
+// TestDeployConfigIsRead checks every genpipe command line and GENPIPE_*
+// variable in the compose file and the Kubernetes manifests against the
+// flag sets of the binary.
+func TestDeployConfigIsRead(t *testing.T) {
+	flags := deployFlagSets(t)
+	compose := loadCompose(t)
+	for name, svc := range compose.Services {
+		if !svc.isGenpipe() {
+			continue
+		}
+		where := "docker-compose.yml service " + name
+		cmd := checkCommandLine(t, flags, where, svc.Command)
+		for env := range svc.Environment {
+			checkEnvRead(t, flags, where, env, cmd)
+		}
+	}
+
+	k := loadK8s(t)
+	shared := map[string][]string{} // ConfigMap or Secret key -> commands that load it
+	for _, d := range k.deployments {
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if c.Image != "genpipe" {
+				continue
+			}
+			where := fmt.Sprintf("k8s Deployment %s container %s", d.Metadata.Name, c.Name)
+			cmd := checkCommandLine(t, flags, where, c.Args)
+			for _, e := range c.Env {
+				checkEnvRead(t, flags, where, e.Name, cmd)
+			}
+			for _, from := range c.EnvFrom {
+				var keys map[string]string
+				switch {
+				case from.ConfigMapRef != nil:
+					keys = k.configMaps[from.ConfigMapRef.Name]
+				case from.SecretRef != nil:
+					keys = k.secrets[from.SecretRef.Name]
+				}
+				if keys == nil {
+					t.Errorf("%s: envFrom %+v names no ConfigMap or Secret in deploy/k8s", where, from)
+				}
+				for key := range keys {
+					shared[key] = append(shared[key], cmd)
+				}
+			}
+			checkProbePorts(t, where, c, k)
+		}
+	}
+	// A shared key is fine when at least one of the commands loading it reads it.
+	for key, cmds := range shared {
+		if !slices.ContainsFunc(cmds, func(cmd string) bool { return flags[cmd].env[key] }) {
+			t.Errorf("k8s ConfigMap/Secret key %s is read by none of the commands that load it (%v)", key, slices.Compact(slices.Sorted(slices.Values(cmds))))
+		}
+	}
+	checkScaledObjects(t, k)
+}
+
+// checkCommandLine checks that a command line (without the genpipe
+// entrypoint) names a command and flags that exist; it returns the
+// command's reference name ("worker", "dlq list").
+func checkCommandLine(t *testing.T, flags map[string]commandFlagSet, where string, args []string) string {
+	t.Helper()
+	if len(args) == 0 {
+		t.Errorf("%s: no command (the image's entrypoint is genpipe; it needs a command)", where)
+		return ""
+	}
+	name := args[0]
+	rest := args[1:]
+	if subs, ok := subcommands[name]; ok && len(rest) > 0 && slices.Contains(subs, rest[0]) {
+		name, rest = name+" "+rest[0], rest[1:]
+	}
+	fs, ok := flags[name]
+	if !ok {
+		t.Errorf("%s: genpipe has no command %q", where, name)
+		return name
+	}
+	for _, a := range rest {
+		if !strings.HasPrefix(a, "-") {
+			continue // a flag's value
+		}
+		flagName, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !fs.flags[flagName] {
+			t.Errorf("%s: genpipe %s has no flag -%s", where, name, flagName)
+		}
+	}
+	return name
+}
+
+func checkEnvRead(t *testing.T, flags map[string]commandFlagSet, where, env, cmd string) {
+	t.Helper()
+	switch {
+	case flags[cmd].env[env]:
+	case !strings.HasPrefix(env, "GENPIPE_"):
+		t.Errorf("%s sets %s: genpipe reads only GENPIPE_* variables", where, env)
+	default:
+		t.Errorf("%s sets %s, which genpipe %s does not read (docs/configuration.md lists what it does)", where, env, cmd)
+	}
+}
+
+// checkProbePorts checks that a container's HTTP probes reach the port its
+// listen address variable names.
+func checkProbePorts(t *testing.T, where string, c k8sContainer, k k8sManifests) {
+	t.Helper()
+	env := map[string]string{}
+	for _, from := range c.EnvFrom {
+		if from.ConfigMapRef != nil {
+			for key, v := range k.configMaps[from.ConfigMapRef.Name] {
+				env[key] = v
+			}
+		}
+	}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	ports := map[string]int{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	listens := map[int]bool{}
+	for _, key := range []string{"GENPIPE_ADDR", "GENPIPE_METRICS_ADDR"} {
+		if _, port, err := net.SplitHostPort(env[key]); err == nil {
+			n, _ := strconv.Atoi(port)
+			listens[n] = true
+		}
+	}
+	for _, p := range []*k8sProbe{c.LivenessProbe, c.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil {
+			t.Errorf("%s: want HTTP liveness and readiness probes", where)
+			continue
+		}
+		port, ok := ports[p.HTTPGet.Port]
+		if !ok || !listens[port] {
+			t.Errorf("%s: probe %s on port %q (%d), which no GENPIPE_ADDR or GENPIPE_METRICS_ADDR listens on", where, p.HTTPGet.Path, p.HTTPGet.Port, port)
+		}
+	}
+	if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" {
+		t.Errorf("%s: want cpu and memory requests and a memory limit, got %+v", where, c.Resources)
+	}
+}
+
+// checkScaledObjects checks that each KEDA ScaledObject watches the group
+// and topic of the Deployment it scales, at the brokers genpipe uses, and
+// never asks for more replicas than there are partitions.
+func checkScaledObjects(t *testing.T, k k8sManifests) {
+	t.Helper()
+	if len(k.scaledObjects) == 0 {
+		t.Error("deploy/k8s has no KEDA ScaledObject")
+	}
+	config := k.configMaps["genpipe-config"]
+	partitions, err := strconv.Atoi(config["GENPIPE_PARTITIONS"])
+	if err != nil {
+		t.Fatalf("genpipe-config GENPIPE_PARTITIONS: %v", err)
+	}
+	topics := genpipe.DefaultTopics()
+	want := map[string][2]string{ // stage -> group, topic
+		"check":    {groupCheck, topics.Requests},
+		"generate": {groupGenerate, topics.Checked},
+	}
+	for _, so := range k.scaledObjects {
+		where := "k8s ScaledObject " + so.Metadata.Name
+		var stage string
+		for _, d := range k.deployments {
+			if d.Metadata.Name == so.Spec.ScaleTargetRef.Name {
+				args := d.Spec.Template.Spec.Containers[0].Args
+				if i := slices.Index(args, "--stage"); i >= 0 && i+1 < len(args) {
+					stage = args[i+1]
+				}
+			}
+		}
+		if _, ok := want[stage]; !ok {
+			t.Errorf("%s scales %q, not a worker Deployment with --stage", where, so.Spec.ScaleTargetRef.Name)
+			continue
+		}
+		if so.Spec.MaxReplicaCount < 1 || so.Spec.MaxReplicaCount > partitions {
+			t.Errorf("%s: maxReplicaCount %d, want 1 to the partition count %d (more replicas would idle)", where, so.Spec.MaxReplicaCount, partitions)
+		}
+		for _, tr := range so.Spec.Triggers {
+			if tr.Type != "kafka" {
+				t.Errorf("%s: trigger %q, want kafka", where, tr.Type)
+				continue
+			}
+			m := tr.Metadata
+			if m["consumerGroup"] != want[stage][0] || m["topic"] != want[stage][1] {
+				t.Errorf("%s: watches group %q topic %q, want %q %q (the %s workers')", where, m["consumerGroup"], m["topic"], want[stage][0], want[stage][1], stage)
+			}
+			if m["bootstrapServers"] != config["GENPIPE_KAFKA_BROKERS"] {
+				t.Errorf("%s: bootstrapServers %q, but genpipe-config says %q", where, m["bootstrapServers"], config["GENPIPE_KAFKA_BROKERS"])
+			}
+			if n, err := strconv.Atoi(m["lagThreshold"]); err != nil || n < 1 {
+				t.Errorf("%s: lagThreshold %q, want a positive number", where, m["lagThreshold"])
+			}
+			checkKEDAKafkaAuth(t, where, m, tr.AuthenticationRef, config, k)
+		}
+	}
+}
+
+// checkKEDAKafkaAuth checks that KEDA connects to Kafka as genpipe does:
+// TLS and SASL mechanism as genpipe-config says, with the user and password
+// genpipe-secrets holds.
+func checkKEDAKafkaAuth(t *testing.T, where string, m map[string]string, auth *k8sMeta, config map[string]string, k k8sManifests) {
+	t.Helper()
+	tlsOn, _ := strconv.ParseBool(config["GENPIPE_KAFKA_TLS"])
+	if (m["tls"] == "enable") != tlsOn {
+		t.Errorf("%s: tls %q, but genpipe-config has GENPIPE_KAFKA_TLS %q", where, m["tls"], config["GENPIPE_KAFKA_TLS"])
+	}
+	// KEDA's names for genpipe's -kafka-sasl-mechanism values.
+	sasl := map[string]string{"": "", "PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+	mech := config["GENPIPE_KAFKA_SASL_MECHANISM"]
+	want, ok := sasl[mech]
+	if !ok || m["sasl"] != want {
+		t.Errorf("%s: sasl %q, but genpipe-config has GENPIPE_KAFKA_SASL_MECHANISM %q", where, m["sasl"], mech)
+	}
+	if mech == "" {
+		return
+	}
+	if auth == nil {
+		t.Errorf("%s: SASL without an authenticationRef", where)
+		return
+	}
+	ta, ok := k.triggerAuths[auth.Name]
+	if !ok {
+		t.Errorf("%s: authenticationRef %q names no TriggerAuthentication in deploy/k8s", where, auth.Name)
+		return
+	}
+	refs := map[string]string{}
+	for _, ref := range ta.Spec.SecretTargetRef {
+		refs[ref.Parameter] = ref.Key
+		if _, ok := k.secrets[ref.Name][ref.Key]; !ok {
+			t.Errorf("TriggerAuthentication %s: %s from Secret %s key %s, which is not there", ta.Metadata.Name, ref.Parameter, ref.Name, ref.Key)
+		}
+	}
+	if refs["username"] != "GENPIPE_KAFKA_SASL_USER" || refs["password"] != "GENPIPE_KAFKA_SASL_PASSWORD" {
+		t.Errorf("TriggerAuthentication %s: username and password from %v, want genpipe's GENPIPE_KAFKA_SASL_USER and _PASSWORD", ta.Metadata.Name, refs)
+	}
+}
+
+// TestComposeSettingsStart runs the compose file's genpipe services as
+// processes, with its commands and variables, against genpipe's stand-ins
+// for its Kafka and S3 (the broker and objectstore commands) and SQLite or
+// a test PostgreSQL for its PostgreSQL: host names become loopback
+// addresses, listen ports free ones. The API must become ready, every
+// healthcheck pass, every consumer group get its member, and a request go
+// from upload to a signed webhook.
+func TestComposeSettingsStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts nine processes")
+	}
+	compose := loadCompose(t)
+	dbURL := composeDatabase(t) // before newStandalone: its cleanup must run after the processes stop
+	flags := deployFlagSets(t)
+	s := newStandalone(t)
+	s.env = nil // only the compose file configures the parts
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GENPIPE_") {
+			s.env = append(s.env, kv)
+		}
+	}
+	if dbURL == "" {
+		dbURL = "sqlite:" + filepath.Join(s.dir, "db", "genpipe.db")
+	}
+	healthcheck := filepath.Join(s.dir, "healthcheck")
+	build := exec.Command("go", "build", "-o", healthcheck, "../../deploy/healthcheck")
+	build.Dir = packageDir(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build deploy/healthcheck: %v\n%s", err, out)
+	}
+
+	// Stand-ins for the non-genpipe services, found by image.
+	hosts := map[string]string{} // compose service -> loopback host:port
+	for name, svc := range compose.Services {
+		switch {
+		case strings.HasPrefix(svc.Image, "apache/kafka"):
+			s.startBroker()
+			hosts[name] = "127.0.0.1:" + strconv.Itoa(s.brokerPort)
+		case strings.HasPrefix(svc.Image, "versity/versitygw"):
+			creds := []string{"GENPIPE_S3_ACCESS_KEY=" + svc.Environment["ROOT_ACCESS_KEY"], "GENPIPE_S3_SECRET_KEY=" + svc.Environment["ROOT_SECRET_KEY"]}
+			p := s.start("objectstore", creds, "objectstore", "--addr", s.s3Addr, "--data-dir", filepath.Join(s.dir, "objects"))
+			s.waitListening(p, s.s3Addr)
+			hosts[name] = s.s3Addr
+		case strings.HasPrefix(svc.Image, "postgres"):
+		case svc.isGenpipe():
+			hosts[name] = freeAddr(t) // where it listens, if it does
+		default:
+			t.Fatalf("compose service %s: no stand-in for image %s", name, svc.Image)
+		}
+	}
+
+	// The genpipe services, in the order depends_on gives.
+	type started struct {
+		name  string
+		proc  *process
+		check []string // the healthcheck command, rewritten
+	}
+	var procs []started
+	for _, name := range startOrder(t, compose) {
+		svc := compose.Services[name]
+		if !svc.isGenpipe() {
+			continue
+		}
+		env := rewriteComposeEnv(t, name, svc.Environment, hosts, dbURL)
+		switch svc.Command[0] {
+		case "api":
+			s.api = "http://" + hosts[name]
+		case "notifier":
+			s.secret = svc.Environment["GENPIPE_WEBHOOK_SECRET"]
+		}
+		if flags[svc.Command[0]].env["GENPIPE_ALLOW_PRIVATE_WEBHOOKS"] {
+			// Not the compose setting: the test's webhook receiver listens on loopback.
+			env = append(env, "GENPIPE_ALLOW_PRIVATE_WEBHOOKS=true")
+		}
+		p := s.start(name, env, svc.Command...)
+		st := started{name: name, proc: p}
+		if svc.Healthcheck != nil {
+			st.check = rewriteHealthcheck(t, name, svc, healthcheck, env)
+		}
+		procs = append(procs, st)
+		if svc.Command[0] == "aisim" {
+			s.waitListening(p, hosts[name])
+		}
+	}
+	for _, p := range procs {
+		if p.name == "api" {
+			s.waitReady(p.proc)
+		}
+	}
+	for _, group := range []string{groupCheck, groupGenerate, groupNotifier} {
+		s.waitStableGroup(group, 1)
+	}
+	for _, p := range procs {
+		if p.check == nil {
+			continue
+		}
+		if err := waitHealthy(p.check, 20*time.Second, s.checkAlive); err != nil {
+			t.Errorf("%s: the compose healthcheck fails: %v", p.name, err)
+			continue
+		}
+		t.Logf("%s: the compose healthcheck passes (%s)", p.name, p.check[len(p.check)-1])
+	}
+
+	id, hooks := s.submit("compose")
+	v := s.waitTerminal(id, 60*time.Second)
+	if v.Status != "done" || v.Result == nil {
+		t.Fatalf("request ended %s (%s), want done with a result", v.Status, v.Error)
+	}
+	checkPNG(t, download(t, v.Result.PNGURL))
+	s.checkWebhook(hooks, id)
+}
+
+// startOrder orders the compose services so that each comes after those it
+// depends on.
+func startOrder(t *testing.T, c composeFile) []string {
+	t.Helper()
+	var order []string
+	done := map[string]bool{}
+	for len(order) < len(c.Services) {
+		progress := false
+		for _, name := range slices.Sorted(maps.Keys(c.Services)) {
+			ready := !done[name]
+			for dep := range c.Services[name].DependsOn {
+				if _, ok := c.Services[dep]; !ok {
+					t.Fatalf("compose service %s depends on %s, which is not a service", name, dep)
+				}
+				ready = ready && done[dep]
+			}
+			if ready {
+				order, done[name], progress = append(order, name), true, true
+			}
+		}
+		if !progress {
+			t.Fatalf("compose services depend on each other in a cycle: started %v", order)
+		}
+	}
+	return order
+}
+
+// composeDatabase returns the database the compose services use in the
+// test: a fresh schema of the test PostgreSQL when GENPIPE_TEST_POSTGRES_URL
+// names one (scripts/test.sh starts one), else "" for a SQLite file.
+func composeDatabase(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("GENPIPE_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Log("GENPIPE_TEST_POSTGRES_URL unset: the compose services use SQLite instead of PostgreSQL")
+		return ""
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "deploytest_" + hex.EncodeToString(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("test PostgreSQL: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("test PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(ctx)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	t.Logf("the compose services use PostgreSQL, schema %s", schema)
+	return u.String()
+}
+
+// rewriteComposeEnv returns a service's variables with compose host names
+// replaced by the stand-ins' loopback addresses, a listen address ":PORT"
+// by the service's own loopback address, and a PostgreSQL URL by dbURL.
+func rewriteComposeEnv(t *testing.T, service string, env map[string]string, hosts map[string]string, dbURL string) []string {
+	t.Helper()
+	hostRef := regexp.MustCompile(`(^|[/@,])([a-z][a-z0-9-]*):(\d+)`)
+	var out []string
+	for key, v := range env {
+		switch {
+		case strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://"):
+			v = dbURL
+		case regexp.MustCompile(`^:\d+$`).MatchString(v):
+			v = hosts[service]
+			if key != "GENPIPE_ADDR" {
+				v = freeAddr(t) // a second listener, such as metrics
+			}
+		default:
+			v = hostRef.ReplaceAllStringFunc(v, func(m string) string {
+				sub := hostRef.FindStringSubmatch(m)
+				addr, ok := hosts[sub[2]]
+				if !ok {
+					t.Fatalf("compose service %s: %s=%s names host %s, which is not a compose service", service, key, env[key], sub[2])
+				}
+				return sub[1] + addr
+			})
+		}
+		out = append(out, key+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// rewriteHealthcheck turns a compose healthcheck into a command line for
+// this machine: the healthcheck binary built here, and the service's
+// loopback address for the port it asks.
+func rewriteHealthcheck(t *testing.T, service string, svc composeService, bin string, env []string) []string {
+	t.Helper()
+	test := svc.Healthcheck.Test
+	if len(test) != 3 || test[0] != "CMD" || test[1] != "/usr/local/bin/healthcheck" {
+		t.Fatalf("compose service %s: healthcheck %v, want [CMD /usr/local/bin/healthcheck URL]", service, test)
+	}
+	u, err := url.Parse(test[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range env {
+		key, v, _ := strings.Cut(kv, "=")
+		if svc.Environment[key] == ":"+u.Port() {
+			u.Host = v
+			return []string{bin, "-timeout", "2s", u.String()}
+		}
+	}
+	t.Fatalf("compose service %s: healthcheck %s asks port %s, which no variable of the service listens on", service, test[2], u.Port())
+	return nil
+}
+
+// waitHealthy runs a healthcheck command until it succeeds.
+func waitHealthy(cmd []string, timeout time.Duration, alive func()) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		alive()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%v: %v: %s", cmd[1:], err, bytes.TrimSpace(out))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The parts of the deployment files the tests read.
+
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+}
+
+type composeService struct {
+	Image       string                    `yaml:"image"`
+	Build       any                       `yaml:"build"`
+	Command     []string                  `yaml:"command"`
+	Environment map[string]string         `yaml:"environment"`
+	DependsOn   map[string]map[string]any `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+}
+
+// isGenpipe reports whether the service runs the genpipe image.
+func (s composeService) isGenpipe() bool { return s.Build != nil }
+
+// loadCompose reads docker-compose.yml with ${VAR:-default} replaced by its
+// default, as compose does when VAR is unset.
+func loadCompose(t *testing.T) composeFile {
+	t.Helper()
+	path := filepath.Join(deployDir(t), "docker-compose.yml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`\$\{[A-Z0-9_]+(?::-([^}]*))?\}`).ReplaceAll(data, []byte("$1"))
+	var c composeFile
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return c
+}
+
+type k8sMeta struct {
+	Name string `yaml:"name"`
+}
+
+type k8sContainer struct {
+	Name  string   `yaml:"name"`
+	Image string   `yaml:"image"`
+	Args  []string `yaml:"args"`
+	Env   []struct {
+		Name  string `yaml:"name"`
+		Value string `yaml:"value"`
+	} `yaml:"env"`
+	EnvFrom []struct {
+		ConfigMapRef *k8sMeta `yaml:"configMapRef"`
+		SecretRef    *k8sMeta `yaml:"secretRef"`
+	} `yaml:"envFrom"`
+	Ports []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
+	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
+	Resources      struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+}
+
+type k8sProbe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port string `yaml:"port"` // by name
+	} `yaml:"httpGet"`
+}
+
+type k8sDeployment struct {
+	Metadata k8sMeta `yaml:"metadata"`
+	Spec     struct {
+		Template struct {
+			Spec struct {
+				Containers []k8sContainer `yaml:"containers"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+type k8sScaledObject struct {
+	Metadata k8sMeta `yaml:"metadata"`
+	Spec     struct {
+		ScaleTargetRef  k8sMeta `yaml:"scaleTargetRef"`
+		MaxReplicaCount int     `yaml:"maxReplicaCount"`
+		Triggers        []struct {
+			Type              string            `yaml:"type"`
+			Metadata          map[string]string `yaml:"metadata"`
+			AuthenticationRef *k8sMeta          `yaml:"authenticationRef"`
+		} `yaml:"triggers"`
+	} `yaml:"spec"`
+}
+
+type k8sTriggerAuth struct {
+	Metadata k8sMeta `yaml:"metadata"`
+	Spec     struct {
+		SecretTargetRef []struct {
+			Parameter string `yaml:"parameter"`
+			Name      string `yaml:"name"`
+			Key       string `yaml:"key"`
+		} `yaml:"secretTargetRef"`
+	} `yaml:"spec"`
+}
+
+type k8sManifests struct {
+	deployments   []k8sDeployment
+	scaledObjects []k8sScaledObject
+	triggerAuths  map[string]k8sTriggerAuth
+	configMaps    map[string]map[string]string
+	secrets       map[string]map[string]string
+}
+
+// loadK8s reads the manifests that kustomization.yaml lists, and checks
+// that it lists every one.
+func loadK8s(t *testing.T) k8sManifests {
+	t.Helper()
+	dir := filepath.Join(deployDir(t), "k8s")
+	kust := decodeYAML[struct {
+		Resources []string `yaml:"resources"`
+	}](t, filepath.Join(dir, "kustomization.yaml"))[0]
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	for _, f := range files {
+		if base := filepath.Base(f); base != "kustomization.yaml" && !slices.Contains(kust.Resources, base) {
+			t.Errorf("deploy/k8s/%s is not in kustomization.yaml's resources", base)
+		}
+	}
+	k := k8sManifests{configMaps: map[string]map[string]string{}, secrets: map[string]map[string]string{},
+		triggerAuths: map[string]k8sTriggerAuth{}}
+	for _, res := range kust.Resources {
+		for _, node := range decodeYAML[yaml.Node](t, filepath.Join(dir, res)) {
+			var head struct {
+				Kind       string            `yaml:"kind"`
+				Metadata   k8sMeta           `yaml:"metadata"`
+				Data       map[string]string `yaml:"data"`
+				StringData map[string]string `yaml:"stringData"`
+			}
+			decodeNode(t, res, &node, &head)
+			switch head.Kind {
+			case "Deployment":
+				var d k8sDeployment
+				decodeNode(t, res, &node, &d)
+				k.deployments = append(k.deployments, d)
+			case "ScaledObject":
+				var so k8sScaledObject
+				decodeNode(t, res, &node, &so)
+				k.scaledObjects = append(k.scaledObjects, so)
+			case "TriggerAuthentication":
+				var ta k8sTriggerAuth
+				decodeNode(t, res, &node, &ta)
+				k.triggerAuths[ta.Metadata.Name] = ta
+			case "ConfigMap":
+				k.configMaps[head.Metadata.Name] = head.Data
+			case "Secret":
+				k.secrets[head.Metadata.Name] = head.StringData
+			}
+		}
+	}
+	return k
+}
+
+// decodeYAML decodes every document of a YAML file.
+func decodeYAML[T any](t *testing.T, path string) []T {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []T
+	for {
+		var doc T
+		err := dec.Decode(&doc)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return docs
+			}
+			t.Fatalf("%s: document %d: %v", path, len(docs)+1, err)
+		}
+		docs = append(docs, doc)
+	}
+}
+
+func decodeNode(t *testing.T, file string, node *yaml.Node, out any) {
+	t.Helper()
+	if err := node.Decode(out); err != nil {
+		t.Fatalf("deploy/k8s/%s: %v", file, err)
+	}
+}
+
+// commandFlagSet is what one command reads: its flags and variables.
+type commandFlagSet struct {
+	flags map[string]bool
+	env   map[string]bool
+}
+
+// deployFlagSets returns every command's flags and variables, by reference
+// name ("worker", "dlq list").
+func deployFlagSets(t *testing.T) map[string]commandFlagSet {
+	t.Helper()
+	clearGenpipeEnv(t)
+	cmds, err := flagReference(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]commandFlagSet{}
+	for _, c := range cmds {
+		fs := commandFlagSet{flags: map[string]bool{}, env: map[string]bool{}}
+		for _, f := range c.Flags {
+			fs.flags[f.Name] = true
+			if f.Env != "" {
+				fs.env[f.Env] = true
+			}
+		}
+		for _, e := range otherEnv {
+			if e.Command == c.Name {
+				fs.env[e.Env] = true
+			}
+		}
+		out[c.Name] = fs
+	}
+	return out
+}

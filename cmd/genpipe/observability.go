@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/httpjson"
+	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/metrics"
+	"github.com/genpipe/genpipe/tracing"
+)
+
+// observability is what one process measures and traces: a metrics
+// registry and its tracing, shared by every part the process runs (`up`
+// makes one for all of them, so one /metrics shows the whole system).
+type observability struct {
+	metrics *metrics.Registry
+	tracing *tracing.Tracing
+	cfg     *config
+	log     *slog.Logger
+
+	mu  sync.Mutex
+	lag *kafka.LagReader // made on first use: only consumers need it
+}
+
+// newObservability returns the process's observability. Tracing is on when
+// the standard OTEL_* environment asks for OTLP export (see tracing.FromEnv);
+// service is its default service.name.
+func newObservability(ctx context.Context, cfg *config, service string, log *slog.Logger) (*observability, error) {
+	tr, err := tracing.FromEnv(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	if tr.On() {
+		log.Info("tracing: exporting spans over OTLP", "service", service)
+	}
+	return &observability{metrics: metrics.New(metrics.WithLogger(log)), tracing: tr, cfg: cfg, log: log}, nil
+}
+
+// observe returns the observability a part uses: up's, or for a standalone
+// part a new one, serving /metrics and /healthz on -metrics-addr when set.
+// release stops that server and flushes the spans; call it when the part
+// is done.
+func (c *config) observe(ctx context.Context, part string, log *slog.Logger) (obs *observability, release func(), err error) {
+	if c.obs != nil {
+		return c.obs, func() {}, nil
+	}
+	if obs, err = newObservability(ctx, c, "genpipe-"+part, log); err != nil {
+		return nil, nil, err
+	}
+	_, stop, err := obs.serve(ctx, c.MetricsAddr)
+	if err != nil {
+		obs.close()
+		return nil, nil, err
+	}
+	c.obs = obs
+	return obs, func() { stop(); obs.close() }, nil
+}
+
+// serve serves /metrics and /healthz on addr until stop is called, and
+// returns its URL; an empty addr serves nothing. It listens before
+// returning, so a port in use fails the start rather than going unnoticed.
+func (o *observability) serve(ctx context.Context, addr string) (url string, stop func(), err error) {
+	if addr == "" {
+		return "", func() {}, nil
+	}
+	ln, url, err := listen(addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", o.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := serveHTTP(ctx, ln, mux, o.log.With("server", "metrics")); err != nil {
+			o.log.Error("metrics server", "err", err)
+		}
+	}()
+	return url, func() { cancel(); <-done }, nil
+}
+
+// close flushes the spans still buffered and closes the lag reader.
+func (o *observability) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.tracing.Shutdown(ctx); err != nil {
+		o.log.Warn("flushing traces", "err", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lag != nil {
+		o.lag.Close()
+		o.lag = nil
+	}
+}
+
+// producerHooks measures and traces a producer; client names it in the
+// Kafka metrics (api-producer, ...).
+func (o *observability) producerHooks(client string) kafka.ProducerOption {
+	return kafka.WithProducerHooks(append([]kgo.Hook{o.metrics.KafkaHooks(client)}, o.tracing.KafkaHooks("")...)...)
+}
+
+// engineOpts measures and traces a stage engine's Kafka client.
+func (o *observability) engineOpts(stage, group string) engine.Option {
+	hooks := append([]kgo.Hook{o.metrics.KafkaHooks(stage + "-consumer")}, o.tracing.KafkaHooks(group)...)
+	return engine.WithClientOpts(kgo.WithHooks(hooks...))
+}
+
+// instrument times each record of stage and handles it in a span that
+// continues the record's trace, so what the handler produces and the AI
+// calls it makes stay in the request's trace.
+func (o *observability) instrument(stage string, handle engine.Handler) engine.Handler {
+	return func(ctx context.Context, r *kgo.Record) error {
+		start := time.Now()
+		ctx, end := o.tracing.StartRecord(ctx, r, stage)
+		err := handle(ctx, r)
+		end(err)
+		o.metrics.ObserveProcessing(stage, time.Since(start))
+		return err
+	}
+}
+
+// watch reports e's state and its partitions' lag at every scrape, until
+// the returned func is called.
+func (o *observability) watch(stage, group string, e *engine.Engine) (stop func()) {
+	return o.metrics.WatchStage(stage, group, e.Stats, o.groupLag)
+}
+
+// groupLag reads a group's lag through the process's one lag reader.
+func (o *observability) groupLag(ctx context.Context, group string) (map[string]map[int32]int64, error) {
+	o.mu.Lock()
+	if o.lag == nil {
+		lag, err := o.newLagReader()
+		if err != nil {
+			o.mu.Unlock()
+			return nil, err
+		}
+		o.lag = lag
+	}
+	lag := o.lag
+	o.mu.Unlock()
+	return lag.Lag(ctx, group)
+}
+
+// newLagReader connects as every Kafka client of the process does (TLS,
+// SASL).
+func (o *observability) newLagReader() (*kafka.LagReader, error) {
+	conn, err := o.cfg.kafkaConn()
+	if err != nil {
+		return nil, err
+	}
+	return kafka.NewLagReader(conn.Opts()...)
+}
+
+// retryHook counts a stage's AI retries by the failed attempt's code.
+func (o *observability) retryHook(ctx context.Context, stage genpipe.Stage, err error) {
+	o.metrics.AIRetry(string(stage), genpipe.ErrorCode(err))
+}
+
+// endToEndHook records a request's time from creation to terminal status.
+func (o *observability) endToEndHook(ctx context.Context, status genpipe.Status, took time.Duration) {
+	o.metrics.ObserveEndToEnd(string(status), took)
+}
+
+// deadLetters counts what q writes to the dead-letter topic.
+func (o *observability) deadLetters(q genpipe.DeadLetterQueue) genpipe.DeadLetterQueue {
+	return countedDeadLetters{q: q, m: o.metrics}
+}
+
+type countedDeadLetters struct {
+	q genpipe.DeadLetterQueue
+	m *metrics.Registry
+}
+
+func (c countedDeadLetters) SendDeadLetter(ctx context.Context, d genpipe.DeadLetter) error {
+	if err := c.q.SendDeadLetter(ctx, d); err != nil {
+		return err
+	}
+	c.m.DeadLetter(d.Stage)
+	return nil
+}
