@@ -1,13 +1,10 @@
 package metrics_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/metrics"
 )
@@ -25,30 +23,7 @@ func scrape(t *testing.T, h http.Handler) map[string]float64 {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET /metrics: %s\n%s", resp.Status, body)
-	}
-	samples := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		samples[line[:i]] = v
-	}
-	return samples
+	return testutil.Scrape(t, srv.URL)
 }
 
 func want(t *testing.T, samples map[string]float64, series string, value float64) {

@@ -22,6 +22,7 @@ func cmdAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stringFlag(fs, &cfg.Addr, "addr", "GENPIPE_ADDR", "127.0.0.1:8080", "listen address")
 	kafkaFlags(fs, &cfg)
 	s3Flags(fs, &cfg)
+	publicS3Flag(fs, &cfg)
 	databaseFlag(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -70,6 +71,7 @@ func cmdNotifier(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flagSet("notifier", &cfg, stderr)
 	kafkaFlags(fs, &cfg)
 	s3Flags(fs, &cfg)
+	publicS3Flag(fs, &cfg)
 	databaseFlag(fs, &cfg)
 	stringFlag(fs, &cfg.WebhookSecret, "webhook-secret", "GENPIPE_WEBHOOK_SECRET", "", "HMAC-SHA256 key that signs webhook bodies")
 	cfg.AllowPrivateWebhooks = new(bool)

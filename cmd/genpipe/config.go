@@ -38,13 +38,14 @@ type config struct {
 	KafkaCompression   string
 	KafkaGroupProtocol string
 
-	S3Endpoint     string
-	S3Bucket       string
-	S3AccessKey    string
-	S3SecretKey    string
-	S3Region       string
-	S3SessionToken string
-	S3PathStyle    optionalBool // unset: path style except on AWS S3 (see s3.WithPathStyle)
+	S3Endpoint       string
+	S3Bucket         string
+	S3AccessKey      string
+	S3SecretKey      string
+	S3Region         string
+	S3SessionToken   string
+	S3PublicEndpoint string       // api, notifier: the store's URL in links handed to browsers
+	S3PathStyle      optionalBool // unset: path style except on AWS S3 (see s3.WithPathStyle)
 
 	DatabaseURL   string
 	CheckAIURL    string
@@ -246,6 +247,17 @@ func s3Flags(fs *flag.FlagSet, cfg *config) {
 		"other stores known to want virtual hosts", "GENPIPE_S3_PATH_STYLE"))
 }
 
+// publicS3Flag is for the parts that hand presigned URLs to people (the
+// API's upload URLs and result links, the notifier's webhook links), when
+// browsers reach the store under another address than genpipe does. The
+// workers' URLs go to the AI services, which reach the store as genpipe
+// does, so they keep -s3-endpoint.
+func publicS3Flag(fs *flag.FlagSet, cfg *config) {
+	stringFlag(fs, &cfg.S3PublicEndpoint, "s3-public-endpoint", "GENPIPE_S3_PUBLIC_ENDPOINT", "",
+		"the object store's URL as browsers reach it, for presigned upload and result URLs (SigV4 signs the host, so "+
+			"it cannot be rewritten later); empty: -s3-endpoint")
+}
+
 // s3Options turns the S3 flags other than the endpoint, bucket and keys
 // into store options.
 func (c *config) s3Options() []s3.Option {
@@ -255,6 +267,9 @@ func (c *config) s3Options() []s3.Option {
 	}
 	if c.S3PathStyle.set {
 		opts = append(opts, s3.WithPathStyle(c.S3PathStyle.v))
+	}
+	if c.S3PublicEndpoint != "" {
+		opts = append(opts, s3.WithPresignEndpoint(c.S3PublicEndpoint))
 	}
 	return opts
 }

@@ -397,6 +397,15 @@ func TestComposeSettingsStart(t *testing.T) {
 			t.Fatalf("compose service %s: no stand-in for image %s", name, svc.Image)
 		}
 	}
+	// localhost:PORT is a port a service publishes to the host (browsers'
+	// view of the object store): the same stand-in.
+	for name, svc := range compose.Services {
+		for _, p := range svc.Ports {
+			if published, _, ok := strings.Cut(p, ":"); ok && hosts[name] != "" {
+				hosts["localhost:"+published] = hosts[name]
+			}
+		}
+	}
 
 	// The genpipe services, in the order depends_on gives.
 	type started struct {
@@ -548,6 +557,9 @@ func rewriteComposeEnv(t *testing.T, service string, env map[string]string, host
 			v = hostRef.ReplaceAllStringFunc(v, func(m string) string {
 				sub := hostRef.FindStringSubmatch(m)
 				addr, ok := hosts[sub[2]]
+				if sub[2] == "localhost" {
+					addr, ok = hosts["localhost:"+sub[3]]
+				}
 				if !ok {
 					t.Fatalf("compose service %s: %s=%s names host %s, which is not a compose service", service, key, env[key], sub[2])
 				}
@@ -611,6 +623,7 @@ type composeService struct {
 	Build       any                       `yaml:"build"`
 	Command     []string                  `yaml:"command"`
 	Environment map[string]string         `yaml:"environment"`
+	Ports       []string                  `yaml:"ports"`
 	DependsOn   map[string]map[string]any `yaml:"depends_on"`
 	Healthcheck *struct {
 		Test []string `yaml:"test"`

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,38 +14,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
 
 // scrapeMetrics GETs url (a /metrics) and returns every sample by its
 // series as the text format prints it: name{label="value",...}.
-func scrapeMetrics(t *testing.T, url string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET %s: %s %s\n%s", url, resp.Status, resp.Header.Get("Content-Type"), body)
-	}
-	samples := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		samples[line[:i]] = v
-	}
-	return samples
-}
+func scrapeMetrics(t *testing.T, url string) map[string]float64 { return testutil.Scrape(t, url) }
 
 // sum adds the samples of metric name whose labels hold every one of
 // labels (each `key="value"`), and reports whether there was any.
