@@ -40,7 +40,7 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 		return Files{}, errInvalid("the image is empty")
 	}
 	title = cleanTitle(title)
-	lay, err := newLayout(th, img.Bounds().Size(), title, cleanText(description))
+	lay, err := newLayout(th, img.Bounds().Size(), title, bodyText(title, description))
 	if err != nil {
 		return Files{}, err
 	}
@@ -66,4 +66,16 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 // errInvalid refuses input the renderer cannot use (a bad style, no image).
 func errInvalid(format string, args ...any) error {
 	return fmt.Errorf("slide: %w", genpipe.Errorf(genpipe.EINVALID, format, args...))
+}
+
+// bodyText is the description as the slide shows it under the title: none
+// when it only repeats the title (a request without a title gets its
+// description's first line as one, and a one-line description would
+// otherwise appear twice).
+func bodyText(title, description string) string {
+	body := cleanText(description)
+	if body == title {
+		return ""
+	}
+	return body
 }

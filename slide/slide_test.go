@@ -491,3 +491,18 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
+
+// A description that only repeats the title is not shown twice.
+func TestBodyOmitsRepeatedTitle(t *testing.T) {
+	title := cleanTitle("Quarterly roadmap")
+	if got := bodyText(title, "  Quarterly roadmap "); got != "" {
+		t.Errorf("bodyText of a description equal to the title = %q; want none", got)
+	}
+	if got := bodyText(title, "Quarterly roadmap\nwith details"); got == "" {
+		t.Error("bodyText dropped a description that says more than the title")
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 200, 100))
+	if _, err := Render(img, genpipe.Styles[0], title, "Quarterly roadmap"); err != nil {
+		t.Fatalf("Render with a body equal to the title: %v", err)
+	}
+}
