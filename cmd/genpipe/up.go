@@ -113,18 +113,37 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 	}
 	cfg.CheckAIURL, cfg.GenerateAIURL = urls.CheckAI, urls.GenerateAI
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return runAISim(ctx, "check", checkLn, cfg.CheckLatency, cfg.CheckCapacity, log.With("part", "check-ai"))
+	// The AIs outlive the parts that call them: at shutdown a worker
+	// finishes its in-flight records, which may need another call (a
+	// retry after a 429), before the AIs stop.
+	aiCtx, stopAIs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAIs()
+	ais, aiCtx := errgroup.WithContext(aiCtx)
+	ais.Go(func() error {
+		return runAISim(aiCtx, "check", checkLn, cfg.CheckLatency, cfg.CheckCapacity, log.With("part", "check-ai"))
 	})
-	g.Go(func() error {
-		return runAISim(ctx, "generate", generateLn, cfg.GenerateLatency, cfg.GenerateCapacity, log.With("part", "generate-ai"))
+	ais.Go(func() error {
+		return runAISim(aiCtx, "generate", generateLn, cfg.GenerateLatency, cfg.GenerateCapacity, log.With("part", "generate-ai"))
+	})
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // an AI that stops on its own stops everything
+		select {
+		case <-aiCtx.Done():
+			return fmt.Errorf("simulated AI stopped: %w", context.Cause(aiCtx))
+		case <-ctx.Done():
+			return nil
+		}
 	})
 	g.Go(func() error { return runWorker(ctx, cfg, "check", log.With("part", "check-worker")) })
 	g.Go(func() error { return runWorker(ctx, cfg, "generate", log.With("part", "generate-worker")) })
 	g.Go(func() error { return runNotifier(ctx, cfg, log.With("part", "notifier")) })
 	g.Go(func() error { return runAPI(ctx, cfg, apiLn, log.With("part", "api"), func() { started(urls) }) })
 	err = g.Wait()
+	stopAIs()
+	if aiErr := ais.Wait(); err == nil {
+		err = aiErr
+	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
