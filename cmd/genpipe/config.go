@@ -375,12 +375,18 @@ func apiFlags(fs *flag.FlagSet, cfg *config, up bool) {
 	intFlag(fs, &cfg.MaxUploadBytes, "max-upload-bytes", "GENPIPE_MAX_UPLOAD_BYTES", 10<<20, "the largest image a request may use, in bytes")
 }
 
+// allowPrivateWebhooks reports -allow-private-webhooks: false when the
+// command has no such flag.
+func (c *config) allowPrivateWebhooks() bool {
+	return c.AllowPrivateWebhooks != nil && *c.AllowPrivateWebhooks
+}
+
 // apiOptions turns the API's settings into options. Zero values keep the
 // API's defaults, except MaxBacklog, whose 0 means no bound.
 func (c *config) apiOptions() []api.Option {
 	opts := []api.Option{
 		api.WithAPIKeys(splitList(c.APIKeys)...),
-		api.WithAllowPrivateWebhooks(c.AllowPrivateWebhooks != nil && *c.AllowPrivateWebhooks),
+		api.WithAllowPrivateWebhooks(c.allowPrivateWebhooks()),
 		api.WithMaxBacklog(c.MaxBacklog),
 	}
 	if c.RateLimit > 0 {

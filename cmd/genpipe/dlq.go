@@ -138,10 +138,6 @@ var _ flag.Value = (*listFlag)(nil)
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
 
 func (l *listFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
+	*l = append(*l, splitList(v)...)
 	return nil
 }

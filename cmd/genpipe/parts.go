@@ -40,34 +40,20 @@ const (
 // runAPI serves the API on ln until ctx is done; ready is called once it
 // is set up, just before it serves.
 func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger, ready func()) error {
-	obs, release, err := cfg.observe(ctx, "api", log)
+	d, err := openDeps(ctx, cfg, "api", log)
 	if err != nil {
 		return err
 	}
-	defer release()
-	store, err := openStore(ctx, cfg.DatabaseURL, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	objects, err := openObjects(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	producer, err := openProducer(ctx, cfg, log, obs.producerHooks("api-producer"))
-	if err != nil {
-		return err
-	}
-	defer producer.Close()
+	defer d.close()
 	hub := api.NewHub()
-	opts := append(cfg.apiOptions(), api.WithLogger(log), api.WithMetricsHandler(obs.metrics.Handler()),
-		api.WithReadinessCheck("kafka", producer.Ping),
-		api.WithReadinessCheck("objectstore", objects.Ping),
-		api.WithReadinessCheck("database", store.Ping))
-	if obs.tracing.On() {
-		opts = append(opts, api.WithTracerProvider(obs.tracing.TracerProvider()))
+	opts := append(cfg.apiOptions(), api.WithLogger(log), api.WithMetricsHandler(d.obs.metrics.Handler()),
+		api.WithReadinessCheck("kafka", d.producer.Ping),
+		api.WithReadinessCheck("objectstore", d.objects.Ping),
+		api.WithReadinessCheck("database", d.store.Ping))
+	if d.obs.tracing.On() {
+		opts = append(opts, api.WithTracerProvider(d.obs.tracing.TracerProvider()))
 	}
-	server := api.NewServer(store, objects, producer, hub, cfg.Topics, opts...)
+	server := api.NewServer(d.store, d.objects, d.producer, hub, cfg.Topics, opts...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tailStatus(ctx, cfg, hub, log) })
 	g.Go(func() error {
@@ -97,32 +83,18 @@ func tailStatus(ctx context.Context, cfg *config, hub *api.Hub, log *slog.Logger
 
 // runWorker runs one AI stage until ctx is done.
 func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger) error {
-	obs, release, err := cfg.observe(ctx, stage+"-worker", log)
+	d, err := openDeps(ctx, cfg, stage+"-worker", log)
 	if err != nil {
 		return err
 	}
-	defer release()
-	store, err := openStore(ctx, cfg.DatabaseURL, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	objects, err := openObjects(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	producer, err := openProducer(ctx, cfg, log, obs.producerHooks(stage+"-producer"))
-	if err != nil {
-		return err
-	}
-	defer producer.Close()
+	defer d.close()
 	retry := backoff.Default
 	if cfg.AIAttempts > 0 {
 		retry.Attempts = cfg.AIAttempts
 	}
 	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload),
-		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook)}
-	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(obs.tracing.TracerProvider())}
+		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(d.obs.retryHook)}
+	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(d.obs.tracing.TracerProvider())}
 	var (
 		handle   func(context.Context, []byte) error
 		topic    string
@@ -131,15 +103,15 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 	)
 	switch stage {
 	case "check":
-		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), objects, producer, store, cfg.Topics, stageOpts...).Handle
+		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), d.objects, d.producer, d.store, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Requests, groupCheck, cfg.CheckCapacity
 	case "generate":
-		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), objects, producer, store, cfg.Topics, stageOpts...).Handle
+		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), d.objects, d.producer, d.store, cfg.Topics, stageOpts...).Handle
 		topic, group, capacity = cfg.Topics.Checked, groupGenerate, cfg.GenerateCapacity
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", stage)
 	}
-	dlq := obs.deadLetters(kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters))
+	dlq := d.obs.deadLetters(kafka.NewDeadLetters(d.producer, cfg.Topics.DeadLetters))
 	var engineOpts []engine.Option
 	if cfg.SessionTimeout > 0 {
 		engineOpts = append(engineOpts, engine.WithSessionTimeout(cfg.SessionTimeout))
@@ -152,29 +124,15 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if cfg.WebhookSecret == "" {
 		return errors.New("a webhook secret is required (-webhook-secret or $GENPIPE_WEBHOOK_SECRET)")
 	}
-	obs, release, err := cfg.observe(ctx, "notifier", log)
+	d, err := openDeps(ctx, cfg, "notifier", log)
 	if err != nil {
 		return err
 	}
-	defer release()
-	store, err := openStore(ctx, cfg.DatabaseURL, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	objects, err := openObjects(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
+	defer d.close()
 	// Its producer writes only dead letters (poison on the results topic).
-	producer, err := openProducer(ctx, cfg, log, obs.producerHooks("notifier-producer"))
-	if err != nil {
-		return err
-	}
-	defer producer.Close()
-	dlq := obs.deadLetters(kafka.NewDeadLetters(producer, cfg.Topics.DeadLetters))
-	n := notifier.New(store, objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log), notifier.WithEndToEndHook(obs.endToEndHook),
-		notifier.WithPrivateWebhooks(cfg.AllowPrivateWebhooks != nil && *cfg.AllowPrivateWebhooks),
+	dlq := d.obs.deadLetters(kafka.NewDeadLetters(d.producer, cfg.Topics.DeadLetters))
+	n := notifier.New(d.store, d.objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log), notifier.WithEndToEndHook(d.obs.endToEndHook),
+		notifier.WithPrivateWebhooks(cfg.allowPrivateWebhooks()),
 		notifier.WithShutdownTimeout(cfg.shutdownTimeout()))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.RunWebhooks(ctx) })
@@ -189,17 +147,57 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 
 // runAISim serves a simulated AI service on ln until ctx is done.
 func runAISim(ctx context.Context, model string, ln net.Listener, latency time.Duration, capacity int, log *slog.Logger) error {
-	opts := []aisim.Option{aisim.WithLatency(latency), aisim.WithCapacity(capacity), aisim.WithLogger(log)}
-	var svc *aisim.Service
-	switch model {
-	case "check":
-		svc = aisim.NewCheckService(opts...)
-	case "generate":
-		svc = aisim.NewGenerateService(opts...)
-	default:
-		return fmt.Errorf("unknown model %q: want check or generate", model)
+	svc, err := aisim.New(model, aisim.WithLatency(latency), aisim.WithCapacity(capacity), aisim.WithLogger(log))
+	if err != nil {
+		return err
 	}
 	return serveHTTP(ctx, ln, svc.Handler(), log)
+}
+
+// deps are what the API, the workers and the notifier each open: the
+// part's observability, the status store, the object store and a producer
+// (which also creates missing topics).
+type deps struct {
+	obs      *observability
+	store    genpipe.RequestStore
+	objects  *s3.Store
+	producer *kafka.Producer
+	closers  []func() // in opening order; close runs them in reverse
+}
+
+// openDeps opens part's dependencies; close releases them, also after an
+// error part way.
+func openDeps(ctx context.Context, cfg *config, part string, log *slog.Logger) (d *deps, err error) {
+	d = &deps{}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	obs, release, err := cfg.observe(ctx, part, log)
+	if err != nil {
+		return nil, err
+	}
+	d.obs, d.closers = obs, append(d.closers, release)
+	if d.store, err = openStore(ctx, cfg.DatabaseURL, log); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, func() { d.store.Close() })
+	if d.objects, err = openObjects(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	if d.producer, err = openProducer(ctx, cfg, log, obs.producerHooks(strings.TrimSuffix(part, "-worker")+"-producer")); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, d.producer.Close)
+	return d, nil
+}
+
+func (d *deps) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+	d.closers = nil
 }
 
 // consume runs handle over topic in group on the stage engine. capacity is
