@@ -29,6 +29,32 @@ const (
 	ClaimFailed ClaimState = "failed"
 )
 
+// A store keeps a claim's state as text: a finished claim's ClaimState
+// ("done", "failed"), and "running" for one a worker holds (ClaimTaken to
+// its holder, ClaimHeld to anyone else).
+
+// CheckOutcome returns an EINVALID error unless state is an outcome that
+// FinishClaim records: ClaimDone or ClaimFailed.
+func CheckOutcome(state ClaimState) error {
+	if state != ClaimDone && state != ClaimFailed {
+		return Errorf(EINVALID, "a claim finishes done or failed, not %q", state)
+	}
+	return nil
+}
+
+// SetStored sets c's State, Output and Reason from a stored state and
+// outcome text, as a worker that does not hold the claim sees them.
+func (c *Claim) SetStored(state, outcome string) {
+	switch ClaimState(state) {
+	case ClaimDone:
+		c.State, c.Output = ClaimDone, outcome
+	case ClaimFailed:
+		c.State, c.Reason = ClaimFailed, outcome
+	default: // running
+		c.State = ClaimHeld
+	}
+}
+
 // Claim is a worker's hold on one request's stage. Users pay for every AI
 // call, so a stage's call succeeds at most once per request: a worker
 // claims (request, stage) with a lease before calling the AI, renews the
@@ -62,6 +88,15 @@ type ClaimRequest struct {
 	// again only for a replay newer than the one it failed on, so an
 	// operator's `genpipe dlq replay` retries it and a redelivery does not.
 	Replay int
+}
+
+// Validate returns an EINVALID error unless r names a request, a stage
+// and an owner.
+func (r ClaimRequest) Validate() error {
+	if r.RequestID == "" || r.Stage == "" || r.Owner == "" {
+		return Errorf(EINVALID, "a claim needs a request id, a stage and an owner")
+	}
+	return nil
 }
 
 // ClaimStore keeps the claims. Implementations: sqlite and postgres, both

@@ -47,8 +47,8 @@ const (
 // ClaimStage takes (request, stage) for r.Owner, or reports the claim as it
 // stands; see genpipe.ClaimStore.
 func (s *Store) ClaimStage(ctx context.Context, r genpipe.ClaimRequest) (genpipe.Claim, error) {
-	if r.RequestID == "" || r.Stage == "" || r.Owner == "" {
-		return genpipe.Claim{}, genpipe.Errorf(genpipe.EINVALID, "a claim needs a request id, a stage and an owner")
+	if err := r.Validate(); err != nil {
+		return genpipe.Claim{}, err
 	}
 	c := genpipe.Claim{RequestID: r.RequestID, Stage: r.Stage, Owner: r.Owner, Replay: r.Replay}
 	err := s.pool.QueryRow(ctx, takeClaim, r.RequestID, r.Stage, r.Owner, r.Lease.Seconds(), r.Replay).Scan(&c.Takes, &c.LeaseUntil)
@@ -65,20 +65,13 @@ func (s *Store) ClaimStage(ctx context.Context, r genpipe.ClaimRequest) (genpipe
 // readClaim reads a claim someone else holds or finished.
 func (s *Store) readClaim(ctx context.Context, id string, stage genpipe.Stage) (genpipe.Claim, error) {
 	c := genpipe.Claim{RequestID: id, Stage: stage}
-	var state string
-	err := s.pool.QueryRow(ctx, selectClaim, id, stage).Scan(&state, &c.Owner, &c.LeaseUntil, &c.Output, &c.Takes, &c.Replay)
+	var state, outcome string
+	err := s.pool.QueryRow(ctx, selectClaim, id, stage).Scan(&state, &c.Owner, &c.LeaseUntil, &outcome, &c.Takes, &c.Replay)
 	if err != nil {
 		return genpipe.Claim{}, fmt.Errorf("postgres: read claim %s of %s: %w", stage, id, err)
 	}
 	c.LeaseUntil = c.LeaseUntil.UTC()
-	switch state {
-	case "done":
-		c.State = genpipe.ClaimDone
-	case "failed":
-		c.State, c.Reason, c.Output = genpipe.ClaimFailed, c.Output, ""
-	default:
-		c.State = genpipe.ClaimHeld
-	}
+	c.SetStored(state, outcome)
 	return c, nil
 }
 
@@ -90,16 +83,10 @@ func (s *Store) RenewClaim(ctx context.Context, id string, stage genpipe.Stage, 
 
 // FinishClaim records the outcome of owner's claim; see genpipe.ClaimStore.
 func (s *Store) FinishClaim(ctx context.Context, id string, stage genpipe.Stage, owner string, state genpipe.ClaimState, output string) error {
-	var stored string
-	switch state {
-	case genpipe.ClaimDone:
-		stored = "done"
-	case genpipe.ClaimFailed:
-		stored = "failed"
-	default:
-		return genpipe.Errorf(genpipe.EINVALID, "a claim finishes done or failed, not %q", state)
+	if err := genpipe.CheckOutcome(state); err != nil {
+		return err
 	}
-	tag, err := s.pool.Exec(ctx, finishClaim, id, stage, owner, stored, output)
+	tag, err := s.pool.Exec(ctx, finishClaim, id, stage, owner, string(state), output)
 	return claimUpdated("finish", id, stage, tag, err)
 }
 

@@ -41,7 +41,7 @@ const (
 // ClaimStage takes (request, stage) for r.Owner, or reports the claim as it
 // stands; see genpipe.ClaimStore.
 func (s *Store) ClaimStage(ctx context.Context, r genpipe.ClaimRequest) (genpipe.Claim, error) {
-	if err := validClaim(r.RequestID, r.Stage, r.Owner); err != nil {
+	if err := r.Validate(); err != nil {
 		return genpipe.Claim{}, err
 	}
 	at := now()
@@ -61,15 +61,12 @@ func (s *Store) ClaimStage(ctx context.Context, r genpipe.ClaimRequest) (genpipe
 // readClaim reads a claim someone else holds or finished.
 func (s *Store) readClaim(ctx context.Context, id string, stage genpipe.Stage) (genpipe.Claim, error) {
 	c := genpipe.Claim{RequestID: id, Stage: stage}
-	var state string
-	err := s.write.QueryRowContext(ctx, selectClaim, id, stage).Scan(&state, &c.Owner, timeColumn{&c.LeaseUntil}, &c.Output, &c.Takes, &c.Replay)
+	var state, outcome string
+	err := s.write.QueryRowContext(ctx, selectClaim, id, stage).Scan(&state, &c.Owner, timeColumn{&c.LeaseUntil}, &outcome, &c.Takes, &c.Replay)
 	if err != nil {
 		return genpipe.Claim{}, fmt.Errorf("sqlite: read claim %s of %s: %w", stage, id, err)
 	}
-	c.State = claimState(state)
-	if c.State == genpipe.ClaimFailed {
-		c.Reason, c.Output = c.Output, ""
-	}
+	c.SetStored(state, outcome)
 	return c, nil
 }
 
@@ -82,11 +79,10 @@ func (s *Store) RenewClaim(ctx context.Context, id string, stage genpipe.Stage, 
 
 // FinishClaim records the outcome of owner's claim; see genpipe.ClaimStore.
 func (s *Store) FinishClaim(ctx context.Context, id string, stage genpipe.Stage, owner string, state genpipe.ClaimState, output string) error {
-	stored, err := finishedState(state)
-	if err != nil {
+	if err := genpipe.CheckOutcome(state); err != nil {
 		return err
 	}
-	res, err := s.write.ExecContext(ctx, finishClaim, id, stage, owner, stored, output, formatTime(now()))
+	res, err := s.write.ExecContext(ctx, finishClaim, id, stage, owner, state, output, formatTime(now()))
 	return claimUpdated("finish", id, stage, res, err)
 }
 
@@ -109,36 +105,4 @@ func claimUpdated(what, id string, stage genpipe.Stage, res sql.Result, err erro
 		return genpipe.Errorf(genpipe.ECONFLICT, "claim %s of %s is not held by this worker any more", stage, id)
 	}
 	return nil
-}
-
-// validClaim checks the arguments every claim call needs.
-func validClaim(id string, stage genpipe.Stage, owner string) error {
-	if id == "" || stage == "" || owner == "" {
-		return genpipe.Errorf(genpipe.EINVALID, "a claim needs a request id, a stage and an owner")
-	}
-	return nil
-}
-
-// claimState maps a stored state to what a caller who does not hold the
-// claim sees.
-func claimState(stored string) genpipe.ClaimState {
-	switch stored {
-	case "done":
-		return genpipe.ClaimDone
-	case "failed":
-		return genpipe.ClaimFailed
-	default:
-		return genpipe.ClaimHeld
-	}
-}
-
-// finishedState maps an outcome to its stored state.
-func finishedState(state genpipe.ClaimState) (string, error) {
-	switch state {
-	case genpipe.ClaimDone:
-		return "done", nil
-	case genpipe.ClaimFailed:
-		return "failed", nil
-	}
-	return "", genpipe.Errorf(genpipe.EINVALID, "a claim finishes done or failed, not %q", state)
 }
