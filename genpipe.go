@@ -67,9 +67,15 @@ type StatusChange struct {
 	At        time.Time `json:"at"`
 }
 
-// RequestStore is the status database: the source of truth for GET, SSE
-// backfill and webhooks. Implementations: sqlite (and PostgreSQL later), all
-// passing storetest.
+// The status database plays three roles, one interface each, so that a
+// part's constructor shows which it uses: the API keeps requests
+// (RequestStore), the notifier advances them and sends their webhooks
+// (RequestStore, WebhookOutbox), the workers claim AI calls (ClaimStore).
+// Package sqlstore implements all three on SQLite and PostgreSQL; package
+// storetest is the suite every implementation passes.
+
+// RequestStore keeps the requests and their status history: the source of
+// truth for GET, SSE backfill and webhooks.
 type RequestStore interface {
 	// CreateRequest stores r in status received, not yet published. When a
 	// request with the same Owner and non-empty IdempotencyKey exists, it
@@ -89,7 +95,11 @@ type RequestStore interface {
 	// Backlog counts the published requests still in status received:
 	// accepted, not yet started. The API refuses new requests above a bound.
 	Backlog(ctx context.Context) (int, error)
+}
 
+// WebhookOutbox keeps the webhook deliveries still to make, so that a
+// crash never loses one and a failing receiver never holds up the topic.
+type WebhookOutbox interface {
 	// EnqueueWebhook adds a delivery unless one for the same request and
 	// status exists, so a redelivered event never sends twice.
 	EnqueueWebhook(ctx context.Context, d WebhookDelivery) error
@@ -100,20 +110,10 @@ type RequestStore interface {
 	// with UpdateWebhook before then, and if it dies the deliveries fall
 	// due again when the lease ends.
 	ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookDelivery, error)
-	// DueWebhooks lists pending deliveries due at now without claiming
-	// them, to look into the outbox; senders use ClaimDueWebhooks.
-	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]WebhookDelivery, error)
 	// UpdateWebhook records the outcome of an attempt (State, Attempts,
 	// NextAttemptAt, LastError); a claimer that gives a delivery back
 	// unsent sets NextAttemptAt to when it should be tried again.
 	UpdateWebhook(ctx context.Context, d WebhookDelivery) error
-
-	// ClaimStore: the workers' claims on each request's AI stages live
-	// with the requests.
-	ClaimStore
-
-	Ping(ctx context.Context) error
-	Close() error
 }
 
 // WebhookState is where a webhook delivery stands.

@@ -92,7 +92,7 @@ func TestBacklogCountedAtMostOnceASecond(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(producer.Close)
-	srv := api.NewServer(store, objects, producer, api.NewHub(), f.topics, api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := api.NewServer(store, genpipe.NewSubmitter(store, producer, f.topics.Requests), objects, api.NewHub(), api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	f.server = ts

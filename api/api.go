@@ -29,10 +29,9 @@ var webFS embed.FS
 // Server serves the API.
 type Server struct {
 	store     genpipe.RequestStore
+	submitter *genpipe.Submitter
 	objects   genpipe.ObjectStore
-	publisher genpipe.Publisher
 	hub       *Hub
-	topics    genpipe.Topics
 	cfg       config
 	mux       *http.ServeMux
 	keys      keyring
@@ -145,9 +144,10 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // case it missed a live event, overriding 1 second.
 func WithStatusPoll(d time.Duration) Option { return func(c *config) { c.pollEvery = d } }
 
-// NewServer returns the API. hub delivers live status changes to SSE
-// streams (fed from the results topic); topics names where requests go.
-func NewServer(store genpipe.RequestStore, objects genpipe.ObjectStore, publisher genpipe.Publisher, hub *Hub, topics genpipe.Topics, opts ...Option) *Server {
+// NewServer returns the API. It reads requests from store and takes new
+// ones in through submitter; hub delivers live status changes to SSE
+// streams (fed from the results topic).
+func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects genpipe.ObjectStore, hub *Hub, opts ...Option) *Server {
 	cfg := config{
 		uploadTTL:   15 * time.Minute,
 		resultTTL:   time.Hour,
@@ -168,7 +168,7 @@ func NewServer(store genpipe.RequestStore, objects genpipe.ObjectStore, publishe
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{store: store, objects: objects, publisher: publisher, hub: hub, topics: topics, cfg: cfg, mux: http.NewServeMux(),
+	s := &Server{store: store, submitter: submitter, objects: objects, hub: hub, cfg: cfg, mux: http.NewServeMux(),
 		keys: newKeyring(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store}}
 	if cfg.rateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)

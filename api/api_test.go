@@ -86,7 +86,7 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	}
 	t.Cleanup(producer.Close)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, objects, producer, api.NewHub(), f.topics, append([]api.Option{api.WithLogger(quiet)}, opts...)...)
+	srv := api.NewServer(f.store, genpipe.NewSubmitter(f.store, producer, f.topics.Requests), objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
 	f.server = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
 	return f
@@ -234,7 +234,7 @@ func TestKafkaUnreachableIs503ThenRetrySucceeds(t *testing.T) {
 func TestReadyzReportsEachDependency(t *testing.T) {
 	f := newFixture(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, objects, nil, api.NewHub(), f.topics, api.WithLogger(quiet),
+	srv := api.NewServer(f.store, nil, objects, api.NewHub(), api.WithLogger(quiet),
 		api.WithReadinessCheck("database", f.store.Ping),
 		api.WithReadinessCheck("kafka", func(context.Context) error { return fmt.Errorf("broker away") }))
 	ts := httptest.NewServer(srv.Handler())

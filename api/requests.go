@@ -88,9 +88,9 @@ type acceptedResponse struct {
 	Message string         `json:"message"`
 }
 
-// createRequest admits, validates, stores the request as received, queues
-// it in Kafka, and only then answers 202. With an Idempotency-Key a retry
-// gets the same id and queues nothing new.
+// createRequest admits and validates a request, hands it to the Submitter
+// (stored as received, queued in Kafka), and only then answers 202. With an
+// Idempotency-Key a retry gets the same id and queues nothing new.
 //
 // Admission comes first, before the body is read: over the backlog bound
 // even a retry of an accepted request gets 429 (and its id when it retries
@@ -109,10 +109,13 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	stored, err := s.accept(r, req)
+	stored, queued, err := s.submitter.Submit(r.Context(), req)
 	if err != nil {
 		s.problem(w, r, err)
 		return
+	}
+	if queued {
+		s.backlog.added()
 	}
 	httpjson.Write(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
 		Message: "request received, please wait"})
@@ -134,38 +137,6 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (*genpipe.R
 	}
 	req.Owner = ownerOf(r)
 	return req, nil
-}
-
-// accept stores and publishes req, or returns the stored twin of a retry.
-func (s *Server) accept(r *http.Request, req *genpipe.Request) (*genpipe.Request, error) {
-	stored, created, err := s.store.CreateRequest(r.Context(), req)
-	if err != nil {
-		return nil, fmt.Errorf("store request: %w", err)
-	}
-	if !created && stored.Job != req.Job {
-		return nil, genpipe.Errorf(genpipe.ECONFLICT, "Idempotency-Key %q was used for a different request", req.IdempotencyKey)
-	}
-	if !created {
-		if _, err := s.store.Request(r.Context(), stored.ID); err == nil {
-			return stored, nil // published before: the retry gets the same answer
-		}
-	}
-	// A stored but unpublished twin means an earlier attempt got a 503:
-	// publishing now queues the request for the first time.
-	event := genpipe.NewJobEvent(genpipe.EventSubmitted, stored.ID, stored.Job, s.cfg.now())
-	value, err := genpipe.EncodeEvent(event)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.publisher.Publish(r.Context(), s.topics.Requests, stored.ID, value); err != nil {
-		s.cfg.logger.Error("queue request", "request", stored.ID, "err", err)
-		return nil, genpipe.Errorf(genpipe.EUNAVAILABLE, "the request queue is unavailable; retry later (with the same Idempotency-Key to be safe)")
-	}
-	if err := s.store.MarkPublished(r.Context(), stored.ID); err != nil {
-		return nil, fmt.Errorf("mark request %s published: %w", stored.ID, err)
-	}
-	s.backlog.added()
-	return stored, nil
 }
 
 // validate checks a request's fields; every complaint names the field.

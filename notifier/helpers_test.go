@@ -78,7 +78,7 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{store: &recordingStore{RequestStore: db}, logs: &logBuffer{t: t}}
+	e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
 	t.Cleanup(e.logs.stop)
 	opts = append([]notifier.Option{
 		notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
@@ -86,7 +86,7 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 		notifier.WithMaxRetryDelay(maxDelay),
 		notifier.WithPrivateWebhooks(true), // the receivers are on loopback
 	}, opts...)
-	e.n = notifier.New(e.store, objects, secret, opts...)
+	e.n = notifier.New(e.store, e.store, objects, secret, opts...)
 	return e
 }
 
@@ -156,7 +156,7 @@ func ctxT(t *testing.T) context.Context {
 // recordingStore is the real store, recording the webhook outcomes the
 // notifier writes and failing ApplyStatus on demand.
 type recordingStore struct {
-	genpipe.RequestStore
+	*sqlite.Store
 	mu        sync.Mutex
 	updates   []genpipe.WebhookDelivery
 	failApply int // fail this many more ApplyStatus calls
@@ -172,11 +172,11 @@ func (s *recordingStore) ApplyStatus(ctx context.Context, c genpipe.StatusChange
 	if fail {
 		return false, fmt.Errorf("database is locked (injected)")
 	}
-	return s.RequestStore.ApplyStatus(ctx, c)
+	return s.Store.ApplyStatus(ctx, c)
 }
 
 func (s *recordingStore) UpdateWebhook(ctx context.Context, d genpipe.WebhookDelivery) error {
-	err := s.RequestStore.UpdateWebhook(ctx, d)
+	err := s.Store.UpdateWebhook(ctx, d)
 	if err == nil {
 		s.mu.Lock()
 		s.updates = append(s.updates, d)

@@ -21,10 +21,11 @@ import (
 
 // Notifier records status changes and delivers webhooks.
 type Notifier struct {
-	store   genpipe.RequestStore
-	objects genpipe.ObjectStore
-	secret  []byte
-	cfg     config
+	requests genpipe.RequestStore
+	outbox   genpipe.WebhookOutbox
+	objects  genpipe.ObjectStore
+	secret   []byte
+	cfg      config
 }
 
 type config struct {
@@ -117,8 +118,9 @@ func WithEndToEndHook(hook func(ctx context.Context, status genpipe.Status, took
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
-// New returns a Notifier that signs webhooks with secret.
-func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte, opts ...Option) *Notifier {
+// New returns a Notifier that records status changes in requests, queues
+// webhooks in outbox and signs them with secret.
+func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects genpipe.ObjectStore, secret []byte, opts ...Option) *Notifier {
 	cfg := config{
 		retryWindow:  time.Hour,
 		maxDelay:     5 * time.Minute,
@@ -138,7 +140,7 @@ func New(store genpipe.RequestStore, objects genpipe.ObjectStore, secret []byte,
 	if cfg.client == nil {
 		cfg.client = webhookClient(cfg.allowPrivate)
 	}
-	return &Notifier{store: store, objects: objects, secret: secret, cfg: cfg}
+	return &Notifier{requests: requests, outbox: outbox, objects: objects, secret: secret, cfg: cfg}
 }
 
 // Handle records one status event of the results topic and, for a terminal
@@ -186,7 +188,7 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 
 // record applies one status change and queues its webhook.
 func (n *Notifier) record(ctx context.Context, e genpipe.Event) error {
-	applied, err := n.store.ApplyStatus(ctx, e.StatusChange())
+	applied, err := n.requests.ApplyStatus(ctx, e.StatusChange())
 	if err != nil {
 		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
 			n.cfg.logger.Warn("status for an unknown request", "request", e.RequestID, "status", e.Status)
@@ -197,7 +199,7 @@ func (n *Notifier) record(ctx context.Context, e genpipe.Event) error {
 	if !e.Status.Terminal() {
 		return nil
 	}
-	r, err := n.store.Request(ctx, e.RequestID)
+	r, err := n.requests.Request(ctx, e.RequestID)
 	if err != nil {
 		return fmt.Errorf("notifier: read request %s: %w", e.RequestID, err)
 	}
@@ -218,7 +220,7 @@ func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event, r *genpi
 	}
 	d := genpipe.WebhookDelivery{RequestID: r.ID, Status: e.Status, URL: r.WebhookURL,
 		State: genpipe.WebhookPending, NextAttemptAt: n.cfg.now(), CreatedAt: n.cfg.now()}
-	if err := n.store.EnqueueWebhook(ctx, d); err != nil {
+	if err := n.outbox.EnqueueWebhook(ctx, d); err != nil {
 		return fmt.Errorf("notifier: queue webhook of %s: %w", r.ID, err)
 	}
 	return nil

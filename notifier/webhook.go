@@ -40,7 +40,7 @@ func Verify(secret, body []byte, header string) bool {
 const storeTimeout = 5 * time.Second
 
 // RunWebhooks delivers due webhooks from the outbox until ctx is done. It
-// claims deliveries (see genpipe.RequestStore.ClaimDueWebhooks) only when it
+// claims deliveries (see genpipe.WebhookOutbox.ClaimDueWebhooks) only when it
 // has a free slot for them, so any number of notifiers may share one status
 // store and none sends a delivery another is sending. Once ctx is done it
 // claims nothing more, lets the attempts under way finish within the
@@ -77,7 +77,7 @@ func (n *Notifier) startDue(ctx, actx context.Context, slots, freed chan struct{
 	if free == 0 {
 		return nil
 	}
-	due, err := n.store.ClaimDueWebhooks(ctx, n.cfg.now(), n.cfg.claimLease, free)
+	due, err := n.outbox.ClaimDueWebhooks(ctx, n.cfg.now(), n.cfg.claimLease, free)
 	if err != nil {
 		return fmt.Errorf("notifier: claim due webhooks: %w", err)
 	}
@@ -118,7 +118,7 @@ func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
 		d.LastError, d.NextAttemptAt = err.Error(), now.Add(policy.Delay(d.Attempts))
 		n.cfg.logger.Info("webhook failed, will retry", "request", d.RequestID, "attempt", d.Attempts, "next", d.NextAttemptAt, "err", err)
 	}
-	if err := n.store.UpdateWebhook(rctx, d); err != nil {
+	if err := n.outbox.UpdateWebhook(rctx, d); err != nil {
 		n.cfg.logger.Error("record webhook attempt; the delivery goes out again when its claim's lease ends",
 			"request", d.RequestID, "delivery", d.ID, "err", err)
 	}
@@ -129,7 +129,7 @@ func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
 // attempt does not count: its outcome is unknown.
 func (n *Notifier) handBack(ctx context.Context, d genpipe.WebhookDelivery) {
 	d.NextAttemptAt = n.cfg.now()
-	if err := n.store.UpdateWebhook(ctx, d); err != nil {
+	if err := n.outbox.UpdateWebhook(ctx, d); err != nil {
 		n.cfg.logger.Error("hand back webhook; it is due again when its claim's lease ends",
 			"request", d.RequestID, "delivery", d.ID, "err", err)
 		return
@@ -178,7 +178,7 @@ func (n *Notifier) post(ctx context.Context, d genpipe.WebhookDelivery) error {
 }
 
 func (n *Notifier) payload(ctx context.Context, id string) ([]byte, error) {
-	r, err := n.store.Request(ctx, id)
+	r, err := n.requests.Request(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("read request %s: %w", id, err)
 	}

@@ -78,9 +78,9 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		e := &env{store: &recordingStore{RequestStore: db}, logs: &logBuffer{t: t}}
+		e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
 		t.Cleanup(e.logs.stop)
-		e.n = notifier.New(e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
+		e.n = notifier.New(e.store, e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
 			notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, nil)).With("notifier", i)))
 		envs[i] = e
 	}

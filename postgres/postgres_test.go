@@ -34,7 +34,7 @@ const (
 
 func TestStore(t *testing.T) {
 	base := serverURL(t)
-	storetest.Run(t, func(t *testing.T) genpipe.RequestStore { return open(t, freshSchema(t, base)) })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, freshSchema(t, base)) })
 }
 
 // Several processes (API replicas, notifiers) start at once against a fresh
@@ -166,7 +166,7 @@ func TestDuplicateIDConflicts(t *testing.T) {
 
 // BenchmarkStore runs the shared store benchmarks, each in a fresh schema.
 func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) genpipe.RequestStore { return open(b, freshSchema(b, serverURL(b))) })
+	storetest.Bench(b, func(b *testing.B) storetest.Store { return open(b, freshSchema(b, serverURL(b))) })
 }
 
 // The next tests need no server.

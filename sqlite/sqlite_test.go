@@ -19,13 +19,13 @@ import (
 )
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) genpipe.RequestStore { return open(t, tempPath(t)) })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, tempPath(t)) })
 }
 
 // TestStoreMemory runs the suite on ":memory:", where reads and writes
 // share the one connection.
 func TestStoreMemory(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) genpipe.RequestStore { return open(t, ":memory:") })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, ":memory:") })
 }
 
 func TestReopenKeepsData(t *testing.T) {
@@ -261,7 +261,7 @@ func TestTwoStoresOneFile(t *testing.T) {
 
 // BenchmarkStore runs the shared store benchmarks on a SQLite file.
 func BenchmarkStore(b *testing.B) {
-	storetest.Bench(b, func(b *testing.B) genpipe.RequestStore { return open(b, tempPath(b)) })
+	storetest.Bench(b, func(b *testing.B) storetest.Store { return open(b, tempPath(b)) })
 }
 
 func newRequest() *genpipe.Request {

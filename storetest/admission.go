@@ -11,10 +11,10 @@ import (
 // its Owner, whose idempotency keys are its own.
 
 var backlogTests = []test{
-	{"Empty", func(t *testing.T, s genpipe.RequestStore) {
+	{"Empty", func(t *testing.T, s Store) {
 		checkBacklog(t, s, 0)
 	}},
-	{"CountsPublishedReceived", func(t *testing.T, s genpipe.RequestStore) {
+	{"CountsPublishedReceived", func(t *testing.T, s Store) {
 		var ids []string
 		for range 4 {
 			ids = append(ids, createPublished(t, s).ID)
@@ -27,7 +27,7 @@ var backlogTests = []test{
 		apply(t, s, change(ids[2], genpipe.StatusFailed), true)
 		checkBacklog(t, s, 1)
 	}},
-	{"StartedBeforePublished", func(t *testing.T, s genpipe.RequestStore) {
+	{"StartedBeforePublished", func(t *testing.T, s Store) {
 		// The pipeline may start a request before MarkPublished returns: it
 		// is no longer waiting once published.
 		r := create(t, s, newRequest(""))
@@ -38,7 +38,7 @@ var backlogTests = []test{
 }
 
 var ownerTests = []test{
-	{"Stored", func(t *testing.T, s genpipe.RequestStore) {
+	{"Stored", func(t *testing.T, s Store) {
 		in := newRequest("")
 		in.Owner = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
 		got := create(t, s, in)
@@ -50,7 +50,7 @@ var ownerTests = []test{
 			t.Errorf("Request Owner = %q; want %q", read.Owner, in.Owner)
 		}
 	}},
-	{"IdempotencyKeyPerOwner", func(t *testing.T, s genpipe.RequestStore) {
+	{"IdempotencyKeyPerOwner", func(t *testing.T, s Store) {
 		// One key used by two owners (and by no owner) is three requests; a
 		// retry finds its own owner's.
 		byOwner := map[string]string{}
@@ -73,7 +73,7 @@ var ownerTests = []test{
 	}},
 }
 
-func checkBacklog(t *testing.T, s genpipe.RequestStore, want int) {
+func checkBacklog(t *testing.T, s Store, want int) {
 	t.Helper()
 	got, err := s.Backlog(t.Context())
 	if err != nil || got != want {

@@ -11,7 +11,7 @@ import (
 // write (CreateRequest), the notifier's (ApplyStatus: applied, redelivered
 // and interleaved) and GET's read (Request). newStore returns an empty store
 // of its own; Bench closes it after each benchmark.
-func Bench(b *testing.B, newStore func(b *testing.B) genpipe.RequestStore) {
+func Bench(b *testing.B, newStore func(b *testing.B) Store) {
 	for _, bench := range benchmarks {
 		b.Run(bench.name, func(b *testing.B) {
 			s := newStore(b)
@@ -26,16 +26,16 @@ var statusSteps = []genpipe.Status{genpipe.StatusChecking, genpipe.StatusGenerat
 
 var benchmarks = []struct {
 	name string
-	fn   func(*testing.B, genpipe.RequestStore)
+	fn   func(*testing.B, Store)
 }{
-	{"CreateRequest", func(b *testing.B, s genpipe.RequestStore) {
+	{"CreateRequest", func(b *testing.B, s Store) {
 		for b.Loop() {
 			if _, _, err := s.CreateRequest(b.Context(), newRequest("")); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}},
-	{"CreateRequestParallel", func(b *testing.B, s genpipe.RequestStore) {
+	{"CreateRequestParallel", func(b *testing.B, s Store) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, _, err := s.CreateRequest(b.Context(), newRequest("")); err != nil {
@@ -46,7 +46,7 @@ var benchmarks = []struct {
 		})
 	}},
 	// Applied changes: checking, generating and done in turn on fresh requests.
-	{"ApplyStatus", func(b *testing.B, s genpipe.RequestStore) {
+	{"ApplyStatus", func(b *testing.B, s Store) {
 		ids := published(b, s, b.N/3+1)
 		b.ResetTimer()
 		for i := range b.N {
@@ -57,7 +57,7 @@ var benchmarks = []struct {
 		}
 	}},
 	// Ignored changes: the cost of a redelivered event.
-	{"ApplyStatusRedelivered", func(b *testing.B, s genpipe.RequestStore) {
+	{"ApplyStatusRedelivered", func(b *testing.B, s Store) {
 		c := genpipe.StatusChange{RequestID: published(b, s, 1)[0], Status: genpipe.StatusReceived}
 		for b.Loop() {
 			if applied, err := s.ApplyStatus(b.Context(), c); err != nil || applied {
@@ -67,7 +67,7 @@ var benchmarks = []struct {
 	}},
 	// Interleaved goroutines may apply a request's statuses out of order;
 	// ignored changes are part of the real workload too.
-	{"ApplyStatusParallel", func(b *testing.B, s genpipe.RequestStore) {
+	{"ApplyStatusParallel", func(b *testing.B, s Store) {
 		ids := published(b, s, b.N/3+1)
 		var next atomic.Int64
 		b.ResetTimer()
@@ -82,7 +82,7 @@ var benchmarks = []struct {
 			}
 		})
 	}},
-	{"RequestParallel", func(b *testing.B, s genpipe.RequestStore) {
+	{"RequestParallel", func(b *testing.B, s Store) {
 		ids := published(b, s, 1000)
 		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
@@ -97,7 +97,7 @@ var benchmarks = []struct {
 }
 
 // published stores n published requests and returns their ids.
-func published(b *testing.B, s genpipe.RequestStore, n int) []string {
+func published(b *testing.B, s Store, n int) []string {
 	b.Helper()
 	ids := make([]string, n)
 	for i := range ids {

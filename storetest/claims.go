@@ -13,7 +13,7 @@ import (
 // outcome that later claimers see instead of taking the claim, leases that
 // expire, and failed claims retried only for a newer replay.
 var claimTests = []test{
-	{"FirstTakesOthersSeeHeld", func(t *testing.T, s genpipe.RequestStore) {
+	{"FirstTakesOthersSeeHeld", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		before := time.Now()
 		got := claim(t, s, id, genpipe.StageGenerate, "w1", time.Minute, 0)
@@ -30,7 +30,7 @@ var claimTests = []test{
 			t.Fatalf("ClaimStage of the check stage = %+v; want taken", c)
 		}
 	}},
-	{"DoneIsReportedWithOutput", func(t *testing.T, s genpipe.RequestStore) {
+	{"DoneIsReportedWithOutput", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		claim(t, s, id, genpipe.StageCheck, "w1", time.Minute, 0)
 		checkCode(t, "FinishClaim by another owner", s.FinishClaim(t.Context(), id, genpipe.StageCheck, "w2", genpipe.ClaimDone, "x"), genpipe.ECONFLICT)
@@ -46,7 +46,7 @@ var claimTests = []test{
 		checkCode(t, "FinishClaim twice", s.FinishClaim(t.Context(), id, genpipe.StageCheck, "w1", genpipe.ClaimDone, "again"), genpipe.ECONFLICT)
 		checkCode(t, "RenewClaim after done", s.RenewClaim(t.Context(), id, genpipe.StageCheck, "w1", time.Minute), genpipe.ECONFLICT)
 	}},
-	{"ExpiredLeaseIsTakenOver", func(t *testing.T, s genpipe.RequestStore) {
+	{"ExpiredLeaseIsTakenOver", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		claim(t, s, id, genpipe.StageGenerate, "dead", 50*time.Millisecond, 0)
 		time.Sleep(100 * time.Millisecond)
@@ -58,7 +58,7 @@ var claimTests = []test{
 		checkCode(t, "RenewClaim by the old holder", s.RenewClaim(t.Context(), id, genpipe.StageGenerate, "dead", time.Minute), genpipe.ECONFLICT)
 		checkCode(t, "FinishClaim by the old holder", s.FinishClaim(t.Context(), id, genpipe.StageGenerate, "dead", genpipe.ClaimDone, ""), genpipe.ECONFLICT)
 	}},
-	{"RenewKeepsTheClaim", func(t *testing.T, s genpipe.RequestStore) {
+	{"RenewKeepsTheClaim", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		claim(t, s, id, genpipe.StageGenerate, "w1", 200*time.Millisecond, 0)
 		if err := s.RenewClaim(t.Context(), id, genpipe.StageGenerate, "w1", time.Hour); err != nil {
@@ -69,7 +69,7 @@ var claimTests = []test{
 			t.Fatalf("ClaimStage after a renewal = %+v; want held for about an hour", got)
 		}
 	}},
-	{"ReleaseLetsOthersTakeAtOnce", func(t *testing.T, s genpipe.RequestStore) {
+	{"ReleaseLetsOthersTakeAtOnce", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		claim(t, s, id, genpipe.StageCheck, "w1", time.Hour, 0)
 		if err := s.ReleaseClaim(t.Context(), id, genpipe.StageCheck, "w2"); err != nil { // not the holder: no-op
@@ -85,7 +85,7 @@ var claimTests = []test{
 			t.Fatalf("ClaimStage after the holder's release = %+v; want taken", got)
 		}
 	}},
-	{"FailedIsRetriedOnlyForANewerReplay", func(t *testing.T, s genpipe.RequestStore) {
+	{"FailedIsRetriedOnlyForANewerReplay", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		claim(t, s, id, genpipe.StageGenerate, "w1", time.Minute, 0)
 		if err := s.FinishClaim(t.Context(), id, genpipe.StageGenerate, "w1", genpipe.ClaimFailed, "AI down"); err != nil {
@@ -105,7 +105,7 @@ var claimTests = []test{
 			t.Fatalf("ClaimStage for replay 1 again = %+v; want failed", got)
 		}
 	}},
-	{"ConcurrentClaimersOneWins", func(t *testing.T, s genpipe.RequestStore) {
+	{"ConcurrentClaimersOneWins", func(t *testing.T, s Store) {
 		id := uuid.NewString()
 		const n = 16
 		var wg sync.WaitGroup
@@ -132,7 +132,7 @@ var claimTests = []test{
 			t.Fatalf("%d of %d concurrent claimers took the claim; want exactly 1", taken, n)
 		}
 	}},
-	{"InvalidInput", func(t *testing.T, s genpipe.RequestStore) {
+	{"InvalidInput", func(t *testing.T, s Store) {
 		_, err := s.ClaimStage(t.Context(), genpipe.ClaimRequest{RequestID: uuid.NewString(), Stage: genpipe.StageCheck, Lease: time.Minute})
 		checkCode(t, "ClaimStage without an owner", err, genpipe.EINVALID)
 		id := uuid.NewString()
@@ -141,7 +141,7 @@ var claimTests = []test{
 	}},
 }
 
-func claim(t *testing.T, s genpipe.RequestStore, id string, stage genpipe.Stage, owner string, lease time.Duration, replay int) genpipe.Claim {
+func claim(t *testing.T, s Store, id string, stage genpipe.Stage, owner string, lease time.Duration, replay int) genpipe.Claim {
 	t.Helper()
 	c, err := s.ClaimStage(t.Context(), genpipe.ClaimRequest{RequestID: id, Stage: stage, Owner: owner, Lease: lease, Replay: replay})
 	if err != nil {

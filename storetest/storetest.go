@@ -1,10 +1,12 @@
-// Package storetest is the conformance suite of genpipe.RequestStore. Every
+// Package storetest is the conformance suite of the status store, in each
+// of its roles (genpipe.RequestStore, genpipe.WebhookOutbox,
+// genpipe.ClaimStore). Every
 // implementation (sqlite, and PostgreSQL later) runs it from its own tests,
 // so that all of them behave alike, as river's riverdrivertest does for
 // river's database drivers:
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) genpipe.RequestStore {
+//		storetest.Run(t, func(t *testing.T) Store {
 //			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
 //			if err != nil {
 //				t.Fatal(err)
@@ -13,7 +15,7 @@
 //		})
 //	}
 //
-// The suite pins down what genpipe.RequestStore documents and what its
+// The suite pins down what the roles document and what their
 // callers (api, notifier) rely on beyond that:
 //
 //   - Request IDs are UUIDs, so a store may use a uuid column type.
@@ -30,6 +32,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -40,12 +43,22 @@ import (
 	"github.com/google/uuid"
 )
 
+// Store is a status store in every role the suite tests.
+type Store interface {
+	genpipe.RequestStore
+	genpipe.WebhookOutbox
+	genpipe.ClaimStore
+	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]genpipe.WebhookDelivery, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
 // Run runs the conformance suite as subtests of t. newStore must return an
 // empty store of its own for each call (DueWebhooks sees every delivery in
 // the store); Run closes it when the subtest ends, before any cleanup that
 // newStore registered with t.Cleanup.
-func Run(t *testing.T, newStore func(t *testing.T) genpipe.RequestStore) {
-	open := func(t *testing.T) genpipe.RequestStore {
+func Run(t *testing.T, newStore func(t *testing.T) Store) {
+	open := func(t *testing.T) Store {
 		t.Helper()
 		s := newStore(t)
 		t.Cleanup(func() {
@@ -80,11 +93,11 @@ func Run(t *testing.T, newStore func(t *testing.T) genpipe.RequestStore) {
 
 type test struct {
 	name string
-	run  func(t *testing.T, s genpipe.RequestStore)
+	run  func(t *testing.T, s Store)
 }
 
 var createRequestTests = []test{
-	{"StoresReceived", func(t *testing.T, s genpipe.RequestStore) {
+	{"StoresReceived", func(t *testing.T, s Store) {
 		in := newRequest("")
 		in.Status, in.Error = genpipe.StatusDone, "ignored" // CreateRequest always stores received
 		before := time.Now()
@@ -108,7 +121,7 @@ var createRequestTests = []test{
 		checkRequest(t, "Request", read, &want)
 		checkHistory(t, s, got.ID, []genpipe.StatusChange{{RequestID: got.ID, Status: genpipe.StatusReceived, At: got.CreatedAt}})
 	}},
-	{"IdempotencyKeyReturnsFirst", func(t *testing.T, s genpipe.RequestStore) {
+	{"IdempotencyKeyReturnsFirst", func(t *testing.T, s Store) {
 		first := create(t, s, newRequest("key-1"))
 		retry := newRequest("key-1")
 		retry.Description = "a different body: the store still answers with the first"
@@ -125,7 +138,7 @@ var createRequestTests = []test{
 			t.Fatalf("CreateRequest after publishing = %v, created %v, %v; want request %s, not created", got, created, err, first.ID)
 		}
 	}},
-	{"IdempotencyKeyConcurrent", func(t *testing.T, s genpipe.RequestStore) {
+	{"IdempotencyKeyConcurrent", func(t *testing.T, s Store) {
 		const n = 10
 		var (
 			wg      sync.WaitGroup
@@ -156,19 +169,19 @@ var createRequestTests = []test{
 			t.Errorf("concurrent CreateRequest with one key returned requests %v; want one", ids)
 		}
 	}},
-	{"EmptyKeysNeverCollide", func(t *testing.T, s genpipe.RequestStore) {
+	{"EmptyKeysNeverCollide", func(t *testing.T, s Store) {
 		a, b := create(t, s, newRequest("")), create(t, s, newRequest(""))
 		if a.ID == b.ID {
 			t.Fatalf("two requests without a key share id %s", a.ID)
 		}
 	}},
-	{"DifferentKeys", func(t *testing.T, s genpipe.RequestStore) {
+	{"DifferentKeys", func(t *testing.T, s Store) {
 		a, b := create(t, s, newRequest("key-a")), create(t, s, newRequest("key-b"))
 		if a.ID == b.ID {
 			t.Fatalf("two requests with different keys share id %s", a.ID)
 		}
 	}},
-	{"RequiresID", func(t *testing.T, s genpipe.RequestStore) {
+	{"RequiresID", func(t *testing.T, s Store) {
 		r := newRequest("")
 		r.ID = ""
 		_, _, err := s.CreateRequest(t.Context(), r)
@@ -177,16 +190,16 @@ var createRequestTests = []test{
 }
 
 var requestTests = []test{
-	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+	{"Unknown", func(t *testing.T, s Store) {
 		_, err := s.Request(t.Context(), uuid.NewString())
 		checkCode(t, "Request of an unknown id", err, genpipe.ENOTFOUND)
 	}},
-	{"Unpublished", func(t *testing.T, s genpipe.RequestStore) {
+	{"Unpublished", func(t *testing.T, s Store) {
 		r := create(t, s, newRequest("key"))
 		_, err := s.Request(t.Context(), r.ID)
 		checkCode(t, "Request of an unpublished request", err, genpipe.ENOTFOUND)
 	}},
-	{"PublishedHasAllFields", func(t *testing.T, s genpipe.RequestStore) {
+	{"PublishedHasAllFields", func(t *testing.T, s Store) {
 		in := newRequest("key-all-fields")
 		in.Title, in.Description = "Ünïcödé title ✓", "line one\nline two, with 'quotes' and \"doubles\""
 		r := create(t, s, in)
@@ -200,7 +213,7 @@ var requestTests = []test{
 }
 
 var markPublishedTests = []test{
-	{"Twice", func(t *testing.T, s genpipe.RequestStore) {
+	{"Twice", func(t *testing.T, s Store) {
 		r := create(t, s, newRequest(""))
 		publish(t, s, r.ID)
 		publish(t, s, r.ID)
@@ -208,13 +221,13 @@ var markPublishedTests = []test{
 			t.Fatalf("Request: %v", err)
 		}
 	}},
-	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+	{"Unknown", func(t *testing.T, s Store) {
 		checkCode(t, "MarkPublished of an unknown id", s.MarkPublished(t.Context(), uuid.NewString()), genpipe.ENOTFOUND)
 	}},
 }
 
 var applyStatusTests = []test{
-	{"Advances", func(t *testing.T, s genpipe.RequestStore) {
+	{"Advances", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		at := r.CreatedAt
 		for _, st := range []genpipe.Status{genpipe.StatusChecking, genpipe.StatusGenerating, genpipe.StatusDone} {
@@ -232,14 +245,14 @@ var applyStatusTests = []test{
 			checkTime(t, "CreatedAt after "+string(st), got.CreatedAt, r.CreatedAt)
 		}
 	}},
-	{"SkipsAhead", func(t *testing.T, s genpipe.RequestStore) {
+	{"SkipsAhead", func(t *testing.T, s Store) {
 		// Only the rank counts: a status may arrive before the one it follows.
 		r := createPublished(t, s)
 		apply(t, s, change(r.ID, genpipe.StatusGenerating), true)
 		apply(t, s, change(r.ID, genpipe.StatusChecking), false)
 		checkStatus(t, s, r.ID, genpipe.StatusGenerating)
 	}},
-	{"Redelivered", func(t *testing.T, s genpipe.RequestStore) {
+	{"Redelivered", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		c := change(r.ID, genpipe.StatusChecking)
 		apply(t, s, c, true)
@@ -247,7 +260,7 @@ var applyStatusTests = []test{
 		apply(t, s, change(r.ID, genpipe.StatusReceived), false)
 		checkStatus(t, s, r.ID, genpipe.StatusChecking)
 	}},
-	{"OlderIgnored", func(t *testing.T, s genpipe.RequestStore) {
+	{"OlderIgnored", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		newer := change(r.ID, genpipe.StatusGenerating)
 		apply(t, s, newer, true)
@@ -260,7 +273,7 @@ var applyStatusTests = []test{
 		}
 		checkTime(t, "UpdatedAt", got.UpdatedAt, newer.At)
 	}},
-	{"TerminalIsFinal", func(t *testing.T, s genpipe.RequestStore) {
+	{"TerminalIsFinal", func(t *testing.T, s Store) {
 		terminal := []genpipe.Status{genpipe.StatusDone, genpipe.StatusRejected, genpipe.StatusFailed}
 		for _, first := range terminal {
 			r := createPublished(t, s)
@@ -285,7 +298,7 @@ var applyStatusTests = []test{
 			}
 		}
 	}},
-	{"FailedMayEndAfterReplay", func(t *testing.T, s genpipe.RequestStore) {
+	{"FailedMayEndAfterReplay", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		apply(t, s, change(r.ID, genpipe.StatusFailed), true)
 		apply(t, s, change(r.ID, genpipe.StatusGenerating), false)
@@ -297,7 +310,7 @@ var applyStatusTests = []test{
 			t.Errorf("after failed and a replay's done the request is %s with %v; want done with its result", got.Status, got.Result)
 		}
 	}},
-	{"DoneCarriesResult", func(t *testing.T, s genpipe.RequestStore) {
+	{"DoneCarriesResult", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		if r := read(t, s, r.ID); r.Result != nil {
 			t.Fatalf("a received request has result %v", r.Result)
@@ -312,7 +325,7 @@ var applyStatusTests = []test{
 			t.Fatalf("done request has error %q", got.Error)
 		}
 	}},
-	{"RejectedAndFailedCarryError", func(t *testing.T, s genpipe.RequestStore) {
+	{"RejectedAndFailedCarryError", func(t *testing.T, s Store) {
 		for _, st := range []genpipe.Status{genpipe.StatusRejected, genpipe.StatusFailed} {
 			r := createPublished(t, s)
 			c := change(r.ID, st)
@@ -325,7 +338,7 @@ var applyStatusTests = []test{
 			}
 		}
 	}},
-	{"BeforePublished", func(t *testing.T, s genpipe.RequestStore) {
+	{"BeforePublished", func(t *testing.T, s Store) {
 		// The first event is in Kafka before MarkPublished returns, so the
 		// pipeline may report on a request that is not published yet.
 		r := create(t, s, newRequest(""))
@@ -333,11 +346,11 @@ var applyStatusTests = []test{
 		publish(t, s, r.ID)
 		checkStatus(t, s, r.ID, genpipe.StatusChecking)
 	}},
-	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+	{"Unknown", func(t *testing.T, s Store) {
 		_, err := s.ApplyStatus(t.Context(), change(uuid.NewString(), genpipe.StatusChecking))
 		checkCode(t, "ApplyStatus to an unknown request", err, genpipe.ENOTFOUND)
 	}},
-	{"InvalidStatus", func(t *testing.T, s genpipe.RequestStore) {
+	{"InvalidStatus", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		for _, st := range []genpipe.Status{"", "finished"} {
 			_, err := s.ApplyStatus(t.Context(), change(r.ID, st))
@@ -345,7 +358,7 @@ var applyStatusTests = []test{
 		}
 		checkStatus(t, s, r.ID, genpipe.StatusReceived)
 	}},
-	{"ZeroAtIsNow", func(t *testing.T, s genpipe.RequestStore) {
+	{"ZeroAtIsNow", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		before := time.Now()
 		apply(t, s, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking}, true)
@@ -354,7 +367,7 @@ var applyStatusTests = []test{
 		h := history(t, s, r.ID)
 		checkBetween(t, "History At", h[len(h)-1].At, before, after)
 	}},
-	{"TimesInUTC", func(t *testing.T, s genpipe.RequestStore) {
+	{"TimesInUTC", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		at := time.Date(2031, 2, 3, 4, 5, 6, 789_123_456, time.FixedZone("UTC+5:30", 5*3600+1800))
 		apply(t, s, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at}, true)
@@ -362,7 +375,7 @@ var applyStatusTests = []test{
 		h := history(t, s, r.ID)
 		checkTime(t, "History At", h[1].At, at)
 	}},
-	{"Concurrent", func(t *testing.T, s genpipe.RequestStore) {
+	{"Concurrent", func(t *testing.T, s Store) {
 		// Redeliveries race each other and a reader: every status applies
 		// at most once, in rank order, and the request ends done.
 		r := createPublished(t, s)
@@ -421,7 +434,7 @@ var applyStatusTests = []test{
 }
 
 var historyTests = []test{
-	{"OldestFirst", func(t *testing.T, s genpipe.RequestStore) {
+	{"OldestFirst", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		at := r.CreatedAt.Add(time.Second)
 		res := genpipe.ResultKeys(r.ID)
@@ -444,7 +457,7 @@ var historyTests = []test{
 		}
 		checkHistory(t, s, r.ID, want)
 	}},
-	{"ApplicationOrder", func(t *testing.T, s genpipe.RequestStore) {
+	{"ApplicationOrder", func(t *testing.T, s Store) {
 		// Oldest first means in the order applied, even when the events'
 		// clocks disagree (each worker stamps its own).
 		r := createPublished(t, s)
@@ -453,11 +466,11 @@ var historyTests = []test{
 		apply(t, s, c, true)
 		checkHistory(t, s, r.ID, []genpipe.StatusChange{{RequestID: r.ID, Status: genpipe.StatusReceived, At: r.CreatedAt}, c})
 	}},
-	{"Unknown", func(t *testing.T, s genpipe.RequestStore) {
+	{"Unknown", func(t *testing.T, s Store) {
 		_, err := s.History(t.Context(), uuid.NewString())
 		checkCode(t, "History of an unknown request", err, genpipe.ENOTFOUND)
 	}},
-	{"Unpublished", func(t *testing.T, s genpipe.RequestStore) {
+	{"Unpublished", func(t *testing.T, s Store) {
 		r := create(t, s, newRequest(""))
 		_, err := s.History(t.Context(), r.ID)
 		checkCode(t, "History of an unpublished request", err, genpipe.ENOTFOUND)
@@ -465,7 +478,7 @@ var historyTests = []test{
 }
 
 var webhookTests = []test{
-	{"EnqueueOnce", func(t *testing.T, s genpipe.RequestStore) {
+	{"EnqueueOnce", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		now := time.Now()
 		d := delivery(r.ID, genpipe.StatusDone, now.Add(-time.Second))
@@ -484,7 +497,7 @@ var webhookTests = []test{
 		d.ID = got.ID
 		checkDelivery(t, got, d)
 	}},
-	{"OnePerStatus", func(t *testing.T, s genpipe.RequestStore) {
+	{"OnePerStatus", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		now := time.Now()
 		enqueue(t, s, delivery(r.ID, genpipe.StatusChecking, now.Add(-2*time.Second)))
@@ -493,7 +506,7 @@ var webhookTests = []test{
 			t.Fatalf("deliveries of two statuses: %v; want two", due)
 		}
 	}},
-	{"Defaults", func(t *testing.T, s genpipe.RequestStore) {
+	{"Defaults", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		before := time.Now()
 		enqueue(t, s, genpipe.WebhookDelivery{RequestID: r.ID, Status: genpipe.StatusDone, URL: r.WebhookURL})
@@ -508,7 +521,7 @@ var webhookTests = []test{
 		checkBetween(t, "CreatedAt", due[0].CreatedAt, before, after)
 		checkTime(t, "NextAttemptAt", due[0].NextAttemptAt, due[0].CreatedAt)
 	}},
-	{"DueOrderAndLimit", func(t *testing.T, s genpipe.RequestStore) {
+	{"DueOrderAndLimit", func(t *testing.T, s Store) {
 		now := time.Now()
 		var ids []string
 		for _, ago := range []time.Duration{time.Minute, 3 * time.Minute, 2 * time.Minute, -time.Minute, 0} {
@@ -526,7 +539,7 @@ var webhookTests = []test{
 		checkDue(t, s, now.Add(-150*time.Second), 10, want[:1])
 		checkDue(t, s, now.Add(2*time.Minute), 10, []string{ids[1], ids[2], ids[0], ids[4], ids[3]})
 	}},
-	{"DueOnlyPending", func(t *testing.T, s genpipe.RequestStore) {
+	{"DueOnlyPending", func(t *testing.T, s Store) {
 		now := time.Now()
 		var ids []string
 		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookPending, genpipe.WebhookAbandoned} {
@@ -538,7 +551,7 @@ var webhookTests = []test{
 		}
 		checkDue(t, s, now, 10, ids[1:2])
 	}},
-	{"DeliveredAndAbandonedNeverDue", func(t *testing.T, s genpipe.RequestStore) {
+	{"DeliveredAndAbandonedNeverDue", func(t *testing.T, s Store) {
 		now := time.Now()
 		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookAbandoned} {
 			r := createPublished(t, s)
@@ -555,7 +568,7 @@ var webhookTests = []test{
 			checkDue(t, s, now.Add(24*time.Hour), 10, nil)
 		}
 	}},
-	{"PendingDeferred", func(t *testing.T, s genpipe.RequestStore) {
+	{"PendingDeferred", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		now := time.Now()
 		enqueue(t, s, delivery(r.ID, genpipe.StatusRejected, now.Add(-time.Second)))
@@ -575,16 +588,16 @@ var webhookTests = []test{
 			checkDelivery(t, due[0], d)
 		}
 	}},
-	{"EnqueueUnknownRequest", func(t *testing.T, s genpipe.RequestStore) {
+	{"EnqueueUnknownRequest", func(t *testing.T, s Store) {
 		err := s.EnqueueWebhook(t.Context(), delivery(uuid.NewString(), genpipe.StatusDone, time.Now()))
 		checkCode(t, "EnqueueWebhook for an unknown request", err, genpipe.ENOTFOUND)
 	}},
-	{"UpdateUnknown", func(t *testing.T, s genpipe.RequestStore) {
+	{"UpdateUnknown", func(t *testing.T, s Store) {
 		d := delivery(uuid.NewString(), genpipe.StatusDone, time.Now())
 		d.ID = 1 << 40
 		checkCode(t, "UpdateWebhook of an unknown delivery", s.UpdateWebhook(t.Context(), d), genpipe.ENOTFOUND)
 	}},
-	{"Invalid", func(t *testing.T, s genpipe.RequestStore) {
+	{"Invalid", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		now := time.Now()
 		bad := delivery(r.ID, genpipe.StatusDone, now)
@@ -605,7 +618,7 @@ var webhookTests = []test{
 }
 
 var pingTests = []test{
-	{"Ping", func(t *testing.T, s genpipe.RequestStore) {
+	{"Ping", func(t *testing.T, s Store) {
 		if err := s.Ping(t.Context()); err != nil {
 			t.Fatalf("Ping: %v", err)
 		}
@@ -623,7 +636,7 @@ func newRequest(idempotencyKey string) *genpipe.Request {
 	}
 }
 
-func create(t *testing.T, s genpipe.RequestStore, r *genpipe.Request) *genpipe.Request {
+func create(t *testing.T, s Store, r *genpipe.Request) *genpipe.Request {
 	t.Helper()
 	got, created, err := s.CreateRequest(t.Context(), r)
 	if err != nil || !created {
@@ -632,21 +645,21 @@ func create(t *testing.T, s genpipe.RequestStore, r *genpipe.Request) *genpipe.R
 	return got
 }
 
-func publish(t *testing.T, s genpipe.RequestStore, id string) {
+func publish(t *testing.T, s Store, id string) {
 	t.Helper()
 	if err := s.MarkPublished(t.Context(), id); err != nil {
 		t.Fatalf("MarkPublished: %v", err)
 	}
 }
 
-func createPublished(t *testing.T, s genpipe.RequestStore) *genpipe.Request {
+func createPublished(t *testing.T, s Store) *genpipe.Request {
 	t.Helper()
 	r := create(t, s, newRequest(""))
 	publish(t, s, r.ID)
 	return r
 }
 
-func read(t *testing.T, s genpipe.RequestStore, id string) *genpipe.Request {
+func read(t *testing.T, s Store, id string) *genpipe.Request {
 	t.Helper()
 	r, err := s.Request(t.Context(), id)
 	if err != nil {
@@ -655,7 +668,7 @@ func read(t *testing.T, s genpipe.RequestStore, id string) *genpipe.Request {
 	return r
 }
 
-func history(t *testing.T, s genpipe.RequestStore, id string) []genpipe.StatusChange {
+func history(t *testing.T, s Store, id string) []genpipe.StatusChange {
 	t.Helper()
 	h, err := s.History(t.Context(), id)
 	if err != nil {
@@ -668,7 +681,7 @@ func change(id string, st genpipe.Status) genpipe.StatusChange {
 	return genpipe.StatusChange{RequestID: id, Status: st, At: time.Now()}
 }
 
-func apply(t *testing.T, s genpipe.RequestStore, c genpipe.StatusChange, want bool) {
+func apply(t *testing.T, s Store, c genpipe.StatusChange, want bool) {
 	t.Helper()
 	applied, err := s.ApplyStatus(t.Context(), c)
 	if err != nil {
@@ -679,7 +692,7 @@ func apply(t *testing.T, s genpipe.RequestStore, c genpipe.StatusChange, want bo
 	}
 }
 
-func checkStatus(t *testing.T, s genpipe.RequestStore, id string, want genpipe.Status) {
+func checkStatus(t *testing.T, s Store, id string, want genpipe.Status) {
 	t.Helper()
 	if got := read(t, s, id).Status; got != want {
 		t.Fatalf("request status %s; want %s", got, want)
@@ -697,7 +710,7 @@ func checkRequest(t *testing.T, what string, got, want *genpipe.Request) {
 	checkTime(t, what+" UpdatedAt", got.UpdatedAt, want.UpdatedAt)
 }
 
-func checkHistory(t *testing.T, s genpipe.RequestStore, id string, want []genpipe.StatusChange) {
+func checkHistory(t *testing.T, s Store, id string, want []genpipe.StatusChange) {
 	t.Helper()
 	got := history(t, s, id)
 	if len(got) != len(want) {
@@ -717,14 +730,14 @@ func delivery(id string, st genpipe.Status, next time.Time) genpipe.WebhookDeliv
 		State: genpipe.WebhookPending, NextAttemptAt: next, CreatedAt: next}
 }
 
-func enqueue(t *testing.T, s genpipe.RequestStore, d genpipe.WebhookDelivery) {
+func enqueue(t *testing.T, s Store, d genpipe.WebhookDelivery) {
 	t.Helper()
 	if err := s.EnqueueWebhook(t.Context(), d); err != nil {
 		t.Fatalf("EnqueueWebhook: %v", err)
 	}
 }
 
-func dueWebhooks(t *testing.T, s genpipe.RequestStore, now time.Time, limit int) []genpipe.WebhookDelivery {
+func dueWebhooks(t *testing.T, s Store, now time.Time, limit int) []genpipe.WebhookDelivery {
 	t.Helper()
 	due, err := s.DueWebhooks(t.Context(), now, limit)
 	if err != nil {
@@ -734,7 +747,7 @@ func dueWebhooks(t *testing.T, s genpipe.RequestStore, now time.Time, limit int)
 }
 
 // checkDue checks that DueWebhooks returns the deliveries of these requests, in order.
-func checkDue(t *testing.T, s genpipe.RequestStore, now time.Time, limit int, wantRequests []string) {
+func checkDue(t *testing.T, s Store, now time.Time, limit int, wantRequests []string) {
 	t.Helper()
 	var got []string
 	for _, d := range dueWebhooks(t, s, now, limit) {

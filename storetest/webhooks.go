@@ -14,7 +14,7 @@ import (
 // a delivery from every other claimer until its lease ends or the claimer
 // records an outcome, and that concurrent claimers never share a delivery.
 var webhookClaimTests = []test{
-	{"ClaimsDueWithLease", func(t *testing.T, s genpipe.RequestStore) {
+	{"ClaimsDueWithLease", func(t *testing.T, s Store) {
 		now := time.Now()
 		const lease = time.Minute
 		var want []genpipe.WebhookDelivery
@@ -38,7 +38,7 @@ var webhookClaimTests = []test{
 			t.Errorf("claimed deliveries still due at the claim's time: %+v", due)
 		}
 	}},
-	{"ExpiredLeaseClaimable", func(t *testing.T, s genpipe.RequestStore) {
+	{"ExpiredLeaseClaimable", func(t *testing.T, s Store) {
 		now := time.Now()
 		const lease = 30 * time.Second
 		d := enqueueDue(t, s, now.Add(-time.Second))
@@ -56,7 +56,7 @@ var webhookClaimTests = []test{
 		}
 		checkTime(t, "NextAttemptAt of the second claim", taken[0].NextAttemptAt, now.Add(lease).Add(time.Minute))
 	}},
-	{"LongestOverdueFirst", func(t *testing.T, s genpipe.RequestStore) {
+	{"LongestOverdueFirst", func(t *testing.T, s Store) {
 		now := time.Now()
 		var ids []int64
 		for _, ago := range []time.Duration{time.Minute, 3 * time.Minute, 2 * time.Minute} {
@@ -65,7 +65,7 @@ var webhookClaimTests = []test{
 		checkClaimed(t, claimWebhooks(t, s, now, time.Minute, 2), ids[1], ids[2])
 		checkClaimed(t, claimWebhooks(t, s, now, time.Minute, 2), ids[0])
 	}},
-	{"OutcomeEndsClaim", func(t *testing.T, s genpipe.RequestStore) {
+	{"OutcomeEndsClaim", func(t *testing.T, s Store) {
 		now := time.Now()
 		const lease = time.Hour
 		retried := enqueueDue(t, s, now.Add(-time.Second))
@@ -90,7 +90,7 @@ var webhookClaimTests = []test{
 		checkClaimed(t, claimWebhooks(t, s, now.Add(time.Minute), lease, 10), retried.ID)
 		checkClaimed(t, claimWebhooks(t, s, now.Add(48*time.Hour), lease, 10), retried.ID, handedBack.ID)
 	}},
-	{"ConcurrentClaimersNeverShare", func(t *testing.T, s genpipe.RequestStore) {
+	{"ConcurrentClaimersNeverShare", func(t *testing.T, s Store) {
 		const deliveries, claimers, limit = 60, 8, 3
 		now := time.Now()
 		want := map[int64]bool{}
@@ -143,7 +143,7 @@ var webhookClaimTests = []test{
 		}
 		t.Logf("%d deliveries claimed by %d of %d claimers", len(owner), len(used), claimers)
 	}},
-	{"Invalid", func(t *testing.T, s genpipe.RequestStore) {
+	{"Invalid", func(t *testing.T, s Store) {
 		enqueueDue(t, s, time.Now())
 		for _, c := range []struct {
 			lease time.Duration
@@ -160,7 +160,7 @@ var webhookClaimTests = []test{
 
 // enqueueDue queues a pending delivery for a new request, due at next, and
 // returns it as stored.
-func enqueueDue(t *testing.T, s genpipe.RequestStore, next time.Time) genpipe.WebhookDelivery {
+func enqueueDue(t *testing.T, s Store, next time.Time) genpipe.WebhookDelivery {
 	t.Helper()
 	r := createPublished(t, s)
 	d := delivery(r.ID, genpipe.StatusDone, next)
@@ -175,7 +175,7 @@ func enqueueDue(t *testing.T, s genpipe.RequestStore, next time.Time) genpipe.We
 	return genpipe.WebhookDelivery{}
 }
 
-func claimWebhooks(t *testing.T, s genpipe.RequestStore, now time.Time, lease time.Duration, limit int) []genpipe.WebhookDelivery {
+func claimWebhooks(t *testing.T, s Store, now time.Time, lease time.Duration, limit int) []genpipe.WebhookDelivery {
 	t.Helper()
 	got, err := s.ClaimDueWebhooks(t.Context(), now, lease, limit)
 	if err != nil {
@@ -184,7 +184,7 @@ func claimWebhooks(t *testing.T, s genpipe.RequestStore, now time.Time, lease ti
 	return got
 }
 
-func updateWebhook(t *testing.T, s genpipe.RequestStore, d genpipe.WebhookDelivery) {
+func updateWebhook(t *testing.T, s Store, d genpipe.WebhookDelivery) {
 	t.Helper()
 	if err := s.UpdateWebhook(t.Context(), d); err != nil {
 		t.Fatalf("UpdateWebhook: %v", err)

@@ -53,7 +53,7 @@ func runAPI(ctx context.Context, cfg *config, ln net.Listener, log *slog.Logger,
 	if d.obs.tracing.On() {
 		opts = append(opts, api.WithTracerProvider(d.obs.tracing.TracerProvider()))
 	}
-	server := api.NewServer(d.store, d.objects, d.producer, hub, cfg.Topics, opts...)
+	server := api.NewServer(d.store, genpipe.NewSubmitter(d.store, d.producer, cfg.Topics.Requests), d.objects, hub, opts...)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tailStatus(ctx, cfg, hub, log) })
 	g.Go(func() error {
@@ -131,7 +131,7 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	defer d.close()
 	// Its producer writes only dead letters (poison on the results topic).
 	dlq := d.obs.deadLetters(kafka.NewDeadLetters(d.producer, cfg.Topics.DeadLetters))
-	n := notifier.New(d.store, d.objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log), notifier.WithEndToEndHook(d.obs.endToEndHook),
+	n := notifier.New(d.store, d.store, d.objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log), notifier.WithEndToEndHook(d.obs.endToEndHook),
 		notifier.WithPrivateWebhooks(cfg.allowPrivateWebhooks()),
 		notifier.WithShutdownTimeout(cfg.shutdownTimeout()))
 	g, ctx := errgroup.WithContext(ctx)
@@ -159,7 +159,7 @@ func runAISim(ctx context.Context, model string, ln net.Listener, latency time.D
 // (which also creates missing topics).
 type deps struct {
 	obs      *observability
-	store    genpipe.RequestStore
+	store    statusStore
 	objects  *s3.Store
 	producer *kafka.Producer
 	closers  []func() // in opening order; close runs them in reverse
@@ -265,11 +265,20 @@ func openObjects(ctx context.Context, cfg *config, log *slog.Logger) (*s3.Store,
 	return store, nil
 }
 
+// statusStore is the status database in every role the parts use.
+type statusStore interface {
+	genpipe.RequestStore
+	genpipe.WebhookOutbox
+	genpipe.ClaimStore
+	Ping(ctx context.Context) error
+	Close() error
+}
+
 // openStore opens the status database named by a URL: sqlite:PATH (the
 // embedded default) or postgres://... / postgresql://... (PostgreSQL).
-func openStore(ctx context.Context, url string, log *slog.Logger) (genpipe.RequestStore, error) {
+func openStore(ctx context.Context, url string, log *slog.Logger) (statusStore, error) {
 	var (
-		store genpipe.RequestStore
+		store statusStore
 		err   error
 	)
 	switch {
