@@ -58,6 +58,11 @@ func (q *DeadLetters) SendDeadLetter(ctx context.Context, d genpipe.DeadLetter) 
 	})
 }
 
+// deadLetterRetry paces the retries of a dead letter: backoff.Default's
+// delays, without its bound on attempts, since a record is not done until
+// its dead letter is written.
+var deadLetterRetry = backoff.Policy{Base: backoff.Default.Base, Max: backoff.Default.Max}
+
 // DeadLetterHandler adapts a stage handler to the engine: a record whose
 // handler returns a *genpipe.DeadLetterError goes to dlq before the handler
 // counts as done, so it is committed only once it is in the dead-letter
@@ -73,18 +78,15 @@ func DeadLetterHandler(dlq genpipe.DeadLetterQueue, stage string, handle func(co
 		}
 		d := genpipe.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
 			Stage: stage, Reason: dl.Reason, Attempts: dl.Attempts, At: time.Now()}
-		for attempt := 1; ; attempt++ {
-			serr := dlq.SendDeadLetter(ctx, d)
-			if serr == nil {
-				log.Warn("record sent to the dead-letter topic", "stage", stage, "request", string(r.Key), "topic", r.Topic,
-					"partition", r.Partition, "offset", r.Offset, "reason", dl.Reason, "attempts", dl.Attempts)
-				return nil
-			}
-			log.Warn("dead-letter publish failed, retrying", "stage", stage, "request", string(r.Key), "offset", r.Offset, "attempt", attempt, "err", serr)
-			if err := backoff.Sleep(ctx, backoff.Default.Delay(attempt)); err != nil {
-				return fmt.Errorf("dead letter of %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, serr)
-			}
+		serr := backoff.Retry(ctx, deadLetterRetry, func() error { return dlq.SendDeadLetter(ctx, d) }, backoff.OnRetry(func(attempt int, err error) {
+			log.Warn("dead-letter publish failed, retrying", "stage", stage, "request", string(r.Key), "offset", r.Offset, "attempt", attempt, "err", err)
+		}))
+		if serr != nil {
+			return fmt.Errorf("dead letter of %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, serr)
 		}
+		log.Warn("record sent to the dead-letter topic", "stage", stage, "request", string(r.Key), "topic", r.Topic,
+			"partition", r.Partition, "offset", r.Offset, "reason", dl.Reason, "attempts", dl.Attempts)
+		return nil
 	}
 }
 

@@ -110,22 +110,22 @@ func (c *Conn) tailStart(ctx context.Context, topic string, cfg tailConfig) (map
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for warned := false; ; warned = true {
-		start, err := listTailStart(ctx, adm, topic, cfg.from)
-		if err == nil {
-			return start, nil
-		}
-		if isConnConfigError(err) {
-			return nil, c.fail("tail "+topic, err)
-		}
-		if !warned && ctx.Err() == nil {
+	var start map[int32]kgo.Offset
+	err = backoff.Retry(ctx, backoff.Constant(retryEvery), func() (err error) {
+		start, err = listTailStart(ctx, adm, topic, cfg.from)
+		return err
+	}, backoff.RetryIf(func(err error) bool { return !isConnConfigError(err) }), backoff.OnRetry(func(attempt int, err error) {
+		if attempt == 1 {
 			cfg.log.Warn("kafka: tail: cannot find where to start yet, retrying", "topic", topic, "err", err)
 		}
-		_ = backoff.Sleep(ctx, retryEvery)
-		if ctx.Err() != nil {
-			return nil, nil
-		}
+	}))
+	switch {
+	case err == nil:
+		return start, nil
+	case isConnConfigError(err):
+		return nil, c.fail("tail "+topic, err)
 	}
+	return nil, nil // ctx is done
 }
 
 func listTailStart(ctx context.Context, adm *kadm.Client, topic string, from time.Time) (map[int32]kgo.Offset, error) {

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/backoff"
 )
 
 // EnsureTopics creates those of topics that do not exist, each with
@@ -37,18 +39,17 @@ func (c *Conn) EnsureTopics(ctx context.Context, partitions int32, topics ...str
 		return fmt.Errorf("kafka: ensure topics %v: %d partitions, want at least 1", topics, partitions)
 	}
 	topics = slices.Compact(slices.Sorted(slices.Values(topics))) // a duplicate would fail CreateTopics
-	const backoff = 100 * time.Millisecond
+	const retryEvery = 100 * time.Millisecond
 	// franz-go answers a metadata request from its cache for
 	// MetadataMinAge (5s by default), which would hide a topic we just
 	// created for that long.
-	cl, err := kgo.NewClient(append(c.Opts(), kgo.MetadataMinAge(backoff))...)
+	cl, err := kgo.NewClient(append(c.Opts(), kgo.MetadataMinAge(retryEvery))...)
 	if err != nil {
 		return fmt.Errorf("kafka: ensure topics %v: %w", topics, err)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-
-	for {
+	err = backoff.Retry(ctx, backoff.Constant(retryEvery), func() error {
 		missing, err := missingTopics(ctx, adm, topics)
 		if err == nil && len(missing) == 0 {
 			return nil
@@ -56,20 +57,17 @@ func (c *Conn) EnsureTopics(ctx context.Context, partitions int32, topics ...str
 		if err == nil {
 			err = createTopics(ctx, adm, partitions, missing)
 		}
-		if isConnConfigError(err) {
-			return c.fail(fmt.Sprintf("ensure topics %v", topics), err)
-		}
 		if err == nil {
-			// Created (or being created by someone else): loop to
-			// wait until metadata shows them.
+			// Created (or being created by someone else): wait until
+			// metadata shows them.
 			err = fmt.Errorf("topics %v not visible yet", missing)
 		}
-		select {
-		case <-ctx.Done():
-			return c.fail(fmt.Sprintf("ensure topics %v", topics), fmt.Errorf("%w (last error: %v)", ctx.Err(), err))
-		case <-time.After(backoff):
-		}
+		return err
+	}, backoff.RetryIf(func(err error) bool { return !isConnConfigError(err) }))
+	if err != nil {
+		return c.fail(fmt.Sprintf("ensure topics %v", topics), err)
 	}
+	return nil
 }
 
 // missingTopics returns those of topics that metadata does not show with

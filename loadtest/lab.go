@@ -214,17 +214,9 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 	// the engine also backs off when told. Every other error is a bug in
 	// the lab and is returned.
 	callAI := func(ctx context.Context, call func() error) error {
-		for {
-			err := call()
-			if err == nil || genpipe.ErrorCode(err) != genpipe.ETOOMANY {
-				return err
-			}
-			engine.ReportOverload(ctx)
-			_ = backoff.Sleep(ctx, retryWait)
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-		}
+		return backoff.Retry(ctx, backoff.Constant(retryWait), call,
+			backoff.RetryIf(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }),
+			backoff.OnRetry(func(int, error) { engine.ReportOverload(ctx) }))
 	}
 	stage := func(st int, next string, call func(ctx context.Context, id string) error) func(context.Context, *kgo.Record) error {
 		return func(ctx context.Context, r *kgo.Record) error {

@@ -159,31 +159,28 @@ func (n *Notifier) Handle(ctx context.Context, value []byte) error {
 		n.cfg.logger.Error("poison record: to the dead-letter topic", "stage", "notify", "err", err)
 		return &genpipe.DeadLetterError{Reason: genpipe.ErrorMessage(err)}
 	}
-	policy := backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}
 	start := n.cfg.now()
-	for attempt := 1; ; attempt++ {
-		if err = n.record(ctx, e); err == nil {
-			return nil
-		}
-		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
+	return backoff.Retry(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}, func() error {
+		err := n.record(ctx, e)
+		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND && n.cfg.now().Sub(start) >= n.cfg.publishWait {
 			// The status applied, so the request exists, but it is not
 			// published: either the API's MarkPublished has not returned
 			// yet (wait for it), or it failed after queuing the request, so
 			// the client got no 202 and is owed no webhook. Waiting forever
-			// would stall the results topic (the notifier handles one
-			// record at a time), so give up after publishWait.
-			if n.cfg.now().Sub(start) >= n.cfg.publishWait {
-				n.cfg.logger.Warn("terminal status of a request never published: no webhook", "request", e.RequestID, "status", e.Status)
-				return nil
-			}
+			// would hold one of the notifier's slots, and every later status
+			// of the request behind it (records of one key are handled in
+			// order), so give up after publishWait.
+			n.cfg.logger.Warn("terminal status of a request never published: no webhook", "request", e.RequestID, "status", e.Status)
+			return nil
+		}
+		return err
+	}, backoff.OnRetry(func(attempt int, err error) {
+		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
 			n.cfg.logger.Info("request not published yet, waiting", "request", e.RequestID, "attempt", attempt)
-		} else {
-			n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
+			return
 		}
-		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
-			return err // record's errors say what failed, for which request
-		}
-	}
+		n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
+	}))
 }
 
 // record applies one status change and queues its webhook.

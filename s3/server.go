@@ -20,6 +20,8 @@ import (
 	"github.com/versity/versitygw/backend/posix"
 	"github.com/versity/versitygw/debuglogger"
 	"github.com/versity/versitygw/embedgw"
+
+	"github.com/genpipe/genpipe/backoff"
 )
 
 // Layout of a server's directory.
@@ -239,30 +241,41 @@ func startServer(ctx context.Context, dir string, cfg serverOptions) (_ *Server,
 func (s *Server) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint+HealthPath, nil)
+	if err != nil {
+		return err
+	}
 	client := &http.Client{Timeout: time.Second}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.endpoint+HealthPath, nil)
+	err = backoff.Retry(ctx, backoff.Constant(10*time.Millisecond), func() error {
+		resp, err := client.Do(req.Clone(ctx))
 		if err != nil {
 			return err
 		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("health check: %s", resp.Status)
 		}
-		select {
-		case <-s.done:
-			if s.runErr != nil {
-				return s.runErr
-			}
-			return errors.New("gateway stopped during start")
-		case <-ctx.Done():
-			return fmt.Errorf("not answering: %w", ctx.Err())
-		case <-tick.C:
+		return nil
+	}, backoff.RetryIf(func(error) bool { return !s.stopped() }))
+	switch {
+	case err == nil:
+		return nil
+	case s.stopped():
+		if s.runErr != nil {
+			return s.runErr
 		}
+		return errors.New("gateway stopped during start")
+	}
+	return fmt.Errorf("not answering: %w", err)
+}
+
+// stopped reports whether RunVersityGW returned.
+func (s *Server) stopped() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
 	}
 }
 

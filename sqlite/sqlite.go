@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/internal/migrations"
 	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
@@ -173,27 +174,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// migrate applies the migrations in fsys (migrations/NNNN_name.sql) that
-// schema_migrations does not list yet, in version order, all in one
-// transaction: a failed migration leaves the schema as it was. It returns
-// the versions applied.
 // migrateWhenFree migrates, retrying while another connection holds the
 // file. Processes opening a brand-new file at once race on switching it to
 // WAL, and SQLite answers that race with SQLITE_BUSY at once instead of
 // waiting busy_timeout, so we wait here, as long as busy_timeout would.
-func migrateWhenFree(ctx context.Context, db *sql.DB, wait time.Duration) ([]int, error) {
+func migrateWhenFree(ctx context.Context, db *sql.DB, wait time.Duration) (applied []int, err error) {
 	deadline := time.Now().Add(wait)
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
-		applied, err := migrate(ctx, db, migrationFS)
-		if !isBusy(err) || time.Now().After(deadline) {
-			return applied, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("migrate: %w", ctx.Err())
-		case <-time.After(delay):
-		}
-	}
+	err = backoff.Retry(ctx, backoff.Policy{Base: 5 * time.Millisecond, Max: 200 * time.Millisecond}, func() (err error) {
+		applied, err = migrate(ctx, db, migrationFS)
+		return err
+	}, backoff.RetryIf(func(err error) bool { return isBusy(err) && time.Now().Before(deadline) }))
+	return applied, err
 }
 
 // isBusy reports whether err is SQLITE_BUSY (any extended code).
@@ -202,6 +193,10 @@ func isBusy(err error) bool {
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// migrate applies the migrations in fsys (migrations/NNNN_name.sql) that
+// schema_migrations does not list yet, in version order, all in one
+// transaction: a failed migration leaves the schema as it was. It returns
+// the versions applied.
 func migrate(ctx context.Context, db *sql.DB, fsys fs.FS) (applied []int, err error) {
 	todo, err := migrations.List(fsys)
 	if err != nil {

@@ -143,14 +143,13 @@ func (s *stage) renew(ctx context.Context, req genpipe.ClaimRequest) {
 // returned at once), or ctx ends: the status database being away is not
 // a reason to drop a request or to pay for its call twice.
 func (s *stage) retryStore(ctx context.Context, what, id string, op func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := op()
-		if err == nil || genpipe.ErrorCode(err) != genpipe.EINTERNAL {
-			return err
-		}
+	err := backoff.Retry(ctx, s.publishRetry, op, backoff.RetryIf(func(err error) bool {
+		return genpipe.ErrorCode(err) == genpipe.EINTERNAL
+	}), backoff.OnRetry(func(attempt int, err error) {
 		s.logger.Warn("status database failed, retrying", "stage", s.name, "op", what, "request", id, "attempt", attempt, "err", err)
-		if serr := backoff.Sleep(ctx, s.publishRetry.Delay(attempt)); serr != nil {
-			return fmt.Errorf("%s: %s %s: %w", s.name, what, id, err)
-		}
+	}))
+	if err != nil {
+		return fmt.Errorf("%s: %s %s: %w", s.name, what, id, err)
 	}
+	return nil
 }

@@ -6,7 +6,6 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -50,8 +49,14 @@ func newConfig(opts []Option) config {
 
 // WithRetry sets how an AI call that answers 429, 5xx or times out is
 // retried, overriding backoff.Default. After the last attempt the request
-// becomes failed with the reason.
-func WithRetry(p backoff.Policy) Option { return func(c *config) { c.retry = p } }
+// becomes failed with the reason. Attempts below 1 count as 1: a paid call
+// is never retried without bound.
+func WithRetry(p backoff.Policy) Option {
+	return func(c *config) {
+		p.Attempts = max(p.Attempts, 1)
+		c.retry = p
+	}
+}
 
 // WithURLTTL sets how long the presigned URLs handed to an AI service stay
 // valid, overriding 15 minutes. It must outlast the call with its retries.
@@ -159,51 +164,34 @@ func (s *stage) publish(ctx context.Context, topic string, e genpipe.Event) erro
 	if err != nil {
 		return fmt.Errorf("%s: encode %s: %w", s.name, e, err)
 	}
-	for attempt := 1; ; attempt++ {
-		err = s.publisher.Publish(ctx, topic, e.RequestID, value)
-		if err == nil {
-			return nil
-		}
+	err = backoff.Retry(ctx, s.publishRetry, func() error {
+		return s.publisher.Publish(ctx, topic, e.RequestID, value)
+	}, backoff.OnRetry(func(attempt int, err error) {
 		s.logger.Warn("publish failed, retrying", "stage", s.name, "topic", topic, "request", e.RequestID, "attempt", attempt, "err", err)
-		if err := backoff.Sleep(ctx, s.publishRetry.Delay(attempt)); err != nil {
-			return fmt.Errorf("%s: publish %s to %s: %w", s.name, e, topic, err)
-		}
+	}))
+	if err != nil {
+		return fmt.Errorf("%s: publish %s to %s: %w", s.name, e, topic, err)
 	}
+	return nil
 }
 
 // callAI runs call until it succeeds, fails for good, or runs out of
-// attempts; it returns the attempts made and the last error.
-func (s *stage) callAI(ctx context.Context, id string, call func(context.Context) error) (int, error) {
-	var err error
-	for attempt := 1; attempt <= s.retry.MaxAttempts(); attempt++ {
-		if err = call(ctx); err == nil || !retryable(err) || ctx.Err() != nil {
-			return attempt, err
-		}
-		if attempt == s.retry.MaxAttempts() {
-			return attempt, err
-		}
+// attempts; it returns the attempts made and the last error. A wait is
+// at least the Retry-After the AI asked for (see backoff.Retry), and each
+// 429 is reported, so the engine lowers the concurrency while the AI is
+// full instead of only retrying into it.
+func (s *stage) callAI(ctx context.Context, id string, call func(context.Context) error) (attempts int, err error) {
+	err = backoff.Retry(ctx, s.retry, func() error {
+		attempts++
+		return call(ctx)
+	}, backoff.RetryIf(retryable), backoff.OnRetry(func(attempt int, err error) {
 		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
 		s.onRetry(ctx, s.name, err)
 		if genpipe.ErrorCode(err) == genpipe.ETOOMANY {
 			s.onOverload(ctx)
 		}
-		if serr := backoff.Sleep(ctx, s.retryDelay(attempt, err)); serr != nil {
-			return attempt, serr
-		}
-	}
-	return s.retry.MaxAttempts(), err
-}
-
-// retryDelay is the backoff delay, but no shorter than the Retry-After the
-// AI asked for (capped at the policy's Max, so a silly value cannot stall
-// a record for a day).
-func (s *stage) retryDelay(attempt int, err error) time.Duration {
-	delay := s.retry.Delay(attempt)
-	var asked interface{ RetryAfter() time.Duration }
-	if errors.As(err, &asked) {
-		delay = max(delay, min(asked.RetryAfter(), s.retry.Max))
-	}
-	return delay
+	}))
+	return attempts, err
 }
 
 // retryable reports whether an AI error may pass: over capacity, or down.
