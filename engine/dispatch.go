@@ -162,7 +162,7 @@ func (e *Engine) run(it *item) {
 		e.failed.Add(1)
 		e.handled.Add(1)
 		level := slog.LevelError
-		if IsOverloaded(err) {
+		if e.cfg.overloaded(err) {
 			level = slog.LevelWarn // the service's state, not a bug; the limit adapts
 		}
 		e.log.Log(context.Background(), level, "engine: handler failed; record counts as done", recordAttrs(it.r, "err", err)...)
@@ -202,7 +202,7 @@ func (e *Engine) finish(it *item, done bool, err error) {
 		e.nextOfKeyLocked(p, string(it.r.Key))
 	}
 	switch {
-	case IsOverloaded(err):
+	case e.cfg.overloaded(err):
 		e.overloadLocked()
 	case done && err == nil:
 		e.successLocked()

@@ -2,9 +2,12 @@
 // topics in a Kafka consumer group and runs a handler per record, as many at
 // once as the downstream AI service takes, and no more.
 //
-// It keeps both lessons of DESIGN.md and goes further. Records are polled a
-// bounded number at a time and an offset is committed only once its record
-// and every record before it are done, so no request is lost; polling never
+// It answers the lesson slow handlers teach about Kafka consumers (see
+// docs/architecture.md): a consumer that polls a large batch and handles it
+// inside its poll loop outlasts max.poll.interval, leaves its group and has
+// its uncommitted records consumed again. Here records are polled a bounded
+// number at a time and an offset is committed only once its record and
+// every record before it are done, so no request is lost; polling never
 // waits for handlers, so slow handlers never decide group membership. Records
 // of one partition run concurrently, so a few partitions can keep a large AI
 // busy: the capacity, not the partition count, bounds the work. Several

@@ -10,17 +10,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/genpipe/genpipe/backoff"
-	"github.com/genpipe/genpipe/kafka"
 )
 
 // Handler processes one record. It runs concurrently with other records, of
 // other partitions and of the same one (see WithOrderByKey). It owns its
 // retries: an error is logged and the record still counts as done, so one bad
-// record never stalls its partition. An error that is ErrOverloaded or has
-// the genpipe code ETOOMANY also makes the engine back off (see
-// IsOverloaded). The context is canceled when the engine gives up on the
+// record never stalls its partition. An error that says the downstream
+// service is overloaded (ErrOverloaded, or see WithOverloadTest) also makes
+// the engine back off. The context is canceled when the engine gives up on the
 // record at the end of a revoke or shutdown timeout, or when the partition is
 // lost; a handler that returns after that does not count as done, and the
 // record is handled again by the partition's next owner.
@@ -34,7 +31,9 @@ type Handler func(ctx context.Context, r *kgo.Record) error
 // OffsetTracker makes sure a committed offset never passes an unfinished
 // record. The engine polls continuously and never waits for handlers in its
 // poll loop; franz-go heartbeats in the background, so handler time never
-// decides group membership (lesson 2 of DESIGN.md).
+// decides group membership: a slow handler can never get the engine thrown
+// out of its group, as it gets a Java consumer that outlasts
+// max.poll.interval.
 //
 // # Sharing the capacity
 //
@@ -55,7 +54,7 @@ type Handler func(ctx context.Context, r *kgo.Record) error
 // # Backing off
 //
 // The limit starts at the share. A handler that reports an overload (see
-// IsOverloaded and ReportOverload) halves it, at least 1, once per cooldown;
+// ErrOverloaded and ReportOverload) halves it, at least 1, once per cooldown;
 // after the cooldown it grows by one every few successes, back to the share
 // (additive increase, multiplicative decrease, like TCP). Lowering the limit
 // never stops running handlers: it holds back new ones until enough return.
@@ -143,7 +142,6 @@ func (e *Engine) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onLost),
-		kgo.WithLogger(kafka.NewKgoLogger(e.log)),
 	}
 	if d := e.cfg.sessionTimeout; d > 0 {
 		opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))
@@ -243,7 +241,7 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client, n int) (closed bool) 
 	if recs := fetches.Records(); len(recs) > 0 {
 		e.enqueue(recs, seq)
 	} else if fetchErrs > 0 {
-		_ = backoff.Sleep(ctx, 250*time.Millisecond) // do not spin on a partition that keeps failing
+		sleep(ctx, 250*time.Millisecond) // do not spin on a partition that keeps failing
 	}
 	return false
 }
@@ -285,4 +283,14 @@ func (e *Engine) setPaused(p bool) {
 	e.mu.Lock()
 	e.st.paused = p
 	e.mu.Unlock()
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

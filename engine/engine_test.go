@@ -182,7 +182,8 @@ func TestOverloadBackoff(t *testing.T) {
 		}
 		return nil
 	}
-	e := newEngine(t, brokers, "g", topic, h, WithCapacity(8), WithOverloadBackoff(200*time.Millisecond, 2))
+	e := newEngine(t, brokers, "g", topic, h, WithCapacity(8), WithOverloadBackoff(200*time.Millisecond, 2),
+		WithOverloadTest(tooMany))
 	start(t, e)
 	testutil.Eventually(t, 10*time.Second, "a cut", func() bool { return e.Stats().Overloads >= 1 })
 	if s := e.Stats(); s.Limit != 4 || s.Share != 8 || s.Overloads != 1 {
@@ -192,7 +193,34 @@ func TestOverloadBackoff(t *testing.T) {
 	if s := e.Stats(); s.Limit != 8 {
 		t.Errorf("after %d successes: limit %d, want the share 8", n, s.Limit)
 	}
-	if !IsOverloaded(errors.Join(errors.New("x"), ErrOverloaded)) || IsOverloaded(errors.New("x")) {
-		t.Error("IsOverloaded does not follow ErrOverloaded")
+}
+
+func tooMany(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }
+
+// ErrOverloaded always says overloaded; WithOverloadTest adds errors of
+// other kinds.
+func TestOverloadTest(t *testing.T) {
+	busy := genpipe.Errorf(genpipe.ETOOMANY, "the AI is busy")
+	for _, tc := range []struct {
+		opts []Option
+		err  error
+		want bool
+	}{
+		{nil, errors.Join(errors.New("x"), ErrOverloaded), true},
+		{nil, errors.New("x"), false},
+		{nil, busy, false},
+		{nil, nil, false},
+		{[]Option{WithOverloadTest(tooMany)}, busy, true},
+		{[]Option{WithOverloadTest(tooMany)}, ErrOverloaded, true},
+		{[]Option{WithOverloadTest(tooMany)}, errors.New("x"), false},
+		{[]Option{WithOverloadTest(tooMany)}, nil, false},
+	} {
+		cfg := defaultConfig()
+		for _, o := range tc.opts {
+			o(&cfg)
+		}
+		if got := cfg.overloaded(tc.err); got != tc.want {
+			t.Errorf("with %d option(s), overloaded(%v) = %v, want %v", len(tc.opts), tc.err, got, tc.want)
+		}
 	}
 }

@@ -18,7 +18,8 @@ func Example() {
 	check := func(ctx context.Context, r *kgo.Record) error {
 		// Call the AI here. On a 429 the handler either retries,
 		// calling engine.ReportOverload(ctx) each time, or gives up
-		// and returns the error (code genpipe.ETOOMANY).
+		// and returns an error wrapping engine.ErrOverloaded (or one
+		// that the test of engine.WithOverloadTest accepts).
 		return nil
 	}
 	e, err := engine.New([]string{"127.0.0.1:9092"}, "genpipe-check", []string{"genpipe.requests"}, check,

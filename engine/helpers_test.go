@@ -66,13 +66,14 @@ func produce(t *testing.T, brokers []string, topic string, n int, key func(int) 
 // logger; opts override them.
 func newEngine(t testing.TB, brokers []string, group, topic string, h Handler, opts ...Option) *Engine {
 	t.Helper()
+	log := testLogger(t)
 	base := []Option{
 		WithSessionTimeout(session),
 		WithRebalanceTimeout(rebalance),
 		WithShutdownTimeout(time.Second),
 		WithCommitInterval(50 * time.Millisecond),
-		WithLogger(testLogger(t)),
-		WithClientOpts(kgo.FetchMaxWait(100 * time.Millisecond)),
+		WithLogger(log),
+		WithClientOpts(kgo.FetchMaxWait(100*time.Millisecond), kgo.WithLogger(kafka.NewKgoLogger(log.With("group", group)))),
 	}
 	e, err := New(brokers, group, []string{topic}, h, append(base, opts...)...)
 	if err != nil {

@@ -4,22 +4,21 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"github.com/genpipe/genpipe"
 )
 
 // ErrOverloaded is the error a handler returns, or wraps, when the downstream
 // service refused a request because it is at capacity (HTTP 429). The record
 // still counts as done, like any handler error; the engine also halves its
 // limit. A handler that retries the request itself reports each refusal with
-// ReportOverload instead.
+// ReportOverload instead. Errors of other kinds can say the same through
+// WithOverloadTest.
 var ErrOverloaded = errors.New("engine: downstream service overloaded")
 
-// IsOverloaded reports whether err says that the downstream service is
-// overloaded: it is or wraps ErrOverloaded, or carries the genpipe code
-// ETOOMANY (what genpipe's AI client returns for a 429).
-func IsOverloaded(err error) bool {
-	return err != nil && (errors.Is(err, ErrOverloaded) || genpipe.ErrorCode(err) == genpipe.ETOOMANY)
+// overloaded reports whether a handler's error says that the downstream
+// service is overloaded: it is or wraps ErrOverloaded, or passes the test
+// of WithOverloadTest.
+func (c *config) overloaded(err error) bool {
+	return err != nil && (errors.Is(err, ErrOverloaded) || c.overloadTest != nil && c.overloadTest(err))
 }
 
 type engineKey struct{}

@@ -27,6 +27,7 @@ type config struct {
 	commitInterval   time.Duration
 	cooldown         time.Duration
 	increaseAfter    int
+	overloadTest     func(error) bool // nil: ErrOverloaded only
 	log              *slog.Logger
 	clientOpts       []kgo.Opt
 }
@@ -119,9 +120,22 @@ func WithOverloadBackoff(cooldown time.Duration, increaseAfter int) Option {
 	return func(c *config) { c.cooldown, c.increaseAfter = cooldown, increaseAfter }
 }
 
+// WithOverloadTest makes the engine also take a handler error for which
+// overloaded reports true as a sign that the downstream service is
+// overloaded, as it takes ErrOverloaded (and errors wrapping it) by
+// default: for services whose clients report a 429 with errors of their
+// own. Such an error makes the engine back off (see Engine) and is logged
+// as a warning rather than an error. overloaded is called only with errors
+// that are not nil, on the handler's goroutine or under the engine's lock,
+// so it must be quick.
+func WithOverloadTest(overloaded func(err error) bool) Option {
+	return func(c *config) { c.overloadTest = overloaded }
+}
+
 // WithLogger sends the engine's logs (handler errors, commit and fetch
-// errors, rebalances) and franz-go's warnings to l, overriding
-// slog.Default().
+// errors, rebalances) to l, overriding slog.Default(). franz-go's own logs
+// go where a kgo.WithLogger passed with WithClientOpts sends them; without
+// one, franz-go logs nothing.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // WithClientOpts adds franz-go client options after the engine's own, so they

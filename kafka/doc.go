@@ -1,7 +1,8 @@
 // Package kafka connects genpipe to any Kafka-protocol cluster with franz-go,
 // and embeds one (kfake) for `genpipe up` and tests.
 //
-// It holds the two lessons genpipe is built on (see DESIGN.md):
+// It holds the two lessons genpipe is built on (docs/architecture.md tells
+// the story behind them):
 //
 //  1. Every record has a key. [Producer.Publish] refuses an empty key, so
 //     franz-go hashes every record to a partition (murmur2, like the Java

@@ -50,7 +50,7 @@ type ProducerOption func(*producerConfig)
 //
 // Batching does not change partitioning: every genpipe record has a key, and
 // keyed records go to the partition their key hashes to whatever the linger
-// (lesson 1 of DESIGN.md).
+// (lesson 1 in the package documentation).
 func WithLinger(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.linger = &d }
 }
@@ -110,7 +110,8 @@ func (c *Conn) NewProducer(opts ...ProducerOption) (*Producer, error) {
 
 // Publish writes value to topic under key and returns once the broker has
 // acknowledged it from all in-sync replicas. key must not be empty: keyless
-// records are what lesson 1 of DESIGN.md warns against.
+// records pile a burst into one partition (lesson 1 in the package
+// documentation).
 //
 // If the record is not acknowledged within the delivery timeout or before ctx
 // is done, Publish returns an error whose genpipe.ErrorCode is EUNAVAILABLE.

@@ -338,14 +338,15 @@ type engineStage struct {
 
 func newEngineStage(conn *kafka.Conn, group, topic string, capacity, partitions, members int, t timing,
 	handle engine.Handler, events *groupEvents, log *slog.Logger) (*engineStage, error) {
+	quiet := slog.New(warnOnly{log.Handler()})
 	e, err := engine.New(conn.Brokers(), group, []string{topic}, handle,
 		engine.WithCapacity(capacity),
 		engine.WithSessionTimeout(t.session()),
 		engine.WithRebalanceTimeout(max(t.d(60*time.Second), 2*time.Second)),
 		engine.WithShutdownTimeout(max(t.d(30*time.Second), time.Second)),
 		engine.WithCommitInterval(max(t.d(time.Second), 20*time.Millisecond)),
-		engine.WithLogger(slog.New(warnOnly{log.Handler()})),
-		engine.WithClientOpts(append(conn.Opts(),
+		engine.WithLogger(quiet),
+		engine.WithClientOpts(append(conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(quiet.With("group", group))),
 			kgo.DisableClientMetrics(), kgo.FetchMaxWait(max(t.d(javaFetchMaxWait), 10*time.Millisecond)))...),
 	)
 	if err != nil {

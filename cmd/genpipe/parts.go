@@ -214,7 +214,8 @@ func consume(ctx context.Context, cfg *config, stage, group, topic string, capac
 	}
 	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log),
 		engine.WithShutdownTimeout(cfg.shutdownTimeout()), cfg.obs.engineOpts(stage, group),
-		engine.WithClientOpts(conn.Opts()...)}, opts...)
+		engine.WithOverloadTest(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }),
+		engine.WithClientOpts(append(conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(log.With("group", group))))...)}, opts...)
 	e, err := engine.New(conn.Brokers(), group, []string{topic}, cfg.obs.instrument(stage, handle), opts...)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", group, err)
