@@ -2,9 +2,7 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strconv"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/backoff"
 )
 
 // Headers of a dead letter: the record keeps its key and value, and these
@@ -56,38 +53,6 @@ func (q *DeadLetters) SendDeadLetter(ctx context.Context, d genpipe.DeadLetter) 
 		HeaderOffset:    strconv.FormatInt(d.Offset, 10),
 		HeaderAt:        d.At.UTC().Format(time.RFC3339Nano),
 	})
-}
-
-// deadLetterRetry paces the retries of a dead letter: backoff.Default's
-// delays, without its bound on attempts, since a record is not done until
-// its dead letter is written.
-var deadLetterRetry = backoff.Policy{Base: backoff.Default.Base, Max: backoff.Default.Max}
-
-// DeadLetterHandler adapts a stage handler to the engine: a record whose
-// handler returns a *genpipe.DeadLetterError goes to dlq before the handler
-// counts as done, so it is committed only once it is in the dead-letter
-// topic. Kafka being away is retried until ctx ends (the record is then
-// handled again by the partition's next owner).
-func DeadLetterHandler(dlq genpipe.DeadLetterQueue, stage string, handle func(context.Context, []byte) error,
-	log *slog.Logger) func(context.Context, *kgo.Record) error {
-	return func(ctx context.Context, r *kgo.Record) error {
-		err := handle(ctx, r.Value)
-		var dl *genpipe.DeadLetterError
-		if !errors.As(err, &dl) {
-			return err
-		}
-		d := genpipe.DeadLetter{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value,
-			Stage: stage, Reason: dl.Reason, Attempts: dl.Attempts, At: time.Now()}
-		serr := backoff.Retry(ctx, deadLetterRetry, func() error { return dlq.SendDeadLetter(ctx, d) }, backoff.OnRetry(func(attempt int, err error) {
-			log.Warn("dead-letter publish failed, retrying", "stage", stage, "request", string(r.Key), "offset", r.Offset, "attempt", attempt, "err", err)
-		}))
-		if serr != nil {
-			return fmt.Errorf("dead letter of %s/%d/%d: %w", r.Topic, r.Partition, r.Offset, serr)
-		}
-		log.Warn("record sent to the dead-letter topic", "stage", stage, "request", string(r.Key), "topic", r.Topic,
-			"partition", r.Partition, "offset", r.Offset, "reason", dl.Reason, "attempts", dl.Attempts)
-		return nil
-	}
 }
 
 // StoredDeadLetter is a dead letter as read back from the topic.

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -11,59 +10,6 @@ import (
 
 	"github.com/genpipe/genpipe"
 )
-
-// A handler's dead letter lands in the dead-letter topic with the record
-// as it was and where it came from; other errors pass through untouched.
-func TestDeadLetterHandlerAndRead(t *testing.T) {
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 2, "dlq")
-	p := newProducer(t, b.Addrs())
-	dlq := NewDeadLetters(p, "dlq")
-
-	boom := errors.New("boom")
-	handle := DeadLetterHandler(dlq, "check", func(_ context.Context, v []byte) error {
-		switch string(v) {
-		case "poison":
-			return &genpipe.DeadLetterError{Reason: "undecodable"}
-		case "failed":
-			return &genpipe.DeadLetterError{Reason: "AI down", Attempts: 6}
-		case "other":
-			return boom
-		}
-		return nil
-	}, testLogger(t))
-	ctx := t.Context()
-	for i, v := range []string{"poison", "fine", "other", "failed"} {
-		r := &kgo.Record{Topic: "genpipe.requests", Partition: 3, Offset: int64(40 + i), Key: []byte("k-" + v), Value: []byte(v)}
-		err := handle(ctx, r)
-		if v == "other" && !errors.Is(err, boom) {
-			t.Errorf("handler error %v was not passed through", err)
-		} else if v != "other" && err != nil {
-			t.Errorf("Handle(%s) = %v; want nil", v, err)
-		}
-	}
-
-	got, err := ReadDeadLetters(ctx, b.Addrs(), "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 {
-		t.Fatalf("read %d dead letters; want 2: %+v", len(got), got)
-	}
-	byKey := map[string]StoredDeadLetter{}
-	for _, d := range got {
-		byKey[string(d.Key)] = d
-		if d.ID == "" || d.Topic != "genpipe.requests" || d.Partition != 3 || d.Stage != "check" || time.Since(d.At) > time.Minute {
-			t.Errorf("dead letter %+v lacks its origin", d)
-		}
-	}
-	if d := byKey["k-poison"]; string(d.Value) != "poison" || d.Reason != "undecodable" || d.Attempts != 0 || d.Offset != 40 {
-		t.Errorf("poison dead letter = %+v", d)
-	}
-	if d := byKey["k-failed"]; d.Reason != "AI down" || d.Attempts != 6 || d.Offset != 43 {
-		t.Errorf("failed dead letter = %+v", d)
-	}
-}
 
 // Replaying an event raises its replay count (so a failed stage is tried
 // again) and marks where it came from; replaying one dead letter twice

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlite"
@@ -108,7 +109,7 @@ func (e *env) request(t *testing.T, webhookURL string) *genpipe.Request {
 // handle runs Handle on a status event and fails the test on an error.
 func (e *env) handle(t *testing.T, id string, status genpipe.Status, result *genpipe.Result, reason string) {
 	t.Helper()
-	if err := e.n.Handle(ctxT(t), statusEvent(t, id, status, result, reason)); err != nil {
+	if err := e.n.Handle(testutil.Context(t), testutil.StatusEvent(id, status, result, reason)); err != nil {
 		t.Fatalf("Handle %s %s: %v", id, status, err)
 	}
 }
@@ -135,22 +136,6 @@ func (e *env) pending(t *testing.T) []genpipe.WebhookDelivery {
 		t.Fatal(err)
 	}
 	return due
-}
-
-func statusEvent(t *testing.T, id string, status genpipe.Status, result *genpipe.Result, reason string) []byte {
-	t.Helper()
-	v, err := genpipe.EncodeEvent(genpipe.NewStatusEvent(genpipe.StatusChange{
-		RequestID: id, Status: status, Result: result, Error: reason, At: time.Now()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // recordingStore is the real store, recording the webhook outcomes the

@@ -143,22 +143,14 @@ func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects ge
 	return &Notifier{requests: requests, outbox: outbox, objects: objects, secret: secret, cfg: cfg}
 }
 
-// Handle records one status event of the results topic and, for a terminal
-// status of a request with a webhook, queues its delivery. It is idempotent:
-// a redelivered event changes nothing and queues nothing twice. A failing
-// status store is retried until ctx is done, since a status once committed
-// past is never read again; only then does Handle return an error. A
-// terminal status of a request that is not published yet is retried for up
-// to 10 seconds, then recorded without a webhook.
-func (n *Notifier) Handle(ctx context.Context, value []byte) error {
-	e, err := genpipe.DecodeEvent(value)
-	if err == nil && e.Type != genpipe.EventStatus {
-		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the results topic", e.Type)
-	}
-	if err != nil {
-		n.cfg.logger.Error("poison record: to the dead-letter topic", "stage", "notify", "err", err)
-		return &genpipe.DeadLetterError{Reason: genpipe.ErrorMessage(err)}
-	}
+// Handle records e, a status event of the results topic, and, for a
+// terminal status of a request with a webhook, queues its delivery. It is
+// idempotent: a redelivered event changes nothing and queues nothing twice.
+// A failing status store is retried until ctx is done, since a status once
+// committed past is never read again; only then does Handle return an
+// error. A terminal status of a request that is not published yet is
+// retried for up to 10 seconds, then recorded without a webhook.
+func (n *Notifier) Handle(ctx context.Context, e genpipe.Event) error {
 	start := n.cfg.now()
 	return backoff.Retry(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}, func() error {
 		err := n.record(ctx, e)

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -104,7 +103,7 @@ func TestRedeliveredTerminalEventQueuesNoSecondWebhook(t *testing.T) {
 }
 
 func TestWebhookDone(t *testing.T) {
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	rcv := newReceiver(t, nil)
 	e := newEnv(t)
 	r := e.request(t, rcv.URL)
@@ -304,57 +303,10 @@ func TestWebhookAbandonedAfterRetryWindow(t *testing.T) {
 	}
 }
 
-func TestPoisonRecordsSkipped(t *testing.T) {
-	e := newEnv(t)
-	r := e.request(t, "http://127.0.0.1:1/hook")
-	good := statusEvent(t, r.ID, genpipe.StatusRejected, nil, "no")
-	otherVersion := bytes.Replace(good, []byte(`"v":1`), []byte(`"v":2`), 1)
-	if bytes.Equal(otherVersion, good) {
-		t.Fatalf("cannot make a v2 event from %s", good)
-	}
-	job := genpipe.Job{ObjectID: r.ObjectID, Style: r.Style, Description: r.Description}
-	submitted, err := genpipe.EncodeEvent(genpipe.NewJobEvent(genpipe.EventSubmitted, r.ID, job, time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked, err := genpipe.EncodeEvent(genpipe.NewJobEvent(genpipe.EventChecked, r.ID, job, time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, value := range map[string][]byte{
-		"empty":          nil,
-		"not JSON":       []byte("\x00\x01 not json"),
-		"JSON array":     []byte(`[1,2,3]`),
-		"v2":             otherVersion,
-		"submitted":      submitted,
-		"checked":        checked,
-		"unknown status": bytes.Replace(good, []byte(`"rejected"`), []byte(`"exploded"`), 1),
-		"no request id":  bytes.Replace(good, []byte(r.ID), nil, 1),
-	} {
-		var dl *genpipe.DeadLetterError
-		if err := e.n.Handle(ctxT(t), value); !errors.As(err, &dl) || dl.Reason == "" {
-			t.Errorf("%s: Handle = %v; want a dead letter with a reason", name, err)
-		}
-	}
-	got, err := e.store.Request(t.Context(), r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Status != genpipe.StatusReceived {
-		t.Errorf("poison records moved the request to %s", got.Status)
-	}
-	if p := e.pending(t); len(p) != 0 {
-		t.Errorf("poison records queued webhooks: %+v", p)
-	}
-	if !e.logs.contains("poison record") {
-		t.Error("poison records not logged")
-	}
-}
-
 func TestStatusOfUnknownRequestSkipped(t *testing.T) {
 	e := newEnv(t)
 	id := uuid.NewString()
-	if err := e.n.Handle(ctxT(t), statusEvent(t, id, genpipe.StatusDone, nil, "")); err != nil {
+	if err := e.n.Handle(testutil.Context(t), testutil.StatusEvent(id, genpipe.StatusDone, nil, "")); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	if !e.logs.contains("status for an unknown request") || !e.logs.contains(id) {
@@ -399,7 +351,9 @@ func TestTerminalStatusBeforeMarkPublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- e.n.Handle(ctxT(t), statusEvent(t, r.ID, genpipe.StatusRejected, nil, "too small")) }()
+	go func() {
+		done <- e.n.Handle(testutil.Context(t), testutil.StatusEvent(r.ID, genpipe.StatusRejected, nil, "too small"))
+	}()
 	testutil.Eventually(t, 5*time.Second, "Handle to wait", func() bool { return e.logs.contains("not published yet") })
 	if err := e.store.MarkPublished(t.Context(), r.ID); err != nil {
 		t.Fatal(err)
@@ -438,7 +392,7 @@ func TestHandleRetriesFailingStore(t *testing.T) {
 	e.store.mu.Unlock()
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	err := e.n.Handle(ctx, statusEvent(t, r.ID, genpipe.StatusGenerating, nil, ""))
+	err := e.n.Handle(ctx, testutil.StatusEvent(r.ID, genpipe.StatusGenerating, nil, ""))
 	if err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Errorf("Handle with the store down = %v, want the store's error", err)
 	}

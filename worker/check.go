@@ -23,16 +23,11 @@ func NewCheck(ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe
 	return &Check{ai: ai, stage: newStage(genpipe.StageCheck, "checking the image", objects, publisher, claims, topics, opts)}
 }
 
-// Handle processes one record of the requests topic. It returns a
-// *genpipe.DeadLetterError for a record that belongs in the dead-letter
-// topic (poison, or failed for good), and any other error only when the
-// record's work could not be finished (ctx done): such a record must not
-// be committed.
-func (c *Check) Handle(ctx context.Context, value []byte) error {
-	e, err := c.decode(value, genpipe.EventSubmitted)
-	if err != nil {
-		return err
-	}
+// Handle checks the request of e, a submitted event. It returns a
+// *genpipe.DeadLetterError for a request that belongs in the dead-letter
+// topic (failed for good), and any other error only when the work could
+// not be finished (ctx done): such a record must not be committed.
+func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 	if err := c.setStatus(ctx, e.RequestID, genpipe.StatusChecking, nil, ""); err != nil {
 		return err
 	}

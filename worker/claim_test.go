@@ -14,15 +14,16 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/worker"
 )
 
 // claimedStage is one stage's handler over a claim store the test shares,
-// with the AI's /stats and a record for the stage.
+// with the AI's /stats and an event for the stage.
 type claimedStage struct {
-	handle  func(context.Context, []byte) error
+	handle  func(context.Context, genpipe.Event) error
 	stats   func() aisim.Stats
-	value   []byte
+	event   genpipe.Event
 	id      string
 	job     genpipe.Job
 	topics  genpipe.Topics
@@ -41,12 +42,12 @@ func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, late
 		svc, ai := checkAI(t, aisim.WithLatency(latency))
 		cs.handle = worker.NewCheck(ai, objects, publisher, claims, cs.topics, opts...).Handle
 		cs.stats, cs.working = svc.Stats, genpipe.StatusChecking
-		cs.value = jobEvent(t, genpipe.EventSubmitted, cs.id, cs.job)
+		cs.event = testutil.JobEvent(genpipe.EventSubmitted, cs.id, cs.job)
 	case "generate":
 		svc, ai := generateAI(t, aisim.WithLatency(latency))
 		cs.handle = worker.NewGenerate(ai, objects, publisher, claims, cs.topics, opts...).Handle
 		cs.stats, cs.working = svc.Stats, genpipe.StatusGenerating
-		cs.value = jobEvent(t, genpipe.EventChecked, cs.id, cs.job)
+		cs.event = testutil.JobEvent(genpipe.EventChecked, cs.id, cs.job)
 	default:
 		t.Fatalf("unknown stage %q", stage)
 	}
@@ -81,7 +82,7 @@ func TestRedeliveryPaysOnce(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
 		cs := newClaimedStage(t, stage, newClaims(t), 0)
 		for i := range 3 {
-			if err := cs.handle(ctxT(t), cs.value); err != nil {
+			if err := cs.handle(testutil.Context(t), cs.event); err != nil {
 				t.Fatalf("Handle #%d: %v", i+1, err)
 			}
 		}
@@ -103,7 +104,7 @@ func TestConcurrentDuplicatesPayOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
-				if err := cs.handle(ctxT(t), cs.value); err != nil {
+				if err := cs.handle(testutil.Context(t), cs.event); err != nil {
 					t.Errorf("Handle: %v", err)
 				}
 			})
@@ -124,12 +125,12 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
 		cs := newClaimedStage(t, stage, newClaims(t), 0)
 		lease := 300 * time.Millisecond
-		dead, err := cs.claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "dead-worker", Lease: lease})
+		dead, err := cs.claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "dead-worker", Lease: lease})
 		if err != nil || dead.State != genpipe.ClaimTaken {
 			t.Fatalf("ClaimStage for the dead worker = %+v, %v", dead, err)
 		}
 		start := time.Now()
-		if err := cs.handle(ctxT(t), cs.value); err != nil {
+		if err := cs.handle(testutil.Context(t), cs.event); err != nil {
 			t.Fatalf("Handle: %v", err)
 		}
 		if waited := time.Since(start); waited < lease-50*time.Millisecond {
@@ -138,7 +139,7 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 		if st := cs.stats(); st.Calls != 1 {
 			t.Errorf("the AI got %d calls; want 1", st.Calls)
 		}
-		after, err := cs.claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "probe", Lease: lease})
+		after, err := cs.claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "probe", Lease: lease})
 		if err != nil || after.State != genpipe.ClaimDone || after.Takes != 2 {
 			t.Errorf("claim after the take-over = %+v, %v; want done, taken twice", after, err)
 		}
@@ -151,17 +152,17 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 func TestInterruptedHandlingReleasesClaim(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
 		cs := newClaimedStage(t, stage, newClaims(t), time.Minute)
-		ctx, cancel := context.WithCancel(ctxT(t))
+		ctx, cancel := context.WithCancel(testutil.Context(t))
 		go func() {
 			for cs.stats().InFlight == 0 {
 				time.Sleep(5 * time.Millisecond)
 			}
 			cancel()
 		}()
-		if err := cs.handle(ctx, cs.value); err == nil {
+		if err := cs.handle(ctx, cs.event); err == nil {
 			t.Fatal("Handle with its context canceled during the AI call returned nil")
 		}
-		c, err := cs.claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "next-owner", Lease: time.Minute})
+		c, err := cs.claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "next-owner", Lease: time.Minute})
 		if err != nil || c.State != genpipe.ClaimTaken {
 			t.Errorf("ClaimStage by the next owner = %+v, %v; want taken at once", c, err)
 		}
@@ -179,7 +180,7 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		log, _ := newLogger(t)
 		policy := backoff.Policy{Attempts: 2, Base: time.Millisecond, Max: 2 * time.Millisecond}
 		topics := newTopics(t)
-		var handle func(context.Context, []byte) error
+		var handle func(context.Context, genpipe.Event) error
 		var typ genpipe.EventType
 		if stage == "check" {
 			handle, typ = worker.NewCheck(aiclient.NewChecker(url), objects, publisher, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventSubmitted
@@ -188,24 +189,20 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		}
 		id := uuid.NewString()
 		job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
-		replay := func(n int) []byte {
-			e := genpipe.NewJobEvent(typ, id, job, time.Now())
+		replay := func(n int) genpipe.Event {
+			e := testutil.JobEvent(typ, id, job)
 			e.Replay = n
-			v, err := genpipe.EncodeEvent(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return v
+			return e
 		}
 
-		wantDeadLetter(t, handle(ctxT(t), replay(0)), 2)
-		if err := handle(ctxT(t), replay(0)); err != nil { // a redelivery
+		wantDeadLetter(t, handle(testutil.Context(t), replay(0)), 2)
+		if err := handle(testutil.Context(t), replay(0)); err != nil { // a redelivery
 			t.Fatalf("Handle of a redelivered failed record = %v; want nil (already in the dead-letter topic)", err)
 		}
 		if n := down.calls.Load(); n != 2 {
 			t.Fatalf("the AI got %d calls after a failure and a redelivery; want 2", n)
 		}
-		wantDeadLetter(t, handle(ctxT(t), replay(1)), 2) // the operator replays; the AI is still down
+		wantDeadLetter(t, handle(testutil.Context(t), replay(1)), 2) // the operator replays; the AI is still down
 		if n := down.calls.Load(); n != 4 {
 			t.Fatalf("the AI got %d calls after a replay; want 4", n)
 		}
@@ -218,9 +215,9 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		// does not pay again.
 		cs := newClaimedStage(t, stage, claims, 0)
 		cs.id, cs.job = id, job
-		cs.value = replay(2)
+		cs.event = replay(2)
 		for range 2 {
-			if err := cs.handle(ctxT(t), cs.value); err != nil {
+			if err := cs.handle(testutil.Context(t), cs.event); err != nil {
 				t.Fatalf("Handle of replay 2: %v", err)
 			}
 		}
@@ -235,18 +232,18 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 // the worker that takes over finds the files and does not pay again.
 func TestTakeOverFindsWrittenSlide(t *testing.T) {
 	cs := newClaimedStage(t, "generate", newClaims(t), 0)
-	if err := cs.handle(ctxT(t), cs.value); err != nil { // the dead worker's call: files written
+	if err := cs.handle(testutil.Context(t), cs.event); err != nil { // the dead worker's call: files written
 		t.Fatal(err)
 	}
 	claims := newClaims(t) // its outcome never recorded
 	lease := 200 * time.Millisecond
-	if c, err := claims.ClaimStage(ctxT(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.StageGenerate, Owner: "dead-worker", Lease: lease}); err != nil || c.State != genpipe.ClaimTaken {
+	if c, err := claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.StageGenerate, Owner: "dead-worker", Lease: lease}); err != nil || c.State != genpipe.ClaimTaken {
 		t.Fatalf("ClaimStage for the dead worker = %+v, %v", c, err)
 	}
 	log, _ := newLogger(t)
 	svc, ai := generateAI(t)
 	next := worker.NewGenerate(ai, objects, publisher, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
-	if err := next.Handle(ctxT(t), cs.value); err != nil {
+	if err := next.Handle(testutil.Context(t), cs.event); err != nil {
 		t.Fatal(err)
 	}
 	if n := svc.Stats().Calls; n != 0 {

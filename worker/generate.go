@@ -22,12 +22,9 @@ func NewGenerate(ai genpipe.Generator, objects genpipe.ObjectStore, publisher ge
 	return &Generate{ai: ai, stage: newStage(genpipe.StageGenerate, "generating the slide", objects, publisher, claims, topics, opts)}
 }
 
-// Handle processes one record of the checked topic; errors as for Check.Handle.
-func (g *Generate) Handle(ctx context.Context, value []byte) error {
-	e, err := g.decode(value, genpipe.EventChecked)
-	if err != nil {
-		return err
-	}
+// Handle generates the slide of e, a checked event; errors as for
+// Check.Handle.
+func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 	style, ok := genpipe.StyleByID(e.Job.Style)
 	if !ok {
 		reason := fmt.Sprintf("unknown style %q", e.Job.Style)

@@ -27,6 +27,7 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlite"
@@ -83,16 +84,10 @@ func newTopics(t *testing.T) genpipe.Topics {
 	t.Helper()
 	p := fmt.Sprintf("t%d.", topicSeq.Add(1))
 	topics := genpipe.Topics{Requests: p + "requests", Checked: p + "checked", Results: p + "results", DeadLetters: p + "deadletters"}
-	if err := kafka.EnsureTopics(ctxT(t), brokers, 4, topics.All()...); err != nil {
+	if err := kafka.EnsureTopics(testutil.Context(t), brokers, 4, topics.All()...); err != nil {
 		t.Fatal(err)
 	}
 	return topics
-}
-
-func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // record is one record read back from a topic.
@@ -108,7 +103,7 @@ type record struct {
 // Handle published is all there.
 func readAll(t *testing.T, topic string) []record {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +208,7 @@ func expectEmpty(t *testing.T, topics ...string) {
 func upload(t *testing.T, contentType string, data []byte) string {
 	t.Helper()
 	id := uuid.NewString()
-	if err := objects.Put(ctxT(t), genpipe.UploadKey(id), contentType, data); err != nil {
+	if err := objects.Put(testutil.Context(t), genpipe.UploadKey(id), contentType, data); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -233,16 +228,6 @@ func pngImage(t *testing.T, w, h int) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// jobEvent returns the record value of a submitted or checked event.
-func jobEvent(t *testing.T, typ genpipe.EventType, id string, job genpipe.Job) []byte {
-	t.Helper()
-	v, err := genpipe.EncodeEvent(genpipe.NewJobEvent(typ, id, job, time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }
 
 // serve runs an AI service over HTTP on loopback and returns its URL.

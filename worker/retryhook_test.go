@@ -10,6 +10,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/worker"
 )
 
@@ -45,9 +46,9 @@ func TestRetryHook(t *testing.T) {
 			}
 			log, _ := newLogger(t)
 			url := serve(t, &failingAI{status: tc.status, detail: "no"})
-			handle, value, _, _ := stageUnderTest(t, tc.stage, url, newTopics(t),
+			handle, event, _, _ := stageUnderTest(t, tc.stage, url, newTopics(t),
 				worker.WithLogger(log), worker.WithRetry(policy), worker.WithRetryHook(hook))
-			wantDeadLetter(t, handle(ctxT(t), value), tc.attempts)
+			wantDeadLetter(t, handle(testutil.Context(t), event), tc.attempts)
 			mu.Lock()
 			defer mu.Unlock()
 			if !slices.Equal(codes, tc.want) {

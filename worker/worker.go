@@ -1,7 +1,9 @@
-// Package worker holds the two AI stages of the pipeline as record
-// handlers: Check reads submitted requests and asks the Checking AI, Generate
-// reads checked requests and asks the Generative AI. A handler owns its
+// Package worker holds the two AI stages of the pipeline as event
+// handlers: Check takes submitted requests and asks the Checking AI, Generate
+// takes checked requests and asks the Generative AI. A handler owns its
 // retries: the Kafka consumer that runs it only commits, it never retries.
+// The record path around a handler (decoding, poison records, dead letters,
+// tracing) is kafka.RecordHandler's.
 package worker
 
 import (
@@ -122,21 +124,6 @@ func newStage(name genpipe.Stage, what string, objects genpipe.ObjectStore, publ
 		claims: claims, topics: topics, owners: newOwners()}
 }
 
-// decode parses a record value as an event of the wanted type. A poison
-// record is a *genpipe.DeadLetterError: it goes to the dead-letter topic
-// and the partition moves on.
-func (s *stage) decode(value []byte, want genpipe.EventType) (genpipe.Event, error) {
-	e, err := genpipe.DecodeEvent(value)
-	if err == nil && e.Type != want {
-		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the %s stage's topic", e.Type, s.name)
-	}
-	if err != nil {
-		s.logger.Error("poison record: to the dead-letter topic", "stage", s.name, "err", err, "value", truncate(value, 200))
-		return genpipe.Event{}, &genpipe.DeadLetterError{Reason: genpipe.ErrorMessage(err)}
-	}
-	return e, nil
-}
-
 // fail reports the request failed with the outcome's reason. When this
 // handling made the failing attempts, the record also goes to the
 // dead-letter topic (a *genpipe.DeadLetterError), once: a redelivery finds
@@ -204,11 +191,4 @@ func retryable(err error) bool {
 // Its text is stored with the failed claim and shown again on redelivery.
 func failure(what string, attempts int, err error) string {
 	return fmt.Sprintf("%s failed after %d attempt(s): %s", what, attempts, genpipe.ErrorMessage(err))
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "…"
-	}
-	return string(b)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/worker"
 )
@@ -34,7 +35,7 @@ func TestCheckPasses(t *testing.T) {
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "corporate", Title: "Q3", Description: "quarterly results"}
 
-	if err := check.Handle(ctxT(t), jobEvent(t, genpipe.EventSubmitted, id, job)); err != nil {
+	if err := check.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	results := readAll(t, topics.Results)
@@ -79,7 +80,7 @@ func TestCheckRejects(t *testing.T) {
 			}
 			id := uuid.NewString()
 			job := genpipe.Job{ObjectID: objectID, Style: "minimal", Description: "d"}
-			if err := check.Handle(ctxT(t), jobEvent(t, genpipe.EventSubmitted, id, job)); err != nil {
+			if err := check.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 				t.Fatalf("Handle: %v", err)
 			}
 			results := readAll(t, topics.Results)
@@ -110,7 +111,7 @@ func TestGenerateDone(t *testing.T) {
 		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
 
 	start := time.Now()
-	if err := gen.Handle(ctxT(t), jobEvent(t, genpipe.EventChecked, id, job)); err != nil {
+	if err := gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	t.Logf("generated in %v", time.Since(start))
@@ -127,7 +128,7 @@ func TestGenerateDone(t *testing.T) {
 		t.Errorf("the generative AI got %d calls, want 1", st.Calls)
 	}
 
-	ctx := ctxT(t)
+	ctx := testutil.Context(t)
 	for key, contentType := range map[string]string{
 		keys.PNGKey: genpipe.ContentTypePNG, keys.PDFKey: genpipe.ContentTypePDF, keys.PPTXKey: genpipe.ContentTypePPTX} {
 		info, err := objects.Stat(ctx, key)
@@ -182,8 +183,8 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	start := time.Now()
 	for i := range ids {
 		ids[i] = uuid.NewString()
-		value := jobEvent(t, genpipe.EventSubmitted, ids[i], genpipe.Job{ObjectID: objectID, Style: "neon", Description: "d"})
-		wg.Go(func() { errs[i] = check.Handle(ctxT(t), value) })
+		event := testutil.JobEvent(genpipe.EventSubmitted, ids[i], genpipe.Job{ObjectID: objectID, Style: "neon", Description: "d"})
+		wg.Go(func() { errs[i] = check.Handle(testutil.Context(t), event) })
 	}
 	wg.Wait()
 	t.Logf("%d checks through a capacity-1 service in %v", n, time.Since(start))
@@ -226,9 +227,9 @@ func TestGiveUpAfterAttempts(t *testing.T) {
 			ai := &failingAI{status: http.StatusInternalServerError, detail: "the model crashed"}
 			url := serve(t, ai)
 			log, _ := newLogger(t)
-			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(policy))
+			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(policy))
 
-			wantDeadLetter(t, handle(ctxT(t), value), 3)
+			wantDeadLetter(t, handle(testutil.Context(t), event), 3)
 			if calls := ai.calls.Load(); calls != 3 {
 				t.Errorf("the AI got %d calls, want 3", calls)
 			}
@@ -254,9 +255,9 @@ func TestAIRefusalNotRetried(t *testing.T) {
 			ai := &failingAI{status: http.StatusBadRequest, detail: "style.background is not a hex color"}
 			url := serve(t, ai)
 			log, _ := newLogger(t)
-			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
+			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
 
-			wantDeadLetter(t, handle(ctxT(t), value), 1)
+			wantDeadLetter(t, handle(testutil.Context(t), event), 1)
 			if calls := ai.calls.Load(); calls != 1 {
 				t.Errorf("the AI got %d calls, want 1", calls)
 			}
@@ -273,69 +274,23 @@ func TestAIRefusalNotRetried(t *testing.T) {
 	}
 }
 
-// stageUnderTest returns a stage's Handle against the AI at url, a record
-// for it, the record's request id, and the status the stage reports first.
+// stageUnderTest returns a stage's Handle against the AI at url, an event
+// for it, the event's request id, and the status the stage reports first.
 func stageUnderTest(t *testing.T, stage, url string, topics genpipe.Topics, opts ...worker.Option) (
-	handle func(context.Context, []byte) error, value []byte, id string, working genpipe.Status) {
+	handle func(context.Context, genpipe.Event) error, event genpipe.Event, id string, working genpipe.Status) {
 	t.Helper()
 	id = uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 	switch stage {
 	case "check":
 		return worker.NewCheck(aiclient.NewChecker(url), objects, publisher, newClaims(t), topics, opts...).Handle,
-			jobEvent(t, genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
+			testutil.JobEvent(genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
 	case "generate":
 		return worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, newClaims(t), topics, opts...).Handle,
-			jobEvent(t, genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
+			testutil.JobEvent(genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
 	}
 	t.Fatalf("unknown stage %q", stage)
-	return nil, nil, "", ""
-}
-
-func TestPoisonRecord(t *testing.T) {
-	topics := newTopics(t)
-	checkSvc, checker := checkAI(t)
-	genSvc, generator := generateAI(t)
-	log, logs := newLogger(t)
-	check := worker.NewCheck(checker, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
-	gen := worker.NewGenerate(generator, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
-
-	id := uuid.NewString()
-	job := genpipe.Job{ObjectID: uuid.NewString(), Style: "corporate", Description: "d"}
-	submitted := jobEvent(t, genpipe.EventSubmitted, id, job)
-	checked := jobEvent(t, genpipe.EventChecked, id, job)
-	status, err := genpipe.EncodeEvent(genpipe.NewStatusEvent(genpipe.StatusChange{RequestID: id, Status: genpipe.StatusDone, At: time.Now()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := map[string][]byte{
-		"empty":      nil,
-		"not JSON":   []byte("\xff\xfe garbage"),
-		"v2":         bytes.Replace(submitted, []byte(`"v":1`), []byte(`"v":2`), 1),
-		"no job":     []byte(`{"v":1,"type":"request.submitted","requestId":"` + id + `"}`),
-		"status":     status,
-		"no request": bytes.Replace(submitted, []byte(id), nil, 1),
-	}
-	poison := func(what string, err error) {
-		t.Helper()
-		var dl *genpipe.DeadLetterError
-		if !errors.As(err, &dl) || dl.Reason == "" || dl.Attempts != 0 {
-			t.Errorf("%s: Handle = %v; want a dead letter with a reason and no attempts", what, err)
-		}
-	}
-	for name, value := range common {
-		poison("check "+name, check.Handle(ctxT(t), value))
-		poison("generate "+name, gen.Handle(ctxT(t), value))
-	}
-	poison("check of a checked event", check.Handle(ctxT(t), checked))      // a checked event on the requests topic
-	poison("generate of a submitted event", gen.Handle(ctxT(t), submitted)) // a submitted event on the checked topic
-	expectEmpty(t, topics.All()...)
-	if c, g := checkSvc.Stats().Calls, genSvc.Stats().Calls; c != 0 || g != 0 {
-		t.Errorf("poison records made AI calls: check %d, generate %d", c, g)
-	}
-	if !logs.contains("poison record") {
-		t.Error("poison records not logged")
-	}
+	return nil, genpipe.Event{}, "", ""
 }
 
 // A canceled context (the consumer giving up at shutdown) ends Handle with
@@ -354,12 +309,12 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			}
 			url = serve(t, svc.Handler())
 			log, _ := newLogger(t)
-			handle, value, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
+			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
 
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			done := make(chan error, 1)
-			go func() { done <- handle(ctx, value) }()
+			go func() { done <- handle(ctx, event) }()
 			deadline := time.Now().Add(10 * time.Second)
 			for svc.Stats().InFlight == 0 {
 				if time.Now().After(deadline) {
@@ -381,7 +336,7 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			}
 			expectEmpty(t, topics.Checked)
 			if stage == "generate" {
-				if _, err := objects.Stat(ctxT(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+				if _, err := objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
 					t.Errorf("stat of the abandoned slide: %v, want not found", err)
 				}
 			}
@@ -399,7 +354,7 @@ func TestGenerateUnknownStyle(t *testing.T) {
 	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
-	wantDeadLetter(t, gen.Handle(ctxT(t), jobEvent(t, genpipe.EventChecked, id, job)), 0)
+	wantDeadLetter(t, gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
 	results := readAll(t, topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusFailed}) {
 		t.Fatalf("results topic: %v, want [failed]", got)
@@ -434,7 +389,7 @@ func TestKafkaDown(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 	defer cancel()
-	err = check.Handle(ctx, jobEvent(t, genpipe.EventSubmitted, uuid.NewString(), job))
+	err = check.Handle(ctx, testutil.JobEvent(genpipe.EventSubmitted, uuid.NewString(), job))
 	if err == nil {
 		t.Fatal("Handle = nil with Kafka down, want an error")
 	}

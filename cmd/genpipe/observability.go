@@ -119,17 +119,18 @@ func (o *observability) engineOpts(stage, group string) engine.Option {
 	return engine.WithClientOpts(kgo.WithHooks(hooks...))
 }
 
-// instrument times each record of stage and handles it in a span that
-// continues the record's trace, so what the handler produces and the AI
-// calls it makes stay in the request's trace.
-func (o *observability) instrument(stage string, handle engine.Handler) engine.Handler {
-	return func(ctx context.Context, r *kgo.Record) error {
+// observeRecord returns the observation of each record of stage (see
+// kafka.RecordPath.Observe): a span that continues the record's trace, so
+// what the handler produces and the AI calls it makes stay in the
+// request's trace, and the record's processing time.
+func (o *observability) observeRecord(stage string) func(context.Context, *kgo.Record) (context.Context, func(error)) {
+	return func(ctx context.Context, r *kgo.Record) (context.Context, func(error)) {
 		start := time.Now()
 		ctx, end := o.tracing.StartRecord(ctx, r, stage)
-		err := handle(ctx, r)
-		end(err)
-		o.metrics.ObserveProcessing(stage, time.Since(start))
-		return err
+		return ctx, func(err error) {
+			end(err)
+			o.metrics.ObserveProcessing(stage, time.Since(start))
+		}
 	}
 }
 

@@ -95,28 +95,22 @@ func runWorker(ctx context.Context, cfg *config, stage string, log *slog.Logger)
 	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload),
 		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(d.obs.retryHook)}
 	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(d.obs.tracing.TracerProvider())}
-	var (
-		handle   func(context.Context, []byte) error
-		topic    string
-		group    string
-		capacity int
-	)
+	c := consumer{stage: stage}
 	switch stage {
 	case "check":
-		handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), d.objects, d.producer, d.store, cfg.Topics, stageOpts...).Handle
-		topic, group, capacity = cfg.Topics.Requests, groupCheck, cfg.CheckCapacity
+		c.handle = worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), d.objects, d.producer, d.store, cfg.Topics, stageOpts...).Handle
+		c.topic, c.event, c.group, c.capacity = cfg.Topics.Requests, genpipe.EventSubmitted, groupCheck, cfg.CheckCapacity
 	case "generate":
-		handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), d.objects, d.producer, d.store, cfg.Topics, stageOpts...).Handle
-		topic, group, capacity = cfg.Topics.Checked, groupGenerate, cfg.GenerateCapacity
+		c.handle = worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), d.objects, d.producer, d.store, cfg.Topics, stageOpts...).Handle
+		c.topic, c.event, c.group, c.capacity = cfg.Topics.Checked, genpipe.EventChecked, groupGenerate, cfg.GenerateCapacity
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", stage)
 	}
-	dlq := d.obs.deadLetters(kafka.NewDeadLetters(d.producer, cfg.Topics.DeadLetters))
 	var engineOpts []engine.Option
 	if cfg.SessionTimeout > 0 {
 		engineOpts = append(engineOpts, engine.WithSessionTimeout(cfg.SessionTimeout))
 	}
-	return consume(ctx, cfg, stage, group, topic, capacity, kafka.DeadLetterHandler(dlq, stage, handle, log), log, engineOpts...)
+	return consume(ctx, cfg, d, c, log, engineOpts...)
 }
 
 // runNotifier records status events and sends webhooks until ctx is done.
@@ -124,23 +118,24 @@ func runNotifier(ctx context.Context, cfg *config, log *slog.Logger) error {
 	if cfg.WebhookSecret == "" {
 		return errors.New("a webhook secret is required (-webhook-secret or $GENPIPE_WEBHOOK_SECRET)")
 	}
+	// Its producer writes only dead letters (poison on the results topic).
 	d, err := openDeps(ctx, cfg, "notifier", log)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-	// Its producer writes only dead letters (poison on the results topic).
-	dlq := d.obs.deadLetters(kafka.NewDeadLetters(d.producer, cfg.Topics.DeadLetters))
 	n := notifier.New(d.store, d.store, d.objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log), notifier.WithEndToEndHook(d.obs.endToEndHook),
 		notifier.WithPrivateWebhooks(cfg.allowPrivateWebhooks()),
 		notifier.WithShutdownTimeout(cfg.shutdownTimeout()))
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.RunWebhooks(ctx) })
-	// Ordered by key: one request's changes apply in topic order, so its
-	// history has every step, while different requests apply concurrently.
+	// 16 at once, ordered by key: one request's changes apply in topic
+	// order, so its history has every step, while different requests
+	// apply concurrently.
 	g.Go(func() error {
-		handle := kafka.DeadLetterHandler(dlq, "notifier", n.Handle, log)
-		return consume(ctx, cfg, "notifier", groupNotifier, cfg.Topics.Results, 16, handle, log, engine.WithOrderByKey())
+		c := consumer{stage: "notifier", group: groupNotifier, topic: cfg.Topics.Results, event: genpipe.EventStatus,
+			capacity: 16, handle: n.Handle}
+		return consume(ctx, cfg, d, c, log, engine.WithOrderByKey())
 	})
 	return g.Wait()
 }
@@ -200,28 +195,47 @@ func (d *deps) close() {
 	d.closers = nil
 }
 
-// consume runs handle over topic in group on the stage engine. capacity is
-// the downstream's concurrency limit, shared by every process of the group
-// (each takes a share by the partitions it owns), so the AI behind it never
-// sees more than its capacity however many workers run.
-//
-// Each record of stage is measured and traced, and the engine's state shows
-// in the process's metrics (cfg.obs, set by the part's observe).
-func consume(ctx context.Context, cfg *config, stage, group, topic string, capacity int, handle engine.Handler, log *slog.Logger, opts ...engine.Option) error {
+// consumer is one stage's consumer: what it reads, how many records it
+// handles at once, and what it does with each event.
+type consumer struct {
+	stage    string            // check, generate or notifier
+	group    string            // its consumer group
+	topic    string            // the topic it reads
+	event    genpipe.EventType // the type of the topic's events
+	capacity int               // the downstream's concurrency limit, see consume
+	handle   func(context.Context, genpipe.Event) error
+}
+
+// consume runs c on the stage engine until ctx is done. Every record takes
+// the one record path, kafka.RecordHandler: observed (timed and traced),
+// decoded (poison to the dead-letter topic), handled, and dead-lettered when
+// c.handle says so; the engine's state shows in the process's metrics.
+// c.capacity is the downstream's concurrency limit, shared by every process
+// of the group (each takes a share by the partitions it owns), so the AI
+// behind it never sees more than its capacity however many workers run.
+func consume(ctx context.Context, cfg *config, d *deps, c consumer, log *slog.Logger, opts ...engine.Option) error {
 	conn, err := cfg.kafkaConn()
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", group, err)
+		return fmt.Errorf("consumer %s: %w", c.group, err)
 	}
-	opts = append([]engine.Option{engine.WithCapacity(capacity), engine.WithLogger(log),
-		engine.WithShutdownTimeout(cfg.shutdownTimeout()), cfg.obs.engineOpts(stage, group),
+	handle := kafka.RecordHandler(kafka.RecordPath{
+		Stage:       c.stage,
+		Event:       c.event,
+		Observe:     d.obs.observeRecord(c.stage),
+		Handle:      c.handle,
+		DeadLetters: d.obs.deadLetters(kafka.NewDeadLetters(d.producer, cfg.Topics.DeadLetters)),
+		Log:         log,
+	})
+	opts = append([]engine.Option{engine.WithCapacity(c.capacity), engine.WithLogger(log),
+		engine.WithShutdownTimeout(cfg.shutdownTimeout()), d.obs.engineOpts(c.stage, c.group),
 		engine.WithOverloadTest(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }),
-		engine.WithClientOpts(append(conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(log.With("group", group))))...)}, opts...)
-	e, err := engine.New(conn.Brokers(), group, []string{topic}, cfg.obs.instrument(stage, handle), opts...)
+		engine.WithClientOpts(append(conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(log.With("group", c.group))))...)}, opts...)
+	e, err := engine.New(conn.Brokers(), c.group, []string{c.topic}, handle, opts...)
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", group, err)
+		return fmt.Errorf("consumer %s: %w", c.group, err)
 	}
-	defer cfg.obs.watch(stage, group, e)()
-	log.Info("consuming", "topic", topic, "group", group, "capacity", capacity)
+	defer d.obs.watch(c.stage, c.group, e)()
+	log.Info("consuming", "topic", c.topic, "group", c.group, "capacity", c.capacity)
 	return e.Run(ctx)
 }
 
