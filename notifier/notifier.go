@@ -29,11 +29,11 @@ type Notifier struct {
 }
 
 type config struct {
-	client       *http.Client // nil until New: then a client that dials public addresses only, unless allowPrivate
+	client       *http.Client // set by New: see webhookClient
 	allowPrivate bool
 	retryWindow  time.Duration
 	maxDelay     time.Duration
-	resultTTL    time.Duration
+	resultTTL    time.Duration // how long the result links in a webhook stay valid: a bot message is read later than a web page
 	pollInterval time.Duration
 	concurrency  int
 	claimLease   time.Duration
@@ -47,13 +47,7 @@ type config struct {
 // Option configures a Notifier.
 type Option func(*config)
 
-// WithHTTPClient sets the client for webhook POSTs, overriding one with a
-// 10 s timeout (a receiver slower than that counts as failed and is
-// retried) that connects only to public addresses (see
-// WithPrivateWebhooks). The client given is used as it is.
-func WithHTTPClient(c *http.Client) Option { return func(cfg *config) { cfg.client = c } }
-
-// WithPrivateWebhooks lets the default client connect to loopback, private
+// WithPrivateWebhooks lets the webhook client connect to loopback, private
 // and link-local addresses, overriding false. The API refuses such webhook
 // URLs when they are submitted; the notifier checks again the address it
 // dials, because DNS may answer differently by then (rebinding). Allow
@@ -68,10 +62,6 @@ func WithRetryWindow(d time.Duration) Option { return func(cfg *config) { cfg.re
 // WithMaxRetryDelay caps the exponential delay between webhook attempts,
 // overriding 5 minutes.
 func WithMaxRetryDelay(d time.Duration) Option { return func(cfg *config) { cfg.maxDelay = d } }
-
-// WithResultTTL sets how long the result links in a webhook stay valid,
-// overriding 24 hours: a bot message is read later than a web page.
-func WithResultTTL(d time.Duration) Option { return func(cfg *config) { cfg.resultTTL = d } }
 
 // WithPollInterval sets how often the outbox is checked for due
 // deliveries, overriding 250 ms.
@@ -137,9 +127,7 @@ func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects ge
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.client == nil {
-		cfg.client = webhookClient(cfg.allowPrivate)
-	}
+	cfg.client = webhookClient(cfg.allowPrivate)
 	return &Notifier{requests: requests, outbox: outbox, objects: objects, secret: secret, cfg: cfg}
 }
 
@@ -215,8 +203,9 @@ func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event, r *genpi
 	return nil
 }
 
-// webhookClient is the default client for webhook POSTs: a 10 s timeout,
-// and unless allowPrivate, connections to public addresses only.
+// webhookClient is the client for webhook POSTs: a 10 s timeout (a
+// receiver slower than that counts as failed and is retried), and unless
+// allowPrivate, connections to public addresses only.
 func webhookClient(allowPrivate bool) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	if !allowPrivate {

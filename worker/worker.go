@@ -35,7 +35,7 @@ func newConfig(opts []Option) config {
 	c := config{
 		retry:        backoff.Default,
 		publishRetry: backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second},
-		urlTTL:       15 * time.Minute,
+		urlTTL:       15 * time.Minute, // outlasts an AI call with its retries
 		lease:        30 * time.Second,
 		heldPoll:     time.Second,
 		onOverload:   func(context.Context) {},
@@ -59,10 +59,6 @@ func WithRetry(p backoff.Policy) Option {
 		c.retry = p
 	}
 }
-
-// WithURLTTL sets how long the presigned URLs handed to an AI service stay
-// valid, overriding 15 minutes. It must outlast the call with its retries.
-func WithURLTTL(d time.Duration) Option { return func(c *config) { c.urlTTL = d } }
 
 // WithLease sets how long a claim on a request's stage holds without a
 // renewal, overriding 30 seconds. The worker renews it every third of it
