@@ -14,6 +14,11 @@
 //     franz-go heartbeats in the background, and there is no
 //     max.poll.interval to outlast.
 //
+// [RecordHandler] is the path every record takes through a stage, written
+// in one place: observed, decoded (a record that is not an event of the
+// stage is poison, set aside in the dead-letter topic), handled by the
+// stage, and dead-lettered when the stage says so.
+//
 // A [Conn] says how a process connects to the cluster (brokers, client id,
 // TLS, SASL, compression, consumer group protocol); every client the process
 // creates goes through it, so none connects differently. The package

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -66,7 +65,7 @@ func TestPoisonRecord(t *testing.T) {
 				}
 			}
 			dlq := &memDLQ{}
-			log, logs := captureLog()
+			log, logs := testutil.CaptureLogs(t)
 			handled := 0
 			handle := kafka.RecordHandler(kafka.RecordPath{Stage: stage.name, Event: stage.event, DeadLetters: dlq, Log: log,
 				Handle: func(context.Context, genpipe.Event) error { handled++; return nil }})
@@ -97,11 +96,11 @@ func TestPoisonRecord(t *testing.T) {
 			}
 			for _, want := range []string{"poison record: to the dead-letter topic", "stage=" + stage.name,
 				"value=" + strings.Repeat("x", 200) + "…", "record sent to the dead-letter topic"} {
-				if !logs.contains(want) {
+				if !logs.Contains(want) {
 					t.Errorf("the logs lack %q", want)
 				}
 			}
-			if logs.contains(strings.Repeat("x", 201)) {
+			if logs.Contains(strings.Repeat("x", 201)) {
 				t.Error("the logs hold more than 200 bytes of a poison value")
 			}
 		})
@@ -139,7 +138,7 @@ func TestRecordPath(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	dlq := &memDLQ{}
-	log, _ := captureLog()
+	log, _ := testutil.CaptureLogs(t)
 	handle := kafka.RecordHandler(kafka.RecordPath{Stage: "check", Event: genpipe.EventSubmitted, Observe: observe, DeadLetters: dlq, Log: log,
 		Handle: func(ctx context.Context, e genpipe.Event) error {
 			if ctx.Value(spanKey{}) == nil {
@@ -195,7 +194,7 @@ func TestRecordPath(t *testing.T) {
 // written. When ctx ends first, the handler says so, and the record is not
 // done (the engine does not commit it).
 func TestDeadLetterRetried(t *testing.T) {
-	log, logs := captureLog()
+	log, logs := testutil.CaptureLogs(t)
 	dlq := &memDLQ{failures: 2}
 	var ended []error
 	handle := kafka.RecordHandler(kafka.RecordPath{Stage: "generate", Event: genpipe.EventChecked, DeadLetters: dlq, Log: log,
@@ -210,7 +209,7 @@ func TestDeadLetterRetried(t *testing.T) {
 	if tries, sent := dlq.tries, len(dlq.all()); tries != 3 || sent != 1 {
 		t.Errorf("%d sends, %d dead letters; want 3 sends (2 failed), 1 dead letter", tries, sent)
 	}
-	if !logs.contains("dead-letter publish failed, retrying") {
+	if !logs.Contains("dead-letter publish failed, retrying") {
 		t.Error("the failed sends are not logged")
 	}
 
@@ -347,27 +346,4 @@ func (q *memDLQ) last() (genpipe.DeadLetter, bool) {
 		return genpipe.DeadLetter{}, false
 	}
 	return all[len(all)-1], true
-}
-
-// logCapture holds what a logger wrote.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func captureLog() (*slog.Logger, *logCapture) {
-	c := &logCapture{}
-	return slog.New(slog.NewTextHandler(c, nil)), c
-}
-
-func (c *logCapture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *logCapture) contains(s string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return strings.Contains(c.buf.String(), s)
 }

@@ -1,16 +1,13 @@
 package notifier_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -69,7 +66,7 @@ const (
 type env struct {
 	store *recordingStore
 	n     *notifier.Notifier
-	logs  *logBuffer
+	logs  *testutil.LogBuffer
 }
 
 func newEnv(t *testing.T, opts ...notifier.Option) *env {
@@ -79,10 +76,10 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
-	t.Cleanup(e.logs.stop)
+	log, logs := testutil.CaptureLogs(t)
+	e := &env{store: &recordingStore{Store: db}, logs: logs}
 	opts = append([]notifier.Option{
-		notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
+		notifier.WithLogger(log),
 		notifier.WithPollInterval(poll),
 		notifier.WithMaxRetryDelay(maxDelay),
 		notifier.WithPrivateWebhooks(true), // the receivers are on loopback
@@ -250,30 +247,3 @@ func (r *receiver) deliveries() []delivery {
 }
 
 func (r *receiver) count() int { return len(r.deliveries()) }
-
-// logBuffer collects log lines, and copies them to the test log until the
-// test ends.
-type logBuffer struct {
-	t    *testing.T
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	done bool
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	if !l.done {
-		l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (l *logBuffer) stop() { l.mu.Lock(); l.done = true; l.mu.Unlock() }
-
-func (l *logBuffer) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.buf.String(), s)
-}

@@ -280,7 +280,7 @@ func TestWebhookAbandonedAfterRetryWindow(t *testing.T) {
 			if took < window {
 				t.Errorf("abandoned after %v, before the retry window of %v", took, window)
 			}
-			if !e.logs.contains("webhook abandoned") {
+			if !e.logs.Contains("webhook abandoned") {
 				t.Error("abandonment not logged")
 			}
 			// No more attempts, and the request keeps its terminal status.
@@ -309,7 +309,7 @@ func TestStatusOfUnknownRequestSkipped(t *testing.T) {
 	if err := e.n.Handle(testutil.Context(t), testutil.StatusEvent(id, genpipe.StatusDone, nil, "")); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	if !e.logs.contains("status for an unknown request") || !e.logs.contains(id) {
+	if !e.logs.Contains("status for an unknown request") || !e.logs.Contains(id) {
 		t.Error("the unknown request was not logged")
 	}
 	if p := e.pending(t); len(p) != 0 {
@@ -333,7 +333,7 @@ func TestTerminalStatusOfUnpublishedRequest(t *testing.T) {
 	if took := time.Since(start); took < wait || took > wait+6*time.Second {
 		t.Errorf("Handle returned after %v, want about %v", took, wait)
 	}
-	if !e.logs.contains("never published") {
+	if !e.logs.Contains("never published") {
 		t.Error("the skipped webhook was not logged")
 	}
 	if p := e.pending(t); len(p) != 0 {
@@ -354,7 +354,7 @@ func TestTerminalStatusBeforeMarkPublished(t *testing.T) {
 	go func() {
 		done <- e.n.Handle(testutil.Context(t), testutil.StatusEvent(r.ID, genpipe.StatusRejected, nil, "too small"))
 	}()
-	testutil.Eventually(t, 5*time.Second, "Handle to wait", func() bool { return e.logs.contains("not published yet") })
+	testutil.Eventually(t, 5*time.Second, "Handle to wait", func() bool { return e.logs.Contains("not published yet") })
 	if err := e.store.MarkPublished(t.Context(), r.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -381,7 +381,7 @@ func TestHandleRetriesFailingStore(t *testing.T) {
 	if got, _ := e.store.Request(t.Context(), r.ID); got.Status != genpipe.StatusChecking {
 		t.Errorf("request is %s after the store recovered, want checking", got.Status)
 	}
-	if !e.logs.contains("status store failed, retrying") {
+	if !e.logs.Contains("status store failed, retrying") {
 		t.Error("store failures not logged")
 	}
 

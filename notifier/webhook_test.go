@@ -2,7 +2,6 @@ package notifier_test
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,7 +58,7 @@ func TestShutdownHandsBackAttemptCutShort(t *testing.T) {
 	if len(claimed) != 1 || claimed[0].RequestID != r.ID {
 		t.Errorf("claim after the shutdown = %+v; want the handed-back delivery, due at once despite the hour-long lease", claimed)
 	}
-	if !e.logs.contains("handed back") {
+	if !e.logs.Contains("handed back") {
 		t.Error("hand-back not logged")
 	}
 }
@@ -78,10 +77,10 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db.Close() })
-		e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
-		t.Cleanup(e.logs.stop)
+		log, logs := testutil.CaptureLogs(t)
+		e := &env{store: &recordingStore{Store: db}, logs: logs}
 		e.n = notifier.New(e.store, e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
-			notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, nil)).With("notifier", i)))
+			notifier.WithLogger(log.With("notifier", i)))
 		envs[i] = e
 	}
 	ids := make([]string, deliveries)

@@ -33,7 +33,7 @@ type claimedStage struct {
 
 func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, latency time.Duration, opts ...worker.Option) claimedStage {
 	t.Helper()
-	log, _ := newLogger(t)
+	log, _ := testutil.CaptureLogs(t)
 	opts = append([]worker.Option{worker.WithLogger(log), worker.WithHeldPoll(20 * time.Millisecond)}, opts...)
 	cs := claimedStage{id: uuid.NewString(), topics: newTopics(t), claims: claims}
 	cs.job = genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
@@ -177,7 +177,7 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		claims := newClaims(t)
 		down := &failingAI{status: http.StatusServiceUnavailable, detail: "GPU pool drained"}
 		url := serve(t, down)
-		log, _ := newLogger(t)
+		log, _ := testutil.CaptureLogs(t)
 		policy := backoff.Policy{Attempts: 2, Base: time.Millisecond, Max: 2 * time.Millisecond}
 		topics := newTopics(t)
 		var handle func(context.Context, genpipe.Event) error
@@ -240,7 +240,7 @@ func TestTakeOverFindsWrittenSlide(t *testing.T) {
 	if c, err := claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.StageGenerate, Owner: "dead-worker", Lease: lease}); err != nil || c.State != genpipe.ClaimTaken {
 		t.Fatalf("ClaimStage for the dead worker = %+v, %v", c, err)
 	}
-	log, _ := newLogger(t)
+	log, _ := testutil.CaptureLogs(t)
 	svc, ai := generateAI(t)
 	next := worker.NewGenerate(ai, objects, publisher, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
 	if err := next.Handle(testutil.Context(t), cs.event); err != nil {

@@ -8,14 +8,11 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,37 +261,6 @@ func (f *failingAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(f.status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"type": "about:blank", "title": http.StatusText(f.status), "status": f.status, "detail": f.detail})
-}
-
-// logBuffer collects log lines and copies them to the test log until the
-// test ends.
-type logBuffer struct {
-	t    *testing.T
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	done bool
-}
-
-func newLogger(t *testing.T) (*slog.Logger, *logBuffer) {
-	l := &logBuffer{t: t}
-	t.Cleanup(func() { l.mu.Lock(); l.done = true; l.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})), l
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	if !l.done {
-		l.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func (l *logBuffer) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.buf.String(), s)
 }
 
 // newClaims returns a fresh status database for the stages' claims.

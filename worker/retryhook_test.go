@@ -44,7 +44,7 @@ func TestRetryHook(t *testing.T) {
 				}
 				codes = append(codes, genpipe.ErrorCode(err))
 			}
-			log, _ := newLogger(t)
+			log, _ := testutil.CaptureLogs(t)
 			url := serve(t, &failingAI{status: tc.status, detail: "no"})
 			handle, event, _, _ := stageUnderTest(t, tc.stage, url, newTopics(t),
 				worker.WithLogger(log), worker.WithRetry(policy), worker.WithRetryHook(hook))

@@ -29,7 +29,7 @@ var fast = backoff.Policy{Attempts: 100, Base: 10 * time.Millisecond, Max: 100 *
 func TestCheckPasses(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := checkAI(t)
-	log, _ := newLogger(t)
+	log, _ := testutil.CaptureLogs(t)
 	check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
@@ -72,7 +72,7 @@ func TestCheckRejects(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			topics := newTopics(t)
 			_, ai := checkAI(t)
-			log, _ := newLogger(t)
+			log, _ := testutil.CaptureLogs(t)
 			check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 			objectID := uuid.NewString()
 			if tc.data != nil {
@@ -104,7 +104,7 @@ func TestCheckRejects(t *testing.T) {
 func TestGenerateDone(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := generateAI(t)
-	log, _ := newLogger(t)
+	log, _ := testutil.CaptureLogs(t)
 	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
@@ -173,7 +173,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	const n = 4
 	topics := newTopics(t)
 	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
-	log, _ := newLogger(t)
+	log, _ := testutil.CaptureLogs(t)
 	check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
 	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
 
@@ -226,7 +226,7 @@ func TestGiveUpAfterAttempts(t *testing.T) {
 			topics := newTopics(t)
 			ai := &failingAI{status: http.StatusInternalServerError, detail: "the model crashed"}
 			url := serve(t, ai)
-			log, _ := newLogger(t)
+			log, _ := testutil.CaptureLogs(t)
 			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(policy))
 
 			wantDeadLetter(t, handle(testutil.Context(t), event), 3)
@@ -254,7 +254,7 @@ func TestAIRefusalNotRetried(t *testing.T) {
 			topics := newTopics(t)
 			ai := &failingAI{status: http.StatusBadRequest, detail: "style.background is not a hex color"}
 			url := serve(t, ai)
-			log, _ := newLogger(t)
+			log, _ := testutil.CaptureLogs(t)
 			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
 
 			wantDeadLetter(t, handle(testutil.Context(t), event), 1)
@@ -308,7 +308,7 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 				svc = aisim.NewGenerateService(aisim.WithLatency(time.Minute))
 			}
 			url = serve(t, svc.Handler())
-			log, _ := newLogger(t)
+			log, _ := testutil.CaptureLogs(t)
 			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
 
 			ctx, cancel := context.WithCancel(t.Context())
@@ -350,7 +350,7 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 func TestGenerateUnknownStyle(t *testing.T) {
 	topics := newTopics(t)
 	svc, ai := generateAI(t)
-	log, _ := newLogger(t)
+	log, _ := testutil.CaptureLogs(t)
 	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
@@ -383,7 +383,7 @@ func TestKafkaDown(t *testing.T) {
 	}
 	defer down.Close()
 	svc, ai := checkAI(t)
-	log, logs := newLogger(t)
+	log, logs := testutil.CaptureLogs(t)
 	check := worker.NewCheck(ai, objects, down, newClaims(t), genpipe.DefaultTopics(), worker.WithLogger(log))
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
 
@@ -393,7 +393,7 @@ func TestKafkaDown(t *testing.T) {
 	if err == nil {
 		t.Fatal("Handle = nil with Kafka down, want an error")
 	}
-	if !logs.contains("publish failed, retrying") {
+	if !logs.Contains("publish failed, retrying") {
 		t.Error("publish retries not logged")
 	}
 	if st := svc.Stats(); st.Calls != 0 {

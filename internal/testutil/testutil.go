@@ -86,3 +86,36 @@ func Scrape(t testing.TB, url string) map[string]float64 {
 	}
 	return samples
 }
+
+// LogBuffer keeps what a logger writes, for a test to search, and copies
+// each line to the test log until the test ends.
+type LogBuffer struct {
+	t    testing.TB
+	mu   sync.Mutex
+	buf  strings.Builder
+	done bool
+}
+
+// CaptureLogs returns a logger of every level writing to a new LogBuffer.
+func CaptureLogs(t testing.TB) (*slog.Logger, *LogBuffer) {
+	b := &LogBuffer{t: t}
+	t.Cleanup(func() { b.mu.Lock(); b.done = true; b.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug})), b
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if !b.done {
+		b.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// Contains reports whether the logs so far hold s.
+func (b *LogBuffer) Contains(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Contains(b.buf.String(), s)
+}
