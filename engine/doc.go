@@ -2,10 +2,12 @@
 // topics in a Kafka consumer group and runs a handler per record, as many at
 // once as the downstream AI service takes, and no more.
 //
-// It answers the lesson slow handlers teach about Kafka consumers (see
-// docs/architecture.md): a consumer that polls a large batch and handles it
-// inside its poll loop outlasts max.poll.interval, leaves its group and has
-// its uncommitted records consumed again. Here records are polled a bounded
+// genpipe is built on two lessons about Kafka (docs/architecture.md tells
+// them in full). The first is the producers': a burst of keyless records
+// piles into one partition, so every record carries a key. The second is
+// this package's: a consumer that polls a large batch and handles it inside
+// its poll loop outlasts max.poll.interval, leaves its group and has its
+// uncommitted records consumed again. Here records are polled a bounded
 // number at a time and an offset is committed only once its record and
 // every record before it are done, so no request is lost; polling never
 // waits for handlers, so slow handlers never decide group membership. Records
