@@ -13,7 +13,6 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
-	"github.com/genpipe/genpipe/kafka"
 )
 
 // checkTooMany fails unless resp is a 429 problem with a Retry-After of
@@ -87,7 +86,7 @@ func (s *countingStore) Backlog(ctx context.Context) (int, error) {
 func TestBacklogCountedAtMostOnceASecond(t *testing.T) {
 	f := newFixture(t)
 	store := &countingStore{RequestStore: f.store}
-	producer, err := kafka.NewProducer(f.broker.Addrs())
+	producer, err := f.conn.NewProducer()
 	if err != nil {
 		t.Fatal(err)
 	}

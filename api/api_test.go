@@ -22,7 +22,9 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlite"
 )
@@ -38,7 +40,7 @@ func TestMain(m *testing.M) {
 			panic(err)
 		}
 		defer os.RemoveAll(dir)
-		srv, err := s3.StartServer(context.Background(), dir)
+		srv, err := objectstore.Start(context.Background(), dir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start s3:", err)
 			return 1
@@ -58,7 +60,8 @@ func TestMain(m *testing.M) {
 
 type fixture struct {
 	store  *sqlite.Store
-	broker *kafka.Broker
+	broker *broker.Server
+	conn   *kafka.Conn
 	port   int
 	dir    string
 	server *httptest.Server
@@ -72,15 +75,18 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	f := &fixture{dir: t.TempDir(), port: freePort(t), topics: genpipe.DefaultTopics()}
 	f.startBroker(t)
 	ctx := context.Background()
-	if err := kafka.EnsureTopics(ctx, f.broker.Addrs(), 2, f.topics.All()...); err != nil {
+	var err error
+	if f.conn, err = kafka.NewConn(f.broker.Addrs()); err != nil {
 		t.Fatal(err)
 	}
-	var err error
+	if err := f.conn.EnsureTopics(ctx, 2, f.topics.All()...); err != nil {
+		t.Fatal(err)
+	}
 	if f.store, err = sqlite.Open(ctx, filepath.Join(f.dir, "api.db")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.store.Close() })
-	producer, err := kafka.NewProducer(f.broker.Addrs(), kafka.WithDeliveryTimeout(time.Second))
+	producer, err := f.conn.NewProducer(kafka.WithDeliveryTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +100,7 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 
 func (f *fixture) startBroker(t *testing.T) {
 	t.Helper()
-	b, err := kafka.StartBroker(kafka.WithDataDir(filepath.Join(f.dir, "kafka")), kafka.WithPort(f.port))
+	b, err := broker.Start(broker.WithDataDir(filepath.Join(f.dir, "kafka")), broker.WithPort(f.port))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/doctor"
 	"github.com/genpipe/genpipe/kafka"
 )
@@ -106,13 +107,17 @@ genpipe.ai.capacity=32
 // Live: keyless records produced with the sticky partitioner and a linger
 // bunch up; the doctor sees the skew and the missing keys on the cluster.
 func TestLiveKeylessStickyBurstIsFound(t *testing.T) {
-	b, err := kafka.StartBroker()
+	b, err := broker.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	ctx := context.Background()
-	if err := kafka.EnsureTopics(ctx, b.Addrs(), 8, "keyless", "keyed"); err != nil {
+	conn, err := kafka.NewConn(b.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.EnsureTopics(ctx, 8, "keyless", "keyed"); err != nil {
 		t.Fatal(err)
 	}
 	produce(t, b.Addrs(), "keyless", false)

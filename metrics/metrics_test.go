@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
@@ -142,12 +143,16 @@ func TestWatchStageLagTimeout(t *testing.T) {
 // Kafka clients report through kprom under their own client label, also
 // two clients given one name, and their metrics leave when they close.
 func TestKafkaHooks(t *testing.T) {
-	b, err := kafka.StartBroker()
+	b, err := broker.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if err := kafka.EnsureTopics(t.Context(), b.Addrs(), 1, "metrics-test"); err != nil {
+	conn, err := kafka.NewConn(b.Addrs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.EnsureTopics(t.Context(), 1, "metrics-test"); err != nil {
 		t.Fatal(err)
 	}
 	r := metrics.New(metrics.WithoutRuntimeMetrics())

@@ -19,6 +19,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/notifier"
+	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlite"
 )
@@ -36,7 +37,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	srv, err := s3.StartServer(context.Background(), dir)
+	srv, err := objectstore.Start(context.Background(), dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -27,7 +27,9 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlite"
 )
@@ -37,6 +39,7 @@ import (
 var (
 	objects   *s3.Store
 	brokers   []string
+	conn      *kafka.Conn
 	publisher *kafka.Producer
 )
 
@@ -49,7 +52,7 @@ func run(m *testing.M) int {
 		return fail(err)
 	}
 	defer os.RemoveAll(dir)
-	srv, err := s3.StartServer(context.Background(), dir)
+	srv, err := objectstore.Start(context.Background(), dir)
 	if err != nil {
 		return fail(err)
 	}
@@ -63,13 +66,16 @@ func run(m *testing.M) int {
 	if err := objects.EnsureBucket(ctx); err != nil {
 		return fail(err)
 	}
-	broker, err := kafka.StartBroker()
+	b, err := broker.Start()
 	if err != nil {
 		return fail(err)
 	}
-	defer broker.Close()
-	brokers = broker.Addrs()
-	if publisher, err = kafka.NewProducer(brokers); err != nil {
+	defer b.Close()
+	brokers = b.Addrs()
+	if conn, err = kafka.NewConn(brokers); err != nil {
+		return fail(err)
+	}
+	if publisher, err = conn.NewProducer(); err != nil {
 		return fail(err)
 	}
 	defer publisher.Close()
@@ -83,7 +89,7 @@ func newTopics(t *testing.T) genpipe.Topics {
 	t.Helper()
 	p := fmt.Sprintf("t%d.", topicSeq.Add(1))
 	topics := genpipe.Topics{Requests: p + "requests", Checked: p + "checked", Results: p + "results", DeadLetters: p + "deadletters"}
-	if err := kafka.EnsureTopics(ctxT(t), brokers, 4, topics.All()...); err != nil {
+	if err := conn.EnsureTopics(ctxT(t), 4, topics.All()...); err != nil {
 		t.Fatal(err)
 	}
 	return topics

@@ -18,6 +18,7 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/worker"
 )
@@ -416,13 +417,17 @@ func TestGenerateUnknownStyle(t *testing.T) {
 // returns an error (the record is not committed), having paid for no AI
 // call.
 func TestKafkaDown(t *testing.T) {
-	broker, err := kafka.StartBroker()
+	b, err := broker.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addrs := broker.Addrs()
-	broker.Close()
-	down, err := kafka.NewProducer(addrs, kafka.WithDeliveryTimeout(time.Second))
+	addrs := b.Addrs()
+	b.Close()
+	downConn, err := kafka.NewConn(addrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := downConn.NewProducer(kafka.WithDeliveryTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
