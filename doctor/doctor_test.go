@@ -9,9 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/doctor"
-	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/internal/testenv"
 )
 
 func traps(fs []doctor.Finding) string {
@@ -107,19 +106,9 @@ genpipe.ai.capacity=32
 // Live: keyless records produced with the sticky partitioner and a linger
 // bunch up; the doctor sees the skew and the missing keys on the cluster.
 func TestLiveKeylessStickyBurstIsFound(t *testing.T) {
-	b, err := broker.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testenv.StartKafka(t)
 	ctx := context.Background()
-	conn, err := kafka.NewConn(b.Addrs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.EnsureTopics(ctx, 8, "keyless", "keyed"); err != nil {
-		t.Fatal(err)
-	}
+	b.EnsureTopics(t, 8, "keyless", "keyed")
 	produce(t, b.Addrs(), "keyless", false)
 	produce(t, b.Addrs(), "keyed", true)
 

@@ -40,8 +40,7 @@ func StartKafka(t testing.TB, opts ...broker.Option) *Kafka {
 	}, opts...)}
 	k.Start(t)
 	t.Cleanup(k.Stop)
-	srv := k.srv
-	conn, err := kafka.NewConn(srv.Addrs())
+	conn, err := kafka.NewConn(k.srv.Addrs())
 	if err != nil {
 		t.Fatal(err)
 	}
