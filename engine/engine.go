@@ -34,7 +34,8 @@ type Handler func(ctx context.Context, r *kgo.Record) error
 // OffsetTracker makes sure a committed offset never passes an unfinished
 // record. The engine polls continuously and never waits for handlers in its
 // poll loop; franz-go heartbeats in the background, so handler time never
-// decides group membership (lesson 2 of DESIGN.md).
+// decides group membership (the second lesson in package kafka's
+// documentation).
 //
 // # Sharing the capacity
 //

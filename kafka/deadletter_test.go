@@ -43,7 +43,7 @@ func TestDeadLetterHandlerAndRead(t *testing.T) {
 		}
 	}
 
-	got, err := ReadDeadLetters(ctx, b.Addrs(), "dlq")
+	got, err := plainConn(t, b.Addrs()).ReadDeadLetters(ctx, "dlq")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,43 +17,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
 )
 
-// One embedded S3 server per test binary (an embedgw limit), started in
-// TestMain; each test uses its own objects under random keys.
-var objects *s3.Store
-
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "genpipe-notifier-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := s3.StartServer(context.Background(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Close()
-	access, secret := srv.Credentials()
-	if objects, err = s3.New(srv.Endpoint(), "genpipe-notifier-test", access, secret); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := objects.EnsureBucket(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
+// The object store is one per test binary (testenv.Run); each test uses
+// its own objects under random keys.
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 var secret = []byte("test-webhook-secret")
 
@@ -66,19 +36,15 @@ const (
 
 // env is one notifier on its own SQLite file, with its logs captured.
 type env struct {
-	store *recordingStore
-	n     *notifier.Notifier
-	logs  *logBuffer
+	store   *recordingStore
+	objects *s3.Store
+	n       *notifier.Notifier
+	logs    *logBuffer
 }
 
 func newEnv(t *testing.T, opts ...notifier.Option) *env {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
+	e := &env{store: &recordingStore{StatusStore: testenv.NewStatusStore(t)}, objects: testenv.Objects(t), logs: &logBuffer{t: t}}
 	t.Cleanup(e.logs.stop)
 	opts = append([]notifier.Option{
 		notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
@@ -86,7 +52,7 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 		notifier.WithMaxRetryDelay(maxDelay),
 		notifier.WithPrivateWebhooks(true), // the receivers are on loopback
 	}, opts...)
-	e.n = notifier.New(e.store, e.store, objects, secret, opts...)
+	e.n = notifier.New(e.store, e.store, e.objects, secret, opts...)
 	return e
 }
 
@@ -156,7 +122,7 @@ func ctxT(t *testing.T) context.Context {
 // recordingStore is the real store, recording the webhook outcomes the
 // notifier writes and failing ApplyStatus on demand.
 type recordingStore struct {
-	*sqlite.Store
+	*testenv.StatusStore
 	mu        sync.Mutex
 	updates   []genpipe.WebhookDelivery
 	failApply int // fail this many more ApplyStatus calls
@@ -172,11 +138,11 @@ func (s *recordingStore) ApplyStatus(ctx context.Context, c genpipe.StatusChange
 	if fail {
 		return false, fmt.Errorf("database is locked (injected)")
 	}
-	return s.Store.ApplyStatus(ctx, c)
+	return s.StatusStore.ApplyStatus(ctx, c)
 }
 
 func (s *recordingStore) UpdateWebhook(ctx context.Context, d genpipe.WebhookDelivery) error {
-	err := s.Store.UpdateWebhook(ctx, d)
+	err := s.StatusStore.UpdateWebhook(ctx, d)
 	if err == nil {
 		s.mu.Lock()
 		s.updates = append(s.updates, d)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/worker"
 )
 
@@ -45,7 +46,7 @@ func TestRetryHook(t *testing.T) {
 			}
 			log, _ := newLogger(t)
 			url := serve(t, &failingAI{status: tc.status, detail: "no"})
-			handle, value, _, _ := stageUnderTest(t, tc.stage, url, newTopics(t),
+			handle, value, _, _ := stageUnderTest(t, tc.stage, url, testenv.New(t),
 				worker.WithLogger(log), worker.WithRetry(policy), worker.WithRetryHook(hook))
 			wantDeadLetter(t, handle(ctxT(t), value), tc.attempts)
 			mu.Lock()
