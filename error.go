@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes. The API maps each to an HTTP status (see api.statusFor).
+// Error codes. The API maps each to an HTTP status (api/problem.go,
+// statusByCode), and the AI services and their client speak them too.
 const (
 	ECONFLICT      = "conflict"          // 409
 	EINTERNAL      = "internal"          // 500

@@ -16,7 +16,6 @@ package aiclient
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -41,29 +40,13 @@ type Option func(*config)
 type config struct {
 	client  *http.Client
 	timeout time.Duration
-	logger  *slog.Logger
 	tracer  trace.Tracer
-}
-
-// WithHTTPClient sets the HTTP client. The default has its own transport
-// keeping up to 128 idle connections per host, because workers call with
-// up to 64 requests at once and net/http's default of 2 would make most
-// calls open a new connection. The client's own Timeout, if any, applies
-// on top of WithTimeout.
-func WithHTTPClient(hc *http.Client) Option {
-	return func(c *config) { c.client = hc }
 }
 
 // WithTimeout bounds each call; see DefaultTimeout for the default and why
 // it is long. 0 or less means no bound beyond the caller's context.
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) { c.timeout = d }
-}
-
-// WithLogger sets the logger. Default: discard. Failed calls are logged at
-// debug level; the worker that called decides what deserves more.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
 }
 
 // WithTracerProvider traces each call: a client span per call, named after
@@ -79,12 +62,10 @@ func newConfig(opts []Option) config {
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.client == nil {
-		c.client = &http.Client{Transport: newTransport()}
-	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
-	}
+	// Its own transport, keeping up to 128 idle connections per host:
+	// workers call with up to 64 requests at once, and net/http's default
+	// of 2 would make most calls open a new connection.
+	c.client = &http.Client{Transport: newTransport()}
 	if c.tracer == nil {
 		c.tracer = noop.NewTracerProvider().Tracer("")
 	}

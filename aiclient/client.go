@@ -69,33 +69,28 @@ func (c *client) call(ctx context.Context, id, idempotencyKey string, in, out an
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	resp, err := c.cfg.client.Do(req)
 	if err != nil {
-		return c.failed(ctx, id, err)
+		return c.failed(ctx, err)
 	}
 	defer resp.Body.Close()
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		err = c.statusError(resp)
-	} else {
-		err = c.decode(ctx, id, resp.Body, out)
+		return c.statusError(resp)
 	}
-	if err != nil {
-		c.cfg.logger.Debug("AI call failed", "service", c.name, "request", id, "status", resp.StatusCode, "err", err)
-	}
-	return err
+	return c.decode(ctx, resp.Body, out)
 }
 
 // decode reads a successful answer into out.
-func (c *client) decode(ctx context.Context, id string, body io.Reader, out any) error {
+func (c *client) decode(ctx context.Context, body io.Reader, out any) error {
 	r := io.LimitReader(body, maxResponseBytes)
 	if out == nil {
 		if _, err := io.Copy(io.Discard, r); err != nil {
-			return c.failed(ctx, id, err)
+			return c.failed(ctx, err)
 		}
 		return nil
 	}
 	if err := json.NewDecoder(r).Decode(out); err != nil {
 		if ctx.Err() != nil {
-			return c.failed(ctx, id, err)
+			return c.failed(ctx, err)
 		}
 		return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s answered malformed JSON", c.name), err)
 	}
@@ -104,12 +99,11 @@ func (c *client) decode(ctx context.Context, id string, body io.Reader, out any)
 
 // failed is a call that got no complete answer: a network error or a
 // timeout. Either may pass, so it is EUNAVAILABLE.
-func (c *client) failed(ctx context.Context, id string, err error) error {
+func (c *client) failed(ctx context.Context, err error) error {
 	msg := fmt.Sprintf("the %s is unreachable", c.name)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		msg = fmt.Sprintf("the %s did not answer in time", c.name)
 	}
-	c.cfg.logger.Debug("AI call failed", "service", c.name, "request", id, "err", err)
 	return fmt.Errorf("%w: %w", genpipe.Errorf(genpipe.EUNAVAILABLE, "%s", msg), err)
 }
 

@@ -55,8 +55,8 @@ type config struct {
 	faultRate float64
 	busyRate  float64
 	seed      uint64
-	seeded    bool // seed was set
-	client    *http.Client
+	seeded    bool         // seed was set
+	client    *http.Client // fetches images and uploads slides: see defaultClient
 	logger    *slog.Logger
 }
 
@@ -102,14 +102,6 @@ func WithFaultSeed(seed uint64) Option {
 	return func(c *config) { c.seed, c.seeded = seed, true }
 }
 
-// WithHTTPClient sets the client used to fetch images from and upload slides
-// to presigned URLs. The default has its own transport keeping up to 64 idle
-// connections per host (one per slot) and a one-minute timeout per request,
-// enough for a MaxImageBytes image over a slow link.
-func WithHTTPClient(hc *http.Client) Option {
-	return func(c *config) { c.client = hc }
-}
-
 // WithLogger sets the logger. Default: discard. Calls are logged at debug
 // level, failures of the service itself at warn.
 func WithLogger(l *slog.Logger) Option {
@@ -124,15 +116,17 @@ func newConfig(defaultLatency time.Duration, opts []Option) config {
 	if c.latency < 0 {
 		c.latency = defaultLatency
 	}
-	if c.client == nil {
-		c.client = defaultClient()
-	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
+	c.client = defaultClient()
 	return c
 }
 
+// defaultClient fetches images from and uploads slides to presigned URLs.
+// Its own transport keeps up to 64 idle connections per host (one per slot),
+// and a one-minute timeout per request is enough for a MaxImageBytes image
+// over a slow link.
 func defaultClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 2 * DefaultCapacity

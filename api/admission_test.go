@@ -13,7 +13,6 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
-	"github.com/genpipe/genpipe/kafka"
 )
 
 // checkTooMany fails unless resp is a 429 problem with a Retry-After of
@@ -87,12 +86,8 @@ func (s *countingStore) Backlog(ctx context.Context) (int, error) {
 func TestBacklogCountedAtMostOnceASecond(t *testing.T) {
 	f := newFixture(t)
 	store := &countingStore{RequestStore: f.store}
-	producer, err := kafka.NewProducer(f.broker.Addrs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(producer.Close)
-	srv := api.NewServer(store, genpipe.NewSubmitter(store, producer, f.topics.Requests), objects, api.NewHub(), api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	producer := f.env.Kafka.NewProducer(t)
+	srv := api.NewServer(store, genpipe.NewSubmitter(store, producer, f.topics.Requests), f.env.Objects, api.NewHub(), api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	f.server = ts

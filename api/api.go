@@ -140,10 +140,6 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithStatusPoll sets how often an SSE stream rereads the status store in
-// case it missed a live event, overriding 1 second.
-func WithStatusPoll(d time.Duration) Option { return func(c *config) { c.pollEvery = d } }
-
 // NewServer returns the API. It reads requests from store and takes new
 // ones in through submitter; hub delivers live status changes to SSE
 // streams (fed from the results topic).

@@ -9,11 +9,9 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -22,45 +20,17 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/kafka"
-	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
 )
 
-// objects is the embedded S3 store shared by this package's tests (one
-// embedded server per process).
-var objects *s3.Store
-
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "genpipe-api-test-")
-		if err != nil {
-			panic(err)
-		}
-		defer os.RemoveAll(dir)
-		srv, err := s3.StartServer(context.Background(), dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start s3:", err)
-			return 1
-		}
-		defer srv.Close()
-		access, secret := srv.Credentials()
-		if objects, err = s3.New(srv.Endpoint(), "api-test", access, secret); err == nil {
-			err = objects.EnsureBucket(context.Background())
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "s3 store:", err)
-			return 1
-		}
-		return m.Run()
-	}())
-}
+// The object store is one per test binary (testenv.Run); each test has a
+// broker and a database of its own.
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 type fixture struct {
-	store  *sqlite.Store
-	broker *kafka.Broker
-	port   int
-	dir    string
+	env    *testenv.Env
+	store  *testenv.StatusStore
 	server *httptest.Server
 	topics genpipe.Topics
 }
@@ -69,46 +39,13 @@ type fixture struct {
 // port so it can be stopped and started again), SQLite and S3.
 func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), port: freePort(t), topics: genpipe.DefaultTopics()}
-	f.startBroker(t)
-	ctx := context.Background()
-	if err := kafka.EnsureTopics(ctx, f.broker.Addrs(), 2, f.topics.All()...); err != nil {
-		t.Fatal(err)
-	}
-	var err error
-	if f.store, err = sqlite.Open(ctx, filepath.Join(f.dir, "api.db")); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.store.Close() })
-	producer, err := kafka.NewProducer(f.broker.Addrs(), kafka.WithDeliveryTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(producer.Close)
+	env := testenv.New(t, testenv.WithPartitions(2), testenv.WithProducer(kafka.WithDeliveryTimeout(time.Second)))
+	f := &fixture{env: env, store: env.Store, topics: env.Topics}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, genpipe.NewSubmitter(f.store, producer, f.topics.Requests), objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
+	srv := api.NewServer(f.store, genpipe.NewSubmitter(f.store, env.Producer, f.topics.Requests), env.Objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
 	f.server = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
 	return f
-}
-
-func (f *fixture) startBroker(t *testing.T) {
-	t.Helper()
-	b, err := kafka.StartBroker(kafka.WithDataDir(filepath.Join(f.dir, "kafka")), kafka.WithPort(f.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.broker = b
-	t.Cleanup(b.Close)
-}
-
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // uploaded stores a PNG as an upload and returns its object id.
@@ -119,7 +56,7 @@ func uploaded(t *testing.T) string {
 		t.Fatal(err)
 	}
 	id := fmt.Sprintf("%08d-0000-4000-8000-%012d", time.Now().UnixNano()%1e8, time.Now().UnixNano()%1e12)
-	if err := objects.Put(context.Background(), genpipe.UploadKey(id), genpipe.ContentTypePNG, buf.Bytes()); err != nil {
+	if err := testenv.Objects(t).Put(context.Background(), genpipe.UploadKey(id), genpipe.ContentTypePNG, buf.Bytes()); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -160,7 +97,7 @@ func (f *fixture) do(t *testing.T, method, path string, body any, headers map[st
 // requestEvents reads the submitted events now in the requests topic.
 func (f *fixture) requestEvents(t *testing.T) []genpipe.Event {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.broker.Addrs()...), kgo.ConsumeTopics(f.topics.Requests),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.env.Kafka.Addrs()...), kgo.ConsumeTopics(f.topics.Requests),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -187,7 +124,7 @@ func (f *fixture) requestEvents(t *testing.T) []genpipe.Event {
 func TestKafkaUnreachableIs503ThenRetrySucceeds(t *testing.T) {
 	f := newFixture(t)
 	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "while Kafka is away"}
-	f.broker.Close()
+	f.env.Kafka.Stop()
 
 	resp, problem := f.post(t, body, "retry-me")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/problem+json" {
@@ -200,7 +137,7 @@ func TestKafkaUnreachableIs503ThenRetrySucceeds(t *testing.T) {
 		t.Fatalf("503 without a detail: %v", problem)
 	}
 
-	f.startBroker(t)
+	f.env.Kafka.Start(t)
 	var first map[string]any
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -234,7 +171,7 @@ func TestKafkaUnreachableIs503ThenRetrySucceeds(t *testing.T) {
 func TestReadyzReportsEachDependency(t *testing.T) {
 	f := newFixture(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, nil, objects, api.NewHub(), api.WithLogger(quiet),
+	srv := api.NewServer(f.store, nil, f.env.Objects, api.NewHub(), api.WithLogger(quiet),
 		api.WithReadinessCheck("database", f.store.Ping),
 		api.WithReadinessCheck("kafka", func(context.Context) error { return fmt.Errorf("broker away") }))
 	ts := httptest.NewServer(srv.Handler())

@@ -121,7 +121,7 @@ func TestAPIKeysOwnRequests(t *testing.T) {
 	if stored.Owner != hex.EncodeToString(sum[:]) {
 		t.Errorf("stored owner %q; want the hex SHA-256 of the key", stored.Owner)
 	}
-	files, _ := filepath.Glob(filepath.Join(f.dir, "api.db*"))
+	files, _ := filepath.Glob(f.env.StorePath + "*")
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -231,7 +231,7 @@ func TestInputSizeLimits(t *testing.T) {
 
 	// The presigned PUT cannot bound the size, so the request checks what was stored.
 	big := uuid.NewString()
-	if err := objects.Put(t.Context(), genpipe.UploadKey(big), genpipe.ContentTypePNG, noisyPNG(t, 64)); err != nil {
+	if err := f.env.Objects.Put(t.Context(), genpipe.UploadKey(big), genpipe.ContentTypePNG, noisyPNG(t, 64)); err != nil {
 		t.Fatal(err)
 	}
 	resp, out := f.post(t, map[string]string{"objectId": big, "style": "minimal", "description": "too big"}, "")

@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/doctor"
-	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/internal/testenv"
 )
 
 func traps(fs []doctor.Finding) string {
@@ -106,15 +106,9 @@ genpipe.ai.capacity=32
 // Live: keyless records produced with the sticky partitioner and a linger
 // bunch up; the doctor sees the skew and the missing keys on the cluster.
 func TestLiveKeylessStickyBurstIsFound(t *testing.T) {
-	b, err := kafka.StartBroker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := testenv.StartKafka(t)
 	ctx := context.Background()
-	if err := kafka.EnsureTopics(ctx, b.Addrs(), 8, "keyless", "keyed"); err != nil {
-		t.Fatal(err)
-	}
+	b.EnsureTopics(t, 8, "keyless", "keyed")
 	produce(t, b.Addrs(), "keyless", false)
 	produce(t, b.Addrs(), "keyed", true)
 

@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
@@ -30,25 +32,20 @@ func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t, "GENPIPE_
 // records with unique keys k0000..; it returns the brokers.
 func setup(t *testing.T, topic string, partitions int32, n int) []string {
 	t.Helper()
-	b, err := kafka.StartBroker(kafka.WithGroupMinSessionTimeout(minSession))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := b.Addrs()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := kafka.EnsureTopics(ctx, brokers, partitions, topic); err != nil {
-		t.Fatal(err)
-	}
-	produce(t, brokers, topic, n, func(i int) string { return fmt.Sprintf("k%04d", i) })
-	return brokers
+	k := testenv.StartKafka(t, broker.WithGroupMinSessionTimeout(minSession))
+	k.EnsureTopics(t, partitions, topic)
+	produce(t, k.Addrs(), topic, n, func(i int) string { return fmt.Sprintf("k%04d", i) })
+	return k.Addrs()
 }
 
 // produce publishes n records to topic with the keys key(0..n-1), in order.
 func produce(t *testing.T, brokers []string, topic string, n int, key func(int) string) {
 	t.Helper()
-	p, err := kafka.NewProducer(brokers)
+	conn, err := kafka.NewConn(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := conn.NewProducer()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,12 +50,10 @@ const (
 // brokers, client id, TLS, SASL, the compression of what it produces and the
 // protocol of the groups it joins. Build it once from the configuration with
 // NewConn and create every client through it (NewProducer, EnsureTopics,
-// Tail, ReadDeadLetters, and engine.WithClientOpts(conn.Opts()...)), so that
-// no client of the process connects differently from the others.
-//
-// The package functions of the same names (NewProducer, EnsureTopics, ...)
-// use a plaintext Conn with the defaults: the embedded broker and tests.
-// A Conn is immutable and safe for concurrent use.
+// Tail, ReadDeadLetters, NewLagReader(conn.Opts()...) and
+// engine.WithClientOpts(conn.Opts()...)), so that no client of the process
+// connects differently from the others. A Conn is immutable and safe for
+// concurrent use.
 type Conn struct {
 	brokers []string
 	cfg     connConfig // checked by NewConn
@@ -147,9 +145,6 @@ func NewConn(brokers []string, opts ...ConnOption) (*Conn, error) {
 	}
 	return &Conn{brokers: brokers, cfg: cfg}, nil
 }
-
-// plainConn is the Conn of the package functions: plaintext, the defaults.
-func plainConn(brokers []string) *Conn { return &Conn{brokers: brokers, cfg: defaultConnConfig()} }
 
 func defaultConnConfig() connConfig {
 	return connConfig{clientID: DefaultClientID, compression: DefaultCompression, groupProtocol: DefaultGroupProtocol}

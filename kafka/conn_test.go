@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
@@ -34,9 +35,9 @@ func engineLog(t *testing.T) engine.Option {
 	return engine.WithLogger(testutil.Logger(t, "GENPIPE_KAFKA_TEST_LOG"))
 }
 
-func startBroker(t *testing.T, opts ...kafka.BrokerOption) *kafka.Broker {
+func startBroker(t *testing.T, opts ...broker.Option) *broker.Server {
 	t.Helper()
-	b, err := kafka.StartBroker(opts...)
+	b, err := broker.Start(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +79,9 @@ func TestRoundTripSASLOverTLS(t *testing.T) {
 		{kafka.SASLScramSHA512, "genpipe-512", "secret 512"},
 		{kafka.SASLPlain, "genpipe-plain", "secret plain"},
 	}
-	opts := []kafka.BrokerOption{kafka.WithBrokerTLS(ca.ServerTLS(t, false, "127.0.0.1"))}
+	opts := []broker.Option{broker.WithTLS(ca.ServerTLS(t, false, "127.0.0.1"))}
 	for _, u := range users {
-		opts = append(opts, kafka.WithBrokerSASL(u.mechanism, u.user, u.password))
+		opts = append(opts, broker.WithSASL(u.mechanism, u.user, u.password))
 	}
 	b := startBroker(t, opts...)
 	tc := tlsConfig(t, kafka.TLSFiles{CAFile: ca.CAFile(t)})
@@ -283,7 +284,7 @@ func refuseLikeKafka(c *kfake.Cluster, user, password string) {
 // deadline, and the error still says how it tried to connect.
 func TestWrongSCRAMPassword(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, kafka.WithBrokerSASL(kafka.SASLScramSHA256, "genpipe", "right password"))
+	b := startBroker(t, broker.WithSASL(kafka.SASLScramSHA256, "genpipe", "right password"))
 	ok := newConn(t, b.Addrs(), kafka.WithSASL(kafka.SASLScramSHA256, "genpipe", "right password"))
 	if err := ok.EnsureTopics(ctxFor(t, 10*time.Second), 1, "t"); err != nil {
 		t.Fatalf("right credentials: %v", err)
@@ -336,7 +337,7 @@ func wantConnError(t *testing.T, err error, start time.Time, want, secret string
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	ca := kafkatest.NewCA(t)
-	b := startBroker(t, kafka.WithBrokerTLS(ca.ServerTLS(t, false, "127.0.0.1", "kafka.genpipe.test")))
+	b := startBroker(t, broker.WithTLS(ca.ServerTLS(t, false, "127.0.0.1", "kafka.genpipe.test")))
 	caFile := ca.CAFile(t)
 	good := map[string]kafka.TLSFiles{
 		"ca":                       {CAFile: caFile},
@@ -397,7 +398,7 @@ func TestTLS(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
 	ca := kafkatest.NewCA(t)
-	b := startBroker(t, kafka.WithBrokerTLS(ca.ServerTLS(t, true, "127.0.0.1")))
+	b := startBroker(t, broker.WithTLS(ca.ServerTLS(t, true, "127.0.0.1")))
 	caFile := ca.CAFile(t)
 	cert, key := ca.ClientFiles(t, "genpipe-worker")
 	conn := newConn(t, b.Addrs(), kafka.WithTLS(tlsConfig(t, kafka.TLSFiles{CAFile: caFile, CertFile: cert, KeyFile: key})))
@@ -612,7 +613,7 @@ func TestEngineWithConsumerGroupProtocol(t *testing.T) {
 // group on the same broker.
 func TestEngineClassicGroupProtocolByDefault(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, kafka.WithGroupMinSessionTimeout(100*time.Millisecond))
+	b := startBroker(t, broker.WithGroupMinSessionTimeout(100*time.Millisecond))
 	conn := newConn(t, b.Addrs())
 	roundTrip(t, conn, "classic")
 	listed, err := admin(t, conn).ListGroupsByType(ctxFor(t, 10*time.Second), []string{"classic"})

@@ -62,13 +62,7 @@ type StoredDeadLetter struct {
 }
 
 // ReadDeadLetters reads every record of the dead-letter topic, oldest
-// first per partition, up to the end offsets when it started. It uses a
-// plaintext connection to brokers; see Conn.ReadDeadLetters.
-func ReadDeadLetters(ctx context.Context, brokers []string, topic string) ([]StoredDeadLetter, error) {
-	return plainConn(brokers).ReadDeadLetters(ctx, topic)
-}
-
-// ReadDeadLetters is the package's ReadDeadLetters over c.
+// first per partition, up to the end offsets when it started.
 func (c *Conn) ReadDeadLetters(ctx context.Context, topic string) ([]StoredDeadLetter, error) {
 	cl, err := kgo.NewClient(append(c.Opts(), kgo.DisableClientMetrics())...)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/internal/testutil"
 )
 
@@ -27,9 +28,9 @@ func testLogger(t *testing.T) *slog.Logger { return testutil.Logger(t, "GENPIPE_
 
 // startBroker starts a broker that accepts short sessions and closes it when
 // the test ends.
-func startBroker(t *testing.T, opts ...BrokerOption) *Broker {
+func startBroker(t *testing.T, opts ...broker.Option) *broker.Server {
 	t.Helper()
-	b, err := StartBroker(append([]BrokerOption{WithGroupMinSessionTimeout(minSession)}, opts...)...)
+	b, err := broker.Start(append([]broker.Option{broker.WithGroupMinSessionTimeout(minSession)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,18 +38,28 @@ func startBroker(t *testing.T, opts ...BrokerOption) *Broker {
 	return b
 }
 
+// plainConn is a Conn to brokers with the defaults: plaintext, no SASL.
+func plainConn(t *testing.T, brokers []string) *Conn {
+	t.Helper()
+	c, err := NewConn(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func ensureTopic(t *testing.T, brokers []string, partitions int32, topic string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := EnsureTopics(ctx, brokers, partitions, topic); err != nil {
+	if err := plainConn(t, brokers).EnsureTopics(ctx, partitions, topic); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func newProducer(t *testing.T, brokers []string, opts ...ProducerOption) *Producer {
 	t.Helper()
-	p, err := NewProducer(brokers, append([]ProducerOption{WithProducerLogger(testLogger(t))}, opts...)...)
+	p, err := plainConn(t, brokers).NewProducer(append([]ProducerOption{WithProducerLogger(testLogger(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ type producerConfig struct {
 	hooks           []kgo.Hook // see WithProducerHooks
 }
 
-// ProducerOption configures NewProducer.
+// ProducerOption configures Conn.NewProducer.
 type ProducerOption func(*producerConfig)
 
 // WithLinger sets how long a partition's batch waits for more records before
@@ -50,7 +50,7 @@ type ProducerOption func(*producerConfig)
 //
 // Batching does not change partitioning: every genpipe record has a key, and
 // keyed records go to the partition their key hashes to whatever the linger
-// (lesson 1 in the package documentation).
+// (the first lesson in the package documentation).
 func WithLinger(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.linger = &d }
 }
@@ -67,12 +67,6 @@ func WithProducerLogger(l *slog.Logger) ProducerOption { return func(c *producer
 // have taken. The caller's context can only shorten it.
 func WithDeliveryTimeout(d time.Duration) ProducerOption {
 	return func(c *producerConfig) { c.deliveryTimeout = d }
-}
-
-// NewProducer returns a producer for the plaintext cluster at brokers (see
-// Conn.NewProducer). It does not connect until the first Publish or Ping.
-func NewProducer(brokers []string, opts ...ProducerOption) (*Producer, error) {
-	return plainConn(brokers).NewProducer(opts...)
 }
 
 // NewProducer returns a producer that connects as c says. It does not
@@ -110,7 +104,7 @@ func (c *Conn) NewProducer(opts ...ProducerOption) (*Producer, error) {
 
 // Publish writes value to topic under key and returns once the broker has
 // acknowledged it from all in-sync replicas. key must not be empty: keyless
-// records pile a burst into one partition (lesson 1 in the package
+// records pile a burst into one partition (the first lesson in the package
 // documentation).
 //
 // If the record is not acknowledged within the delivery timeout or before ctx

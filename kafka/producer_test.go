@@ -184,7 +184,7 @@ func TestPublishNoBrokerHonoursContext(t *testing.T) {
 
 func TestNewProducerRejectsBadTimeout(t *testing.T) {
 	t.Parallel()
-	if _, err := NewProducer([]string{"127.0.0.1:1"}, WithDeliveryTimeout(0)); err == nil {
+	if _, err := plainConn(t, []string{"127.0.0.1:1"}).NewProducer(WithDeliveryTimeout(0)); err == nil {
 		t.Error("NewProducer accepted a zero delivery timeout")
 	}
 }

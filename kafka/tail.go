@@ -49,13 +49,6 @@ func WithTailLogger(l *slog.Logger) TailOption { return func(c *tailConfig) { c.
 // except that it returns an error at once when the cluster refuses the
 // connection settings (credentials, certificates) while it looks up where
 // to start.
-//
-// Tail uses a plaintext connection to brokers; see Conn.Tail.
-func Tail(ctx context.Context, brokers []string, topic string, fn func(*kgo.Record), opts ...TailOption) error {
-	return plainConn(brokers).Tail(ctx, topic, fn, opts...)
-}
-
-// Tail is the package's Tail over c.
 func (c *Conn) Tail(ctx context.Context, topic string, fn func(*kgo.Record), opts ...TailOption) error {
 	cfg := tailConfig{from: time.Now(), log: slog.Default()}
 	for _, o := range opts {

@@ -27,6 +27,7 @@ func TestTailSeesNewRecordsOnly(t *testing.T) {
 	// Tail starts at the moment it is called; the goroutines below may call
 	// it after the publishing began, so they are given the moment now.
 	from := time.Now()
+	conn := plainConn(t, b.Addrs())
 	var (
 		mu   sync.Mutex
 		seen [2]map[string]int
@@ -35,7 +36,7 @@ func TestTailSeesNewRecordsOnly(t *testing.T) {
 	for i := range seen {
 		seen[i] = make(map[string]int)
 		wg.Go(func() {
-			err := Tail(ctx, b.Addrs(), topic, func(r *kgo.Record) {
+			err := conn.Tail(ctx, topic, func(r *kgo.Record) {
 				mu.Lock()
 				seen[i][string(r.Key)]++
 				mu.Unlock()
@@ -77,8 +78,9 @@ func TestTailWaitsForTopic(t *testing.T) {
 	from := time.Now()
 	got := make(chan string, 1)
 	done := make(chan error, 1)
+	conn := plainConn(t, b.Addrs())
 	go func() {
-		done <- Tail(ctx, b.Addrs(), "later", func(r *kgo.Record) {
+		done <- conn.Tail(ctx, "later", func(r *kgo.Record) {
 			select {
 			case got <- string(r.Key):
 			default:

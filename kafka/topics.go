@@ -24,13 +24,6 @@ import (
 // It retries until ctx is done (give it a deadline), except when the
 // cluster refuses the connection settings (credentials, certificates), which
 // no retry fixes.
-//
-// EnsureTopics uses a plaintext connection to brokers; see Conn.EnsureTopics.
-func EnsureTopics(ctx context.Context, brokers []string, partitions int32, topics ...string) error {
-	return plainConn(brokers).EnsureTopics(ctx, partitions, topics...)
-}
-
-// EnsureTopics is the package's EnsureTopics over c.
 func (c *Conn) EnsureTopics(ctx context.Context, partitions int32, topics ...string) error {
 	if len(topics) == 0 {
 		return nil

@@ -4,20 +4,22 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/genpipe/genpipe/broker"
 )
 
 func TestEnsureTopicsCreatesOnceAndLeavesExistingAlone(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, WithPartitions(3))
+	b := startBroker(t, broker.WithPartitions(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	if err := EnsureTopics(ctx, b.Addrs(), 8, "a", "b", "a"); err != nil {
+	if err := plainConn(t, b.Addrs()).EnsureTopics(ctx, 8, "a", "b", "a"); err != nil {
 		t.Fatal(err)
 	}
 	// Again, with another count and one new topic: a and b stay as they
 	// are, c gets the new count.
-	if err := EnsureTopics(ctx, b.Addrs(), 2, "a", "b", "c"); err != nil {
+	if err := plainConn(t, b.Addrs()).EnsureTopics(ctx, 2, "a", "b", "c"); err != nil {
 		t.Fatal(err)
 	}
 	details, err := admin(t, b.Addrs()).ListTopics(ctx)
@@ -38,17 +40,17 @@ func TestEnsureTopicsValidatesAndGivesUp(t *testing.T) {
 	t.Parallel()
 	b := startBroker(t)
 	ctx := context.Background()
-	if err := EnsureTopics(ctx, b.Addrs(), 0, "x"); err == nil {
+	if err := plainConn(t, b.Addrs()).EnsureTopics(ctx, 0, "x"); err == nil {
 		t.Error("EnsureTopics with 0 partitions succeeded")
 	}
-	if err := EnsureTopics(ctx, b.Addrs(), 1); err != nil {
+	if err := plainConn(t, b.Addrs()).EnsureTopics(ctx, 1); err != nil {
 		t.Errorf("EnsureTopics of no topics: %v", err)
 	}
 	addrs := b.Addrs()
 	b.Close()
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	if err := EnsureTopics(ctx, addrs, 1, "x"); err == nil {
+	if err := plainConn(t, addrs).EnsureTopics(ctx, 1, "x"); err == nil {
 		t.Error("EnsureTopics with the broker down succeeded")
 	}
 }

@@ -1,12 +1,14 @@
 package loadtest
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 )
 
 // AI is the load test's stand-in for one AI service: a real HTTP service on
@@ -60,9 +62,9 @@ func StartAI(model string, capacity int, latency time.Duration) (*AI, error) {
 	a.st.Capacity = a.capacity
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/"+model, a.call)
-	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, a.Stats()) })
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { httpjson.Write(w, http.StatusOK, a.Stats()) })
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go a.srv.Serve(ln) //nolint:errcheck // returns on Close
@@ -88,13 +90,13 @@ func (a *AI) call(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		RequestID string `json:"requestId"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil || in.RequestID == "" {
-		problem(w, http.StatusBadRequest, "a JSON body with requestId is required")
+	if err := httpjson.Decode(w, r, 1<<20, &in); err != nil || in.RequestID == "" {
+		httpjson.WriteProblem(w, http.StatusBadRequest, genpipe.EINVALID, "a JSON body with requestId is required")
 		return
 	}
 	if !a.acquire(in.RequestID) {
 		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusTooManyRequests, "at capacity")
+		httpjson.WriteProblem(w, http.StatusTooManyRequests, genpipe.ETOOMANY, "at capacity")
 		return
 	}
 	t := time.NewTimer(a.latency)
@@ -107,10 +109,10 @@ func (a *AI) call(w http.ResponseWriter, r *http.Request) {
 	// its next call on the answer never finds its own slot still busy.
 	a.release()
 	if a.model == "check" {
-		writeJSON(w, http.StatusOK, map[string]any{"pass": true})
+		httpjson.Write(w, http.StatusOK, map[string]any{"pass": true})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"outputs": map[string]any{}})
+	httpjson.Write(w, http.StatusOK, map[string]any{"outputs": map[string]any{}})
 }
 
 func (a *AI) acquire(id string) bool {
@@ -137,16 +139,4 @@ func (a *AI) release() {
 	a.mu.Lock()
 	a.inflight--
 	a.mu.Unlock()
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v) //nolint:errcheck // the client went away
-}
-
-func problem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"title": http.StatusText(status), "status": status, "detail": detail}) //nolint:errcheck
 }

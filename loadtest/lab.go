@@ -17,6 +17,7 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/google/uuid"
@@ -125,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	brokers, connOpts := cfg.Brokers, cfg.Kafka
 	if len(brokers) == 0 {
-		b, err := kafka.StartBroker(kafka.WithGroupMinSessionTimeout(100 * time.Millisecond))
+		b, err := broker.Start(broker.WithGroupMinSessionTimeout(100 * time.Millisecond))
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: start broker: %w", err)
 		}

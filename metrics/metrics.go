@@ -23,14 +23,15 @@ import (
 // Namespace prefixes every metric of this package.
 const Namespace = "genpipe"
 
-// Default buckets, in seconds.
+// The histograms' buckets, in seconds. Dashboards and alerts are written
+// against them, so they are fixed rather than options.
 var (
-	// DefaultProcessingBuckets span one record's handling: a fast check
-	// (tens of milliseconds) to a generation retried with backoff (minutes).
-	DefaultProcessingBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
-	// DefaultEndToEndBuckets span a request from 202 to its terminal
-	// status: seconds when the AIs keep up, up to an hour of backlog.
-	DefaultEndToEndBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600}
+	// ProcessingBuckets span one record's handling: a fast check (tens of
+	// milliseconds) to a generation retried with backoff (minutes).
+	ProcessingBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	// EndToEndBuckets span a request from 202 to its terminal status:
+	// seconds when the AIs keep up, up to an hour of backlog.
+	EndToEndBuckets = []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600}
 )
 
 // DefaultLagTimeout bounds the lag lookup of one scrape (see WatchStage).
@@ -52,28 +53,13 @@ type Registry struct {
 }
 
 type config struct {
-	processingBuckets []float64
-	endToEndBuckets   []float64
-	lagTimeout        time.Duration
-	runtime           bool
-	log               *slog.Logger
+	lagTimeout time.Duration
+	runtime    bool
+	log        *slog.Logger
 }
 
 // Option configures New.
 type Option func(*config)
-
-// WithProcessingBuckets sets the buckets, in seconds, of
-// genpipe_stage_processing_seconds, overriding DefaultProcessingBuckets.
-// More buckets resolve the latency better and cost a series each per stage.
-func WithProcessingBuckets(b ...float64) Option {
-	return func(c *config) { c.processingBuckets = b }
-}
-
-// WithEndToEndBuckets sets the buckets, in seconds, of
-// genpipe_request_duration_seconds, overriding DefaultEndToEndBuckets.
-func WithEndToEndBuckets(b ...float64) Option {
-	return func(c *config) { c.endToEndBuckets = b }
-}
 
 // WithLagTimeout bounds how long a scrape waits for the brokers to answer the
 // lag lookup, overriding DefaultLagTimeout (3s). On timeout or error the
@@ -93,11 +79,9 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // New returns a Registry with the pipeline's metrics registered.
 func New(opts ...Option) *Registry {
 	cfg := config{
-		processingBuckets: DefaultProcessingBuckets,
-		endToEndBuckets:   DefaultEndToEndBuckets,
-		lagTimeout:        DefaultLagTimeout,
-		runtime:           true,
-		log:               slog.New(slog.DiscardHandler),
+		lagTimeout: DefaultLagTimeout,
+		runtime:    true,
+		log:        slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -106,13 +90,13 @@ func New(opts ...Option) *Registry {
 	r.processing = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "stage_processing_seconds",
 		Help:    "Time one record took in a stage's handler (check, generate, notifier), AI call retries and dead-lettering included.",
-		Buckets: cfg.processingBuckets,
+		Buckets: ProcessingBuckets,
 	}, []string{"stage"})
 	r.endToEnd = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "request_duration_seconds",
 		Help: "Time from a request's creation (its 202) to its terminal status (done, rejected or failed), " +
 			"observed by the notifier once per request when it records that status.",
-		Buckets: cfg.endToEndBuckets,
+		Buckets: EndToEndBuckets,
 	}, []string{"status"})
 	r.aiRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "ai_retries_total",

@@ -12,8 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
-	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/metrics"
 )
 
@@ -142,14 +142,8 @@ func TestWatchStageLagTimeout(t *testing.T) {
 // Kafka clients report through kprom under their own client label, also
 // two clients given one name, and their metrics leave when they close.
 func TestKafkaHooks(t *testing.T) {
-	b, err := kafka.StartBroker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := kafka.EnsureTopics(t.Context(), b.Addrs(), 1, "metrics-test"); err != nil {
-		t.Fatal(err)
-	}
+	b := testenv.StartKafka(t)
+	b.EnsureTopics(t, 1, "metrics-test")
 	r := metrics.New(metrics.WithoutRuntimeMetrics())
 	var clients []*kgo.Client
 	for range 2 {

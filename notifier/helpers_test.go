@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,44 +14,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
 )
 
-// One embedded S3 server per test binary (an embedgw limit), started in
-// TestMain; each test uses its own objects under random keys.
-var objects *s3.Store
-
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "genpipe-notifier-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	srv, err := s3.StartServer(context.Background(), dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer srv.Close()
-	access, secret := srv.Credentials()
-	if objects, err = s3.New(srv.Endpoint(), "genpipe-notifier-test", access, secret); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := objects.EnsureBucket(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return m.Run()
-}
+// The object store is one per test binary (testenv.Run); each test uses
+// its own objects under random keys.
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 var secret = []byte("test-webhook-secret")
 
@@ -64,27 +34,23 @@ const (
 
 // env is one notifier on its own SQLite file, with its logs captured.
 type env struct {
-	store *recordingStore
-	n     *notifier.Notifier
-	logs  *testutil.LogBuffer
+	store   *recordingStore
+	objects *s3.Store
+	n       *notifier.Notifier
+	logs    *testutil.LogBuffer
 }
 
 func newEnv(t *testing.T, opts ...notifier.Option) *env {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	log, logs := testutil.CaptureLogs(t)
-	e := &env{store: &recordingStore{Store: db}, logs: logs}
+	e := &env{store: &recordingStore{StatusStore: testenv.NewStatusStore(t)}, objects: testenv.Objects(t), logs: logs}
 	opts = append([]notifier.Option{
 		notifier.WithLogger(log),
 		notifier.WithPollInterval(poll),
 		notifier.WithMaxRetryDelay(maxDelay),
 		notifier.WithPrivateWebhooks(true), // the receivers are on loopback
 	}, opts...)
-	e.n = notifier.New(e.store, e.store, objects, secret, opts...)
+	e.n = notifier.New(e.store, e.store, e.objects, secret, opts...)
 	return e
 }
 
@@ -138,7 +104,7 @@ func (e *env) pending(t *testing.T) []genpipe.WebhookDelivery {
 // recordingStore is the real store, recording the webhook outcomes the
 // notifier writes and failing ApplyStatus on demand.
 type recordingStore struct {
-	*sqlite.Store
+	*testenv.StatusStore
 	mu        sync.Mutex
 	updates   []genpipe.WebhookDelivery
 	failApply int // fail this many more ApplyStatus calls
@@ -154,11 +120,11 @@ func (s *recordingStore) ApplyStatus(ctx context.Context, c genpipe.StatusChange
 	if fail {
 		return false, fmt.Errorf("database is locked (injected)")
 	}
-	return s.Store.ApplyStatus(ctx, c)
+	return s.StatusStore.ApplyStatus(ctx, c)
 }
 
 func (s *recordingStore) UpdateWebhook(ctx context.Context, d genpipe.WebhookDelivery) error {
-	err := s.Store.UpdateWebhook(ctx, d)
+	err := s.StatusStore.UpdateWebhook(ctx, d)
 	if err == nil {
 		s.mu.Lock()
 		s.updates = append(s.updates, d)

@@ -114,7 +114,7 @@ func TestWebhookDone(t *testing.T) {
 		{keys.PPTXKey, genpipe.ContentTypePPTX, "pptx of " + r.ID},
 	}
 	for _, f := range files {
-		if err := objects.Put(ctx, f.key, f.contentType, []byte(f.body)); err != nil {
+		if err := e.objects.Put(ctx, f.key, f.contentType, []byte(f.body)); err != nil {
 			t.Fatal(err)
 		}
 	}

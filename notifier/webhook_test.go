@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
-	"github.com/genpipe/genpipe/sqlite"
 )
 
 // TestShutdownFinishesAttemptUnderWay stops the outbox while a POST is under
@@ -72,14 +72,9 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "genpipe.db")
 	envs := make([]*env, 2)
 	for i := range envs {
-		db, err := sqlite.Open(t.Context(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
 		log, logs := testutil.CaptureLogs(t)
-		e := &env{store: &recordingStore{Store: db}, logs: logs}
-		e.n = notifier.New(e.store, e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
+		e := &env{store: &recordingStore{StatusStore: testenv.OpenStatusStore(t, path)}, objects: testenv.Objects(t), logs: logs}
+		e.n = notifier.New(e.store, e.store, e.objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
 			notifier.WithLogger(log.With("notifier", i)))
 		envs[i] = e
 	}

@@ -2,59 +2,27 @@ package s3_test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/s3"
 )
 
-// One embedded server per test binary (an embedgw limit), started in
-// TestMain. Tests that restart it replace srv and srvDir, so no test runs
-// in parallel.
-var (
-	srv     *s3.Server
-	srvDir  string
-	startWD string // the working directory before any server ran
-)
+// The tests run against the test binary's embedded object store
+// (testenv.Run), and a separately started versitygw (versitygw_test.go).
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
-const bucket = "genpipe-test"
+// startWD is the working directory before the embedded store moved it.
+var startWD, _ = os.Getwd()
 
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "genpipe-s3-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if startWD, err = os.Getwd(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	srvDir = dir
-	srv, err = s3.StartServer(context.Background(), srvDir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() {
-		if srv != nil {
-			srv.Close()
-		}
-	}()
-	return m.Run()
-}
+const bucket = testenv.Bucket
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -62,25 +30,24 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// embedded is the running embedded server as a conformance target.
-func embedded() target {
-	access, secret := srv.Credentials()
-	return target{endpoint: srv.Endpoint(), access: access, secret: secret}
+// embedded is the embedded object store as a conformance target.
+func embedded(t *testing.T) target {
+	return target{endpoint: testenv.ObjectStoreEndpoint(t), access: testenv.AccessKey, secret: testenv.SecretKey}
 }
 
-// newStore returns a Store for bkt on the running server, its bucket ensured.
+// newStore returns a Store for bkt on the embedded store, its bucket ensured.
 func newStore(t *testing.T, bkt string, opts ...s3.Option) *s3.Store {
 	t.Helper()
-	return embedded().newStore(t, bkt, opts...)
+	return embedded(t).newStore(t, bkt, opts...)
 }
 
 func do(t *testing.T, method, rawURL string, body []byte, header http.Header) (int, http.Header, []byte) {
 	t.Helper()
-	return embedded().do(t, method, rawURL, body, header)
+	return embedded(t).do(t, method, rawURL, body, header)
 }
 
 func TestEmbeddedServerConformance(t *testing.T) {
-	runConformance(t, embedded())
+	runConformance(t, embedded(t))
 }
 
 // Addressing: path style by default for custom endpoints, virtual-host
@@ -149,7 +116,7 @@ func TestSessionToken(t *testing.T) {
 }
 
 func TestPresignEndpoint(t *testing.T) {
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.Endpoint(), "http://"))
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(testenv.ObjectStoreEndpoint(t), "http://"))
 	public := "http://localhost:" + port
 	st := newStore(t, bucket, s3.WithPresignEndpoint(public))
 	u, err := st.PresignPut(ctxT(t), "uploads/public", "image/png", time.Minute)
@@ -161,12 +128,6 @@ func TestPresignEndpoint(t *testing.T) {
 	}
 	if code, _, b := do(t, http.MethodPut, u, []byte("x"), ct("image/png")); code != http.StatusOK {
 		t.Fatalf("PUT: %d %s", code, b)
-	}
-}
-
-func TestHealth(t *testing.T) {
-	if code, _, _ := do(t, http.MethodGet, srv.Endpoint()+s3.HealthPath, nil, nil); code != http.StatusOK {
-		t.Fatalf("health: %d", code)
 	}
 }
 
@@ -200,163 +161,5 @@ func TestNewInvalid(t *testing.T) {
 	}
 	if _, err := s3.New("http://127.0.0.1:9000", "", "a", "b"); err == nil {
 		t.Error("New with an empty bucket succeeded")
-	}
-}
-
-// restart closes the shared server and starts another in its place.
-func restart(t *testing.T, dir string, opts ...s3.ServerOption) {
-	t.Helper()
-	if err := srv.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	var err error
-	if srv, err = s3.StartServer(ctxT(t), dir, opts...); err != nil {
-		// Leave a server for the tests that follow.
-		srv, _ = s3.StartServer(context.Background(), srvDir)
-		t.Fatalf("StartServer %s: %v", dir, err)
-	}
-}
-
-func TestRestart(t *testing.T) {
-	st := newStore(t, bucket)
-	ctx := ctxT(t)
-	if err := st.Put(ctx, "uploads/durable", "image/webp", []byte("still here")); err != nil {
-		t.Fatal(err)
-	}
-	access, secret := srv.Credentials()
-	if _, err := s3.StartServer(ctx, t.TempDir()); err == nil {
-		t.Fatal("a second server started in the same process")
-	}
-
-	if err := srv.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if err := srv.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	var err error
-	if srv, err = s3.StartServer(ctx, srvDir); err != nil {
-		t.Fatal(err)
-	}
-	if a, s := srv.Credentials(); a != access || s != secret {
-		t.Fatalf("credentials changed across restart")
-	}
-	st = newStore(t, bucket)
-	got, err := st.Get(ctx, "uploads/durable")
-	if err != nil || string(got) != "still here" {
-		t.Fatalf("after restart Get = %q, %v", got, err)
-	}
-	if info, err := st.Stat(ctx, "uploads/durable"); err != nil || info.ContentType != "image/webp" {
-		t.Fatalf("after restart Stat = %+v, %v", info, err)
-	}
-}
-
-// The posix backend resolves paths against the working directory, so a
-// running server changes it; Close restores it.
-func TestWorkingDirectory(t *testing.T) {
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := filepath.Join(srvDir, "buckets"); wd != want {
-		t.Errorf("working directory of a running server %s, want %s", wd, want)
-	}
-	if err := srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if after, _ := os.Getwd(); after != startWD {
-		t.Errorf("working directory after Close %s, want %s", after, startWD)
-	}
-	if srv, err = s3.StartServer(ctxT(t), srvDir); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestExplicitAddrAndCredentials(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	restart(t, dir, s3.WithAddr(addr), s3.WithCredentials("genpipe-access", "genpipe-secret-0123456789"))
-	defer restart(t, srvDir)
-	if srv.Endpoint() != "http://"+addr {
-		t.Errorf("Endpoint %s, want http://%s", srv.Endpoint(), addr)
-	}
-	if a, s := srv.Credentials(); a != "genpipe-access" || s != "genpipe-secret-0123456789" {
-		t.Errorf("Credentials %s %s", a, s)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "credentials.json")); !os.IsNotExist(err) {
-		t.Errorf("given credentials were written to disk: %v", err)
-	}
-	newStore(t, bucket) // signs with the given credentials
-}
-
-func TestSidecarMetadata(t *testing.T) {
-	dir := t.TempDir()
-	restart(t, dir, s3.WithSidecarForTest())
-	defer restart(t, srvDir)
-	if got := srv.MetadataStore(); got != "sidecar" {
-		t.Fatalf("metadata store %q", got)
-	}
-	st := newStore(t, bucket)
-	ctx := ctxT(t)
-	u, err := st.PresignPut(ctx, "uploads/side", "image/png", time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code, _, b := do(t, http.MethodPut, u, []byte("side"), ct("image/png")); code != http.StatusOK {
-		t.Fatalf("PUT: %d %s", code, b)
-	}
-	if info, err := st.Stat(ctx, "uploads/side"); err != nil || info.ContentType != "image/png" {
-		t.Fatalf("Stat = %+v, %v", info, err)
-	}
-	if code, h := embedded().preflight(t, u, "http://app.example.test", http.MethodPut); code != http.StatusOK || h.Get("Access-Control-Allow-Origin") == "" {
-		t.Errorf("preflight with sidecar metadata: %d %v", code, h)
-	}
-	// Metadata stays out of the bucket, and a restart keeps using the sidecar.
-	entries, err := os.ReadDir(filepath.Join(dir, "buckets", bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() != "uploads" && e.Name() != ".sgwtmp" { // versitygw's own temporary files
-			t.Errorf("unexpected entry %s in the bucket directory", e.Name())
-		}
-	}
-	restart(t, dir)
-	if got := srv.MetadataStore(); got != "sidecar" {
-		t.Fatalf("after restart metadata store %q", got)
-	}
-	st = newStore(t, bucket)
-	if info, err := st.Stat(ctx, "uploads/side"); err != nil || info.ContentType != "image/png" {
-		t.Fatalf("after restart Stat = %+v, %v", info, err)
-	}
-}
-
-func TestStartServerAddrInUse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	if err := srv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if srv, err = s3.StartServer(context.Background(), srvDir); err != nil {
-			t.Fatalf("start after a failed start: %v", err)
-		}
-	}()
-	start := time.Now()
-	_, err = s3.StartServer(ctxT(t), t.TempDir(), s3.WithAddr(ln.Addr().String()))
-	if err == nil {
-		t.Fatal("StartServer on a busy address succeeded")
-	}
-	t.Logf("failed after %v: %v", time.Since(start), err)
-	if wd, _ := os.Getwd(); wd != startWD {
-		t.Errorf("working directory after a failed start %s, want %s", wd, startWD)
 	}
 }

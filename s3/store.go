@@ -1,7 +1,7 @@
-// Package s3 is genpipe's object store: a client for any S3-compatible
-// service (AWS S3, MinIO, versitygw) that implements genpipe.ObjectStore, and
-// an embedded S3 server (versitygw on the local filesystem) for laptops and
-// tests.
+// Package s3 is genpipe's object store client: it implements
+// genpipe.ObjectStore on any S3-compatible service (AWS S3, MinIO,
+// versitygw). The embedded S3 server of `genpipe objectstore`, `genpipe up`
+// and the tests is package objectstore; this package does not depend on it.
 //
 // Users upload images straight to the store with presigned PUT URLs and read
 // slides with presigned GET URLs, so the bytes never pass through the API.
@@ -46,7 +46,6 @@ type options struct {
 	transport       http.RoundTripper
 	corsOrigins     []string
 	log             *slog.Logger
-	maxRetries      int
 	presignEndpoint string
 }
 
@@ -107,14 +106,6 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.log = l }
 }
 
-// WithMaxRetries sets how many times the client tries a failed request (with
-// backoff) before giving up. Default 3: enough for a store that restarts or
-// throttles briefly, short enough that a dead store is reported within about
-// a second (the callers have retries of their own). 1 disables retries.
-func WithMaxRetries(n int) Option {
-	return func(o *options) { o.maxRetries = n }
-}
-
 // WithPresignEndpoint sets the URL that presigned URLs point to, when
 // browsers reach the store under another address than genpipe does (for
 // example http://localhost:9000 outside a container network and
@@ -132,7 +123,6 @@ func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store,
 		region:      "us-east-1",
 		corsOrigins: []string{"*"},
 		log:         slog.New(slog.DiscardHandler),
-		maxRetries:  3,
 	}
 	for _, opt := range opts {
 		opt(&cfg)
@@ -152,6 +142,12 @@ func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store,
 	}
 	return &Store{client: client, presigner: presigner, bucket: bucket, cfg: cfg}, nil
 }
+
+// maxTries is how many times the client tries a failed request (with
+// backoff) before giving up: enough for a store that restarts or throttles
+// briefly, few enough that a dead store is reported within about a second
+// (the callers have retries of their own).
+const maxTries = 3
 
 func newClient(endpoint, accessKey, secretKey string, cfg options) (*minio.Client, error) {
 	u, err := url.Parse(endpoint)
@@ -173,7 +169,7 @@ func newClient(endpoint, accessKey, secretKey string, cfg options) (*minio.Clien
 		Transport:    cfg.transport,
 		Region:       cfg.region,
 		BucketLookup: lookup,
-		MaxRetries:   cfg.maxRetries,
+		MaxRetries:   maxTries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3: client for %s: %w", endpoint, err)

@@ -38,6 +38,7 @@ const (
 	// a bucket. Nothing resolves *.localhost here, so the clients dial
 	// 127.0.0.1 whatever the host (loopbackClient).
 	gwDomain = "localhost"
+	gwHealth = "/_health" // answers GET without authentication
 )
 
 func TestVersityGWProcess(t *testing.T) {
@@ -191,7 +192,7 @@ func tryStartVersityGW(t *testing.T, bin string) (*versityGW, error) {
 	gw := &versityGW{addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
 	gw.cmd = exec.Command(bin,
 		"--access", gwAccess, "--secret", gwSecret, "--region", "us-east-1",
-		"--port", addr, "--virtual-domain", gwDomain, "--health", s3.HealthPath, "--quiet",
+		"--port", addr, "--virtual-domain", gwDomain, "--health", gwHealth, "--quiet",
 		"posix", "--sidecar", sidecar, root)
 	gw.cmd.Stdout, gw.cmd.Stderr = gw.out, gw.out
 	if err := gw.cmd.Start(); err != nil {
@@ -210,7 +211,7 @@ func (g *versityGW) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
 	for time.Now().Before(deadline) {
-		if resp, err := client.Get("http://" + g.addr + s3.HealthPath); err == nil {
+		if resp, err := client.Get("http://" + g.addr + gwHealth); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil

@@ -14,13 +14,16 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/worker"
 )
 
 // claimedStage is one stage's handler over a claim store the test shares,
-// with the AI's /stats and an event for the stage.
+// with the AI's /stats and an event for the stage, on an environment of its
+// own.
 type claimedStage struct {
+	env     *testenv.Env
 	handle  func(context.Context, genpipe.Event) error
 	stats   func() aisim.Stats
 	event   genpipe.Event
@@ -35,17 +38,18 @@ func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, late
 	t.Helper()
 	log, _ := testutil.CaptureLogs(t)
 	opts = append([]worker.Option{worker.WithLogger(log), worker.WithHeldPoll(20 * time.Millisecond)}, opts...)
-	cs := claimedStage{id: uuid.NewString(), topics: newTopics(t), claims: claims}
+	env := testenv.New(t)
+	cs := claimedStage{env: env, id: uuid.NewString(), topics: env.Topics, claims: claims}
 	cs.job = genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 	switch stage {
 	case "check":
 		svc, ai := checkAI(t, aisim.WithLatency(latency))
-		cs.handle = worker.NewCheck(ai, objects, publisher, claims, cs.topics, opts...).Handle
+		cs.handle = worker.NewCheck(ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...).Handle
 		cs.stats, cs.working = svc.Stats, genpipe.StatusChecking
 		cs.event = testutil.JobEvent(genpipe.EventSubmitted, cs.id, cs.job)
 	case "generate":
 		svc, ai := generateAI(t, aisim.WithLatency(latency))
-		cs.handle = worker.NewGenerate(ai, objects, publisher, claims, cs.topics, opts...).Handle
+		cs.handle = worker.NewGenerate(ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...).Handle
 		cs.stats, cs.working = svc.Stats, genpipe.StatusGenerating
 		cs.event = testutil.JobEvent(genpipe.EventChecked, cs.id, cs.job)
 	default:
@@ -59,10 +63,10 @@ func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, late
 func (cs claimedStage) emitted(t *testing.T) int {
 	t.Helper()
 	if cs.working == genpipe.StatusChecking {
-		return len(of(readAll(t, cs.topics.Checked), cs.id))
+		return len(of(readAll(t, cs.env, cs.topics.Checked), cs.id))
 	}
 	n := 0
-	for _, st := range statusesOf(t, of(readAll(t, cs.topics.Results), cs.id)) {
+	for _, st := range statusesOf(t, of(readAll(t, cs.env, cs.topics.Results), cs.id)) {
 		if st == genpipe.StatusDone {
 			n++
 		}
@@ -179,13 +183,14 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		url := serve(t, down)
 		log, _ := testutil.CaptureLogs(t)
 		policy := backoff.Policy{Attempts: 2, Base: time.Millisecond, Max: 2 * time.Millisecond}
-		topics := newTopics(t)
+		env := testenv.New(t)
+		topics := env.Topics
 		var handle func(context.Context, genpipe.Event) error
 		var typ genpipe.EventType
 		if stage == "check" {
-			handle, typ = worker.NewCheck(aiclient.NewChecker(url), objects, publisher, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventSubmitted
+			handle, typ = worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventSubmitted
 		} else {
-			handle, typ = worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventChecked
+			handle, typ = worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventChecked
 		}
 		id := uuid.NewString()
 		job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
@@ -206,7 +211,7 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		if n := down.calls.Load(); n != 4 {
 			t.Fatalf("the AI got %d calls after a replay; want 4", n)
 		}
-		statuses := statusesOf(t, of(readAll(t, topics.Results), id))
+		statuses := statusesOf(t, of(readAll(t, env, topics.Results), id))
 		if n := len(slices.DeleteFunc(statuses, func(s genpipe.Status) bool { return s != genpipe.StatusFailed })); n != 3 {
 			t.Errorf("%d failed statuses; want 3, one per delivery", n)
 		}
@@ -242,7 +247,7 @@ func TestTakeOverFindsWrittenSlide(t *testing.T) {
 	}
 	log, _ := testutil.CaptureLogs(t)
 	svc, ai := generateAI(t)
-	next := worker.NewGenerate(ai, objects, publisher, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
+	next := worker.NewGenerate(ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
 	if err := next.Handle(testutil.Context(t), cs.event); err != nil {
 		t.Fatal(err)
 	}

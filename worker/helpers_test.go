@@ -2,90 +2,29 @@ package worker_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
-	"github.com/genpipe/genpipe/kafka"
-	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
 )
 
-// One embedded S3 server per test binary (an embedgw limit) and one Kafka
-// broker, started in TestMain. Each test has topics and objects of its own.
-var (
-	objects   *s3.Store
-	brokers   []string
-	publisher *kafka.Producer
-)
-
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 1 }
-	dir, err := os.MkdirTemp("", "genpipe-worker-test-")
-	if err != nil {
-		return fail(err)
-	}
-	defer os.RemoveAll(dir)
-	srv, err := s3.StartServer(context.Background(), dir)
-	if err != nil {
-		return fail(err)
-	}
-	defer srv.Close()
-	access, secret := srv.Credentials()
-	if objects, err = s3.New(srv.Endpoint(), "genpipe-worker-test", access, secret); err != nil {
-		return fail(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := objects.EnsureBucket(ctx); err != nil {
-		return fail(err)
-	}
-	broker, err := kafka.StartBroker()
-	if err != nil {
-		return fail(err)
-	}
-	defer broker.Close()
-	brokers = broker.Addrs()
-	if publisher, err = kafka.NewProducer(brokers); err != nil {
-		return fail(err)
-	}
-	defer publisher.Close()
-	return m.Run()
-}
-
-var topicSeq atomic.Int64
-
-// newTopics creates a fresh set of topics for one test.
-func newTopics(t *testing.T) genpipe.Topics {
-	t.Helper()
-	p := fmt.Sprintf("t%d.", topicSeq.Add(1))
-	topics := genpipe.Topics{Requests: p + "requests", Checked: p + "checked", Results: p + "results", DeadLetters: p + "deadletters"}
-	if err := kafka.EnsureTopics(testutil.Context(t), brokers, 4, topics.All()...); err != nil {
-		t.Fatal(err)
-	}
-	return topics
-}
+// The object store is one per test binary (testenv.Run); each test has a
+// broker, topics and objects of its own (testenv.New).
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 // record is one record read back from a topic.
 type record struct {
@@ -98,60 +37,9 @@ type record struct {
 // (so one request's records are in the order they were published). The
 // stages publish with acks=all before Handle returns, so what a finished
 // Handle published is all there.
-func readAll(t *testing.T, topic string) []record {
+func readAll(t *testing.T, env *testenv.Env, topic string) []record {
 	t.Helper()
-	ctx := testutil.Context(t)
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admCl.Close()
-	ends, err := kadm.NewClient(admCl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int32]int64{} // partition → end offset
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil
-	}
-	start := map[int32]kgo.Offset{}
-	for p := range want {
-		start[p] = kgo.NewOffset().AtStart()
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var recs []*kgo.Record
-	for len(want) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v (still waiting for partitions %v)", topic, ctx.Err(), want)
-		}
-		fetches.EachError(func(_ string, p int32, err error) { t.Logf("fetch %s/%d: %v", topic, p, err) })
-		fetches.EachRecord(func(r *kgo.Record) {
-			recs = append(recs, r)
-			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
-				delete(want, r.Partition)
-			}
-		})
-	}
-	slices.SortFunc(recs, func(a, b *kgo.Record) int {
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
-		}
-		return int(a.Offset - b.Offset)
-	})
+	recs := env.Kafka.Records(t, topic)
 	out := make([]record, 0, len(recs))
 	for _, r := range recs {
 		e, err := genpipe.DecodeEvent(r.Value)
@@ -192,10 +80,10 @@ func statusesOf(t *testing.T, recs []record) []genpipe.Status {
 }
 
 // expectEmpty fails the test when any of the topics holds a record.
-func expectEmpty(t *testing.T, topics ...string) {
+func expectEmpty(t *testing.T, env *testenv.Env, topics ...string) {
 	t.Helper()
 	for _, topic := range topics {
-		if recs := readAll(t, topic); len(recs) != 0 {
+		if recs := readAll(t, env, topic); len(recs) != 0 {
 			t.Errorf("%s holds %d record(s), want none: %+v", topic, len(recs), recs)
 		}
 	}
@@ -205,7 +93,7 @@ func expectEmpty(t *testing.T, topics ...string) {
 func upload(t *testing.T, contentType string, data []byte) string {
 	t.Helper()
 	id := uuid.NewString()
-	if err := objects.Put(testutil.Context(t), genpipe.UploadKey(id), contentType, data); err != nil {
+	if err := testenv.Objects(t).Put(testutil.Context(t), genpipe.UploadKey(id), contentType, data); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -266,10 +154,5 @@ func (f *failingAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // newClaims returns a fresh status database for the stages' claims.
 func newClaims(t *testing.T) genpipe.ClaimStore {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
+	return testenv.NewStatusStore(t)
 }

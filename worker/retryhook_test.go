@@ -10,6 +10,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/worker"
 )
@@ -46,7 +47,7 @@ func TestRetryHook(t *testing.T) {
 			}
 			log, _ := testutil.CaptureLogs(t)
 			url := serve(t, &failingAI{status: tc.status, detail: "no"})
-			handle, event, _, _ := stageUnderTest(t, tc.stage, url, newTopics(t),
+			handle, event, _, _ := stageUnderTest(t, tc.stage, url, testenv.New(t),
 				worker.WithLogger(log), worker.WithRetry(policy), worker.WithRetryHook(hook))
 			wantDeadLetter(t, handle(testutil.Context(t), event), tc.attempts)
 			mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/worker"
@@ -27,10 +28,11 @@ import (
 var fast = backoff.Policy{Attempts: 100, Base: 10 * time.Millisecond, Max: 100 * time.Millisecond}
 
 func TestCheckPasses(t *testing.T) {
-	topics := newTopics(t)
+	env := testenv.New(t)
+	topics := env.Topics
 	svc, ai := checkAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
+	check := worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "corporate", Title: "Q3", Description: "quarterly results"}
@@ -38,11 +40,11 @@ func TestCheckPasses(t *testing.T) {
 	if err := check.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	results := readAll(t, topics.Results)
+	results := readAll(t, env, topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusChecking}) || results[0].key != id {
 		t.Fatalf("results topic: %v, want [checking] for %s", got, id)
 	}
-	checked := readAll(t, topics.Checked)
+	checked := readAll(t, env, topics.Checked)
 	if len(checked) != 1 {
 		t.Fatalf("checked topic holds %d records, want 1", len(checked))
 	}
@@ -56,7 +58,7 @@ func TestCheckPasses(t *testing.T) {
 	if st := svc.Stats(); st.Calls != 1 {
 		t.Errorf("the checking AI got %d calls, want 1", st.Calls)
 	}
-	expectEmpty(t, topics.Requests)
+	expectEmpty(t, env, topics.Requests)
 }
 
 func TestCheckRejects(t *testing.T) {
@@ -70,10 +72,11 @@ func TestCheckRejects(t *testing.T) {
 		{"never uploaded", "", nil, "image not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			topics := newTopics(t)
+			env := testenv.New(t)
+			topics := env.Topics
 			_, ai := checkAI(t)
 			log, _ := testutil.CaptureLogs(t)
-			check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
+			check := worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 			objectID := uuid.NewString()
 			if tc.data != nil {
 				objectID = upload(t, tc.contentType, tc.data)
@@ -83,7 +86,7 @@ func TestCheckRejects(t *testing.T) {
 			if err := check.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 				t.Fatalf("Handle: %v", err)
 			}
-			results := readAll(t, topics.Results)
+			results := readAll(t, env, topics.Results)
 			want := []genpipe.Status{genpipe.StatusChecking, genpipe.StatusRejected}
 			if got := statusesOf(t, results); !slices.Equal(got, want) {
 				t.Fatalf("results topic: %v, want %v", got, want)
@@ -96,16 +99,17 @@ func TestCheckRejects(t *testing.T) {
 			if reason := results[1].event.Error; !strings.Contains(reason, tc.reason) {
 				t.Errorf("rejected with reason %q, want one saying %q", reason, tc.reason)
 			}
-			expectEmpty(t, topics.Checked)
+			expectEmpty(t, env, topics.Checked)
 		})
 	}
 }
 
 func TestGenerateDone(t *testing.T) {
-	topics := newTopics(t)
+	env := testenv.New(t)
+	topics := env.Topics
 	svc, ai := generateAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
+	gen := worker.NewGenerate(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
@@ -115,7 +119,7 @@ func TestGenerateDone(t *testing.T) {
 		t.Fatalf("Handle: %v", err)
 	}
 	t.Logf("generated in %v", time.Since(start))
-	results := readAll(t, topics.Results)
+	results := readAll(t, env, topics.Results)
 	want := []genpipe.Status{genpipe.StatusGenerating, genpipe.StatusDone}
 	if got := statusesOf(t, results); !slices.Equal(got, want) {
 		t.Fatalf("results topic: %v, want %v", got, want)
@@ -131,7 +135,7 @@ func TestGenerateDone(t *testing.T) {
 	ctx := testutil.Context(t)
 	for key, contentType := range map[string]string{
 		keys.PNGKey: genpipe.ContentTypePNG, keys.PDFKey: genpipe.ContentTypePDF, keys.PPTXKey: genpipe.ContentTypePPTX} {
-		info, err := objects.Stat(ctx, key)
+		info, err := env.Objects.Stat(ctx, key)
 		if err != nil {
 			t.Errorf("stat %s: %v", key, err)
 			continue
@@ -140,7 +144,7 @@ func TestGenerateDone(t *testing.T) {
 			t.Errorf("%s: %d bytes of %s, want %s", key, info.Size, info.ContentType, contentType)
 		}
 	}
-	pngData, err := objects.Get(ctx, keys.PNGKey)
+	pngData, err := env.Objects.Get(ctx, keys.PNGKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +159,7 @@ func TestGenerateDone(t *testing.T) {
 		t.Errorf("slide.png does not decode: %v", err)
 	}
 	for key, magic := range map[string]string{keys.PDFKey: "%PDF-", keys.PPTXKey: "PK\x03\x04"} {
-		data, err := objects.Get(ctx, key)
+		data, err := env.Objects.Get(ctx, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,7 +167,7 @@ func TestGenerateDone(t *testing.T) {
 			t.Errorf("%s starts with %q, want %q", key, data[:min(len(data), 8)], magic)
 		}
 	}
-	expectEmpty(t, topics.Checked, topics.Requests)
+	expectEmpty(t, env, topics.Checked, topics.Requests)
 }
 
 // A busy Checking AI (capacity 1) answers 429 to all but one call; the
@@ -171,10 +175,11 @@ func TestGenerateDone(t *testing.T) {
 // that succeeded is made twice.
 func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	const n = 4
-	topics := newTopics(t)
+	env := testenv.New(t)
+	topics := env.Topics
 	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
 	log, _ := testutil.CaptureLogs(t)
-	check := worker.NewCheck(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
+	check := worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
 	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
 
 	ids := make([]string, n)
@@ -194,7 +199,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 		}
 	}
 
-	results, checked := readAll(t, topics.Results), readAll(t, topics.Checked)
+	results, checked := readAll(t, env, topics.Results), readAll(t, env, topics.Checked)
 	for _, id := range ids {
 		if got := statusesOf(t, of(results, id)); !slices.Equal(got, []genpipe.Status{genpipe.StatusChecking}) {
 			t.Errorf("%s: results %v, want [checking] only", id, got)
@@ -223,17 +228,18 @@ func TestGiveUpAfterAttempts(t *testing.T) {
 	policy := backoff.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
 	for _, stage := range []string{"check", "generate"} {
 		t.Run(stage, func(t *testing.T) {
-			topics := newTopics(t)
+			env := testenv.New(t)
+			topics := env.Topics
 			ai := &failingAI{status: http.StatusInternalServerError, detail: "the model crashed"}
 			url := serve(t, ai)
 			log, _ := testutil.CaptureLogs(t)
-			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(policy))
+			handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithLogger(log), worker.WithRetry(policy))
 
 			wantDeadLetter(t, handle(testutil.Context(t), event), 3)
 			if calls := ai.calls.Load(); calls != 3 {
 				t.Errorf("the AI got %d calls, want 3", calls)
 			}
-			results := of(readAll(t, topics.Results), id)
+			results := of(readAll(t, env, topics.Results), id)
 			want := []genpipe.Status{working, genpipe.StatusFailed}
 			if got := statusesOf(t, results); !slices.Equal(got, want) {
 				t.Fatalf("results topic: %v, want %v", got, want)
@@ -242,7 +248,7 @@ func TestGiveUpAfterAttempts(t *testing.T) {
 			if !strings.Contains(reason, "after 3 attempt(s)") || !strings.Contains(reason, "the model crashed") {
 				t.Errorf("failed with reason %q, want one naming the 3 attempts and the AI's detail", reason)
 			}
-			expectEmpty(t, topics.Checked)
+			expectEmpty(t, env, topics.Checked)
 		})
 	}
 }
@@ -251,17 +257,18 @@ func TestGiveUpAfterAttempts(t *testing.T) {
 func TestAIRefusalNotRetried(t *testing.T) {
 	for _, stage := range []string{"check", "generate"} {
 		t.Run(stage, func(t *testing.T) {
-			topics := newTopics(t)
+			env := testenv.New(t)
+			topics := env.Topics
 			ai := &failingAI{status: http.StatusBadRequest, detail: "style.background is not a hex color"}
 			url := serve(t, ai)
 			log, _ := testutil.CaptureLogs(t)
-			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
+			handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithLogger(log), worker.WithRetry(fast))
 
 			wantDeadLetter(t, handle(testutil.Context(t), event), 1)
 			if calls := ai.calls.Load(); calls != 1 {
 				t.Errorf("the AI got %d calls, want 1", calls)
 			}
-			results := of(readAll(t, topics.Results), id)
+			results := of(readAll(t, env, topics.Results), id)
 			want := []genpipe.Status{working, genpipe.StatusFailed}
 			if got := statusesOf(t, results); !slices.Equal(got, want) {
 				t.Fatalf("results topic: %v, want %v", got, want)
@@ -269,24 +276,24 @@ func TestAIRefusalNotRetried(t *testing.T) {
 			if reason := results[1].event.Error; !strings.Contains(reason, "after 1 attempt(s)") || !strings.Contains(reason, ai.detail) {
 				t.Errorf("failed with reason %q, want one naming 1 attempt and the AI's detail", reason)
 			}
-			expectEmpty(t, topics.Checked)
+			expectEmpty(t, env, topics.Checked)
 		})
 	}
 }
 
 // stageUnderTest returns a stage's Handle against the AI at url, an event
 // for it, the event's request id, and the status the stage reports first.
-func stageUnderTest(t *testing.T, stage, url string, topics genpipe.Topics, opts ...worker.Option) (
+func stageUnderTest(t *testing.T, stage, url string, env *testenv.Env, opts ...worker.Option) (
 	handle func(context.Context, genpipe.Event) error, event genpipe.Event, id string, working genpipe.Status) {
 	t.Helper()
 	id = uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 	switch stage {
 	case "check":
-		return worker.NewCheck(aiclient.NewChecker(url), objects, publisher, newClaims(t), topics, opts...).Handle,
+		return worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
 			testutil.JobEvent(genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
 	case "generate":
-		return worker.NewGenerate(aiclient.NewGenerator(url), objects, publisher, newClaims(t), topics, opts...).Handle,
+		return worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
 			testutil.JobEvent(genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
 	}
 	t.Fatalf("unknown stage %q", stage)
@@ -299,7 +306,8 @@ func stageUnderTest(t *testing.T, stage, url string, topics genpipe.Topics, opts
 func TestContextCanceledDuringAICall(t *testing.T) {
 	for _, stage := range []string{"check", "generate"} {
 		t.Run(stage, func(t *testing.T) {
-			topics := newTopics(t)
+			env := testenv.New(t)
+			topics := env.Topics
 			var svc *aisim.Service
 			var url string
 			if stage == "check" {
@@ -309,7 +317,7 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			}
 			url = serve(t, svc.Handler())
 			log, _ := testutil.CaptureLogs(t)
-			handle, event, id, working := stageUnderTest(t, stage, url, topics, worker.WithLogger(log), worker.WithRetry(fast))
+			handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithLogger(log), worker.WithRetry(fast))
 
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
@@ -331,12 +339,12 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("Handle did not return after its context was canceled")
 			}
-			if got := statusesOf(t, readAll(t, topics.Results)); !slices.Equal(got, []genpipe.Status{working}) {
+			if got := statusesOf(t, readAll(t, env, topics.Results)); !slices.Equal(got, []genpipe.Status{working}) {
 				t.Errorf("results topic: %v, want [%s] only", got, working)
 			}
-			expectEmpty(t, topics.Checked)
+			expectEmpty(t, env, topics.Checked)
 			if stage == "generate" {
-				if _, err := objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+				if _, err := env.Objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
 					t.Errorf("stat of the abandoned slide: %v, want not found", err)
 				}
 			}
@@ -348,14 +356,15 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 }
 
 func TestGenerateUnknownStyle(t *testing.T) {
-	topics := newTopics(t)
+	env := testenv.New(t)
+	topics := env.Topics
 	svc, ai := generateAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	gen := worker.NewGenerate(ai, objects, publisher, newClaims(t), topics, worker.WithLogger(log))
+	gen := worker.NewGenerate(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
 	wantDeadLetter(t, gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
-	results := readAll(t, topics.Results)
+	results := readAll(t, env, topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusFailed}) {
 		t.Fatalf("results topic: %v, want [failed]", got)
 	}
@@ -371,25 +380,17 @@ func TestGenerateUnknownStyle(t *testing.T) {
 // returns an error (the record is not committed), having paid for no AI
 // call.
 func TestKafkaDown(t *testing.T) {
-	broker, err := kafka.StartBroker()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrs := broker.Addrs()
-	broker.Close()
-	down, err := kafka.NewProducer(addrs, kafka.WithDeliveryTimeout(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer down.Close()
+	env := testenv.New(t, testenv.WithProducer(kafka.WithDeliveryTimeout(time.Second)))
+	env.Kafka.Stop()
+	down := env.Producer
 	svc, ai := checkAI(t)
 	log, logs := testutil.CaptureLogs(t)
-	check := worker.NewCheck(ai, objects, down, newClaims(t), genpipe.DefaultTopics(), worker.WithLogger(log))
+	check := worker.NewCheck(ai, env.Objects, down, newClaims(t), env.Topics, worker.WithLogger(log))
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 	defer cancel()
-	err = check.Handle(ctx, testutil.JobEvent(genpipe.EventSubmitted, uuid.NewString(), job))
+	err := check.Handle(ctx, testutil.JobEvent(genpipe.EventSubmitted, uuid.NewString(), job))
 	if err == nil {
 		t.Fatal("Handle = nil with Kafka down, want an error")
 	}

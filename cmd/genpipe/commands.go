@@ -10,8 +10,8 @@ import (
 
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
-	"github.com/genpipe/genpipe/kafka"
-	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/objectstore"
 )
 
 // The standalone commands: each part as its own process.
@@ -158,8 +158,8 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	b, err := kafka.StartBroker(kafka.WithDataDir(cfg.DataDir), kafka.WithPort(port),
-		kafka.WithPartitions(int32(cfg.Partitions)), kafka.WithBrokerLogger(log))
+	b, err := broker.Start(broker.WithDataDir(cfg.DataDir), broker.WithPort(port),
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func cmdObjectStore(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := required("access-key", cfg.S3AccessKey, "secret-key", cfg.S3SecretKey); err != nil {
 		return err
 	}
-	srv, err := s3.StartServer(ctx, cfg.DataDir, s3.WithAddr(cfg.Addr), s3.WithCredentials(cfg.S3AccessKey, cfg.S3SecretKey))
+	srv, err := objectstore.Start(ctx, cfg.DataDir, objectstore.WithAddr(cfg.Addr), objectstore.WithCredentials(cfg.S3AccessKey, cfg.S3SecretKey))
 	if err != nil {
 		return err
 	}

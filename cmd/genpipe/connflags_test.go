@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/kafka/kafkatest"
 )
@@ -22,8 +23,8 @@ import (
 func TestKafkaConnectionFlags(t *testing.T) {
 	const user, password = "genpipe-ops", "the password from the environment"
 	ca := kafkatest.NewCA(t)
-	b, err := kafka.StartBroker(kafka.WithBrokerTLS(ca.ServerTLS(t, false, "127.0.0.1")),
-		kafka.WithBrokerSASL(kafka.SASLScramSHA512, user, password))
+	b, err := broker.Start(broker.WithTLS(ca.ServerTLS(t, false, "127.0.0.1")),
+		broker.WithSASL(kafka.SASLScramSHA512, user, password))
 	if err != nil {
 		t.Fatal(err)
 	}

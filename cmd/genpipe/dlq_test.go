@@ -24,7 +24,11 @@ type deadLetterLine struct {
 // where `genpipe dlq list` shows it with its reason, and `genpipe dlq
 // replay` writes it back to where it came from.
 func TestPoisonToDeadLetterAndReplay(t *testing.T) {
-	p, err := kafka.NewProducer(sys.Brokers)
+	conn, err := kafka.NewConn(sys.Brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := conn.NewProducer()
 	if err != nil {
 		t.Fatal(err)
 	}

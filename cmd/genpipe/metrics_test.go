@@ -64,7 +64,11 @@ func TestMetricsOfUp(t *testing.T) {
 	if v := waitTerminal(t, a.ID, 30*time.Second); v.Status != "done" {
 		t.Fatalf("request ended %s (%s), want done", v.Status, v.Error)
 	}
-	p, err := kafka.NewProducer(sys.Brokers)
+	conn, err := kafka.NewConn(sys.Brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := conn.NewProducer()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/genpipe/genpipe/kafka"
-	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/objectstore"
 )
 
 // upURLs is what `up` serves, for people and for tests.
@@ -72,21 +72,21 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 	if err != nil {
 		return err
 	}
-	broker, err := kafka.StartBroker(kafka.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), kafka.WithPort(cfg.KafkaPort),
-		kafka.WithPartitions(int32(cfg.Partitions)), kafka.WithBrokerLogger(log.With("part", "broker")))
+	kafkaSrv, err := broker.Start(broker.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log.With("part", "broker")))
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
-	defer broker.Close()
-	objects, err := s3.StartServer(ctx, filepath.Join(cfg.DataDir, "objects"), s3.WithAddr(cfg.S3Addr),
-		s3.WithCredentials(secrets.S3AccessKey, secrets.S3SecretKey))
+	defer kafkaSrv.Close()
+	objects, err := objectstore.Start(ctx, filepath.Join(cfg.DataDir, "objects"), objectstore.WithAddr(cfg.S3Addr),
+		objectstore.WithCredentials(secrets.S3AccessKey, secrets.S3SecretKey))
 	if err != nil {
 		return fmt.Errorf("embedded object store: %w", err)
 	}
 	defer objects.Close()
 
-	cfg.Brokers = broker.Addrs()[0]
-	cfg.S3Endpoint, cfg.S3Bucket, cfg.S3Region = objects.Endpoint(), "genpipe", "us-east-1"
+	cfg.Brokers = kafkaSrv.Addrs()[0]
+	cfg.S3Endpoint, cfg.S3Bucket, cfg.S3Region = objects.Endpoint(), "genpipe", objectstore.Region
 	cfg.S3AccessKey, cfg.S3SecretKey = secrets.S3AccessKey, secrets.S3SecretKey
 	cfg.DatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "genpipe.db")
 	cfg.WebhookSecret = secrets.WebhookSecret
@@ -105,7 +105,7 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 	}
 	defer stopMetrics()
 
-	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: broker.Addrs(), Database: cfg.DatabaseURL,
+	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: kafkaSrv.Addrs(), Database: cfg.DatabaseURL,
 		SecretsFile: secretsFile, WebhookSecret: secrets.WebhookSecret}
 	apiLn, checkLn, generateLn, err := upListeners(cfg.Addr, &urls)
 	if err != nil {

@@ -3,10 +3,12 @@ package testutil
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,4 +120,40 @@ func (b *LogBuffer) Contains(s string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return strings.Contains(b.buf.String(), s)
+}
+
+// startDir is the working directory the test binary started in (the tested
+// package's directory), taken before TestMain can start an object store,
+// which changes it.
+var startDir, _ = os.Getwd()
+
+// ForbidDeps fails the test if the package at importPath depends, directly
+// or not, on a package whose import path starts with one of forbidden. It
+// asks `go list -deps`, and skips the test where the go command is not on
+// PATH (a test binary copied elsewhere).
+func ForbidDeps(t testing.TB, importPath string, forbidden ...string) {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	cmd := exec.Command(goTool, "list", "-deps", importPath)
+	cmd.Dir = startDir
+	out, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("go list -deps %s: %v\n%s", importPath, err, exit.Stderr)
+		}
+		t.Fatalf("go list -deps %s: %v", importPath, err)
+	}
+	deps := strings.Fields(string(out))
+	for _, dep := range deps {
+		for _, f := range forbidden {
+			if dep == f || strings.HasPrefix(dep, f+"/") {
+				t.Errorf("%s depends on %s", importPath, dep)
+			}
+		}
+	}
+	t.Logf("%s depends on %d packages", importPath, len(deps))
 }

@@ -1,4 +1,14 @@
-package s3
+// Package objectstore runs an embedded S3 server: versitygw (embedgw) with its
+// posix backend, storing each object as a file under a directory. It is the
+// object store of `genpipe objectstore` and `genpipe up`, and of the tests.
+//
+// It is a development server, apart from the client: package s3 talks to any
+// S3-compatible service and never imports this package, so a process that
+// only uses a real object store does not compile versitygw in. The server
+// checks every request's SigV4 signature and each bucket's CORS
+// configuration, as a real store does, so presigned URLs fail here the way
+// they would fail in production.
+package objectstore
 
 import (
 	"context"
@@ -6,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -35,23 +44,25 @@ const (
 // Server. "_" cannot start a bucket name, so it hides no bucket.
 const HealthPath = "/_health"
 
-// serverRegion is the region the embedded server signs for: the default of
-// Store (WithRegion).
-const serverRegion = "us-east-1"
+// Region is the region the server signs for: us-east-1, the default of
+// s3.Store (s3.WithRegion).
+const Region = "us-east-1"
 
-// running guards the process-wide embedgw singleton before StartServer
-// touches anything: posix.New changes the process's working directory, which
-// would break a server that is already running.
+// startTimeout bounds how long Start waits for the gateway to answer, unless
+// its context ends first.
+const startTimeout = 10 * time.Second
+
+// running guards the process-wide embedgw singleton before Start touches
+// anything: posix.New changes the process's working directory, which would
+// break a server that is already running.
 var running atomic.Bool
 
-// Server is an embedded S3 server: versitygw (embedgw) with its posix
-// backend, storing each object as a file, checking every request's SigV4
-// signature and each bucket's CORS configuration.
+// Server is a running object store.
 //
 // Only one Server may run per process: embedgw keeps package-level state,
 // and its posix backend resolves paths against the process's working
-// directory, which StartServer changes to the server's bucket directory
-// until Close restores it. Relative paths opened while a Server runs resolve
+// directory, which Start changes to the server's bucket directory until
+// Close restores it. Relative paths opened while a Server runs resolve
 // there, so make paths absolute before starting one. A Server may be started
 // again, on the same or another directory, after Close returns.
 type Server struct {
@@ -59,77 +70,62 @@ type Server struct {
 	access        string
 	secret        string
 	root          string // the posix root
-	prevWD        string // the working directory before StartServer
+	prevWD        string // the working directory before Start
 	cancel        context.CancelFunc
 	done          chan struct{} // closed when RunVersityGW returns
 	runErr        error         // what RunVersityGW returned; read after done
 	closeOnce     sync.Once
 	closeErr      error
-	log           *slog.Logger
 	metadataStore string // "xattr" or "sidecar"
 }
 
-type serverOptions struct {
+type config struct {
 	addr         string
 	access       string
 	secret       string
-	log          *slog.Logger
-	startTimeout time.Duration
 	forceSidecar bool // for tests of the fallback on filesystems with xattrs
 }
 
-// ServerOption configures a Server.
-type ServerOption func(*serverOptions)
+// Option configures Start.
+type Option func(*config)
 
-// WithAddr sets the address the server listens on. Default "127.0.0.1:0": a
-// free loopback port, chosen by listening on port 0 and closing the listener
-// before embedgw opens its own (so another process could, rarely, take it
-// in between). A missing host (":9000") means 127.0.0.1; an explicit host
-// is used as given.
-func WithAddr(addr string) ServerOption {
-	return func(o *serverOptions) { o.addr = addr }
+// WithAddr sets the address the server listens on, overriding the default
+// "127.0.0.1:0": a free loopback port, chosen by listening on port 0 and
+// closing the listener before embedgw opens its own (so another process
+// could, rarely, take it in between). A fixed address lets clients
+// configured with it survive a restart. A missing host (":9000") means
+// 127.0.0.1; an explicit host is used as given, and a host other than
+// loopback serves the machine's network.
+func WithAddr(addr string) Option {
+	return func(c *config) { c.addr = addr }
 }
 
 // WithCredentials sets the root access key pair that requests must be
-// signed with. Default: a random pair, generated on the first start and kept
-// in the directory's credentials.json (mode 0600), so a restart on the same
-// directory keeps it; read it with Server.Credentials.
-func WithCredentials(accessKey, secretKey string) ServerOption {
-	return func(o *serverOptions) { o.access, o.secret = accessKey, secretKey }
+// signed with, overriding the default of a random pair generated on the
+// first start and kept in the directory's credentials.json (mode 0600), so
+// that a restart on the same directory keeps it; read it with
+// Server.Credentials. Given keys are never written to disk, so every start
+// must give them again.
+func WithCredentials(accessKey, secretKey string) Option {
+	return func(c *config) { c.access, c.secret = accessKey, secretKey }
 }
 
-// WithServerLogger sets the logger for the server's own messages (start,
-// stop, metadata store). Default: discard. versitygw's banner and request
-// logs are always off.
-func WithServerLogger(l *slog.Logger) ServerOption {
-	return func(o *serverOptions) { o.log = l }
-}
-
-// WithStartTimeout bounds how long StartServer waits for the server to
-// answer. Default 10 s.
-func WithStartTimeout(d time.Duration) ServerOption {
-	return func(o *serverOptions) { o.startTimeout = d }
-}
-
-// StartServer starts an S3 server storing its data under dir (created if
+// Start starts an S3 server storing its data under dir (created if
 // missing): buckets in dir/buckets, metadata in user xattrs or, where the
 // filesystem has none, in dir/meta, and generated credentials in
-// dir/credentials.json. It returns once the server answers HTTP requests.
-// ctx bounds the start only; the server runs until Close.
-func StartServer(ctx context.Context, dir string, opts ...ServerOption) (*Server, error) {
-	cfg := serverOptions{
-		addr:         "127.0.0.1:0",
-		log:          slog.New(slog.DiscardHandler),
-		startTimeout: 10 * time.Second,
-	}
+// dir/credentials.json. It returns once the server answers HTTP requests,
+// or fails after 10s. ctx bounds the start only; the server runs until
+// Close.
+func Start(ctx context.Context, dir string, opts ...Option) (*Server, error) {
+	cfg := config{addr: "127.0.0.1:0"}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
 	if (cfg.access == "") != (cfg.secret == "") {
-		return nil, errors.New("s3: start server: give both an access key and a secret key, or neither")
+		return nil, errors.New("objectstore: start: give both an access key and a secret key, or neither")
 	}
 	if !running.CompareAndSwap(false, true) {
-		return nil, errors.New("s3: start server: a server is already running in this process (embedgw allows one)")
+		return nil, errors.New("objectstore: start: a server is already running in this process (embedgw allows one)")
 	}
 	s, err := startServer(ctx, dir, cfg)
 	if err != nil {
@@ -139,24 +135,24 @@ func StartServer(ctx context.Context, dir string, opts ...ServerOption) (*Server
 	return s, nil
 }
 
-func startServer(ctx context.Context, dir string, cfg serverOptions) (_ *Server, err error) {
+func startServer(ctx context.Context, dir string, cfg config) (_ *Server, err error) {
 	// Absolute paths first: posix.New changes the working directory.
 	dir, err = filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("s3: start server: %w", err)
+		return nil, fmt.Errorf("objectstore: start: %w", err)
 	}
 	root := filepath.Join(dir, bucketsDir)
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("s3: start server: %w", err)
+		return nil, fmt.Errorf("objectstore: start: %w", err)
 	}
 	if cfg.access == "" {
 		if cfg.access, cfg.secret, err = loadCredentials(filepath.Join(dir, credentialsFile)); err != nil {
-			return nil, fmt.Errorf("s3: start server: %w", err)
+			return nil, fmt.Errorf("objectstore: start: %w", err)
 		}
 	}
 	addr, err := resolveAddr(cfg.addr)
 	if err != nil {
-		return nil, fmt.Errorf("s3: start server: %w", err)
+		return nil, fmt.Errorf("objectstore: start: %w", err)
 	}
 
 	// Metadata (content type, ETag, bucket CORS and ACL) goes in user xattrs
@@ -174,11 +170,11 @@ func startServer(ctx context.Context, dir string, cfg serverOptions) (_ *Server,
 	_, statErr := os.Stat(sidecar)
 	if cfg.forceSidecar || statErr == nil || (meta.XattrMeta{}).Test(root) != nil {
 		if err := os.MkdirAll(sidecar, 0o755); err != nil {
-			return nil, fmt.Errorf("s3: start server: %w", err)
+			return nil, fmt.Errorf("objectstore: start: %w", err)
 		}
 		sc, err := meta.NewSideCar(sidecar)
 		if err != nil {
-			return nil, fmt.Errorf("s3: start server: sidecar metadata: %w", err)
+			return nil, fmt.Errorf("objectstore: start: sidecar metadata: %w", err)
 		}
 		// popts.SideCarDir stays empty: posix.New only checks that it is
 		// outside the root (it is) and prints it to stdout.
@@ -187,12 +183,12 @@ func startServer(ctx context.Context, dir string, cfg serverOptions) (_ *Server,
 
 	prevWD, err := os.Getwd()
 	if err != nil {
-		return nil, fmt.Errorf("s3: start server: %w", err)
+		return nil, fmt.Errorf("objectstore: start: %w", err)
 	}
 	be, err := posix.New(root, ms, popts)
 	if err != nil {
 		_ = os.Chdir(prevWD)
-		return nil, fmt.Errorf("s3: start server: posix backend: %w", err)
+		return nil, fmt.Errorf("objectstore: start: posix backend: %w", err)
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -204,14 +200,13 @@ func startServer(ctx context.Context, dir string, cfg serverOptions) (_ *Server,
 		prevWD:        prevWD,
 		cancel:        cancel,
 		done:          make(chan struct{}),
-		log:           cfg.log,
 		metadataStore: metadataStore,
 	}
 	rootUser := auth.Account{Access: cfg.access, Secret: cfg.secret, Role: auth.RoleAdmin}
 	gwcfg := &embedgw.Config{
 		RootUserAccess:    cfg.access,
 		RootUserSecret:    cfg.secret,
-		Region:            serverRegion,
+		Region:            Region,
 		Ports:             []string{addr},
 		MaxConnections:    4096,
 		MaxRequests:       1024, // beyond this versitygw answers 503 SlowDown, which clients retry
@@ -228,11 +223,10 @@ func startServer(ctx context.Context, dir string, cfg serverOptions) (_ *Server,
 		s.runErr = embedgw.RunVersityGW(runCtx, be, gwcfg)
 	}()
 
-	if err := s.waitReady(ctx, cfg.startTimeout); err != nil {
+	if err := s.waitReady(ctx, startTimeout); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("s3: start server on %s: %w", addr, err)
+		return nil, fmt.Errorf("objectstore: start on %s: %w", addr, err)
 	}
-	s.log.Info("s3: server started", "endpoint", s.endpoint, "dir", dir, "metadata", metadataStore)
 	return s, nil
 }
 
@@ -288,12 +282,11 @@ func (s *Server) Credentials() (accessKey, secretKey string) { return s.access, 
 
 // Close stops the server, waiting for it to shut down (in-flight requests
 // get up to 10 s), restores the working directory, and allows another
-// StartServer. It returns the gateway's error, if it failed while running.
+// Start. It returns the gateway's error, if it failed while running.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.closeErr = s.stop()
 		running.Store(false)
-		s.log.Info("s3: server stopped", "endpoint", s.endpoint)
 	})
 	return s.closeErr
 }
@@ -307,7 +300,7 @@ func (s *Server) stop() error {
 		_ = os.Chdir(s.prevWD)
 	}
 	if s.runErr != nil && !errors.Is(s.runErr, context.Canceled) {
-		return fmt.Errorf("s3: server: %w", s.runErr)
+		return fmt.Errorf("objectstore: %w", s.runErr)
 	}
 	return nil
 }

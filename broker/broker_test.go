@@ -1,0 +1,208 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/kafka"
+)
+
+// Scaled-down group timings: the broker accepts sessions down to minSession,
+// and a member that stops heartbeating is out after session.
+const (
+	minSession = 100 * time.Millisecond
+	session    = 1 * time.Second
+	rebalance  = 2 * time.Second
+)
+
+// A broker restarted on its data dir, on another port, still has the topic,
+// the records and the group's commits: queued requests survive a restart and
+// handled ones are not handled again.
+func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const topic, group = "queued", "g-queued"
+
+	b1, err := broker.Start(broker.WithDataDir(dir), broker.WithGroupMinSessionTimeout(minSession))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b1.Close()
+	ensureTopic(t, b1.Addrs(), 4, topic)
+	p1 := newProducer(t, b1.Addrs())
+	handledKeys := publishN(t, p1, topic, "handled", 30)
+
+	if got := readGroup(t, b1.Addrs(), group, topic, len(handledKeys), 20*time.Second); len(got) != len(handledKeys) {
+		t.Fatalf("read %d records before the restart, want %d", len(got), len(handledKeys))
+	}
+
+	queuedKeys := publishN(t, p1, topic, "queued", 20) // published, not yet read
+	p1.Close()
+	addr1 := b1.Addrs()[0]
+	b1.Close()
+
+	b2 := startBroker(t, broker.WithDataDir(dir))
+	t.Logf("restarted: %s, then %s", addr1, b2.Addrs()[0])
+
+	// The group resumes at its commits: only the queued records.
+	got := readGroup(t, b2.Addrs(), group, topic, len(queuedKeys), 20*time.Second)
+	for _, k := range queuedKeys {
+		if got[k] != 1 {
+			t.Errorf("queued %s read %d times after the restart, want 1", k, got[k])
+		}
+	}
+	if len(got) != len(queuedKeys) {
+		t.Errorf("read %d records after the restart, want the %d queued ones", len(got), len(queuedKeys))
+	}
+
+	// A new group sees everything, and producing still works.
+	if err := newProducer(t, b2.Addrs()).Publish(context.Background(), topic, "after-restart", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := len(handledKeys) + len(queuedKeys) + 1
+	if all := readGroup(t, b2.Addrs(), "g-fresh", topic, want, 20*time.Second); len(all) != want {
+		t.Errorf("a new group read %d records, want %d", len(all), want)
+	}
+}
+
+// The same data dir on a fixed port, as `genpipe broker` runs it.
+func TestBrokerFixedPort(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+
+	dir := t.TempDir()
+	b, err := broker.Start(broker.WithPort(port), broker.WithDataDir(dir), broker.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "127.0.0.1:" + strconv.Itoa(port)
+	if got := b.Addrs(); len(got) != 1 || got[0] != want {
+		t.Errorf("Addrs %v, want [%s]", got, want)
+	}
+	ensureTopic(t, b.Addrs(), 2, "fixed")
+	if _, err := broker.Start(broker.WithPort(port)); err == nil {
+		t.Error("a second broker on the same port started")
+	}
+	b.Close()
+	b.Close() // twice is fine
+
+	b2 := startBroker(t, broker.WithPort(port), broker.WithDataDir(dir))
+	if ends := endOffsets(t, b2.Addrs(), "fixed"); len(ends) != 2 {
+		t.Errorf("after a restart the topic has %d partitions, want 2", len(ends))
+	}
+}
+
+// startBroker starts a broker that accepts short sessions and closes it when
+// the test ends.
+func startBroker(t *testing.T, opts ...broker.Option) *broker.Server {
+	t.Helper()
+	b, err := broker.Start(append([]broker.Option{broker.WithGroupMinSessionTimeout(minSession)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func conn(t *testing.T, brokers []string) *kafka.Conn {
+	t.Helper()
+	c, err := kafka.NewConn(brokers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func ensureTopic(t *testing.T, brokers []string, partitions int32, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := conn(t, brokers).EnsureTopics(ctx, partitions, topic); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newProducer(t *testing.T, brokers []string) *kafka.Producer {
+	t.Helper()
+	p, err := conn(t, brokers).NewProducer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// publishN publishes n records with keys prefix-0000... and returns the keys.
+func publishN(t *testing.T, p *kafka.Producer, topic, prefix string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s-%04d", prefix, i)
+		if err := p.Publish(ctx, topic, keys[i], []byte("value of "+keys[i])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
+// readGroup reads topic in group until want distinct keys were seen or
+// limit passes, commits what it read, and leaves the group: a plain kgo
+// group member, enough to check what a broker kept.
+func readGroup(t *testing.T, brokers []string, group, topic string, want int, limit time.Duration) map[string]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.SessionTimeout(session), kgo.HeartbeatInterval(session/3), kgo.RebalanceTimeout(rebalance),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for len(seen) < want && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Key)]++ })
+	}
+	if err := cl.CommitUncommittedOffsets(context.Background()); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	return seen
+}
+
+// endOffsets returns each partition's end offset.
+func endOffsets(t *testing.T, brokers []string, topic string) map[int32]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listed, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends := make(map[int32]int64)
+	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+	return ends
+}
