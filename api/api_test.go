@@ -24,7 +24,7 @@ import (
 	"github.com/genpipe/genpipe/api"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
+	"github.com/genpipe/genpipe/sqlstore"
 )
 
 // objects is the embedded S3 store shared by this package's tests (one
@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 }
 
 type fixture struct {
-	store  *sqlite.Store
+	store  *sqlstore.Store
 	broker *kafka.Broker
 	port   int
 	dir    string
@@ -76,7 +76,7 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 		t.Fatal(err)
 	}
 	var err error
-	if f.store, err = sqlite.Open(ctx, filepath.Join(f.dir, "api.db")); err != nil {
+	if f.store, err = sqlstore.Open(ctx, "sqlite:"+filepath.Join(f.dir, "api.db")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.store.Close() })

@@ -3,6 +3,7 @@ package notifier_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,7 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
+	"github.com/genpipe/genpipe/sqlstore"
 )
 
 // One embedded S3 server per test binary (an embedgw limit), started in
@@ -64,22 +65,17 @@ const (
 	maxDelay = 20 * time.Millisecond
 )
 
-// env is one notifier on its own SQLite file, with its logs captured.
+// env is one notifier on a SQLite file, with its logs captured.
 type env struct {
-	store *recordingStore
-	n     *notifier.Notifier
-	logs  *logBuffer
+	store  *recordingStore
+	outbox *sql.DB // the file, read-only: what the outbox holds
+	n      *notifier.Notifier
+	logs   *logBuffer
 }
 
 func newEnv(t *testing.T, opts ...notifier.Option) *env {
 	t.Helper()
-	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
-	t.Cleanup(e.logs.stop)
+	e := openEnv(t, filepath.Join(t.TempDir(), "genpipe.db"))
 	opts = append([]notifier.Option{
 		notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		notifier.WithPollInterval(poll),
@@ -87,6 +83,26 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 		notifier.WithPrivateWebhooks(true), // the receivers are on loopback
 	}, opts...)
 	e.n = notifier.New(e.store, e.store, objects, secret, opts...)
+	return e
+}
+
+// openEnv opens the store on the SQLite file at path, for a notifier the
+// caller makes.
+func openEnv(t *testing.T, path string) *env {
+	t.Helper()
+	db, err := sqlstore.Open(t.Context(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	// sqlstore registers the "sqlite" driver (modernc.org/sqlite).
+	outbox, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { outbox.Close() })
+	e := &env{store: &recordingStore{Store: db}, outbox: outbox, logs: &logBuffer{t: t}}
+	t.Cleanup(e.logs.stop)
 	return e
 }
 
@@ -127,14 +143,28 @@ func (e *env) runWebhooks(t *testing.T) {
 	})
 }
 
-// pending returns every pending delivery, due or not.
+// pending returns every pending delivery, due or not, in due order, as
+// the outbox table holds it (a claim would change what it returns).
 func (e *env) pending(t *testing.T) []genpipe.WebhookDelivery {
 	t.Helper()
-	due, err := e.store.DueWebhooks(t.Context(), time.Now().Add(24*time.Hour), 1000)
+	rows, err := e.outbox.QueryContext(t.Context(), `SELECT id, request_id, status, url, state, attempts, last_error
+		FROM webhook_deliveries WHERE state = 'pending' ORDER BY next_attempt_at, id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return due
+	defer rows.Close()
+	var out []genpipe.WebhookDelivery
+	for rows.Next() {
+		var d genpipe.WebhookDelivery
+		if err := rows.Scan(&d.ID, &d.RequestID, &d.Status, &d.URL, &d.State, &d.Attempts, &d.LastError); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func statusEvent(t *testing.T, id string, status genpipe.Status, result *genpipe.Result, reason string) []byte {
@@ -156,7 +186,7 @@ func ctxT(t *testing.T) context.Context {
 // recordingStore is the real store, recording the webhook outcomes the
 // notifier writes and failing ApplyStatus on demand.
 type recordingStore struct {
-	*sqlite.Store
+	*sqlstore.Store
 	mu        sync.Mutex
 	updates   []genpipe.WebhookDelivery
 	failApply int // fail this many more ApplyStatus calls

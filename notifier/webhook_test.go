@@ -11,7 +11,6 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
-	"github.com/genpipe/genpipe/sqlite"
 )
 
 // TestShutdownFinishesAttemptUnderWay stops the outbox while a POST is under
@@ -73,13 +72,7 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "genpipe.db")
 	envs := make([]*env, 2)
 	for i := range envs {
-		db, err := sqlite.Open(t.Context(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		e := &env{store: &recordingStore{Store: db}, logs: &logBuffer{t: t}}
-		t.Cleanup(e.logs.stop)
+		e := openEnv(t, path)
 		e.n = notifier.New(e.store, e.store, objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
 			notifier.WithLogger(slog.New(slog.NewTextHandler(e.logs, nil)).With("notifier", i)))
 		envs[i] = e

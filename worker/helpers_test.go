@@ -29,7 +29,7 @@ import (
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
+	"github.com/genpipe/genpipe/sqlstore"
 )
 
 // One embedded S3 server per test binary (an embedgw limit) and one Kafka
@@ -315,7 +315,7 @@ func (l *logBuffer) contains(s string) bool {
 // newClaims returns a fresh status database for the stages' claims.
 func newClaims(t *testing.T) genpipe.ClaimStore {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
+	s, err := sqlstore.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "genpipe.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
