@@ -99,7 +99,16 @@ func openPostgres(ctx context.Context, url string, cfg options) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
 	}
+	// database/sql keeps up to the pool's size of connections idle rather
+	// than none (OpenDBFromPool's default): otherwise every call wraps a
+	// connection from the pool and closes the wrapper, which costs as much
+	// CPU as a short query. The wrappers are recycled on the pool's
+	// schedule, so the pool's own lifetime limits still apply to them.
 	db := stdlib.OpenDBFromPool(pool)
+	db.SetMaxOpenConns(int(poolCfg.MaxConns))
+	db.SetMaxIdleConns(int(poolCfg.MaxConns))
+	db.SetConnMaxIdleTime(poolCfg.MaxConnIdleTime)
+	db.SetConnMaxLifetime(poolCfg.MaxConnLifetime)
 	s := &Store{d: postgresDialect, write: db, read: db, name: name, closeDriver: pool.Close}
 	return s.open(ctx, cfg.logger, "database", name, "max_conns", poolCfg.MaxConns)
 }
