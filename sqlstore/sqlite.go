@@ -31,7 +31,7 @@ var sqliteDialect = (&dialect{
 		name       TEXT NOT NULL,
 		applied_at TEXT NOT NULL
 	)`,
-	// The migration's BEGIN IMMEDIATE (see dsn) takes the file's write
+	// The migration's BEGIN IMMEDIATE (see sqliteDSN) takes the file's write
 	// lock: a second process opening the file waits for it.
 	lockMigrations: "",
 
