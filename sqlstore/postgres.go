@@ -109,6 +109,7 @@ func openPostgres(ctx context.Context, url string, cfg options) (*Store, error) 
 	db.SetMaxIdleConns(int(poolCfg.MaxConns))
 	db.SetConnMaxIdleTime(poolCfg.MaxConnIdleTime)
 	db.SetConnMaxLifetime(poolCfg.MaxConnLifetime)
-	s := &Store{d: postgresDialect, write: db, read: db, name: name, closeDriver: pool.Close}
+	p := newPool(db, false) // pgx prepares, see pool
+	s := &Store{d: postgresDialect, write: p, read: p, name: name, closeDriver: pool.Close}
 	return s.open(ctx, cfg.logger, "database", name, "max_conns", poolCfg.MaxConns)
 }

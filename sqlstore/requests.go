@@ -214,7 +214,7 @@ func (s *Store) Backlog(ctx context.Context) (int, error) {
 }
 
 // scanRequest reads one row of requestColumns.
-func scanRequest(row *sql.Row) (*genpipe.Request, error) {
+func scanRequest(row row) (*genpipe.Request, error) {
 	var r genpipe.Request
 	var result genpipe.Result
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,

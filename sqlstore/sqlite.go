@@ -84,21 +84,24 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "sqlite: database path %q is empty or contains '?'", path)
 	}
 	s := &Store{d: sqliteDialect, name: path}
-	var err error
-	if s.write, err = sql.Open("sqlite", sqliteDSN(path, false)); err != nil {
+	write, err := sql.Open("sqlite", sqliteDSN(path, false))
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	s.write.SetMaxOpenConns(1)
-	s.write.SetMaxIdleConns(1)
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	s.write = newPool(write, true)
 	s.read = s.write
 	if path != ":memory:" { // each connection to ":memory:" has its own database
-		if s.read, err = sql.Open("sqlite", sqliteDSN(path, true)); err != nil {
-			s.write.Close()
+		read, err := sql.Open("sqlite", sqliteDSN(path, true))
+		if err != nil {
+			write.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 		}
 		n := max(4, runtime.GOMAXPROCS(0))
-		s.read.SetMaxOpenConns(n)
-		s.read.SetMaxIdleConns(n)
+		read.SetMaxOpenConns(n)
+		read.SetMaxIdleConns(n)
+		s.read = newPool(read, true)
 	}
 	return s.open(ctx, cfg.logger, "path", path)
 }

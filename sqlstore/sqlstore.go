@@ -39,7 +39,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,9 +57,9 @@ var (
 // Store is the status store on one database. It is safe for concurrent use.
 type Store struct {
 	d     *dialect
-	write *sql.DB // every write; on SQLite one connection, so writes queue here
-	read  *sql.DB // every read that needs no write; on PostgreSQL write itself
-	name  string  // the database in errors and logs, without credentials
+	write *pool  // every write; on SQLite one connection, so writes queue here
+	read  *pool  // every read that needs no write; on PostgreSQL write itself
+	name  string // the database in errors and logs, without credentials
 	// closeDriver closes what the *sql.DBs run on, after them: pgx's
 	// pool on PostgreSQL; nil on SQLite.
 	closeDriver func()
@@ -115,7 +114,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 func (s *Store) open(ctx context.Context, log *slog.Logger, attrs ...any) (*Store, error) {
 	// Migrate before the first read, so that SQLite's readers open an
 	// up-to-date, WAL-mode file.
-	applied, err := migrateWhenFree(ctx, s.write, s.d, s.d.migrations)
+	applied, err := migrateWhenFree(ctx, s.write.DB, s.d, s.d.migrations)
 	if err == nil && s.read != s.write {
 		err = s.read.PingContext(ctx)
 	}
