@@ -95,21 +95,22 @@ func openPostgres(ctx context.Context, url string, cfg options) (*Store, error) 
 		return nil
 	}
 	name := fmt.Sprintf("%s:%d/%s", poolCfg.ConnConfig.Host, poolCfg.ConnConfig.Port, poolCfg.ConnConfig.Database)
-	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	conns, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
 	}
 	// database/sql keeps up to the pool's size of connections idle rather
-	// than none (OpenDBFromPool's default): otherwise every call wraps a
-	// connection from the pool and closes the wrapper, which costs as much
-	// CPU as a short query. The wrappers are recycled on the pool's
-	// schedule, so the pool's own lifetime limits still apply to them.
-	db := stdlib.OpenDBFromPool(pool)
+	// than none (OpenDBFromPool's default), since otherwise every call
+	// takes a connection from the pool, wraps it and closes the wrapper,
+	// which costs as much CPU as a short query. It hands an idle
+	// connection back to the pool after the pool's own idle time and
+	// lifetime, and the pool then applies its health checks as usual.
+	db := stdlib.OpenDBFromPool(conns)
 	db.SetMaxOpenConns(int(poolCfg.MaxConns))
 	db.SetMaxIdleConns(int(poolCfg.MaxConns))
 	db.SetConnMaxIdleTime(poolCfg.MaxConnIdleTime)
 	db.SetConnMaxLifetime(poolCfg.MaxConnLifetime)
-	p := newPool(db, false) // pgx prepares, see pool
-	s := &Store{d: postgresDialect, write: p, read: p, name: name, closeDriver: pool.Close}
+	p := newPool(db, false) // pgx prepares statements itself, see pool
+	s := &Store{d: postgresDialect, write: p, read: p, name: name, closeDriver: conns.Close}
 	return s.open(ctx, cfg.logger, "database", name, "max_conns", poolCfg.MaxConns)
 }

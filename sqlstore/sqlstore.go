@@ -9,7 +9,8 @@
 // schema (migrations/sqlite, migrations/postgres), how a time is written,
 // how the driver's errors are classified, and a handful of SQL fragments:
 // the database's clock, how a statement also writes the status history,
-// and how concurrent webhook claims pass each other.
+// and how concurrent webhook claims pass each other. The SQLite store also
+// keeps its statements prepared (see pool); pgx does that by itself.
 //
 // Every decision that must not race is one statement that the database
 // makes atomic, so no transaction is held across round trips:
@@ -23,7 +24,8 @@
 // allows one writer at a time: rather than let writers collide and sleep in
 // its busy handler, a SQLite store does every write on one connection, so
 // writers queue in Go, and reads on a pool of read-only connections that,
-// in WAL mode, read while the writer writes.
+// in WAL mode, read while the writer writes; SQLite's busy timeout still
+// covers another process using the same file.
 //
 // The schema of each database is in migrations/DIALECT/NNNN_name.sql,
 // embedded, and applied at Open in one transaction; schema_migrations
@@ -34,7 +36,7 @@
 // uuid.NewString gives): PostgreSQL stores them as uuid, and both databases
 // answer alike for any other ID: looking one up is an ENOTFOUND error,
 // creating one an EINVALID one. Times come back in UTC, at microsecond
-// precision.
+// precision (claim leases on SQLite at millisecond precision: its clock's).
 package sqlstore
 
 import (
