@@ -99,8 +99,8 @@ func (r ClaimRequest) Validate() error {
 	return nil
 }
 
-// ClaimStore keeps the claims. Implementations: sqlite and postgres, both
-// passing storetest.
+// ClaimStore keeps the claims. Package sqlstore implements it on SQLite and
+// PostgreSQL, both passing storetest.
 type ClaimStore interface {
 	// ClaimStage takes the claim for r.Owner when nobody holds it, the
 	// holder's lease expired, or it failed on an older replay; the

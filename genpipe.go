@@ -4,7 +4,7 @@
 // parts behind it (status store, object store, AI services, event publisher).
 //
 // Each dependency has its own package that implements these interfaces
-// (kafka, s3, sqlite, aiclient, ...), and cmd/genpipe is the only place that
+// (kafka, s3, sqlstore, aiclient, ...), and cmd/genpipe is the only place that
 // wires them together. Reading the tree tells you the architecture:
 //
 //	client ─▶ api ─▶ topic requests ─▶ worker(check) ─▶ Checking AI

@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/sqlite"
+	"github.com/genpipe/genpipe/sqlstore"
 )
 
 // publisher records what it publishes, or fails while down.
@@ -40,7 +40,7 @@ func (p *publisher) Publish(_ context.Context, topic, key string, value []byte) 
 
 func newSubmitter(t *testing.T) (*genpipe.Submitter, genpipe.RequestStore, *publisher) {
 	t.Helper()
-	store, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
+	store, err := sqlstore.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "genpipe.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

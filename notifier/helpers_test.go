@@ -2,11 +2,13 @@ package notifier_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -32,9 +34,10 @@ const (
 	maxDelay = 20 * time.Millisecond
 )
 
-// env is one notifier on its own SQLite file, with its logs captured.
+// env is one notifier on a SQLite file, with its logs captured.
 type env struct {
 	store   *recordingStore
+	outbox  *sql.DB // the file, read-only: what the outbox holds
 	objects *s3.Store
 	n       *notifier.Notifier
 	logs    *testutil.LogBuffer
@@ -43,7 +46,7 @@ type env struct {
 func newEnv(t *testing.T, opts ...notifier.Option) *env {
 	t.Helper()
 	log, logs := testutil.CaptureLogs(t)
-	e := &env{store: &recordingStore{StatusStore: testenv.NewStatusStore(t)}, objects: testenv.Objects(t), logs: logs}
+	e := openEnv(t, filepath.Join(t.TempDir(), "genpipe.db"), logs)
 	opts = append([]notifier.Option{
 		notifier.WithLogger(log),
 		notifier.WithPollInterval(poll),
@@ -52,6 +55,20 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 	}, opts...)
 	e.n = notifier.New(e.store, e.store, e.objects, secret, opts...)
 	return e
+}
+
+// openEnv opens the store on the SQLite file at path, for a notifier the
+// caller makes, logging to logs.
+func openEnv(t *testing.T, path string, logs *testutil.LogBuffer) *env {
+	t.Helper()
+	// The status store registers the "sqlite" driver (modernc.org/sqlite).
+	store := testenv.OpenStatusStore(t, path)
+	outbox, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { outbox.Close() })
+	return &env{store: &recordingStore{StatusStore: store}, outbox: outbox, objects: testenv.Objects(t), logs: logs}
 }
 
 // request stores and publishes a request, as the API does before its 202.
@@ -91,14 +108,28 @@ func (e *env) runWebhooks(t *testing.T) {
 	})
 }
 
-// pending returns every pending delivery, due or not.
+// pending returns every pending delivery, due or not, in due order, as
+// the outbox table holds it (a claim would change what it returns).
 func (e *env) pending(t *testing.T) []genpipe.WebhookDelivery {
 	t.Helper()
-	due, err := e.store.DueWebhooks(t.Context(), time.Now().Add(24*time.Hour), 1000)
+	rows, err := e.outbox.QueryContext(t.Context(), `SELECT id, request_id, status, url, state, attempts, last_error
+		FROM webhook_deliveries WHERE state = 'pending' ORDER BY next_attempt_at, id`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return due
+	defer rows.Close()
+	var out []genpipe.WebhookDelivery
+	for rows.Next() {
+		var d genpipe.WebhookDelivery
+		if err := rows.Scan(&d.ID, &d.RequestID, &d.Status, &d.URL, &d.State, &d.Attempts, &d.LastError); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // recordingStore is the real store, recording the webhook outcomes the

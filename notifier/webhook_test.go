@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 )
@@ -73,7 +72,7 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 	envs := make([]*env, 2)
 	for i := range envs {
 		log, logs := testutil.CaptureLogs(t)
-		e := &env{store: &recordingStore{StatusStore: testenv.OpenStatusStore(t, path)}, objects: testenv.Objects(t), logs: logs}
+		e := openEnv(t, path, logs)
 		e.n = notifier.New(e.store, e.store, e.objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
 			notifier.WithLogger(log.With("notifier", i)))
 		envs[i] = e

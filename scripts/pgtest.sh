@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A throwaway local PostgreSQL for the status store tests (postgres/).
+# A throwaway local PostgreSQL for the status store tests (sqlstore/).
 #
 #   eval "$(./scripts/pgtest.sh start)"   start one; prints export lines to eval
 #   ./scripts/pgtest.sh stop [DIR]        stop it and delete its data

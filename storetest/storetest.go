@@ -1,13 +1,12 @@
 // Package storetest is the conformance suite of the status store, in each
 // of its roles (genpipe.RequestStore, genpipe.WebhookOutbox,
-// genpipe.ClaimStore). Every
-// implementation (sqlite, and PostgreSQL later) runs it from its own tests,
-// so that all of them behave alike, as river's riverdrivertest does for
-// river's database drivers:
+// genpipe.ClaimStore). Every implementation runs it from its own tests, on
+// every database it supports, so that all of them behave alike, as river's
+// riverdrivertest does for river's database drivers:
 //
 //	func TestStore(t *testing.T) {
-//		storetest.Run(t, func(t *testing.T) Store {
-//			s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "genpipe.db"))
+//		storetest.Run(t, func(t *testing.T) storetest.Store {
+//			s, err := sqlstore.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "genpipe.db"))
 //			if err != nil {
 //				t.Fatal(err)
 //			}
@@ -25,10 +24,11 @@
 //     run before MarkPublished returns), while Request and History report
 //     ENOTFOUND for it.
 //   - The done change in History carries the Result.
-//   - DueWebhooks orders by NextAttemptAt, then ID; EnqueueWebhook defaults
-//     an empty State to pending and zero times to now.
+//   - ClaimDueWebhooks claims the longest overdue first (by NextAttemptAt,
+//     then ID); EnqueueWebhook defaults an empty State to pending and zero
+//     times to now.
 //   - Invalid input (no request ID, unknown status or webhook state,
-//     non-positive limit) is an EINVALID error.
+//     non-positive limit or lease) is an EINVALID error.
 package storetest
 
 import (
@@ -48,15 +48,16 @@ type Store interface {
 	genpipe.RequestStore
 	genpipe.WebhookOutbox
 	genpipe.ClaimStore
-	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]genpipe.WebhookDelivery, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
 
-// Run runs the conformance suite as subtests of t. newStore must return an
-// empty store of its own for each call (DueWebhooks sees every delivery in
-// the store); Run closes it when the subtest ends, before any cleanup that
-// newStore registered with t.Cleanup.
+// Run runs the conformance suite as subtests of t, in parallel (see
+// t.Parallel and go test's -parallel). newStore must return an empty store
+// of its own for each call, safe to use while other calls' stores are in
+// use (ClaimDueWebhooks claims from every delivery in the store); Run
+// closes it when the subtest ends, before any cleanup that newStore
+// registered with t.Cleanup.
 func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	open := func(t *testing.T) Store {
 		t.Helper()
@@ -84,8 +85,12 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Claims", claimTests},
 	} {
 		t.Run(group.name, func(t *testing.T) {
+			t.Parallel()
 			for _, tc := range group.tests {
-				t.Run(tc.name, func(t *testing.T) { tc.run(t, open(t)) })
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					tc.run(t, open(t))
+				})
 			}
 		})
 	}
@@ -477,6 +482,9 @@ var historyTests = []test{
 	}},
 }
 
+// webhookTests pin down the outbox as its claimer sees it: through
+// ClaimDueWebhooks, which returns what is due and keeps it from the next
+// claims for its lease (webhookClaimTests pin down the claims themselves).
 var webhookTests = []test{
 	{"EnqueueOnce", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
@@ -486,7 +494,8 @@ var webhookTests = []test{
 		again := d
 		again.URL, again.NextAttemptAt = "https://other.example/hook", now.Add(-time.Hour)
 		enqueue(t, s, again)
-		due := dueWebhooks(t, s, now, 10)
+		checkDue(t, s, now.Add(-2*time.Second), 10, nil) // the second did not make it due earlier
+		due := claimWebhooks(t, s, now, time.Minute, 10)
 		if len(due) != 1 {
 			t.Fatalf("two EnqueueWebhook of one (request, status) gave %d due deliveries; want 1", len(due))
 		}
@@ -494,7 +503,7 @@ var webhookTests = []test{
 		if got.ID == 0 {
 			t.Errorf("delivery has no ID")
 		}
-		d.ID = got.ID
+		d.ID, d.NextAttemptAt = got.ID, now.Add(time.Minute) // claimed for a minute
 		checkDelivery(t, got, d)
 	}},
 	{"OnePerStatus", func(t *testing.T, s Store) {
@@ -502,7 +511,7 @@ var webhookTests = []test{
 		now := time.Now()
 		enqueue(t, s, delivery(r.ID, genpipe.StatusChecking, now.Add(-2*time.Second)))
 		enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now.Add(-time.Second)))
-		if due := dueWebhooks(t, s, now, 10); len(due) != 2 || due[0].ID == due[1].ID {
+		if due := claimWebhooks(t, s, now, time.Minute, 10); len(due) != 2 || due[0].ID == due[1].ID {
 			t.Fatalf("deliveries of two statuses: %v; want two", due)
 		}
 	}},
@@ -511,7 +520,9 @@ var webhookTests = []test{
 		before := time.Now()
 		enqueue(t, s, genpipe.WebhookDelivery{RequestID: r.ID, Status: genpipe.StatusDone, URL: r.WebhookURL})
 		after := time.Now()
-		due := dueWebhooks(t, s, after.Add(time.Millisecond), 10)
+		// Due from its creation on, not before: NextAttemptAt is CreatedAt.
+		checkDue(t, s, before.Add(-time.Millisecond), 10, nil)
+		due := claimWebhooks(t, s, after.Add(time.Millisecond), time.Minute, 10)
 		if len(due) != 1 {
 			t.Fatalf("a delivery with zero times is not due: %v", due)
 		}
@@ -519,7 +530,6 @@ var webhookTests = []test{
 			t.Errorf("delivery state %q, attempts %d; want pending, 0", due[0].State, due[0].Attempts)
 		}
 		checkBetween(t, "CreatedAt", due[0].CreatedAt, before, after)
-		checkTime(t, "NextAttemptAt", due[0].NextAttemptAt, due[0].CreatedAt)
 	}},
 	{"DueOrderAndLimit", func(t *testing.T, s Store) {
 		now := time.Now()
@@ -531,13 +541,12 @@ var webhookTests = []test{
 			enqueue(t, s, d)
 			ids = append(ids, r.ID)
 		}
-		// Longest overdue first; the one due in a minute is not due; the one
-		// due exactly now is.
-		want := []string{ids[1], ids[2], ids[0], ids[4]}
-		checkDue(t, s, now, 10, want)
-		checkDue(t, s, now, 2, want[:2])
-		checkDue(t, s, now.Add(-150*time.Second), 10, want[:1])
-		checkDue(t, s, now.Add(2*time.Minute), 10, []string{ids[1], ids[2], ids[0], ids[4], ids[3]})
+		// Longest overdue first (not first queued); what is due earlier is
+		// due; the one due exactly now is; the one due in a minute is not.
+		checkDue(t, s, now, 2, []string{ids[1], ids[2]})
+		checkDue(t, s, now.Add(-30*time.Second), 10, ids[:1])
+		checkDue(t, s, now, 10, ids[4:5])
+		checkDue(t, s, now.Add(2*time.Minute), 10, ids[3:4])
 	}},
 	{"DueOnlyPending", func(t *testing.T, s Store) {
 		now := time.Now()
@@ -556,7 +565,7 @@ var webhookTests = []test{
 		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookAbandoned} {
 			r := createPublished(t, s)
 			enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now.Add(-time.Minute)))
-			due := dueWebhooks(t, s, now, 10)
+			due := claimWebhooks(t, s, now, time.Minute, 10)
 			if len(due) != 1 {
 				t.Fatalf("due: %v; want the new delivery", due)
 			}
@@ -572,7 +581,7 @@ var webhookTests = []test{
 		r := createPublished(t, s)
 		now := time.Now()
 		enqueue(t, s, delivery(r.ID, genpipe.StatusRejected, now.Add(-time.Second)))
-		d := dueWebhooks(t, s, now, 1)[0]
+		d := claimWebhooks(t, s, now, time.Minute, 1)[0]
 		for attempt := 1; attempt <= 3; attempt++ {
 			d.Attempts = attempt
 			d.LastError = fmt.Sprintf("webhook POST: receiver answered 503 (attempt %d)", attempt)
@@ -581,11 +590,13 @@ var webhookTests = []test{
 				t.Fatalf("UpdateWebhook: %v", err)
 			}
 			checkDue(t, s, d.NextAttemptAt.Add(-time.Millisecond), 10, nil)
-			due := dueWebhooks(t, s, d.NextAttemptAt, 10)
+			due := claimWebhooks(t, s, d.NextAttemptAt, time.Minute, 10)
 			if len(due) != 1 {
 				t.Fatalf("deferred delivery not due at its NextAttemptAt: %v", due)
 			}
-			checkDelivery(t, due[0], d)
+			want := d
+			want.NextAttemptAt = d.NextAttemptAt.Add(time.Minute) // claimed for a minute
+			checkDelivery(t, due[0], want)
 		}
 	}},
 	{"EnqueueUnknownRequest", func(t *testing.T, s Store) {
@@ -607,13 +618,9 @@ var webhookTests = []test{
 		checkCode(t, "EnqueueWebhook of status finished", s.EnqueueWebhook(t.Context(), bad), genpipe.EINVALID)
 
 		enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now))
-		d := dueWebhooks(t, s, now, 1)[0]
+		d := claimWebhooks(t, s, now, time.Minute, 1)[0]
 		d.State = "lost"
 		checkCode(t, "UpdateWebhook to state lost", s.UpdateWebhook(t.Context(), d), genpipe.EINVALID)
-		for _, limit := range []int{0, -1} {
-			_, err := s.DueWebhooks(t.Context(), now, limit)
-			checkCode(t, fmt.Sprintf("DueWebhooks limit %d", limit), err, genpipe.EINVALID)
-		}
 	}},
 }
 
@@ -737,24 +744,19 @@ func enqueue(t *testing.T, s Store, d genpipe.WebhookDelivery) {
 	}
 }
 
-func dueWebhooks(t *testing.T, s Store, now time.Time, limit int) []genpipe.WebhookDelivery {
-	t.Helper()
-	due, err := s.DueWebhooks(t.Context(), now, limit)
-	if err != nil {
-		t.Fatalf("DueWebhooks: %v", err)
-	}
-	return due
-}
-
-// checkDue checks that DueWebhooks returns the deliveries of these requests, in order.
+// checkDue checks that a claim at now of at most limit deliveries returns
+// those of these requests (in any order), and so leaves them to the claim
+// for an hour.
 func checkDue(t *testing.T, s Store, now time.Time, limit int, wantRequests []string) {
 	t.Helper()
 	var got []string
-	for _, d := range dueWebhooks(t, s, now, limit) {
+	for _, d := range claimWebhooks(t, s, now, time.Hour, limit) {
 		got = append(got, d.RequestID)
 	}
-	if !slices.Equal(got, wantRequests) {
-		t.Errorf("DueWebhooks(%v, %d) = deliveries of %v; want %v", now.UTC(), limit, got, wantRequests)
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(wantRequests))
+	if !slices.Equal(got, want) {
+		t.Errorf("ClaimDueWebhooks(%v, %d) = deliveries of %v; want %v", now.UTC(), limit, got, want)
 	}
 }
 

@@ -21,9 +21,8 @@ import (
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/notifier"
-	"github.com/genpipe/genpipe/postgres"
 	"github.com/genpipe/genpipe/s3"
-	"github.com/genpipe/genpipe/sqlite"
+	"github.com/genpipe/genpipe/sqlstore"
 	"github.com/genpipe/genpipe/worker"
 )
 
@@ -154,7 +153,7 @@ func runAISim(ctx context.Context, model string, ln net.Listener, latency time.D
 // (which also creates missing topics).
 type deps struct {
 	obs      *observability
-	store    statusStore
+	store    *sqlstore.Store
 	objects  *s3.Store
 	producer *kafka.Producer
 	closers  []func() // in opening order; close runs them in reverse
@@ -280,30 +279,11 @@ func openObjects(ctx context.Context, cfg *config, log *slog.Logger) (*s3.Store,
 	return store, nil
 }
 
-// statusStore is the status database in every role the parts use.
-type statusStore interface {
-	genpipe.RequestStore
-	genpipe.WebhookOutbox
-	genpipe.ClaimStore
-	Ping(ctx context.Context) error
-	Close() error
-}
-
 // openStore opens the status database named by a URL: sqlite:PATH (the
-// embedded default) or postgres://... / postgresql://... (PostgreSQL).
-func openStore(ctx context.Context, url string, log *slog.Logger) (statusStore, error) {
-	var (
-		store statusStore
-		err   error
-	)
-	switch {
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		store, err = postgres.Open(ctx, url, postgres.WithLogger(log))
-	case strings.HasPrefix(url, "sqlite:"):
-		store, err = sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite:"), sqlite.WithLogger(log))
-	default: // not quoted: a URL may hold a password
-		return nil, errors.New("database URL: want sqlite:PATH or postgres://user:password@host:port/dbname")
-	}
+// embedded default) or postgres://... / postgresql://... (PostgreSQL); see
+// sqlstore.Open.
+func openStore(ctx context.Context, url string, log *slog.Logger) (*sqlstore.Store, error) {
+	store, err := sqlstore.Open(ctx, url, sqlstore.WithLogger(log))
 	if err != nil {
 		return nil, fmt.Errorf("status database: %w", err)
 	}

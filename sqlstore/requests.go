@@ -1,11 +1,12 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
-	"fmt"
+	"strings"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
 )
@@ -16,20 +17,24 @@ const requestColumns = `id, object_id, style, title, description, webhook_url,
 	error, created_at, updated_at`
 
 const (
-	// createRequest stores a new request and its received change, unless
-	// its owner's idempotency key is taken (then it changes nothing: 0
-	// rows). An empty key is stored as NULL, which never collides. Of
-	// concurrent inserts with one key, PostgreSQL lets the first commit and
-	// turns the others, which wait for it, into DO NOTHING.
-	createRequest = `WITH created AS (
-		INSERT INTO requests (id, object_id, style, title, description, webhook_url,
-			idempotency_key, owner, status, status_rank, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11)
-		ON CONFLICT (owner, idempotency_key) DO NOTHING
-		RETURNING id, status, created_at
-	)
-	INSERT INTO request_history (request_id, status, at)
-	SELECT id, status, created_at FROM created`
+	// insertRequest stores a new request unless its owner's idempotency
+	// key is taken (then it changes nothing: 0 rows). An empty key is
+	// stored as NULL, which never collides. Of concurrent inserts with one
+	// key, the database lets the first commit and turns the others, which
+	// wait for it, into DO NOTHING. The dialect's createRequest also
+	// records the received change (withHistory).
+	insertRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
+		idempotency_key, owner, status, status_rank, created_at, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11)
+	ON CONFLICT (owner, idempotency_key) DO NOTHING`
+
+	// updateRequestStatus is the whole of ApplyStatus's decision: it
+	// changes the row only when the new status ranks higher, atomically.
+	// The dialect's advanceRequest also records the change (withHistory).
+	updateRequestStatus = `UPDATE requests
+	SET status = $2, status_rank = $3, result_png_key = $4, result_pdf_key = $5, result_pptx_key = $6,
+		error = $7, updated_at = $8
+	WHERE id = $1 AND status_rank < $3`
 
 	selectRequestByKey = `SELECT ` + requestColumns + ` FROM requests WHERE owner = $1 AND idempotency_key = $2`
 
@@ -37,25 +42,11 @@ const (
 
 	markPublished = `UPDATE requests SET published = TRUE WHERE id = $1`
 
-	// advanceRequest is the whole of ApplyStatus's decision: it changes the
-	// row only when the new status ranks higher, atomically, and records
-	// the change in the history in the same statement (1 row), or does
-	// nothing (0 rows). A concurrent change of the same request waits for
-	// the row lock, then re-checks the rank against the committed row.
-	advanceRequest = `WITH advanced AS (
-		UPDATE requests
-		SET status = $2, status_rank = $3, result_png_key = $4, result_pdf_key = $5, result_pptx_key = $6,
-			error = $7, updated_at = $8
-		WHERE id = $1 AND status_rank < $3
-		RETURNING id, status, error, updated_at
-	)
-	INSERT INTO request_history (request_id, status, error, at)
-	SELECT id, status, error, updated_at FROM advanced`
-
 	requestExists = `SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)`
 
 	// countBacklog reads only the requests_backlog index, whose WHERE it
-	// repeats word for word so that the planner sees the match.
+	// repeats word for word: a parameter would hide the match from the
+	// planner.
 	countBacklog = `SELECT count(*) FROM requests WHERE status = 'received' AND published`
 
 	selectHistory = `SELECT h.status, h.error, h.at, r.result_png_key, r.result_pdf_key, r.result_pptx_key
@@ -68,9 +59,9 @@ const (
 // returns the stored copy (r itself is not modified). When a request with
 // the same Owner and non-empty IdempotencyKey exists, published or not, it
 // returns that one and created=false; concurrent calls with one owner and
-// key create exactly one request. r.ID must be a UUID (EINVALID otherwise); an ID already
-// stored is an ECONFLICT error. r's Status, Result, Error and timestamps are
-// ignored.
+// key create exactly one request. r.ID must be a UUID (EINVALID
+// otherwise); an ID already stored is an ECONFLICT error. r's Status,
+// Result, Error and timestamps are ignored.
 func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe.Request, bool, error) {
 	if r.ID == "" {
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request has no id")
@@ -83,18 +74,20 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
-	tag, err := s.pool.Exec(ctx, createRequest, r.ID, r.ObjectID, r.Style, r.Title, r.Description, r.WebhookURL,
-		r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(), stored.CreatedAt)
-	if isViolation(err, uniqueViolation) { // the key has its own ON CONFLICT: this is the id
+	res, err := s.write.ExecContext(ctx, s.d.createRequest, r.ID, r.ObjectID, r.Style, r.Title, r.Description,
+		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
+		s.d.time(stored.CreatedAt))
+	if s.d.isUniqueViolation(err) { // the key has its own ON CONFLICT: this is the id
 		return nil, false, genpipe.Errorf(genpipe.ECONFLICT, "request %s already exists", r.ID)
 	}
+	n, err := rowsAffected(res, err)
 	if err != nil {
-		return nil, false, fmt.Errorf("postgres: create request %s: %w", r.ID, err)
+		return nil, false, s.fail("create request "+r.ID, err)
 	}
-	if tag.RowsAffected() == 0 { // the idempotency key is taken: return its request
-		twin, err := scanRequest(s.pool.QueryRow(ctx, selectRequestByKey, r.Owner, r.IdempotencyKey))
+	if n == 0 { // the idempotency key is taken: return its request
+		twin, err := scanRequest(s.read.QueryRowContext(ctx, selectRequestByKey, r.Owner, r.IdempotencyKey))
 		if err != nil {
-			return nil, false, fmt.Errorf("postgres: create request %s: read request with its idempotency key: %w", r.ID, err)
+			return nil, false, s.fail("create request "+r.ID+": read request with its idempotency key", err)
 		}
 		return twin, false, nil
 	}
@@ -108,11 +101,11 @@ func (s *Store) MarkPublished(ctx context.Context, id string) error {
 	if !validID(id) {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
-	tag, err := s.pool.Exec(ctx, markPublished, id)
+	n, err := rowsAffected(s.write.ExecContext(ctx, markPublished, id))
 	if err != nil {
-		return fmt.Errorf("postgres: mark request %s published: %w", id, err)
+		return s.fail("mark request "+id+" published", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
 	return nil
@@ -124,21 +117,21 @@ func (s *Store) Request(ctx context.Context, id string) (*genpipe.Request, error
 	if !validID(id) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
-	r, err := scanRequest(s.pool.QueryRow(ctx, selectPublishedRequest, id))
-	if errors.Is(err, pgx.ErrNoRows) {
+	r, err := scanRequest(s.read.QueryRowContext(ctx, selectPublishedRequest, id))
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: read request %s: %w", id, err)
+		return nil, s.fail("read request "+id, err)
 	}
 	return r, nil
 }
 
 // ApplyStatus moves a request to c.Status if that ranks higher than its
 // current status (see genpipe.Status.Rank), storing c.Result and c.Error and
-// setting UpdatedAt to c.At (now if zero), and appends c to the history.
-// Otherwise it changes nothing and returns applied=false. It applies to
-// requests not yet published too: the pipeline may run before
+// setting UpdatedAt to c.At (now if zero), and appends c to the history, in
+// one statement. Otherwise it changes nothing and returns applied=false. It
+// applies to requests not yet published too: the pipeline may run before
 // MarkPublished returns. An unknown request is an ENOTFOUND error, an
 // unknown status an EINVALID one.
 func (s *Store) ApplyStatus(ctx context.Context, c genpipe.StatusChange) (bool, error) {
@@ -156,18 +149,19 @@ func (s *Store) ApplyStatus(ctx context.Context, c genpipe.StatusChange) (bool, 
 	if c.Result != nil {
 		result = *c.Result
 	}
-	tag, err := s.pool.Exec(ctx, advanceRequest, c.RequestID, c.Status, c.Status.Rank(),
-		result.PNGKey, result.PDFKey, result.PPTXKey, c.Error, at)
+	n, err := rowsAffected(s.write.ExecContext(ctx, s.d.advanceRequest, c.RequestID, c.Status, c.Status.Rank(),
+		result.PNGKey, result.PDFKey, result.PPTXKey, c.Error, s.d.time(at)))
 	if err != nil {
-		return false, fmt.Errorf("postgres: apply status %s to %s: %w", c.Status, c.RequestID, err)
+		return false, s.fail("apply status "+string(c.Status)+" to "+c.RequestID, err)
 	}
-	if tag.RowsAffected() == 1 {
+	if n > 0 {
 		return true, nil
 	}
-	// Not an advance, or no such request.
+	// Not an advance, or no such request. Requests are never deleted, so
+	// the answer cannot go stale.
 	var exists bool
-	if err := s.pool.QueryRow(ctx, requestExists, c.RequestID).Scan(&exists); err != nil {
-		return false, fmt.Errorf("postgres: apply status %s to %s: %w", c.Status, c.RequestID, err)
+	if err := s.read.QueryRowContext(ctx, requestExists, c.RequestID).Scan(&exists); err != nil {
+		return false, s.fail("apply status "+string(c.Status)+" to "+c.RequestID, err)
 	}
 	if !exists {
 		return false, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", c.RequestID)
@@ -183,18 +177,26 @@ func (s *Store) History(ctx context.Context, id string) ([]genpipe.StatusChange,
 	if !validID(id) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
-	rows, _ := s.pool.Query(ctx, selectHistory, id) // CollectRows reports the error
-	history, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (genpipe.StatusChange, error) {
+	rows, err := s.read.QueryContext(ctx, selectHistory, id)
+	if err != nil {
+		return nil, s.fail("read history of "+id, err)
+	}
+	defer rows.Close()
+	var history []genpipe.StatusChange
+	for rows.Next() {
 		c := genpipe.StatusChange{RequestID: id}
 		var result genpipe.Result
-		err := row.Scan(&c.Status, &c.Error, &c.At, &result.PNGKey, &result.PDFKey, &result.PPTXKey)
+		if err := rows.Scan(&c.Status, &c.Error, timeColumn{&c.At},
+			&result.PNGKey, &result.PDFKey, &result.PPTXKey); err != nil {
+			return nil, s.fail("read history of "+id, err)
+		}
 		if c.Status == genpipe.StatusDone {
 			c.Result = resultOf(result)
 		}
-		return c, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read history of %s: %w", id, err)
+		history = append(history, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("read history of "+id, err)
 	}
 	if len(history) == 0 { // every stored request has its received change
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
@@ -205,19 +207,19 @@ func (s *Store) History(ctx context.Context, id string) ([]genpipe.StatusChange,
 // Backlog counts the published requests still in status received.
 func (s *Store) Backlog(ctx context.Context) (int, error) {
 	var n int
-	if err := s.pool.QueryRow(ctx, countBacklog).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: count backlog: %w", err)
+	if err := s.read.QueryRowContext(ctx, countBacklog).Scan(&n); err != nil {
+		return 0, s.fail("count backlog", err)
 	}
 	return n, nil
 }
 
 // scanRequest reads one row of requestColumns.
-func scanRequest(row pgx.Row) (*genpipe.Request, error) {
+func scanRequest(row row) (*genpipe.Request, error) {
 	var r genpipe.Request
 	var result genpipe.Result
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,
 		&r.IdempotencyKey, &r.Owner, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
-		&r.Error, &r.CreatedAt, &r.UpdatedAt)
+		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt})
 	if err != nil {
 		return nil, err
 	}
@@ -233,4 +235,19 @@ func resultOf(res genpipe.Result) *genpipe.Result {
 		return nil
 	}
 	return &res
+}
+
+// validID reports whether id can be a stored request ID: a UUID in the
+// canonical form that PostgreSQL returns, so that the ID a caller stores is
+// the ID it reads back.
+func validID(id string) bool {
+	return len(id) == 36 && uuid.Validate(id) == nil && !strings.ContainsAny(id, "ABCDEF")
+}
+
+// rowsAffected returns the number of rows an Exec changed, or its error.
+func rowsAffected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }

@@ -1,13 +1,12 @@
-package postgres
+package sqlstore
 
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/genpipe/genpipe"
 )
@@ -20,33 +19,35 @@ const (
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 	ON CONFLICT (request_id, status) DO NOTHING`
 
-	// selectDueWebhooks reads through the partial index
-	// webhook_deliveries_due. It takes no row locks: it only looks.
-	selectDueWebhooks = `SELECT id, request_id, status, url, state, attempts, next_attempt_at, last_error, created_at
-	FROM webhook_deliveries
-	WHERE state = 'pending' AND next_attempt_at <= $1
-	ORDER BY next_attempt_at, id
-	LIMIT $2`
-
-	// claimDueWebhooks locks the due rows it picks, skipping rows another
-	// claim has locked, and moves their next attempt to the lease's end in
-	// the same statement, so the claim outlives the row locks: once it
-	// commits the rows are no longer due. MATERIALIZED makes the pick run
-	// once, whatever plan the UPDATE gets.
-	claimDueWebhooks = `WITH due AS MATERIALIZED (
-		SELECT id FROM webhook_deliveries
-		WHERE state = 'pending' AND next_attempt_at <= $1
-		ORDER BY next_attempt_at, id
-		LIMIT $3
-		FOR UPDATE SKIP LOCKED)
-	UPDATE webhook_deliveries w SET next_attempt_at = $2
-	FROM due WHERE w.id = due.id
-	RETURNING w.id, w.request_id, w.status, w.url, w.state, w.attempts, w.next_attempt_at, w.last_error, w.created_at`
-
 	updateWebhook = `UPDATE webhook_deliveries
 	SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5
 	WHERE id = $1`
 )
+
+// claimDueWebhooksSQL returns d's statement that picks the due deliveries
+// in due order, through the partial index webhook_deliveries_due, and
+// moves their next attempt to the lease's end: $1 is now, $2 the lease's
+// end, $3 the limit. MATERIALIZED makes the pick run once, whatever plan
+// the UPDATE gets; RETURNING has no order of its own. The pick is named
+// due_id so that id stays the updated table's, which is all that SQLite's
+// RETURNING may name.
+//
+// Where writers run at once (PostgreSQL), the pick locks the rows it takes
+// and skips rows another claim has locked (d.skipLocked), so concurrent
+// claims never return one delivery; the claim outlives the row locks,
+// since once it commits the rows are no longer due. SQLite runs one writer
+// at a time, across processes too, so no two claims overlap.
+func claimDueWebhooksSQL(d *dialect) string {
+	return `WITH due AS MATERIALIZED (
+		SELECT id AS due_id FROM webhook_deliveries
+		WHERE state = 'pending' AND next_attempt_at <= $1
+		ORDER BY next_attempt_at, id
+		LIMIT $3
+		` + d.skipLocked + `)
+	UPDATE webhook_deliveries SET next_attempt_at = $2
+	FROM due WHERE id = due_id
+	RETURNING id, request_id, status, url, state, attempts, next_attempt_at, last_error, created_at`
+}
 
 // EnqueueWebhook adds a delivery unless one for the same request and status
 // exists (then it does nothing and returns nil). An empty State means
@@ -69,38 +70,23 @@ func (s *Store) EnqueueWebhook(ctx context.Context, d genpipe.WebhookDelivery) e
 	if d.NextAttemptAt.IsZero() {
 		d.NextAttemptAt = d.CreatedAt
 	}
-	_, err := s.pool.Exec(ctx, insertWebhook, d.RequestID, d.Status, d.URL, d.State, d.Attempts,
-		d.NextAttemptAt, d.LastError, d.CreatedAt)
-	if isViolation(err, foreignKeyViolation) {
+	_, err := s.write.ExecContext(ctx, insertWebhook, d.RequestID, d.Status, d.URL, d.State, d.Attempts,
+		s.d.time(d.NextAttemptAt), d.LastError, s.d.time(d.CreatedAt))
+	if s.d.isForeignKeyViolation(err) {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", d.RequestID)
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: enqueue webhook %s of %s: %w", d.Status, d.RequestID, err)
+		return s.fail(fmt.Sprintf("enqueue webhook %s of %s", d.Status, d.RequestID), err)
 	}
 	return nil
 }
 
-// DueWebhooks returns at most limit pending deliveries whose NextAttemptAt
-// is not after now, the longest overdue first (by NextAttemptAt, then ID).
-// It claims nothing. limit must be positive.
-func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]genpipe.WebhookDelivery, error) {
-	if limit < 1 {
-		return nil, genpipe.Errorf(genpipe.EINVALID, "limit %d is not positive", limit)
-	}
-	rows, _ := s.pool.Query(ctx, selectDueWebhooks, now, limit) // collectDeliveries reports the error
-	due, err := collectDeliveries(rows)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: due webhooks: %w", err)
-	}
-	return due, nil
-}
-
 // ClaimDueWebhooks claims at most limit pending deliveries whose
-// NextAttemptAt is not after now, the longest overdue first, by setting
-// their NextAttemptAt to now+lease; it returns them as stored after the
-// claim, in ID order. Concurrent claims skip each other's rows (FOR UPDATE
-// SKIP LOCKED) instead of waiting, so they never return the same delivery.
-// limit and lease must be positive.
+// NextAttemptAt is not after now, the longest overdue first (by
+// NextAttemptAt, then ID), by setting their NextAttemptAt to now+lease; it
+// returns them as stored after the claim, in ID order. One statement does
+// it, so concurrent claims never return one delivery. limit and lease must
+// be positive.
 func (s *Store) ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]genpipe.WebhookDelivery, error) {
 	switch {
 	case limit < 1:
@@ -108,22 +94,31 @@ func (s *Store) ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.
 	case lease <= 0:
 		return nil, genpipe.Errorf(genpipe.EINVALID, "lease %v is not positive", lease)
 	}
-	rows, _ := s.pool.Query(ctx, claimDueWebhooks, now, now.Add(lease), limit) // collectDeliveries reports the error
-	claimed, err := collectDeliveries(rows)
+	rows, err := s.write.QueryContext(ctx, s.d.claimDueWebhooks, s.d.time(now), s.d.time(now.Add(lease)), limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: claim due webhooks: %w", err)
+		return nil, s.fail("claim due webhooks", err)
+	}
+	claimed, err := scanDeliveries(rows)
+	if err != nil {
+		return nil, s.fail("claim due webhooks", err)
 	}
 	slices.SortFunc(claimed, func(a, b genpipe.WebhookDelivery) int { return cmp.Compare(a.ID, b.ID) })
 	return claimed, nil
 }
 
-func collectDeliveries(rows pgx.Rows) ([]genpipe.WebhookDelivery, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (genpipe.WebhookDelivery, error) {
+// scanDeliveries reads and closes rows of webhook deliveries.
+func scanDeliveries(rows *sql.Rows) ([]genpipe.WebhookDelivery, error) {
+	defer rows.Close()
+	var out []genpipe.WebhookDelivery
+	for rows.Next() {
 		var d genpipe.WebhookDelivery
-		err := row.Scan(&d.ID, &d.RequestID, &d.Status, &d.URL, &d.State, &d.Attempts,
-			&d.NextAttemptAt, &d.LastError, &d.CreatedAt)
-		return d, err
-	})
+		if err := rows.Scan(&d.ID, &d.RequestID, &d.Status, &d.URL, &d.State, &d.Attempts,
+			timeColumn{&d.NextAttemptAt}, &d.LastError, timeColumn{&d.CreatedAt}); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 // UpdateWebhook records the outcome of an attempt: it stores d's State,
@@ -134,11 +129,12 @@ func (s *Store) UpdateWebhook(ctx context.Context, d genpipe.WebhookDelivery) er
 	if !validState(d.State) {
 		return genpipe.Errorf(genpipe.EINVALID, "unknown webhook state %q", d.State)
 	}
-	tag, err := s.pool.Exec(ctx, updateWebhook, d.ID, d.State, d.Attempts, d.NextAttemptAt, d.LastError)
+	n, err := rowsAffected(s.write.ExecContext(ctx, updateWebhook, d.ID, d.State, d.Attempts,
+		s.d.time(d.NextAttemptAt), d.LastError))
 	if err != nil {
-		return fmt.Errorf("postgres: update webhook %d: %w", d.ID, err)
+		return s.fail(fmt.Sprintf("update webhook %d", d.ID), err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "webhook delivery %d not found", d.ID)
 	}
 	return nil

@@ -1,0 +1,85 @@
+package sqlstore
+
+import (
+	"fmt"
+	"io/fs"
+	"time"
+)
+
+// A dialect is what differs between the databases a Store runs on:
+// sqliteDialect (sqlite.go) and postgresDialect (postgres.go). The method
+// bodies and the statements are shared; the statements that need a
+// database's own SQL are built once from the shared text and the fragments
+// here (build).
+type dialect struct {
+	name string // "sqlite" or "postgres", the prefix of the store's errors
+
+	migrations fs.FS // NNNN_name.sql, applied in version order
+	// createMigrations creates schema_migrations unless it exists.
+	createMigrations string
+	// lockMigrations, unless empty, runs first in the migration's
+	// transaction and keeps other processes from migrating until it ends.
+	lockMigrations string
+
+	// clock is an SQL expression of the database's current time, as a
+	// time column holds it; later(secs) is the same plus secs seconds, an
+	// SQL expression of a float. Claim leases are measured on it: the one
+	// clock every process sharing the database agrees on.
+	clock string
+	later func(secs string) string
+	// withHistory turns a statement that inserts or updates requests
+	// (setting status, error and updated_at) into one that also records
+	// each changed row in request_history, at updated_at. The statement
+	// still reports one affected row per changed request.
+	withHistory func(stmt string) string
+	// skipLocked ends the SELECT that picks the webhook deliveries a claim
+	// takes, so that concurrent claims skip each other's rows instead of
+	// waiting for them; empty where writers never run at once.
+	skipLocked string
+
+	// time returns t as a time column takes it. A timeColumn reads it back.
+	time func(t time.Time) any
+
+	// The driver's errors that the store maps to genpipe's: a unique or a
+	// foreign-key constraint violated, and the database busy with another
+	// connection's write (worth retrying).
+	isUniqueViolation     func(error) bool
+	isForeignKeyViolation func(error) bool
+	isBusy                func(error) bool
+
+	// Built by build.
+	createRequest, advanceRequest                    string // requests.go
+	claimDueWebhooks                                 string // webhooks.go
+	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
+	recordMigration                                  string // migrate.go
+}
+
+// build fills in d's statements from the shared ones and d's fragments,
+// and returns d.
+func (d *dialect) build() *dialect {
+	d.createRequest = d.withHistory(insertRequest)
+	d.advanceRequest = d.withHistory(updateRequestStatus)
+	d.claimDueWebhooks = claimDueWebhooksSQL(d)
+	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
+	d.recordMigration = `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, ` + d.clock + `)`
+	return d
+}
+
+// timeColumn scans a time column into *t, in UTC: PostgreSQL's timestamptz
+// arrives as a time.Time, SQLite's text as a string (see parseTime).
+type timeColumn struct{ t *time.Time }
+
+func (c timeColumn) Scan(src any) error {
+	var err error
+	switch v := src.(type) {
+	case time.Time:
+		*c.t = v.UTC()
+	case string:
+		*c.t, err = parseTime(v)
+	case []byte:
+		*c.t, err = parseTime(string(v))
+	default:
+		err = fmt.Errorf("time column holds %T", src)
+	}
+	return err
+}

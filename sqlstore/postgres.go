@@ -1,0 +1,116 @@
+package sqlstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/genpipe/genpipe"
+)
+
+//go:embed migrations/postgres/*.sql
+var postgresFS embed.FS
+
+// migrateLock is the key of the advisory lock that serializes migrations
+// ("genpipe" in ASCII). Advisory locks are per database, so stores in
+// different schemas of one database migrate one after the other, which
+// costs nothing but a short wait.
+const migrateLock int64 = 0x67656e70697065
+
+// postgresDialect is PostgreSQL's: times are timestamptz, a data-modifying
+// WITH writes the history, and concurrent webhook claims skip each other's
+// locked rows.
+var postgresDialect = (&dialect{
+	name:       "postgres",
+	migrations: mustSub(postgresFS, "migrations/postgres"),
+	createMigrations: `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer     PRIMARY KEY,
+		name       text        NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`,
+	// Held until the transaction ends, so that of several processes
+	// starting at once against a fresh database one migrates and the
+	// others wait, then find nothing to do; even CREATE TABLE IF NOT
+	// EXISTS, which races with itself, runs once at a time.
+	lockMigrations: fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, migrateLock),
+
+	// clock_timestamp(), not now(): the time of the statement, not of the
+	// transaction's start.
+	clock: `clock_timestamp()`,
+	later: func(secs string) string {
+		return `(clock_timestamp() + make_interval(secs => ` + secs + `))`
+	},
+	// One history row per row the statement changed, in the same
+	// statement; the statement's count is the history rows inserted. A
+	// concurrent change of the same request waits for the row lock, then
+	// re-checks its WHERE against the committed row, so one request's
+	// history ids increase in the order its changes were applied.
+	withHistory: func(stmt string) string {
+		return `WITH changed AS (` + stmt + `
+		RETURNING id, status, error, updated_at)
+	INSERT INTO request_history (request_id, status, error, at)
+	SELECT id, status, error, updated_at FROM changed`
+	},
+	skipLocked: `FOR UPDATE SKIP LOCKED`,
+
+	time: func(t time.Time) any { return t },
+
+	isUniqueViolation:     func(err error) bool { return pgCode(err) == "23505" },
+	isForeignKeyViolation: func(err error) bool { return pgCode(err) == "23503" },
+	isBusy:                func(error) bool { return false }, // writers wait for row locks instead
+}).build()
+
+// pgCode returns err's SQLSTATE, or "".
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// openPostgres connects to the PostgreSQL database that url names, through
+// a pgx pool that database/sql uses (stdlib.OpenDBFromPool): pgx keeps its
+// per-connection cache of prepared statements, and the pool's size is
+// pgxpool's (the URL's pool_max_conns, else max(4, number of CPUs); every
+// store of every process counts against the server's max_connections).
+func openPostgres(ctx context.Context, url string, cfg options) (*Store, error) {
+	poolCfg, err := pgxpool.ParseConfig(url)
+	if err != nil { // pgconn redacts the password from its message, best effort
+		return nil, genpipe.Errorf(genpipe.EINVALID, "postgres: database URL: %v", err)
+	}
+	poolCfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		// pgx returns timestamptz in the process's local zone by default;
+		// the store's contract is UTC.
+		conn.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID,
+			Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+		return nil
+	}
+	name := fmt.Sprintf("%s:%d/%s", poolCfg.ConnConfig.Host, poolCfg.ConnConfig.Port, poolCfg.ConnConfig.Database)
+	conns, err := pgxpool.NewWithConfig(ctx, poolCfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
+	}
+	// database/sql keeps up to the pool's size of connections idle rather
+	// than none (OpenDBFromPool's default), since otherwise every call
+	// takes a connection from the pool, wraps it and closes the wrapper,
+	// which costs as much CPU as a short query. It hands an idle
+	// connection back to the pool after the pool's own idle time and
+	// lifetime, and the pool then applies its health checks as usual.
+	db := stdlib.OpenDBFromPool(conns)
+	db.SetMaxOpenConns(int(poolCfg.MaxConns))
+	db.SetMaxIdleConns(int(poolCfg.MaxConns))
+	db.SetConnMaxIdleTime(poolCfg.MaxConnIdleTime)
+	db.SetConnMaxLifetime(poolCfg.MaxConnLifetime)
+	p := newPool(db, false) // pgx prepares statements itself, see pool
+	s := &Store{d: postgresDialect, write: p, read: p, name: name, closeDriver: conns.Close}
+	return s.open(ctx, cfg.logger, "database", name, "max_conns", poolCfg.MaxConns)
+}

@@ -1,0 +1,113 @@
+package sqlstore_test
+
+import (
+	"context"
+	"net"
+	neturl "net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/sqlstore"
+)
+
+// The PostgreSQL tests need a server: GENPIPE_TEST_POSTGRES_URL names it,
+// as a postgres:// URL (scripts/pgtest.sh starts a throwaway one and
+// prints the variable). Each test works in a schema of its own, created
+// for it and dropped after it, named in the store's URL as search_path:
+// much faster than a database per test (CREATE DATABASE copies a template
+// and syncs it to disk), and as isolated, since every statement of the
+// store names its tables unqualified. Tests in parallel each get their own.
+const (
+	urlEnv     = "GENPIPE_TEST_POSTGRES_URL"
+	requireEnv = "GENPIPE_REQUIRE_POSTGRES"
+)
+
+// The next tests need no server.
+
+func TestPostgresOpenBadURL(t *testing.T) {
+	_, err := sqlstore.Open(t.Context(), "postgres://user:secret@host:notaport/db")
+	checkCode(t, "Open with a bad URL", err, genpipe.EINVALID)
+	if err != nil && strings.Contains(err.Error(), "secret") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+func TestPostgresOpenServerDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s, err := sqlstore.Open(ctx, "postgresql://postgres:secret@"+addr+"/postgres?sslmode=disable&connect_timeout=2")
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a server that is down succeeded")
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Errorf("the error shows the password: %v", err)
+	}
+}
+
+// serverURL returns GENPIPE_TEST_POSTGRES_URL, or skips the test loudly
+// (fails it when GENPIPE_REQUIRE_POSTGRES is set). go test shows skips only
+// with -v: scripts/pgtest.sh is what warns when it cannot start a server.
+func serverURL(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv(urlEnv)
+	if url != "" {
+		return url
+	}
+	msg := "!!! no PostgreSQL: " + urlEnv + " is not set, so the PostgreSQL status store is NOT TESTED." +
+		" Run scripts/pgtest.sh start (or scripts/test.sh, which does) to start a local server."
+	if os.Getenv(requireEnv) != "" {
+		t.Fatal(msg + " (" + requireEnv + " is set)")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// freshSchema creates an empty schema on the server at base for the test,
+// drops it when the test ends, and returns a URL whose connections use it.
+func freshSchema(t testing.TB, base string) string {
+	t.Helper()
+	u, err := neturl.Parse(base)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("%s is not a postgres:// URL: %v", urlEnv, err)
+	}
+	schema := "genpipe_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	admin, err := pgx.Connect(t.Context(), base)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", urlEnv, err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() { // after the stores are closed: t.Cleanup runs last first
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	// pgx sends search_path to the server as a run-time parameter.
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

@@ -1,0 +1,153 @@
+package sqlstore_test
+
+import (
+	"database/sql"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/sqlstore"
+)
+
+func TestSQLitePragmas(t *testing.T) {
+	s := open(t, sqliteFile.fresh(t))
+	want := map[string]string{"journal_mode": "wal", "foreign_keys": "1", "synchronous": "1", "busy_timeout": "5000"}
+	for name, db := range map[string]*sql.DB{"write": s.WriteDB(), "read": s.ReadDB()} {
+		for pragma, value := range want {
+			var got string
+			if err := db.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil || got != value {
+				t.Errorf("%s connection: PRAGMA %s = %q, %v; want %q", name, pragma, got, err, value)
+			}
+		}
+	}
+	if _, err := s.ReadDB().ExecContext(t.Context(), `DELETE FROM requests`); err == nil {
+		t.Error("the read pool accepts writes")
+	}
+}
+
+func TestSQLiteOpenInvalidPath(t *testing.T) {
+	for _, url := range []string{"sqlite:", "sqlite:genpipe.db?mode=ro"} {
+		if s, err := sqlstore.Open(t.Context(), url); genpipe.ErrorCode(err) != genpipe.EINVALID {
+			t.Errorf("Open(%q) = %v; want an EINVALID error", url, err)
+			if err == nil {
+				s.Close()
+			}
+		}
+	}
+}
+
+// TestSQLiteTwoStoresOneFile is two processes on one file: they open it
+// together (one migrates, the other waits) and write concurrently, waiting
+// for each other's write lock under busy_timeout.
+func TestSQLiteTwoStoresOneFile(t *testing.T) {
+	url := sqliteFile.fresh(t)
+	stores := make([]*sqlstore.Store, 2)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Go(func() {
+			s, err := sqlstore.Open(t.Context(), url)
+			if err != nil {
+				t.Errorf("Open: %v", err)
+				return
+			}
+			stores[i] = s
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, s := range stores {
+		defer s.Close()
+	}
+	for _, s := range stores {
+		for range 4 {
+			wg.Go(func() {
+				for range 25 {
+					r := newRequest()
+					if _, _, err := s.CreateRequest(t.Context(), r); err != nil {
+						t.Errorf("CreateRequest: %v", err)
+						return
+					}
+					if _, err := s.ApplyStatus(t.Context(), genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking}); err != nil {
+						t.Errorf("ApplyStatus: %v", err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	var n int
+	if err := stores[0].ReadDB().QueryRowContext(t.Context(), `SELECT count(*) FROM requests WHERE status = 'checking'`).Scan(&n); err != nil || n != 200 {
+		t.Errorf("%d requests in checking, %v; want 200", n, err)
+	}
+	if err := stores[0].ReadDB().QueryRowContext(t.Context(), `SELECT count(*) FROM request_history`).Scan(&n); err != nil || n != 400 {
+		t.Errorf("%d history rows, %v; want 400: received and checking of each request", n, err)
+	}
+	if rows, files := migrationRows(t, stores[0]), migrationFiles(t, stores[0]); len(rows) != len(files) {
+		t.Errorf("schema_migrations = %v; want one row for each of %v", rows, files)
+	}
+}
+
+// TestSQLiteOpensEarlierSchema opens a file that an earlier genpipe
+// migrated to version 3 and wrote to, as it did: Open adds the history
+// triggers (0004) and changes nothing else, and the requests go on.
+func TestSQLiteOpensEarlierSchema(t *testing.T) {
+	ctx := t.Context()
+	path := tempPath(t)
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(ON)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, query, args...); err != nil {
+			t.Fatalf("%.60s: %v", query, err)
+		}
+	}
+	exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
+	for i, name := range []string{"0001_init.sql", "0002_request_owner.sql", "0003_stage_claims.sql"} {
+		body, err := fs.ReadFile(sqlstore.SQLiteMigrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(string(body))
+		exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, i+1, name, "2025-01-02T03:04:05.123456Z")
+	}
+	r := newRequest()
+	created := "2025-01-02T03:04:06.000001Z"
+	exec(`INSERT INTO requests (id, object_id, style, status, status_rank, published, created_at, updated_at)
+		VALUES ($1, $2, $3, 'received', 1, TRUE, $4, $4)`, r.ID, r.ObjectID, r.Style, created)
+	exec(`INSERT INTO request_history (request_id, status, at) VALUES ($1, 'received', $2)`, r.ID, created)
+	db.Close()
+
+	s := open(t, "sqlite:"+path)
+	rows := migrationRows(t, s)
+	if len(rows) != 4 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" {
+		t.Fatalf("schema_migrations = %v; want the three earlier and 0004", rows)
+	}
+	want := []string{"1 0001_init.sql 2025-01-02T03:04:05.123456Z", "2 0002_request_owner.sql 2025-01-02T03:04:05.123456Z",
+		"3 0003_stage_claims.sql 2025-01-02T03:04:05.123456Z"}
+	if !slices.Equal(rows[:3], want) {
+		t.Errorf("schema_migrations = %v; want %v kept", rows[:3], want)
+	}
+	at := time.Now()
+	if applied, err := s.ApplyStatus(ctx, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at}); err != nil || !applied {
+		t.Fatalf("ApplyStatus = %v, %v; want applied", applied, err)
+	}
+	h, err := s.History(ctx, r.ID)
+	if err != nil || len(h) != 2 || h[0].Status != genpipe.StatusReceived || h[1].Status != genpipe.StatusChecking {
+		t.Fatalf("History = %+v, %v; want the stored received and the new checking", h, err)
+	}
+	if want, _ := time.Parse(time.RFC3339Nano, created); !h[0].At.Equal(want) || !h[1].At.Equal(at.UTC().Truncate(time.Microsecond)) {
+		t.Errorf("History times %v, %v; want %v, %v", h[0].At, h[1].At, want, at)
+	}
+}
+
+func tempPath(t testing.TB) string { return filepath.Join(t.TempDir(), "genpipe.db") }
