@@ -25,6 +25,7 @@ package aisim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -50,47 +51,47 @@ const (
 type Option func(*config)
 
 type config struct {
-	latency   time.Duration // < 0: the model's default
-	capacity  int
-	faultRate float64
-	busyRate  float64
-	seed      uint64
-	seeded    bool         // seed was set
-	client    *http.Client // fetches images and uploads slides: see defaultClient
-	logger    *slog.Logger
+	latency    time.Duration
+	latencySet bool // else the model's default
+	capacity   int
+	faultRate  float64
+	busyRate   float64
+	seed       uint64
+	seeded     bool         // seed was set
+	client     *http.Client // fetches images and uploads slides: see defaultClient
+	logger     *slog.Logger
 }
 
 // WithLatency sets how long each call holds its slot: the model's thinking
 // time. The work (fetching, decoding, rendering) runs inside it, so a call
 // takes max(latency, work) plus the uploads. Defaults: DefaultCheckLatency
 // for the check service, DefaultGenerateLatency for the generate service;
-// 0 means no delay beyond the work, which suits tests.
+// 0 means no delay beyond the work, which suits tests; less is invalid.
 func WithLatency(d time.Duration) Option {
-	return func(c *config) { c.latency = max(d, 0) }
+	return func(c *config) { c.latency, c.latencySet = d, true }
 }
 
 // WithCapacity sets how many calls may be in flight at once; one more gets
-// 429. Default DefaultCapacity; values below 1 mean 1.
+// 429. Default DefaultCapacity; it must be at least 1.
 func WithCapacity(n int) Option {
-	return func(c *config) { c.capacity = max(n, 1) }
+	return func(c *config) { c.capacity = n }
 }
 
 // WithFaultRate makes the service answer a call with 500 Internal Server
 // Error (a problem+json) with probability p, decided when the call arrives,
 // after its input is validated and before it takes a slot: the injected
 // failure costs no capacity and never reaches the model, so it is counted
-// in Stats.InjectedFaults, not in Calls. Default 0 (never); p is clamped to
-// [0, 1]. For fault tests: a worker must retry these without paying twice.
+// in Stats.InjectedFaults, not in Calls. Default 0 (never); p must be from
+// 0 to 1. For fault tests: a worker must retry these without paying twice.
 func WithFaultRate(p float64) Option {
 	return func(c *config) { c.faultRate = p }
 }
 
 // WithBusyRate makes the service answer a call with 429 Too Many Requests
 // and Retry-After: 1 with probability p, decided on arrival like
-// WithFaultRate (one draw decides both; if the two rates add up to more
-// than 1, the busy rate gets what the fault rate leaves). The refusals are
-// counted in Stats.InjectedBusy, not in OverCapacity. Default 0 (never); p
-// is clamped to [0, 1].
+// WithFaultRate (one draw decides both, so the two rates must add up to
+// at most 1). The refusals are counted in Stats.InjectedBusy, not in
+// OverCapacity. Default 0 (never); p must be from 0 to 1.
 func WithBusyRate(p float64) Option {
 	return func(c *config) { c.busyRate = p }
 }
@@ -108,19 +109,38 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
-func newConfig(defaultLatency time.Duration, opts []Option) config {
-	c := config{latency: -1, capacity: DefaultCapacity}
+func newConfig(defaultLatency time.Duration, opts []Option) (config, error) {
+	c := config{capacity: DefaultCapacity}
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.latency < 0 {
+	if !c.latencySet {
 		c.latency = defaultLatency
+	}
+	if err := c.validate(); err != nil {
+		return c, err
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	c.client = defaultClient()
-	return c
+	return c, nil
+}
+
+// validate reports every option out of its range, naming the option.
+func (c *config) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf("aisim: "+format, args...))
+		}
+	}
+	check(c.latency < 0, "latency %v: want 0 or more", c.latency)
+	check(c.capacity < 1, "capacity %d: want at least 1", c.capacity)
+	check(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
+	check(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
+	check(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
+	return errors.Join(errs...)
 }
 
 // defaultClient fetches images from and uploads slides to presigned URLs.
@@ -166,17 +186,20 @@ type call struct {
 func New(model string, opts ...Option) (*Service, error) {
 	switch model {
 	case "check":
-		return NewCheckService(opts...), nil
+		return NewCheckService(opts...)
 	case "generate":
-		return NewGenerateService(opts...), nil
+		return NewGenerateService(opts...)
 	}
 	return nil, fmt.Errorf("aisim: unknown model %q: want check or generate", model)
 }
 
-func newService(m model, defaultLatency time.Duration, opts []Option) *Service {
-	cfg := newConfig(defaultLatency, opts)
+func newService(m model, defaultLatency time.Duration, opts []Option) (*Service, error) {
+	cfg, err := newConfig(defaultLatency, opts)
+	if err != nil {
+		return nil, err
+	}
 	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity),
-		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}
+		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
 }
 
 // Handler returns the service's HTTP handler: its model's route, GET

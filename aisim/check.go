@@ -15,8 +15,9 @@ import (
 // MaxImageSide pixels a side that decode cleanly; anything else gets a
 // failing verdict with a readable reason, including a link that answers 403
 // or 404. Other fetch failures are a 502 problem, worth retrying.
-// Default latency DefaultCheckLatency, capacity DefaultCapacity.
-func NewCheckService(opts ...Option) *Service {
+// Default latency DefaultCheckLatency, capacity DefaultCapacity. An option
+// out of its range is an error naming it.
+func NewCheckService(opts ...Option) (*Service, error) {
 	m := model{name: "check", route: "POST /v1/check", parse: parseCheck}
 	return newService(m, DefaultCheckLatency, opts)
 }

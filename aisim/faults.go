@@ -34,23 +34,16 @@ type injector struct {
 	busy   int64
 }
 
-// newInjector clamps the rates to [0, 1], the busy rate further to what
-// the error rate leaves, so one uniform draw decides between the two.
+// newInjector draws with rates from [0, 1] that add up to at most 1 (the
+// options' validation sees to it), so one uniform draw decides between the
+// two.
 func newInjector(errorRate, busyRate float64, seed uint64, seeded bool) *injector {
-	in := &injector{errorRate: clamp01(errorRate)}
-	in.busyRate = min(clamp01(busyRate), 1-in.errorRate)
+	in := &injector{errorRate: errorRate, busyRate: busyRate}
 	if !seeded {
 		seed = rand.Uint64()
 	}
 	in.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	return in
-}
-
-func clamp01(p float64) float64 {
-	if !(p > 0) { // also NaN
-		return 0
-	}
-	return min(p, 1)
 }
 
 // draw decides the fate of one arriving call and counts it.

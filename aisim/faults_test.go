@@ -2,7 +2,9 @@ package aisim
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"time"
 )
 
 // The draws follow the rates, and the same seed gives the same sequence.
@@ -33,33 +35,43 @@ func TestInjectorRates(t *testing.T) {
 	}
 }
 
-func TestInjectorClamps(t *testing.T) {
+// Rates of 0 and 1 draw only the one outcome.
+func TestInjectorEdges(t *testing.T) {
 	for _, tc := range []struct {
 		name                string
 		errorRate, busyRate float64
-		wantError, wantBusy float64
-		onlyFault           fault
-		checkOnlyFaultDrawn bool
+		only                fault
 	}{
-		{name: "none", onlyFault: noFault, checkOnlyFaultDrawn: true},
-		{name: "negative", errorRate: -1, busyRate: math.NaN(), onlyFault: noFault, checkOnlyFaultDrawn: true},
-		{name: "always 500", errorRate: 1, busyRate: 0.5, wantError: 1, onlyFault: faultError, checkOnlyFaultDrawn: true},
-		{name: "always 429", busyRate: 7, wantBusy: 1, onlyFault: faultBusy, checkOnlyFaultDrawn: true},
-		{name: "sum over 1", errorRate: 0.8, busyRate: 0.5, wantError: 0.8, wantBusy: 0.2},
+		{name: "none", only: noFault},
+		{name: "always 500", errorRate: 1, only: faultError},
+		{name: "always 429", busyRate: 1, only: faultBusy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInjector(tc.errorRate, tc.busyRate, 1, true)
-			if in.errorRate != tc.wantError || math.Abs(in.busyRate-tc.wantBusy) > 1e-12 {
-				t.Errorf("rates %v, %v; want %v, %v", in.errorRate, in.busyRate, tc.wantError, tc.wantBusy)
-			}
-			if !tc.checkOnlyFaultDrawn {
-				return
-			}
 			for range 100 {
-				if f := in.draw(); f != tc.onlyFault {
-					t.Fatalf("drew %d, want only %d", f, tc.onlyFault)
+				if f := in.draw(); f != tc.only {
+					t.Fatalf("drew %d, want only %d", f, tc.only)
 				}
 			}
 		})
+	}
+}
+
+// Rates out of range are refused with an error naming them, not clamped.
+func TestRatesOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		opts []Option
+		want string
+	}{
+		{[]Option{WithFaultRate(-1)}, "fault rate"},
+		{[]Option{WithFaultRate(math.NaN())}, "fault rate"},
+		{[]Option{WithBusyRate(7)}, "busy rate"},
+		{[]Option{WithFaultRate(0.8), WithBusyRate(0.5)}, "at most 1 together"},
+		{[]Option{WithCapacity(0)}, "capacity"},
+		{[]Option{WithLatency(-time.Second)}, "latency"},
+	} {
+		if _, err := NewCheckService(tc.opts...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewCheckService with a bad %s = %v; want an error naming it", tc.want, err)
+		}
 	}
 }

@@ -18,8 +18,9 @@ import (
 // (genpipe.ContentTypePNG, ContentTypePDF, ContentTypePPTX). It answers
 // 200 GenerateOutput once all three are stored; 400 for a bad input or
 // style, 422 for an unusable image, 502 when a fetch or an upload failed.
-// Default latency DefaultGenerateLatency, capacity DefaultCapacity.
-func NewGenerateService(opts ...Option) *Service {
+// Default latency DefaultGenerateLatency, capacity DefaultCapacity. An
+// option out of its range is an error naming it.
+func NewGenerateService(opts ...Option) (*Service, error) {
 	m := model{name: "generate", route: "POST /v1/generate", parse: parseGenerate}
 	return newService(m, DefaultGenerateLatency, opts)
 }

@@ -87,7 +87,10 @@ func TestBacklogCountedAtMostOnceASecond(t *testing.T) {
 	f := newFixture(t)
 	store := &countingStore{RequestStore: f.store}
 	producer := f.env.Kafka.NewProducer(t)
-	srv := api.NewServer(store, genpipe.NewSubmitter(store, producer, f.topics.Requests), f.env.Objects, api.NewHub(), api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv, err := api.NewServer(store, genpipe.NewSubmitter(store, producer, f.topics.Requests), f.env.Objects, api.NewHub(), api.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	f.server = ts

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -61,19 +62,33 @@ type config struct {
 	now          func() time.Time
 }
 
+// Defaults of the Server's options.
+const (
+	DefaultUploadTTL     = 15 * time.Minute
+	DefaultResultTTL     = time.Hour
+	DefaultMaxUploadSize = 10 << 20 // bytes
+	DefaultMaxBacklog    = 10000
+	DefaultRateBurst     = 20
+	// MaxURLTTL is the longest a presigned URL may live (SigV4 allows seven
+	// days): the bound of WithUploadTTL and WithResultTTL.
+	MaxURLTTL = 7 * 24 * time.Hour
+)
+
 // Option configures a Server.
 type Option func(*config)
 
 // WithUploadTTL sets how long an upload URL accepts the image, overriding
-// 15 minutes.
+// DefaultUploadTTL (15 minutes). It must be positive and at most MaxURLTTL.
 func WithUploadTTL(d time.Duration) Option { return func(c *config) { c.uploadTTL = d } }
 
-// WithResultTTL sets how long result links stay valid, overriding 1 hour.
-// Every GET presigns fresh links.
+// WithResultTTL sets how long result links stay valid, overriding
+// DefaultResultTTL (1 hour). Every GET presigns fresh links. It must be
+// positive and at most MaxURLTTL.
 func WithResultTTL(d time.Duration) Option { return func(c *config) { c.resultTTL = d } }
 
 // WithMaxUploadSize sets the largest image, in bytes, that a request may
-// use, overriding 10 MiB. POST /v1/uploads refuses a larger declared
+// use, overriding DefaultMaxUploadSize (10 MiB); it must be positive. POST
+// /v1/uploads refuses a larger declared
 // contentLength and POST /v1/requests a larger stored image, both with 413,
 // so the AI is never asked to read one.
 func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = n } }
@@ -81,14 +96,15 @@ func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = 
 // WithMaxBacklog bounds the backlog: published requests not yet started
 // (status received). Above it, POST /v1/requests answers 429 with
 // Retry-After at once instead of queueing work that would wait long. The
-// default is 10000; 0 means no bound. The count is read from the status
+// default is DefaultMaxBacklog (10000); 0 means no bound, less is invalid. The count is read from the status
 // store at most once a second (plus this process's own acceptances since),
 // so with several API processes the bound may be passed by what they accept
 // within a second.
 func WithMaxBacklog(n int) Option { return func(c *config) { c.maxBacklog = n } }
 
 // WithRateLimit limits each client to rps requests a second on average to
-// the /v1/ endpoints, with bursts of up to burst (at least 1); over it the
+// the /v1/ endpoints, with bursts of up to burst (at least 1;
+// DefaultRateBurst is what genpipe's -rate-burst offers); over it the
 // API answers 429 with Retry-After. A client is its API key when keys are
 // on, else its remote IP address (for IPv6 its /64), taken from the
 // connection, not from headers a client can forge: behind a proxy, every
@@ -142,16 +158,17 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 
 // NewServer returns the API. It reads requests from store and takes new
 // ones in through submitter; hub delivers live status changes to SSE
-// streams (fed from the results topic).
-func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects genpipe.ObjectStore, hub *Hub, opts ...Option) *Server {
+// streams (fed from the results topic). An option out of its range is an
+// error naming it.
+func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects genpipe.ObjectStore, hub *Hub, opts ...Option) (*Server, error) {
 	cfg := config{
-		uploadTTL:   15 * time.Minute,
-		resultTTL:   time.Hour,
+		uploadTTL:   DefaultUploadTTL,
+		resultTTL:   DefaultResultTTL,
 		maxBody:     1 << 20,
 		maxDescLen:  2000,
 		maxTitleLen: 200,
-		maxUpload:   10 << 20,
-		maxBacklog:  10000,
+		maxUpload:   DefaultMaxUploadSize,
+		maxBacklog:  DefaultMaxBacklog,
 		lookupNetIP: func(ctx context.Context, host string) ([]netip.Addr, error) {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
@@ -164,13 +181,33 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	s := &Server{store: store, submitter: submitter, objects: objects, hub: hub, cfg: cfg, mux: http.NewServeMux(),
 		keys: newKeyring(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store}}
 	if cfg.rateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)
 	}
 	s.routes()
-	return s
+	return s, nil
+}
+
+// validate reports every option out of its range, naming the option.
+func (c *config) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf("api: "+format, args...))
+		}
+	}
+	check(c.uploadTTL <= 0 || c.uploadTTL > MaxURLTTL, "upload TTL %v: want more than 0 and at most %v", c.uploadTTL, MaxURLTTL)
+	check(c.resultTTL <= 0 || c.resultTTL > MaxURLTTL, "result TTL %v: want more than 0 and at most %v", c.resultTTL, MaxURLTTL)
+	check(c.maxUpload < 1, "max upload size %d: want at least 1 byte", c.maxUpload)
+	check(c.maxBacklog < 0, "max backlog %d: want 0 (no bound) or more", c.maxBacklog)
+	check(c.rateLimit < 0, "rate limit %g: want 0 (no limit) or more", c.rateLimit)
+	check(c.rateLimit > 0 && c.rateBurst < 1, "rate burst %d: want at least 1", c.rateBurst)
+	return errors.Join(errs...)
 }
 
 // Handler returns the HTTP handler.

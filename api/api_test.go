@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,10 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	env := testenv.New(t, testenv.WithPartitions(2), testenv.WithProducer(kafka.WithDeliveryTimeout(time.Second)))
 	f := &fixture{env: env, store: env.Store, topics: env.Topics}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, genpipe.NewSubmitter(f.store, env.Producer, f.topics.Requests), env.Objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
+	srv, err := api.NewServer(f.store, genpipe.NewSubmitter(f.store, env.Producer, f.topics.Requests), env.Objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.server = httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
 	return f
@@ -171,9 +175,12 @@ func TestKafkaUnreachableIs503ThenRetrySucceeds(t *testing.T) {
 func TestReadyzReportsEachDependency(t *testing.T) {
 	f := newFixture(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := api.NewServer(f.store, nil, f.env.Objects, api.NewHub(), api.WithLogger(quiet),
+	srv, err := api.NewServer(f.store, nil, f.env.Objects, api.NewHub(), api.WithLogger(quiet),
 		api.WithReadinessCheck("database", f.store.Ping),
 		api.WithReadinessCheck("kafka", func(context.Context) error { return fmt.Errorf("broker away") }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	resp, err := http.Get(ts.URL + "/readyz")
@@ -188,5 +195,30 @@ func TestReadyzReportsEachDependency(t *testing.T) {
 	_ = json.NewDecoder(resp.Body).Decode(&ready)
 	if resp.StatusCode != http.StatusServiceUnavailable || ready.Ready || ready.Checks["database"] != "ok" || ready.Checks["kafka"] != "broker away" {
 		t.Fatalf("readyz = %d %+v, want 503 naming kafka", resp.StatusCode, ready)
+	}
+}
+
+// An option out of its range stops NewServer with an error naming it,
+// rather than being clamped or ignored.
+func TestOptionsOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		opt  api.Option
+		want string
+	}{
+		{api.WithUploadTTL(0), "upload TTL"},
+		{api.WithUploadTTL(8 * 24 * time.Hour), "upload TTL"},
+		{api.WithResultTTL(-time.Second), "result TTL"},
+		{api.WithMaxUploadSize(0), "max upload size"},
+		{api.WithMaxBacklog(-1), "max backlog"},
+		{api.WithRateLimit(-1, 5), "rate limit"},
+		{api.WithRateLimit(1, 0), "rate burst"},
+	} {
+		_, err := api.NewServer(nil, nil, nil, api.NewHub(), c.opt)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("NewServer with a bad %s = %v; want an error naming it", c.want, err)
+		}
+	}
+	if _, err := api.NewServer(nil, nil, nil, api.NewHub(), api.WithMaxBacklog(0), api.WithRateLimit(0, 0)); err != nil {
+		t.Errorf("no backlog bound and no rate limit: %v", err)
 	}
 }

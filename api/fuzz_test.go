@@ -39,7 +39,10 @@ func FuzzValidateRequest(f *testing.F) {
 	// The corpus is read relative to the working directory, which the
 	// embedded object store of TestMain has moved.
 	f.Chdir(packageDir)
-	s := NewServer(nil, nil, nil, NewHub(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s, err := NewServer(nil, nil, nil, NewHub(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		f.Fatal(err)
+	}
 	s.cfg.lookupNetIP = fakeLookup
 	f.Add([]byte(`{"objectId":"0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a","style":"minimal","description":"A slide"}`), "")
 	f.Fuzz(func(t *testing.T, body []byte, idempotencyKey string) {

@@ -127,6 +127,7 @@ func validate(brokers []string, group string, topics []string, handle Handler, c
 	check(cfg.maxBuffered < 1, "max buffered %d, want at least 1", cfg.maxBuffered)
 	check(cfg.shutdownTimeout < 0, "shutdown timeout %v, want at least 0", cfg.shutdownTimeout)
 	check(cfg.commitInterval <= 0, "commit interval %v, want more than 0", cfg.commitInterval)
+	check(cfg.sessionTimeout <= 0, "session timeout %v, want more than 0", cfg.sessionTimeout)
 	check(cfg.cooldown < 0, "overload cooldown %v, want at least 0", cfg.cooldown)
 	check(cfg.increaseAfter < 1, "increase after %d successes, want at least 1", cfg.increaseAfter)
 	return errors.Join(errs...)
@@ -143,9 +144,8 @@ func (e *Engine) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onLost),
 	}
-	if d := e.cfg.sessionTimeout; d > 0 {
-		opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))
-	}
+	d := e.cfg.sessionTimeout
+	opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))
 	if d := e.cfg.rebalanceTimeout; d > 0 {
 		opts = append(opts, kgo.RebalanceTimeout(d))
 	}

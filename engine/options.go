@@ -11,6 +11,7 @@ import (
 const (
 	DefaultCapacity          = 64
 	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultSessionTimeout    = 45 * time.Second // franz-go's and the Java client's default
 	DefaultCommitInterval    = time.Second
 	DefaultOverloadCooldown  = time.Second
 	DefaultIncreaseAfter     = 4
@@ -36,6 +37,7 @@ func defaultConfig() config {
 	return config{
 		capacity:        DefaultCapacity,
 		shutdownTimeout: DefaultShutdownTimeout,
+		sessionTimeout:  DefaultSessionTimeout,
 		commitInterval:  DefaultCommitInterval,
 		cooldown:        DefaultOverloadCooldown,
 		increaseAfter:   DefaultIncreaseAfter,
@@ -83,11 +85,12 @@ func WithShutdownTimeout(d time.Duration) Option {
 }
 
 // WithSessionTimeout sets how long the group waits for a heartbeat from this
-// member before it declares it dead and rebalances, overriding franz-go's
-// default of 45s. Heartbeats come from a background goroutine, so handler
-// time never counts. Shorter detects crashed members sooner but rebalances
-// on long GC or network pauses; it must be within the broker's
-// group.min/max.session.timeout.ms. The heartbeat interval is set to a third
+// member before it declares it dead and rebalances, overriding
+// DefaultSessionTimeout (45s). Heartbeats come from a background goroutine,
+// so handler time never counts. Shorter detects crashed members sooner but
+// rebalances on long GC or network pauses; it must be within the broker's
+// group.min/max.session.timeout.ms (6s to 30m on a stock Apache Kafka,
+// which refuses a join outside them). The heartbeat interval is set to a third
 // of it, at most franz-go's default of 3s.
 func WithSessionTimeout(d time.Duration) Option {
 	return func(c *config) { c.sessionTimeout = d }

@@ -39,8 +39,11 @@ const (
 	GroupProtocolConsumer = "consumer"
 )
 
-// Defaults of a Conn's options.
+// Defaults of a Conn's options, and of the settings genpipe's commands
+// connect with.
 const (
+	DefaultBrokers       = "127.0.0.1:9092" // a local broker, as `genpipe broker` runs one
+	DefaultPartitions    = 16               // partitions of each topic genpipe creates (see EnsureTopics)
 	DefaultClientID      = "genpipe"
 	DefaultCompression   = "snappy"
 	DefaultGroupProtocol = GroupProtocolClassic

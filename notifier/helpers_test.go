@@ -53,7 +53,11 @@ func newEnv(t *testing.T, opts ...notifier.Option) *env {
 		notifier.WithMaxRetryDelay(maxDelay),
 		notifier.WithPrivateWebhooks(true), // the receivers are on loopback
 	}, opts...)
-	e.n = notifier.New(e.store, e.store, e.objects, secret, opts...)
+	n, err := notifier.New(e.store, e.store, e.objects, secret, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.n = n
 	return e
 }
 

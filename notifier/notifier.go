@@ -9,6 +9,7 @@ package notifier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -44,6 +45,16 @@ type config struct {
 	now          func() time.Time
 }
 
+// Defaults of the Notifier's options.
+const (
+	DefaultRetryWindow     = time.Hour
+	DefaultMaxRetryDelay   = 5 * time.Minute
+	DefaultPollInterval    = 250 * time.Millisecond
+	DefaultConcurrency     = 8
+	DefaultClaimLease      = time.Minute
+	DefaultShutdownTimeout = 10 * time.Second // the webhook client's timeout: any attempt may finish
+)
+
 // Option configures a Notifier.
 type Option func(*config)
 
@@ -55,44 +66,37 @@ type Option func(*config)
 func WithPrivateWebhooks(allow bool) Option { return func(cfg *config) { cfg.allowPrivate = allow } }
 
 // WithRetryWindow sets how long a failing webhook receiver keeps getting
-// retries, overriding 1 hour. After it the delivery is abandoned (GET and
-// SSE still show the status).
+// retries, overriding DefaultRetryWindow (1 hour); it must be positive.
+// After it the delivery is abandoned (GET and SSE still show the status).
 func WithRetryWindow(d time.Duration) Option { return func(cfg *config) { cfg.retryWindow = d } }
 
 // WithMaxRetryDelay caps the exponential delay between webhook attempts,
-// overriding 5 minutes.
+// overriding DefaultMaxRetryDelay (5 minutes); it must be positive.
 func WithMaxRetryDelay(d time.Duration) Option { return func(cfg *config) { cfg.maxDelay = d } }
 
 // WithPollInterval sets how often the outbox is checked for due
-// deliveries, overriding 250 ms.
+// deliveries, overriding DefaultPollInterval (250 ms); it must be positive.
 func WithPollInterval(d time.Duration) Option { return func(cfg *config) { cfg.pollInterval = d } }
 
-// WithConcurrency sets how many webhook POSTs run at once, overriding 8.
-func WithConcurrency(n int) Option { return func(cfg *config) { cfg.concurrency = max(n, 1) } }
+// WithConcurrency sets how many webhook POSTs run at once, overriding
+// DefaultConcurrency (8); it must be at least 1.
+func WithConcurrency(n int) Option { return func(cfg *config) { cfg.concurrency = n } }
 
 // WithClaimLease sets how long a notifier holds the deliveries it takes from
-// the outbox, overriding 1 minute. Another notifier on the same status store
+// the outbox, overriding DefaultClaimLease (1 minute); it must be positive.
+// Another notifier on the same status store
 // takes them over only after it, so a notifier that dies mid-send delays
 // their retry by up to the lease. Keep it above the longest attempt (the
 // HTTP client's timeout, and the shutdown timeout at shutdown), or a
-// delivery still under way may be sent a second time. A d that is not
-// positive keeps the default.
-func WithClaimLease(d time.Duration) Option {
-	return func(cfg *config) {
-		if d > 0 {
-			cfg.claimLease = d
-		}
-	}
-}
+// delivery still under way may be sent a second time.
+func WithClaimLease(d time.Duration) Option { return func(cfg *config) { cfg.claimLease = d } }
 
 // WithShutdownTimeout sets how long webhook POSTs under way may run once
-// RunWebhooks' context is done, overriding 10 seconds (the default HTTP
-// client's timeout, so that any attempt may finish). Attempts still running
-// after it are canceled and their deliveries handed back, due at once; 0
-// hands them back at once.
-func WithShutdownTimeout(d time.Duration) Option {
-	return func(cfg *config) { cfg.shutdown = max(d, 0) }
-}
+// RunWebhooks' context is done, overriding DefaultShutdownTimeout (10
+// seconds, the webhook client's timeout, so that any attempt may finish).
+// Attempts still running after it are canceled and their deliveries handed
+// back, due at once; 0 hands them back at once, less is invalid.
+func WithShutdownTimeout(d time.Duration) Option { return func(cfg *config) { cfg.shutdown = d } }
 
 // WithEndToEndHook sets a func called once per request when its terminal
 // status (done, rejected, failed) is first recorded, with the record's
@@ -109,16 +113,17 @@ func WithEndToEndHook(hook func(ctx context.Context, status genpipe.Status, took
 func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
 // New returns a Notifier that records status changes in requests, queues
-// webhooks in outbox and signs them with secret.
-func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects genpipe.ObjectStore, secret []byte, opts ...Option) *Notifier {
+// webhooks in outbox and signs them with secret. An empty secret, or an
+// option out of its range, is an error naming it.
+func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects genpipe.ObjectStore, secret []byte, opts ...Option) (*Notifier, error) {
 	cfg := config{
-		retryWindow:  time.Hour,
-		maxDelay:     5 * time.Minute,
+		retryWindow:  DefaultRetryWindow,
+		maxDelay:     DefaultMaxRetryDelay,
 		resultTTL:    24 * time.Hour,
-		pollInterval: 250 * time.Millisecond,
-		concurrency:  8,
-		claimLease:   time.Minute,
-		shutdown:     10 * time.Second,
+		pollInterval: DefaultPollInterval,
+		concurrency:  DefaultConcurrency,
+		claimLease:   DefaultClaimLease,
+		shutdown:     DefaultShutdownTimeout,
 		publishWait:  10 * time.Second,
 		onTerminal:   func(context.Context, genpipe.Status, time.Duration) {},
 		logger:       slog.Default(),
@@ -127,8 +132,29 @@ func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects ge
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if err := cfg.validate(secret); err != nil {
+		return nil, err
+	}
 	cfg.client = webhookClient(cfg.allowPrivate)
-	return &Notifier{requests: requests, outbox: outbox, objects: objects, secret: secret, cfg: cfg}
+	return &Notifier{requests: requests, outbox: outbox, objects: objects, secret: secret, cfg: cfg}, nil
+}
+
+// validate reports every option out of its range, naming the option.
+func (c *config) validate(secret []byte) error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf("notifier: "+format, args...))
+		}
+	}
+	check(len(secret) == 0, "no webhook secret: receivers could not verify what they get")
+	check(c.retryWindow <= 0, "retry window %v: want more than 0", c.retryWindow)
+	check(c.maxDelay <= 0, "max retry delay %v: want more than 0", c.maxDelay)
+	check(c.pollInterval <= 0, "poll interval %v: want more than 0", c.pollInterval)
+	check(c.concurrency < 1, "concurrency %d: want at least 1", c.concurrency)
+	check(c.claimLease <= 0, "claim lease %v: want more than 0", c.claimLease)
+	check(c.shutdown < 0, "shutdown timeout %v: want 0 or more", c.shutdown)
+	return errors.Join(errs...)
 }
 
 // Handle records e, a status event of the results topic, and, for a

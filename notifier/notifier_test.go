@@ -500,3 +500,29 @@ func TestRunWebhooksConcurrentlyAndOnce(t *testing.T) {
 		t.Errorf("took %v, no faster than one at a time (%v)", took, serial)
 	}
 }
+
+// An option out of its range, or no secret, stops New with an error naming
+// it, rather than being clamped or ignored.
+func TestOptionsOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		opt  notifier.Option
+		want string
+	}{
+		{notifier.WithConcurrency(0), "concurrency"},
+		{notifier.WithClaimLease(0), "claim lease"},
+		{notifier.WithShutdownTimeout(-time.Second), "shutdown timeout"},
+		{notifier.WithPollInterval(0), "poll interval"},
+		{notifier.WithRetryWindow(0), "retry window"},
+		{notifier.WithMaxRetryDelay(-time.Second), "max retry delay"},
+	} {
+		if _, err := notifier.New(nil, nil, nil, secret, c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("New with a bad %s = %v; want an error naming it", c.want, err)
+		}
+	}
+	if _, err := notifier.New(nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "secret") {
+		t.Errorf("New without a secret = %v; want an error", err)
+	}
+	if _, err := notifier.New(nil, nil, nil, secret, notifier.WithShutdownTimeout(0)); err != nil {
+		t.Errorf("a shutdown timeout of 0 (hand back at once): %v", err)
+	}
+}

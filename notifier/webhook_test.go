@@ -73,8 +73,12 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 	for i := range envs {
 		log, logs := testutil.CaptureLogs(t)
 		e := openEnv(t, path, logs)
-		e.n = notifier.New(e.store, e.store, e.objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2), notifier.WithPrivateWebhooks(true),
-			notifier.WithLogger(log.With("notifier", i)))
+		n, err := notifier.New(e.store, e.store, e.objects, secret, notifier.WithPollInterval(poll), notifier.WithConcurrency(2),
+			notifier.WithPrivateWebhooks(true), notifier.WithLogger(log.With("notifier", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.n = n
 		envs[i] = e
 	}
 	ids := make([]string, deliveries)

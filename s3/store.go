@@ -115,12 +115,19 @@ func WithPresignEndpoint(endpoint string) Option {
 	return func(o *options) { o.presignEndpoint = endpoint }
 }
 
+// Defaults of the settings genpipe's commands use for a store.
+const (
+	DefaultEndpoint = "http://127.0.0.1:9000" // a local store, as `genpipe objectstore` runs one
+	DefaultBucket   = "genpipe"
+	DefaultRegion   = "us-east-1" // what MinIO and versitygw use unless configured otherwise
+)
+
 // New returns a Store for bucket at endpoint, a URL such as
 // http://127.0.0.1:9000 or https://s3.eu-west-1.amazonaws.com, with a static
 // access key pair. It does not contact the store: see EnsureBucket and Ping.
 func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store, error) {
 	cfg := options{
-		region:      "us-east-1",
+		region:      DefaultRegion,
 		corsOrigins: []string{"*"},
 		log:         slog.New(slog.DiscardHandler),
 	}

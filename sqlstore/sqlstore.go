@@ -80,6 +80,34 @@ func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
 }
 
+// DefaultURL is the database genpipe's commands open unless told
+// otherwise: a SQLite file in the working directory.
+const DefaultURL = "sqlite:genpipe.db"
+
+// errURL is the answer to a URL Open does not know. It does not quote the
+// URL: a URL may hold a password.
+var errURL = genpipe.Errorf(genpipe.EINVALID, "database URL: want sqlite:PATH or postgres://user:password@host:port/dbname")
+
+// CheckURL returns an EINVALID error unless url is one Open knows how to
+// open. It does not connect: a command checks its flags with it at start.
+func CheckURL(url string) error {
+	if _, _, ok := parseURL(url); !ok {
+		return errURL
+	}
+	return nil
+}
+
+// parseURL tells which database url names and what its driver opens.
+func parseURL(url string) (kind, target string, ok bool) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:") && len(url) > len("sqlite:"):
+		return "sqlite", strings.TrimPrefix(url, "sqlite:"), true
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return "postgres", url, true
+	}
+	return "", "", false
+}
+
 // Open opens the database that url names and brings its schema up to date:
 //
 //   - sqlite:PATH is the SQLite file at PATH, created if needed; see
@@ -101,14 +129,15 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	kind, target, ok := parseURL(url)
 	switch {
-	case strings.HasPrefix(url, "sqlite:"):
-		return openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"), cfg)
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		return openPostgres(ctx, url, cfg)
+	case !ok:
+		return nil, errURL
+	case kind == "sqlite":
+		return openSQLite(ctx, target, cfg)
+	default:
+		return openPostgres(ctx, target, cfg)
 	}
-	// Not quoted: a URL may hold a password.
-	return nil, genpipe.Errorf(genpipe.EINVALID, "database URL: want sqlite:PATH or postgres://user:password@host:port/dbname")
 }
 
 // open finishes opening a store on its pools: it migrates, checks that the

@@ -17,10 +17,15 @@ type Check struct {
 	ai genpipe.Checker
 }
 
-// NewCheck returns the check stage.
+// NewCheck returns the check stage, or an error naming an option out of
+// its range.
 func NewCheck(ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
-	topics genpipe.Topics, opts ...Option) *Check {
-	return &Check{ai: ai, stage: newStage(genpipe.StageCheck, "checking the image", objects, publisher, claims, topics, opts)}
+	topics genpipe.Topics, opts ...Option) (*Check, error) {
+	s, err := newStage(genpipe.StageCheck, "checking the image", objects, publisher, claims, topics, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Check{ai: ai, stage: s}, nil
 }
 
 // Handle checks the request of e, a submitted event. It returns a

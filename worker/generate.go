@@ -16,10 +16,15 @@ type Generate struct {
 	ai genpipe.Generator
 }
 
-// NewGenerate returns the generate stage.
+// NewGenerate returns the generate stage, or an error naming an option
+// out of its range.
 func NewGenerate(ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
-	topics genpipe.Topics, opts ...Option) *Generate {
-	return &Generate{ai: ai, stage: newStage(genpipe.StageGenerate, "generating the slide", objects, publisher, claims, topics, opts)}
+	topics genpipe.Topics, opts ...Option) (*Generate, error) {
+	s, err := newStage(genpipe.StageGenerate, "generating the slide", objects, publisher, claims, topics, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Generate{ai: ai, stage: s}, nil
 }
 
 // Handle generates the slide of e, a checked event; errors as for

@@ -8,6 +8,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,6 +16,9 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
 )
+
+// DefaultLease is how long a claim holds without a renewal (see WithLease).
+const DefaultLease = 30 * time.Second
 
 // Option configures a stage.
 type Option func(*config)
@@ -31,12 +35,12 @@ type config struct {
 	now          func() time.Time
 }
 
-func newConfig(opts []Option) config {
+func newConfig(opts []Option) (config, error) {
 	c := config{
 		retry:        backoff.Default,
 		publishRetry: backoff.Policy{Base: 100 * time.Millisecond, Max: 5 * time.Second},
 		urlTTL:       15 * time.Minute, // outlasts an AI call with its retries
-		lease:        30 * time.Second,
+		lease:        DefaultLease,
 		heldPoll:     time.Second,
 		onOverload:   func(context.Context) {},
 		onRetry:      func(context.Context, genpipe.Stage, error) {},
@@ -46,42 +50,40 @@ func newConfig(opts []Option) config {
 	for _, o := range opts {
 		o(&c)
 	}
-	return c
+	return c, c.validate()
+}
+
+// validate reports every option out of its range, naming the option.
+func (c *config) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf("worker: "+format, args...))
+		}
+	}
+	check(c.retry.Attempts < 1, "AI call attempts %d: want at least 1 (a paid call is never retried without bound)", c.retry.Attempts)
+	check(c.lease <= 0, "claim lease %v: want more than 0", c.lease)
+	check(c.heldPoll <= 0, "held poll %v: want more than 0", c.heldPoll)
+	return errors.Join(errs...)
 }
 
 // WithRetry sets how an AI call that answers 429, 5xx or times out is
 // retried, overriding backoff.Default. After the last attempt the request
-// becomes failed with the reason. Attempts below 1 count as 1: a paid call
+// becomes failed with the reason. Attempts must be at least 1: a paid call
 // is never retried without bound.
-func WithRetry(p backoff.Policy) Option {
-	return func(c *config) {
-		p.Attempts = max(p.Attempts, 1)
-		c.retry = p
-	}
-}
+func WithRetry(p backoff.Policy) Option { return func(c *config) { c.retry = p } }
 
 // WithLease sets how long a claim on a request's stage holds without a
-// renewal, overriding 30 seconds. The worker renews it every third of it
-// while the AI call runs; when a worker dies, the request waits this long
-// before another worker takes it over. Shorter takes over sooner and
-// writes to the status database more often.
-func WithLease(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.lease = d
-		}
-	}
-}
+// renewal, overriding DefaultLease (30 seconds); it must be positive. The
+// worker renews it every third of it while the AI call runs; when a worker
+// dies, the request waits this long before another worker takes it over.
+// Shorter takes over sooner and writes to the status database more often.
+func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } }
 
 // WithHeldPoll sets how often a record whose request another worker is
-// working on checks whether that one finished, overriding 1 second.
-func WithHeldPoll(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.heldPoll = d
-		}
-	}
-}
+// working on checks whether that one finished, overriding 1 second; it
+// must be positive.
+func WithHeldPoll(d time.Duration) Option { return func(c *config) { c.heldPoll = d } }
 
 // WithOverloadReport sets a func called with the record's context each
 // time the AI answers 429, overriding a no-op. Wire it to
@@ -115,9 +117,10 @@ type stage struct {
 }
 
 func newStage(name genpipe.Stage, what string, objects genpipe.ObjectStore, publisher genpipe.Publisher,
-	claims genpipe.ClaimStore, topics genpipe.Topics, opts []Option) stage {
-	return stage{config: newConfig(opts), name: name, what: what, objects: objects, publisher: publisher,
-		claims: claims, topics: topics, owners: newOwners()}
+	claims genpipe.ClaimStore, topics genpipe.Topics, opts []Option) (stage, error) {
+	cfg, err := newConfig(opts)
+	return stage{config: cfg, name: name, what: what, objects: objects, publisher: publisher,
+		claims: claims, topics: topics, owners: newOwners()}, err
 }
 
 // fail reports the request failed with the outcome's reason. When this

@@ -32,7 +32,7 @@ func TestCheckPasses(t *testing.T) {
 	topics := env.Topics
 	svc, ai := checkAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	check := worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "corporate", Title: "Q3", Description: "quarterly results"}
@@ -76,7 +76,7 @@ func TestCheckRejects(t *testing.T) {
 			topics := env.Topics
 			_, ai := checkAI(t)
 			log, _ := testutil.CaptureLogs(t)
-			check := worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+			check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 			objectID := uuid.NewString()
 			if tc.data != nil {
 				objectID = upload(t, tc.contentType, tc.data)
@@ -109,7 +109,7 @@ func TestGenerateDone(t *testing.T) {
 	topics := env.Topics
 	svc, ai := generateAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	gen := worker.NewGenerate(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	gen := mustGenerate(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
@@ -179,7 +179,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	topics := env.Topics
 	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
 	log, _ := testutil.CaptureLogs(t)
-	check := worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
+	check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
 	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
 
 	ids := make([]string, n)
@@ -290,10 +290,10 @@ func stageUnderTest(t *testing.T, stage, url string, env *testenv.Env, opts ...w
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 	switch stage {
 	case "check":
-		return worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
+		return mustCheck(t, aiclient.NewChecker(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
 			testutil.JobEvent(genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
 	case "generate":
-		return worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
+		return mustGenerate(t, aiclient.NewGenerator(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
 			testutil.JobEvent(genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
 	}
 	t.Fatalf("unknown stage %q", stage)
@@ -311,9 +311,9 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			var svc *aisim.Service
 			var url string
 			if stage == "check" {
-				svc = aisim.NewCheckService(aisim.WithLatency(time.Minute))
+				svc = mustService(t, aisim.NewCheckService, aisim.WithLatency(time.Minute))
 			} else {
-				svc = aisim.NewGenerateService(aisim.WithLatency(time.Minute))
+				svc = mustService(t, aisim.NewGenerateService, aisim.WithLatency(time.Minute))
 			}
 			url = serve(t, svc.Handler())
 			log, _ := testutil.CaptureLogs(t)
@@ -360,7 +360,7 @@ func TestGenerateUnknownStyle(t *testing.T) {
 	topics := env.Topics
 	svc, ai := generateAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	gen := worker.NewGenerate(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	gen := mustGenerate(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
 	wantDeadLetter(t, gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
@@ -385,7 +385,7 @@ func TestKafkaDown(t *testing.T) {
 	down := env.Producer
 	svc, ai := checkAI(t)
 	log, logs := testutil.CaptureLogs(t)
-	check := worker.NewCheck(ai, env.Objects, down, newClaims(t), env.Topics, worker.WithLogger(log))
+	check := mustCheck(t, ai, env.Objects, down, newClaims(t), env.Topics, worker.WithLogger(log))
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
@@ -409,5 +409,25 @@ func wantDeadLetter(t *testing.T, err error, attempts int) {
 	var dl *genpipe.DeadLetterError
 	if !errors.As(err, &dl) || dl.Reason == "" || dl.Attempts != attempts {
 		t.Fatalf("Handle = %v; want a dead letter with a reason after %d attempt(s)", err, attempts)
+	}
+}
+
+// An option out of its range stops the constructor with an error naming
+// it, rather than being clamped or ignored.
+func TestOptionsOutOfRange(t *testing.T) {
+	for _, c := range []struct {
+		opt  worker.Option
+		want string
+	}{
+		{worker.WithLease(0), "claim lease"},
+		{worker.WithHeldPoll(-time.Second), "held poll"},
+		{worker.WithRetry(backoff.Policy{Attempts: 0}), "AI call attempts"},
+	} {
+		if _, err := worker.NewCheck(nil, nil, nil, nil, genpipe.DefaultTopics(), c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("NewCheck with a bad %s = %v; want an error naming it", c.want, err)
+		}
+		if _, err := worker.NewGenerate(nil, nil, nil, nil, genpipe.DefaultTopics(), c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("NewGenerate with a bad %s = %v; want an error naming it", c.want, err)
+		}
 	}
 }

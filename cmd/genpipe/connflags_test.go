@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"flag"
 	"io"
 	"strings"
 	"testing"
@@ -96,32 +95,44 @@ func tlsFromFiles(t *testing.T, f kafka.TLSFiles) *tls.Config {
 	return c
 }
 
-// parseFlags registers register's flags on a fresh config and parses args.
-func parseFlags(t *testing.T, register func(*flag.FlagSet, *config), args ...string) *config {
+// parseFlags registers a fresh T's flags and parses args.
+func parseFlags[T any, P interface {
+	*T
+	register(*flags)
+}](t *testing.T, args ...string) (*T, error) {
 	t.Helper()
-	var cfg config
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	register(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	cfg := P(new(T))
+	f := newFlags("test", io.Discard)
+	cfg.register(f)
+	return (*T)(cfg), f.Parse(args)
+}
+
+// mustParse is parseFlags for arguments that must parse.
+func mustParse[T any, P interface {
+	*T
+	register(*flags)
+}](t *testing.T, args ...string) *T {
+	t.Helper()
+	cfg, err := parseFlags[T, P](t, args...)
+	if err != nil {
 		t.Fatalf("parse %v: %v", args, err)
 	}
-	return &cfg
+	return cfg
 }
 
 func TestKafkaConnFlagValues(t *testing.T) {
-	cfg := parseFlags(t, kafkaFlags)
-	conn, err := cfg.kafkaConn()
+	cfg := mustParse[kafkaSettings](t)
+	conn, err := cfg.conn()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := conn.String(); got != "127.0.0.1:9092 (plaintext)" {
 		t.Errorf("defaults connect as %s, want plaintext to 127.0.0.1:9092", got)
 	}
-	cfg = parseFlags(t, kafkaFlags, "-brokers", "a:9093,b:9093", "-kafka-tls-server-name", "kafka.internal",
+	cfg = mustParse[kafkaSettings](t, "-brokers", "a:9093,b:9093", "-kafka-tls-server-name", "kafka.internal",
 		"-kafka-sasl-mechanism", "scram-sha-256", "-kafka-sasl-user", "svc", "-kafka-sasl-password", "pw",
 		"-kafka-group-protocol", "consumer")
-	conn, err = cfg.kafkaConn()
+	conn, err = cfg.conn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +147,14 @@ func TestKafkaConnFlagValues(t *testing.T) {
 		{"-kafka-tls-ca", "/nonexistent/ca.pem"},
 		{"-kafka-tls-cert", "/nonexistent/cert.pem"}, // no key
 	} {
-		if _, err := parseFlags(t, kafkaFlags, args...).kafkaConn(); err == nil {
+		if _, err := mustParse[kafkaSettings](t, args...).conn(); err == nil {
 			t.Errorf("%v: accepted", args)
 		}
 	}
 }
+
+// s3Required are the flags without a default that every S3 user needs.
+var s3Required = []string{"-s3-access-key", "a", "-s3-secret-key", "s"}
 
 func TestS3Flags(t *testing.T) {
 	for _, c := range []struct {
@@ -157,35 +171,34 @@ func TestS3Flags(t *testing.T) {
 		if c.env != nil {
 			t.Setenv(c.env[0], c.env[1])
 		}
-		cfg := parseFlags(t, s3Flags, c.args...)
-		if cfg.S3PathStyle.set != c.set || cfg.S3PathStyle.v != c.v {
-			t.Errorf("%v %v: path style %v", c.args, c.env, cfg.S3PathStyle.String())
+		cfg := mustParse[s3Settings](t, append(c.args, s3Required...)...)
+		if cfg.PathStyle.set != c.set || cfg.PathStyle.v != c.v {
+			t.Errorf("%v %v: path style %v", c.args, c.env, cfg.PathStyle.String())
 		}
 		wantOpts := 2 // session token, region
 		if c.set {
 			wantOpts++
 		}
-		if n := len(cfg.s3Options()); n != wantOpts {
+		if n := len(cfg.options()); n != wantOpts {
 			t.Errorf("%v %v: %d options, want %d", c.args, c.env, n, wantOpts)
 		}
 	}
-	var cfg config
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	s3Flags(fs, &cfg)
-	if err := fs.Parse([]string{"-s3-path-style=sometimes"}); err == nil {
+	if _, err := parseFlags[s3Settings](t, append([]string{"-s3-path-style=sometimes"}, s3Required...)...); err == nil {
 		t.Error("-s3-path-style=sometimes accepted")
 	}
 
 	t.Setenv("GENPIPE_S3_SECRET_KEY", "secret from env")
 	t.Setenv("GENPIPE_S3_SESSION_TOKEN", "token from env")
 	var help bytes.Buffer
-	fs = flag.NewFlagSet("test", flag.ContinueOnError)
-	fs.SetOutput(&help)
-	s3Flags(fs, &cfg)
-	fs.PrintDefaults()
-	if cfg.S3SecretKey != "secret from env" || cfg.S3SessionToken != "token from env" {
-		t.Errorf("secrets from the environment: %q, %q", cfg.S3SecretKey, cfg.S3SessionToken)
+	var cfg s3Settings
+	f := newFlags("test", &help)
+	cfg.register(f)
+	if err := f.Parse([]string{"-s3-access-key", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	f.PrintDefaults()
+	if cfg.SecretKey != "secret from env" || cfg.SessionToken != "token from env" {
+		t.Errorf("secrets from the environment: %q, %q", cfg.SecretKey, cfg.SessionToken)
 	}
 	if strings.Contains(help.String(), "from env") {
 		t.Errorf("help shows a secret:\n%s", help.String())

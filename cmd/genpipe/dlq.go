@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/kafka"
 )
 
@@ -35,14 +36,15 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errors.New("dlq: want list or replay")
 	}
 	var (
-		cfg           config
+		cfg           clientConfig
 		asJSON, all   bool
 		dryRun        bool
 		ids, requests listFlag
 	)
-	fs := flagSet("dlq "+args[0], &cfg, stderr)
+	fs := newFlags("dlq "+args[0], stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, dlqUsage); fs.PrintDefaults() }
-	kafkaFlags(fs, &cfg)
+	cfg.common.register(fs)
+	cfg.Kafka.register(fs)
 	if args[0] == "list" {
 		fs.BoolVar(&asJSON, "json", false, "print JSON lines instead of a table")
 	} else {
@@ -56,11 +58,11 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	conn, err := cfg.kafkaConn()
+	conn, err := cfg.Kafka.conn()
 	if err != nil {
 		return err
 	}
-	letters, err := conn.ReadDeadLetters(ctx, cfg.Topics.DeadLetters)
+	letters, err := conn.ReadDeadLetters(ctx, genpipe.DefaultTopics().DeadLetters)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ var errTrapsFound = errors.New("traps found")
 
 func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		cfg                      config
+		cfg                      clientConfig
 		configFile, topic, group string
 		asJSON                   bool
 		handlerTime              time.Duration
@@ -26,7 +26,8 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		consumers, inFlight      int
 		keyless                  bool
 	)
-	fs := flagSet("doctor", &cfg, stderr)
+	fs := newFlags("doctor", stderr)
+	cfg.common.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: genpipe doctor [flags]
 
@@ -38,16 +39,17 @@ in a live topic and group. Exits 1 when it finds any.
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&configFile, "config", "", "Java client properties file (linger.ms, batch.size, max.poll.records, ...)")
-	fs.StringVar(&cfg.Brokers, "brokers", "", "inspect a live cluster at these brokers")
+	fs.StringVar(&cfg.Kafka.Brokers, "brokers", "", "inspect a live cluster at these brokers")
 	fs.StringVar(&topic, "topic", "", "the topic to inspect (with -brokers)")
 	fs.StringVar(&group, "group", "", "the consumer group to inspect (with -brokers)")
-	kafkaConnFlags(fs, &cfg)
-	fs.DurationVar(&handlerTime, "handler-time", 3*time.Second, "time to process one record (the AI's latency)")
-	fs.IntVar(&capacity, "ai-capacity", 64, "concurrent calls the AI takes")
-	fs.IntVar(&partitions, "partitions", 64, "partitions of the topic")
-	fs.IntVar(&consumers, "consumers", 64, "consumers in the group")
-	fs.IntVar(&inFlight, "in-flight", 1, "records one consumer processes at once")
-	fs.BoolVar(&keyless, "keyless", true, "events are produced without a key")
+	cfg.Kafka.kafkaConnSettings.register(fs)
+	def := doctor.JavaDefaults() // the article's workload, on the Java client's defaults
+	fs.Duration(&handlerTime, "handler-time", "", def.HandlerTime, "time to process one record (the AI's latency)", positive)
+	fs.Int(&capacity, "ai-capacity", "", def.AICapacity, "concurrent calls the AI takes", atLeast(1))
+	fs.Int(&partitions, "partitions", "", def.Partitions, "partitions of the topic", atLeast(1))
+	fs.Int(&consumers, "consumers", "", def.Consumers, "consumers in the group", atLeast(1))
+	fs.Int(&inFlight, "in-flight", "", def.InFlight, "records one consumer processes at once", atLeast(1))
+	fs.Bool(&keyless, "keyless", "", def.Keyless, "events are produced without a key")
 	fs.BoolVar(&asJSON, "json", false, "print findings as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,8 +75,8 @@ in a live topic and group. Exits 1 when it finds any.
 		}
 	})
 	findings := doctor.Diagnose(s)
-	if cfg.Brokers != "" && topic != "" {
-		conn, err := cfg.kafkaConn()
+	if cfg.Kafka.Brokers != "" && topic != "" {
+		conn, err := cfg.Kafka.conn()
 		if err != nil {
 			return err
 		}

@@ -15,14 +15,15 @@ import (
 
 func cmdLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		cfg                       config
+		cfg                       clientConfig
 		scenario, profiles, shape string
 		requests, burst, workers  int
 		duration, drain           time.Duration
 		rate, scale               float64
 		jsonFile, outDir          string
 	)
-	fs := flagSet("loadtest", &cfg, stderr)
+	fs := newFlags("loadtest", stderr)
+	cfg.common.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: genpipe loadtest [flags]
 
@@ -44,8 +45,8 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 	fs.IntVar(&workers, "workers", 1, "genpipe profile: engines (group members with their own clients) per stage, sharing the AI's capacity")
 	fs.Float64Var(&scale, "time-scale", loadtest.DefaultTimeScale, "multiplies every duration (AI latencies, poll interval, timeouts, workload)")
 	fs.DurationVar(&drain, "drain-timeout", loadtest.DefaultDrainTimeout, "after the last request, wait this long (unscaled) for the rest; what does not complete is lost")
-	fs.StringVar(&cfg.Brokers, "brokers", "", "Kafka brokers to use (comma-separated); empty starts an embedded broker")
-	kafkaConnFlags(fs, &cfg)
+	fs.StringVar(&cfg.Kafka.Brokers, "brokers", "", "Kafka brokers to use (comma-separated); empty starts an embedded broker")
+	cfg.Kafka.kafkaConnSettings.register(fs)
 	fs.StringVar(&jsonFile, "json", "", "write the report as JSON to this file")
 	fs.StringVar(&outDir, "out", "", "write charts and report.html to this directory")
 	if err := fs.Parse(args); err != nil {
@@ -65,7 +66,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 			names = append(names, p)
 		}
 	}
-	kafkaOpts, err := cfg.kafkaConnOptions()
+	kafkaOpts, err := cfg.Kafka.options()
 	if err != nil {
 		return err
 	}
@@ -75,7 +76,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 		Workload:     loadtest.Workload{Shape: shape, Requests: requests, Duration: duration, Rate: rate, BurstSize: burst},
 		TimeScale:    scale,
 		Workers:      workers,
-		Brokers:      cfg.brokerList(),
+		Brokers:      splitList(cfg.Kafka.Brokers),
 		Kafka:        kafkaOpts,
 		DrainTimeout: drain,
 		Logger:       log,

@@ -161,8 +161,7 @@ func TestMetricsOfUp(t *testing.T) {
 // A part without an HTTP server serves /metrics and /healthz on
 // -metrics-addr until it stops.
 func TestMetricsAddr(t *testing.T) {
-	cfg := &config{Brokers: sys.Brokers[0]}
-	obs, err := newObservability(t.Context(), cfg, "genpipe-test", slog.New(slog.DiscardHandler))
+	obs, err := newObservability(t.Context(), "genpipe-test", kafkaSettings{Brokers: sys.Brokers[0]}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +204,7 @@ func TestLogFormat(t *testing.T) {
 		json   bool
 	}{{"", false}, {"text", false}, {"json", true}} {
 		var buf bytes.Buffer
-		cfg := config{LogLevel: "info", LogFormat: c.format}
+		cfg := common{LogLevel: "info", LogFormat: c.format}
 		log, err := cfg.logger(&buf, "check-worker")
 		if err != nil {
 			t.Fatalf("format %q: %v", c.format, err)
@@ -223,7 +222,7 @@ func TestLogFormat(t *testing.T) {
 			t.Errorf("text line %q lacks request=r-1", buf.String())
 		}
 	}
-	cfg := config{LogLevel: "info", LogFormat: "yaml"}
+	cfg := common{LogLevel: "info", LogFormat: "yaml"}
 	if _, err := cfg.logger(io.Discard, ""); err == nil {
 		t.Error("-log-format yaml accepted")
 	}

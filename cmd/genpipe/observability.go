@@ -24,8 +24,9 @@ import (
 type observability struct {
 	metrics *metrics.Registry
 	tracing *tracing.Tracing
-	cfg     *config
+	kafka   kafkaSettings // how the lag reader connects
 	log     *slog.Logger
+	stop    func() // stops the -metrics-addr server, if any
 
 	mu  sync.Mutex
 	lag *kafka.LagReader // made on first use: only consumers need it
@@ -33,8 +34,9 @@ type observability struct {
 
 // newObservability returns the process's observability. Tracing is on when
 // the standard OTEL_* environment asks for OTLP export (see tracing.FromEnv);
-// service is its default service.name.
-func newObservability(ctx context.Context, cfg *config, service string, log *slog.Logger) (*observability, error) {
+// service is its default service.name. Consumers' lag is read from the
+// brokers k names.
+func newObservability(ctx context.Context, service string, k kafkaSettings, log *slog.Logger) (*observability, error) {
 	tr, err := tracing.FromEnv(ctx, service)
 	if err != nil {
 		return nil, err
@@ -42,27 +44,21 @@ func newObservability(ctx context.Context, cfg *config, service string, log *slo
 	if tr.On() {
 		log.Info("tracing: exporting spans over OTLP", "service", service)
 	}
-	return &observability{metrics: metrics.New(metrics.WithLogger(log)), tracing: tr, cfg: cfg, log: log}, nil
+	return &observability{metrics: metrics.New(metrics.WithLogger(log)), tracing: tr, kafka: k, log: log, stop: func() {}}, nil
 }
 
-// observe returns the observability a part uses: up's, or for a standalone
-// part a new one, serving /metrics and /healthz on -metrics-addr when set.
-// release stops that server and flushes the spans; call it when the part
-// is done.
-func (c *config) observe(ctx context.Context, part string, log *slog.Logger) (obs *observability, release func(), err error) {
-	if c.obs != nil {
-		return c.obs, func() {}, nil
-	}
-	if obs, err = newObservability(ctx, c, "genpipe-"+part, log); err != nil {
-		return nil, nil, err
-	}
-	_, stop, err := obs.serve(ctx, c.MetricsAddr)
+// startObservability returns a new observability that also serves
+// /metrics and /healthz on metricsAddr, when set, until it is closed.
+func startObservability(ctx context.Context, service, metricsAddr string, k kafkaSettings, log *slog.Logger) (*observability, error) {
+	obs, err := newObservability(ctx, service, k, log)
 	if err != nil {
-		obs.close()
-		return nil, nil, err
+		return nil, err
 	}
-	c.obs = obs
-	return obs, func() { stop(); obs.close() }, nil
+	if _, obs.stop, err = obs.serve(ctx, metricsAddr); err != nil {
+		obs.close()
+		return nil, err
+	}
+	return obs, nil
 }
 
 // serve serves /metrics and /healthz on addr until stop is called, and
@@ -92,8 +88,12 @@ func (o *observability) serve(ctx context.Context, addr string) (url string, sto
 	return url, func() { cancel(); <-done }, nil
 }
 
-// close flushes the spans still buffered and closes the lag reader.
+// close stops the metrics server, flushes the spans still buffered and
+// closes the lag reader.
 func (o *observability) close() {
+	if o.stop != nil {
+		o.stop()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := o.tracing.Shutdown(ctx); err != nil {
@@ -159,7 +159,7 @@ func (o *observability) groupLag(ctx context.Context, group string) (map[string]
 // newLagReader connects as every Kafka client of the process does (TLS,
 // SASL).
 func (o *observability) newLagReader() (*kafka.LagReader, error) {
-	conn, err := o.cfg.kafkaConn()
+	conn, err := o.kafka.conn()
 	if err != nil {
 		return nil, err
 	}

@@ -248,11 +248,11 @@ func TestAPIFlags(t *testing.T) {
 		args         []string
 		allowPrivate bool
 		keys         []string
-		check        func(cfg *config) error
+		check        func(s apiSettings) error
 	}{
-		{command: "api", allowPrivate: false, check: func(cfg *config) error {
-			if cfg.MaxBacklog != 10000 || cfg.RateLimit != 0 || cfg.UploadTTL != 15*time.Minute || cfg.ResultTTL != time.Hour {
-				return fmt.Errorf("defaults: %+v", cfg)
+		{command: "api", allowPrivate: false, check: func(s apiSettings) error {
+			if s.MaxBacklog != 10000 || s.RateLimit != 0 || s.UploadTTL != 15*time.Minute || s.ResultTTL != time.Hour {
+				return fmt.Errorf("defaults: %+v", s)
 			}
 			return nil
 		}},
@@ -260,9 +260,9 @@ func TestAPIFlags(t *testing.T) {
 		{command: "up", args: []string{"-allow-private-webhooks=false"}, allowPrivate: false},
 		{command: "api", env: map[string]string{"GENPIPE_API_KEYS": " k1, ,k2 ", "GENPIPE_ALLOW_PRIVATE_WEBHOOKS": "true",
 			"GENPIPE_MAX_BACKLOG": "0", "GENPIPE_UPLOAD_TTL": "90s", "GENPIPE_RESULT_TTL": "5m"},
-			allowPrivate: true, keys: []string{"k1", "k2"}, check: func(cfg *config) error {
-				if cfg.MaxBacklog != 0 || cfg.UploadTTL != 90*time.Second || cfg.ResultTTL != 5*time.Minute {
-					return fmt.Errorf("from the environment: %+v", cfg)
+			allowPrivate: true, keys: []string{"k1", "k2"}, check: func(s apiSettings) error {
+				if s.MaxBacklog != 0 || s.UploadTTL != 90*time.Second || s.ResultTTL != 5*time.Minute {
+					return fmt.Errorf("from the environment: %+v", s)
 				}
 				return nil
 			}},
@@ -271,21 +271,32 @@ func TestAPIFlags(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			var cfg config
 			var help bytes.Buffer
-			fs := flagSet(c.command, &cfg, &help)
-			if err := fs.Parse(c.args); err != nil {
+			f := newFlags(c.command, &help)
+			var settings *apiSettings
+			switch c.command {
+			case "api":
+				var cfg apiConfig
+				cfg.register(f)
+				settings = &cfg.API
+				c.args = append(c.args, s3Required...)
+			case "up":
+				var cfg upConfig
+				cfg.register(f)
+				settings = &cfg.API
+			}
+			if err := f.Parse(c.args); err != nil {
 				t.Fatal(err)
 			}
-			if *cfg.AllowPrivateWebhooks != c.allowPrivate || strings.Join(splitList(cfg.APIKeys), ",") != strings.Join(c.keys, ",") {
-				t.Errorf("allow private webhooks %v, keys %q; want %v, %q", *cfg.AllowPrivateWebhooks, cfg.APIKeys, c.allowPrivate, c.keys)
+			if settings.AllowPrivateWebhooks != c.allowPrivate || strings.Join(splitList(settings.APIKeys), ",") != strings.Join(c.keys, ",") {
+				t.Errorf("allow private webhooks %v, keys %q; want %v, %q", settings.AllowPrivateWebhooks, settings.APIKeys, c.allowPrivate, c.keys)
 			}
 			if c.check != nil {
-				if err := c.check(&cfg); err != nil {
+				if err := c.check(*settings); err != nil {
 					t.Error(err)
 				}
 			}
-			fs.PrintDefaults()
+			f.PrintDefaults()
 			for _, want := range []string{"-api-keys", "$GENPIPE_API_KEYS", "-allow-private-webhooks", "-max-backlog",
 				"-rate-limit", "-rate-burst", "-upload-ttl", "-result-ttl", "-max-upload-bytes"} {
 				if !strings.Contains(help.String(), want) {

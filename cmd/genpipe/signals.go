@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // How every command shuts down: the first SIGINT or SIGTERM cancels its
@@ -17,19 +16,6 @@ import (
 // its group, HTTP servers stop accepting and finish their requests). A
 // second signal is for an operator who will not wait: the process exits at
 // once, and whatever was in flight is handled again by the next owner.
-
-// defaultShutdownTimeout is engine.DefaultShutdownTimeout, the bound when
-// -shutdown-timeout is 0 or unset.
-const defaultShutdownTimeout = 30 * time.Second
-
-// shutdownTimeout is how long in-flight work may finish after the first
-// signal.
-func (c *config) shutdownTimeout() time.Duration {
-	if c.ShutdownTimeout > 0 {
-		return c.ShutdownTimeout
-	}
-	return defaultShutdownTimeout
-}
 
 // onSignals returns a context canceled at the first SIGINT or SIGTERM. At
 // the second it calls exit with 128 + the signal's number (130 for SIGINT,

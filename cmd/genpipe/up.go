@@ -16,8 +16,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/objectstore"
+	"github.com/genpipe/genpipe/s3"
 )
 
 // upURLs is what `up` serves, for people and for tests.
@@ -28,90 +31,116 @@ type upURLs struct {
 	WebhookSecret                         string
 }
 
+// upConfig is the configuration of `genpipe up`: the whole system in one
+// process on embedded defaults.
+type upConfig struct {
+	service
+	Addr             string
+	DataDir          string
+	CheckLatency     time.Duration
+	GenerateLatency  time.Duration
+	CheckCapacity    int
+	GenerateCapacity int
+	Partitions       int
+	KafkaPort        int    // the embedded broker's port (0 for a free one)
+	S3Addr           string // the embedded object store's address
+	API              apiSettings
+}
+
+func (c *upConfig) register(f *flags) {
+	c.service.register(f, true)
+	f.String(&c.Addr, "addr", "GENPIPE_ADDR", defaultAPIAddr, "API and web page listen address", nonEmpty)
+	f.String(&c.DataDir, "data-dir", "GENPIPE_DATA_DIR", "./genpipe-data", "where Kafka, objects and the database persist", nonEmpty)
+	f.Duration(&c.CheckLatency, "check-latency", "GENPIPE_CHECK_LATENCY", aisim.DefaultCheckLatency, "simulated Checking AI time per call",
+		atLeast(time.Duration(0)))
+	f.Duration(&c.GenerateLatency, "generate-latency", "GENPIPE_GENERATE_LATENCY", aisim.DefaultGenerateLatency,
+		"simulated Generative AI time per call", atLeast(time.Duration(0)))
+	f.Int(&c.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", aisim.DefaultCapacity, "concurrent calls the Checking AI takes", atLeast(1))
+	f.Int(&c.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", aisim.DefaultCapacity,
+		"concurrent calls the Generative AI takes", atLeast(1))
+	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "partitions of each topic", atLeast(1))
+	f.Int(&c.KafkaPort, "kafka-port", "GENPIPE_KAFKA_PORT", 0, "embedded broker port on 127.0.0.1 (0 for a free one)", between(0, 65535))
+	f.String(&c.S3Addr, "s3-addr", "GENPIPE_S3_ADDR", "127.0.0.1:0", "embedded object store address (port 0 for a free one)", nonEmpty)
+	c.API.register(f, true)
+}
+
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg config
-	fs := flagSet("up", &cfg, stderr)
-	stringFlag(fs, &cfg.Addr, "addr", "GENPIPE_ADDR", "127.0.0.1:8080", "API and web page listen address")
-	stringFlag(fs, &cfg.DataDir, "data-dir", "GENPIPE_DATA_DIR", "./genpipe-data", "where Kafka, objects and the database persist")
-	durationFlag(fs, &cfg.CheckLatency, "check-latency", "GENPIPE_CHECK_LATENCY", 500*time.Millisecond, "simulated Checking AI time per call")
-	durationFlag(fs, &cfg.GenerateLatency, "generate-latency", "GENPIPE_GENERATE_LATENCY", 3*time.Second, "simulated Generative AI time per call")
-	intFlag(fs, &cfg.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", 64, "concurrent calls the Checking AI takes")
-	intFlag(fs, &cfg.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", 64, "concurrent calls the Generative AI takes")
-	intFlag(fs, &cfg.Partitions, "partitions", "GENPIPE_PARTITIONS", 16, "partitions of each topic")
-	intFlag(fs, &cfg.KafkaPort, "kafka-port", "GENPIPE_KAFKA_PORT", 0, "embedded broker port on 127.0.0.1 (0 for a free one)")
-	stringFlag(fs, &cfg.S3Addr, "s3-addr", "GENPIPE_S3_ADDR", "127.0.0.1:0", "embedded object store address (port 0 for a free one)")
-	if err := fs.Parse(args); err != nil {
+	var cfg upConfig
+	f := newFlags("up", stderr)
+	cfg.register(f)
+	if err := f.Parse(args); err != nil {
 		return err
 	}
 	log, err := cfg.logger(stderr, "")
 	if err != nil {
 		return err
 	}
-	return up(ctx, &cfg, log, func(u upURLs) { printURLs(stdout, u) })
+	return up(ctx, cfg, log, func(u upURLs) { printURLs(stdout, u) })
 }
 
 // up runs the whole system in one process: embedded broker, object store
 // and database, the simulated AIs, and the same part runners as the
-// standalone commands. started gets the URLs once everything serves.
-func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)) error {
+// standalone commands, configured from cfg and the embedded servers'
+// addresses. started gets the URLs once everything serves.
+func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs)) error {
 	// Absolute, because the embedded object store changes the process's
 	// working directory while it runs.
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	cfg.DataDir = dataDir
-	if cfg.AllowPrivateWebhooks == nil { // not set by flags: up's own default, as apiFlags says
-		allow := true
-		cfg.AllowPrivateWebhooks = &allow
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	secrets, secretsFile, err := loadSecrets(cfg.DataDir)
+	secrets, secretsFile, err := loadSecrets(dataDir)
 	if err != nil {
 		return err
 	}
-	kafkaSrv, err := broker.Start(broker.WithDataDir(filepath.Join(cfg.DataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
+	kafkaSrv, err := broker.Start(broker.WithDataDir(filepath.Join(dataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
 		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log.With("part", "broker")))
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
 	defer kafkaSrv.Close()
-	objects, err := objectstore.Start(ctx, filepath.Join(cfg.DataDir, "objects"), objectstore.WithAddr(cfg.S3Addr),
+	objects, err := objectstore.Start(ctx, filepath.Join(dataDir, "objects"), objectstore.WithAddr(cfg.S3Addr),
 		objectstore.WithCredentials(secrets.S3AccessKey, secrets.S3SecretKey))
 	if err != nil {
 		return fmt.Errorf("embedded object store: %w", err)
 	}
 	defer objects.Close()
 
-	cfg.Brokers = kafkaSrv.Addrs()[0]
-	cfg.S3Endpoint, cfg.S3Bucket, cfg.S3Region = objects.Endpoint(), "genpipe", objectstore.Region
-	cfg.S3AccessKey, cfg.S3SecretKey = secrets.S3AccessKey, secrets.S3SecretKey
-	cfg.DatabaseURL = "sqlite:" + filepath.Join(cfg.DataDir, "genpipe.db")
-	cfg.WebhookSecret = secrets.WebhookSecret
-
+	b := backends{
+		Kafka: kafkaSettings{Brokers: kafkaSrv.Addrs()[0], Partitions: cfg.Partitions},
+		S3: s3Settings{Endpoint: objects.Endpoint(), Bucket: s3.DefaultBucket, Region: objectstore.Region,
+			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey},
+		Database: "sqlite:" + filepath.Join(dataDir, "genpipe.db"),
+	}
 	// One registry and one tracing for every part: /metrics on the API
 	// shows the whole system.
-	obs, err := newObservability(ctx, cfg, "genpipe", log)
+	obs, err := startObservability(ctx, "genpipe", cfg.MetricsAddr, b.Kafka, log)
 	if err != nil {
 		return err
 	}
 	defer obs.close()
-	cfg.obs = obs
-	_, stopMetrics, err := obs.serve(ctx, cfg.MetricsAddr)
-	if err != nil {
-		return err
-	}
-	defer stopMetrics()
 
-	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: kafkaSrv.Addrs(), Database: cfg.DatabaseURL,
+	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: kafkaSrv.Addrs(), Database: b.Database,
 		SecretsFile: secretsFile, WebhookSecret: secrets.WebhookSecret}
 	apiLn, checkLn, generateLn, err := upListeners(cfg.Addr, &urls)
 	if err != nil {
 		return err
 	}
-	cfg.CheckAIURL, cfg.GenerateAIURL = urls.CheckAI, urls.GenerateAI
+	stages := defaultStageSettings()
+	stages.CheckAIURL, stages.GenerateAIURL = urls.CheckAI, urls.GenerateAI
+	stages.CheckCapacity, stages.GenerateCapacity = cfg.CheckCapacity, cfg.GenerateCapacity
+	apiCfg := apiConfig{service: cfg.service, backends: b, Addr: cfg.Addr, API: cfg.API}
+	notifierCfg := notifierConfig{service: cfg.service, backends: b, WebhookSecret: secrets.WebhookSecret,
+		AllowPrivateWebhooks: cfg.API.AllowPrivateWebhooks}
+	workerCfg := func(stage string) workerConfig {
+		return workerConfig{service: cfg.service, backends: b, Stage: stage, stageSettings: stages}
+	}
+	aiCfg := func(model string, latency time.Duration, capacity int) aisimConfig {
+		return aisimConfig{common: cfg.common, Model: model, Latency: latency, Capacity: capacity}
+	}
 
 	// The AIs outlive the parts that call them: at shutdown a worker
 	// finishes its in-flight records, which may need another call (a
@@ -120,10 +149,10 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 	defer stopAIs()
 	ais, aiCtx := errgroup.WithContext(aiCtx)
 	ais.Go(func() error {
-		return runAISim(aiCtx, "check", checkLn, cfg.CheckLatency, cfg.CheckCapacity, log.With("part", "check-ai"))
+		return runAISim(aiCtx, aiCfg("check", cfg.CheckLatency, cfg.CheckCapacity), checkLn, log.With("part", "check-ai"))
 	})
 	ais.Go(func() error {
-		return runAISim(aiCtx, "generate", generateLn, cfg.GenerateLatency, cfg.GenerateCapacity, log.With("part", "generate-ai"))
+		return runAISim(aiCtx, aiCfg("generate", cfg.GenerateLatency, cfg.GenerateCapacity), generateLn, log.With("part", "generate-ai"))
 	})
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -135,10 +164,12 @@ func up(ctx context.Context, cfg *config, log *slog.Logger, started func(upURLs)
 			return nil
 		}
 	})
-	g.Go(func() error { return runWorker(ctx, cfg, "check", log.With("part", "check-worker")) })
-	g.Go(func() error { return runWorker(ctx, cfg, "generate", log.With("part", "generate-worker")) })
-	g.Go(func() error { return runNotifier(ctx, cfg, log.With("part", "notifier")) })
-	g.Go(func() error { return runAPI(ctx, cfg, apiLn, log.With("part", "api"), func() { started(urls) }) })
+	g.Go(func() error { return runWorker(ctx, workerCfg("check"), obs, log.With("part", "check-worker")) })
+	g.Go(func() error { return runWorker(ctx, workerCfg("generate"), obs, log.With("part", "generate-worker")) })
+	g.Go(func() error { return runNotifier(ctx, notifierCfg, obs, log.With("part", "notifier")) })
+	g.Go(func() error {
+		return runAPI(ctx, apiCfg, obs, apiLn, log.With("part", "api"), func() { started(urls) })
+	})
 	err = g.Wait()
 	stopAIs()
 	if aiErr := ais.Wait(); err == nil {

@@ -14,8 +14,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/genpipe/genpipe"
 )
 
 // The tests of this package run against one `up` in this process (the
@@ -33,12 +31,15 @@ func runWithUp(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	cfg := &config{
-		Addr: "127.0.0.1:0", DataDir: dir, Partitions: 4, S3Addr: "127.0.0.1:0",
-		CheckLatency: 50 * time.Millisecond, GenerateLatency: 200 * time.Millisecond,
-		CheckCapacity: 8, GenerateCapacity: 8,
+	// Configured as a person would, with flags.
+	var cfg upConfig
+	f := newFlags("up", os.Stderr)
+	cfg.register(f)
+	if err := f.Parse([]string{"-addr", "127.0.0.1:0", "-data-dir", dir, "-partitions", "4", "-s3-addr", "127.0.0.1:0",
+		"-check-latency", "50ms", "-generate-latency", "200ms", "-check-capacity", "8", "-generate-capacity", "8"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	cfg.Topics = genpipe.DefaultTopics()
 	level := slog.LevelWarn
 	if os.Getenv("GENPIPE_TEST_LOG") != "" {
 		level = slog.LevelDebug

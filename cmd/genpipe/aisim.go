@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/genpipe/genpipe/aisim"
+)
+
+// aisimConfig is the configuration of `genpipe aisim`: a simulated AI
+// service.
+type aisimConfig struct {
+	common
+	Model    string
+	Addr     string
+	Latency  time.Duration // -latency 0 takes the model's default; runAISim uses it as it is
+	Capacity int
+	FailRate float64
+	BusyRate float64
+}
+
+func (c *aisimConfig) register(f *flags) {
+	c.common.register(f)
+	f.String(&c.Model, "model", "GENPIPE_AI_MODEL", "", "the AI to simulate: check or generate", oneOf("check", "generate"))
+	f.String(&c.Addr, "addr", "GENPIPE_ADDR", "127.0.0.1:0", "listen address", nonEmpty)
+	f.Duration(&c.Latency, "latency", "GENPIPE_AI_LATENCY", 0,
+		fmt.Sprintf("time per call (default %v for check, %v for generate)", aisim.DefaultCheckLatency, aisim.DefaultGenerateLatency),
+		atLeast(time.Duration(0)))
+	f.Int(&c.Capacity, "capacity", "GENPIPE_AI_CAPACITY", aisim.DefaultCapacity, "concurrent calls; more get 429", atLeast(1))
+	f.Float(&c.FailRate, "fail-rate", "GENPIPE_AI_FAIL_RATE", 0,
+		"probability (0 to 1) of answering a call 500 on arrival, before it takes a slot: for fault tests", between(0.0, 1.0))
+	f.Float(&c.BusyRate, "busy-rate", "GENPIPE_AI_BUSY_RATE", 0,
+		"probability (0 to 1) of answering a call 429 with Retry-After on arrival: for fault tests", between(0.0, 1.0))
+	f.Check(func() error {
+		if c.FailRate+c.BusyRate > 1 {
+			return fmt.Errorf("-fail-rate %g and -busy-rate %g add up to more than 1", c.FailRate, c.BusyRate)
+		}
+		return nil
+	})
+}
+
+func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg aisimConfig
+	f := newFlags("aisim", stderr)
+	cfg.register(f)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	log, err := cfg.logger(stderr, "aisim-"+cfg.Model)
+	if err != nil {
+		return err
+	}
+	if cfg.Latency == 0 {
+		cfg.Latency = aisim.DefaultCheckLatency
+		if cfg.Model == "generate" {
+			cfg.Latency = aisim.DefaultGenerateLatency
+		}
+	}
+	ln, url, err := listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "genpipe aisim %s serving %s (latency %s, capacity %d, fail rate %g, busy rate %g)\n",
+		cfg.Model, url, cfg.Latency, cfg.Capacity, cfg.FailRate, cfg.BusyRate)
+	return runAISim(ctx, cfg, ln, log)
+}
+
+// runAISim serves a simulated AI service on ln until ctx is done.
+func runAISim(ctx context.Context, cfg aisimConfig, ln net.Listener, log *slog.Logger) error {
+	svc, err := aisim.New(cfg.Model, aisim.WithLatency(cfg.Latency), aisim.WithCapacity(cfg.Capacity),
+		aisim.WithFaultRate(cfg.FailRate), aisim.WithBusyRate(cfg.BusyRate), aisim.WithLogger(log))
+	if err != nil {
+		return errors.Join(err, ln.Close())
+	}
+	return serveHTTP(ctx, ln, svc.Handler(), log)
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/kafka"
+)
+
+// defaultAPIAddr is where `genpipe api` and `genpipe up` serve the API and
+// the web page.
+const defaultAPIAddr = "127.0.0.1:8080"
+
+// apiConfig is the configuration of `genpipe api`: the HTTP API and the web
+// page.
+type apiConfig struct {
+	service
+	backends
+	Addr string
+	API  apiSettings
+}
+
+func (c *apiConfig) register(f *flags) {
+	c.service.register(f, true)
+	c.backends.register(f)
+	c.S3.registerPublic(f)
+	f.String(&c.Addr, "addr", "GENPIPE_ADDR", defaultAPIAddr, "listen address", nonEmpty)
+	c.API.register(f, false)
+}
+
+func cmdAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg apiConfig
+	f := newFlags("api", stderr)
+	cfg.register(f)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	log, err := cfg.logger(stderr, "api")
+	if err != nil {
+		return err
+	}
+	obs, err := startObservability(ctx, "genpipe-api", cfg.MetricsAddr, cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	ln, url, err := listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return runAPI(ctx, cfg, obs, ln, log, func() { fmt.Fprintf(stdout, "genpipe api serving %s/\n", url) })
+}
+
+// runAPI serves the API on ln until ctx is done; ready is called once it
+// is set up, just before it serves.
+func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Listener, log *slog.Logger, ready func()) error {
+	d, err := openDeps(ctx, cfg.backends, obs, "api", log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	hub := api.NewHub()
+	opts := append(cfg.API.options(), api.WithLogger(log), api.WithMetricsHandler(obs.metrics.Handler()),
+		api.WithReadinessCheck("kafka", d.producer.Ping),
+		api.WithReadinessCheck("objectstore", d.objects.Ping),
+		api.WithReadinessCheck("database", d.store.Ping))
+	if obs.tracing.On() {
+		opts = append(opts, api.WithTracerProvider(obs.tracing.TracerProvider()))
+	}
+	topics := genpipe.DefaultTopics()
+	server, err := api.NewServer(d.store, genpipe.NewSubmitter(d.store, d.producer, topics.Requests), d.objects, hub, opts...)
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return tailStatus(ctx, cfg.Kafka, topics.Results, hub, log) })
+	g.Go(func() error {
+		if ready != nil {
+			ready()
+		}
+		return serveHTTP(ctx, ln, server.Handler(), log)
+	})
+	return g.Wait()
+}
+
+// tailStatus feeds every status event of topic to the hub of SSE streams.
+func tailStatus(ctx context.Context, k kafkaSettings, topic string, hub *api.Hub, log *slog.Logger) error {
+	conn, err := k.conn()
+	if err != nil {
+		return err
+	}
+	return conn.Tail(ctx, topic, func(r *kgo.Record) {
+		e, err := genpipe.DecodeEvent(r.Value)
+		if err != nil || e.Type != genpipe.EventStatus {
+			log.Debug("status feed: skipping record", "offset", r.Offset, "err", err)
+			return
+		}
+		hub.Publish(e.StatusChange())
+	}, kafka.WithTailLogger(log))
+}

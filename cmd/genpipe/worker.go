@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/worker"
+)
+
+// Where `genpipe worker` finds the AI services by default: the ports a
+// person running `genpipe aisim` on one machine would give them.
+const (
+	defaultCheckAIURL    = "http://127.0.0.1:8081"
+	defaultGenerateAIURL = "http://127.0.0.1:8082"
+)
+
+// workerConfig is the configuration of `genpipe worker`: one AI stage.
+type workerConfig struct {
+	service
+	backends // the stage claims live in the status database
+	Stage    string
+	stageSettings
+}
+
+// stageSettings say how the AI stages call the AIs and share them; up
+// runs both stages with the same settings.
+type stageSettings struct {
+	CheckAIURL       string
+	GenerateAIURL    string
+	CheckCapacity    int
+	GenerateCapacity int
+	// ClaimLease is how long a worker's claim on a request's AI call holds
+	// unrenewed; AIAttempts how often a call is tried before the request
+	// fails; SessionTimeout how soon the group notices a dead worker.
+	ClaimLease     time.Duration
+	AIAttempts     int
+	SessionTimeout time.Duration
+}
+
+// defaultStageSettings are the flags' defaults, for up, which has no
+// flags for the settings it does not change.
+func defaultStageSettings() stageSettings {
+	return stageSettings{CheckCapacity: engine.DefaultCapacity, GenerateCapacity: engine.DefaultCapacity,
+		ClaimLease: worker.DefaultLease, AIAttempts: backoff.Default.Attempts, SessionTimeout: engine.DefaultSessionTimeout}
+}
+
+func (c *workerConfig) register(f *flags) {
+	c.service.register(f, false)
+	c.backends.register(f)
+	def := defaultStageSettings()
+	f.String(&c.Stage, "stage", "GENPIPE_STAGE", "", "the stage to run: check or generate", oneOf("check", "generate"))
+	f.String(&c.CheckAIURL, "check-ai-url", "GENPIPE_CHECK_AI_URL", defaultCheckAIURL, "Checking AI base URL", httpURL)
+	f.String(&c.GenerateAIURL, "generate-ai-url", "GENPIPE_GENERATE_AI_URL", defaultGenerateAIURL, "Generative AI base URL", httpURL)
+	f.Int(&c.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", def.CheckCapacity, "concurrent calls the Checking AI takes", atLeast(1))
+	f.Int(&c.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", def.GenerateCapacity,
+		"concurrent calls the Generative AI takes", atLeast(1))
+	f.Duration(&c.ClaimLease, "claim-lease", "GENPIPE_CLAIM_LEASE", def.ClaimLease,
+		"how long a worker's claim on a request's AI call holds unrenewed: a dead worker's requests wait this long before another takes them over",
+		atLeast(10*time.Millisecond))
+	f.Int(&c.AIAttempts, "ai-attempts", "GENPIPE_AI_ATTEMPTS", def.AIAttempts,
+		"AI call attempts (429, 5xx, timeouts retried with exponential backoff and jitter) before a request fails and goes to the dead-letter topic",
+		atLeast(1))
+	f.Duration(&c.SessionTimeout, "session-timeout", "GENPIPE_SESSION_TIMEOUT", def.SessionTimeout,
+		"how long the consumer group waits for a dead worker's heartbeat before giving its partitions to the others (within the broker's group.min/max.session.timeout.ms)",
+		positive)
+}
+
+func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg workerConfig
+	f := newFlags("worker", stderr)
+	cfg.register(f)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	log, err := cfg.logger(stderr, cfg.Stage+"-worker")
+	if err != nil {
+		return err
+	}
+	obs, err := startObservability(ctx, "genpipe-"+cfg.Stage+"-worker", cfg.MetricsAddr, cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	return runWorker(ctx, cfg, obs, log)
+}
+
+// runWorker runs one AI stage until ctx is done.
+func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *slog.Logger) error {
+	d, err := openDeps(ctx, cfg.backends, obs, cfg.Stage+"-worker", log)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	retry := backoff.Default
+	retry.Attempts = cfg.AIAttempts
+	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload),
+		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook)}
+	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(obs.tracing.TracerProvider())}
+	topics := genpipe.DefaultTopics()
+	c := consumer{stage: cfg.Stage}
+	switch cfg.Stage {
+	case "check":
+		stage, err := worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), d.objects, d.producer, d.store, topics, stageOpts...)
+		if err != nil {
+			return err
+		}
+		c.handle, c.topic, c.event, c.group, c.capacity = stage.Handle, topics.Requests, genpipe.EventSubmitted, groupCheck, cfg.CheckCapacity
+	case "generate":
+		stage, err := worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), d.objects, d.producer, d.store, topics, stageOpts...)
+		if err != nil {
+			return err
+		}
+		c.handle, c.topic, c.event, c.group, c.capacity = stage.Handle, topics.Checked, genpipe.EventChecked, groupGenerate, cfg.GenerateCapacity
+	default:
+		return fmt.Errorf("unknown stage %q: want check or generate", cfg.Stage)
+	}
+	return consume(ctx, d, c, cfg.common, log, engine.WithSessionTimeout(cfg.SessionTimeout))
+}
