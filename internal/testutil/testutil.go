@@ -3,9 +3,11 @@ package testutil
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,6 +59,56 @@ func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// Start runs run in a goroutine, on a context derived from ctx, until the
+// test ends or the returned stop is called. stop, which may be called more
+// than once, cancels that context and waits up to 15 seconds for run to
+// return; it fails the test if run returned an error, or did not return.
+// name names run in those failures.
+func Start(t testing.TB, ctx context.Context, name string, run func(context.Context) error) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("%s did not return 15s after cancel", name)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// FreeAddr returns an address of 127.0.0.1 whose port was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// FreePort returns a port of 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Scrape GETs url, a Prometheus /metrics, and returns every sample by its
