@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 )
 
@@ -134,11 +135,11 @@ func newStandalone(t *testing.T) *standalone {
 	s := &standalone{
 		t: t, dir: dir, secret: "standalone-webhook-secret",
 		bin:          buildGenpipe(t, dir),
-		brokerPort:   freePort(t),
-		s3Addr:       freeAddr(t),
-		checkAddr:    freeAddr(t),
-		generateAddr: freeAddr(t),
-		apiAddr:      freeAddr(t),
+		brokerPort:   testutil.FreePort(t),
+		s3Addr:       testutil.FreeAddr(t),
+		checkAddr:    testutil.FreeAddr(t),
+		generateAddr: testutil.FreeAddr(t),
+		apiAddr:      testutil.FreeAddr(t),
 	}
 	s.api = "http://" + s.apiAddr
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
@@ -222,26 +223,6 @@ func packageDir(t *testing.T) string {
 	}
 	t.Fatalf("cannot find the source of cmd/genpipe to build it (tried %v)", candidates)
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // start runs the binary with args and extra environment variables.
