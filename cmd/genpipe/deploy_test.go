@@ -816,11 +816,7 @@ type commandFlagSet struct {
 // name ("worker", "dlq list").
 func deployFlagSets(t *testing.T) map[string]commandFlagSet {
 	t.Helper()
-	clearGenpipeEnv(t)
-	cmds, err := flagReference(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmds := builtInReference(t)
 	out := map[string]commandFlagSet{}
 	for _, c := range cmds {
 		fs := commandFlagSet{flags: map[string]bool{}, env: map[string]bool{}}
