@@ -266,7 +266,8 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	}
 	r.broker = r.startBroker()
 	r.objects = r.startObjectStore()
-	r.startFaultAIs()
+	r.startAIsWith(append([]string{"--latency", "20ms", "--capacity", capacity}, o.checkArgs...),
+		append([]string{"--latency", "100ms", "--capacity", capacity}, o.generateArgs...))
 	for range 2 {
 		r.addWorker("check")
 		r.addWorker("generate")
@@ -280,17 +281,6 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		r.objectIDs = append(r.objectIDs, r.uploadImage())
 	}
 	return r
-}
-
-func (r *faultRig) startFaultAIs() {
-	r.t.Helper()
-	capacity := strconv.Itoa(faultCapacity)
-	check := r.start("aisim-check", nil, append([]string{"aisim", "--model", "check", "--addr", r.checkAddr,
-		"--latency", "20ms", "--capacity", capacity}, r.opts.checkArgs...)...)
-	generate := r.start("aisim-generate", nil, append([]string{"aisim", "--model", "generate", "--addr", r.generateAddr,
-		"--latency", "100ms", "--capacity", capacity}, r.opts.generateArgs...)...)
-	r.waitListening(check, r.checkAddr)
-	r.waitListening(generate, r.generateAddr)
 }
 
 func (r *faultRig) addWorker(stage string) {
