@@ -3,6 +3,7 @@ package testutil
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -109,6 +110,36 @@ func FreePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Do sends a request with body (none if nil) and header, unsigned, through
+// client (http.DefaultClient if nil), and returns the answer's status,
+// header and body.
+func Do(t testing.TB, ctx context.Context, client *http.Client, method, url string, body []byte, header http.Header) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == nil {
+		req.Body, req.ContentLength = nil, 0
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
 }
 
 // Scrape GETs url, a Prometheus /metrics, and returns every sample by its
