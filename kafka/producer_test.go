@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -150,18 +149,12 @@ func TestPublishBrokerDownIsUnavailable(t *testing.T) {
 // can shorten the wait.
 func TestPublishNoBrokerHonoursContext(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // a port nobody listens on
-
+	addr := testutil.FreeAddr(t) // a port nobody listens on
 	p := newProducer(t, []string{addr}, WithDeliveryTimeout(time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	err = p.Publish(ctx, "t", "k", []byte("x"))
+	err := p.Publish(ctx, "t", "k", []byte("x"))
 	if code := genpipe.ErrorCode(err); code != genpipe.EUNAVAILABLE {
 		t.Fatalf("error code %q, want %q: %v", code, genpipe.EUNAVAILABLE, err)
 	}
