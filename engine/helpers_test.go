@@ -117,6 +117,18 @@ func (g *gauge) inc() {
 
 func (g *gauge) dec() { g.cur.Add(-1) }
 
+// busyHandler takes d to handle a record, counting the handlers running in
+// g and the keys handled in keys.
+func busyHandler(g *gauge, keys *keySet, d time.Duration) Handler {
+	return func(_ context.Context, r *kgo.Record) error {
+		g.inc()
+		defer g.dec()
+		time.Sleep(d)
+		keys.add(string(r.Key))
+		return nil
+	}
+}
+
 // keySet records the keys handled, safely from many handlers.
 type keySet struct {
 	mu   sync.Mutex
