@@ -36,28 +36,23 @@ func Errorf(code, format string, args ...any) *Error {
 
 // ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
 // for any other error, and "" for nil.
-func ErrorCode(err error) string {
-	var e *Error
-	switch {
-	case err == nil:
-		return ""
-	case errors.As(err, &e):
-		return e.Code
-	default:
-		return EINTERNAL
-	}
-}
+func ErrorCode(err error) string { return userError(err).Code }
 
 // ErrorMessage returns the user-facing message of err; internal errors get
 // a generic one so that no internals leak.
-func ErrorMessage(err error) string {
+func ErrorMessage(err error) string { return userError(err).Message }
+
+// userError is what a user may see of err: the first *Error in its chain,
+// an internal error with a generic message for any other error, and the
+// zero Error for nil.
+func userError(err error) Error {
 	var e *Error
 	switch {
 	case err == nil:
-		return ""
+		return Error{}
 	case errors.As(err, &e):
-		return e.Message
+		return *e
 	default:
-		return "internal error"
+		return Error{Code: EINTERNAL, Message: "internal error"}
 	}
 }

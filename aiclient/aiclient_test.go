@@ -16,6 +16,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // answer serves one fixed answer to every call.
@@ -137,13 +138,7 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 }
 
 func TestConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, err = aiclient.NewChecker("http://"+addr).Check(context.Background(), genpipe.CheckInput{RequestID: "r1"})
+	_, err := aiclient.NewChecker("http://"+testutil.FreeAddr(t)).Check(context.Background(), genpipe.CheckInput{RequestID: "r1"})
 	checkError(t, err, genpipe.EUNAVAILABLE, "the checking AI is unreachable")
 }
 

@@ -4,15 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/internal/testenv"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
 
@@ -37,8 +37,8 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b1.Close()
-	ensureTopic(t, b1.Addrs(), 4, topic)
-	p1 := newProducer(t, b1.Addrs())
+	testenv.EnsureTopics(t, b1.Addrs(), 4, topic)
+	p1 := testenv.NewProducer(t, b1.Addrs())
 	handledKeys := publishN(t, p1, topic, "handled", 30)
 
 	if got := readGroup(t, b1.Addrs(), group, topic, len(handledKeys), 20*time.Second); len(got) != len(handledKeys) {
@@ -50,7 +50,7 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 	addr1 := b1.Addrs()[0]
 	b1.Close()
 
-	b2 := startBroker(t, broker.WithDataDir(dir))
+	b2 := testutil.StartBroker(t, broker.WithDataDir(dir), broker.WithGroupMinSessionTimeout(minSession))
 	t.Logf("restarted: %s, then %s", addr1, b2.Addrs()[0])
 
 	// The group resumes at its commits: only the queued records.
@@ -65,7 +65,7 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 	}
 
 	// A new group sees everything, and producing still works.
-	if err := newProducer(t, b2.Addrs()).Publish(context.Background(), topic, "after-restart", nil); err != nil {
+	if err := testenv.NewProducer(t, b2.Addrs()).Publish(context.Background(), topic, "after-restart", nil); err != nil {
 		t.Fatal(err)
 	}
 	want := len(handledKeys) + len(queuedKeys) + 1
@@ -77,13 +77,7 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 // The same data dir on a fixed port, as `genpipe broker` runs it.
 func TestBrokerFixedPort(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-
+	port := testutil.FreePort(t)
 	dir := t.TempDir()
 	b, err := broker.Start(broker.WithPort(port), broker.WithDataDir(dir), broker.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
@@ -93,57 +87,17 @@ func TestBrokerFixedPort(t *testing.T) {
 	if got := b.Addrs(); len(got) != 1 || got[0] != want {
 		t.Errorf("Addrs %v, want [%s]", got, want)
 	}
-	ensureTopic(t, b.Addrs(), 2, "fixed")
+	testenv.EnsureTopics(t, b.Addrs(), 2, "fixed")
 	if _, err := broker.Start(broker.WithPort(port)); err == nil {
 		t.Error("a second broker on the same port started")
 	}
 	b.Close()
 	b.Close() // twice is fine
 
-	b2 := startBroker(t, broker.WithPort(port), broker.WithDataDir(dir))
-	if ends := endOffsets(t, b2.Addrs(), "fixed"); len(ends) != 2 {
+	b2 := testutil.StartBroker(t, broker.WithPort(port), broker.WithDataDir(dir), broker.WithGroupMinSessionTimeout(minSession))
+	if ends := testutil.EndOffsets(t, b2.Addrs(), "fixed"); len(ends) != 2 {
 		t.Errorf("after a restart the topic has %d partitions, want 2", len(ends))
 	}
-}
-
-// startBroker starts a broker that accepts short sessions and closes it when
-// the test ends.
-func startBroker(t *testing.T, opts ...broker.Option) *broker.Server {
-	t.Helper()
-	b, err := broker.Start(append([]broker.Option{broker.WithGroupMinSessionTimeout(minSession)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
-
-func conn(t *testing.T, brokers []string) *kafka.Conn {
-	t.Helper()
-	c, err := kafka.NewConn(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func ensureTopic(t *testing.T, brokers []string, partitions int32, topic string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := conn(t, brokers).EnsureTopics(ctx, partitions, topic); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func newProducer(t *testing.T, brokers []string) *kafka.Producer {
-	t.Helper()
-	p, err := conn(t, brokers).NewProducer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
 }
 
 // publishN publishes n records with keys prefix-0000... and returns the keys.
@@ -183,26 +137,4 @@ func readGroup(t *testing.T, brokers []string, group, topic string, want int, li
 		t.Fatalf("commit: %v", err)
 	}
 	return seen
-}
-
-// endOffsets returns each partition's end offset.
-func endOffsets(t *testing.T, brokers []string, topic string) map[int32]int64 {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	listed, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = listed.Error()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends := make(map[int32]int64)
-	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-	return ends
 }

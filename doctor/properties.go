@@ -42,41 +42,27 @@ func ParseProperties(r io.Reader, base Settings) (Settings, error) {
 }
 
 func (s *Settings) set(key, value string) error {
-	ms := func(p *time.Duration) error {
-		n, err := strconv.ParseInt(value, 10, 64)
-		*p = time.Duration(n) * time.Millisecond
-		return err
+	// The setting of each key; the field's type says how its value parses,
+	// a time.Duration from milliseconds.
+	fields := map[string]any{
+		"linger.ms": &s.Linger, "batch.size": &s.BatchBytes, "partitioner.class": &s.Partitioner,
+		"max.poll.records": &s.MaxPollRecords, "max.poll.interval.ms": &s.MaxPollInterval, "enable.auto.commit": &s.AutoCommit,
+		"genpipe.keyless": &s.Keyless, "genpipe.record.bytes": &s.RecordBytes, "genpipe.in.flight": &s.InFlight,
+		"genpipe.handler.time.ms": &s.HandlerTime, "genpipe.partitions": &s.Partitions, "genpipe.consumers": &s.Consumers,
+		"genpipe.ai.capacity": &s.AICapacity,
 	}
-	integer := func(p *int) (err error) { *p, err = strconv.Atoi(value); return err }
-	boolean := func(p *bool) (err error) { *p, err = strconv.ParseBool(value); return err }
 	var err error
-	switch key {
-	case "linger.ms":
-		err = ms(&s.Linger)
-	case "batch.size":
-		err = integer(&s.BatchBytes)
-	case "partitioner.class":
-		s.Partitioner = partitioner(value)
-	case "max.poll.records":
-		err = integer(&s.MaxPollRecords)
-	case "max.poll.interval.ms":
-		err = ms(&s.MaxPollInterval)
-	case "enable.auto.commit":
-		err = boolean(&s.AutoCommit)
-	case "genpipe.keyless":
-		err = boolean(&s.Keyless)
-	case "genpipe.record.bytes":
-		err = integer(&s.RecordBytes)
-	case "genpipe.in.flight":
-		err = integer(&s.InFlight)
-	case "genpipe.handler.time.ms":
-		err = ms(&s.HandlerTime)
-	case "genpipe.partitions":
-		err = integer(&s.Partitions)
-	case "genpipe.consumers":
-		err = integer(&s.Consumers)
-	case "genpipe.ai.capacity":
-		err = integer(&s.AICapacity)
+	switch p := fields[key].(type) {
+	case *time.Duration:
+		var ms int64
+		ms, err = strconv.ParseInt(value, 10, 64)
+		*p = time.Duration(ms) * time.Millisecond
+	case *int:
+		*p, err = strconv.Atoi(value)
+	case *bool:
+		*p, err = strconv.ParseBool(value)
+	case *string: // partitioner.class
+		*p = partitioner(value)
 	}
 	if err != nil {
 		return fmt.Errorf("%s=%q: %w", key, value, err)

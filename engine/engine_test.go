@@ -22,14 +22,7 @@ func TestConcurrencyBeyondPartitions(t *testing.T) {
 	brokers := setup(t, topic, 2, n)
 	var g gauge
 	var keys keySet
-	h := func(ctx context.Context, r *kgo.Record) error {
-		g.inc()
-		defer g.dec()
-		time.Sleep(50 * time.Millisecond)
-		keys.add(string(r.Key))
-		return nil
-	}
-	e := newEngine(t, brokers, "g", topic, h, WithCapacity(16))
+	e := newEngine(t, brokers, "g", topic, busyHandler(&g, &keys, 50*time.Millisecond), WithCapacity(16))
 	start(t, e)
 	testutil.Eventually(t, 20*time.Second, "all records handled", func() bool { return keys.len() == n })
 	if peak := g.peak.Load(); peak != 16 {

@@ -22,13 +22,7 @@ func TestTwoEnginesShareCapacity(t *testing.T) {
 	brokers := setup(t, topic, 8, n)
 	var g gauge
 	var keys keySet
-	h := func(ctx context.Context, r *kgo.Record) error {
-		g.inc()
-		defer g.dec()
-		time.Sleep(20 * time.Millisecond)
-		keys.add(string(r.Key))
-		return nil
-	}
+	h := busyHandler(&g, &keys, 20*time.Millisecond)
 	a := newEngine(t, brokers, "g", topic, h, WithCapacity(capacity))
 	b := newEngine(t, brokers, "g", topic, h, WithCapacity(capacity))
 	start(t, a)

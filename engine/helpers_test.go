@@ -41,15 +41,7 @@ func setup(t *testing.T, topic string, partitions int32, n int) []string {
 // produce publishes n records to topic with the keys key(0..n-1), in order.
 func produce(t *testing.T, brokers []string, topic string, n int, key func(int) string) {
 	t.Helper()
-	conn, err := kafka.NewConn(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := conn.NewProducer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := testenv.NewProducer(t, brokers)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range n {
@@ -83,25 +75,7 @@ func newEngine(t testing.TB, brokers []string, group, topic string, h Handler, o
 // waits for Run to return.
 func start(t testing.TB, e *Engine) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("run did not return 15s after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testutil.Start(t, context.Background(), "run", e.Run)
 }
 
 // committed returns the group's committed offset of topic/partition, -1 if
@@ -142,6 +116,18 @@ func (g *gauge) inc() {
 }
 
 func (g *gauge) dec() { g.cur.Add(-1) }
+
+// busyHandler takes d to handle a record, counting the handlers running in
+// g and the keys handled in keys.
+func busyHandler(g *gauge, keys *keySet, d time.Duration) Handler {
+	return func(_ context.Context, r *kgo.Record) error {
+		g.inc()
+		defer g.dec()
+		time.Sleep(d)
+		keys.add(string(r.Key))
+		return nil
+	}
+}
 
 // keySet records the keys handled, safely from many handlers.
 type keySet struct {

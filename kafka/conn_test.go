@@ -35,16 +35,6 @@ func engineLog(t *testing.T) engine.Option {
 	return engine.WithLogger(testutil.Logger(t, "GENPIPE_KAFKA_TEST_LOG"))
 }
 
-func startBroker(t *testing.T, opts ...broker.Option) *broker.Server {
-	t.Helper()
-	b, err := broker.Start(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
-}
-
 func newConn(t *testing.T, brokers []string, opts ...kafka.ConnOption) *kafka.Conn {
 	t.Helper()
 	c, err := kafka.NewConn(brokers, opts...)
@@ -83,7 +73,7 @@ func TestRoundTripSASLOverTLS(t *testing.T) {
 	for _, u := range users {
 		opts = append(opts, broker.WithSASL(u.mechanism, u.user, u.password))
 	}
-	b := startBroker(t, opts...)
+	b := testutil.StartBroker(t, opts...)
 	tc := tlsConfig(t, kafka.TLSFiles{CAFile: ca.CAFile(t)})
 	for _, u := range users {
 		t.Run(u.mechanism, func(t *testing.T) {
@@ -106,14 +96,11 @@ func roundTrip(t *testing.T, conn *kafka.Conn, name string) {
 		t.Fatal(err)
 	}
 	tailed := newKeySet()
-	tailCtx, stopTail := context.WithCancel(ctx)
-	defer stopTail()
-	tailDone := make(chan error, 1)
 	from := time.Now()
-	go func() {
-		tailDone <- conn.Tail(tailCtx, topic, func(r *kgo.Record) { tailed.add(string(r.Key)) },
+	stopTail := testutil.Start(t, ctx, "tail", func(ctx context.Context) error {
+		return conn.Tail(ctx, topic, func(r *kgo.Record) { tailed.add(string(r.Key)) },
 			kafka.WithTailFrom(from), kafka.WithTailLogger(testutil.Logger(t, "GENPIPE_KAFKA_TEST_LOG")))
-	}()
+	})
 
 	p, err := conn.NewProducer(kafka.WithDeliveryTimeout(5 * time.Second))
 	if err != nil {
@@ -128,25 +115,14 @@ func roundTrip(t *testing.T, conn *kafka.Conn, name string) {
 	}
 
 	handled := newKeySet()
-	e, err := engine.New(conn.Brokers(), group, []string{topic}, func(_ context.Context, r *kgo.Record) error {
+	stop := testutil.Start(t, ctx, "engine", newEngine(t, conn, group, topic, 8, func(_ context.Context, r *kgo.Record) error {
 		handled.add(string(r.Key))
 		return nil
-	}, engine.WithCapacity(8), engine.WithCommitInterval(20*time.Millisecond), engineLog(t),
-		engine.WithClientOpts(conn.Opts()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runDone := make(chan error, 1)
-	go func() { runDone <- e.Run(runCtx) }()
+	}).Run)
 
 	testutil.Eventually(t, 20*time.Second, "the engine handles every record", func() bool { return handled.len() == n })
 	testutil.Eventually(t, 20*time.Second, "every record is tailed", func() bool { return tailed.len() == n })
-	adm := admin(t, conn)
-	testutil.Eventually(t, 20*time.Second, "the group commits every offset", func() bool {
-		return committed(ctx, adm, group, topic) == n
-	})
+	waitCommitted(t, ctx, conn, group, topic, n)
 
 	dlq := kafka.NewDeadLetters(p, dlqTopic)
 	if err := dlq.SendDeadLetter(ctx, genpipe.DeadLetter{Topic: topic, Key: []byte("req-00"), Value: []byte("poison"),
@@ -159,13 +135,28 @@ func roundTrip(t *testing.T, conn *kafka.Conn, name string) {
 	}
 
 	stop()
-	if err := <-runDone; err != nil {
-		t.Errorf("engine: %v", err)
-	}
 	stopTail()
-	if err := <-tailDone; err != nil {
-		t.Errorf("tail: %v", err)
+}
+
+// newEngine returns an engine of group on topic through conn, running up to
+// capacity handlers at once and committing often.
+func newEngine(t *testing.T, conn *kafka.Conn, group, topic string, capacity int, h engine.Handler) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(conn.Brokers(), group, []string{topic}, h, engine.WithCapacity(capacity),
+		engine.WithCommitInterval(20*time.Millisecond), engineLog(t), engine.WithClientOpts(conn.Opts()...))
+	if err != nil {
+		t.Fatal(err)
 	}
+	return e
+}
+
+// waitCommitted waits until group's committed offsets of topic add up to n.
+func waitCommitted(t *testing.T, ctx context.Context, conn *kafka.Conn, group, topic string, n int64) {
+	t.Helper()
+	adm := admin(t, conn)
+	testutil.Eventually(t, 20*time.Second, "the group commits every offset", func() bool {
+		return committed(ctx, adm, group, topic) == n
+	})
 }
 
 func admin(t *testing.T, conn *kafka.Conn) *kadm.Client {
@@ -284,7 +275,7 @@ func refuseLikeKafka(c *kfake.Cluster, user, password string) {
 // deadline, and the error still says how it tried to connect.
 func TestWrongSCRAMPassword(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, broker.WithSASL(kafka.SASLScramSHA256, "genpipe", "right password"))
+	b := testutil.StartBroker(t, broker.WithSASL(kafka.SASLScramSHA256, "genpipe", "right password"))
 	ok := newConn(t, b.Addrs(), kafka.WithSASL(kafka.SASLScramSHA256, "genpipe", "right password"))
 	if err := ok.EnsureTopics(ctxFor(t, 10*time.Second), 1, "t"); err != nil {
 		t.Fatalf("right credentials: %v", err)
@@ -337,7 +328,7 @@ func wantConnError(t *testing.T, err error, start time.Time, want, secret string
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	ca := kafkatest.NewCA(t)
-	b := startBroker(t, broker.WithTLS(ca.ServerTLS(t, false, "127.0.0.1", "kafka.genpipe.test")))
+	b := testutil.StartBroker(t, broker.WithTLS(ca.ServerTLS(t, false, "127.0.0.1", "kafka.genpipe.test")))
 	caFile := ca.CAFile(t)
 	good := map[string]kafka.TLSFiles{
 		"ca":                       {CAFile: caFile},
@@ -380,7 +371,7 @@ func TestTLS(t *testing.T) {
 	}
 	// A listener that does not speak the client's language closes the
 	// connection: retried until the deadline, like a network failure.
-	plain := startBroker(t)
+	plain := testutil.StartBroker(t)
 	for name, conn := range map[string]*kafka.Conn{
 		"TLS to a plaintext broker": newConn(t, plain.Addrs(), kafka.WithTLS(tlsConfig(t, kafka.TLSFiles{CAFile: caFile}))),
 		"plaintext to a TLS broker": newConn(t, b.Addrs()),
@@ -398,7 +389,7 @@ func TestTLS(t *testing.T) {
 func TestMutualTLS(t *testing.T) {
 	t.Parallel()
 	ca := kafkatest.NewCA(t)
-	b := startBroker(t, broker.WithTLS(ca.ServerTLS(t, true, "127.0.0.1")))
+	b := testutil.StartBroker(t, broker.WithTLS(ca.ServerTLS(t, true, "127.0.0.1")))
 	caFile := ca.CAFile(t)
 	cert, key := ca.ClientFiles(t, "genpipe-worker")
 	conn := newConn(t, b.Addrs(), kafka.WithTLS(tlsConfig(t, kafka.TLSFiles{CAFile: caFile, CertFile: cert, KeyFile: key})))
@@ -544,21 +535,14 @@ func TestEngineWithConsumerGroupProtocol(t *testing.T) {
 	}
 
 	handled := newKeySet()
-	newEngine := func() *engine.Engine {
-		e, err := engine.New(conn.Brokers(), group, []string{topic}, func(ctx context.Context, r *kgo.Record) error {
-			select { // slow enough that a rebalance finds records running
-			case <-time.After(20 * time.Millisecond):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			handled.add(string(r.Key))
-			return nil
-		}, engine.WithCapacity(capacity), engine.WithCommitInterval(20*time.Millisecond), engineLog(t),
-			engine.WithClientOpts(conn.Opts()...))
-		if err != nil {
-			t.Fatal(err)
+	handle := func(ctx context.Context, r *kgo.Record) error {
+		select { // slow enough that a rebalance finds records running
+		case <-time.After(20 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		return e
+		handled.add(string(r.Key))
+		return nil
 	}
 	var wg sync.WaitGroup
 	runCtx, stop := context.WithCancel(ctx)
@@ -571,19 +555,18 @@ func TestEngineWithConsumerGroupProtocol(t *testing.T) {
 		})
 	}
 
-	a := newEngine()
+	a := newEngine(t, conn, group, topic, capacity, handle)
 	run(a)
 	publish(0, 200)
 	testutil.Eventually(t, 20*time.Second, "the first engine handles records", func() bool { return handled.len() >= 50 })
-	b := newEngine()
+	b := newEngine(t, conn, group, topic, capacity, handle)
 	run(b)
 	testutil.Eventually(t, 20*time.Second, "the broker gives the second engine partitions", func() bool {
 		return a.Stats().Owned > 0 && b.Stats().Owned > 0 && a.Stats().Owned+b.Stats().Owned == partitions
 	})
 	publish(200, 400)
 	testutil.Eventually(t, 30*time.Second, "every record is handled", func() bool { return handled.len() == 400 })
-	adm := admin(t, conn)
-	testutil.Eventually(t, 20*time.Second, "every offset is committed", func() bool { return committed(ctx, adm, group, topic) == 400 })
+	waitCommitted(t, ctx, conn, group, topic, 400)
 
 	sa, sb := a.Stats(), b.Stats()
 	if sa.Share+sb.Share != capacity {
@@ -595,7 +578,7 @@ func TestEngineWithConsumerGroupProtocol(t *testing.T) {
 	if sa.Losses+sb.Losses != 0 {
 		t.Errorf("partitions lost: %d, %d", sa.Losses, sb.Losses)
 	}
-	listed, err := adm.ListGroupsByType(ctx, []string{"consumer"})
+	listed, err := admin(t, conn).ListGroupsByType(ctx, []string{"consumer"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +596,7 @@ func TestEngineWithConsumerGroupProtocol(t *testing.T) {
 // group on the same broker.
 func TestEngineClassicGroupProtocolByDefault(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, broker.WithGroupMinSessionTimeout(100*time.Millisecond))
+	b := testutil.StartBroker(t, broker.WithGroupMinSessionTimeout(100*time.Millisecond))
 	conn := newConn(t, b.Addrs())
 	roundTrip(t, conn, "classic")
 	listed, err := admin(t, conn).ListGroupsByType(ctxFor(t, 10*time.Second), []string{"classic"})

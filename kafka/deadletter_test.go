@@ -15,9 +15,7 @@ import (
 // again) and marks where it came from; replaying one dead letter twice
 // writes the same generation twice, which pays only once.
 func TestReplayDeadLetter(t *testing.T) {
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 1, "checked")
-	p := newProducer(t, b.Addrs())
+	b, p := startWithTopic(t, "checked", 1)
 	e := genpipe.NewJobEvent(genpipe.EventChecked, "req-1", genpipe.Job{ObjectID: "o", Style: "forest"}, time.Now())
 	e.Replay = 1
 	v, err := genpipe.EncodeEvent(e)

@@ -8,34 +8,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/internal/testutil"
-)
-
-// Scaled-down group timings: kfake accepts sessions down to minSession, and a
-// member that stops heartbeating is out after session.
-const (
-	minSession = 100 * time.Millisecond
-	session    = 1 * time.Second
-	rebalance  = 2 * time.Second
 )
 
 // testLogger logs to the test log; GENPIPE_KAFKA_TEST_LOG=debug logs everything.
 func testLogger(t *testing.T) *slog.Logger { return testutil.Logger(t, "GENPIPE_KAFKA_TEST_LOG") }
 
-// startBroker starts a broker that accepts short sessions and closes it when
-// the test ends.
-func startBroker(t *testing.T, opts ...broker.Option) *broker.Server {
+// startWithTopic starts a broker with topic, of partitions partitions, and
+// returns it with a producer to it configured with opts.
+func startWithTopic(t *testing.T, topic string, partitions int32, opts ...ProducerOption) (*broker.Server, *Producer) {
 	t.Helper()
-	b, err := broker.Start(append([]broker.Option{broker.WithGroupMinSessionTimeout(minSession)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
+	b := testutil.StartBroker(t)
+	ensureTopic(t, b.Addrs(), partitions, topic)
+	return b, newProducer(t, b.Addrs(), opts...)
 }
 
 // plainConn is a Conn to brokers with the defaults: plaintext, no SASL.
@@ -50,16 +36,22 @@ func plainConn(t *testing.T, brokers []string) *Conn {
 
 func ensureTopic(t *testing.T, brokers []string, partitions int32, topic string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := plainConn(t, brokers).EnsureTopics(ctx, partitions, topic); err != nil {
+	if err := plainConn(t, brokers).EnsureTopics(testutil.Context(t), partitions, topic); err != nil {
 		t.Fatal(err)
 	}
 }
 
+// newProducer returns a producer to brokers that logs to the test log,
+// configured with opts.
 func newProducer(t *testing.T, brokers []string, opts ...ProducerOption) *Producer {
 	t.Helper()
-	p, err := plainConn(t, brokers).NewProducer(append([]ProducerOption{WithProducerLogger(testLogger(t))}, opts...)...)
+	return producerOn(t, plainConn(t, brokers), append([]ProducerOption{WithProducerLogger(testLogger(t))}, opts...)...)
+}
+
+// producerOn returns a producer on conn, closed when the test ends.
+func producerOn(t *testing.T, conn *Conn, opts ...ProducerOption) *Producer {
+	t.Helper()
+	p, err := conn.NewProducer(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,104 +92,4 @@ func publishN(t *testing.T, p *Producer, topic, prefix string, n int) []string {
 		t.Fatal(err)
 	}
 	return keys
-}
-
-// readGroup reads topic in group until want distinct keys were seen or
-// limit passes, commits what it read, and leaves the group: a plain kgo
-// group member, enough to check what a broker kept.
-func readGroup(t *testing.T, brokers []string, group, topic string, want int, limit time.Duration) map[string]int {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(), kgo.SessionTimeout(session), kgo.HeartbeatInterval(session/3), kgo.RebalanceTimeout(rebalance),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	seen := newKeyCounter()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	for seen.unique() < want && ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen.add(string(r.Key)) })
-	}
-	if err := cl.CommitUncommittedOffsets(context.Background()); err != nil {
-		t.Fatalf("commit: %v", err)
-	}
-	return seen.snapshot()
-}
-
-// keyCounter counts how often each key was seen.
-type keyCounter struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func newKeyCounter() *keyCounter { return &keyCounter{n: make(map[string]int)} }
-
-func (k *keyCounter) add(key string) {
-	k.mu.Lock()
-	k.n[key]++
-	k.mu.Unlock()
-}
-
-func (k *keyCounter) unique() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return len(k.n)
-}
-
-func (k *keyCounter) snapshot() map[string]int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	m := make(map[string]int, len(k.n))
-	for key, n := range k.n {
-		m[key] = n
-	}
-	return m
-}
-
-func admin(t *testing.T, brokers []string) *kadm.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return kadm.NewClient(cl)
-}
-
-// endOffsets returns each partition's end offset.
-func endOffsets(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	listed, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := listed.Error(); err != nil {
-		t.Fatal(err)
-	}
-	ends := make(map[int32]int64)
-	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-	return ends
-}
-
-// committed returns the group's committed offset per partition of topic.
-func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resps, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resps.Error(); err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[int32]int64)
-	for p, o := range resps[topic] {
-		out[p] = o.At
-	}
-	return out
 }

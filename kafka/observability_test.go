@@ -16,10 +16,8 @@ type countHook struct{ n atomic.Int64 }
 func (h *countHook) OnProduceRecordBuffered(*kgo.Record) { h.n.Add(1) }
 
 func TestProducerHooks(t *testing.T) {
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 1, "hooked")
 	h := &countHook{}
-	p := newProducer(t, b.Addrs(), WithProducerHooks(h))
+	_, p := startWithTopic(t, "hooked", 1, WithProducerHooks(h))
 	if err := p.Publish(t.Context(), "hooked", "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
@@ -29,9 +27,7 @@ func TestProducerHooks(t *testing.T) {
 }
 
 func TestLagReader(t *testing.T) {
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 2, "lagging")
-	p := newProducer(t, b.Addrs())
+	b, p := startWithTopic(t, "lagging", 2)
 	for _, key := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		if err := p.PublishHeaders(t.Context(), "lagging", key, []byte(key), nil); err != nil {
 			t.Fatal(err)

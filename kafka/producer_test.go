@@ -3,27 +3,25 @@ package kafka
 import (
 	"context"
 	"errors"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // Lesson 1: a burst of keyed records spreads over every partition, even
 // though concurrent publishing lets franz-go batch them.
 func TestPublishSpreadsKeysOverAllPartitions(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
 	const topic, partitions, n = "spread", 8, 200
-	ensureTopic(t, b.Addrs(), partitions, topic)
-	p := newProducer(t, b.Addrs(), WithLinger(50*time.Millisecond)) // a long linger batches hard
+	b, p := startWithTopic(t, topic, partitions, WithLinger(50*time.Millisecond)) // a long linger batches hard
 
 	publishN(t, p, topic, "req", n)
 
-	ends := endOffsets(t, admin(t, b.Addrs()), topic)
+	ends := testutil.EndOffsets(t, b.Addrs(), topic)
 	if len(ends) != partitions {
 		t.Fatalf("%d partitions, want %d", len(ends), partitions)
 	}
@@ -44,9 +42,7 @@ func TestPublishSpreadsKeysOverAllPartitions(t *testing.T) {
 // order.
 func TestPublishSameKeySamePartition(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 8, "same")
-	p := newProducer(t, b.Addrs())
+	b, p := startWithTopic(t, "same", 8)
 	ctx := context.Background()
 	for range 5 {
 		if err := p.Publish(ctx, "same", "one-request", []byte("x")); err != nil {
@@ -54,7 +50,7 @@ func TestPublishSameKeySamePartition(t *testing.T) {
 		}
 	}
 	nonEmpty := 0
-	for _, end := range endOffsets(t, admin(t, b.Addrs()), "same") {
+	for _, end := range testutil.EndOffsets(t, b.Addrs(), "same") {
 		if end > 0 {
 			nonEmpty++
 		}
@@ -66,9 +62,7 @@ func TestPublishSameKeySamePartition(t *testing.T) {
 
 func TestPublishRefusesEmptyKey(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 1, "t")
-	p := newProducer(t, b.Addrs())
+	b, p := startWithTopic(t, "t", 1)
 	err := p.Publish(context.Background(), "t", "", []byte("keyless"))
 	if err == nil {
 		t.Fatal("Publish with an empty key succeeded")
@@ -76,16 +70,14 @@ func TestPublishRefusesEmptyKey(t *testing.T) {
 	if code := genpipe.ErrorCode(err); code != genpipe.EINTERNAL {
 		t.Errorf("error code %q, want %q (a programming error, not an outage): %v", code, genpipe.EINTERNAL, err)
 	}
-	if end := endOffsets(t, admin(t, b.Addrs()), "t")[0]; end != 0 {
+	if end := testutil.EndOffsets(t, b.Addrs(), "t")[0]; end != 0 {
 		t.Errorf("%d records written, want 0", end)
 	}
 }
 
 func TestPublishHeadersRoundTrip(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 1, "dead")
-	p := newProducer(t, b.Addrs())
+	b, p := startWithTopic(t, "dead", 1)
 	err := p.PublishHeaders(context.Background(), "dead", "k", []byte("v"),
 		map[string]string{"reason": "poison", "origin": "genpipe.requests/3@17"})
 	if err != nil {
@@ -120,10 +112,8 @@ func TestPublishHeadersRoundTrip(t *testing.T) {
 // delivery timeout, and Ping too.
 func TestPublishBrokerDownIsUnavailable(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
-	ensureTopic(t, b.Addrs(), 4, "down")
 	const timeout = time.Second
-	p := newProducer(t, b.Addrs(), WithDeliveryTimeout(timeout))
+	b, p := startWithTopic(t, "down", 4, WithDeliveryTimeout(timeout))
 	ctx := context.Background()
 	if err := p.Publish(ctx, "down", "before", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -159,18 +149,12 @@ func TestPublishBrokerDownIsUnavailable(t *testing.T) {
 // can shorten the wait.
 func TestPublishNoBrokerHonoursContext(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // a port nobody listens on
-
+	addr := testutil.FreeAddr(t) // a port nobody listens on
 	p := newProducer(t, []string{addr}, WithDeliveryTimeout(time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	err = p.Publish(ctx, "t", "k", []byte("x"))
+	err := p.Publish(ctx, "t", "k", []byte("x"))
 	if code := genpipe.ErrorCode(err); code != genpipe.EUNAVAILABLE {
 		t.Fatalf("error code %q, want %q: %v", code, genpipe.EUNAVAILABLE, err)
 	}
@@ -198,11 +182,7 @@ func TestProducerOverConnKeepsAcksAllAndIdempotence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := conn.NewProducer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := producerOn(t, conn)
 	if acks := p.cl.OptValue(kgo.RequiredAcks).(kgo.Acks); acks != kgo.AllISRAcks() {
 		t.Errorf("acks %v, want all", acks)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
@@ -230,7 +229,7 @@ func TestDeadLetterRetried(t *testing.T) {
 // the group's committed offset at the end of the partition.
 func TestPoisonDoesNotBlockPartition(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := testutil.StartBroker(t)
 	conn := newConn(t, b.Addrs())
 	ctx := ctxFor(t, 30*time.Second)
 	const topic, dlqTopic, group = "records", "records-dlq", "records-group"
@@ -268,24 +267,9 @@ func TestPoisonDoesNotBlockPartition(t *testing.T) {
 			}
 			return nil
 		}})
-	e, err := engine.New(conn.Brokers(), group, []string{topic}, handle, engine.WithCapacity(4),
-		engine.WithCommitInterval(20*time.Millisecond), engineLog(t), engine.WithClientOpts(conn.Opts()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	runDone := make(chan error, 1)
-	go func() { runDone <- e.Run(runCtx) }()
-
-	adm := admin(t, conn)
-	testutil.Eventually(t, 20*time.Second, "the group commits every offset", func() bool {
-		return committed(ctx, adm, group, topic) == n
-	})
+	stop := testutil.Start(t, ctx, "engine", newEngine(t, conn, group, topic, 4, handle).Run)
+	waitCommitted(t, ctx, conn, group, topic, n)
 	stop()
-	if err := <-runDone; err != nil {
-		t.Errorf("engine: %v", err)
-	}
 	if got := handled.len(); got != n-6 {
 		t.Errorf("%d events handled, want %d: all but the poison", got, n-6)
 	}

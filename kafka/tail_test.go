@@ -15,10 +15,8 @@ import (
 // and none from before; several tails (API processes) each see all of them.
 func TestTailSeesNewRecordsOnly(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
 	const topic = "status"
-	ensureTopic(t, b.Addrs(), 8, topic)
-	p := newProducer(t, b.Addrs())
+	b, p := startWithTopic(t, topic, 8)
 	publishN(t, p, topic, "old", 20)
 	time.Sleep(5 * time.Millisecond) // the old records' timestamps are now in the past
 
@@ -72,7 +70,7 @@ func TestTailSeesNewRecordsOnly(t *testing.T) {
 // Tail started before its topic exists waits for it.
 func TestTailWaitsForTopic(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := testutil.StartBroker(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	from := time.Now()

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 func TestEnsureTopicsCreatesOnceAndLeavesExistingAlone(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t, broker.WithPartitions(3))
+	b := testutil.StartBroker(t, broker.WithPartitions(3))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
@@ -22,7 +23,7 @@ func TestEnsureTopicsCreatesOnceAndLeavesExistingAlone(t *testing.T) {
 	if err := plainConn(t, b.Addrs()).EnsureTopics(ctx, 2, "a", "b", "c"); err != nil {
 		t.Fatal(err)
 	}
-	details, err := admin(t, b.Addrs()).ListTopics(ctx)
+	details, err := testutil.Admin(t, b.Addrs()).ListTopics(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestEnsureTopicsCreatesOnceAndLeavesExistingAlone(t *testing.T) {
 
 func TestEnsureTopicsValidatesAndGivesUp(t *testing.T) {
 	t.Parallel()
-	b := startBroker(t)
+	b := testutil.StartBroker(t)
 	ctx := context.Background()
 	if err := plainConn(t, b.Addrs()).EnsureTopics(ctx, 0, "x"); err == nil {
 		t.Error("EnsureTopics with 0 partitions succeeded")

@@ -87,32 +87,36 @@ func New(opts ...Option) *Registry {
 		o(&cfg)
 	}
 	r := &Registry{reg: prometheus.NewRegistry(), cfg: cfg, clients: map[string]int{}}
-	r.processing = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: Namespace, Name: "stage_processing_seconds",
-		Help:    "Time one record took in a stage's handler (check, generate, notifier), AI call retries and dead-lettering included.",
-		Buckets: ProcessingBuckets,
-	}, []string{"stage"})
-	r.endToEnd = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: Namespace, Name: "request_duration_seconds",
-		Help: "Time from a request's creation (its 202) to its terminal status (done, rejected or failed), " +
+	r.processing = histogram("stage_processing_seconds",
+		"Time one record took in a stage's handler (check, generate, notifier), AI call retries and dead-lettering included.",
+		ProcessingBuckets, "stage")
+	r.endToEnd = histogram("request_duration_seconds",
+		"Time from a request's creation (its 202) to its terminal status (done, rejected or failed), "+
 			"observed by the notifier once per request when it records that status.",
-		Buckets: EndToEndBuckets,
-	}, []string{"status"})
-	r.aiRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: Namespace, Name: "ai_retries_total",
-		Help: "AI calls retried, by stage and by the error code of the failed attempt " +
+		EndToEndBuckets, "status")
+	r.aiRetries = counter("ai_retries_total",
+		"AI calls retried, by stage and by the error code of the failed attempt "+
 			"(too_many_requests: the AI was at capacity; unavailable: 5xx, timeout or network; internal).",
-	}, []string{"stage", "code"})
-	r.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: Namespace, Name: "dead_letters_total",
-		Help: "Records written to the dead-letter topic, by the stage that set them aside (poison records and requests failed for good).",
-	}, []string{"stage"})
+		"stage", "code")
+	r.deadLetters = counter("dead_letters_total",
+		"Records written to the dead-letter topic, by the stage that set them aside (poison records and requests failed for good).",
+		"stage")
 	r.stages = newStageCollector(cfg.lagTimeout, cfg.log)
 	r.reg.MustRegister(r.processing, r.endToEnd, r.aiRetries, r.deadLetters, r.stages)
 	if cfg.runtime {
 		r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return r
+}
+
+// histogram returns a histogram vector of Namespace, by labels.
+func histogram(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
+}
+
+// counter returns a counter vector of Namespace, by labels.
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels)
 }
 
 // Handler serves the registry in the Prometheus text format (or OpenMetrics

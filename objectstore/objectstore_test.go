@@ -1,10 +1,8 @@
 package objectstore_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
 )
@@ -82,26 +81,7 @@ func newStore(t *testing.T, bkt string) *s3.Store {
 // and body.
 func do(t *testing.T, method, rawURL string, body []byte, header http.Header) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), method, rawURL, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body == nil {
-		req.Body, req.ContentLength = nil, 0
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return testutil.Do(t, ctxT(t), nil, method, rawURL, body, header)
 }
 
 // preflight sends a browser's CORS preflight for a PUT or GET of rawURL.
@@ -193,12 +173,7 @@ func TestWorkingDirectory(t *testing.T) {
 }
 
 func TestExplicitAddrAndCredentials(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testutil.FreeAddr(t)
 	dir := t.TempDir()
 	restart(t, dir, objectstore.WithAddr(addr), objectstore.WithCredentials("genpipe-access", "genpipe-secret-0123456789"))
 	defer restart(t, srvDir)

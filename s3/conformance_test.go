@@ -3,7 +3,6 @@ package s3_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/s3"
 )
 
@@ -46,30 +46,7 @@ func (tg target) newStore(t *testing.T, bkt string, opts ...s3.Option) *s3.Store
 // and body.
 func (tg target) do(t *testing.T, method, rawURL string, body []byte, header http.Header) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctxT(t), method, rawURL, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body == nil {
-		req.Body, req.ContentLength = nil, 0
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	client := tg.client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
+	return testutil.Do(t, ctxT(t), tg.client, method, rawURL, body, header)
 }
 
 // runConformance runs every check against tg, in parallel.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/internal/testenv"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/s3"
 )
 
@@ -132,12 +133,7 @@ func TestPresignEndpoint(t *testing.T) {
 }
 
 func TestPingUnavailable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := "http://" + ln.Addr().String()
-	ln.Close()
+	closed := "http://" + testutil.FreeAddr(t)
 	st, err := s3.New(closed, bucket, "access", "secret")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package s3_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/s3"
 )
 
@@ -152,11 +151,14 @@ func pinnedVersityGW(t *testing.T, goTool string) (version, dir string) {
 type versityGW struct {
 	addr string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  string        // the file its stdout and stderr go to
 	done chan struct{} // closed when the process exited
 }
 
-func (g *versityGW) output() string { return g.out.String() }
+func (g *versityGW) output() string {
+	b, _ := os.ReadFile(g.out)
+	return string(b)
+}
 
 // startVersityGW starts the gateway on a free loopback port with the posix
 // backend on a temporary directory (metadata in a sidecar directory, so it
@@ -183,18 +185,18 @@ func tryStartVersityGW(t *testing.T, bin string) (*versityGW, error) {
 			return nil, err
 		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := testutil.FreeAddr(t)
+	gw := &versityGW{addr: addr, out: filepath.Join(dir, "output"), done: make(chan struct{})}
+	out, err := os.Create(gw.out)
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	gw := &versityGW{addr: addr, out: &syncBuffer{}, done: make(chan struct{})}
+	defer out.Close() // the process has its own copy
 	gw.cmd = exec.Command(bin,
 		"--access", gwAccess, "--secret", gwSecret, "--region", "us-east-1",
 		"--port", addr, "--virtual-domain", gwDomain, "--health", gwHealth, "--quiet",
 		"posix", "--sidecar", sidecar, root)
-	gw.cmd.Stdout, gw.cmd.Stderr = gw.out, gw.out
+	gw.cmd.Stdout, gw.cmd.Stderr = out, out
 	if err := gw.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -236,23 +238,4 @@ func (g *versityGW) stop() {
 		_ = g.cmd.Process.Kill()
 		<-g.done
 	}
-}
-
-// syncBuffer collects a process's output, written from its copying
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

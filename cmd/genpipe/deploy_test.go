@@ -27,6 +27,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // The Dockerfile, deploy/docker-compose.yml and deploy/k8s/ cannot be run
@@ -392,7 +393,7 @@ func TestComposeSettingsStart(t *testing.T) {
 			hosts[name] = s.s3Addr
 		case strings.HasPrefix(svc.Image, "postgres"):
 		case svc.isGenpipe():
-			hosts[name] = freeAddr(t) // where it listens, if it does
+			hosts[name] = testutil.FreeAddr(t) // where it listens, if it does
 		default:
 			t.Fatalf("compose service %s: no stand-in for image %s", name, svc.Image)
 		}
@@ -551,7 +552,7 @@ func rewriteComposeEnv(t *testing.T, service string, env map[string]string, host
 		case regexp.MustCompile(`^:\d+$`).MatchString(v):
 			v = hosts[service]
 			if key != "GENPIPE_ADDR" {
-				v = freeAddr(t) // a second listener, such as metrics
+				v = testutil.FreeAddr(t) // a second listener, such as metrics
 			}
 		default:
 			v = hostRef.ReplaceAllStringFunc(v, func(m string) string {
@@ -815,11 +816,7 @@ type commandFlagSet struct {
 // name ("worker", "dlq list").
 func deployFlagSets(t *testing.T) map[string]commandFlagSet {
 	t.Helper()
-	clearGenpipeEnv(t)
-	cmds, err := flagReference(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmds := builtInReference(t)
 	out := map[string]commandFlagSet{}
 	for _, c := range cmds {
 		fs := commandFlagSet{flags: map[string]bool{}, env: map[string]bool{}}

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/internal/testenv"
 )
 
 // deadLetterLine is one line of `genpipe dlq list -json`.
@@ -24,15 +24,7 @@ type deadLetterLine struct {
 // where `genpipe dlq list` shows it with its reason, and `genpipe dlq
 // replay` writes it back to where it came from.
 func TestPoisonToDeadLetterAndReplay(t *testing.T) {
-	conn, err := kafka.NewConn(sys.Brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := conn.NewProducer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := testenv.NewProducer(t, sys.Brokers)
 	key := "poison-" + uuid.NewString()
 	value := []byte(`{"v":99,"type":"request.submitted","requestId":"` + key + `"}`)
 	if err := p.Publish(t.Context(), genpipe.DefaultTopics().Requests, key, value); err != nil {

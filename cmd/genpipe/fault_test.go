@@ -73,11 +73,7 @@ func requireFaultTests(t *testing.T) {
 // once the group notices (session timeout 6 s), and nothing is paid twice.
 func TestFaultKillGenerateWorker(t *testing.T) {
 	r := newFaultRig(t, faultOptions{})
-	load := r.startLoad()
-	r.waitGenerateCalls(load, faultTrigger)
-	r.kill(r.workers["generate"][0])
-	r.requireMidLoad("the worker was killed")
-	rep := r.finish(load)
+	rep := r.finish(r.midLoad("the worker was killed", func() { r.kill(r.workers["generate"][0]) }))
 	rep.requireAllDone(t)
 	if rep.takeovers["generate"] == 0 {
 		t.Errorf("no generate claim was taken over: the killed worker held none, the kill missed the load")
@@ -88,15 +84,14 @@ func TestFaultKillGenerateWorker(t *testing.T) {
 // with SIGTERM: two rebalances per group while records are in flight.
 func TestFaultAddAndRemoveWorkers(t *testing.T) {
 	r := newFaultRig(t, faultOptions{})
-	load := r.startLoad()
-	r.waitGenerateCalls(load, faultTrigger)
-	for range 2 {
-		r.addWorker("check")
-		r.addWorker("generate")
-	}
-	r.waitStableGroup(groupCheck, 4)
-	r.waitStableGroup(groupGenerate, 4)
-	r.requireMidLoad("the workers joined")
+	load := r.midLoad("the workers joined", func() {
+		for range 2 {
+			r.addWorker("check")
+			r.addWorker("generate")
+		}
+		r.waitStableGroup(groupCheck, 4)
+		r.waitStableGroup(groupGenerate, 4)
+	})
 	r.stop(r.workers["check"][0])
 	r.stop(r.workers["generate"][0])
 	rep := r.finish(load)
@@ -109,13 +104,7 @@ func TestFaultAddAndRemoveWorkers(t *testing.T) {
 // and the notifier reconnect and rejoin their groups by themselves.
 func TestFaultBrokerRestart(t *testing.T) {
 	r := newFaultRig(t, faultOptions{})
-	load := r.startLoad()
-	r.waitGenerateCalls(load, faultTrigger)
-	r.stop(r.broker)
-	time.Sleep(faultOutage)
-	r.broker = r.startBroker()
-	r.requireMidLoad("the broker restarted")
-	rep := r.finish(load)
+	rep := r.finish(r.midLoad("the broker restarted", func() { r.outage(&r.broker, r.startBroker) }))
 	rep.requireAllDone(t)
 }
 
@@ -151,13 +140,7 @@ func TestFaultAIErrors(t *testing.T) {
 // TestFaultGenerateAIDownForGood checks that path.
 func TestFaultObjectStoreDown(t *testing.T) {
 	r := newFaultRig(t, faultOptions{aiAttempts: 12})
-	load := r.startLoad()
-	r.waitGenerateCalls(load, faultTrigger)
-	r.stop(r.objects)
-	time.Sleep(faultOutage)
-	r.objects = r.startObjectStore()
-	r.requireMidLoad("the object store restarted")
-	rep := r.finish(load)
+	rep := r.finish(r.midLoad("the object store restarted", func() { r.outage(&r.objects, r.startObjectStore) }))
 	rep.requireAllDone(t)
 	if rep.check.Failed+rep.generate.Failed == 0 {
 		t.Errorf("no AI call failed while the object store was down; the fault did not hit the load")
@@ -171,16 +154,14 @@ func TestFaultObjectStoreDown(t *testing.T) {
 // stops: every request still ends done.
 func TestFaultPoisonRecords(t *testing.T) {
 	r := newFaultRig(t, faultOptions{})
-	load := r.startLoad()
-	r.waitGenerateCalls(load, faultTrigger)
 	topics := genpipe.DefaultTopics()
 	sent := map[string][]*kgo.Record{}
-	for _, topic := range []string{topics.Requests, topics.Checked, topics.Results} {
-		sent[topic] = poisonRecords(t, topic)
-		r.produceRecords(sent[topic]...)
-	}
-	r.requireMidLoad("the poison records were written")
-	rep := r.finish(load)
+	rep := r.finish(r.midLoad("the poison records were written", func() {
+		for _, topic := range []string{topics.Requests, topics.Checked, topics.Results} {
+			sent[topic] = poisonRecords(t, topic)
+			r.produceRecords(sent[topic]...)
+		}
+	}))
 	rep.requireAllDone(t)
 
 	got := map[string][]deadLetterLine{}
@@ -266,7 +247,8 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	}
 	r.broker = r.startBroker()
 	r.objects = r.startObjectStore()
-	r.startFaultAIs()
+	r.startAIsWith(append([]string{"--latency", "20ms", "--capacity", capacity}, o.checkArgs...),
+		append([]string{"--latency", "100ms", "--capacity", capacity}, o.generateArgs...))
 	for range 2 {
 		r.addWorker("check")
 		r.addWorker("generate")
@@ -280,17 +262,6 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 		r.objectIDs = append(r.objectIDs, r.uploadImage())
 	}
 	return r
-}
-
-func (r *faultRig) startFaultAIs() {
-	r.t.Helper()
-	capacity := strconv.Itoa(faultCapacity)
-	check := r.start("aisim-check", nil, append([]string{"aisim", "--model", "check", "--addr", r.checkAddr,
-		"--latency", "20ms", "--capacity", capacity}, r.opts.checkArgs...)...)
-	generate := r.start("aisim-generate", nil, append([]string{"aisim", "--model", "generate", "--addr", r.generateAddr,
-		"--latency", "100ms", "--capacity", capacity}, r.opts.generateArgs...)...)
-	r.waitListening(check, r.checkAddr)
-	r.waitListening(generate, r.generateAddr)
 }
 
 func (r *faultRig) addWorker(stage string) {
@@ -330,6 +301,27 @@ func (r *faultRig) waitGenerateCalls(l *load, n int64) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// midLoad starts the load and, once the Generative AI has taken
+// faultTrigger calls of it, injects fault; it returns the load, under way.
+// what names what fault did, for requireMidLoad.
+func (r *faultRig) midLoad(what string, fault func()) *load {
+	r.t.Helper()
+	l := r.startLoad()
+	r.waitGenerateCalls(l, faultTrigger)
+	fault()
+	r.requireMidLoad(what)
+	return l
+}
+
+// outage stops the part *p (SIGTERM), leaves it down for faultOutage, and
+// starts it again with start, on the same address and data dir.
+func (r *faultRig) outage(p **process, start func() *process) {
+	r.t.Helper()
+	r.stop(*p)
+	time.Sleep(faultOutage)
+	*p = start()
 }
 
 // requireMidLoad fails the test if the load was over by the time a fault

@@ -14,8 +14,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
-	"github.com/genpipe/genpipe/kafka"
 )
 
 // scrapeMetrics GETs url (a /metrics) and returns every sample by its
@@ -64,15 +64,7 @@ func TestMetricsOfUp(t *testing.T) {
 	if v := waitTerminal(t, a.ID, 30*time.Second); v.Status != "done" {
 		t.Fatalf("request ended %s (%s), want done", v.Status, v.Error)
 	}
-	conn, err := kafka.NewConn(sys.Brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := conn.NewProducer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := testenv.NewProducer(t, sys.Brokers)
 	poison := "poison-" + uuid.NewString()
 	if err := p.Publish(t.Context(), genpipe.DefaultTopics().Requests, poison, []byte("not json")); err != nil {
 		t.Fatal(err)

@@ -24,11 +24,7 @@ import (
 // TestConfigReferenceUpToDate fails when docs/configuration.md is not what
 // the code generates, for instance after a flag was added or reworded.
 func TestConfigReferenceUpToDate(t *testing.T) {
-	clearGenpipeEnv(t)
-	cmds, err := flagReference(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmds := builtInReference(t)
 	want := renderReference(cmds)
 	path := filepath.Join(packageDir(t), "..", "..", "docs", "configuration.md")
 	got, err := os.ReadFile(path)
@@ -96,11 +92,7 @@ func TestParseDefaults(t *testing.T) {
 // module's code (tests aside): each must be a flag's variable or be listed
 // in otherEnv, or the reference would miss it.
 func TestEveryGenpipeVariableIsDocumented(t *testing.T) {
-	clearGenpipeEnv(t)
-	cmds, err := flagReference(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmds := builtInReference(t)
 	documented := map[string]bool{}
 	for _, c := range cmds {
 		for _, f := range c.Flags {
@@ -113,7 +105,7 @@ func TestEveryGenpipeVariableIsDocumented(t *testing.T) {
 	name := regexp.MustCompile(`^GENPIPE_[A-Z0-9_]+$`)
 	root := filepath.Join(packageDir(t), "..", "..")
 	fset := token.NewFileSet()
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -145,6 +137,18 @@ func TestEveryGenpipeVariableIsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// builtInReference returns every command's flags and variables with their
+// built-in defaults, whatever GENPIPE_* variables the tests run with.
+func builtInReference(t *testing.T) []refCommand {
+	t.Helper()
+	clearGenpipeEnv(t)
+	cmds, err := flagReference(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmds
 }
 
 // clearGenpipeEnv unsets every GENPIPE_* variable for the test, so that

@@ -12,16 +12,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // These tests stop real genpipe processes with real signals, as an
@@ -32,19 +31,9 @@ import (
 // (they end done with no generate worker left running), exits 0, and
 // commits past them, so a new worker calls the AI for none of them again.
 func TestSIGTERMWorkerFinishesInFlight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts nine processes")
-	}
 	const requests = 6
 	s := newStandalone(t)
-	s.startBroker()
-	s.startObjectStore()
-	check := s.start("aisim-check", nil, "aisim", "--model", "check", "--addr", s.checkAddr, "--latency", "50ms")
-	generate := s.start("aisim-generate", nil, "aisim", "--model", "generate", "--addr", s.generateAddr, "--latency", "2s")
-	s.waitListening(check, s.checkAddr)
-	s.waitListening(generate, s.generateAddr)
-	s.start("worker-check", nil, "worker", "--stage", "check")
-	worker := s.start("worker-generate", []string{"GENPIPE_SHUTDOWN_TIMEOUT=10s"}, "worker", "--stage", "generate")
+	worker := s.startGenerateWorker("2s", "10s")
 	s.startNotifier()
 	s.startAPI()
 
@@ -84,18 +73,8 @@ func TestSIGTERMWorkerFinishesInFlight(t *testing.T) {
 // minute, then SIGINT while it drains: it exits at once with status 130
 // and says so.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts seven processes")
-	}
 	s := newStandalone(t)
-	s.startBroker()
-	s.startObjectStore()
-	check := s.start("aisim-check", nil, "aisim", "--model", "check", "--addr", s.checkAddr, "--latency", "50ms")
-	generate := s.start("aisim-generate", nil, "aisim", "--model", "generate", "--addr", s.generateAddr, "--latency", "1m")
-	s.waitListening(check, s.checkAddr)
-	s.waitListening(generate, s.generateAddr)
-	s.start("worker-check", nil, "worker", "--stage", "check")
-	worker := s.start("worker-generate", []string{"GENPIPE_SHUTDOWN_TIMEOUT=1m"}, "worker", "--stage", "generate")
+	worker := s.startGenerateWorker("1m", "1m")
 	s.startAPI()
 	s.submit("second signal")
 	s.waitAICounters(s.generateAddr, "the request at the Generative AI", func(c aiCounters) bool { return c.InFlight == 1 })
@@ -120,14 +99,23 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
+// startGenerateWorker starts the broker, the object store, both AIs, the
+// Generative AI taking generateLatency a call, and both workers, and returns
+// the generate worker, which has shutdownTimeout: the one a test signals.
+func (s *standalone) startGenerateWorker(generateLatency, shutdownTimeout string) *process {
+	s.t.Helper()
+	s.startBroker()
+	s.startObjectStore()
+	s.startAIsWith([]string{"--latency", "50ms"}, []string{"--latency", generateLatency})
+	s.start("worker-check", nil, "worker", "--stage", "check")
+	return s.start("worker-generate", []string{"GENPIPE_SHUTDOWN_TIMEOUT=" + shutdownTimeout}, "worker", "--stage", "generate")
+}
+
 // TestUpSIGTERMFinishesInFlight sends SIGTERM to `genpipe up` while its
 // Generative AI works on a request: every part stops together, yet the AI
 // call finishes and is committed, so the restarted system completes the
 // request without calling the AI for it again.
 func TestUpSIGTERMFinishesInFlight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs genpipe up twice")
-	}
 	s := newStandalone(t)
 	args := []string{"up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr, "--data-dir", filepath.Join(s.dir, "up"),
 		"--check-latency", "50ms", "--generate-latency", "2s", "--partitions", "4"}
@@ -289,12 +277,7 @@ func (s *standalone) waitAICounters(addr, what string, cond func(aiCounters) boo
 // up to its end, and that topic holds records records.
 func (s *standalone) checkCommittedToEnd(group, topic string, records int) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(s.brokerPort)))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	adm := testutil.Admin(s.t, []string{s.brokerAddr()})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ends, err := adm.ListEndOffsets(ctx, topic)
@@ -321,14 +304,9 @@ func (s *standalone) checkCommittedToEnd(group, topic string, records int) {
 // checkGroupEmpty checks that group has no members.
 func (s *standalone) checkGroupEmpty(group string) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(s.brokerPort)))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	described, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	described, err := testutil.Admin(s.t, []string{s.brokerAddr()}).DescribeGroups(ctx, group)
 	if err != nil {
 		s.t.Fatalf("describe group %s: %v", group, err)
 	}

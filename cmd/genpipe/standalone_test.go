@@ -20,10 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 )
 
@@ -36,9 +36,6 @@ import (
 // both workers, the notifier and the API as separate processes and takes a
 // request from upload to a signed webhook through them.
 func TestStandaloneProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts eight processes")
-	}
 	s := newStandalone(t)
 	s.startBroker()
 	s.startObjectStore()
@@ -62,9 +59,6 @@ func TestStandaloneProcesses(t *testing.T) {
 // runs, restarts the broker process on the same port and data dir, and only
 // then starts the workers: the queued request must still reach done.
 func TestBrokerRestartKeepsQueuedRequests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts nine processes")
-	}
 	s := newStandalone(t)
 	broker := s.startBroker()
 	s.startObjectStore()
@@ -128,17 +122,22 @@ type process struct {
 	stopping bool // SIGTERM sent, or about to be
 }
 
+// newStandalone builds the binary for a system of processes that the test
+// starts, and stops them when it ends. It skips the test under -short.
 func newStandalone(t *testing.T) *standalone {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary and runs the parts as processes")
+	}
 	dir := t.TempDir()
 	s := &standalone{
 		t: t, dir: dir, secret: "standalone-webhook-secret",
 		bin:          buildGenpipe(t, dir),
-		brokerPort:   freePort(t),
-		s3Addr:       freeAddr(t),
-		checkAddr:    freeAddr(t),
-		generateAddr: freeAddr(t),
-		apiAddr:      freeAddr(t),
+		brokerPort:   testutil.FreePort(t),
+		s3Addr:       testutil.FreeAddr(t),
+		checkAddr:    testutil.FreeAddr(t),
+		generateAddr: testutil.FreeAddr(t),
+		apiAddr:      testutil.FreeAddr(t),
 	}
 	s.api = "http://" + s.apiAddr
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
@@ -151,7 +150,7 @@ func newStandalone(t *testing.T) *standalone {
 		}
 	}
 	s.env = append(s.env,
-		"GENPIPE_KAFKA_BROKERS=127.0.0.1:"+strconv.Itoa(s.brokerPort),
+		"GENPIPE_KAFKA_BROKERS="+s.brokerAddr(),
 		"GENPIPE_PARTITIONS=4",
 		"GENPIPE_S3_ENDPOINT=http://"+s.s3Addr,
 		"GENPIPE_S3_BUCKET=genpipe",
@@ -222,26 +221,6 @@ func packageDir(t *testing.T) string {
 	}
 	t.Fatalf("cannot find the source of cmd/genpipe to build it (tried %v)", candidates)
 	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // start runs the binary with args and extra environment variables.
@@ -339,10 +318,13 @@ func (s *standalone) waitListening(p *process, addr string) {
 	}
 }
 
+// brokerAddr is the address of the broker process.
+func (s *standalone) brokerAddr() string { return "127.0.0.1:" + strconv.Itoa(s.brokerPort) }
+
 func (s *standalone) startBroker() *process {
 	s.t.Helper()
 	p := s.start("broker", nil, "broker", "--port", strconv.Itoa(s.brokerPort), "--data-dir", filepath.Join(s.dir, "kafka"))
-	s.waitListening(p, "127.0.0.1:"+strconv.Itoa(s.brokerPort))
+	s.waitListening(p, s.brokerAddr())
 	return p
 }
 
@@ -353,10 +335,18 @@ func (s *standalone) startObjectStore() *process {
 	return p
 }
 
+// startAIs starts both AI simulators with short latencies.
 func (s *standalone) startAIs() {
 	s.t.Helper()
-	check := s.start("aisim-check", nil, "aisim", "--model", "check", "--addr", s.checkAddr, "--latency", "50ms")
-	generate := s.start("aisim-generate", nil, "aisim", "--model", "generate", "--addr", s.generateAddr, "--latency", "200ms")
+	s.startAIsWith([]string{"--latency", "50ms"}, []string{"--latency", "200ms"})
+}
+
+// startAIsWith starts both AI simulators, each with its own further flags,
+// and waits until they listen.
+func (s *standalone) startAIsWith(checkArgs, generateArgs []string) {
+	s.t.Helper()
+	check := s.start("aisim-check", nil, append([]string{"aisim", "--model", "check", "--addr", s.checkAddr}, checkArgs...)...)
+	generate := s.start("aisim-generate", nil, append([]string{"aisim", "--model", "generate", "--addr", s.generateAddr}, generateArgs...)...)
 	s.waitListening(check, s.checkAddr)
 	s.waitListening(generate, s.generateAddr)
 }
@@ -512,18 +502,13 @@ func (s *standalone) checkWebhook(hooks *webhookReceiver, id string) {
 // asked from outside, never saw more than 6 calls at once, refused none,
 // and were called once per request.
 func TestThreeWorkersPerStageShareCapacity(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts twelve processes")
-	}
 	const capacity, requests = 6, 24
 	s := newStandalone(t)
 	s.startBroker()
 	s.startObjectStore()
 	capEnv := []string{"GENPIPE_CHECK_CAPACITY=" + strconv.Itoa(capacity), "GENPIPE_GENERATE_CAPACITY=" + strconv.Itoa(capacity)}
-	check := s.start("aisim-check", nil, "aisim", "--model", "check", "--addr", s.checkAddr, "--latency", "100ms", "--capacity", strconv.Itoa(capacity))
-	generate := s.start("aisim-generate", nil, "aisim", "--model", "generate", "--addr", s.generateAddr, "--latency", "300ms", "--capacity", strconv.Itoa(capacity))
-	s.waitListening(check, s.checkAddr)
-	s.waitListening(generate, s.generateAddr)
+	s.startAIsWith([]string{"--latency", "100ms", "--capacity", strconv.Itoa(capacity)},
+		[]string{"--latency", "300ms", "--capacity", strconv.Itoa(capacity)})
 	for range 3 {
 		s.start("worker-check", capEnv, "worker", "--stage", "check")
 		s.start("worker-generate", capEnv, "worker", "--stage", "generate")
@@ -566,12 +551,7 @@ func TestThreeWorkersPerStageShareCapacity(t *testing.T) {
 // rebalance is under way when the load starts.
 func (s *standalone) waitStableGroup(group string, members int) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(s.brokerPort)))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	adm := testutil.Admin(s.t, []string{s.brokerAddr()})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		described, err := adm.DescribeGroups(context.Background(), group)
@@ -619,7 +599,7 @@ func aiStats(base string) (aisim.Stats, error) {
 // the API: how a test puts poison records into the pipeline's topics.
 func (s *standalone) produceRecords(records ...*kgo.Record) {
 	s.t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(s.brokerPort)))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.brokerAddr()))
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package testenv
 
 import (
 	"context"
-	"net"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -13,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/broker"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
 
@@ -33,30 +33,46 @@ type Kafka struct {
 // those two settings and may override them.
 func StartKafka(t testing.TB, opts ...broker.Option) *Kafka {
 	t.Helper()
-	port := freePort(t)
+	port := testutil.FreePort(t)
 	k := &Kafka{opts: append([]broker.Option{
 		broker.WithDataDir(filepath.Join(t.TempDir(), "kafka")),
 		broker.WithPort(port),
 	}, opts...)}
 	k.Start(t)
 	t.Cleanup(k.Stop)
-	conn, err := kafka.NewConn(k.srv.Addrs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.Conn = conn
+	k.Conn = Conn(t, k.srv.Addrs())
 	return k
 }
 
-// freePort returns a port of 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) int {
+// Conn returns a connection to brokers with the defaults (plaintext).
+func Conn(t testing.TB, brokers []string) *kafka.Conn {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	conn, err := kafka.NewConn(brokers)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return conn
+}
+
+// EnsureTopics creates topics on brokers with partitions partitions each,
+// unless they exist.
+func EnsureTopics(t testing.TB, brokers []string, partitions int32, topics ...string) {
+	t.Helper()
+	if err := Conn(t, brokers).EnsureTopics(testutil.Context(t), partitions, topics...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// NewProducer returns a producer to brokers with the connection defaults,
+// configured with opts, closed when the test ends.
+func NewProducer(t testing.TB, brokers []string, opts ...kafka.ProducerOption) *kafka.Producer {
+	t.Helper()
+	p, err := Conn(t, brokers).NewProducer(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }
 
 // Addrs returns the broker's addresses, the same before and after a restart.
@@ -92,22 +108,13 @@ func (k *Kafka) Start(t testing.TB) {
 // exist.
 func (k *Kafka) EnsureTopics(t testing.TB, partitions int32, topics ...string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	if err := k.Conn.EnsureTopics(ctx, partitions, topics...); err != nil {
-		t.Fatal(err)
-	}
+	EnsureTopics(t, k.Addrs(), partitions, topics...)
 }
 
-// NewProducer returns a producer on Conn, closed when the test ends.
+// NewProducer returns a producer to the broker, closed when the test ends.
 func (k *Kafka) NewProducer(t testing.TB, opts ...kafka.ProducerOption) *kafka.Producer {
 	t.Helper()
-	p, err := k.Conn.NewProducer(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	return p
+	return NewProducer(t, k.Addrs(), opts...)
 }
 
 // Records returns every record topic holds now, in offset order per

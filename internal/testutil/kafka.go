@@ -1,0 +1,53 @@
+package testutil
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe/broker"
+)
+
+// These helpers reach a broker with plain franz-go clients, not package
+// kafka: package kafka's own tests use them, and cannot import a package
+// that imports kafka (internal/testenv does).
+
+// StartBroker starts an embedded broker with opts and closes it when the
+// test ends.
+func StartBroker(t testing.TB, opts ...broker.Option) *broker.Server {
+	t.Helper()
+	b, err := broker.Start(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Admin returns an admin client of brokers (plaintext), closed when the test
+// ends.
+func Admin(t testing.TB, brokers []string) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// EndOffsets returns the end offset of each partition of topic.
+func EndOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
+	t.Helper()
+	listed, err := Admin(t, brokers).ListEndOffsets(Context(t), topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	ends := make(map[int32]int64)
+	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
+	return ends
+}
