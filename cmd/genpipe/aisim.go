@@ -44,14 +44,11 @@ func (c *aisimConfig) register(f *flags) {
 	})
 }
 
+func (c *aisimConfig) part() string { return "aisim-" + c.Model }
+
 func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg aisimConfig
-	f := newFlags("aisim", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	log, err := cfg.logger(stderr, "aisim-"+cfg.Model)
+	log, err := parse(&cfg, "aisim", args, stderr)
 	if err != nil {
 		return err
 	}

@@ -22,41 +22,27 @@ const defaultAPIAddr = "127.0.0.1:8080"
 // apiConfig is the configuration of `genpipe api`: the HTTP API and the web
 // page.
 type apiConfig struct {
-	service
-	backends
+	servicePart
 	Addr string
 	API  apiSettings
 }
 
 func (c *apiConfig) register(f *flags) {
-	c.service.register(f, true)
-	c.backends.register(f)
-	c.S3.registerPublic(f)
+	c.servicePart.register(f, true, true)
 	f.String(&c.Addr, "addr", "GENPIPE_ADDR", defaultAPIAddr, "listen address", nonEmpty)
 	c.API.register(f, false)
 }
 
+func (c *apiConfig) part() string { return "api" }
+
 func cmdAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg apiConfig
-	f := newFlags("api", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	log, err := cfg.logger(stderr, "api")
-	if err != nil {
-		return err
-	}
-	obs, err := startObservability(ctx, "genpipe-api", cfg.MetricsAddr, cfg.Kafka, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
-	ln, url, err := listen(cfg.Addr)
-	if err != nil {
-		return err
-	}
-	return runAPI(ctx, cfg, obs, ln, log, func() { fmt.Fprintf(stdout, "genpipe api serving %s/\n", url) })
+	return runAlone(ctx, "api", args, stderr, func(ctx context.Context, cfg apiConfig, obs *observability, log *slog.Logger) error {
+		ln, url, err := listen(cfg.Addr)
+		if err != nil {
+			return err
+		}
+		return runAPI(ctx, cfg, obs, ln, log, func() { fmt.Fprintf(stdout, "genpipe api serving %s/\n", url) })
+	})
 }
 
 // runAPI serves the API on ln until ctx is done; ready is called once it

@@ -34,14 +34,11 @@ func (c *brokerConfig) register(f *flags) {
 	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "default partitions of auto-created topics", atLeast(1))
 }
 
+func (c *brokerConfig) part() string { return "broker" }
+
 func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg brokerConfig
-	f := newFlags("broker", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	log, err := cfg.logger(stderr, "broker")
+	log, err := parse(&cfg, "broker", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -74,11 +71,11 @@ func (c *objectStoreConfig) register(f *flags) {
 	f.Check(func() error { return requiredFlags("access-key", c.AccessKey, "secret-key", c.SecretKey) })
 }
 
+func (c *objectStoreConfig) part() string { return "objectstore" }
+
 func cmdObjectStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg objectStoreConfig
-	f := newFlags("objectstore", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
+	if _, err := parse(&cfg, "objectstore", args, stderr); err != nil {
 		return err
 	}
 	srv, err := objectstore.Start(ctx, cfg.DataDir, objectstore.WithAddr(cfg.Addr), objectstore.WithCredentials(cfg.AccessKey, cfg.SecretKey))

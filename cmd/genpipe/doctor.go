@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/genpipe/genpipe/doctor"
 )
@@ -21,10 +20,7 @@ func cmdDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg                      clientConfig
 		configFile, topic, group string
 		asJSON                   bool
-		handlerTime              time.Duration
-		capacity, partitions     int
-		consumers, inFlight      int
-		keyless                  bool
+		s                        = doctor.JavaDefaults() // the article's workload, on the Java client's defaults
 	)
 	fs := newFlags("doctor", stderr)
 	cfg.common.register(fs)
@@ -43,37 +39,25 @@ in a live topic and group. Exits 1 when it finds any.
 	fs.StringVar(&topic, "topic", "", "the topic to inspect (with -brokers)")
 	fs.StringVar(&group, "group", "", "the consumer group to inspect (with -brokers)")
 	cfg.Kafka.kafkaConnSettings.register(fs)
-	def := doctor.JavaDefaults() // the article's workload, on the Java client's defaults
-	fs.Duration(&handlerTime, "handler-time", "", def.HandlerTime, "time to process one record (the AI's latency)", positive)
-	fs.Int(&capacity, "ai-capacity", "", def.AICapacity, "concurrent calls the AI takes", atLeast(1))
-	fs.Int(&partitions, "partitions", "", def.Partitions, "partitions of the topic", atLeast(1))
-	fs.Int(&consumers, "consumers", "", def.Consumers, "consumers in the group", atLeast(1))
-	fs.Int(&inFlight, "in-flight", "", def.InFlight, "records one consumer processes at once", atLeast(1))
-	fs.Bool(&keyless, "keyless", "", def.Keyless, "events are produced without a key")
+	fs.Duration(&s.HandlerTime, "handler-time", "", s.HandlerTime, "time to process one record (the AI's latency)", positive)
+	fs.Int(&s.AICapacity, "ai-capacity", "", s.AICapacity, "concurrent calls the AI takes", atLeast(1))
+	fs.Int(&s.Partitions, "partitions", "", s.Partitions, "partitions of the topic", atLeast(1))
+	fs.Int(&s.Consumers, "consumers", "", s.Consumers, "consumers in the group", atLeast(1))
+	fs.Int(&s.InFlight, "in-flight", "", s.InFlight, "records one consumer processes at once", atLeast(1))
+	fs.Bool(&s.Keyless, "keyless", "", s.Keyless, "events are produced without a key")
 	fs.BoolVar(&asJSON, "json", false, "print findings as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s, err := doctorSettings(configFile)
-	if err != nil {
-		return err
-	}
-	fs.Visit(func(f *flag.Flag) { // flags given explicitly win over the file
-		switch f.Name {
-		case "handler-time":
-			s.HandlerTime = handlerTime
-		case "ai-capacity":
-			s.AICapacity = capacity
-		case "partitions":
-			s.Partitions = partitions
-		case "consumers":
-			s.Consumers = consumers
-		case "in-flight":
-			s.InFlight = inFlight
-		case "keyless":
-			s.Keyless = keyless
+	if configFile != "" {
+		var err error
+		if s, err = applyProperties(configFile, s); err != nil {
+			return err
 		}
-	})
+		// Flags given explicitly win over the file: each sets its field
+		// of s again.
+		fs.Visit(func(f *flag.Flag) { _ = f.Value.Set(f.Value.String()) })
+	}
 	findings := doctor.Diagnose(s)
 	if cfg.Kafka.Brokers != "" && topic != "" {
 		conn, err := cfg.Kafka.conn()
@@ -95,11 +79,9 @@ in a live topic and group. Exits 1 when it finds any.
 	return nil
 }
 
-func doctorSettings(path string) (doctor.Settings, error) {
-	s := doctor.JavaDefaults()
-	if path == "" {
-		return s, nil
-	}
+// applyProperties returns s with the Java client properties of the file at
+// path applied.
+func applyProperties(path string, s doctor.Settings) (doctor.Settings, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return s, fmt.Errorf("doctor: %w", err)

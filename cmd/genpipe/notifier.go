@@ -19,16 +19,13 @@ const notifierCapacity = 16
 // notifierConfig is the configuration of `genpipe notifier`: the status
 // store writer and webhook sender.
 type notifierConfig struct {
-	service
-	backends
+	servicePart
 	WebhookSecret        string
 	AllowPrivateWebhooks bool
 }
 
 func (c *notifierConfig) register(f *flags) {
-	c.service.register(f, false)
-	c.backends.register(f)
-	c.S3.registerPublic(f)
+	c.servicePart.register(f, false, true)
 	f.Secret(&c.WebhookSecret, "webhook-secret", "GENPIPE_WEBHOOK_SECRET", "HMAC-SHA256 key that signs webhook bodies")
 	f.Check(func() error {
 		return requiredFlags("webhook-secret", c.WebhookSecret)
@@ -37,23 +34,10 @@ func (c *notifierConfig) register(f *flags) {
 		"let webhook POSTs connect to loopback, private, link-local and other internal addresses (checked on the address dialed)")
 }
 
+func (c *notifierConfig) part() string { return "notifier" }
+
 func cmdNotifier(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg notifierConfig
-	f := newFlags("notifier", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	log, err := cfg.logger(stderr, "notifier")
-	if err != nil {
-		return err
-	}
-	obs, err := startObservability(ctx, "genpipe-notifier", cfg.MetricsAddr, cfg.Kafka, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
-	return runNotifier(ctx, cfg, obs, log)
+	return runAlone(ctx, "notifier", args, stderr, runNotifier)
 }
 
 // runNotifier records status events and sends webhooks until ctx is done.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,52 @@ import (
 // configuration (apiConfig, workerConfig, ...) holds the groups it uses and
 // registers their flags; each group turns its settings into the options of
 // the package it configures.
+
+// config is a command's configuration: it registers its flags and names
+// the part that logs (none for up, whose parts name themselves).
+type config interface {
+	register(f *flags)
+	part() string
+	logger(stderr io.Writer, part string) (*slog.Logger, error)
+}
+
+// parse fills cfg from the flags and variables of `genpipe command` in
+// args, and returns the logger of cfg's part: every part's command starts
+// with it.
+func parse(cfg config, command string, args []string, stderr io.Writer) (*slog.Logger, error) {
+	f := newFlags(command, stderr)
+	cfg.register(f)
+	if err := f.Parse(args); err != nil {
+		return nil, err
+	}
+	return cfg.logger(stderr, cfg.part())
+}
+
+// runAlone is the command of a long-running part (api, worker, notifier)
+// that runs in a process of its own: it fills the part's configuration C
+// from the flags of `genpipe command`, then runs it with observability of
+// its own (serving /metrics on -metrics-addr, reading its consumers' lag
+// from the part's brokers). up runs the same run functions with the
+// observability all its parts share.
+func runAlone[C any, P interface {
+	*C
+	config
+	observed() (metricsAddr string, k kafkaSettings)
+}](ctx context.Context, command string, args []string, stderr io.Writer,
+	run func(ctx context.Context, cfg C, obs *observability, log *slog.Logger) error) error {
+	cfg := P(new(C))
+	log, err := parse(cfg, command, args, stderr)
+	if err != nil {
+		return err
+	}
+	addr, k := cfg.observed()
+	obs, err := startObservability(ctx, "genpipe-"+cfg.part(), addr, k, log)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
+	return run(ctx, *(*C)(cfg), obs, log)
+}
 
 // common are the settings every command takes.
 type common struct {
@@ -75,6 +122,26 @@ type service struct {
 	common
 	MetricsAddr string
 }
+
+// servicePart is a long-running part that runs in a process of its own,
+// with its backends.
+type servicePart struct {
+	service
+	backends
+}
+
+// register adds the part's flags; servesHTTP says whether it has an HTTP
+// server anyway, publicLinks whether it hands presigned URLs to people.
+func (p *servicePart) register(f *flags, servesHTTP, publicLinks bool) {
+	p.service.register(f, servesHTTP)
+	p.backends.register(f)
+	if publicLinks {
+		p.S3.registerPublic(f)
+	}
+}
+
+// observed says where the part serves its metrics and whose lag it reads.
+func (p *servicePart) observed() (string, kafkaSettings) { return p.MetricsAddr, p.Kafka }
 
 // register adds the common flags and -metrics-addr; also says what the
 // address adds for a part that serves HTTP anyway (api, up).

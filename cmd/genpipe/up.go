@@ -64,14 +64,11 @@ func (c *upConfig) register(f *flags) {
 	c.API.register(f, true)
 }
 
+func (c *upConfig) part() string { return "" } // its parts name themselves
+
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg upConfig
-	f := newFlags("up", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	log, err := cfg.logger(stderr, "")
+	log, err := parse(&cfg, "up", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -132,11 +129,12 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	stages := defaultStageSettings()
 	stages.CheckAIURL, stages.GenerateAIURL = urls.CheckAI, urls.GenerateAI
 	stages.CheckCapacity, stages.GenerateCapacity = cfg.CheckCapacity, cfg.GenerateCapacity
-	apiCfg := apiConfig{service: cfg.service, backends: b, Addr: cfg.Addr, API: cfg.API}
-	notifierCfg := notifierConfig{service: cfg.service, backends: b, WebhookSecret: secrets.WebhookSecret,
+	part := servicePart{service: cfg.service, backends: b}
+	apiCfg := apiConfig{servicePart: part, Addr: cfg.Addr, API: cfg.API}
+	notifierCfg := notifierConfig{servicePart: part, WebhookSecret: secrets.WebhookSecret,
 		AllowPrivateWebhooks: cfg.API.AllowPrivateWebhooks}
 	workerCfg := func(stage string) workerConfig {
-		return workerConfig{service: cfg.service, backends: b, Stage: stage, stageSettings: stages}
+		return workerConfig{servicePart: part, Stage: stage, stageSettings: stages}
 	}
 	aiCfg := func(model string, latency time.Duration, capacity int) aisimConfig {
 		return aisimConfig{common: cfg.common, Model: model, Latency: latency, Capacity: capacity}

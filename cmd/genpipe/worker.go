@@ -23,9 +23,8 @@ const (
 
 // workerConfig is the configuration of `genpipe worker`: one AI stage.
 type workerConfig struct {
-	service
-	backends // the stage claims live in the status database
-	Stage    string
+	servicePart // the stage claims live in the status database
+	Stage       string
 	stageSettings
 }
 
@@ -52,8 +51,7 @@ func defaultStageSettings() stageSettings {
 }
 
 func (c *workerConfig) register(f *flags) {
-	c.service.register(f, false)
-	c.backends.register(f)
+	c.servicePart.register(f, false, false)
 	def := defaultStageSettings()
 	f.String(&c.Stage, "stage", "GENPIPE_STAGE", "", "the stage to run: check or generate", oneOf("check", "generate"))
 	f.String(&c.CheckAIURL, "check-ai-url", "GENPIPE_CHECK_AI_URL", defaultCheckAIURL, "Checking AI base URL", httpURL)
@@ -72,23 +70,10 @@ func (c *workerConfig) register(f *flags) {
 		positive)
 }
 
+func (c *workerConfig) part() string { return c.Stage + "-worker" }
+
 func cmdWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg workerConfig
-	f := newFlags("worker", stderr)
-	cfg.register(f)
-	if err := f.Parse(args); err != nil {
-		return err
-	}
-	log, err := cfg.logger(stderr, cfg.Stage+"-worker")
-	if err != nil {
-		return err
-	}
-	obs, err := startObservability(ctx, "genpipe-"+cfg.Stage+"-worker", cfg.MetricsAddr, cfg.Kafka, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
-	return runWorker(ctx, cfg, obs, log)
+	return runAlone(ctx, "worker", args, stderr, runWorker)
 }
 
 // runWorker runs one AI stage until ctx is done.
