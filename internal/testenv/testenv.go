@@ -23,7 +23,6 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
 )
@@ -47,7 +46,6 @@ type Env struct {
 
 type config struct {
 	partitions int32
-	broker     []broker.Option
 	producer   []kafka.ProducerOption
 }
 
@@ -59,13 +57,6 @@ type Option func(*config)
 // cmd/genpipe. Fewer partitions make reading a topic back quicker; more
 // spread requests over more of them.
 func WithPartitions(n int32) Option { return func(c *config) { c.partitions = n } }
-
-// WithBroker starts the broker with opts, after testenv's own (data dir,
-// port), which they may override. Default: none; tests of consumer groups
-// add broker.WithGroupMinSessionTimeout for short sessions.
-func WithBroker(opts ...broker.Option) Option {
-	return func(c *config) { c.broker = append(c.broker, opts...) }
-}
 
 // WithProducer creates Env.Producer with opts, overriding the producer's
 // defaults; kafka.WithDeliveryTimeout shortens how long a test waits for a
@@ -84,7 +75,7 @@ func New(t testing.TB, opts ...Option) *Env {
 		o(&cfg)
 	}
 	e := &Env{Topics: genpipe.DefaultTopics(), Objects: Objects(t)}
-	e.Kafka = StartKafka(t, cfg.broker...)
+	e.Kafka = StartKafka(t)
 	e.Kafka.EnsureTopics(t, cfg.partitions, e.Topics.All()...)
 	e.Producer = e.Kafka.NewProducer(t, cfg.producer...)
 	e.StorePath = filepath.Join(t.TempDir(), "genpipe.db")
