@@ -139,13 +139,3 @@ func jpegOf(t *testing.T, img image.Image) []byte {
 func grayPNG(t *testing.T, w, h int) []byte {
 	return pngOf(t, image.NewGray(image.Rect(0, 0, w, h)))
 }
-
-// mustService is a simulated AI service for options that must be valid.
-func mustService(t testing.TB, newService func(...aisim.Option) (*aisim.Service, error), opts ...aisim.Option) *aisim.Service {
-	t.Helper()
-	svc, err := newService(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
-}

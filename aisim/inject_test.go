@@ -13,13 +13,14 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // An injected 500 is a problem+json answered before any slot is taken, and
 // a worker's client sees it as worth retrying.
 func TestFaultRateAnswers500(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(1))
+	svc := testutil.Must(aisim.NewCheckService(aisim.WithLatency(0), aisim.WithFaultRate(1)))(t)
 	base := serve(t, svc)
 	url := st.add("img", pngOf(t, picture(64, 64)))
 
@@ -39,7 +40,7 @@ func TestFaultRateAnswers500(t *testing.T) {
 // apart from the refusals at capacity.
 func TestBusyRateAnswers429(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithBusyRate(1))
+	svc := testutil.Must(aisim.NewCheckService(aisim.WithLatency(0), aisim.WithBusyRate(1)))(t)
 	base := serve(t, svc)
 	url := st.add("img", pngOf(t, picture(64, 64)))
 
@@ -61,7 +62,7 @@ func TestBusyRateAnswers429(t *testing.T) {
 // Input is validated before the draw: a bad request is a 400 whatever the
 // fault rate, so a test's injected failures are all retryable.
 func TestFaultsAfterValidation(t *testing.T) {
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(1))
+	svc := testutil.Must(aisim.NewCheckService(aisim.WithLatency(0), aisim.WithFaultRate(1)))(t)
 	resp, m := post(t, serve(t, svc)+"/v1/check", `{"requestId":"r1"}`)
 	wantProblem(t, resp, m, http.StatusBadRequest)
 	if s := svc.Stats(); s.InjectedFaults != 0 {
@@ -75,7 +76,7 @@ func TestSeededRates(t *testing.T) {
 	st := newStore(t)
 	url := st.add("img", pngOf(t, picture(64, 64)))
 	run := func() aisim.Stats {
-		svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(0.2), aisim.WithBusyRate(0.2), aisim.WithFaultSeed(7))
+		svc := testutil.Must(aisim.NewCheckService(aisim.WithLatency(0), aisim.WithFaultRate(0.2), aisim.WithBusyRate(0.2), aisim.WithFaultSeed(7)))(t)
 		checker := aiclient.NewChecker(serve(t, svc))
 		for i := range 100 {
 			_, _ = checker.Check(context.Background(), genpipe.CheckInput{RequestID: strconv.Itoa(i), ImageURL: url})
@@ -122,7 +123,7 @@ func TestStatsOutcomes(t *testing.T) {
 // GET /duplicates is [] until a request is paid twice, then names it.
 func TestDuplicatesRoute(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0))
+	svc := testutil.Must(aisim.NewCheckService(aisim.WithLatency(0)))(t)
 	base := serve(t, svc)
 	checker := aiclient.NewChecker(base)
 	url := st.add("img", pngOf(t, picture(64, 64)))

@@ -44,12 +44,12 @@ func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, late
 	switch stage {
 	case "check":
 		svc, ai := checkAI(t, aisim.WithLatency(latency))
-		cs.handle = mustCheck(t, ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...).Handle
+		cs.handle = testutil.Must(worker.NewCheck(ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...))(t).Handle
 		cs.stats, cs.working = svc.Stats, genpipe.StatusChecking
 		cs.event = testutil.JobEvent(genpipe.EventSubmitted, cs.id, cs.job)
 	case "generate":
 		svc, ai := generateAI(t, aisim.WithLatency(latency))
-		cs.handle = mustGenerate(t, ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...).Handle
+		cs.handle = testutil.Must(worker.NewGenerate(ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...))(t).Handle
 		cs.stats, cs.working = svc.Stats, genpipe.StatusGenerating
 		cs.event = testutil.JobEvent(genpipe.EventChecked, cs.id, cs.job)
 	default:
@@ -188,9 +188,9 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		var handle func(context.Context, genpipe.Event) error
 		var typ genpipe.EventType
 		if stage == "check" {
-			handle, typ = mustCheck(t, aiclient.NewChecker(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventSubmitted
+			handle, typ = testutil.Must(worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)))(t).Handle, genpipe.EventSubmitted
 		} else {
-			handle, typ = mustGenerate(t, aiclient.NewGenerator(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventChecked
+			handle, typ = testutil.Must(worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)))(t).Handle, genpipe.EventChecked
 		}
 		id := uuid.NewString()
 		job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
@@ -247,7 +247,7 @@ func TestTakeOverFindsWrittenSlide(t *testing.T) {
 	}
 	log, _ := testutil.CaptureLogs(t)
 	svc, ai := generateAI(t)
-	next := mustGenerate(t, ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
+	next := testutil.Must(worker.NewGenerate(ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond)))(t)
 	if err := next.Handle(testutil.Context(t), cs.event); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
-	"github.com/genpipe/genpipe/worker"
 )
 
 // The object store is one per test binary (testenv.Run); each test has a
@@ -126,13 +125,13 @@ func serve(t *testing.T, h http.Handler) string {
 
 func checkAI(t *testing.T, opts ...aisim.Option) (*aisim.Service, *aiclient.Checker) {
 	t.Helper()
-	svc := mustService(t, aisim.NewCheckService, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...)
+	svc := testutil.Must(aisim.NewCheckService(append([]aisim.Option{aisim.WithLatency(0)}, opts...)...))(t)
 	return svc, aiclient.NewChecker(serve(t, svc.Handler()))
 }
 
 func generateAI(t *testing.T, opts ...aisim.Option) (*aisim.Service, *aiclient.Generator) {
 	t.Helper()
-	svc := mustService(t, aisim.NewGenerateService, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...)
+	svc := testutil.Must(aisim.NewGenerateService(append([]aisim.Option{aisim.WithLatency(0)}, opts...)...))(t)
 	return svc, aiclient.NewGenerator(serve(t, svc.Handler()))
 }
 
@@ -156,36 +155,4 @@ func (f *failingAI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func newClaims(t *testing.T) genpipe.ClaimStore {
 	t.Helper()
 	return testenv.NewStatusStore(t)
-}
-
-// mustCheck is worker.NewCheck for options that must be valid.
-func mustCheck(t testing.TB, ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher,
-	claims genpipe.ClaimStore, topics genpipe.Topics, opts ...worker.Option) *worker.Check {
-	t.Helper()
-	c, err := worker.NewCheck(ai, objects, publisher, claims, topics, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// mustGenerate is worker.NewGenerate for options that must be valid.
-func mustGenerate(t testing.TB, ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher,
-	claims genpipe.ClaimStore, topics genpipe.Topics, opts ...worker.Option) *worker.Generate {
-	t.Helper()
-	g, err := worker.NewGenerate(ai, objects, publisher, claims, topics, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-// mustService is a simulated AI service for options that must be valid.
-func mustService(t testing.TB, newService func(...aisim.Option) (*aisim.Service, error), opts ...aisim.Option) *aisim.Service {
-	t.Helper()
-	svc, err := newService(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
 }

@@ -32,7 +32,7 @@ func TestCheckPasses(t *testing.T) {
 	topics := env.Topics
 	svc, ai := checkAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	check := testutil.Must(worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log)))(t)
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "corporate", Title: "Q3", Description: "quarterly results"}
@@ -76,7 +76,7 @@ func TestCheckRejects(t *testing.T) {
 			topics := env.Topics
 			_, ai := checkAI(t)
 			log, _ := testutil.CaptureLogs(t)
-			check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+			check := testutil.Must(worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log)))(t)
 			objectID := uuid.NewString()
 			if tc.data != nil {
 				objectID = upload(t, tc.contentType, tc.data)
@@ -109,7 +109,7 @@ func TestGenerateDone(t *testing.T) {
 	topics := env.Topics
 	svc, ai := generateAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	gen := mustGenerate(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	gen := testutil.Must(worker.NewGenerate(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log)))(t)
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
 		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
@@ -179,7 +179,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	topics := env.Topics
 	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
 	log, _ := testutil.CaptureLogs(t)
-	check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
+	check := testutil.Must(worker.NewCheck(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast)))(t)
 	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
 
 	ids := make([]string, n)
@@ -290,10 +290,10 @@ func stageUnderTest(t *testing.T, stage, url string, env *testenv.Env, opts ...w
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 	switch stage {
 	case "check":
-		return mustCheck(t, aiclient.NewChecker(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
+		return testutil.Must(worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...))(t).Handle,
 			testutil.JobEvent(genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
 	case "generate":
-		return mustGenerate(t, aiclient.NewGenerator(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
+		return testutil.Must(worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...))(t).Handle,
 			testutil.JobEvent(genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
 	}
 	t.Fatalf("unknown stage %q", stage)
@@ -311,9 +311,9 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			var svc *aisim.Service
 			var url string
 			if stage == "check" {
-				svc = mustService(t, aisim.NewCheckService, aisim.WithLatency(time.Minute))
+				svc = testutil.Must(aisim.NewCheckService(aisim.WithLatency(time.Minute)))(t)
 			} else {
-				svc = mustService(t, aisim.NewGenerateService, aisim.WithLatency(time.Minute))
+				svc = testutil.Must(aisim.NewGenerateService(aisim.WithLatency(time.Minute)))(t)
 			}
 			url = serve(t, svc.Handler())
 			log, _ := testutil.CaptureLogs(t)
@@ -360,7 +360,7 @@ func TestGenerateUnknownStyle(t *testing.T) {
 	topics := env.Topics
 	svc, ai := generateAI(t)
 	log, _ := testutil.CaptureLogs(t)
-	gen := mustGenerate(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	gen := testutil.Must(worker.NewGenerate(ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log)))(t)
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
 	wantDeadLetter(t, gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
@@ -385,7 +385,7 @@ func TestKafkaDown(t *testing.T) {
 	down := env.Producer
 	svc, ai := checkAI(t)
 	log, logs := testutil.CaptureLogs(t)
-	check := mustCheck(t, ai, env.Objects, down, newClaims(t), env.Topics, worker.WithLogger(log))
+	check := testutil.Must(worker.NewCheck(ai, env.Objects, down, newClaims(t), env.Topics, worker.WithLogger(log)))(t)
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)

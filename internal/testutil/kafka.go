@@ -17,10 +17,7 @@ import (
 // test ends.
 func StartBroker(t testing.TB, opts ...broker.Option) *broker.Server {
 	t.Helper()
-	b, err := broker.Start(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := Must(broker.Start(opts...))(t)
 	t.Cleanup(b.Close)
 	return b
 }
