@@ -8,11 +8,10 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
-	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 func newChecker(t *testing.T, opts ...aisim.Option) (*aiclient.Checker, *aisim.Service) {
-	svc := testutil.Must(aisim.NewCheckService(append([]aisim.Option{aisim.WithLatency(0)}, opts...)...))(t)
+	svc := service(t, "check", opts...)
 	return aiclient.NewChecker(serve(t, svc)), svc
 }
 

@@ -12,11 +12,10 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
-	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 func newGenerator(t *testing.T) (*aiclient.Generator, *aisim.Service) {
-	svc := testutil.Must(aisim.NewGenerateService(aisim.WithLatency(0)))(t)
+	svc := service(t, "generate")
 	return aiclient.NewGenerator(serve(t, svc)), svc
 }
 
@@ -34,7 +33,7 @@ func generateInput(st *store, imageURL, out string) genpipe.GenerateInput {
 
 func TestGenerateRendersAndUploads(t *testing.T) {
 	st := newStore(t)
-	svc := testutil.Must(aisim.NewGenerateService(aisim.WithLatency(0)))(t)
+	svc := service(t, "generate")
 	base := serve(t, svc)
 	in := generateInput(st, st.add("img", jpegOf(t, picture(320, 200))), "slide")
 	body, _ := json.Marshal(in)

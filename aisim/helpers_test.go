@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // store is a stand-in for the object store behind presigned URLs: GET
@@ -96,6 +97,13 @@ func (s *store) uploaded(name string) (upload, bool) {
 	defer s.mu.Unlock()
 	u, ok := s.puts[name]
 	return u, ok
+}
+
+// service returns the simulated AI of model ("check" or "generate")
+// with opts, without latency unless opts set one.
+func service(t *testing.T, model string, opts ...aisim.Option) *aisim.Service {
+	t.Helper()
+	return testutil.Must(aisim.New(model, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...))(t)
 }
 
 // serve runs svc on a loopback listener and returns its base URL.
