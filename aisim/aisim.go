@@ -165,19 +165,20 @@ type Service struct {
 
 // model is what differs between the two services.
 type model struct {
-	name  string // "check" or "generate"
-	route string // the ServeMux pattern of its call
-	// parse reads and validates a request body. It runs before a slot is
-	// taken, so bad input never costs capacity.
-	parse func(s *Service, w http.ResponseWriter, r *http.Request) (call, error)
+	name    string        // "check" or "generate": its call is POST /v1/{name}
+	latency time.Duration // the default of WithLatency
+	input   func() input  // a new, empty body of its call
 }
 
-// call is one parsed request: its id and the work to do holding a slot.
-// run must call wait, which spends what is left of the latency, before its
-// result is final (a check answers after it, a generate uploads after it).
-type call struct {
-	requestID string
-	run       func(ctx context.Context, wait func() error) (any, error)
+// input is the body of a model's call. It is decoded and validated before
+// the call takes a slot, so bad input never costs capacity.
+type input interface {
+	requestID() string // checked first, by parse
+	validate() error   // the rest
+	// run does the call's work holding the slot. It must call wait, which
+	// spends what is left of the latency, before its result is final (a
+	// check answers after it, a generate uploads after it).
+	run(ctx context.Context, s *Service, wait func() error) (any, error)
 }
 
 // New returns the service of the named model: "check" (NewCheckService)
@@ -193,8 +194,8 @@ func New(model string, opts ...Option) (*Service, error) {
 	return nil, fmt.Errorf("aisim: unknown model %q: want check or generate", model)
 }
 
-func newService(m model, defaultLatency time.Duration, opts []Option) (*Service, error) {
-	cfg, err := newConfig(defaultLatency, opts)
+func newService(m model, opts []Option) (*Service, error) {
+	cfg, err := newConfig(m.latency, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +207,7 @@ func newService(m model, defaultLatency time.Duration, opts []Option) (*Service,
 // /healthz, GET /stats and GET /duplicates.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(s.model.route, s.serveCall)
+	mux.HandleFunc("POST /v1/"+s.model.name, s.serveCall)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -236,19 +237,35 @@ func (s *Service) Duplicates() []Duplicate {
 	return []Duplicate{} // JSON [], not null
 }
 
+// parse decodes and validates the body of a call.
+func (s *Service) parse(w http.ResponseWriter, r *http.Request) (input, error) {
+	in := s.model.input()
+	if err := httpjson.Decode(w, r, MaxBodyBytes, in); err != nil {
+		return nil, err
+	}
+	if err := checkRequestID(in.requestID()); err != nil {
+		return nil, err
+	}
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
 // serveCall parses a call, answers an injected failure if one is drawn,
 // takes a slot or refuses with 429, runs the call and answers with its
 // result.
 func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
-	c, err := s.model.parse(s, w, r)
+	in, err := s.parse(w, r)
 	if err != nil {
 		s.problem(w, r, err)
 		return
 	}
-	if s.replay(w, r) || s.inject(w, c) {
+	id := in.requestID()
+	if s.replay(w, r) || s.inject(w, id) {
 		return
 	}
-	slot, retryAfter, ok := s.gate.acquire(c.requestID, s.cfg.latency)
+	slot, retryAfter, ok := s.gate.acquire(id, s.cfg.latency)
 	if !ok {
 		w.Header().Set("Retry-After", retryAfter)
 		s.problem(w, r, errTooMany(s.model.name, s.cfg.capacity))
@@ -258,14 +275,14 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	// buffered answer is flushed: a client that reads /stats right after
 	// its answer finds its call counted.
 	res := abandoned
-	defer func() { s.gate.release(slot, c.requestID, res) }()
+	defer func() { s.gate.release(slot, id, res) }()
 
 	ctx, start := r.Context(), time.Now()
 	wait := func() error { return sleepUntil(ctx, start.Add(s.cfg.latency)) }
-	out, err := c.run(ctx, wait)
+	out, err := in.run(ctx, s, wait)
 	switch {
 	case ctx.Err() != nil:
-		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", c.requestID, "after", time.Since(start))
+		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", id, "after", time.Since(start))
 	case err != nil:
 		res = failed
 		s.problem(w, r, err)
@@ -274,7 +291,7 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 		if key := r.Header.Get(IdempotencyHeader); key != "" {
 			s.answers.put(key, out)
 		}
-		s.cfg.logger.Debug("call done", "model", s.model.name, "request", c.requestID, "took", time.Since(start))
+		s.cfg.logger.Debug("call done", "model", s.model.name, "request", id, "took", time.Since(start))
 		httpjson.Write(w, http.StatusOK, out)
 	}
 }
