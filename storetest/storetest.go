@@ -194,16 +194,7 @@ var createRequestTests = []test{
 	}},
 }
 
-var requestTests = []test{
-	{"Unknown", func(t *testing.T, s Store) {
-		_, err := s.Request(t.Context(), uuid.NewString())
-		checkCode(t, "Request of an unknown id", err, genpipe.ENOTFOUND)
-	}},
-	{"Unpublished", func(t *testing.T, s Store) {
-		r := create(t, s, newRequest("key"))
-		_, err := s.Request(t.Context(), r.ID)
-		checkCode(t, "Request of an unpublished request", err, genpipe.ENOTFOUND)
-	}},
+var requestTests = append(notFoundTests("Request", Store.Request), []test{
 	{"PublishedHasAllFields", func(t *testing.T, s Store) {
 		in := newRequest("key-all-fields")
 		in.Title, in.Description = "Ünïcödé title ✓", "line one\nline two, with 'quotes' and \"doubles\""
@@ -215,6 +206,23 @@ var requestTests = []test{
 		}
 		checkRequest(t, "Request", got, r)
 	}},
+}...)
+
+// notFoundTests are the tests of a read (read names it) that must answer
+// ENOTFOUND for a request that the client never got: one that does not
+// exist, and one not published yet.
+func notFoundTests[T any](read string, get func(s Store, ctx context.Context, id string) (T, error)) []test {
+	return []test{
+		{"Unknown", func(t *testing.T, s Store) {
+			_, err := get(s, t.Context(), uuid.NewString())
+			checkCode(t, read+" of an unknown request", err, genpipe.ENOTFOUND)
+		}},
+		{"Unpublished", func(t *testing.T, s Store) {
+			r := create(t, s, newRequest("key"))
+			_, err := get(s, t.Context(), r.ID)
+			checkCode(t, read+" of an unpublished request", err, genpipe.ENOTFOUND)
+		}},
+	}
 }
 
 var markPublishedTests = []test{
@@ -253,22 +261,20 @@ var applyStatusTests = []test{
 	{"SkipsAhead", func(t *testing.T, s Store) {
 		// Only the rank counts: a status may arrive before the one it follows.
 		r := createPublished(t, s)
-		apply(t, s, change(r.ID, genpipe.StatusGenerating), true)
+		advance(t, s, r.ID, genpipe.StatusGenerating)
 		apply(t, s, change(r.ID, genpipe.StatusChecking), false)
 		checkStatus(t, s, r.ID, genpipe.StatusGenerating)
 	}},
 	{"Redelivered", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
-		c := change(r.ID, genpipe.StatusChecking)
-		apply(t, s, c, true)
+		c := advance(t, s, r.ID, genpipe.StatusChecking)
 		apply(t, s, c, false)
 		apply(t, s, change(r.ID, genpipe.StatusReceived), false)
 		checkStatus(t, s, r.ID, genpipe.StatusChecking)
 	}},
 	{"OlderIgnored", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
-		newer := change(r.ID, genpipe.StatusGenerating)
-		apply(t, s, newer, true)
+		newer := advance(t, s, r.ID, genpipe.StatusGenerating)
 		older := change(r.ID, genpipe.StatusChecking)
 		older.At = newer.At.Add(time.Minute) // a late event, whatever its time
 		apply(t, s, older, false)
@@ -305,7 +311,7 @@ var applyStatusTests = []test{
 	}},
 	{"FailedMayEndAfterReplay", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
-		apply(t, s, change(r.ID, genpipe.StatusFailed), true)
+		advance(t, s, r.ID, genpipe.StatusFailed)
 		apply(t, s, change(r.ID, genpipe.StatusGenerating), false)
 		done := change(r.ID, genpipe.StatusDone)
 		done.Result = ptr(genpipe.ResultKeys(r.ID))
@@ -438,7 +444,7 @@ var applyStatusTests = []test{
 	}},
 }
 
-var historyTests = []test{
+var historyTests = append(notFoundTests("History", Store.History), []test{
 	{"OldestFirst", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		at := r.CreatedAt.Add(time.Second)
@@ -471,16 +477,7 @@ var historyTests = []test{
 		apply(t, s, c, true)
 		checkHistory(t, s, r.ID, []genpipe.StatusChange{{RequestID: r.ID, Status: genpipe.StatusReceived, At: r.CreatedAt}, c})
 	}},
-	{"Unknown", func(t *testing.T, s Store) {
-		_, err := s.History(t.Context(), uuid.NewString())
-		checkCode(t, "History of an unknown request", err, genpipe.ENOTFOUND)
-	}},
-	{"Unpublished", func(t *testing.T, s Store) {
-		r := create(t, s, newRequest(""))
-		_, err := s.History(t.Context(), r.ID)
-		checkCode(t, "History of an unpublished request", err, genpipe.ENOTFOUND)
-	}},
-}
+}...)
 
 // webhookTests pin down the outbox as its claimer sees it: through
 // ClaimDueWebhooks, which returns what is due and keeps it from the next
@@ -845,6 +842,15 @@ func apply(t *testing.T, s Store, c genpipe.StatusChange, want bool) {
 	if applied != want {
 		t.Fatalf("ApplyStatus %s: applied = %v; want %v", c.Status, applied, want)
 	}
+}
+
+// advance applies a new change of request id to st, which must apply, and
+// returns the change.
+func advance(t *testing.T, s Store, id string, st genpipe.Status) genpipe.StatusChange {
+	t.Helper()
+	c := change(id, st)
+	apply(t, s, c, true)
+	return c
 }
 
 func checkStatus(t *testing.T, s Store, id string, want genpipe.Status) {
