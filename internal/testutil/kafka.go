@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -12,6 +13,15 @@ import (
 // These helpers reach a broker with plain franz-go clients, not package
 // kafka: package kafka's own tests use them, and cannot import a package
 // that imports kafka (internal/testenv does).
+
+// MinSession is the shortest consumer group session that a broker started
+// with FastGroups accepts: tests scale their group timings down to it, so
+// that a member that stops heartbeating is out within a second or so.
+const MinSession = 100 * time.Millisecond
+
+// FastGroups is the broker option of scaled-down group timings: the broker
+// accepts sessions down to MinSession.
+func FastGroups() broker.Option { return broker.WithGroupMinSessionTimeout(MinSession) }
 
 // StartBroker starts an embedded broker with opts and closes it when the
 // test ends.
