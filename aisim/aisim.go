@@ -25,9 +25,7 @@ package aisim
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -47,113 +45,6 @@ const (
 	MaxImageSide  = 8000     // and at most 8000×8000
 )
 
-// Option configures a Service.
-type Option func(*config)
-
-type config struct {
-	latency    time.Duration
-	latencySet bool // else the model's default
-	capacity   int
-	faultRate  float64
-	busyRate   float64
-	seed       uint64
-	seeded     bool         // seed was set
-	client     *http.Client // fetches images and uploads slides: see defaultClient
-	logger     *slog.Logger
-}
-
-// WithLatency sets how long each call holds its slot: the model's thinking
-// time. The work (fetching, decoding, rendering) runs inside it, so a call
-// takes max(latency, work) plus the uploads. Defaults: DefaultCheckLatency
-// for the check service, DefaultGenerateLatency for the generate service;
-// 0 means no delay beyond the work, which suits tests; less is invalid.
-func WithLatency(d time.Duration) Option {
-	return func(c *config) { c.latency, c.latencySet = d, true }
-}
-
-// WithCapacity sets how many calls may be in flight at once; one more gets
-// 429. Default DefaultCapacity; it must be at least 1.
-func WithCapacity(n int) Option {
-	return func(c *config) { c.capacity = n }
-}
-
-// WithFaultRate makes the service answer a call with 500 Internal Server
-// Error (a problem+json) with probability p, decided when the call arrives,
-// after its input is validated and before it takes a slot: the injected
-// failure costs no capacity and never reaches the model, so it is counted
-// in Stats.InjectedFaults, not in Calls. Default 0 (never); p must be from
-// 0 to 1. For fault tests: a worker must retry these without paying twice.
-func WithFaultRate(p float64) Option {
-	return func(c *config) { c.faultRate = p }
-}
-
-// WithBusyRate makes the service answer a call with 429 Too Many Requests
-// and Retry-After: 1 with probability p, decided on arrival like
-// WithFaultRate (one draw decides both, so the two rates must add up to
-// at most 1). The refusals are counted in Stats.InjectedBusy, not in
-// OverCapacity. Default 0 (never); p must be from 0 to 1.
-func WithBusyRate(p float64) Option {
-	return func(c *config) { c.busyRate = p }
-}
-
-// WithFaultSeed seeds the draws of WithFaultRate and WithBusyRate, so that a
-// test sees the same sequence of injected failures for the same sequence of
-// arriving calls. Default: a random seed per service.
-func WithFaultSeed(seed uint64) Option {
-	return func(c *config) { c.seed, c.seeded = seed, true }
-}
-
-// WithLogger sets the logger. Default: discard. Calls are logged at debug
-// level, failures of the service itself at warn.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) { c.logger = l }
-}
-
-func newConfig(defaultLatency time.Duration, opts []Option) (config, error) {
-	c := config{capacity: DefaultCapacity}
-	for _, o := range opts {
-		o(&c)
-	}
-	if !c.latencySet {
-		c.latency = defaultLatency
-	}
-	if err := c.validate(); err != nil {
-		return c, err
-	}
-	if c.logger == nil {
-		c.logger = slog.New(slog.DiscardHandler)
-	}
-	c.client = defaultClient()
-	return c, nil
-}
-
-// validate reports every option out of its range, naming the option.
-func (c *config) validate() error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf("aisim: "+format, args...))
-		}
-	}
-	check(c.latency < 0, "latency %v: want 0 or more", c.latency)
-	check(c.capacity < 1, "capacity %d: want at least 1", c.capacity)
-	check(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
-	check(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
-	check(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
-	return errors.Join(errs...)
-}
-
-// defaultClient fetches images from and uploads slides to presigned URLs.
-// Its own transport keeps up to 64 idle connections per host (one per slot),
-// and a one-minute timeout per request is enough for a MaxImageBytes image
-// over a slow link.
-func defaultClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 2 * DefaultCapacity
-	t.MaxIdleConnsPerHost = DefaultCapacity
-	return &http.Client{Transport: t, Timeout: time.Minute}
-}
-
 // Service is one simulated AI service. Its Handler is safe for concurrent use.
 type Service struct {
 	model   model
@@ -165,19 +56,20 @@ type Service struct {
 
 // model is what differs between the two services.
 type model struct {
-	name  string // "check" or "generate"
-	route string // the ServeMux pattern of its call
-	// parse reads and validates a request body. It runs before a slot is
-	// taken, so bad input never costs capacity.
-	parse func(s *Service, w http.ResponseWriter, r *http.Request) (call, error)
+	name    string        // "check" or "generate": its call is POST /v1/{name}
+	latency time.Duration // the default of WithLatency
+	input   func() input  // a new, empty body of its call
 }
 
-// call is one parsed request: its id and the work to do holding a slot.
-// run must call wait, which spends what is left of the latency, before its
-// result is final (a check answers after it, a generate uploads after it).
-type call struct {
-	requestID string
-	run       func(ctx context.Context, wait func() error) (any, error)
+// input is the body of a model's call. It is decoded and validated before
+// the call takes a slot, so bad input never costs capacity.
+type input interface {
+	requestID() string // checked first, by parse
+	validate() error   // the rest
+	// run does the call's work holding the slot. It must call wait, which
+	// spends what is left of the latency, before its result is final (a
+	// check answers after it, a generate uploads after it).
+	run(ctx context.Context, s *Service, wait func() error) (any, error)
 }
 
 // New returns the service of the named model: "check" (NewCheckService)
@@ -193,8 +85,8 @@ func New(model string, opts ...Option) (*Service, error) {
 	return nil, fmt.Errorf("aisim: unknown model %q: want check or generate", model)
 }
 
-func newService(m model, defaultLatency time.Duration, opts []Option) (*Service, error) {
-	cfg, err := newConfig(defaultLatency, opts)
+func newService(m model, opts []Option) (*Service, error) {
+	cfg, err := newConfig(m.latency, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +98,7 @@ func newService(m model, defaultLatency time.Duration, opts []Option) (*Service,
 // /healthz, GET /stats and GET /duplicates.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc(s.model.route, s.serveCall)
+	mux.HandleFunc("POST /v1/"+s.model.name, s.serveCall)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -236,19 +128,35 @@ func (s *Service) Duplicates() []Duplicate {
 	return []Duplicate{} // JSON [], not null
 }
 
+// parse decodes and validates the body of a call.
+func (s *Service) parse(w http.ResponseWriter, r *http.Request) (input, error) {
+	in := s.model.input()
+	if err := httpjson.Decode(w, r, MaxBodyBytes, in); err != nil {
+		return nil, err
+	}
+	if err := checkRequestID(in.requestID()); err != nil {
+		return nil, err
+	}
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
 // serveCall parses a call, answers an injected failure if one is drawn,
 // takes a slot or refuses with 429, runs the call and answers with its
 // result.
 func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
-	c, err := s.model.parse(s, w, r)
+	in, err := s.parse(w, r)
 	if err != nil {
 		s.problem(w, r, err)
 		return
 	}
-	if s.replay(w, r) || s.inject(w, c) {
+	id := in.requestID()
+	if s.replay(w, r) || s.inject(w, id) {
 		return
 	}
-	slot, retryAfter, ok := s.gate.acquire(c.requestID, s.cfg.latency)
+	slot, retryAfter, ok := s.gate.acquire(id, s.cfg.latency)
 	if !ok {
 		w.Header().Set("Retry-After", retryAfter)
 		s.problem(w, r, errTooMany(s.model.name, s.cfg.capacity))
@@ -258,14 +166,14 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	// buffered answer is flushed: a client that reads /stats right after
 	// its answer finds its call counted.
 	res := abandoned
-	defer func() { s.gate.release(slot, c.requestID, res) }()
+	defer func() { s.gate.release(slot, id, res) }()
 
 	ctx, start := r.Context(), time.Now()
 	wait := func() error { return sleepUntil(ctx, start.Add(s.cfg.latency)) }
-	out, err := c.run(ctx, wait)
+	out, err := in.run(ctx, s, wait)
 	switch {
 	case ctx.Err() != nil:
-		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", c.requestID, "after", time.Since(start))
+		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", id, "after", time.Since(start))
 	case err != nil:
 		res = failed
 		s.problem(w, r, err)
@@ -274,7 +182,7 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 		if key := r.Header.Get(IdempotencyHeader); key != "" {
 			s.answers.put(key, out)
 		}
-		s.cfg.logger.Debug("call done", "model", s.model.name, "request", c.requestID, "took", time.Since(start))
+		s.cfg.logger.Debug("call done", "model", s.model.name, "request", id, "took", time.Since(start))
 		httpjson.Write(w, http.StatusOK, out)
 	}
 }

@@ -2,10 +2,8 @@ package aisim
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/httpjson"
 )
 
 // NewCheckService returns the simulated Checking AI: POST /v1/check with a
@@ -18,23 +16,19 @@ import (
 // Default latency DefaultCheckLatency, capacity DefaultCapacity. An option
 // out of its range is an error naming it.
 func NewCheckService(opts ...Option) (*Service, error) {
-	m := model{name: "check", route: "POST /v1/check", parse: parseCheck}
-	return newService(m, DefaultCheckLatency, opts)
+	m := model{name: "check", latency: DefaultCheckLatency, input: func() input { return new(checkInput) }}
+	return newService(m, opts)
 }
 
-func parseCheck(s *Service, w http.ResponseWriter, r *http.Request) (call, error) {
-	var in genpipe.CheckInput
-	if err := httpjson.Decode(w, r, MaxBodyBytes, &in); err != nil {
-		return call{}, err
-	}
-	if err := checkRequestID(in.RequestID); err != nil {
-		return call{}, err
-	}
-	if err := checkURL("imageUrl", in.ImageURL); err != nil {
-		return call{}, err
-	}
-	run := func(ctx context.Context, wait func() error) (any, error) { return s.check(ctx, in, wait) }
-	return call{requestID: in.RequestID, run: run}, nil
+// checkInput is the body of a check call.
+type checkInput struct{ genpipe.CheckInput }
+
+func (in *checkInput) requestID() string { return in.RequestID }
+
+func (in *checkInput) validate() error { return checkURL("imageUrl", in.ImageURL) }
+
+func (in *checkInput) run(ctx context.Context, s *Service, wait func() error) (any, error) {
+	return s.check(ctx, in.CheckInput, wait)
 }
 
 // check judges the image, then waits out the latency before answering.

@@ -11,7 +11,7 @@ import (
 )
 
 func newChecker(t *testing.T, opts ...aisim.Option) (*aiclient.Checker, *aisim.Service) {
-	svc := mustService(t, aisim.NewCheckService, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...)
+	svc := service(t, "check", opts...)
 	return aiclient.NewChecker(serve(t, svc)), svc
 }
 

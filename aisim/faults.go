@@ -76,15 +76,15 @@ func (in *injector) counts() (errors, busy int64) {
 // takes a slot: an injected failure costs no capacity, like a real
 // overloaded or crashing front end, and is logged at debug level only
 // (it is expected, unlike the service's own 5xx).
-func (s *Service) inject(w http.ResponseWriter, c call) bool {
+func (s *Service) inject(w http.ResponseWriter, requestID string) bool {
 	switch s.faults.draw() {
 	case faultError:
-		s.cfg.logger.Debug("injected fault", "model", s.model.name, "request", c.requestID, "status", http.StatusInternalServerError)
+		s.cfg.logger.Debug("injected fault", "model", s.model.name, "request", requestID, "status", http.StatusInternalServerError)
 		httpjson.WriteProblem(w, http.StatusInternalServerError, genpipe.EINTERNAL,
 			"the "+s.model.name+" service failed (injected fault)")
 		return true
 	case faultBusy:
-		s.cfg.logger.Debug("injected fault", "model", s.model.name, "request", c.requestID, "status", http.StatusTooManyRequests)
+		s.cfg.logger.Debug("injected fault", "model", s.model.name, "request", requestID, "status", http.StatusTooManyRequests)
 		w.Header().Set("Retry-After", injectedRetryAfter)
 		httpjson.WriteProblem(w, http.StatusTooManyRequests, genpipe.ETOOMANY,
 			"the "+s.model.name+" service is busy (injected fault); retry later")

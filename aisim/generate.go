@@ -3,11 +3,9 @@ package aisim
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/slide"
 )
 
@@ -21,8 +19,8 @@ import (
 // Default latency DefaultGenerateLatency, capacity DefaultCapacity. An
 // option out of its range is an error naming it.
 func NewGenerateService(opts ...Option) (*Service, error) {
-	m := model{name: "generate", route: "POST /v1/generate", parse: parseGenerate}
-	return newService(m, DefaultGenerateLatency, opts)
+	m := model{name: "generate", latency: DefaultGenerateLatency, input: func() input { return new(generateInput) }}
+	return newService(m, opts)
 }
 
 // GenerateOutput is the generate service's answer: the size of each file
@@ -40,22 +38,16 @@ type FileInfo struct {
 	Bytes int `json:"bytes"`
 }
 
-func parseGenerate(s *Service, w http.ResponseWriter, r *http.Request) (call, error) {
-	var in genpipe.GenerateInput
-	if err := httpjson.Decode(w, r, MaxBodyBytes, &in); err != nil {
-		return call{}, err
-	}
-	if err := validateGenerate(in); err != nil {
-		return call{}, err
-	}
-	run := func(ctx context.Context, wait func() error) (any, error) { return s.generate(ctx, in, wait) }
-	return call{requestID: in.RequestID, run: run}, nil
+// generateInput is the body of a generate call.
+type generateInput struct{ genpipe.GenerateInput }
+
+func (in *generateInput) requestID() string { return in.RequestID }
+
+func (in *generateInput) run(ctx context.Context, s *Service, wait func() error) (any, error) {
+	return s.generate(ctx, in.GenerateInput, wait)
 }
 
-func validateGenerate(in genpipe.GenerateInput) error {
-	if err := checkRequestID(in.RequestID); err != nil {
-		return err
-	}
+func (in *generateInput) validate() error {
 	for _, u := range []struct{ field, value string }{
 		{"imageUrl", in.ImageURL},
 		{"outputs.png", in.Outputs.PNG},

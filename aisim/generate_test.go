@@ -15,7 +15,7 @@ import (
 )
 
 func newGenerator(t *testing.T) (*aiclient.Generator, *aisim.Service) {
-	svc := mustService(t, aisim.NewGenerateService, aisim.WithLatency(0))
+	svc := service(t, "generate")
 	return aiclient.NewGenerator(serve(t, svc)), svc
 }
 
@@ -33,7 +33,7 @@ func generateInput(st *store, imageURL, out string) genpipe.GenerateInput {
 
 func TestGenerateRendersAndUploads(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewGenerateService, aisim.WithLatency(0))
+	svc := service(t, "generate")
 	base := serve(t, svc)
 	in := generateInput(st, st.add("img", jpegOf(t, picture(320, 200))), "slide")
 	body, _ := json.Marshal(in)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // store is a stand-in for the object store behind presigned URLs: GET
@@ -98,6 +99,13 @@ func (s *store) uploaded(name string) (upload, bool) {
 	return u, ok
 }
 
+// service returns the simulated AI of model ("check" or "generate")
+// with opts, without latency unless opts set one.
+func service(t *testing.T, model string, opts ...aisim.Option) *aisim.Service {
+	t.Helper()
+	return testutil.Must(aisim.New(model, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...))(t)
+}
+
 // serve runs svc on a loopback listener and returns its base URL.
 func serve(t *testing.T, svc *aisim.Service) string {
 	srv := httptest.NewServer(svc.Handler())
@@ -138,14 +146,4 @@ func jpegOf(t *testing.T, img image.Image) []byte {
 // almost nothing, so its header can claim huge dimensions.
 func grayPNG(t *testing.T, w, h int) []byte {
 	return pngOf(t, image.NewGray(image.Rect(0, 0, w, h)))
-}
-
-// mustService is a simulated AI service for options that must be valid.
-func mustService(t testing.TB, newService func(...aisim.Option) (*aisim.Service, error), opts ...aisim.Option) *aisim.Service {
-	t.Helper()
-	svc, err := newService(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc
 }

@@ -14,7 +14,7 @@ import (
 // key, is a new call.
 func TestIdempotencyKeyReplaysAnswer(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0))
+	svc := service(t, "check")
 	checker := aiclient.NewChecker(serve(t, svc))
 	url := st.add("img", pngOf(t, picture(64, 64)))
 	ctx := context.Background()
@@ -42,7 +42,7 @@ func TestIdempotencyKeyReplaysAnswer(t *testing.T) {
 
 // A failed call leaves nothing to replay: the next call with its key works.
 func TestIdempotencyKeyNotStoredOnFailure(t *testing.T) {
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(1))
+	svc := service(t, "check", aisim.WithFaultRate(1))
 	checker := aiclient.NewChecker(serve(t, svc))
 	for range 2 {
 		if _, err := checker.Check(context.Background(), genpipe.CheckInput{RequestID: "r1", ImageURL: "http://x.invalid/", IdempotencyKey: "k"}); err == nil {

@@ -15,13 +15,20 @@ import (
 	"github.com/genpipe/genpipe/aisim"
 )
 
+// checkWithImage runs a check service with opts and no latency, and a
+// store holding a 64×64 PNG; it returns the service, its URL and the
+// image's.
+func checkWithImage(t *testing.T, opts ...aisim.Option) (svc *aisim.Service, base, imageURL string) {
+	t.Helper()
+	st := newStore(t)
+	svc = service(t, "check", opts...)
+	return svc, serve(t, svc), st.add("img", pngOf(t, picture(64, 64)))
+}
+
 // An injected 500 is a problem+json answered before any slot is taken, and
 // a worker's client sees it as worth retrying.
 func TestFaultRateAnswers500(t *testing.T) {
-	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(1))
-	base := serve(t, svc)
-	url := st.add("img", pngOf(t, picture(64, 64)))
+	svc, base, url := checkWithImage(t, aisim.WithFaultRate(1))
 
 	resp, m := post(t, base+"/v1/check", `{"requestId":"r1","imageUrl":"`+url+`"}`)
 	wantProblem(t, resp, m, http.StatusInternalServerError)
@@ -38,10 +45,7 @@ func TestFaultRateAnswers500(t *testing.T) {
 // An injected 429 carries Retry-After like a real one, but is counted
 // apart from the refusals at capacity.
 func TestBusyRateAnswers429(t *testing.T) {
-	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithBusyRate(1))
-	base := serve(t, svc)
-	url := st.add("img", pngOf(t, picture(64, 64)))
+	svc, base, url := checkWithImage(t, aisim.WithBusyRate(1))
 
 	resp, m := post(t, base+"/v1/check", `{"requestId":"r1","imageUrl":"`+url+`"}`)
 	wantProblem(t, resp, m, http.StatusTooManyRequests)
@@ -61,7 +65,7 @@ func TestBusyRateAnswers429(t *testing.T) {
 // Input is validated before the draw: a bad request is a 400 whatever the
 // fault rate, so a test's injected failures are all retryable.
 func TestFaultsAfterValidation(t *testing.T) {
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(1))
+	svc := service(t, "check", aisim.WithFaultRate(1))
 	resp, m := post(t, serve(t, svc)+"/v1/check", `{"requestId":"r1"}`)
 	wantProblem(t, resp, m, http.StatusBadRequest)
 	if s := svc.Stats(); s.InjectedFaults != 0 {
@@ -75,7 +79,7 @@ func TestSeededRates(t *testing.T) {
 	st := newStore(t)
 	url := st.add("img", pngOf(t, picture(64, 64)))
 	run := func() aisim.Stats {
-		svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0), aisim.WithFaultRate(0.2), aisim.WithBusyRate(0.2), aisim.WithFaultSeed(7))
+		svc := service(t, "check", aisim.WithFaultRate(0.2), aisim.WithBusyRate(0.2), aisim.WithFaultSeed(7))
 		checker := aiclient.NewChecker(serve(t, svc))
 		for i := range 100 {
 			_, _ = checker.Check(context.Background(), genpipe.CheckInput{RequestID: strconv.Itoa(i), ImageURL: url})
@@ -121,11 +125,8 @@ func TestStatsOutcomes(t *testing.T) {
 
 // GET /duplicates is [] until a request is paid twice, then names it.
 func TestDuplicatesRoute(t *testing.T) {
-	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithLatency(0))
-	base := serve(t, svc)
+	_, base, url := checkWithImage(t)
 	checker := aiclient.NewChecker(base)
-	url := st.add("img", pngOf(t, picture(64, 64)))
 	get := func() string {
 		resp, err := http.Get(base + "/duplicates")
 		if err != nil {

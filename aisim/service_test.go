@@ -51,8 +51,8 @@ func wantProblem(t *testing.T, resp *http.Response, m map[string]any, status int
 }
 
 func TestBadInput(t *testing.T) {
-	check := serve(t, mustService(t, aisim.NewCheckService, aisim.WithLatency(0))) + "/v1/check"
-	generate := serve(t, mustService(t, aisim.NewGenerateService, aisim.WithLatency(0))) + "/v1/generate"
+	check := serve(t, service(t, "check")) + "/v1/check"
+	generate := serve(t, service(t, "generate")) + "/v1/generate"
 	style, _ := json.Marshal(genpipe.Styles[0])
 	outputs := `"outputs":{"png":"http://s/a","pdf":"http://s/b","pptx":"http://s/c"}`
 	for _, tc := range []struct {
@@ -81,7 +81,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestHealthAndStats(t *testing.T) {
-	base := serve(t, mustService(t, aisim.NewCheckService, aisim.WithCapacity(7)))
+	base := serve(t, service(t, "check", aisim.WithCapacity(7)))
 	resp, err := http.Get(base + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestHealthAndStats(t *testing.T) {
 // With 2 slots and 5 calls at once, 2 are served and 3 refused at once.
 func TestCapacityRefusesWithoutQueueing(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithCapacity(2), aisim.WithLatency(200*time.Millisecond))
+	svc := service(t, "check", aisim.WithCapacity(2), aisim.WithLatency(200*time.Millisecond))
 	base := serve(t, svc)
 	checker := aiclient.NewChecker(base)
 	url := st.add("img", pngOf(t, picture(64, 64)))
@@ -154,7 +154,7 @@ func TestCapacityRefusesWithoutQueueing(t *testing.T) {
 // over capacity gets a 429 problem with Retry-After.
 func TestCancelFreesSlot(t *testing.T) {
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithCapacity(1), aisim.WithLatency(time.Minute))
+	svc := service(t, "check", aisim.WithCapacity(1), aisim.WithLatency(time.Minute))
 	base := serve(t, svc)
 	url := st.add("img", pngOf(t, picture(64, 64)))
 	checker := aiclient.NewChecker(base)
@@ -213,7 +213,7 @@ func TestLatency(t *testing.T) {
 func TestFullCapacity(t *testing.T) {
 	const capacity = 64
 	st := newStore(t)
-	svc := mustService(t, aisim.NewCheckService, aisim.WithCapacity(capacity), aisim.WithLatency(500*time.Millisecond))
+	svc := service(t, "check", aisim.WithCapacity(capacity), aisim.WithLatency(500*time.Millisecond))
 	checker := aiclient.NewChecker(serve(t, svc))
 	url := st.add("img", pngOf(t, picture(64, 64)))
 	var wg sync.WaitGroup

@@ -1,7 +1,8 @@
 // Package backoff retries: Retry is genpipe's one loop that calls an
 // operation again until it succeeds, and Policy says how long it waits in
 // between: exponential growth with full jitter, so that many workers
-// retrying a busy AI service do not retry in lockstep.
+// retrying a busy AI service do not retry in lockstep. Sleep and Every are
+// the waits on a context that the retries and the periodic chores share.
 package backoff
 
 import (
@@ -135,5 +136,22 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// Every calls f every d until ctx is done, d after it started first: for
+// a chore that repeats while a context lasts, such as committing offsets or
+// renewing a lease. f runs on Every's goroutine; a tick that f overran is
+// dropped, not queued.
+func Every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
 	}
 }

@@ -40,6 +40,21 @@ func TestSleepStopsOnCancel(t *testing.T) {
 	}
 }
 
+// Every calls f d apart until its context ends (here, in the third call).
+func TestEveryUntilCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	calls := 0
+	Every(ctx, 10*time.Millisecond, func() {
+		if calls++; calls == 3 {
+			cancel()
+		}
+	})
+	if took := time.Since(start); calls < 3 || took < 30*time.Millisecond {
+		t.Fatalf("Every returned after %d calls in %v; want 3 calls 10ms apart, then its context ended", calls, took)
+	}
+}
+
 func TestConstantIsNotJittered(t *testing.T) {
 	p := Constant(30 * time.Millisecond)
 	for attempt := 1; attempt < 10; attempt++ {

@@ -16,12 +16,11 @@ import (
 	"github.com/genpipe/genpipe/kafka"
 )
 
-// Scaled-down group timings: the broker accepts sessions down to minSession,
-// and a member that stops heartbeating is out after session.
+// Scaled-down group timings (see testutil.FastGroups): a member that stops
+// heartbeating is out after session.
 const (
-	minSession = 100 * time.Millisecond
-	session    = 1 * time.Second
-	rebalance  = 2 * time.Second
+	session   = 1 * time.Second
+	rebalance = 2 * time.Second
 )
 
 // A broker restarted on its data dir, on another port, still has the topic,
@@ -32,7 +31,7 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 	dir := t.TempDir()
 	const topic, group = "queued", "g-queued"
 
-	b1, err := broker.Start(broker.WithDataDir(dir), broker.WithGroupMinSessionTimeout(minSession))
+	b1, err := broker.Start(broker.WithDataDir(dir), testutil.FastGroups())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +49,7 @@ func TestBrokerRestartKeepsRecordsAndCommits(t *testing.T) {
 	addr1 := b1.Addrs()[0]
 	b1.Close()
 
-	b2 := testutil.StartBroker(t, broker.WithDataDir(dir), broker.WithGroupMinSessionTimeout(minSession))
+	b2 := testutil.StartBroker(t, broker.WithDataDir(dir), testutil.FastGroups())
 	t.Logf("restarted: %s, then %s", addr1, b2.Addrs()[0])
 
 	// The group resumes at its commits: only the queued records.
@@ -94,7 +93,7 @@ func TestBrokerFixedPort(t *testing.T) {
 	b.Close()
 	b.Close() // twice is fine
 
-	b2 := testutil.StartBroker(t, broker.WithPort(port), broker.WithDataDir(dir), broker.WithGroupMinSessionTimeout(minSession))
+	b2 := testutil.StartBroker(t, broker.WithPort(port), broker.WithDataDir(dir), testutil.FastGroups())
 	if ends := testutil.EndOffsets(t, b2.Addrs(), "fixed"); len(ends) != 2 {
 		t.Errorf("after a restart the topic has %d partitions, want 2", len(ends))
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/genpipe/genpipe/backoff"
 )
 
 const (
@@ -172,16 +174,7 @@ func runningIn(ps []*partition) int {
 // commitLoop commits what became committable every commit interval until
 // ctx is done.
 func (e *Engine) commitLoop(ctx context.Context, cl *kgo.Client) {
-	t := time.NewTicker(e.cfg.commitInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			e.commit(ctx, cl, nil, "periodic")
-		}
-	}
+	backoff.Every(ctx, e.cfg.commitInterval, func() { e.commit(ctx, cl, nil, "periodic") })
 }
 
 // commit commits the committable offset of each partition of ps (of every

@@ -12,17 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/kafka"
 )
 
-// Scaled-down group timings: the broker accepts sessions down to minSession.
+// Scaled-down group timings, for brokers with testutil.FastGroups.
 const (
-	minSession = 100 * time.Millisecond
-	session    = time.Second
-	rebalance  = 3 * time.Second
+	session   = time.Second
+	rebalance = 3 * time.Second
 )
 
 // testLogger logs to the test log; GENPIPE_ENGINE_TEST_LOG=debug logs everything.
@@ -32,7 +30,7 @@ func testLogger(t testing.TB) *slog.Logger { return testutil.Logger(t, "GENPIPE_
 // records with unique keys k0000..; it returns the brokers.
 func setup(t *testing.T, topic string, partitions int32, n int) []string {
 	t.Helper()
-	k := testenv.StartKafka(t, broker.WithGroupMinSessionTimeout(minSession))
+	k := testenv.StartKafka(t, testutil.FastGroups())
 	k.EnsureTopics(t, partitions, topic)
 	produce(t, k.Addrs(), topic, n, func(i int) string { return fmt.Sprintf("k%04d", i) })
 	return k.Addrs()

@@ -596,7 +596,7 @@ func TestEngineWithConsumerGroupProtocol(t *testing.T) {
 // group on the same broker.
 func TestEngineClassicGroupProtocolByDefault(t *testing.T) {
 	t.Parallel()
-	b := testutil.StartBroker(t, broker.WithGroupMinSessionTimeout(100*time.Millisecond))
+	b := testutil.StartBroker(t, testutil.FastGroups())
 	conn := newConn(t, b.Addrs())
 	roundTrip(t, conn, "classic")
 	listed, err := admin(t, conn).ListGroupsByType(ctxFor(t, 10*time.Second), []string{"classic"})

@@ -27,11 +27,7 @@ func startWithTopic(t *testing.T, topic string, partitions int32, opts ...Produc
 // plainConn is a Conn to brokers with the defaults: plaintext, no SASL.
 func plainConn(t *testing.T, brokers []string) *Conn {
 	t.Helper()
-	c, err := NewConn(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return testutil.Must(NewConn(brokers))(t)
 }
 
 func ensureTopic(t *testing.T, brokers []string, partitions int32, topic string) {
@@ -51,10 +47,7 @@ func newProducer(t *testing.T, brokers []string, opts ...ProducerOption) *Produc
 // producerOn returns a producer on conn, closed when the test ends.
 func producerOn(t *testing.T, conn *Conn, opts ...ProducerOption) *Producer {
 	t.Helper()
-	p, err := conn.NewProducer(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.Must(conn.NewProducer(opts...))(t)
 	t.Cleanup(p.Close)
 	return p
 }

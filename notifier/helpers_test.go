@@ -98,18 +98,11 @@ func (e *env) handle(t *testing.T, id string, status genpipe.Status, result *gen
 	}
 }
 
-// runWebhooks runs the outbox until the test ends.
-func (e *env) runWebhooks(t *testing.T) {
+// runWebhooks runs the outbox until the test ends or the returned stop is
+// called; stop waits for RunWebhooks to return (see testutil.Start).
+func (e *env) runWebhooks(t *testing.T) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.n.RunWebhooks(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("RunWebhooks: %v", err)
-		}
-	})
+	return testutil.Start(t, context.Background(), "RunWebhooks", e.n.RunWebhooks)
 }
 
 // pending returns every pending delivery, due or not, in due order, as

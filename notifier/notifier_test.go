@@ -3,9 +3,6 @@ package notifier_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -396,51 +393,6 @@ func TestHandleRetriesFailingStore(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Errorf("Handle with the store down = %v, want the store's error", err)
 	}
-}
-
-func TestSignVerify(t *testing.T) {
-	body := []byte(`{"id":"x","status":"done"}`)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
-	sig := notifier.Sign(secret, body)
-	if sig != want {
-		t.Fatalf("Sign = %q, want %q", sig, want)
-	}
-	if !notifier.Verify(secret, body, sig) {
-		t.Fatal("a signature does not verify its own body")
-	}
-	if !notifier.Verify(secret, nil, notifier.Sign(secret, nil)) {
-		t.Error("the signature of an empty body does not verify")
-	}
-	last := sig[len(sig)-1]
-	flipped := sig[:len(sig)-1] + string("01"[btoi(last == '0')])
-	for name, tc := range map[string]struct {
-		secret []byte
-		body   []byte
-		header string
-	}{
-		"other secret":              {[]byte("other"), body, sig},
-		"changed body":              {secret, append(bytes.Clone(body), ' '), sig},
-		"empty header":              {secret, body, ""},
-		"hex without prefix":        {secret, body, strings.TrimPrefix(sig, "sha256=")},
-		"other prefix":              {secret, body, "sha1=" + strings.TrimPrefix(sig, "sha256=")},
-		"same length, last differs": {secret, body, flipped},
-		"truncated":                 {secret, body, sig[:len(sig)-2]},
-		"longer":                    {secret, body, sig + "00"},
-		"first byte differs":        {secret, body, "tha256=" + strings.TrimPrefix(sig, "sha256=")},
-	} {
-		if notifier.Verify(tc.secret, tc.body, tc.header) {
-			t.Errorf("%s: Verify = true, want false", name)
-		}
-	}
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func TestRunWebhooksConcurrentlyAndOnce(t *testing.T) {

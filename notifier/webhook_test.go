@@ -1,7 +1,10 @@
 package notifier_test
 
 import (
-	"context"
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,7 +25,7 @@ func TestShutdownFinishesAttemptUnderWay(t *testing.T) {
 	r := e.request(t, rcv.URL)
 	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
 
-	stop := e.startWebhooks(t)
+	stop := e.runWebhooks(t)
 	testutil.Eventually(t, 10*time.Second, "the POST", func() bool { return rcv.count() == 1 })
 	stop()
 	d, ok := e.store.final(r.ID)
@@ -44,7 +47,7 @@ func TestShutdownHandsBackAttemptCutShort(t *testing.T) {
 	r := e.request(t, rcv.URL)
 	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
 
-	stop := e.startWebhooks(t)
+	stop := e.runWebhooks(t)
 	testutil.Eventually(t, 10*time.Second, "the POST", func() bool { return rcv.count() == 1 })
 	stop()
 	if out := e.store.outcomes(r.ID); len(out) != 1 || out[0].State != genpipe.WebhookPending || out[0].Attempts != 0 {
@@ -144,28 +147,6 @@ func TestDeadNotifiersClaimTakenOverAfterLease(t *testing.T) {
 	}
 }
 
-// startWebhooks runs the outbox; the returned func stops it and waits,
-// failing the test if it does not return within 15 s.
-func (e *env) startWebhooks(t *testing.T) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.n.RunWebhooks(ctx) }()
-	t.Cleanup(cancel)
-	return func() {
-		t.Helper()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("RunWebhooks: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatal("RunWebhooks did not return within 15 s of its context's end")
-		}
-	}
-}
-
 // Without WithPrivateWebhooks the notifier connects to public addresses
 // only, checked on the address it dials: a webhook that points at loopback
 // by the time it is sent (DNS rebinding) gets no POST, and the attempt is
@@ -183,4 +164,49 @@ func TestWebhookToLoopbackRefusedAtSendTime(t *testing.T) {
 	if d := e.store.outcomes(r.ID)[0]; d.State != genpipe.WebhookPending || !strings.Contains(d.LastError, "refusing to dial") {
 		t.Errorf("first outcome %+v; want a pending retry whose error names the refusal", d)
 	}
+}
+
+func TestSignVerify(t *testing.T) {
+	body := []byte(`{"id":"x","status":"done"}`)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	sig := notifier.Sign(secret, body)
+	if sig != want {
+		t.Fatalf("Sign = %q, want %q", sig, want)
+	}
+	if !notifier.Verify(secret, body, sig) {
+		t.Fatal("a signature does not verify its own body")
+	}
+	if !notifier.Verify(secret, nil, notifier.Sign(secret, nil)) {
+		t.Error("the signature of an empty body does not verify")
+	}
+	last := sig[len(sig)-1]
+	flipped := sig[:len(sig)-1] + string("01"[btoi(last == '0')])
+	for name, tc := range map[string]struct {
+		secret []byte
+		body   []byte
+		header string
+	}{
+		"other secret":              {[]byte("other"), body, sig},
+		"changed body":              {secret, append(bytes.Clone(body), ' '), sig},
+		"empty header":              {secret, body, ""},
+		"hex without prefix":        {secret, body, strings.TrimPrefix(sig, "sha256=")},
+		"other prefix":              {secret, body, "sha1=" + strings.TrimPrefix(sig, "sha256=")},
+		"same length, last differs": {secret, body, flipped},
+		"truncated":                 {secret, body, sig[:len(sig)-2]},
+		"longer":                    {secret, body, sig + "00"},
+		"first byte differs":        {secret, body, "tha256=" + strings.TrimPrefix(sig, "sha256=")},
+	} {
+		if notifier.Verify(tc.secret, tc.body, tc.header) {
+			t.Errorf("%s: Verify = true, want false", name)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -14,9 +14,9 @@ import (
 type dialect struct {
 	name string // "sqlite" or "postgres", the prefix of the store's errors
 
-	migrations fs.FS // NNNN_name.sql, applied in version order
-	// createMigrations creates schema_migrations unless it exists.
-	createMigrations string
+	// appliedAt defines schema_migrations.applied_at after its name: a
+	// time column of the database, with its constraints.
+	appliedAt string
 	// lockMigrations, unless empty, runs first in the migration's
 	// transaction and keeps other processes from migrating until it ends.
 	lockMigrations string
@@ -51,7 +51,8 @@ type dialect struct {
 	createRequest, advanceRequest                    string // requests.go
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
-	recordMigration                                  string // migrate.go
+	migrations                                       fs.FS  // migrate.go: NNNN_name.sql, applied in version order
+	createMigrations, recordMigration                string // migrate.go
 }
 
 // build fills in d's statements from the shared ones and d's fragments,
@@ -61,6 +62,12 @@ func (d *dialect) build() *dialect {
 	d.advanceRequest = d.withHistory(updateRequestStatus)
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
+	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
+	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		name       text    NOT NULL,
+		applied_at ` + d.appliedAt + `
+	)`
 	d.recordMigration = `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, ` + d.clock + `)`
 	return d
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,11 @@ import (
 
 	"github.com/genpipe/genpipe/backoff"
 )
+
+// migrationFiles holds each dialect's migrations, in migrations/{name}.
+//
+//go:embed migrations/*/*.sql
+var migrationFiles embed.FS
 
 // migration is one schema change: a file NNNN_name.sql.
 type migration struct {

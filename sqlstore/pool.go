@@ -39,38 +39,41 @@ func (p *pool) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 // ExecContext runs a statement that returns no rows.
 func (p *pool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if !p.prepare {
-		return p.DB.ExecContext(ctx, query, args...)
-	}
-	st, err := p.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
+	return run(ctx, p, query,
+		func() (sql.Result, error) { return p.DB.ExecContext(ctx, query, args...) },
+		func(st *sql.Stmt) (sql.Result, error) { return st.ExecContext(ctx, args...) })
 }
 
 // QueryContext runs a statement that returns rows.
 func (p *pool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if !p.prepare {
-		return p.DB.QueryContext(ctx, query, args...)
-	}
-	st, err := p.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.QueryContext(ctx, args...)
+	return run(ctx, p, query,
+		func() (*sql.Rows, error) { return p.DB.QueryContext(ctx, query, args...) },
+		func(st *sql.Stmt) (*sql.Rows, error) { return st.QueryContext(ctx, args...) })
 }
 
 // QueryRowContext runs a statement that returns at most one row.
 func (p *pool) QueryRowContext(ctx context.Context, query string, args ...any) row {
-	if !p.prepare {
-		return p.DB.QueryRowContext(ctx, query, args...)
-	}
-	st, err := p.stmt(ctx, query)
+	r, err := run(ctx, p, query,
+		func() (row, error) { return p.DB.QueryRowContext(ctx, query, args...), nil },
+		func(st *sql.Stmt) (row, error) { return st.QueryRowContext(ctx, args...), nil })
 	if err != nil {
 		return errRow{err}
 	}
-	return st.QueryRowContext(ctx, args...)
+	return r
+}
+
+// run runs query on the database (direct) or, where the pool prepares,
+// through its prepared statement (prepared); the error is preparing's.
+func run[T any](ctx context.Context, p *pool, query string, direct func() (T, error), prepared func(*sql.Stmt) (T, error)) (T, error) {
+	if !p.prepare {
+		return direct()
+	}
+	st, err := p.stmt(ctx, query)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	return prepared(st)
 }
 
 // Close closes the prepared statements, then the database.

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"embed"
 	"errors"
 	"fmt"
 	"time"
@@ -16,9 +15,6 @@ import (
 	"github.com/genpipe/genpipe"
 )
 
-//go:embed migrations/postgres/*.sql
-var postgresFS embed.FS
-
 // migrateLock is the key of the advisory lock that serializes migrations
 // ("genpipe" in ASCII). Advisory locks are per database, so stores in
 // different schemas of one database migrate one after the other, which
@@ -29,13 +25,8 @@ const migrateLock int64 = 0x67656e70697065
 // WITH writes the history, and concurrent webhook claims skip each other's
 // locked rows.
 var postgresDialect = (&dialect{
-	name:       "postgres",
-	migrations: mustSub(postgresFS, "migrations/postgres"),
-	createMigrations: `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    integer     PRIMARY KEY,
-		name       text        NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now()
-	)`,
+	name:      "postgres",
+	appliedAt: "timestamptz NOT NULL DEFAULT now()",
 	// Held until the transaction ends, so that of several processes
 	// starting at once against a fresh database one migrates and the
 	// others wait, then find nothing to do; even CREATE TABLE IF NOT

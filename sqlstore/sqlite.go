@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"net/url"
@@ -17,20 +16,12 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-//go:embed migrations/sqlite/*.sql
-var sqliteFS embed.FS
-
 // sqliteDialect is SQLite's: times are text in one fixed-width UTC layout
 // (timeLayout), the history is written by triggers (migration 0004), and
 // the one writer needs no row locks.
 var sqliteDialect = (&dialect{
-	name:       "sqlite",
-	migrations: mustSub(sqliteFS, "migrations/sqlite"),
-	createMigrations: `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT NOT NULL,
-		applied_at TEXT NOT NULL
-	)`,
+	name:      "sqlite",
+	appliedAt: "TEXT NOT NULL", // timeLayout, as every time column
 	// The migration's BEGIN IMMEDIATE (see sqliteDSN) takes the file's write
 	// lock: a second process opening the file waits for it.
 	lockMigrations: "",

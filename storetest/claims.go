@@ -31,8 +31,7 @@ var claimTests = []test{
 		}
 	}},
 	{"DoneIsReportedWithOutput", func(t *testing.T, s Store) {
-		id := uuid.NewString()
-		claim(t, s, id, genpipe.StageCheck, "w1", time.Minute, 0)
+		id := newClaim(t, s, genpipe.StageCheck, "w1", time.Minute)
 		checkCode(t, "FinishClaim by another owner", s.FinishClaim(t.Context(), id, genpipe.StageCheck, "w2", genpipe.ClaimDone, "x"), genpipe.ECONFLICT)
 		if err := s.FinishClaim(t.Context(), id, genpipe.StageCheck, "w1", genpipe.ClaimDone, `{"pass":true}`); err != nil {
 			t.Fatalf("FinishClaim: %v", err)
@@ -47,8 +46,7 @@ var claimTests = []test{
 		checkCode(t, "RenewClaim after done", s.RenewClaim(t.Context(), id, genpipe.StageCheck, "w1", time.Minute), genpipe.ECONFLICT)
 	}},
 	{"ExpiredLeaseIsTakenOver", func(t *testing.T, s Store) {
-		id := uuid.NewString()
-		claim(t, s, id, genpipe.StageGenerate, "dead", 50*time.Millisecond, 0)
+		id := newClaim(t, s, genpipe.StageGenerate, "dead", 50*time.Millisecond)
 		time.Sleep(100 * time.Millisecond)
 		got := claim(t, s, id, genpipe.StageGenerate, "w2", time.Minute, 0)
 		if got.State != genpipe.ClaimTaken || got.Takes != 2 {
@@ -59,8 +57,7 @@ var claimTests = []test{
 		checkCode(t, "FinishClaim by the old holder", s.FinishClaim(t.Context(), id, genpipe.StageGenerate, "dead", genpipe.ClaimDone, ""), genpipe.ECONFLICT)
 	}},
 	{"RenewKeepsTheClaim", func(t *testing.T, s Store) {
-		id := uuid.NewString()
-		claim(t, s, id, genpipe.StageGenerate, "w1", 200*time.Millisecond, 0)
+		id := newClaim(t, s, genpipe.StageGenerate, "w1", 200*time.Millisecond)
 		if err := s.RenewClaim(t.Context(), id, genpipe.StageGenerate, "w1", time.Hour); err != nil {
 			t.Fatalf("RenewClaim: %v", err)
 		}
@@ -70,8 +67,7 @@ var claimTests = []test{
 		}
 	}},
 	{"ReleaseLetsOthersTakeAtOnce", func(t *testing.T, s Store) {
-		id := uuid.NewString()
-		claim(t, s, id, genpipe.StageCheck, "w1", time.Hour, 0)
+		id := newClaim(t, s, genpipe.StageCheck, "w1", time.Hour)
 		if err := s.ReleaseClaim(t.Context(), id, genpipe.StageCheck, "w2"); err != nil { // not the holder: no-op
 			t.Fatalf("ReleaseClaim by another owner: %v", err)
 		}
@@ -86,8 +82,7 @@ var claimTests = []test{
 		}
 	}},
 	{"FailedIsRetriedOnlyForANewerReplay", func(t *testing.T, s Store) {
-		id := uuid.NewString()
-		claim(t, s, id, genpipe.StageGenerate, "w1", time.Minute, 0)
+		id := newClaim(t, s, genpipe.StageGenerate, "w1", time.Minute)
 		if err := s.FinishClaim(t.Context(), id, genpipe.StageGenerate, "w1", genpipe.ClaimFailed, "AI down"); err != nil {
 			t.Fatalf("FinishClaim: %v", err)
 		}
@@ -135,8 +130,7 @@ var claimTests = []test{
 	{"InvalidInput", func(t *testing.T, s Store) {
 		_, err := s.ClaimStage(t.Context(), genpipe.ClaimRequest{RequestID: uuid.NewString(), Stage: genpipe.StageCheck, Lease: time.Minute})
 		checkCode(t, "ClaimStage without an owner", err, genpipe.EINVALID)
-		id := uuid.NewString()
-		claim(t, s, id, genpipe.StageCheck, "w1", time.Minute, 0)
+		id := newClaim(t, s, genpipe.StageCheck, "w1", time.Minute)
 		checkCode(t, "FinishClaim as taken", s.FinishClaim(t.Context(), id, genpipe.StageCheck, "w1", genpipe.ClaimTaken, ""), genpipe.EINVALID)
 	}},
 }
@@ -148,4 +142,13 @@ func claim(t *testing.T, s Store, id string, stage genpipe.Stage, owner string, 
 		t.Fatalf("ClaimStage(%s, %s, %s): %v", id, stage, owner, err)
 	}
 	return c
+}
+
+// newClaim claims stage of a new request for owner, with lease, and
+// returns the request's id.
+func newClaim(t *testing.T, s Store, stage genpipe.Stage, owner string, lease time.Duration) string {
+	t.Helper()
+	id := uuid.NewString()
+	claim(t, s, id, stage, owner, lease, 0)
+	return id
 }

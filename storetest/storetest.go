@@ -194,16 +194,7 @@ var createRequestTests = []test{
 	}},
 }
 
-var requestTests = []test{
-	{"Unknown", func(t *testing.T, s Store) {
-		_, err := s.Request(t.Context(), uuid.NewString())
-		checkCode(t, "Request of an unknown id", err, genpipe.ENOTFOUND)
-	}},
-	{"Unpublished", func(t *testing.T, s Store) {
-		r := create(t, s, newRequest("key"))
-		_, err := s.Request(t.Context(), r.ID)
-		checkCode(t, "Request of an unpublished request", err, genpipe.ENOTFOUND)
-	}},
+var requestTests = append(notFoundTests("Request", Store.Request), []test{
 	{"PublishedHasAllFields", func(t *testing.T, s Store) {
 		in := newRequest("key-all-fields")
 		in.Title, in.Description = "Ünïcödé title ✓", "line one\nline two, with 'quotes' and \"doubles\""
@@ -215,6 +206,23 @@ var requestTests = []test{
 		}
 		checkRequest(t, "Request", got, r)
 	}},
+}...)
+
+// notFoundTests are the tests of a read (read names it) that must answer
+// ENOTFOUND for a request that the client never got: one that does not
+// exist, and one not published yet.
+func notFoundTests[T any](read string, get func(s Store, ctx context.Context, id string) (T, error)) []test {
+	return []test{
+		{"Unknown", func(t *testing.T, s Store) {
+			_, err := get(s, t.Context(), uuid.NewString())
+			checkCode(t, read+" of an unknown request", err, genpipe.ENOTFOUND)
+		}},
+		{"Unpublished", func(t *testing.T, s Store) {
+			r := create(t, s, newRequest("key"))
+			_, err := get(s, t.Context(), r.ID)
+			checkCode(t, read+" of an unpublished request", err, genpipe.ENOTFOUND)
+		}},
+	}
 }
 
 var markPublishedTests = []test{
@@ -253,22 +261,20 @@ var applyStatusTests = []test{
 	{"SkipsAhead", func(t *testing.T, s Store) {
 		// Only the rank counts: a status may arrive before the one it follows.
 		r := createPublished(t, s)
-		apply(t, s, change(r.ID, genpipe.StatusGenerating), true)
+		advance(t, s, r.ID, genpipe.StatusGenerating)
 		apply(t, s, change(r.ID, genpipe.StatusChecking), false)
 		checkStatus(t, s, r.ID, genpipe.StatusGenerating)
 	}},
 	{"Redelivered", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
-		c := change(r.ID, genpipe.StatusChecking)
-		apply(t, s, c, true)
+		c := advance(t, s, r.ID, genpipe.StatusChecking)
 		apply(t, s, c, false)
 		apply(t, s, change(r.ID, genpipe.StatusReceived), false)
 		checkStatus(t, s, r.ID, genpipe.StatusChecking)
 	}},
 	{"OlderIgnored", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
-		newer := change(r.ID, genpipe.StatusGenerating)
-		apply(t, s, newer, true)
+		newer := advance(t, s, r.ID, genpipe.StatusGenerating)
 		older := change(r.ID, genpipe.StatusChecking)
 		older.At = newer.At.Add(time.Minute) // a late event, whatever its time
 		apply(t, s, older, false)
@@ -305,7 +311,7 @@ var applyStatusTests = []test{
 	}},
 	{"FailedMayEndAfterReplay", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
-		apply(t, s, change(r.ID, genpipe.StatusFailed), true)
+		advance(t, s, r.ID, genpipe.StatusFailed)
 		apply(t, s, change(r.ID, genpipe.StatusGenerating), false)
 		done := change(r.ID, genpipe.StatusDone)
 		done.Result = ptr(genpipe.ResultKeys(r.ID))
@@ -438,7 +444,7 @@ var applyStatusTests = []test{
 	}},
 }
 
-var historyTests = []test{
+var historyTests = append(notFoundTests("History", Store.History), []test{
 	{"OldestFirst", func(t *testing.T, s Store) {
 		r := createPublished(t, s)
 		at := r.CreatedAt.Add(time.Second)
@@ -471,16 +477,7 @@ var historyTests = []test{
 		apply(t, s, c, true)
 		checkHistory(t, s, r.ID, []genpipe.StatusChange{{RequestID: r.ID, Status: genpipe.StatusReceived, At: r.CreatedAt}, c})
 	}},
-	{"Unknown", func(t *testing.T, s Store) {
-		_, err := s.History(t.Context(), uuid.NewString())
-		checkCode(t, "History of an unknown request", err, genpipe.ENOTFOUND)
-	}},
-	{"Unpublished", func(t *testing.T, s Store) {
-		r := create(t, s, newRequest(""))
-		_, err := s.History(t.Context(), r.ID)
-		checkCode(t, "History of an unpublished request", err, genpipe.ENOTFOUND)
-	}},
-}
+}...)
 
 // webhookTests pin down the outbox as its claimer sees it: through
 // ClaimDueWebhooks, which returns what is due and keeps it from the next
@@ -624,6 +621,154 @@ var webhookTests = []test{
 	}},
 }
 
+// webhookClaimTests pin down ClaimDueWebhooks: what it claims, that a claim keeps
+// a delivery from every other claimer until its lease ends or the claimer
+// records an outcome, and that concurrent claimers never share a delivery.
+var webhookClaimTests = []test{
+	{"ClaimsDueWithLease", func(t *testing.T, s Store) {
+		now := time.Now()
+		const lease = time.Minute
+		var want []genpipe.WebhookDelivery
+		for _, ago := range []time.Duration{time.Minute, 0, time.Second} {
+			want = append(want, enqueueDue(t, s, now.Add(-ago)))
+		}
+		later := enqueueDue(t, s, now.Add(time.Second)) // not due yet
+
+		got := claimWebhooks(t, s, now, lease, 10)
+		if len(got) != len(want) {
+			t.Fatalf("ClaimDueWebhooks = %d deliveries, want the %d due ones: %+v", len(got), len(want), got)
+		}
+		for i, d := range got {
+			w := want[i] // both in ID order
+			w.NextAttemptAt = now.Add(lease)
+			checkDelivery(t, d, w)
+		}
+		// Within the lease only the delivery that fell due meanwhile is claimable.
+		checkClaimed(t, claimWebhooks(t, s, now.Add(lease-time.Millisecond), lease, 10), later.ID)
+		if again := claimWebhooks(t, s, now, lease, 10); len(again) != 0 {
+			t.Errorf("claimed deliveries still due at the claim's time: %+v", again)
+		}
+	}},
+	{"ExpiredLeaseClaimable", func(t *testing.T, s Store) {
+		now := time.Now()
+		const lease = 30 * time.Second
+		d := enqueueDue(t, s, now.Add(-time.Second))
+		first := claimWebhooks(t, s, now, lease, 1)
+		if len(first) != 1 || first[0].ID != d.ID {
+			t.Fatalf("first claim = %+v; want delivery %d", first, d.ID)
+		}
+		// The claimer died: nobody recorded an outcome.
+		if got := claimWebhooks(t, s, now.Add(lease).Add(-time.Millisecond), lease, 1); len(got) != 0 {
+			t.Fatalf("claimed %+v before the lease ended", got)
+		}
+		taken := claimWebhooks(t, s, now.Add(lease), time.Minute, 1)
+		if len(taken) != 1 || taken[0].ID != d.ID || taken[0].Attempts != 0 {
+			t.Fatalf("claim at the lease's end = %+v; want delivery %d again, no attempt counted", taken, d.ID)
+		}
+		checkTime(t, "NextAttemptAt of the second claim", taken[0].NextAttemptAt, now.Add(lease).Add(time.Minute))
+	}},
+	{"LongestOverdueFirst", func(t *testing.T, s Store) {
+		now := time.Now()
+		var ids []int64
+		for _, ago := range []time.Duration{time.Minute, 3 * time.Minute, 2 * time.Minute} {
+			ids = append(ids, enqueueDue(t, s, now.Add(-ago)).ID)
+		}
+		checkClaimed(t, claimWebhooks(t, s, now, time.Minute, 2), ids[1], ids[2])
+		checkClaimed(t, claimWebhooks(t, s, now, time.Minute, 2), ids[0])
+	}},
+	{"OutcomeEndsClaim", func(t *testing.T, s Store) {
+		now := time.Now()
+		const lease = time.Hour
+		retried := enqueueDue(t, s, now.Add(-time.Second))
+		delivered := enqueueDue(t, s, now.Add(-time.Second))
+		handedBack := enqueueDue(t, s, now.Add(-time.Second))
+		claimed := claimWebhooks(t, s, now, lease, 10)
+		checkClaimed(t, claimed, retried.ID, delivered.ID, handedBack.ID)
+
+		// A failed attempt is due again at its retry time, not at the lease's end.
+		d := claimed[0]
+		d.Attempts, d.LastError, d.NextAttemptAt = 1, "receiver answered 503", now.Add(time.Minute)
+		updateWebhook(t, s, d)
+		d = claimed[1]
+		d.State, d.Attempts = genpipe.WebhookDelivered, 1
+		updateWebhook(t, s, d)
+		// A claimer that stops before sending gives the delivery back at once.
+		d = claimed[2]
+		d.NextAttemptAt = now
+		updateWebhook(t, s, d)
+
+		checkClaimed(t, claimWebhooks(t, s, now, lease, 10), handedBack.ID)
+		checkClaimed(t, claimWebhooks(t, s, now.Add(time.Minute), lease, 10), retried.ID)
+		checkClaimed(t, claimWebhooks(t, s, now.Add(48*time.Hour), lease, 10), retried.ID, handedBack.ID)
+	}},
+	{"ConcurrentClaimersNeverShare", func(t *testing.T, s Store) {
+		const deliveries, claimers, limit = 60, 8, 3
+		now := time.Now()
+		want := map[int64]bool{}
+		for range deliveries {
+			want[enqueueDue(t, s, now.Add(-time.Second)).ID] = true
+		}
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			owner = map[int64]int{} // delivery ID → claimer
+			taken int               // claims returned, duplicates included
+			start = make(chan struct{})
+		)
+		for c := range claimers {
+			wg.Go(func() {
+				<-start
+				for stop := false; !stop; {
+					got, err := s.ClaimDueWebhooks(t.Context(), now, time.Minute, limit)
+					if err != nil {
+						t.Errorf("claimer %d: ClaimDueWebhooks: %v", c, err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range got {
+						if prev, taken := owner[d.ID]; taken {
+							t.Errorf("delivery %d claimed by claimers %d and %d", d.ID, prev, c)
+						}
+						owner[d.ID] = c
+					}
+					taken += len(got)
+					stop = taken > deliveries // a store that hands deliveries out twice may never run dry
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(owner) != len(want) {
+			t.Errorf("claimers took %d of %d due deliveries", len(owner), len(want))
+		}
+		used := map[int]bool{}
+		for id, c := range owner {
+			used[c] = true
+			if !want[id] {
+				t.Errorf("claimed delivery %d that was never queued", id)
+			}
+		}
+		t.Logf("%d deliveries claimed by %d of %d claimers", len(owner), len(used), claimers)
+	}},
+	{"Invalid", func(t *testing.T, s Store) {
+		enqueueDue(t, s, time.Now())
+		for _, c := range []struct {
+			lease time.Duration
+			limit int
+		}{{time.Minute, 0}, {time.Minute, -1}, {0, 10}, {-time.Second, 10}} {
+			_, err := s.ClaimDueWebhooks(t.Context(), time.Now(), c.lease, c.limit)
+			checkCode(t, fmt.Sprintf("ClaimDueWebhooks lease %v limit %d", c.lease, c.limit), err, genpipe.EINVALID)
+		}
+		if due := claimWebhooks(t, s, time.Now(), time.Minute, 10); len(due) != 1 {
+			t.Errorf("an invalid claim changed the outbox: due %+v", due)
+		}
+	}},
+}
+
 var pingTests = []test{
 	{"Ping", func(t *testing.T, s Store) {
 		if err := s.Ping(t.Context()); err != nil {
@@ -699,6 +844,15 @@ func apply(t *testing.T, s Store, c genpipe.StatusChange, want bool) {
 	}
 }
 
+// advance applies a new change of request id to st, which must apply, and
+// returns the change.
+func advance(t *testing.T, s Store, id string, st genpipe.Status) genpipe.StatusChange {
+	t.Helper()
+	c := change(id, st)
+	apply(t, s, c, true)
+	return c
+}
+
 func checkStatus(t *testing.T, s Store, id string, want genpipe.Status) {
 	t.Helper()
 	if got := read(t, s, id).Status; got != want {
@@ -768,6 +922,58 @@ func checkDelivery(t *testing.T, got, want genpipe.WebhookDelivery) {
 	}
 	checkTime(t, "NextAttemptAt", got.NextAttemptAt, want.NextAttemptAt)
 	checkTime(t, "CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+// enqueueDue queues a pending delivery for a new request, due at next, and
+// returns it as stored. It learns the delivery's ID as a claimer does: it
+// queues the delivery long overdue (the only one so overdue, when every
+// delivery of the test is queued here), claims it, and gives it back due
+// at next.
+func enqueueDue(t *testing.T, s Store, next time.Time) genpipe.WebhookDelivery {
+	t.Helper()
+	longAgo := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := createPublished(t, s)
+	d := delivery(r.ID, genpipe.StatusDone, longAgo)
+	d.CreatedAt = next.Add(-time.Hour)
+	enqueue(t, s, d)
+	claimed := claimWebhooks(t, s, longAgo, time.Minute, 1)
+	if len(claimed) != 1 || claimed[0].RequestID != r.ID {
+		t.Fatalf("delivery of %s not due at its NextAttemptAt: claimed %+v", r.ID, claimed)
+	}
+	d = claimed[0]
+	d.NextAttemptAt = next
+	updateWebhook(t, s, d)
+	return d
+}
+
+func claimWebhooks(t *testing.T, s Store, now time.Time, lease time.Duration, limit int) []genpipe.WebhookDelivery {
+	t.Helper()
+	got, err := s.ClaimDueWebhooks(t.Context(), now, lease, limit)
+	if err != nil {
+		t.Fatalf("ClaimDueWebhooks: %v", err)
+	}
+	return got
+}
+
+func updateWebhook(t *testing.T, s Store, d genpipe.WebhookDelivery) {
+	t.Helper()
+	if err := s.UpdateWebhook(t.Context(), d); err != nil {
+		t.Fatalf("UpdateWebhook: %v", err)
+	}
+}
+
+// checkClaimed checks that the claim returned exactly the deliveries ids,
+// in ID order.
+func checkClaimed(t *testing.T, got []genpipe.WebhookDelivery, ids ...int64) {
+	t.Helper()
+	var gotIDs []int64
+	for _, d := range got {
+		gotIDs = append(gotIDs, d.ID)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if !slices.Equal(gotIDs, want) {
+		t.Errorf("claimed deliveries %v; want %v", gotIDs, want)
+	}
 }
 
 // checkTime checks that got is want, in UTC, to the millisecond at least.

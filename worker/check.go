@@ -8,26 +8,6 @@ import (
 	"github.com/genpipe/genpipe"
 )
 
-// Check is the check stage: for each submitted request it asks the
-// Checking AI about the uploaded image, then forwards the request to the
-// checked topic or reports it rejected. Each request's check is claimed
-// in claims first, so it is paid for at most once.
-type Check struct {
-	stage
-	ai genpipe.Checker
-}
-
-// NewCheck returns the check stage, or an error naming an option out of
-// its range.
-func NewCheck(ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
-	topics genpipe.Topics, opts ...Option) (*Check, error) {
-	s, err := newStage(genpipe.StageCheck, "checking the image", objects, publisher, claims, topics, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &Check{ai: ai, stage: s}, nil
-}
-
 // Handle checks the request of e, a submitted event. It returns a
 // *genpipe.DeadLetterError for a request that belongs in the dead-letter
 // topic (failed for good), and any other error only when the work could

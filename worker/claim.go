@@ -124,19 +124,12 @@ func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Cla
 
 // renew extends the lease every third of it until ctx ends.
 func (s *stage) renew(ctx context.Context, req genpipe.ClaimRequest) {
-	tick := time.NewTicker(s.lease / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	backoff.Every(ctx, s.lease/3, func() {
 		err := s.claims.RenewClaim(ctx, req.RequestID, req.Stage, req.Owner, s.lease)
 		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing a claim failed", "stage", s.name, "request", req.RequestID, "err", err)
 		}
-	}
+	})
 }
 
 // retryStore runs op until it succeeds, fails with a user error (a bug:

@@ -11,74 +11,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/aiclient"
-	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/worker"
 )
-
-// claimedStage is one stage's handler over a claim store the test shares,
-// with the AI's /stats and an event for the stage, on an environment of its
-// own.
-type claimedStage struct {
-	env     *testenv.Env
-	handle  func(context.Context, genpipe.Event) error
-	stats   func() aisim.Stats
-	event   genpipe.Event
-	id      string
-	job     genpipe.Job
-	topics  genpipe.Topics
-	claims  genpipe.ClaimStore
-	working genpipe.Status
-}
-
-func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, latency time.Duration, opts ...worker.Option) claimedStage {
-	t.Helper()
-	log, _ := testutil.CaptureLogs(t)
-	opts = append([]worker.Option{worker.WithLogger(log), worker.WithHeldPoll(20 * time.Millisecond)}, opts...)
-	env := testenv.New(t)
-	cs := claimedStage{env: env, id: uuid.NewString(), topics: env.Topics, claims: claims}
-	cs.job = genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
-	switch stage {
-	case "check":
-		svc, ai := checkAI(t, aisim.WithLatency(latency))
-		cs.handle = mustCheck(t, ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...).Handle
-		cs.stats, cs.working = svc.Stats, genpipe.StatusChecking
-		cs.event = testutil.JobEvent(genpipe.EventSubmitted, cs.id, cs.job)
-	case "generate":
-		svc, ai := generateAI(t, aisim.WithLatency(latency))
-		cs.handle = mustGenerate(t, ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, opts...).Handle
-		cs.stats, cs.working = svc.Stats, genpipe.StatusGenerating
-		cs.event = testutil.JobEvent(genpipe.EventChecked, cs.id, cs.job)
-	default:
-		t.Fatalf("unknown stage %q", stage)
-	}
-	return cs
-}
-
-// emitted is what the stage sent downstream for its request: checked
-// events (check) or done statuses (generate).
-func (cs claimedStage) emitted(t *testing.T) int {
-	t.Helper()
-	if cs.working == genpipe.StatusChecking {
-		return len(of(readAll(t, cs.env, cs.topics.Checked), cs.id))
-	}
-	n := 0
-	for _, st := range statusesOf(t, of(readAll(t, cs.env, cs.topics.Results), cs.id)) {
-		if st == genpipe.StatusDone {
-			n++
-		}
-	}
-	return n
-}
-
-func bothStages(t *testing.T, test func(t *testing.T, stage string)) {
-	for _, stage := range []string{"check", "generate"} {
-		t.Run(stage, func(t *testing.T) { test(t, stage) })
-	}
-}
 
 // A record handled again (a rebalance, a crash before the commit) finds
 // its stage done: the result goes downstream again, the AI is not paid again.
@@ -90,12 +27,7 @@ func TestRedeliveryPaysOnce(t *testing.T) {
 				t.Fatalf("Handle #%d: %v", i+1, err)
 			}
 		}
-		if st := cs.stats(); st.Calls != 1 {
-			t.Errorf("the AI got %d calls for 3 deliveries of one request; want 1", st.Calls)
-		}
-		if n := cs.emitted(t); n != 3 {
-			t.Errorf("the result went downstream %d times; want 3 (every delivery re-emits it)", n)
-		}
+		cs.wantPaidOnce(t, 3, "3 deliveries")
 	})
 }
 
@@ -114,12 +46,7 @@ func TestConcurrentDuplicatesPayOnce(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		if st := cs.stats(); st.Calls != 1 {
-			t.Errorf("the AI got %d calls for 4 concurrent handlings of one request; want 1", st.Calls)
-		}
-		if n := cs.emitted(t); n != 4 {
-			t.Errorf("the result went downstream %d times; want 4", n)
-		}
+		cs.wantPaidOnce(t, 4, "4 concurrent handlings")
 	})
 }
 
@@ -180,20 +107,10 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
 		claims := newClaims(t)
 		down := &failingAI{status: http.StatusServiceUnavailable, detail: "GPU pool drained"}
-		url := serve(t, down)
-		log, _ := testutil.CaptureLogs(t)
 		policy := backoff.Policy{Attempts: 2, Base: time.Millisecond, Max: 2 * time.Millisecond}
 		env := testenv.New(t)
-		topics := env.Topics
-		var handle func(context.Context, genpipe.Event) error
-		var typ genpipe.EventType
-		if stage == "check" {
-			handle, typ = mustCheck(t, aiclient.NewChecker(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventSubmitted
-		} else {
-			handle, typ = mustGenerate(t, aiclient.NewGenerator(url), env.Objects, env.Producer, claims, topics, worker.WithLogger(log), worker.WithRetry(policy)).Handle, genpipe.EventChecked
-		}
-		id := uuid.NewString()
-		job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
+		handle, typ, _ := newStage(t, stage, serve(t, down), env, claims, worker.WithRetry(policy))
+		id, job := uuid.NewString(), newJob(t)
 		replay := func(n int) genpipe.Event {
 			e := testutil.JobEvent(typ, id, job)
 			e.Replay = n
@@ -211,7 +128,7 @@ func TestFailedIsRetriedOnlyOnReplay(t *testing.T) {
 		if n := down.calls.Load(); n != 4 {
 			t.Fatalf("the AI got %d calls after a replay; want 4", n)
 		}
-		statuses := statusesOf(t, of(readAll(t, env, topics.Results), id))
+		statuses := statusesOf(t, of(readAll(t, env, env.Topics.Results), id))
 		if n := len(slices.DeleteFunc(statuses, func(s genpipe.Status) bool { return s != genpipe.StatusFailed })); n != 3 {
 			t.Errorf("%d failed statuses; want 3, one per delivery", n)
 		}
@@ -245,10 +162,9 @@ func TestTakeOverFindsWrittenSlide(t *testing.T) {
 	if c, err := claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.StageGenerate, Owner: "dead-worker", Lease: lease}); err != nil || c.State != genpipe.ClaimTaken {
 		t.Fatalf("ClaimStage for the dead worker = %+v, %v", c, err)
 	}
-	log, _ := testutil.CaptureLogs(t)
-	svc, ai := generateAI(t)
-	next := mustGenerate(t, ai, cs.env.Objects, cs.env.Producer, claims, cs.topics, worker.WithLogger(log), worker.WithHeldPoll(20*time.Millisecond))
-	if err := next.Handle(testutil.Context(t), cs.event); err != nil {
+	svc, url := simulatedAI(t, "generate")
+	next, _, _ := newStage(t, "generate", url, cs.env, claims, worker.WithHeldPoll(20*time.Millisecond))
+	if err := next(testutil.Context(t), cs.event); err != nil {
 		t.Fatal(err)
 	}
 	if n := svc.Stats().Calls; n != 0 {

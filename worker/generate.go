@@ -7,26 +7,6 @@ import (
 	"github.com/genpipe/genpipe"
 )
 
-// Generate is the generate stage: for each checked request it asks the
-// Generative AI to render the slide into the object store, then reports it
-// done with the files' keys. Each request's generation is claimed in claims
-// first, so it is paid for at most once.
-type Generate struct {
-	stage
-	ai genpipe.Generator
-}
-
-// NewGenerate returns the generate stage, or an error naming an option
-// out of its range.
-func NewGenerate(ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
-	topics genpipe.Topics, opts ...Option) (*Generate, error) {
-	s, err := newStage(genpipe.StageGenerate, "generating the slide", objects, publisher, claims, topics, opts)
-	if err != nil {
-		return nil, err
-	}
-	return &Generate{ai: ai, stage: s}, nil
-}
-
 // Handle generates the slide of e, a checked event; errors as for
 // Check.Handle.
 func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {

@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"image"
 	"image/color"
 	"image/png"
@@ -124,16 +126,13 @@ func serve(t *testing.T, h http.Handler) string {
 	return srv.URL
 }
 
-func checkAI(t *testing.T, opts ...aisim.Option) (*aisim.Service, *aiclient.Checker) {
+// simulatedAI runs the simulated AI of the named stage ("check" or
+// "generate"), without latency unless opts set one, and returns it with
+// its URL.
+func simulatedAI(t *testing.T, stage string, opts ...aisim.Option) (*aisim.Service, string) {
 	t.Helper()
-	svc := mustService(t, aisim.NewCheckService, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...)
-	return svc, aiclient.NewChecker(serve(t, svc.Handler()))
-}
-
-func generateAI(t *testing.T, opts ...aisim.Option) (*aisim.Service, *aiclient.Generator) {
-	t.Helper()
-	svc := mustService(t, aisim.NewGenerateService, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...)
-	return svc, aiclient.NewGenerator(serve(t, svc.Handler()))
+	svc := testutil.Must(aisim.New(stage, append([]aisim.Option{aisim.WithLatency(0)}, opts...)...))(t)
+	return svc, serve(t, svc.Handler())
 }
 
 // failingAI answers every call with status and an RFC 9457 problem, and
@@ -158,34 +157,132 @@ func newClaims(t *testing.T) genpipe.ClaimStore {
 	return testenv.NewStatusStore(t)
 }
 
-// mustCheck is worker.NewCheck for options that must be valid.
-func mustCheck(t testing.TB, ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher,
-	claims genpipe.ClaimStore, topics genpipe.Topics, opts ...worker.Option) *worker.Check {
+// newJob returns a job on a fresh 128×128 upload, in a style that exists.
+func newJob(t *testing.T) genpipe.Job {
 	t.Helper()
-	c, err := worker.NewCheck(ai, objects, publisher, claims, topics, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
 }
 
-// mustGenerate is worker.NewGenerate for options that must be valid.
-func mustGenerate(t testing.TB, ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher,
-	claims genpipe.ClaimStore, topics genpipe.Topics, opts ...worker.Option) *worker.Generate {
+// titledJob returns a job as a user fills it in, on a fresh 320×200
+// upload.
+func titledJob(t *testing.T, style, title, description string) genpipe.Job {
 	t.Helper()
-	g, err := worker.NewGenerate(ai, objects, publisher, claims, topics, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
+	return genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
+		Style: style, Title: title, Description: description}
 }
 
-// mustService is a simulated AI service for options that must be valid.
-func mustService(t testing.TB, newService func(...aisim.Option) (*aisim.Service, error), opts ...aisim.Option) *aisim.Service {
+// stageHandler is a stage's Handle.
+type stageHandler = func(context.Context, genpipe.Event) error
+
+// newStage returns the Handle of the named stage ("check" or "generate")
+// against the AI at url, on env, with claims in claims and its logs in the
+// test's; it returns too the type of the events the stage handles and the
+// status it reports first.
+func newStage(t *testing.T, stage, url string, env *testenv.Env, claims genpipe.ClaimStore, opts ...worker.Option) (
+	handle stageHandler, in genpipe.EventType, working genpipe.Status) {
 	t.Helper()
-	svc, err := newService(opts...)
-	if err != nil {
-		t.Fatal(err)
+	log, _ := testutil.CaptureLogs(t)
+	opts = append([]worker.Option{worker.WithLogger(log)}, opts...)
+	switch stage {
+	case "check":
+		return testutil.Must(worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, claims, env.Topics, opts...))(t).Handle,
+			genpipe.EventSubmitted, genpipe.StatusChecking
+	case "generate":
+		return testutil.Must(worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, claims, env.Topics, opts...))(t).Handle,
+			genpipe.EventChecked, genpipe.StatusGenerating
 	}
-	return svc
+	t.Fatalf("unknown stage %q", stage)
+	return nil, "", ""
+}
+
+// stageUnderTest returns a stage's Handle against the AI at url, with
+// claims of its own (see newStage), an event for it, the event's request
+// id, and the status the stage reports first.
+func stageUnderTest(t *testing.T, stage, url string, env *testenv.Env, opts ...worker.Option) (
+	handle stageHandler, event genpipe.Event, id string, working genpipe.Status) {
+	t.Helper()
+	handle, in, working := newStage(t, stage, url, env, newClaims(t), opts...)
+	id = uuid.NewString()
+	return handle, testutil.JobEvent(in, id, newJob(t)), id, working
+}
+
+// simulatedStage returns the named stage on env, with claims of its own,
+// against its simulated AI, started with ai; opts configure the stage.
+func simulatedStage(t *testing.T, stage string, env *testenv.Env, ai []aisim.Option, opts ...worker.Option) (stageHandler, *aisim.Service) {
+	t.Helper()
+	svc, url := simulatedAI(t, stage, ai...)
+	handle, _, _ := newStage(t, stage, url, env, newClaims(t), opts...)
+	return handle, svc
+}
+
+// bothStages runs test as a subtest for each stage.
+func bothStages(t *testing.T, test func(t *testing.T, stage string)) {
+	for _, stage := range []string{"check", "generate"} {
+		t.Run(stage, func(t *testing.T) { test(t, stage) })
+	}
+}
+
+// wantDeadLetter fails t unless err is a dead letter with a reason and
+// the given attempts.
+func wantDeadLetter(t *testing.T, err error, attempts int) {
+	t.Helper()
+	var dl *genpipe.DeadLetterError
+	if !errors.As(err, &dl) || dl.Reason == "" || dl.Attempts != attempts {
+		t.Fatalf("Handle = %v; want a dead letter with a reason after %d attempt(s)", err, attempts)
+	}
+}
+
+// claimedStage is one stage's handler over a claim store the test shares,
+// with the AI's /stats and an event for the stage, on an environment of its
+// own.
+type claimedStage struct {
+	env     *testenv.Env
+	handle  stageHandler
+	stats   func() aisim.Stats
+	event   genpipe.Event
+	id      string
+	job     genpipe.Job
+	topics  genpipe.Topics
+	claims  genpipe.ClaimStore
+	working genpipe.Status
+}
+
+func newClaimedStage(t *testing.T, stage string, claims genpipe.ClaimStore, latency time.Duration, opts ...worker.Option) claimedStage {
+	t.Helper()
+	svc, url := simulatedAI(t, stage, aisim.WithLatency(latency))
+	env := testenv.New(t)
+	cs := claimedStage{env: env, stats: svc.Stats, id: uuid.NewString(), job: newJob(t), topics: env.Topics, claims: claims}
+	var in genpipe.EventType
+	opts = append([]worker.Option{worker.WithHeldPoll(20 * time.Millisecond)}, opts...)
+	cs.handle, in, cs.working = newStage(t, stage, url, env, claims, opts...)
+	cs.event = testutil.JobEvent(in, cs.id, cs.job)
+	return cs
+}
+
+// emitted is what the stage sent downstream for its request: checked
+// events (check) or done statuses (generate).
+func (cs claimedStage) emitted(t *testing.T) int {
+	t.Helper()
+	if cs.working == genpipe.StatusChecking {
+		return len(of(readAll(t, cs.env, cs.topics.Checked), cs.id))
+	}
+	n := 0
+	for _, st := range statusesOf(t, of(readAll(t, cs.env, cs.topics.Results), cs.id)) {
+		if st == genpipe.StatusDone {
+			n++
+		}
+	}
+	return n
+}
+
+// wantPaidOnce fails t unless the AI was paid once for the n handlings of
+// the request (what says which), each of which sent the result downstream.
+func (cs claimedStage) wantPaidOnce(t *testing.T, n int, what string) {
+	t.Helper()
+	if st := cs.stats(); st.Calls != 1 {
+		t.Errorf("the AI got %d calls for %s of one request; want 1", st.Calls, what)
+	}
+	if got := cs.emitted(t); got != n {
+		t.Errorf("the result went downstream %d times; want %d (every delivery re-emits it)", got, n)
+	}
 }

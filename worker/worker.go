@@ -104,6 +104,48 @@ func WithRetryHook(hook func(ctx context.Context, stage genpipe.Stage, err error
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
+// Check is the check stage: for each submitted request it asks the
+// Checking AI about the uploaded image, then forwards the request to the
+// checked topic or reports it rejected. Each request's check is claimed
+// in claims first, so it is paid for at most once.
+type Check struct {
+	stage
+	ai genpipe.Checker
+}
+
+// Generate is the generate stage: for each checked request it asks the
+// Generative AI to render the slide into the object store, then reports it
+// done with the files' keys. Each request's generation is claimed in claims
+// first, so it is paid for at most once.
+type Generate struct {
+	stage
+	ai genpipe.Generator
+}
+
+// NewCheck returns the check stage, or an error naming an option out of
+// its range.
+func NewCheck(ai genpipe.Checker, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
+	topics genpipe.Topics, opts ...Option) (*Check, error) {
+	s, err := newStage(genpipe.StageCheck, "checking the image", objects, publisher, claims, topics, opts)
+	return built(&Check{ai: ai, stage: s}, err)
+}
+
+// NewGenerate returns the generate stage, or an error naming an option
+// out of its range.
+func NewGenerate(ai genpipe.Generator, objects genpipe.ObjectStore, publisher genpipe.Publisher, claims genpipe.ClaimStore,
+	topics genpipe.Topics, opts ...Option) (*Generate, error) {
+	s, err := newStage(genpipe.StageGenerate, "generating the slide", objects, publisher, claims, topics, opts)
+	return built(&Generate{ai: ai, stage: s}, err)
+}
+
+// built is what a stage's constructor returns: s, or nil and err.
+func built[S any](s *S, err error) (*S, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // stage holds what both stages do around their AI call.
 type stage struct {
 	config

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"net/http"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
-	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/internal/testenv"
@@ -29,22 +29,18 @@ var fast = backoff.Policy{Attempts: 100, Base: 10 * time.Millisecond, Max: 100 *
 
 func TestCheckPasses(t *testing.T) {
 	env := testenv.New(t)
-	topics := env.Topics
-	svc, ai := checkAI(t)
-	log, _ := testutil.CaptureLogs(t)
-	check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	check, svc := simulatedStage(t, "check", env, nil)
 	id := uuid.NewString()
-	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
-		Style: "corporate", Title: "Q3", Description: "quarterly results"}
+	job := titledJob(t, "corporate", "Q3", "quarterly results")
 
-	if err := check.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
+	if err := check(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
-	results := readAll(t, env, topics.Results)
+	results := readAll(t, env, env.Topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusChecking}) || results[0].key != id {
 		t.Fatalf("results topic: %v, want [checking] for %s", got, id)
 	}
-	checked := readAll(t, env, topics.Checked)
+	checked := readAll(t, env, env.Topics.Checked)
 	if len(checked) != 1 {
 		t.Fatalf("checked topic holds %d records, want 1", len(checked))
 	}
@@ -58,7 +54,7 @@ func TestCheckPasses(t *testing.T) {
 	if st := svc.Stats(); st.Calls != 1 {
 		t.Errorf("the checking AI got %d calls, want 1", st.Calls)
 	}
-	expectEmpty(t, env, topics.Requests)
+	expectEmpty(t, env, env.Topics.Requests)
 }
 
 func TestCheckRejects(t *testing.T) {
@@ -73,20 +69,17 @@ func TestCheckRejects(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := testenv.New(t)
-			topics := env.Topics
-			_, ai := checkAI(t)
-			log, _ := testutil.CaptureLogs(t)
-			check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+			check, _ := simulatedStage(t, "check", env, nil)
 			objectID := uuid.NewString()
 			if tc.data != nil {
 				objectID = upload(t, tc.contentType, tc.data)
 			}
 			id := uuid.NewString()
 			job := genpipe.Job{ObjectID: objectID, Style: "minimal", Description: "d"}
-			if err := check.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
+			if err := check(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 				t.Fatalf("Handle: %v", err)
 			}
-			results := readAll(t, env, topics.Results)
+			results := readAll(t, env, env.Topics.Results)
 			want := []genpipe.Status{genpipe.StatusChecking, genpipe.StatusRejected}
 			if got := statusesOf(t, results); !slices.Equal(got, want) {
 				t.Fatalf("results topic: %v, want %v", got, want)
@@ -99,27 +92,23 @@ func TestCheckRejects(t *testing.T) {
 			if reason := results[1].event.Error; !strings.Contains(reason, tc.reason) {
 				t.Errorf("rejected with reason %q, want one saying %q", reason, tc.reason)
 			}
-			expectEmpty(t, env, topics.Checked)
+			expectEmpty(t, env, env.Topics.Checked)
 		})
 	}
 }
 
 func TestGenerateDone(t *testing.T) {
 	env := testenv.New(t)
-	topics := env.Topics
-	svc, ai := generateAI(t)
-	log, _ := testutil.CaptureLogs(t)
-	gen := mustGenerate(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	gen, svc := simulatedStage(t, "generate", env, nil)
 	id := uuid.NewString()
-	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
-		Style: "sunset", Title: "Roadmap", Description: "What we ship next quarter"}
+	job := titledJob(t, "sunset", "Roadmap", "What we ship next quarter")
 
 	start := time.Now()
-	if err := gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)); err != nil {
+	if err := gen(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	t.Logf("generated in %v", time.Since(start))
-	results := readAll(t, env, topics.Results)
+	results := readAll(t, env, env.Topics.Results)
 	want := []genpipe.Status{genpipe.StatusGenerating, genpipe.StatusDone}
 	if got := statusesOf(t, results); !slices.Equal(got, want) {
 		t.Fatalf("results topic: %v, want %v", got, want)
@@ -167,7 +156,7 @@ func TestGenerateDone(t *testing.T) {
 			t.Errorf("%s starts with %q, want %q", key, data[:min(len(data), 8)], magic)
 		}
 	}
-	expectEmpty(t, env, topics.Checked, topics.Requests)
+	expectEmpty(t, env, env.Topics.Checked, env.Topics.Requests)
 }
 
 // A busy Checking AI (capacity 1) answers 429 to all but one call; the
@@ -176,10 +165,7 @@ func TestGenerateDone(t *testing.T) {
 func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	const n = 4
 	env := testenv.New(t)
-	topics := env.Topics
-	svc, ai := checkAI(t, aisim.WithCapacity(1), aisim.WithLatency(100*time.Millisecond))
-	log, _ := testutil.CaptureLogs(t)
-	check := mustCheck(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log), worker.WithRetry(fast))
+	check, svc := simulatedStage(t, "check", env, []aisim.Option{aisim.WithCapacity(1), aisim.WithLatency(100 * time.Millisecond)}, worker.WithRetry(fast))
 	objectID := upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128))
 
 	ids := make([]string, n)
@@ -189,7 +175,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	for i := range ids {
 		ids[i] = uuid.NewString()
 		event := testutil.JobEvent(genpipe.EventSubmitted, ids[i], genpipe.Job{ObjectID: objectID, Style: "neon", Description: "d"})
-		wg.Go(func() { errs[i] = check.Handle(testutil.Context(t), event) })
+		wg.Go(func() { errs[i] = check(testutil.Context(t), event) })
 	}
 	wg.Wait()
 	t.Logf("%d checks through a capacity-1 service in %v", n, time.Since(start))
@@ -199,7 +185,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 		}
 	}
 
-	results, checked := readAll(t, env, topics.Results), readAll(t, env, topics.Checked)
+	results, checked := readAll(t, env, env.Topics.Results), readAll(t, env, env.Topics.Checked)
 	for _, id := range ids {
 		if got := statusesOf(t, of(results, id)); !slices.Equal(got, []genpipe.Status{genpipe.StatusChecking}) {
 			t.Errorf("%s: results %v, want [checking] only", id, got)
@@ -224,147 +210,140 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	}
 }
 
-func TestGiveUpAfterAttempts(t *testing.T) {
+// A stage that cannot get an answer from its AI reports the request failed
+// and dead-letters it, naming the attempts and the AI's detail.
+func TestAIFailureIsDeadLettered(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   int
+		detail   string
+		policy   backoff.Policy
+		attempts int
+	}{
+		// A server error is retried until the attempts run out.
+		{"GiveUpAfterAttempts", http.StatusInternalServerError, "the model crashed",
+			backoff.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}, 3},
+		// A 4xx answer is the AI refusing the input: retrying would not help.
+		{"RefusalNotRetried", http.StatusBadRequest, "style.background is not a hex color", fast, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bothStages(t, func(t *testing.T, stage string) {
+				env := testenv.New(t)
+				ai := &failingAI{status: tc.status, detail: tc.detail}
+				handle, event, id, working := stageUnderTest(t, stage, serve(t, ai), env, worker.WithRetry(tc.policy))
+
+				wantDeadLetter(t, handle(testutil.Context(t), event), tc.attempts)
+				if calls := ai.calls.Load(); calls != int64(tc.attempts) {
+					t.Errorf("the AI got %d calls, want %d", calls, tc.attempts)
+				}
+				results := of(readAll(t, env, env.Topics.Results), id)
+				want := []genpipe.Status{working, genpipe.StatusFailed}
+				if got := statusesOf(t, results); !slices.Equal(got, want) {
+					t.Fatalf("results topic: %v, want %v", got, want)
+				}
+				reason := results[1].event.Error
+				if !strings.Contains(reason, fmt.Sprintf("after %d attempt(s)", tc.attempts)) || !strings.Contains(reason, tc.detail) {
+					t.Errorf("failed with reason %q, want one naming the %d attempt(s) and the AI's detail", reason, tc.attempts)
+				}
+				expectEmpty(t, env, env.Topics.Checked)
+			})
+		})
+	}
+}
+
+// The retry hook hears every retried AI call with its stage and error, and
+// nothing else: not the last attempt, not a refusal that is never retried.
+func TestRetryHook(t *testing.T) {
 	policy := backoff.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
-	for _, stage := range []string{"check", "generate"} {
-		t.Run(stage, func(t *testing.T) {
-			env := testenv.New(t)
-			topics := env.Topics
-			ai := &failingAI{status: http.StatusInternalServerError, detail: "the model crashed"}
-			url := serve(t, ai)
-			log, _ := testutil.CaptureLogs(t)
-			handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithLogger(log), worker.WithRetry(policy))
-
-			wantDeadLetter(t, handle(testutil.Context(t), event), 3)
-			if calls := ai.calls.Load(); calls != 3 {
-				t.Errorf("the AI got %d calls, want 3", calls)
+	for _, tc := range []struct {
+		stage    string
+		status   int
+		attempts int
+		want     []string // the codes the hook hears
+	}{
+		{"check", http.StatusInternalServerError, 3, []string{genpipe.EUNAVAILABLE, genpipe.EUNAVAILABLE}},
+		{"generate", http.StatusTooManyRequests, 3, []string{genpipe.ETOOMANY, genpipe.ETOOMANY}},
+		{"check", http.StatusBadRequest, 1, nil},
+	} {
+		t.Run(tc.stage+"/"+http.StatusText(tc.status), func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				codes []string
+			)
+			hook := func(ctx context.Context, stage genpipe.Stage, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if string(stage) != tc.stage {
+					t.Errorf("hook heard stage %q, want %q", stage, tc.stage)
+				}
+				if ctx == nil || ctx.Err() != nil {
+					t.Errorf("hook got a context that is nil or done")
+				}
+				codes = append(codes, genpipe.ErrorCode(err))
 			}
-			results := of(readAll(t, env, topics.Results), id)
-			want := []genpipe.Status{working, genpipe.StatusFailed}
-			if got := statusesOf(t, results); !slices.Equal(got, want) {
-				t.Fatalf("results topic: %v, want %v", got, want)
+			url := serve(t, &failingAI{status: tc.status, detail: "no"})
+			handle, event, _, _ := stageUnderTest(t, tc.stage, url, testenv.New(t), worker.WithRetry(policy), worker.WithRetryHook(hook))
+			wantDeadLetter(t, handle(testutil.Context(t), event), tc.attempts)
+			mu.Lock()
+			defer mu.Unlock()
+			if !slices.Equal(codes, tc.want) {
+				t.Errorf("hook heard %v, want %v", codes, tc.want)
 			}
-			reason := results[1].event.Error
-			if !strings.Contains(reason, "after 3 attempt(s)") || !strings.Contains(reason, "the model crashed") {
-				t.Errorf("failed with reason %q, want one naming the 3 attempts and the AI's detail", reason)
-			}
-			expectEmpty(t, env, topics.Checked)
 		})
 	}
-}
-
-// A 4xx answer is the AI refusing the input: retrying would not help.
-func TestAIRefusalNotRetried(t *testing.T) {
-	for _, stage := range []string{"check", "generate"} {
-		t.Run(stage, func(t *testing.T) {
-			env := testenv.New(t)
-			topics := env.Topics
-			ai := &failingAI{status: http.StatusBadRequest, detail: "style.background is not a hex color"}
-			url := serve(t, ai)
-			log, _ := testutil.CaptureLogs(t)
-			handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithLogger(log), worker.WithRetry(fast))
-
-			wantDeadLetter(t, handle(testutil.Context(t), event), 1)
-			if calls := ai.calls.Load(); calls != 1 {
-				t.Errorf("the AI got %d calls, want 1", calls)
-			}
-			results := of(readAll(t, env, topics.Results), id)
-			want := []genpipe.Status{working, genpipe.StatusFailed}
-			if got := statusesOf(t, results); !slices.Equal(got, want) {
-				t.Fatalf("results topic: %v, want %v", got, want)
-			}
-			if reason := results[1].event.Error; !strings.Contains(reason, "after 1 attempt(s)") || !strings.Contains(reason, ai.detail) {
-				t.Errorf("failed with reason %q, want one naming 1 attempt and the AI's detail", reason)
-			}
-			expectEmpty(t, env, topics.Checked)
-		})
-	}
-}
-
-// stageUnderTest returns a stage's Handle against the AI at url, an event
-// for it, the event's request id, and the status the stage reports first.
-func stageUnderTest(t *testing.T, stage, url string, env *testenv.Env, opts ...worker.Option) (
-	handle func(context.Context, genpipe.Event) error, event genpipe.Event, id string, working genpipe.Status) {
-	t.Helper()
-	id = uuid.NewString()
-	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
-	switch stage {
-	case "check":
-		return mustCheck(t, aiclient.NewChecker(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
-			testutil.JobEvent(genpipe.EventSubmitted, id, job), id, genpipe.StatusChecking
-	case "generate":
-		return mustGenerate(t, aiclient.NewGenerator(url), env.Objects, env.Producer, newClaims(t), env.Topics, opts...).Handle,
-			testutil.JobEvent(genpipe.EventChecked, id, job), id, genpipe.StatusGenerating
-	}
-	t.Fatalf("unknown stage %q", stage)
-	return nil, genpipe.Event{}, "", ""
 }
 
 // A canceled context (the consumer giving up at shutdown) ends Handle with
 // an error, so the record is not committed, and reports no outcome: the
 // next owner of the partition handles the record again.
 func TestContextCanceledDuringAICall(t *testing.T) {
-	for _, stage := range []string{"check", "generate"} {
-		t.Run(stage, func(t *testing.T) {
-			env := testenv.New(t)
-			topics := env.Topics
-			var svc *aisim.Service
-			var url string
-			if stage == "check" {
-				svc = mustService(t, aisim.NewCheckService, aisim.WithLatency(time.Minute))
-			} else {
-				svc = mustService(t, aisim.NewGenerateService, aisim.WithLatency(time.Minute))
-			}
-			url = serve(t, svc.Handler())
-			log, _ := testutil.CaptureLogs(t)
-			handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithLogger(log), worker.WithRetry(fast))
+	bothStages(t, func(t *testing.T, stage string) {
+		env := testenv.New(t)
+		svc, url := simulatedAI(t, stage, aisim.WithLatency(time.Minute))
+		handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithRetry(fast))
 
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- handle(ctx, event) }()
-			deadline := time.Now().Add(10 * time.Second)
-			for svc.Stats().InFlight == 0 {
-				if time.Now().After(deadline) {
-					t.Fatal("the AI call never started")
-				}
-				time.Sleep(5 * time.Millisecond)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- handle(ctx, event) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for svc.Stats().InFlight == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the AI call never started")
 			}
-			cancel()
-			select {
-			case err := <-done:
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("Handle = %v, want context.Canceled", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Handle did not return after its context was canceled")
+			time.Sleep(5 * time.Millisecond)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Handle = %v, want context.Canceled", err)
 			}
-			if got := statusesOf(t, readAll(t, env, topics.Results)); !slices.Equal(got, []genpipe.Status{working}) {
-				t.Errorf("results topic: %v, want [%s] only", got, working)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Handle did not return after its context was canceled")
+		}
+		if got := statusesOf(t, readAll(t, env, env.Topics.Results)); !slices.Equal(got, []genpipe.Status{working}) {
+			t.Errorf("results topic: %v, want [%s] only", got, working)
+		}
+		expectEmpty(t, env, env.Topics.Checked)
+		if stage == "generate" {
+			if _, err := env.Objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+				t.Errorf("stat of the abandoned slide: %v, want not found", err)
 			}
-			expectEmpty(t, env, topics.Checked)
-			if stage == "generate" {
-				if _, err := env.Objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
-					t.Errorf("stat of the abandoned slide: %v, want not found", err)
-				}
-			}
-			if st := svc.Stats(); st.Calls != 1 {
-				t.Errorf("the AI got %d calls, want 1", st.Calls)
-			}
-		})
-	}
+		}
+		if st := svc.Stats(); st.Calls != 1 {
+			t.Errorf("the AI got %d calls, want 1", st.Calls)
+		}
+	})
 }
 
 func TestGenerateUnknownStyle(t *testing.T) {
 	env := testenv.New(t)
-	topics := env.Topics
-	svc, ai := generateAI(t)
-	log, _ := testutil.CaptureLogs(t)
-	gen := mustGenerate(t, ai, env.Objects, env.Producer, newClaims(t), topics, worker.WithLogger(log))
+	gen, svc := simulatedStage(t, "generate", env, nil)
 	id := uuid.NewString()
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
-	wantDeadLetter(t, gen.Handle(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
-	results := readAll(t, env, topics.Results)
+	wantDeadLetter(t, gen(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
+	results := readAll(t, env, env.Topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusFailed}) {
 		t.Fatalf("results topic: %v, want [failed]", got)
 	}
@@ -381,16 +360,14 @@ func TestGenerateUnknownStyle(t *testing.T) {
 // call.
 func TestKafkaDown(t *testing.T) {
 	env := testenv.New(t, testenv.WithProducer(kafka.WithDeliveryTimeout(time.Second)))
-	env.Kafka.Stop()
-	down := env.Producer
-	svc, ai := checkAI(t)
+	env.Kafka.Stop() // the stage publishes through env.Producer, to a broker that is down
 	log, logs := testutil.CaptureLogs(t)
-	check := mustCheck(t, ai, env.Objects, down, newClaims(t), env.Topics, worker.WithLogger(log))
+	check, svc := simulatedStage(t, "check", env, nil, worker.WithLogger(log))
 	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 	defer cancel()
-	err := check.Handle(ctx, testutil.JobEvent(genpipe.EventSubmitted, uuid.NewString(), job))
+	err := check(ctx, testutil.JobEvent(genpipe.EventSubmitted, uuid.NewString(), job))
 	if err == nil {
 		t.Fatal("Handle = nil with Kafka down, want an error")
 	}
@@ -399,16 +376,6 @@ func TestKafkaDown(t *testing.T) {
 	}
 	if st := svc.Stats(); st.Calls != 0 {
 		t.Errorf("the AI got %d calls before the checking status was out", st.Calls)
-	}
-}
-
-// wantDeadLetter fails t unless err is a dead letter with a reason and
-// the given attempts.
-func wantDeadLetter(t *testing.T, err error, attempts int) {
-	t.Helper()
-	var dl *genpipe.DeadLetterError
-	if !errors.As(err, &dl) || dl.Reason == "" || dl.Attempts != attempts {
-		t.Fatalf("Handle = %v; want a dead letter with a reason after %d attempt(s)", err, attempts)
 	}
 }
 

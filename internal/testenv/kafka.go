@@ -47,11 +47,7 @@ func StartKafka(t testing.TB, opts ...broker.Option) *Kafka {
 // Conn returns a connection to brokers with the defaults (plaintext).
 func Conn(t testing.TB, brokers []string) *kafka.Conn {
 	t.Helper()
-	conn, err := kafka.NewConn(brokers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn
+	return testutil.Must(kafka.NewConn(brokers))(t)
 }
 
 // EnsureTopics creates topics on brokers with partitions partitions each,
@@ -67,10 +63,7 @@ func EnsureTopics(t testing.TB, brokers []string, partitions int32, topics ...st
 // configured with opts, closed when the test ends.
 func NewProducer(t testing.TB, brokers []string, opts ...kafka.ProducerOption) *kafka.Producer {
 	t.Helper()
-	p, err := Conn(t, brokers).NewProducer(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := testutil.Must(Conn(t, brokers).NewProducer(opts...))(t)
 	t.Cleanup(p.Close)
 	return p
 }

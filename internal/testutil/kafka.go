@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,14 +14,20 @@ import (
 // kafka: package kafka's own tests use them, and cannot import a package
 // that imports kafka (internal/testenv does).
 
+// MinSession is the shortest consumer group session that a broker started
+// with FastGroups accepts: tests scale their group timings down to it, so
+// that a member that stops heartbeating is out within a second or so.
+const MinSession = 100 * time.Millisecond
+
+// FastGroups is the broker option of scaled-down group timings: the broker
+// accepts sessions down to MinSession.
+func FastGroups() broker.Option { return broker.WithGroupMinSessionTimeout(MinSession) }
+
 // StartBroker starts an embedded broker with opts and closes it when the
 // test ends.
 func StartBroker(t testing.TB, opts ...broker.Option) *broker.Server {
 	t.Helper()
-	b, err := broker.Start(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := Must(broker.Start(opts...))(t)
 	t.Cleanup(b.Close)
 	return b
 }

@@ -49,6 +49,23 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Must returns a function that gives v, or fails the test with err: for a
+// constructor the test calls with valid inputs, as in
+//
+//	check := testutil.Must(worker.NewCheck(ai, objects, producer, claims, topics))(t)
+//
+// The test comes in a second call because Go passes a call's results on
+// to another function only when they are all of its arguments.
+func Must[T any](v T, err error) func(testing.TB) T {
+	return func(t testing.TB) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
 // Eventually polls cond until it holds, and fails the test if it does not
 // within limit.
 func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {

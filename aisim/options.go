@@ -1,0 +1,116 @@
+package aisim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Option configures a Service.
+type Option func(*config)
+
+type config struct {
+	latency    time.Duration
+	latencySet bool // else the model's default
+	capacity   int
+	faultRate  float64
+	busyRate   float64
+	seed       uint64
+	seeded     bool         // seed was set
+	client     *http.Client // fetches images and uploads slides: see defaultClient
+	logger     *slog.Logger
+}
+
+// WithLatency sets how long each call holds its slot: the model's thinking
+// time. The work (fetching, decoding, rendering) runs inside it, so a call
+// takes max(latency, work) plus the uploads. Defaults: DefaultCheckLatency
+// for the check service, DefaultGenerateLatency for the generate service;
+// 0 means no delay beyond the work, which suits tests; less is invalid.
+func WithLatency(d time.Duration) Option {
+	return func(c *config) { c.latency, c.latencySet = d, true }
+}
+
+// WithCapacity sets how many calls may be in flight at once; one more gets
+// 429. Default DefaultCapacity; it must be at least 1.
+func WithCapacity(n int) Option {
+	return func(c *config) { c.capacity = n }
+}
+
+// WithFaultRate makes the service answer a call with 500 Internal Server
+// Error (a problem+json) with probability p, decided when the call arrives,
+// after its input is validated and before it takes a slot: the injected
+// failure costs no capacity and never reaches the model, so it is counted
+// in Stats.InjectedFaults, not in Calls. Default 0 (never); p must be from
+// 0 to 1. For fault tests: a worker must retry these without paying twice.
+func WithFaultRate(p float64) Option {
+	return func(c *config) { c.faultRate = p }
+}
+
+// WithBusyRate makes the service answer a call with 429 Too Many Requests
+// and Retry-After: 1 with probability p, decided on arrival like
+// WithFaultRate (one draw decides both, so the two rates must add up to
+// at most 1). The refusals are counted in Stats.InjectedBusy, not in
+// OverCapacity. Default 0 (never); p must be from 0 to 1.
+func WithBusyRate(p float64) Option {
+	return func(c *config) { c.busyRate = p }
+}
+
+// WithFaultSeed seeds the draws of WithFaultRate and WithBusyRate, so that a
+// test sees the same sequence of injected failures for the same sequence of
+// arriving calls. Default: a random seed per service.
+func WithFaultSeed(seed uint64) Option {
+	return func(c *config) { c.seed, c.seeded = seed, true }
+}
+
+// WithLogger sets the logger. Default: discard. Calls are logged at debug
+// level, failures of the service itself at warn.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+func newConfig(defaultLatency time.Duration, opts []Option) (config, error) {
+	c := config{capacity: DefaultCapacity}
+	for _, o := range opts {
+		o(&c)
+	}
+	if !c.latencySet {
+		c.latency = defaultLatency
+	}
+	if err := c.validate(); err != nil {
+		return c, err
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	c.client = defaultClient()
+	return c, nil
+}
+
+// validate reports every option out of its range, naming the option.
+func (c *config) validate() error {
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf("aisim: "+format, args...))
+		}
+	}
+	check(c.latency < 0, "latency %v: want 0 or more", c.latency)
+	check(c.capacity < 1, "capacity %d: want at least 1", c.capacity)
+	check(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
+	check(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
+	check(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
+	return errors.Join(errs...)
+}
+
+// defaultClient fetches images from and uploads slides to presigned URLs.
+// Its own transport keeps up to 64 idle connections per host (one per slot),
+// and a one-minute timeout per request is enough for a MaxImageBytes image
+// over a slow link.
+func defaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 2 * DefaultCapacity
+	t.MaxIdleConnsPerHost = DefaultCapacity
+	return &http.Client{Transport: t, Timeout: time.Minute}
+}
