@@ -140,8 +140,8 @@ func Sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Every calls f every d until ctx is done, d after it started first: for
-// a chore that repeats while a context lasts, such as committing offsets or
-// renewing a lease. f runs on Every's goroutine; a tick that f overran is
+// a chore that repeats while a context lasts, such as renewing a lease.
+// f runs on Every's goroutine; a tick that f overran is
 // dropped, not queued.
 func Every(ctx context.Context, d time.Duration, f func()) {
 	t := time.NewTicker(d)

@@ -285,12 +285,15 @@ func (e *Engine) setPaused(p bool) {
 	e.mu.Unlock()
 }
 
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits d or until ctx is done, and reports whether ctx is still
+// going.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
 	case <-t.C:
+		return true
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/genpipe/genpipe/backoff"
 )
 
 const (
@@ -174,7 +172,9 @@ func runningIn(ps []*partition) int {
 // commitLoop commits what became committable every commit interval until
 // ctx is done.
 func (e *Engine) commitLoop(ctx context.Context, cl *kgo.Client) {
-	backoff.Every(ctx, e.cfg.commitInterval, func() { e.commit(ctx, cl, nil, "periodic") })
+	for sleep(ctx, e.cfg.commitInterval) {
+		e.commit(ctx, cl, nil, "periodic")
+	}
 }
 
 // commit commits the committable offset of each partition of ps (of every
