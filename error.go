@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes. The API maps each to an HTTP status (api/problem.go,
-// statusByCode), and the AI services and their client speak them too.
+// Error codes. Each maps to an HTTP status (httpjson.Status), which the API
+// and the AI services answer with and the AI client reads back.
 const (
 	ECONFLICT      = "conflict"          // 409
 	EINTERNAL      = "internal"          // 500

@@ -1,11 +1,11 @@
 package aisim
 
 import (
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/genpipe/genpipe/internal/invalid"
 )
 
 // Option configures a Service.
@@ -90,18 +90,13 @@ func newConfig(defaultLatency time.Duration, opts []Option) (config, error) {
 
 // validate reports every option out of its range, naming the option.
 func (c *config) validate() error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf("aisim: "+format, args...))
-		}
-	}
-	check(c.latency < 0, "latency %v: want 0 or more", c.latency)
-	check(c.capacity < 1, "capacity %d: want at least 1", c.capacity)
-	check(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
-	check(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
-	check(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
-	return errors.Join(errs...)
+	check := invalid.New("aisim")
+	check.If(c.latency < 0, "latency %v: want 0 or more", c.latency)
+	check.If(c.capacity < 1, "capacity %d: want at least 1", c.capacity)
+	check.If(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
+	check.If(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
+	check.If(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
+	return check.Err()
 }
 
 // defaultClient fetches images from and uploads slides to presigned URLs.

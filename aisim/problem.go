@@ -10,22 +10,13 @@ import (
 	"github.com/genpipe/genpipe/httpjson"
 )
 
-// statusByCode maps the genpipe code of a call's error to its HTTP status.
-var statusByCode = map[string]int{
-	genpipe.EINVALID:       http.StatusBadRequest,
-	genpipe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
-	genpipe.EUNPROCESSABLE: http.StatusUnprocessableEntity,
-	genpipe.ETOOMANY:       http.StatusTooManyRequests,
-	genpipe.EUNAVAILABLE:   http.StatusBadGateway, // a presigned URL failed, not this service
-}
-
 // problem writes err as application/problem+json. Error details never hold
 // URLs, so presigned signatures do not travel back to users.
 func (s *Service) problem(w http.ResponseWriter, r *http.Request, err error) {
 	code := genpipe.ErrorCode(err)
-	status, ok := statusByCode[code]
-	if !ok {
-		status = http.StatusInternalServerError
+	status := httpjson.Status(code)
+	if code == genpipe.EUNAVAILABLE {
+		status = http.StatusBadGateway // a presigned URL failed, not this service
 	}
 	if status >= 500 {
 		s.cfg.logger.Warn("call failed", "model", s.model.name, "path", r.URL.Path, "status", status, "err", err)

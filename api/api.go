@@ -6,7 +6,6 @@ package api
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/httpjson"
+	"github.com/genpipe/genpipe/internal/invalid"
 )
 
 //go:embed web
@@ -195,19 +195,14 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 
 // validate reports every option out of its range, naming the option.
 func (c *config) validate() error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf("api: "+format, args...))
-		}
-	}
-	check(c.uploadTTL <= 0 || c.uploadTTL > MaxURLTTL, "upload TTL %v: want more than 0 and at most %v", c.uploadTTL, MaxURLTTL)
-	check(c.resultTTL <= 0 || c.resultTTL > MaxURLTTL, "result TTL %v: want more than 0 and at most %v", c.resultTTL, MaxURLTTL)
-	check(c.maxUpload < 1, "max upload size %d: want at least 1 byte", c.maxUpload)
-	check(c.maxBacklog < 0, "max backlog %d: want 0 (no bound) or more", c.maxBacklog)
-	check(c.rateLimit < 0, "rate limit %g: want 0 (no limit) or more", c.rateLimit)
-	check(c.rateLimit > 0 && c.rateBurst < 1, "rate burst %d: want at least 1", c.rateBurst)
-	return errors.Join(errs...)
+	check := invalid.New("api")
+	check.If(c.uploadTTL <= 0 || c.uploadTTL > MaxURLTTL, "upload TTL %v: want more than 0 and at most %v", c.uploadTTL, MaxURLTTL)
+	check.If(c.resultTTL <= 0 || c.resultTTL > MaxURLTTL, "result TTL %v: want more than 0 and at most %v", c.resultTTL, MaxURLTTL)
+	check.If(c.maxUpload < 1, "max upload size %d: want at least 1 byte", c.maxUpload)
+	check.If(c.maxBacklog < 0, "max backlog %d: want 0 (no bound) or more", c.maxBacklog)
+	check.If(c.rateLimit < 0, "rate limit %g: want 0 (no limit) or more", c.rateLimit)
+	check.If(c.rateLimit > 0 && c.rateBurst < 1, "rate burst %d: want at least 1", c.rateBurst)
+	return check.Err()
 }
 
 // Handler returns the HTTP handler.

@@ -9,27 +9,12 @@ import (
 	"github.com/genpipe/genpipe/httpjson"
 )
 
-var statusByCode = map[string]int{
-	genpipe.ECONFLICT:      http.StatusConflict,
-	genpipe.EINVALID:       http.StatusBadRequest,
-	genpipe.ENOTFOUND:      http.StatusNotFound,
-	genpipe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
-	genpipe.EUNPROCESSABLE: http.StatusUnprocessableEntity,
-	genpipe.ETOOMANY:       http.StatusTooManyRequests,
-	genpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
-	genpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
-	genpipe.EINTERNAL:      http.StatusInternalServerError,
-}
-
 // problem writes err as application/problem+json, with Retry-After on 429
 // and 503 and a Bearer challenge on 401. Internal errors are logged with
 // their detail and shown to the client without it.
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	code := genpipe.ErrorCode(err)
-	status, ok := statusByCode[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := httpjson.Status(code)
 	if status >= 500 {
 		s.cfg.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -21,6 +21,29 @@ type Problem struct {
 	Code   string `json:"code"` // the genpipe error code, stable for programs
 }
 
+// statusByCode maps each genpipe error code to the HTTP status of its
+// problem (see error.go in the root package).
+var statusByCode = map[string]int{
+	genpipe.ECONFLICT:      http.StatusConflict,
+	genpipe.EINVALID:       http.StatusBadRequest,
+	genpipe.ENOTFOUND:      http.StatusNotFound,
+	genpipe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
+	genpipe.EUNPROCESSABLE: http.StatusUnprocessableEntity,
+	genpipe.ETOOMANY:       http.StatusTooManyRequests,
+	genpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
+	genpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
+	genpipe.EINTERNAL:      http.StatusInternalServerError,
+}
+
+// Status returns the HTTP status of an error with the genpipe code: 500
+// for a code it does not know.
+func Status(code string) int {
+	if status, ok := statusByCode[code]; ok {
+		return status
+	}
+	return http.StatusInternalServerError
+}
+
 // Write answers v as JSON with status.
 func Write(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

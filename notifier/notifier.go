@@ -9,7 +9,6 @@ package notifier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/invalid"
 	"github.com/genpipe/genpipe/netguard"
 )
 
@@ -141,20 +141,15 @@ func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects ge
 
 // validate reports every option out of its range, naming the option.
 func (c *config) validate(secret []byte) error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf("notifier: "+format, args...))
-		}
-	}
-	check(len(secret) == 0, "no webhook secret: receivers could not verify what they get")
-	check(c.retryWindow <= 0, "retry window %v: want more than 0", c.retryWindow)
-	check(c.maxDelay <= 0, "max retry delay %v: want more than 0", c.maxDelay)
-	check(c.pollInterval <= 0, "poll interval %v: want more than 0", c.pollInterval)
-	check(c.concurrency < 1, "concurrency %d: want at least 1", c.concurrency)
-	check(c.claimLease <= 0, "claim lease %v: want more than 0", c.claimLease)
-	check(c.shutdown < 0, "shutdown timeout %v: want 0 or more", c.shutdown)
-	return errors.Join(errs...)
+	check := invalid.New("notifier")
+	check.If(len(secret) == 0, "no webhook secret: receivers could not verify what they get")
+	check.If(c.retryWindow <= 0, "retry window %v: want more than 0", c.retryWindow)
+	check.If(c.maxDelay <= 0, "max retry delay %v: want more than 0", c.maxDelay)
+	check.If(c.pollInterval <= 0, "poll interval %v: want more than 0", c.pollInterval)
+	check.If(c.concurrency < 1, "concurrency %d: want at least 1", c.concurrency)
+	check.If(c.claimLease <= 0, "claim lease %v: want more than 0", c.claimLease)
+	check.If(c.shutdown < 0, "shutdown timeout %v: want 0 or more", c.shutdown)
+	return check.Err()
 }
 
 // Handle records e, a status event of the results topic, and, for a

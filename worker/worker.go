@@ -8,13 +8,13 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/internal/invalid"
 )
 
 // DefaultLease is how long a claim holds without a renewal (see WithLease).
@@ -55,16 +55,11 @@ func newConfig(opts []Option) (config, error) {
 
 // validate reports every option out of its range, naming the option.
 func (c *config) validate() error {
-	var errs []error
-	check := func(bad bool, format string, args ...any) {
-		if bad {
-			errs = append(errs, fmt.Errorf("worker: "+format, args...))
-		}
-	}
-	check(c.retry.Attempts < 1, "AI call attempts %d: want at least 1 (a paid call is never retried without bound)", c.retry.Attempts)
-	check(c.lease <= 0, "claim lease %v: want more than 0", c.lease)
-	check(c.heldPoll <= 0, "held poll %v: want more than 0", c.heldPoll)
-	return errors.Join(errs...)
+	check := invalid.New("worker")
+	check.If(c.retry.Attempts < 1, "AI call attempts %d: want at least 1 (a paid call is never retried without bound)", c.retry.Attempts)
+	check.If(c.lease <= 0, "claim lease %v: want more than 0", c.lease)
+	check.If(c.heldPoll <= 0, "held poll %v: want more than 0", c.heldPoll)
+	return check.Err()
 }
 
 // WithRetry sets how an AI call that answers 429, 5xx or times out is
