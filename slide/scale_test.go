@@ -138,9 +138,6 @@ func TestRenderBytesBounds(t *testing.T) {
 		{"large", image.NewYCbCr(image.Rect(0, 0, 8000, 8000), image.YCbCrSubsampleRatio420), genpipe.Styles[:1]},
 	} {
 		limit := RenderBytes(tc.img.Bounds().Size())
-		if limit > 90<<20 {
-			t.Errorf("%s: RenderBytes = %d; want at most 90 MiB", tc.name, limit)
-		}
 		for _, s := range tc.styles {
 			runtime.GC()
 			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], long) })
@@ -149,5 +146,28 @@ func TestRenderBytesBounds(t *testing.T) {
 				t.Errorf("%s, style %s: Render allocated %d bytes; want at most RenderBytes = %d", tc.name, s.ID, n, limit)
 			}
 		}
+	}
+}
+
+// MaxRenderBytes bounds RenderBytes for every image shape up to 8000
+// pixels a side: the picture is largest when the image has the image
+// column's proportions, and the scaling costs most for the widest images.
+func TestMaxRenderBytes(t *testing.T) {
+	worst, at := int64(0), image.Point{}
+	for w := 1; w <= 8000; w += 13 {
+		for _, h := range []int{1, 64, w * (contentH - 2*frameW) / (imageColW - 2*frameW), w, 4000, 7999, 8000} {
+			for _, size := range []image.Point{{w, h}, {h, w}, {8000, h}, {h, 8000}} {
+				if size.X < 1 || size.Y < 1 || size.X > 8000 || size.Y > 8000 {
+					continue
+				}
+				if n := RenderBytes(size); n > worst {
+					worst, at = n, size
+				}
+			}
+		}
+	}
+	t.Logf("RenderBytes is at most %.1f MiB, for %v", float64(worst)/(1<<20), at)
+	if worst > MaxRenderBytes {
+		t.Errorf("RenderBytes(%v) = %d; want at most MaxRenderBytes = %d", at, worst, MaxRenderBytes)
 	}
 }

@@ -69,8 +69,8 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 // the encoders, the fonts the PDF embeds and the three files (renderBytes),
 // plus the picture, which the encoders copy and compress, a few times its
 // size, and the scaling, which grows with the image's width only (see
-// scaleImage). It is at most about 90 MiB for any image up to 8000 pixels a
-// side.
+// scaleImage). It is at most MaxRenderBytes for any image up to 8000 pixels
+// a side.
 func RenderBytes(size image.Point) int64 {
 	if size.X <= 0 || size.Y <= 0 {
 		return renderBytes
@@ -79,6 +79,10 @@ func RenderBytes(size image.Point) int64 {
 	dst := image.Pt(int(pic.w), int(pic.h))
 	return renderBytes + perPictureByte*4*int64(dst.X*dst.Y) + scaleBytes(size, dst)
 }
+
+// MaxRenderBytes is the most RenderBytes says for an image up to 8000
+// pixels a side.
+const MaxRenderBytes = 90 << 20
 
 // renderBytes and perPictureByte are measured by TestRenderBytesBounds on
 // the costliest slides (an incompressible translucent picture, the longest
