@@ -42,12 +42,13 @@ func (s *Service) loadImage(ctx context.Context, imageURL string, extra func(ima
 		// Waiting with the download open would hold the connection and
 		// run down the fetch's timeout: fetch again once the memory is
 		// free. The object may have changed meanwhile, so its header is
-		// read again and must fit the claim.
+		// read again and must be the same.
 		f.close()
 		if c, err = s.budget.acquire(ctx, need); err != nil {
 			return nil, "", nil, err
 		}
-		if f, err = s.fetchHeader(ctx, imageURL); err == nil && f.need(extra) > need {
+		first := f.header
+		if f, err = s.fetchHeader(ctx, imageURL); err == nil && f.header != first {
 			f.close()
 			err = reject("the image changed while it waited to be decoded")
 		}
@@ -89,9 +90,11 @@ func (s *Service) fetchHeader(ctx context.Context, imageURL string) (*fetched, e
 }
 
 // need is the memory a call needs for the image: decoding it, keeping its
-// header meanwhile, and extra.
+// header meanwhile, and extra. The header is read in the 4 KiB reads of
+// image.DecodeConfig's buffer, which may come out a read longer when the
+// image is fetched again, so one is counted besides.
 func (f *fetched) need(extra func(image.Point) int64) int64 {
-	n := f.header.decodedBytes + int64(len(f.head))
+	n := f.header.decodedBytes + int64(len(f.head)) + 4<<10
 	if extra != nil {
 		n += extra(image.Pt(f.header.width, f.header.height))
 	}

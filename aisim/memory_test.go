@@ -161,61 +161,74 @@ func TestConcurrentCallsStayWithinBudget(t *testing.T) {
 
 // A call that waits for memory keeps its slot, so a call over capacity is
 // still refused at once with 429; and it does not keep its download open
-// while it waits, but fetches the image again once memory is free.
+// while it waits, but fetches the image again once memory is free, and
+// decodes it if it is still the same image, however the network cuts it.
 func TestWaitingForMemoryKeepsTheSlot(t *testing.T) {
 	data := pngOf(t, picture(800, 800)) // 2.7 MiB to decode
+	other := pngOf(t, picture(800, 700))
 	var mu sync.Mutex
 	gets := map[string]int{}
 	release := make(chan struct{})
 	objects := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		gets[r.URL.Path]++
+		first := gets[r.URL.Path] == 1
 		mu.Unlock()
-		rest := data
-		if r.URL.Path == "/slow" { // the header, then the rest once released
+		switch {
+		case r.URL.Path == "/slow": // the header, then the rest once released
 			w.Write(data[:100])
 			w.(http.Flusher).Flush()
 			<-release
-			rest = data[100:]
+			w.Write(data[100:])
+		case first: // a short first read, then nothing until the call gives up the download
+			w.Write(data[:50])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		case r.URL.Path == "/changed":
+			w.Write(other)
+		default:
+			w.Write(data)
 		}
-		w.Write(rest)
 	}))
 	t.Cleanup(objects.Close)
 	// Room for one image at a time.
-	svc := service(t, "check", aisim.WithCapacity(2), aisim.WithMaxDecodedBytes(3<<20), aisim.WithMemoryBudget(4<<20))
+	svc := service(t, "check", aisim.WithCapacity(3), aisim.WithMaxDecodedBytes(3<<20), aisim.WithMemoryBudget(4<<20))
 	checker := aiclient.NewChecker(serve(t, svc))
-	check := func(id string) <-chan error {
-		errs := make(chan error, 1)
+	check := func(id string) <-chan genpipe.CheckVerdict {
+		verdicts := make(chan genpipe.CheckVerdict, 1)
 		go func() {
 			v, err := checker.Check(context.Background(), genpipe.CheckInput{RequestID: id, ImageURL: objects.URL + "/" + id})
-			if err == nil && !v.Pass {
-				err = genpipe.Errorf(genpipe.EINTERNAL, "verdict %+v", v)
+			if err != nil {
+				t.Errorf("%s call: %v", id, err)
 			}
-			errs <- err
+			verdicts <- v
 		}()
-		return errs
+		return verdicts
 	}
 
 	slow := check("slow") // claims the memory, then stalls in the download
 	waitFor(t, func() bool { return svc.Memory().Held > 0 })
-	waiting := check("waiting")
-	waitFor(t, func() bool { return svc.Memory().Waiting == 1 })
+	waiting, changed := check("waiting"), check("changed")
+	waitFor(t, func() bool { return svc.Memory().Waiting == 2 })
 	_, err := checker.Check(context.Background(), genpipe.CheckInput{RequestID: "over", ImageURL: objects.URL + "/over"})
 	if genpipe.ErrorCode(err) != genpipe.ETOOMANY {
-		t.Errorf("a third call with two slots, one waiting for memory: %v, want 429", err)
+		t.Errorf("a fourth call with three slots, two waiting for memory: %v, want 429", err)
 	}
 	close(release)
-	for name, errs := range map[string]<-chan error{"slow": slow, "waiting": waiting} {
-		if err := <-errs; err != nil {
-			t.Errorf("%s call: %v", name, err)
+	for name, v := range map[string]genpipe.CheckVerdict{"slow": <-slow, "waiting": <-waiting} {
+		if !v.Pass {
+			t.Errorf("%s call: %+v, want a pass", name, v)
 		}
+	}
+	if v, want := <-changed, "the image changed while it waited to be decoded"; v.Pass || v.Reason != want {
+		t.Errorf("changed call: %+v, want a reject with reason %q", v, want)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if gets["/waiting"] != 2 || gets["/over"] != 0 {
-		t.Errorf("GETs %v; want the waiting call's image fetched twice (before and after waiting), none for the refused call", gets)
+	if gets["/waiting"] != 2 || gets["/changed"] != 2 || gets["/over"] != 0 {
+		t.Errorf("GETs %v; want the waiting calls' images fetched twice (before and after waiting), none for the refused call", gets)
 	}
-	if m := svc.Memory(); m.Waits != 1 || m.Held != 0 || m.Peak > m.Budget {
-		t.Errorf("memory %+v, want 1 wait, nothing held, peak within the budget", m)
+	if m := svc.Memory(); m.Waits != 2 || m.Held != 0 || m.Peak > m.Budget {
+		t.Errorf("memory %+v, want 2 waits, nothing held, peak within the budget", m)
 	}
 }
