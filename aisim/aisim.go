@@ -48,12 +48,14 @@ const (
 	DefaultCapacity        = 64                     // concurrent calls per service
 
 	// DefaultMaxDecodedBytes is the default of WithMaxDecodedBytes: the
-	// most memory decoding one image may take. It lets through every
-	// ordinary photo: a 24-megapixel JPEG takes 132 MiB (4:2:0, charged
-	// for a conversion to RGBA; see WithMaxDecodedBytes), the same as an
-	// 8-bit PNG 92 MiB, and any 8-bit PNG up to MaxImageSide square 245
-	// MiB. It refuses what is costly for its size alone: the 8000×8000
-	// 16-bit PNG (489 MiB), a progressive JPEG over about 23 megapixels.
+	// most memory decoding one image may take. It lets ordinary photos
+	// through: a 24-megapixel baseline JPEG is charged 127 MiB (4:2:0,
+	// with the conversion to RGBA a 3-component JPEG may need), a
+	// 24-megapixel 8-bit PNG 92 MiB, any 8-bit PNG up to MaxImageSide
+	// square 245 MiB. It refuses images that cost more than their size
+	// suggests: the 8000×8000 16-bit PNG (489 MiB), a progressive JPEG
+	// over about 23 megapixels (4:2:0; 14 at 4:4:4), for which the decoder
+	// keeps 4 bytes of coefficients a sample.
 	DefaultMaxDecodedBytes = 256 << 20
 	// DefaultMemoryBudget is the default of WithMemoryBudget: room for the
 	// largest image the default WithMaxDecodedBytes allows and a slide

@@ -70,16 +70,18 @@ func WithFaultSeed(seed uint64) Option {
 
 // WithMaxDecodedBytes sets the most memory decoding one image may take, as
 // its header tells before any pixel is decoded: width × height × the bytes
-// a pixel takes once decoded (4 for an 8-bit PNG, 8 for a 16-bit one, 1
-// paletted; 1.5 to 3 for a JPEG, 5 more for a progressive one), plus what
-// the decoder needs besides (an interlaced PNG is decoded twice over; a
-// JPEG may be converted to RGBA, which takes 4 more). Charges err on the
-// high side where the header cannot tell: a gray PNG costs as much as an
-// RGBA one, since a transparency chunk after the header would make it one.
-// A larger image is refused with the reason (a failing verdict from the
-// check service, 422 from the generate service). Default
-// DefaultMaxDecodedBytes; it must be at least 1 MiB and leave room in the
-// memory budget (see WithMemoryBudget).
+// a pixel takes once decoded (1 paletted, 4 for an 8-bit PNG, 8 for a
+// 16-bit one; 1 to 4 for a JPEG by its components and subsampling, and 4
+// more a sample for a progressive JPEG's coefficients), plus what the
+// decoder allocates besides (an interlaced PNG's passes, as large again; a
+// 3- or 4-component JPEG's conversion to RGBA or CMYK, 4 a pixel). Charges
+// err on the high side where the header cannot tell: a gray PNG costs as
+// much as an RGBA one, since a transparency chunk after the header would
+// make it one, and every 3-component JPEG pays for the conversion, which
+// markers after the header may call for. A larger image is refused with
+// the reason (a failing verdict from the check service, 422 from the
+// generate service). Default DefaultMaxDecodedBytes; it must be at least 1
+// MiB and leave room in the memory budget (see WithMemoryBudget).
 func WithMaxDecodedBytes(n int64) Option {
 	return func(c *config) { c.maxDecodedBytes = n }
 }
