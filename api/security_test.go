@@ -191,6 +191,22 @@ func TestWebhookPrivateAddressesRefused(t *testing.T) {
 		"http://224.0.0.1/hook",
 		"http://[::ffff:127.0.0.1]/hook",
 		"http://100.100.100.200/hook",
+		// IPv6 forms that carry an IPv4 address, and special-purpose ranges
+		"http://[::127.0.0.1]/hook",
+		"http://[::ffff:0:127.0.0.1]/hook",
+		"http://[64:ff9b::127.0.0.1]/hook",
+		"http://[64:ff9b::169.254.169.254]/hook",
+		"http://[64:ff9b:1::808:808]/hook",
+		"http://[2002:7f00:1::1]/hook",
+		"http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+		"http://192.0.0.1/hook",
+		"http://192.0.2.1/hook",
+		"http://198.18.0.1/hook",
+		"http://198.51.100.1/hook",
+		"http://203.0.113.1/hook",
+		"http://240.0.0.1/hook",
+		"http://255.255.255.255/hook",
+		"http://[2001:db8::1]/hook",
 	} {
 		resp, out := f.post(t, map[string]string{"objectId": objectID, "style": "minimal", "description": "d", "webhookUrl": hook}, "")
 		checkProblem(t, hook, resp, out, http.StatusBadRequest, "webhooks may not call private networks")
