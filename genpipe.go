@@ -29,6 +29,10 @@ type Request struct {
 	Error          string  // a readable reason when Status is rejected or failed
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// Webhook is the delivery of the webhook of its terminal status, once
+	// queued (see WebhookOutbox): where it stands and why it failed. Nil
+	// without a WebhookURL, or before the request ends.
+	Webhook *WebhookDelivery
 }
 
 // Job is what the user asked for. It travels inside the events, so a worker
@@ -84,7 +88,8 @@ type RequestStore interface {
 	// MarkPublished records that the request's first event is durably in
 	// Kafka. Until then Request reports ENOTFOUND: the client got no 202.
 	MarkPublished(ctx context.Context, id string) error
-	// Request returns a published request, or an ENOTFOUND error.
+	// Request returns a published request, with its webhook's delivery
+	// once queued, or an ENOTFOUND error.
 	Request(ctx context.Context, id string) (*Request, error)
 	// ApplyStatus moves a request forward. Changes that do not advance it
 	// (a redelivered or out-of-order event) are ignored: applied=false.
@@ -112,7 +117,8 @@ type WebhookOutbox interface {
 	ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookDelivery, error)
 	// UpdateWebhook records the outcome of an attempt (State, Attempts,
 	// NextAttemptAt, LastError); a claimer that gives a delivery back
-	// unsent sets NextAttemptAt to when it should be tried again.
+	// unsent sets NextAttemptAt to when it should be tried again. Only a
+	// pending delivery is due again.
 	UpdateWebhook(ctx context.Context, d WebhookDelivery) error
 }
 
@@ -123,6 +129,7 @@ const (
 	WebhookPending   WebhookState = "pending"
 	WebhookDelivered WebhookState = "delivered"
 	WebhookAbandoned WebhookState = "abandoned" // retried for the whole retry window without success
+	WebhookFailed    WebhookState = "failed"    // refused in a way retrying cannot fix (LastError says how), so not retried
 )
 
 // WebhookDelivery is one status message to POST to a request's webhook URL.

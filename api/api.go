@@ -65,13 +65,13 @@ type config struct {
 // Defaults of the Server's options.
 const (
 	DefaultUploadTTL     = 15 * time.Minute
-	DefaultResultTTL     = time.Hour
+	DefaultResultTTL     = genpipe.DefaultResultTTL
 	DefaultMaxUploadSize = 10 << 20 // bytes
 	DefaultMaxBacklog    = 10000
 	DefaultRateBurst     = 20
 	// MaxURLTTL is the longest a presigned URL may live (SigV4 allows seven
 	// days): the bound of WithUploadTTL and WithResultTTL.
-	MaxURLTTL = 7 * 24 * time.Hour
+	MaxURLTTL = genpipe.MaxPresignTTL
 )
 
 // Option configures a Server.
