@@ -257,7 +257,7 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	r.startAPI()
 	r.waitStableGroup(groupCheck, 2)
 	r.waitStableGroup(groupGenerate, 2)
-	r.hooks = newHookLog(t, []byte(r.secret))
+	r.hooks = newHookLog(t, r.secret)
 	for range faultUploads {
 		r.objectIDs = append(r.objectIDs, r.uploadImage())
 	}
@@ -739,14 +739,14 @@ func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
 // their signatures.
 type hookLog struct {
 	url    string
-	secret []byte
+	secret string
 	mu     sync.Mutex
 	byID   map[string][]string // statuses delivered, in order
 	total  int
 	forged int // bodies whose signature does not verify
 }
 
-func newHookLog(t *testing.T, secret []byte) *hookLog {
+func newHookLog(t *testing.T, secret string) *hookLog {
 	h := &hookLog{secret: secret, byID: map[string][]string{}}
 	h.url = newLoopbackServer(t, http.HandlerFunc(h.receive)) + "/hook"
 	return h
@@ -759,7 +759,7 @@ func (h *hookLog) receive(w http.ResponseWriter, req *http.Request) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.total++
-	if err != nil || !notifier.Verify(h.secret, body, req.Header.Get(notifier.SignatureHeader)) {
+	if err != nil || notifier.Verify(h.secret, req.Header, body, notifier.DefaultTolerance) != nil {
 		h.forged++
 		return
 	}

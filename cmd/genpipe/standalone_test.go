@@ -481,10 +481,10 @@ func (s *standalone) waitTerminal(id string, timeout time.Duration) requestView 
 func (s *standalone) checkWebhook(hooks *webhookReceiver, id string) {
 	s.t.Helper()
 	d := hooks.wait(s.t, 15*time.Second)
-	if !notifier.Verify([]byte(s.secret), d.body, d.signature) {
-		s.t.Fatalf("webhook signature %q does not verify with the secret given to the notifier", d.signature)
+	if err := notifier.Verify(s.secret, d.header, d.body, notifier.DefaultTolerance); err != nil {
+		s.t.Fatalf("webhook does not verify with the secret given to the notifier: %v (headers %v)", err, d.header)
 	}
-	if notifier.Verify([]byte(s.secret+"x"), d.body, d.signature) {
+	if notifier.Verify(s.secret+"x", d.header, d.body, notifier.DefaultTolerance) == nil {
 		s.t.Fatal("webhook signature verifies with another secret too")
 	}
 	var v requestView

@@ -19,6 +19,7 @@ import (
 	"github.com/genpipe/genpipe/aisim"
 	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
 )
@@ -132,7 +133,8 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	part := servicePart{service: cfg.service, backends: b}
 	apiCfg := apiConfig{servicePart: part, Addr: cfg.Addr, API: cfg.API}
 	notifierCfg := notifierConfig{servicePart: part, WebhookSecret: secrets.WebhookSecret,
-		AllowPrivateWebhooks: cfg.API.AllowPrivateWebhooks}
+		AllowPrivateWebhooks: cfg.API.AllowPrivateWebhooks, ResultTTL: cfg.API.ResultTTL,
+		LegacySignature: notifier.DefaultLegacySignature}
 	workerCfg := func(stage string) workerConfig {
 		return workerConfig{servicePart: part, Stage: stage, stageSettings: stages}
 	}
@@ -212,7 +214,9 @@ Press Ctrl-C to stop.
 }
 
 // secrets are generated once per data dir, so a restart keeps access to
-// the stored objects and receivers keep verifying webhooks.
+// the stored objects and receivers keep verifying webhooks. The webhook
+// secret is in the Standard Webhooks form (whsec_); one written by an
+// earlier release (hex) still signs as it did (see notifier.ParseSecret).
 type secrets struct {
 	S3AccessKey   string `json:"s3AccessKey"`
 	S3SecretKey   string `json:"s3SecretKey"`
@@ -232,7 +236,7 @@ func loadSecrets(dir string) (secrets, string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return s, path, fmt.Errorf("read %s: %w", path, err)
 	}
-	s = secrets{S3AccessKey: "genpipe" + randomHex(6), S3SecretKey: randomHex(20), WebhookSecret: randomHex(32)}
+	s = secrets{S3AccessKey: "genpipe" + randomHex(6), S3SecretKey: randomHex(20), WebhookSecret: notifier.NewSecret()}
 	if env := os.Getenv("GENPIPE_WEBHOOK_SECRET"); env != "" {
 		s.WebhookSecret = env
 	}

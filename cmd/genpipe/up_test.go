@@ -207,6 +207,11 @@ type requestView struct {
 		PDFURL  string `json:"pdfUrl"`
 		PPTXURL string `json:"pptxUrl"`
 	} `json:"result"`
+	Webhook *struct {
+		State     string `json:"state"`
+		Attempts  int    `json:"attempts"`
+		LastError string `json:"lastError"`
+	} `json:"webhook"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }
