@@ -26,11 +26,12 @@ import (
 
 // Notifier records status changes and delivers webhooks.
 type Notifier struct {
-	requests genpipe.RequestStore
-	outbox   genpipe.WebhookOutbox
-	objects  genpipe.ObjectStore
-	key      []byte // the webhook secret's HMAC key (see ParseSecret)
-	cfg      config
+	requests  genpipe.RequestStore
+	outbox    genpipe.WebhookOutbox
+	objects   genpipe.ObjectStore
+	key       []byte // the webhook secret's HMAC key (see ParseSecret)
+	legacyKey []byte // the secret itself, the key of the legacy signature
+	cfg       config
 }
 
 type config struct {
@@ -168,7 +169,7 @@ func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects ge
 		cfg.logger.Warn("the webhook secret is shorter than 24 bytes; generate one with whsec_ and 32 random bytes in base64")
 	}
 	cfg.client = webhookClient(cfg.allowPrivate)
-	return &Notifier{requests: requests, outbox: outbox, objects: objects, key: key, cfg: cfg}, nil
+	return &Notifier{requests: requests, outbox: outbox, objects: objects, key: key, legacyKey: []byte(secret), cfg: cfg}, nil
 }
 
 // validate reports every option out of its range, naming the option, and

@@ -3,7 +3,10 @@ package notifier_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -151,9 +154,15 @@ func TestWebhookDone(t *testing.T) {
 	if err := notifier.Verify(secret, msg.header, changed, notifier.DefaultTolerance); bytes.Equal(changed, msg.body) || err == nil {
 		t.Error("signature verifies a changed body")
 	}
-	// The legacy headers, kept by default while receivers move on.
-	if msg.header.Get(notifier.LegacySignatureHeader) == "" || msg.header.Get(notifier.LegacyDeliveryHeader) == "" {
-		t.Errorf("no %s or %s header by default", notifier.LegacySignatureHeader, notifier.LegacyDeliveryHeader)
+	// The legacy headers, kept by default while receivers move on, signed
+	// as before: the body alone, keyed with the secret as configured.
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(msg.body)
+	if got, want := msg.header.Get(notifier.LegacySignatureHeader), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
+		t.Errorf("%s %q; want %q", notifier.LegacySignatureHeader, got, want)
+	}
+	if msg.header.Get(notifier.LegacyDeliveryHeader) == "" {
+		t.Errorf("no %s header by default", notifier.LegacyDeliveryHeader)
 	}
 
 	var v genpipe.RequestView

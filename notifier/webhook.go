@@ -27,23 +27,24 @@ import (
 // body, so a captured message verifies forever: receivers should verify
 // HeaderSignature instead.
 const (
-	LegacySignatureHeader = "X-Genpipe-Signature" // "sha256=" and the hex HMAC-SHA256 of the body
+	LegacySignatureHeader = "X-Genpipe-Signature" // "sha256=" and the hex HMAC-SHA256 of the body, keyed with the secret as given
 	LegacyDeliveryHeader  = "X-Genpipe-Delivery"  // the delivery's number in the outbox
 )
 
-// legacySign returns the LegacySignatureHeader value of body.
+// legacySign returns the LegacySignatureHeader value of body, keyed as
+// before Standard Webhooks: with the secret's bytes, whatever its form.
 func legacySign(key, body []byte) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// MessageID is the webhook-id of a delivery: one per request and status,
+// messageID is the webhook-id of a delivery: one per request and status,
 // as the outbox holds one delivery per request and status, so every
 // attempt of a delivery carries the same id, and no other delivery's id
 // collides with it (request ids are UUIDs). It holds no "." (see the
 // signature scheme).
-func MessageID(d genpipe.WebhookDelivery) string {
+func messageID(d genpipe.WebhookDelivery) string {
 	return "msg_" + d.RequestID + "_" + string(d.Status)
 }
 
@@ -218,14 +219,14 @@ func (n *Notifier) post(ctx context.Context, d genpipe.WebhookDelivery) error {
 // id, timestamp and signature of this attempt, and the legacy ones unless
 // turned off.
 func (n *Notifier) sign(h http.Header, d genpipe.WebhookDelivery, body []byte) {
-	id, at := MessageID(d), n.cfg.now()
+	id, at := messageID(d), n.cfg.now()
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "genpipe-webhook/1")
 	h.Set(HeaderID, id)
 	h.Set(HeaderTimestamp, strconv.FormatInt(at.Unix(), 10))
 	h.Set(HeaderSignature, Sign(n.key, id, at, body))
 	if n.cfg.legacySignature {
-		h.Set(LegacySignatureHeader, legacySign(n.key, body))
+		h.Set(LegacySignatureHeader, legacySign(n.legacyKey, body))
 		h.Set(LegacyDeliveryHeader, strconv.FormatInt(d.ID, 10))
 	}
 }
