@@ -23,11 +23,12 @@
 //   - ApplyStatus applies to a request not yet published (the pipeline may
 //     run before MarkPublished returns), while Request and History report
 //     ENOTFOUND for it.
-//   - The done change in History carries the Result; Request carries the
-//     webhook delivery of the request once one is queued.
+//   - The done change in History carries the Result.
 //   - ClaimDueWebhooks claims the longest overdue first (by NextAttemptAt,
 //     then ID); EnqueueWebhook defaults an empty State to pending and zero
 //     times to now.
+//   - Request carries the newest webhook delivery of the request once one
+//     is queued, so that GET shows where it stands.
 //   - Invalid input (no request ID, unknown status or webhook state,
 //     non-positive limit or lease) is an EINVALID error.
 package storetest
