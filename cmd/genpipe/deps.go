@@ -44,9 +44,9 @@ type deps struct {
 
 // openDeps opens part's dependencies at b; close releases them, also after
 // an error part way.
-func openDeps(ctx context.Context, b backends, obs *observability, part string, log *slog.Logger) (d *deps, err error) {
-	d = &deps{obs: obs}
-	defer func() {
+func openDeps(ctx context.Context, b backends, obs *observability, part string, log *slog.Logger) (_ *deps, err error) {
+	d := &deps{obs: obs}
+	defer func() { // d, not the nil returned with err: it holds what opened so far
 		if err != nil {
 			d.close()
 		}
