@@ -142,7 +142,7 @@ func TestRunWaitsForAbandonedHandlers(t *testing.T) {
 	var started, finished atomic.Bool
 	h := func(ctx context.Context, r *kgo.Record) error {
 		started.Store(true)
-		<-ctx.Done()                       // given up on at shutdown
+		<-ctx.Done()                        // given up on at shutdown
 		time.Sleep(1500 * time.Millisecond) // the call under way runs to its end
 		finished.Store(true)
 		return nil

@@ -94,8 +94,10 @@ func WithShutdownTimeout(d time.Duration) Option {
 // so handler time never counts. Shorter detects crashed members sooner but
 // rebalances on long GC or network pauses; it must be within the broker's
 // group.min/max.session.timeout.ms (6s to 30m on a stock Apache Kafka,
-// which refuses a join outside them). The heartbeat interval is set to a third
-// of it, at most franz-go's default of 3s.
+// which refuses a join outside them: Run then returns a
+// *SessionTimeoutError naming the bounds; see SessionTimeoutBounds to read
+// them first). The heartbeat interval is set to a third of it, at most
+// franz-go's default of 3s.
 func WithSessionTimeout(d time.Duration) Option {
 	return func(c *config) { c.sessionTimeout = d }
 }

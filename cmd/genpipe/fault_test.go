@@ -101,11 +101,18 @@ func TestFaultAddAndRemoveWorkers(t *testing.T) {
 // (c) The broker process stops (SIGTERM) for a few seconds and starts again
 // on the same port and data dir. Meanwhile submissions wait in the API's
 // producer, or get 503 and are retried with their Idempotency-Key; workers
-// and the notifier reconnect and rejoin their groups by themselves.
+// and the notifier reconnect and rejoin their groups by themselves. The
+// workers lose or give up partitions with AI calls under way; those calls
+// run to their end and are recorded, so none is abandoned (a real provider
+// bills an abandoned call) and none is made again.
 func TestFaultBrokerRestart(t *testing.T) {
 	r := newFaultRig(t, faultOptions{})
 	rep := r.finish(r.midLoad("the broker restarted", func() { r.outage(&r.broker, r.startBroker) }))
 	rep.requireAllDone(t)
+	if n := rep.check.Abandoned + rep.generate.Abandoned; n != 0 {
+		t.Errorf("%d AI calls abandoned (check %d, generate %d), want 0: a record given up mid-call must let its call finish",
+			n, rep.check.Abandoned, rep.generate.Abandoned)
+	}
 }
 
 // (d) Both AIs answer 10% of calls 500 and 10% 429 on arrival. With 10
