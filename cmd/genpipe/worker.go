@@ -119,16 +119,12 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 const abandonWait = aiclient.DefaultTimeout + 5*time.Second
 
 // sessionTimeoutHint names the setting to change when the brokers refuse the
-// session timeout; other errors pass unchanged.
+// session timeout (the engine's error says their bounds); other errors pass
+// unchanged.
 func sessionTimeoutHint(err error) error {
 	var ste *engine.SessionTimeoutError
-	if !errors.As(err, &ste) {
-		return err
+	if errors.As(err, &ste) {
+		return fmt.Errorf("-session-timeout (GENPIPE_SESSION_TIMEOUT): %w", err)
 	}
-	bounds := fmt.Sprintf("%v to %v", ste.Min, ste.Max)
-	if ste.BoundsErr != nil {
-		bounds = fmt.Sprintf("their bounds could not be read; a stock Apache Kafka accepts %v to %v", engine.StockMinSessionTimeout, engine.StockMaxSessionTimeout)
-	}
-	return fmt.Errorf("-session-timeout (GENPIPE_SESSION_TIMEOUT) %v is refused by the brokers (%s); set it within their "+
-		"group.min.session.timeout.ms and group.max.session.timeout.ms: %w", ste.Timeout, bounds, err)
+	return err
 }
