@@ -102,10 +102,20 @@ func TestFaultAddAndRemoveWorkers(t *testing.T) {
 // on the same port and data dir. Meanwhile submissions wait in the API's
 // producer, or get 503 and are retried with their Idempotency-Key; workers
 // and the notifier reconnect and rejoin their groups by themselves.
+//
+// The workers lose their partitions when their session (6 s) runs out with
+// the broker away, with the generate calls of the first round (8 s each)
+// still under way. Those calls run to their end and are recorded, so none
+// is abandoned (a real provider bills an abandoned call) and none is made
+// again: the partitions' next owners re-emit the recorded results.
 func TestFaultBrokerRestart(t *testing.T) {
-	r := newFaultRig(t, faultOptions{})
+	r := newFaultRig(t, faultOptions{requests: 32, trigger: faultCapacity, generateArgs: []string{"--latency", "8s"}})
 	rep := r.finish(r.midLoad("the broker restarted", func() { r.outage(&r.broker, r.startBroker) }))
 	rep.requireAllDone(t)
+	if n := rep.check.Abandoned + rep.generate.Abandoned; n != 0 {
+		t.Errorf("%d AI calls abandoned (check %d, generate %d), want 0: a record given up mid-call must let its call finish",
+			n, rep.check.Abandoned, rep.generate.Abandoned)
+	}
 }
 
 // (d) Both AIs answer 10% of calls 500 and 10% 429 on arrival. With 10
@@ -214,6 +224,7 @@ func TestFaultGenerateAIDownForGood(t *testing.T) {
 // faultOptions configure a faultRig. Zero values are the defaults.
 type faultOptions struct {
 	requests                int      // default faultRequests
+	trigger                 int64    // generate calls before the fault; default faultTrigger
 	aiAttempts              int      // the workers' -ai-attempts; default the command's
 	checkArgs, generateArgs []string // extra flags for each AI simulator
 }
@@ -236,6 +247,9 @@ func newFaultRig(t *testing.T, o faultOptions) *faultRig {
 	requireFaultTests(t)
 	if o.requests == 0 {
 		o.requests = faultRequests
+	}
+	if o.trigger == 0 {
+		o.trigger = faultTrigger
 	}
 	r := &faultRig{standalone: newStandalone(t), opts: o, workers: map[string][]*process{}}
 	r.checkAI, r.genAI = "http://"+r.checkAddr, "http://"+r.generateAddr
@@ -304,12 +318,13 @@ func (r *faultRig) waitGenerateCalls(l *load, n int64) {
 }
 
 // midLoad starts the load and, once the Generative AI has taken
-// faultTrigger calls of it, injects fault; it returns the load, under way.
-// what names what fault did, for requireMidLoad.
+// the trigger's calls of it (faultTrigger by default), injects fault; it
+// returns the load, under way. what names what fault did, for
+// requireMidLoad.
 func (r *faultRig) midLoad(what string, fault func()) *load {
 	r.t.Helper()
 	l := r.startLoad()
-	r.waitGenerateCalls(l, faultTrigger)
+	r.waitGenerateCalls(l, r.opts.trigger)
 	fault()
 	r.requireMidLoad(what)
 	return l
