@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -22,9 +23,8 @@ var uploadContentTypes = map[string]bool{genpipe.ContentTypePNG: true, genpipe.C
 
 type uploadRequest struct {
 	ContentType string `json:"contentType"`
-	// ContentLength is the image's size in bytes, optional: declaring it
-	// gets an oversized image refused before it is sent. POST
-	// /v1/requests checks the stored size either way.
+	// ContentLength is the image's size in bytes, required: the upload URL
+	// is signed for it, so the object store refuses any other size.
 	ContentLength int64 `json:"contentLength"`
 }
 
@@ -37,7 +37,10 @@ type uploadResponse struct {
 }
 
 // createUpload hands out a presigned PUT URL: the image goes straight to
-// the object store, never through the API.
+// the object store, never through the API. The URL is signed for the
+// declared type and size, and for a key in the caller's own space
+// (genpipe.UploadKey), so it stores nothing else and its objectId means
+// nothing to another API key.
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	var in uploadRequest
 	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
@@ -49,14 +52,15 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	objectID := uuid.NewString()
-	uploadURL, err := s.objects.PresignPut(r.Context(), genpipe.UploadKey(objectID), in.ContentType, s.cfg.uploadTTL)
+	put := genpipe.PutHeaders{ContentType: in.ContentType, ContentLength: in.ContentLength}
+	uploadURL, err := s.objects.PresignPut(r.Context(), genpipe.UploadKey(ownerOf(r), objectID), put, s.cfg.uploadTTL)
 	if err != nil {
 		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
 		return
 	}
 	httpjson.Write(w, http.StatusCreated, uploadResponse{
 		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
-		Headers:   map[string]string{"Content-Type": in.ContentType},
+		Headers:   put.Header(),
 		ExpiresAt: s.cfg.now().Add(s.cfg.uploadTTL).UTC(),
 	})
 }
@@ -66,6 +70,9 @@ func (s *Server) validateUpload(in uploadRequest) error {
 	case !uploadContentTypes[in.ContentType]:
 		return genpipe.Errorf(genpipe.EINVALID, "contentType must be %q or %q, not %q",
 			genpipe.ContentTypePNG, genpipe.ContentTypeJPEG, in.ContentType)
+	case in.ContentLength == 0:
+		return genpipe.Errorf(genpipe.EINVALID, "contentLength is required: the image's size in bytes (at most %d), which the upload URL is signed for",
+			s.cfg.maxUpload)
 	case in.ContentLength < 0:
 		return genpipe.Errorf(genpipe.EINVALID, "contentLength must be the image's size in bytes, not %d", in.ContentLength)
 	case in.ContentLength > s.cfg.maxUpload:
@@ -105,11 +112,16 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	if err := s.requireUpload(r, req.ObjectID); err != nil {
+	if err := s.pinInput(r.Context(), req); err != nil {
 		s.problem(w, r, err)
 		return
 	}
 	stored, queued, err := s.submitter.Submit(r.Context(), req)
+	if (err == nil && stored.ID != req.ID) || genpipe.ErrorCode(err) == genpipe.ECONFLICT {
+		// A retry of an earlier request, which has its own input: this
+		// copy is no request's.
+		s.discardInput(r.Context(), req.ID)
+	}
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -223,21 +235,45 @@ func styleIDs() string {
 	return strings.Join(ids, ", ")
 }
 
-// requireUpload answers 422 when the image was never uploaded, 413 when it
-// is over the upload limit (the presigned PUT cannot bound its size).
-func (s *Server) requireUpload(r *http.Request, objectID string) error {
-	info, err := s.objects.Stat(r.Context(), genpipe.UploadKey(objectID))
+// pinInput copies the request's upload to its input (genpipe.InputKey),
+// the object both stages read, before the request is stored or queued:
+// whatever the client PUTs to its upload URL afterwards, the request is
+// checked on and generated from the image it was submitted with. The size
+// limit is checked on the copy, the image the stages will read.
+//
+// An objectId that the caller's API key never uploaded answers 422, the
+// same whether no key or another key uploaded it, so that objectIds can be
+// neither borrowed nor probed (its upload key is in its owner's space,
+// genpipe.UploadKey). 422 rather than 404: the endpoint exists, and what
+// the body refers to is unusable.
+func (s *Server) pinInput(ctx context.Context, req *genpipe.Request) error {
+	info, err := s.objects.Copy(ctx, genpipe.UploadKey(req.Owner, req.ObjectID), genpipe.InputKey(req.ID))
 	switch genpipe.ErrorCode(err) {
 	case "":
-		if info.Size > s.cfg.maxUpload {
-			return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
-				objectID, info.Size, s.cfg.maxUpload)
-		}
-		return nil
 	case genpipe.ENOTFOUND:
-		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", objectID)
+		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", req.ObjectID)
 	default:
-		return genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
+		unavailable := genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
+		return fmt.Errorf("pin the upload of request %s: %w (%w)", req.ID, unavailable, err)
+	}
+	if info.Size > s.cfg.maxUpload {
+		// Only an upload made before a lower limit or before upload URLs
+		// were signed for their size can be larger.
+		s.discardInput(ctx, req.ID)
+		return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
+			req.ObjectID, info.Size, s.cfg.maxUpload)
+	}
+	return nil
+}
+
+// discardInput deletes the input copied for a request that was not taken
+// in. It runs even when the client went away, and a failure only leaves a
+// copy that no request reads.
+func (s *Server) discardInput(ctx context.Context, requestID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.objects.Delete(ctx, genpipe.InputKey(requestID)); err != nil {
+		s.cfg.logger.Warn("could not delete the input of a request not taken in", "request", requestID, "err", err)
 	}
 }
 
