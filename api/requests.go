@@ -162,7 +162,7 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 		return nil, genpipe.Errorf(genpipe.EINVALID, "objectId %q is not an id from POST /v1/uploads", in.ObjectID)
 	case in.Style == "":
 		return nil, genpipe.Errorf(genpipe.EINVALID, "style is required: one of %s", styleIDs())
-	case in.Description == "":
+	case !hasVisible(in.Description):
 		return nil, genpipe.Errorf(genpipe.EINVALID, "description is required")
 	case utf8.RuneCountInString(in.Description) > s.cfg.maxDescLen:
 		return nil, genpipe.Errorf(genpipe.EINVALID, "description is %d characters; the maximum is %d",
@@ -173,6 +173,12 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 		return nil, genpipe.Errorf(genpipe.EINVALID, "description contains a control character")
 	case hasControl(in.Title):
 		return nil, genpipe.Errorf(genpipe.EINVALID, "title contains a control character")
+	case formatChar(in.Description) >= 0:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "description contains the invisible format character %U; remove it", formatChar(in.Description))
+	case formatChar(in.Title) >= 0:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "title contains the invisible format character %U; remove it", formatChar(in.Title))
+	case in.Title != "" && !hasVisible(in.Title):
+		return nil, genpipe.Errorf(genpipe.EINVALID, "title has no visible character; leave title out to use the description's first line")
 	case len(idempotencyKey) > maxIdempotencyKey:
 		return nil, genpipe.Errorf(genpipe.EINVALID, "Idempotency-Key is over %d characters", maxIdempotencyKey)
 	case strings.ContainsFunc(idempotencyKey, func(r rune) bool { return r < ' ' || r > '~' }):
@@ -214,9 +220,43 @@ func hasControl(s string) bool {
 	})
 }
 
-// defaultTitle is the description's first line, cut at a word near 60 characters.
+// formatChar returns the first Unicode format character (category Cf) in s,
+// or -1 for none. Format characters are invisible and change how the text
+// around them shows: U+202E RIGHT-TO-LEFT OVERRIDE makes "invoice‮gpj.exe"
+// read "invoiceexe.jpg", U+200B ZERO WIDTH SPACE makes two equal-looking
+// titles differ. Two are part of ordinary writing and pass: U+200C ZERO
+// WIDTH NON-JOINER (Persian, Indic scripts) and U+200D ZERO WIDTH JOINER
+// (those scripts, and emoji sequences such as a family).
+func formatChar(s string) rune {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) && r != '\u200C' && r != '\u200D' {
+			return r
+		}
+	}
+	return -1
+}
+
+// hasVisible reports whether s has a character that shows by itself: one
+// that is not white space, a format character or another default-ignorable
+// code point (Hangul fillers, variation selectors, ...), nor the blank
+// Braille pattern that stands in for a space. A text of invisible
+// characters only is as empty as an empty one.
+func hasVisible(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return !unicode.IsSpace(r) && r != '\u2800' &&
+			!unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+	})
+}
+
+// defaultTitle is the description's first line with a visible character,
+// trimmed, and cut at a word near 60 characters.
 func defaultTitle(description string) string {
-	title, _, _ := strings.Cut(description, "\n")
+	var title string
+	for line := range strings.Lines(description) {
+		if title = strings.TrimSpace(line); hasVisible(title) {
+			break
+		}
+	}
 	if utf8.RuneCountInString(title) <= 60 {
 		return title
 	}

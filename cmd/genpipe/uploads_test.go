@@ -196,3 +196,16 @@ func e2eObjects(t *testing.T) *s3.Store {
 	return st
 }
 
+// A cross-site page can POST text/plain or a form without the browser
+// asking the API first (no CORS preflight): such bodies are refused.
+func TestAPIRefusesBodiesThatAreNotJSON(t *testing.T) {
+	for _, contentType := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=b"} {
+		var p problem
+		resp := call(t, "POST", "/v1/requests", []byte(`{"objectId":"0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a","style":"minimal","description":"d"}`),
+			map[string]string{"Content-Type": contentType}, &p)
+		if resp.StatusCode != http.StatusUnsupportedMediaType || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			!strings.Contains(p.Detail, "application/json") {
+			t.Errorf("POST /v1/requests as %s: %s %+v; want 415 problem+json naming application/json", contentType, resp.Status, p)
+		}
+	}
+}
