@@ -91,9 +91,10 @@ func WithResultTTL(d time.Duration) Option { return func(c *config) { c.resultTT
 
 // WithMaxUploadSize sets the largest image, in bytes, that a request may
 // use, overriding DefaultMaxUploadSize (10 MiB); it must be positive. POST
-// /v1/uploads refuses a larger declared
-// contentLength and POST /v1/requests a larger stored image, both with 413,
-// so the AI is never asked to read one.
+// /v1/uploads refuses a larger declared contentLength with 413, and the
+// upload URL is signed for the declared size, so the object store refuses
+// a larger PUT. POST /v1/requests checks the image it pins too (413), for
+// uploads made under a higher limit: the AI is never asked to read one.
 func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = n } }
 
 // WithMaxBacklog bounds the backlog: published requests not yet started

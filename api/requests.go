@@ -95,9 +95,10 @@ type acceptedResponse struct {
 	Message string         `json:"message"`
 }
 
-// createRequest admits and validates a request, hands it to the Submitter
-// (stored as received, queued in Kafka), and only then answers 202. With an
-// Idempotency-Key a retry gets the same id and queues nothing new.
+// createRequest admits and validates a request, pins its image (see
+// pinInput), hands it to the Submitter (stored as received, queued in
+// Kafka), and only then answers 202. With an Idempotency-Key a retry gets
+// the same id and queues nothing new.
 //
 // Admission comes first, before the body is read: over the backlog bound
 // even a retry of an accepted request gets 429 (and its id when it retries

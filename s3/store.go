@@ -6,7 +6,7 @@
 // Users upload images straight to the store with presigned PUT URLs and read
 // slides with presigned GET URLs, so the bytes never pass through the API.
 // The store checks every signature (SigV4): a URL is good for one method, one
-// key, one content type and a limited time.
+// key, one content type, for uploads one size, and a limited time.
 package s3
 
 import (
