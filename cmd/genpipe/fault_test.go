@@ -288,10 +288,11 @@ func (r *faultRig) addWorker(stage string) {
 func (r *faultRig) uploadImage() string {
 	r.t.Helper()
 	var u upload
-	if resp := r.call("POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, &u); resp.StatusCode != http.StatusCreated {
+	img := pngImage(r.t, 320, 200)
+	if resp := r.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		r.t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
-	if status := put(r.t, u.UploadURL, "image/png", pngImage(r.t, 320, 200)); status != http.StatusOK {
+	if status := put(r.t, u.UploadURL, "image/png", img); status != http.StatusOK {
 		r.t.Fatalf("PUT upload: %d", status)
 	}
 	return u.ObjectID

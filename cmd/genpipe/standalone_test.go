@@ -433,13 +433,14 @@ func (s *standalone) submit(title string) (string, *webhookReceiver) {
 	s.t.Helper()
 	hooks := newWebhookReceiver(s.t)
 	var u upload
-	if resp := s.call("POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, &u); resp.StatusCode != http.StatusCreated {
+	img := pngImage(s.t, 320, 200)
+	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
 	if !strings.HasPrefix(u.UploadURL, "http://"+s.s3Addr+"/") {
 		s.t.Fatalf("upload URL %s is not on the object store process at %s", u.UploadURL, s.s3Addr)
 	}
-	if status := put(s.t, u.UploadURL, "image/png", pngImage(s.t, 320, 200)); status != http.StatusOK {
+	if status := put(s.t, u.UploadURL, "image/png", img); status != http.StatusOK {
 		s.t.Fatalf("PUT upload: %d", status)
 	}
 	var a accepted

@@ -166,7 +166,7 @@ type upload struct {
 func uploadImage(t testing.TB, contentType string, body []byte) upload {
 	t.Helper()
 	var u upload
-	if resp := call(t, "POST", "/v1/uploads", map[string]string{"contentType": contentType}, nil, &u); resp.StatusCode != http.StatusCreated {
+	if resp := call(t, "POST", "/v1/uploads", map[string]any{"contentType": contentType, "contentLength": len(body)}, nil, &u); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
 	if status := put(t, u.UploadURL, contentType, body); status != http.StatusOK {
