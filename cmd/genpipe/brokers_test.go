@@ -47,10 +47,11 @@ func TestSubmitWithKafkaDownAnswers503Quickly(t *testing.T) {
 	s.startObjectStore()
 	s.startAPI()
 	var u upload
-	if resp := s.call("POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, &u); resp.StatusCode != http.StatusCreated {
+	img := pngImage(t, 320, 200)
+	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
-	if status := put(t, u.UploadURL, "image/png", pngImage(t, 320, 200)); status != http.StatusOK {
+	if status := put(t, u.UploadURL, "image/png", img); status != http.StatusOK {
 		t.Fatalf("PUT upload: %d", status)
 	}
 	s.stop(broker)
