@@ -90,7 +90,7 @@ func TestMemoryBound(t *testing.T) {
 func (s *standalone) request(png []byte, title string) string {
 	s.t.Helper()
 	var u upload
-	if resp := s.call("POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, &u); resp.StatusCode != http.StatusCreated {
+	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(png)}, &u); resp.StatusCode != http.StatusCreated {
 		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
 	if status := put(s.t, u.UploadURL, "image/png", png); status != http.StatusOK {
