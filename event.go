@@ -58,6 +58,11 @@ type Event struct {
 	// dead-letter queue; 0 for the original. A stage that failed for good
 	// is tried again only for a newer replay (see ClaimRequest.Replay).
 	Replay int `json:"replay,omitempty"`
+
+	// Share is the request's tenant, priority and weight, the same in
+	// every event about it; empty in events of builds before tenants,
+	// which count as the default tenant's at normal priority.
+	Share
 }
 
 // NewJobEvent returns a submitted or checked event for a job.
@@ -107,6 +112,9 @@ func (e Event) validate() error {
 	}
 	if e.Replay < 0 {
 		return Errorf(EINVALID, "event with a negative replay count %d", e.Replay)
+	}
+	if err := e.Share.validate(); err != nil {
+		return err
 	}
 	switch e.Type {
 	case EventSubmitted, EventChecked:
