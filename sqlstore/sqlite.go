@@ -34,6 +34,7 @@ var sqliteDialect = (&dialect{
 	},
 	withHistory: func(stmt string) string { return stmt }, // the triggers write it
 	skipLocked:  "",
+	forUpdate:   "",
 
 	time: func(t time.Time) any { return formatTime(t) },
 

@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -65,6 +66,7 @@ type Store struct {
 	// closeDriver closes what the *sql.DBs run on, after them: pgx's
 	// pool on PostgreSQL; nil on SQLite.
 	closeDriver func()
+	txPrepared  atomic.Bool // the task queue's statements are prepared (see prepareTxStmts)
 }
 
 type options struct {
