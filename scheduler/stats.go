@@ -1,0 +1,154 @@
+package scheduler
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+// Stats is a snapshot of a dispatcher, for metrics. Every figure is this
+// process's; the queue's own counts over every process are Counts'.
+type Stats struct {
+	Stage    genpipe.Stage
+	Capacity int // the stage's capacity over every process
+	Limit    int // this process's adaptive limit (see Dispatcher)
+	Running  int // tasks this process runs now
+	// RunningByTenant splits Running by tenant.
+	RunningByTenant map[string]int
+	// Completed counts the tasks done by tenant since the start.
+	Completed map[string]int64
+	// Share is each tenant's share of the stage's capacity over the last
+	// minute in this process: its busy slot-seconds over capacity × 60 s.
+	// Summed over the processes of a stage, a tenant's shares make its
+	// share of the AI.
+	Share map[string]float64
+	// Taken, Released and Overloads count since the start: tasks taken,
+	// handed back to waiting (overload, shutdown), and limit cuts.
+	Taken, Released, Overloads int64
+	// Overhead is the scheduling overhead: the time from a slot freeing
+	// to the next task starting in it, for slots that freed while work
+	// waited.
+	Overhead Histogram
+}
+
+// Histogram counts observations in buckets, as Prometheus does.
+type Histogram struct {
+	Bounds []float64 // upper bounds, in seconds, ascending
+	Counts []uint64  // Counts[i] observations ≤ Bounds[i] and > Bounds[i-1]; one more for the rest
+	Sum    float64   // seconds
+	Count  uint64
+}
+
+// OverheadBounds are Stats.Overhead's bucket bounds, in seconds.
+var OverheadBounds = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1}
+
+func (h *Histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(h.Bounds) && s > h.Bounds[i] {
+		i++
+	}
+	h.Counts[i]++
+	h.Sum += s
+	h.Count++
+}
+
+// window is the span Stats.Share covers.
+const window = time.Minute
+
+// counters are a dispatcher's running figures, under its mutex.
+type counters struct {
+	capacity                   int
+	completed                  map[string]int64
+	taken, released, overloads int64
+	overhead                   Histogram
+	// Busy slot-seconds by tenant in one-second buckets over the window:
+	// second[i] is the Unix second bucket i holds.
+	second [60]int64
+	slots  [60]map[string]float64
+}
+
+func newCounters(capacity int) counters {
+	return counters{capacity: capacity, completed: map[string]int64{},
+		overhead: Histogram{Bounds: OverheadBounds, Counts: make([]uint64, len(OverheadBounds)+1)}}
+}
+
+// busy adds tenant's slot time from start to end, within the window.
+func (c *counters) busy(tenant string, start, end time.Time) {
+	start = later(start, end.Add(-window))
+	for sec := start.Unix(); sec <= end.Unix(); sec++ {
+		from, to := later(start, time.Unix(sec, 0)), earlier(end, time.Unix(sec+1, 0))
+		if !to.After(from) {
+			continue
+		}
+		i := sec % 60
+		if c.second[i] != sec || c.slots[i] == nil {
+			c.second[i], c.slots[i] = sec, map[string]float64{}
+		}
+		c.slots[i][tenant] += to.Sub(from).Seconds()
+	}
+}
+
+// shares returns each tenant's busy slot-seconds over the window before
+// now, divided by capacity × window.
+func (c *counters) shares(now time.Time) map[string]float64 {
+	out := map[string]float64{}
+	oldest := now.Add(-window).Unix()
+	for i, sec := range c.second {
+		if sec > oldest && sec <= now.Unix() {
+			for tenant, s := range c.slots[i] {
+				out[tenant] += s
+			}
+		}
+	}
+	for tenant, s := range out {
+		out[tenant] = s / (float64(c.capacity) * window.Seconds())
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// Stats returns a snapshot of the dispatcher.
+func (d *Dispatcher) Stats() Stats {
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Running tasks count up to now: a copy of the counters takes them in.
+	c := d.st.stats
+	c.slots = [60]map[string]float64{}
+	for i, m := range d.st.stats.slots {
+		c.slots[i] = maps.Clone(m)
+	}
+	byTenant := map[string]int{}
+	for _, run := range d.st.running {
+		c.busy(run.task.Share.Tenant, run.start, now)
+		byTenant[run.task.Share.Tenant]++
+	}
+	h := d.st.stats.overhead
+	h.Counts = append([]uint64(nil), h.Counts...)
+	return Stats{Stage: d.stage, Capacity: d.cfg.capacity, Limit: d.st.limit, Running: len(d.st.running),
+		RunningByTenant: byTenant, Completed: maps.Clone(d.st.stats.completed), Share: c.shares(now),
+		Taken: c.taken, Released: c.released, Overloads: c.overloads, Overhead: h}
+}
+
+// Counts returns the stage's tasks in the queue, over every process, by
+// tenant, priority and state: waiting by tenant and priority, running by
+// tenant.
+func (d *Dispatcher) Counts(ctx context.Context) ([]genpipe.TaskCount, error) {
+	return d.q.CountTasks(ctx, d.stage)
+}
