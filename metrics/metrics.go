@@ -47,6 +47,8 @@ type Registry struct {
 	aiRetries   *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
 	stages      *stageCollector
+	schedOnce   sync.Once
+	sched       *schedulerCollector // registered by the first WatchScheduler
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks

@@ -38,7 +38,7 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 		return c.setStatus(ctx, e.RequestID, genpipe.StatusRejected, nil, verdict.Reason)
 	}
 	checked := genpipe.NewJobEvent(genpipe.EventChecked, e.RequestID, *e.Job, c.now())
-	checked.Replay = e.Replay
+	checked.Replay, checked.Share = e.Replay, e.Share
 	return c.publish(ctx, c.topics.Checked, checked)
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/metrics"
@@ -136,8 +137,14 @@ func (o *observability) observeRecord(stage string) func(context.Context, *kgo.R
 
 // watch reports e's state and its partitions' lag at every scrape, until
 // the returned func is called.
-func (o *observability) watch(stage, group string, e *engine.Engine) (stop func()) {
-	return o.metrics.WatchStage(stage, group, e.Stats, o.groupLag)
+func (o *observability) watch(stage, group string, stats func() engine.Stats) (stop func()) {
+	return o.metrics.WatchStage(stage, group, stats, o.groupLag)
+}
+
+// watchScheduler reports a dispatcher's per-tenant figures and the
+// scheduling overhead at every scrape, until the returned func is called.
+func (o *observability) watchScheduler(d *scheduler.Dispatcher) (stop func()) {
+	return o.metrics.WatchScheduler(d.Stats, d.Counts)
 }
 
 // groupLag reads a group's lag through the process's one lag reader.
