@@ -40,6 +40,10 @@ type TakeRequest struct {
 	// owner: a take returns no more than Capacity minus those running.
 	Capacity int
 	Lease    time.Duration // how long a taken task holds without a renewal
+	// Finish lists tasks of Owner to finish first (see FinishTasks), in the
+	// same transaction: slots that freed take their next tasks in one
+	// commit.
+	Finish []int64
 }
 
 // TaskCount is how many tasks of a stage are in one state for one tenant
@@ -85,8 +89,8 @@ type TaskQueue interface {
 	// EnqueueTasks adds tasks to their stages' queues, in order. A task
 	// already queued (same stage, request and replay) is left as it is.
 	EnqueueTasks(ctx context.Context, tasks []Task) error
-	// TakeTasks first returns the stage's tasks whose lease ran out to
-	// waiting, then takes up to min(r.Max, r.Capacity − running) waiting
+	// TakeTasks first finishes r.Finish and returns the stage's tasks whose
+	// lease ran out to waiting, then takes up to min(r.Max, r.Capacity − running) waiting
 	// tasks in schedule order for r.Owner, leased for r.Lease.
 	TakeTasks(ctx context.Context, r TakeRequest) ([]Task, error)
 	// FinishTasks removes owner's tasks ids: their work is done. Ids owner

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -228,7 +230,7 @@ func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka
 	callAI := func(ctx context.Context, call func() error) error {
 		return backoff.Retry(ctx, backoff.Constant(retryWait), call,
 			backoff.RetryIf(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }),
-			backoff.OnRetry(func(int, error) { engine.ReportOverload(ctx) }))
+			backoff.OnRetry(func(int, error) { engine.ReportOverload(ctx); scheduler.ReportOverload(ctx) }))
 	}
 	stage := func(st int, next string, call func(ctx context.Context, id string) error) func(context.Context, *kgo.Record) error {
 		return func(ctx context.Context, r *kgo.Record) error {
@@ -253,19 +255,30 @@ func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka
 
 	events := &groupEvents{}
 	trouble := &groupTrouble{}
+	var db *queueDB // the genpipe profile's scheduling queue
+	if p.engine {
+		dir, err := os.MkdirTemp("", "genpipe-loadtest-")
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.RemoveAll(dir)
+		db = newQueueDB(dir)
+		defer db.close()
+	}
 	var groups []string
 	var stages []stageRunner
 	var javaStages []*javaStage
 	for i, s := range []struct {
+		stage    genpipe.Stage
 		topic    string
 		capacity int
 		handle   func(context.Context, *kgo.Record) error
-	}{{reqTopic, sc.CheckCapacity, checkHandle}, {checkedTopic, sc.GenerateCapacity, genHandle}} {
+	}{{genpipe.StageCheck, reqTopic, sc.CheckCapacity, checkHandle}, {genpipe.StageGenerate, checkedTopic, sc.GenerateCapacity, genHandle}} {
 		group := fmt.Sprintf("%s-stage%d", prefix, i)
 		groups = append(groups, group)
 		if p.engine {
 			for range cfg.Workers {
-				es, err := newEngineStage(conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, trouble, log)
+				es, err := newScheduledStage(ctx, db, s.stage, conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, trouble, log)
 				if err != nil {
 					return Result{}, err
 				}
@@ -442,6 +455,9 @@ wait:
 	res.AIOverCapacity = cs.OverCapacity + gs.OverCapacity
 	res.Redeliveries = rec.redeliveries()
 	res.Rebalances = events.count()
+	if db != nil {
+		res.SchedOverheadP50Ms, res.SchedOverheadP99Ms, res.SchedOverheadCount = db.overheadMs()
+	}
 	if cs.OverCapacity+gs.OverCapacity > 0 {
 		log.Info("loadtest: the AI refused calls over capacity", "profile", p.name, "check", cs.OverCapacity, "generate", gs.OverCapacity)
 	}

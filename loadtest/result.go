@@ -37,6 +37,13 @@ type Result struct {
 	Workers              int     `json:"workers"`              // consumer processes (group members) per stage: engines for genpipe, Java consumers otherwise
 	AIMaxConcurrent      int     `json:"aiMaxConcurrent"`      // the most calls either AI had in flight at once (from /stats)
 	AIOverCapacity       int64   `json:"aiOverCapacity"`       // calls the AIs refused with 429 because every slot was busy
+	// The genpipe profile's scheduling overhead: the time from an AI slot
+	// freeing to the next task starting in it, over both stages, in real
+	// milliseconds (not unscaled: the scheduler's cost does not shrink
+	// with the time scale), and how many were measured.
+	SchedOverheadP50Ms float64 `json:"schedOverheadP50Ms,omitempty"`
+	SchedOverheadP99Ms float64 `json:"schedOverheadP99Ms,omitempty"`
+	SchedOverheadCount int     `json:"schedOverheadCount,omitempty"`
 
 	// Series for the charts.
 	CompletionsPerSecond []float64 `json:"completionsPerSecond"` // completions in each unscaled second since the first produce

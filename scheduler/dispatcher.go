@@ -275,17 +275,25 @@ func (r *rounds) round(ctx context.Context, take bool) {
 	d.st.enqueues, d.st.finished, d.st.released = nil, nil, nil
 	d.mu.Unlock()
 
+	// Slots that freed take their next tasks first, in the transaction that
+	// finishes their tasks; then what this process enqueued is stored, and
+	// taken by the slots still free.
 	var errs []error
-	if len(enqueues) > 0 {
-		errs = append(errs, r.storeEnqueues(ctx, enqueues))
-	}
-	if err := d.q.FinishTasks(ctx, d.stage, d.owner, finished); err != nil {
+	if take {
+		errs = append(errs, r.take(ctx, finished))
+	} else if err := d.q.FinishTasks(ctx, d.stage, d.owner, finished); err != nil {
 		errs = append(errs, err)
 		d.requeue(&d.st.finished, finished)
 	}
 	if err := d.q.ReleaseTasks(ctx, d.stage, d.owner, released); err != nil {
 		errs = append(errs, err)
 		d.requeue(&d.st.released, released)
+	}
+	if len(enqueues) > 0 {
+		errs = append(errs, r.storeEnqueues(ctx, enqueues))
+		if take {
+			errs = append(errs, r.take(ctx, nil))
+		}
 	}
 	now := time.Now()
 	if now.Sub(r.renewedAt) >= d.cfg.lease/3 {
@@ -304,9 +312,6 @@ func (r *rounds) round(ctx context.Context, take bool) {
 				d.log.Info("scheduler: tasks waited past the aging bound; they compete one level up", "tasks", n)
 			}
 		}
-	}
-	if take {
-		errs = append(errs, r.take(ctx))
 	}
 	r.report(errors.Join(errs...))
 }
@@ -363,18 +368,20 @@ func (r *rounds) report(err error) {
 	}
 }
 
-// take takes tasks for the free slots and starts a handler on each.
-func (r *rounds) take(ctx context.Context) error {
+// take finishes the tasks finished, takes tasks for the free slots and
+// starts a handler on each.
+func (r *rounds) take(ctx context.Context, finished []int64) error {
 	d := r.d
 	d.mu.Lock()
-	free := d.st.limit - len(d.st.running)
+	free := max(d.st.limit-len(d.st.running), 0)
 	d.mu.Unlock()
-	if free <= 0 {
+	if free == 0 && len(finished) == 0 {
 		return nil
 	}
 	tasks, err := d.q.TakeTasks(ctx, genpipe.TakeRequest{Stage: d.stage, Owner: d.owner, Max: free,
-		Capacity: d.cfg.capacity, Lease: d.cfg.lease})
+		Capacity: d.cfg.capacity, Lease: d.cfg.lease, Finish: finished})
 	if err != nil {
+		d.requeue(&d.st.finished, finished)
 		return err
 	}
 	now := time.Now()

@@ -160,11 +160,16 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 		return nil, genpipe.Errorf(genpipe.EINVALID, "a take needs a stage, an owner, a max ≥ 0, a capacity ≥ 1 and a lease > 0")
 	}
 	if r.Max == 0 {
-		return nil, nil
+		return nil, s.FinishTasks(ctx, r.Stage, r.Owner, r.Finish)
 	}
 	var taken []takenTask
 	err := s.inTx(ctx, func(tx *txn) error {
 		taken = nil // a retried transaction starts over
+		for _, id := range r.Finish {
+			if _, err := tx.exec(finishTask, r.Stage, r.Owner, id); err != nil {
+				return err
+			}
+		}
 		clocks, err := readClocks(tx, r.Stage)
 		if err != nil || len(clocks) == 0 { // no clocks: nothing was ever enqueued
 			return err
