@@ -36,8 +36,8 @@ import (
 type queueDB struct {
 	url string
 
-	mu     sync.Mutex
-	store  *sqlstore.Store
+	mu    sync.Mutex
+	store *sqlstore.Store
 	// overhead collects every scheduling overhead measured, in real
 	// (unscaled) time: the dispatchers' own cost does not shrink with the
 	// time scale.

@@ -12,10 +12,10 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/engine"
-	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/metrics"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/tracing"
 )
 
