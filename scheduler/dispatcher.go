@@ -183,19 +183,35 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// one of their own.
 	base := context.WithValue(context.WithoutCancel(ctx), dispatcherKey{}, d)
 	r := &rounds{d: d, base: base}
-	poll := time.NewTicker(d.cfg.poll)
+	// The poll slows down, up to maxPollBackoff times, while it finds
+	// nothing to take: then every process's slots are busy, or there is no
+	// work, and a process whose slot frees takes the next task itself.
+	wait := d.cfg.poll
+	poll := time.NewTimer(wait)
 	defer poll.Stop()
 	for ctx.Err() == nil {
-		r.round(base, true)
+		took := r.round(base, true)
 		select {
 		case <-d.wake:
+			wait = d.cfg.poll
 		case <-poll.C:
+			if took == 0 {
+				wait = min(2*wait, maxPollBackoff*d.cfg.poll)
+			} else {
+				wait = d.cfg.poll
+			}
+			poll.Reset(wait)
 		case <-ctx.Done():
 		}
 	}
-	d.shutdown(r, poll.C)
+	poll.Reset(d.cfg.poll)
+	d.shutdown(r, time.Tick(d.cfg.poll))
 	return nil
 }
+
+// maxPollBackoff bounds how far the poll slows down, as a multiple of the
+// poll interval.
+const maxPollBackoff = 10
 
 // shutdown takes nothing more, lets running handlers finish within the
 // shutdown timeout, cancels the rest and waits for them within the abandon
@@ -264,11 +280,12 @@ type rounds struct {
 	renewedAt time.Time
 	agedAt    time.Time
 	failing   bool // the last round failed: log recovery
+	took      int  // tasks taken in the round under way
 }
 
 // round stores what is pending and, when take is set, takes tasks for the
-// free slots and starts them.
-func (r *rounds) round(ctx context.Context, take bool) {
+// free slots and starts them; it returns how many it took.
+func (r *rounds) round(ctx context.Context, take bool) (took int) {
 	d := r.d
 	d.mu.Lock()
 	enqueues, finished, released := d.st.enqueues, d.st.finished, d.st.released
@@ -314,6 +331,8 @@ func (r *rounds) round(ctx context.Context, take bool) {
 		}
 	}
 	r.report(errors.Join(errs...))
+	took, r.took = r.took, 0
+	return took
 }
 
 // agingEvery is how often a dispatcher ages its stage's tasks: often
@@ -385,6 +404,7 @@ func (r *rounds) take(ctx context.Context, finished []int64) error {
 		return err
 	}
 	now := time.Now()
+	r.took += len(tasks)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// Each task taken fills the slot that freed longest ago: the time in

@@ -99,7 +99,8 @@ func WithLease(d time.Duration) Option { return func(c *config) { c.lease = d } 
 // with free slots takes at once what its own process enqueues, and a slot
 // that frees takes the next task at once, so the poll matters only when
 // slots are idle. Shorter finds such work sooner and reads the database
-// more often.
+// more often. While polls find nothing to take, the poll slows down to ten
+// times the interval; any event of the process's own brings it back.
 func WithPoll(d time.Duration) Option { return func(c *config) { c.poll = d } }
 
 // WithAging sets how long a task waits at its priority before it competes
