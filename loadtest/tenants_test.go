@@ -400,8 +400,8 @@ func TestTenantTargets(t *testing.T) {
 			}
 			t.Logf("\n%s", b.String())
 			res := rep.Results[0]
-			if res.Lost != 0 || res.DuplicateAICalls != 0 || res.AIOverCapacity != 0 && res.AIMaxConcurrent > sc.GenerateCapacity {
-				t.Errorf("lost %d, duplicate AI calls %d, AI peak %d", res.Lost, res.DuplicateAICalls, res.AIMaxConcurrent)
+			if res.Lost != 0 || res.DuplicateAICalls != 0 {
+				t.Errorf("lost %d, duplicate AI calls %d", res.Lost, res.DuplicateAICalls)
 			}
 			failed := 0
 			for _, tg := range res.Targets {
