@@ -14,6 +14,7 @@ package genpipe
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -29,12 +30,16 @@ type Request struct {
 	Error          string  // a readable reason when Status is rejected or failed
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// Webhook is the delivery of the webhook of its terminal status, once
+	// queued (see WebhookOutbox): where it stands and why it failed. Nil
+	// without a WebhookURL, or before the request ends.
+	Webhook *WebhookDelivery
 }
 
 // Job is what the user asked for. It travels inside the events, so a worker
 // never needs to read the status store to do its work.
 type Job struct {
-	ObjectID    string `json:"objectId"` // the uploaded image, see UploadKey
+	ObjectID    string `json:"objectId"` // the uploaded image, see UploadKey; the stages read its copy, see InputKey
 	Style       string `json:"style"`    // a Style.ID
 	Title       string `json:"title"`
 	Description string `json:"description"`
@@ -48,8 +53,27 @@ type Result struct {
 	PPTXKey string `json:"pptxKey"`
 }
 
-// UploadKey is the object key under which an upload with this id is stored.
-func UploadKey(objectID string) string { return "uploads/" + objectID }
+// UploadKey is the object key of an upload: objectID in the space of the
+// owner that asked for its upload URL (Request.Owner), so that an objectId
+// names nothing for another API key. Without API keys the owner is "" and
+// the key is uploads/<objectID>, where genpipe kept every upload before
+// uploads had owners.
+//
+// The client may PUT to its upload URL again until the URL expires, so
+// the stages never read an upload: see InputKey.
+func UploadKey(owner, objectID string) string {
+	if owner == "" {
+		return "uploads/" + objectID
+	}
+	return "uploads/" + owner + "/" + objectID
+}
+
+// InputKey is the object key of the image a request is made from: the API
+// copies the upload there when it accepts the request, before storing or
+// queueing it, so the image the request was checked on is byte for byte
+// the image it is generated from, whatever the client PUTs to its upload
+// URL afterwards.
+func InputKey(requestID string) string { return "inputs/" + requestID }
 
 // ResultKeys are the object keys of a request's finished slide.
 func ResultKeys(requestID string) Result {
@@ -99,7 +123,8 @@ type RequestStore interface {
 	// MarkPublished records that the request's first event is durably in
 	// Kafka. Until then Request reports ENOTFOUND: the client got no 202.
 	MarkPublished(ctx context.Context, id string) error
-	// Request returns a published request, or an ENOTFOUND error.
+	// Request returns a published request, with its webhook's delivery
+	// once queued, or an ENOTFOUND error.
 	Request(ctx context.Context, id string) (*Request, error)
 	// ApplyStatus moves a request forward. Changes that do not advance it
 	// (a redelivered or out-of-order event) are ignored: applied=false.
@@ -142,7 +167,8 @@ type WebhookOutbox interface {
 	ClaimDueWebhooks(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]WebhookDelivery, error)
 	// UpdateWebhook records the outcome of an attempt (State, Attempts,
 	// NextAttemptAt, LastError); a claimer that gives a delivery back
-	// unsent sets NextAttemptAt to when it should be tried again.
+	// unsent sets NextAttemptAt to when it should be tried again. Only a
+	// pending delivery is due again.
 	UpdateWebhook(ctx context.Context, d WebhookDelivery) error
 }
 
@@ -153,6 +179,7 @@ const (
 	WebhookPending   WebhookState = "pending"
 	WebhookDelivered WebhookState = "delivered"
 	WebhookAbandoned WebhookState = "abandoned" // retried for the whole retry window without success
+	WebhookFailed    WebhookState = "failed"    // refused in a way retrying cannot fix (LastError says how), so not retried
 )
 
 // WebhookDelivery is one status message to POST to a request's webhook URL.
@@ -172,13 +199,42 @@ type WebhookDelivery struct {
 // ObjectStore is an S3-compatible store. Images and slides live here; only
 // keys and presigned URLs travel through Kafka and the API.
 type ObjectStore interface {
-	// PresignPut returns a URL that accepts one PUT of contentType until ttl passes.
-	PresignPut(ctx context.Context, key, contentType string, ttl time.Duration) (string, error)
+	// PresignPut returns a URL that accepts PUTs of key until ttl passes,
+	// each with exactly the headers h: the store refuses any other content
+	// type or size.
+	PresignPut(ctx context.Context, key string, h PutHeaders, ttl time.Duration) (string, error)
 	// PresignGet returns a URL that reads key until ttl passes.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 	// Stat returns the object's metadata, or an ENOTFOUND error.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// Copy copies the object at src to dst inside the store, replacing any
+	// object there, and returns the copy's metadata; an ENOTFOUND error
+	// when there is no src. It is atomic: dst is all of src as it was at
+	// one moment, however src changes meanwhile.
+	Copy(ctx context.Context, src, dst string) (ObjectInfo, error)
+	// Delete removes the object, if there is one.
+	Delete(ctx context.Context, key string) error
 	Ping(ctx context.Context) error
+}
+
+// PutHeaders are the headers a presigned PUT must send, signed into its
+// URL so that the store refuses a PUT with any other.
+type PutHeaders struct {
+	ContentType string // required
+	// ContentLength is the body's size in bytes. A PUT of any other size
+	// fails the signature, so a URL cannot store more than it was issued
+	// for. 0 leaves the size open: only for writers genpipe trusts (the
+	// Generative AI writing a slide), never for a user's upload.
+	ContentLength int64
+}
+
+// Header returns the headers as a client sends them.
+func (h PutHeaders) Header() map[string]string {
+	header := map[string]string{"Content-Type": h.ContentType}
+	if h.ContentLength > 0 {
+		header["Content-Length"] = strconv.FormatInt(h.ContentLength, 10)
+	}
+	return header
 }
 
 // ObjectInfo describes a stored object.

@@ -6,18 +6,43 @@ import (
 	"time"
 )
 
+// Result links are presigned URLs: anyone holding one reads the slide
+// until it expires, and a new one is presigned for each answer.
+const (
+	// DefaultResultTTL is how long the result links in an answer, an SSE
+	// event or a webhook stay valid, unless configured: the API and the
+	// notifier both start from it, so every channel hands out links of one
+	// lifetime.
+	DefaultResultTTL = time.Hour
+	// MaxPresignTTL is the longest a presigned URL may live (SigV4 allows
+	// seven days).
+	MaxPresignTTL = 7 * 24 * time.Hour
+)
+
 // RequestView is the public JSON of a request: what GET /v1/requests/{id}
 // returns, what each SSE event carries and what a webhook POSTs.
 type RequestView struct {
-	ID          string      `json:"id"`
-	Status      Status      `json:"status"`
-	Style       string      `json:"style"`
-	Title       string      `json:"title"`
-	Description string      `json:"description"`
-	Result      *ResultView `json:"result,omitempty"`
-	Error       string      `json:"error,omitempty"`
-	CreatedAt   time.Time   `json:"createdAt"`
-	UpdatedAt   time.Time   `json:"updatedAt"`
+	ID          string       `json:"id"`
+	Status      Status       `json:"status"`
+	Style       string       `json:"style"`
+	Title       string       `json:"title"`
+	Description string       `json:"description"`
+	Result      *ResultView  `json:"result,omitempty"`
+	Error       string       `json:"error,omitempty"`
+	Webhook     *WebhookView `json:"webhook,omitempty"`
+	CreatedAt   time.Time    `json:"createdAt"`
+	UpdatedAt   time.Time    `json:"updatedAt"`
+}
+
+// WebhookView says where the webhook of a request's terminal status
+// stands: pending (being sent, or retried after a failure LastError
+// names), delivered, abandoned (failed for the whole retry window) or
+// failed (refused in a way retrying cannot fix: a 4xx, a redirect, an
+// address that is not public; not retried).
+type WebhookView struct {
+	State     WebhookState `json:"state"`
+	Attempts  int          `json:"attempts"`
+	LastError string       `json:"lastError,omitempty"`
 }
 
 // ResultView holds presigned GET links to the finished slide.
@@ -32,6 +57,9 @@ type ResultView struct {
 func NewRequestView(ctx context.Context, r *Request, objects ObjectStore, ttl time.Duration) (RequestView, error) {
 	v := RequestView{ID: r.ID, Status: r.Status, Style: r.Style, Title: r.Title, Description: r.Description,
 		Error: r.Error, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+	if d := r.Webhook; d != nil {
+		v.Webhook = &WebhookView{State: d.State, Attempts: d.Attempts, LastError: d.LastError}
+	}
 	if r.Status == StatusDone && r.Result != nil {
 		result, err := NewResultView(ctx, *r.Result, objects, ttl)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/httpjson"
 )
 
 // maxResponseBytes bounds what is read of an answer.
@@ -122,7 +122,7 @@ func (c *client) statusError(resp *http.Response) error {
 	default:
 		err = genpipe.Errorf(genpipe.EUNAVAILABLE, "the %s answered HTTP %d", c.name, code)
 	}
-	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	if d, ok := httpjson.RetryAfter(resp.Header, time.Now()); ok {
 		return &retryAfterError{err: err, after: d}
 	}
 	return err
@@ -179,24 +179,6 @@ func RetryAfter(err error) (time.Duration, bool) {
 	var ra *retryAfterError
 	if errors.As(err, &ra) {
 		return ra.after, true
-	}
-	return 0, false
-}
-
-// maxRetryAfter caps a Retry-After in seconds (a day), so a silly value
-// cannot overflow a time.Duration.
-const maxRetryAfter = 24 * 60 * 60
-
-// parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
-		return time.Duration(min(secs, maxRetryAfter)) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter*time.Second), true
 	}
 	return 0, false
 }

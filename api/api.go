@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -65,13 +68,13 @@ type config struct {
 // Defaults of the Server's options.
 const (
 	DefaultUploadTTL     = 15 * time.Minute
-	DefaultResultTTL     = time.Hour
+	DefaultResultTTL     = genpipe.DefaultResultTTL
 	DefaultMaxUploadSize = 10 << 20 // bytes
 	DefaultMaxBacklog    = 10000
 	DefaultRateBurst     = 20
 	// MaxURLTTL is the longest a presigned URL may live (SigV4 allows seven
 	// days): the bound of WithUploadTTL and WithResultTTL.
-	MaxURLTTL = 7 * 24 * time.Hour
+	MaxURLTTL = genpipe.MaxPresignTTL
 )
 
 // Option configures a Server.
@@ -88,9 +91,10 @@ func WithResultTTL(d time.Duration) Option { return func(c *config) { c.resultTT
 
 // WithMaxUploadSize sets the largest image, in bytes, that a request may
 // use, overriding DefaultMaxUploadSize (10 MiB); it must be positive. POST
-// /v1/uploads refuses a larger declared
-// contentLength and POST /v1/requests a larger stored image, both with 413,
-// so the AI is never asked to read one.
+// /v1/uploads refuses a larger declared contentLength with 413, and the
+// upload URL is signed for the declared size, so the object store refuses
+// a larger PUT. POST /v1/requests checks the image it pins too (413), for
+// uploads made under a higher limit: the AI is never asked to read one.
 func WithMaxUploadSize(n int64) Option { return func(c *config) { c.maxUpload = n } }
 
 // WithMaxBacklog bounds the backlog: published requests not yet started
@@ -262,7 +266,18 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serveHTTP answers requests no route matches with problem+json too: the
 // mux decides 404 or 405 (and the Allow header), we write the body.
+//
+// A path not in canonical form ("//v1/styles", "/v1/../v1/styles") is a
+// 404 as well, where the mux would redirect to the cleaned path with an
+// HTML body. No correct client sends one, and a redirect would have
+// clients send a POST body and their API key a second time, to a place
+// they did not name; the detail names the canonical path instead.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		s.problem(w, r, genpipe.Errorf(genpipe.ENOTFOUND, "no such endpoint: %s %s (paths are not cleaned: did you mean %s?)",
+			r.Method, r.URL.Path, clean))
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
@@ -280,6 +295,19 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.problem(w, r, genpipe.Errorf(genpipe.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 }
 
+// cleanPath is p as http.ServeMux cleans it before matching: rooted, without
+// "." and ".." elements or repeated slashes, keeping a trailing slash.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
+}
+
 // headerOnly keeps a handler's status and headers and drops its body.
 type headerOnly struct {
 	header http.Header
@@ -292,8 +320,8 @@ func (h *headerOnly) WriteHeader(status int)      { h.status = status }
 
 func (s *Server) routes() {
 	// Every /v1/ endpoint is guarded: API key, then rate limit.
-	s.mux.Handle("POST /v1/uploads", s.guard(s.createUpload))
-	s.mux.Handle("POST /v1/requests", s.guard(s.createRequest))
+	s.mux.Handle("POST /v1/uploads", s.guard(jsonBody(s.createUpload)))
+	s.mux.Handle("POST /v1/requests", s.guard(jsonBody(s.createRequest)))
 	s.mux.Handle("GET /v1/requests/{id}", s.guard(s.getRequest))
 	s.mux.Handle("GET /v1/requests/{id}/events", s.guard(s.streamEvents))
 	s.mux.Handle("GET /v1/styles", s.guard(s.listStyles))
@@ -306,6 +334,36 @@ func (s *Server) routes() {
 	}
 	static, _ := fs.Sub(webFS, "web")
 	s.mux.Handle("GET /{$}", http.FileServerFS(static))
+}
+
+// jsonBody refuses, with 415, a body whose Content-Type is not
+// application/json (with at most a charset parameter, utf-8), before
+// anything else reads it. Browsers send a cross-site POST of text/plain or
+// of a form without asking the API first (no CORS preflight), so a page on
+// any site could make a visitor's browser submit requests; a JSON body
+// makes them ask, and the API's answer grants no other origin.
+func jsonBody(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if contentType := r.Header.Get("Content-Type"); !isJSON(contentType) {
+			httpjson.WriteProblem(w, http.StatusUnsupportedMediaType, "unsupported_media_type",
+				fmt.Sprintf("the body must be JSON, sent with Content-Type: application/json, not %q", contentType))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func isJSON(contentType string) bool {
+	mediaType, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mediaType != "application/json" {
+		return false
+	}
+	for name, value := range params {
+		if name != "charset" || !strings.EqualFold(value, "utf-8") {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) listStyles(w http.ResponseWriter, r *http.Request) {

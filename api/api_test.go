@@ -3,6 +3,8 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -52,16 +54,27 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	return f
 }
 
-// uploaded stores a PNG as an upload and returns its object id.
-func uploaded(t *testing.T) string {
+// uploaded stores a PNG as an upload made without an API key, or as one
+// made by each of keys, and returns its object id.
+func uploaded(t *testing.T, keys ...string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, image.NewGray(image.Rect(0, 0, 80, 80))); err != nil {
 		t.Fatal(err)
 	}
 	id := fmt.Sprintf("%08d-0000-4000-8000-%012d", time.Now().UnixNano()%1e8, time.Now().UnixNano()%1e12)
-	if err := testenv.Objects(t).Put(context.Background(), genpipe.UploadKey(id), genpipe.ContentTypePNG, buf.Bytes()); err != nil {
-		t.Fatal(err)
+	owners := []string{""}
+	if len(keys) > 0 {
+		owners = owners[:0]
+		for _, key := range keys {
+			sum := sha256.Sum256([]byte(key))
+			owners = append(owners, hex.EncodeToString(sum[:]))
+		}
+	}
+	for _, owner := range owners {
+		if err := testenv.Objects(t).Put(context.Background(), genpipe.UploadKey(owner, id), genpipe.ContentTypePNG, buf.Bytes()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return id
 }

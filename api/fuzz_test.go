@@ -30,7 +30,8 @@ var packageDir, _ = os.Getwd()
 // reads and checks POST /v1/requests. It must never panic; a refusal is a
 // 4xx problem+json with a detail, never a 5xx; and what it accepts is a
 // request the status stores can hold (UTF-8 without NUL) and the pipeline
-// can work on. Host names resolve without the network: *.public to a public
+// can work on, whose title and description show something and hide
+// nothing (no format characters but the joiners). Host names resolve without the network: *.public to a public
 // address, *.internal to a private one, anything else to nothing.
 //
 // The corpus in testdata/fuzz/FuzzValidateRequest runs as a test; explore
@@ -91,6 +92,11 @@ func checkAccepted(t *testing.T, s *Server, req *genpipe.Request, idempotencyKey
 		"webhookUrl": req.WebhookURL, "Idempotency-Key": req.IdempotencyKey} {
 		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 			t.Fatalf("accepted %s %q: not storable text", name, v)
+		}
+	}
+	for name, v := range map[string]string{"title": req.Title, "description": req.Description} {
+		if !hasVisible(v) || formatChar(v) >= 0 {
+			t.Fatalf("accepted %s %q: invisible, or with a format character", name, v)
 		}
 	}
 	if req.Title == "" || req.Description == "" || utf8.RuneCountInString(req.Title) > s.cfg.maxTitleLen ||

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -22,9 +23,8 @@ var uploadContentTypes = map[string]bool{genpipe.ContentTypePNG: true, genpipe.C
 
 type uploadRequest struct {
 	ContentType string `json:"contentType"`
-	// ContentLength is the image's size in bytes, optional: declaring it
-	// gets an oversized image refused before it is sent. POST
-	// /v1/requests checks the stored size either way.
+	// ContentLength is the image's size in bytes, required: the upload URL
+	// is signed for it, so the object store refuses any other size.
 	ContentLength int64 `json:"contentLength"`
 }
 
@@ -37,7 +37,10 @@ type uploadResponse struct {
 }
 
 // createUpload hands out a presigned PUT URL: the image goes straight to
-// the object store, never through the API.
+// the object store, never through the API. The URL is signed for the
+// declared type and size, and for a key in the caller's own space
+// (genpipe.UploadKey), so it stores nothing else and its objectId means
+// nothing to another API key.
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	var in uploadRequest
 	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
@@ -49,14 +52,15 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	objectID := uuid.NewString()
-	uploadURL, err := s.objects.PresignPut(r.Context(), genpipe.UploadKey(objectID), in.ContentType, s.cfg.uploadTTL)
+	put := genpipe.PutHeaders{ContentType: in.ContentType, ContentLength: in.ContentLength}
+	uploadURL, err := s.objects.PresignPut(r.Context(), genpipe.UploadKey(ownerOf(r), objectID), put, s.cfg.uploadTTL)
 	if err != nil {
 		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
 		return
 	}
 	httpjson.Write(w, http.StatusCreated, uploadResponse{
 		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
-		Headers:   map[string]string{"Content-Type": in.ContentType},
+		Headers:   put.Header(),
 		ExpiresAt: s.cfg.now().Add(s.cfg.uploadTTL).UTC(),
 	})
 }
@@ -66,6 +70,9 @@ func (s *Server) validateUpload(in uploadRequest) error {
 	case !uploadContentTypes[in.ContentType]:
 		return genpipe.Errorf(genpipe.EINVALID, "contentType must be %q or %q, not %q",
 			genpipe.ContentTypePNG, genpipe.ContentTypeJPEG, in.ContentType)
+	case in.ContentLength == 0:
+		return genpipe.Errorf(genpipe.EINVALID, "contentLength is required: the image's size in bytes (at most %d), which the upload URL is signed for",
+			s.cfg.maxUpload)
 	case in.ContentLength < 0:
 		return genpipe.Errorf(genpipe.EINVALID, "contentLength must be the image's size in bytes, not %d", in.ContentLength)
 	case in.ContentLength > s.cfg.maxUpload:
@@ -88,9 +95,10 @@ type acceptedResponse struct {
 	Message string         `json:"message"`
 }
 
-// createRequest admits and validates a request, hands it to the Submitter
-// (stored as received, queued in Kafka), and only then answers 202. With an
-// Idempotency-Key a retry gets the same id and queues nothing new.
+// createRequest admits and validates a request, pins its image (see
+// pinInput), hands it to the Submitter (stored as received, queued in
+// Kafka), and only then answers 202. With an Idempotency-Key a retry gets
+// the same id and queues nothing new.
 //
 // Admission comes first, before the body is read: over the backlog bound
 // even a retry of an accepted request gets 429 (and its id when it retries
@@ -105,11 +113,16 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	if err := s.requireUpload(r, req.ObjectID); err != nil {
+	if err := s.pinInput(r.Context(), req); err != nil {
 		s.problem(w, r, err)
 		return
 	}
 	stored, queued, err := s.submitter.Submit(r.Context(), req)
+	if (err == nil && stored.ID != req.ID) || genpipe.ErrorCode(err) == genpipe.ECONFLICT {
+		// A retry of an earlier request, which has its own input: this
+		// copy is no request's.
+		s.discardInput(r.Context(), req.ID)
+	}
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -150,7 +163,7 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 		return nil, genpipe.Errorf(genpipe.EINVALID, "objectId %q is not an id from POST /v1/uploads", in.ObjectID)
 	case in.Style == "":
 		return nil, genpipe.Errorf(genpipe.EINVALID, "style is required: one of %s", styleIDs())
-	case in.Description == "":
+	case !hasVisible(in.Description):
 		return nil, genpipe.Errorf(genpipe.EINVALID, "description is required")
 	case utf8.RuneCountInString(in.Description) > s.cfg.maxDescLen:
 		return nil, genpipe.Errorf(genpipe.EINVALID, "description is %d characters; the maximum is %d",
@@ -161,6 +174,12 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 		return nil, genpipe.Errorf(genpipe.EINVALID, "description contains a control character")
 	case hasControl(in.Title):
 		return nil, genpipe.Errorf(genpipe.EINVALID, "title contains a control character")
+	case formatChar(in.Description) >= 0:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "description contains the invisible format character %U; remove it", formatChar(in.Description))
+	case formatChar(in.Title) >= 0:
+		return nil, genpipe.Errorf(genpipe.EINVALID, "title contains the invisible format character %U; remove it", formatChar(in.Title))
+	case in.Title != "" && !hasVisible(in.Title):
+		return nil, genpipe.Errorf(genpipe.EINVALID, "title has no visible character; leave title out to use the description's first line")
 	case len(idempotencyKey) > maxIdempotencyKey:
 		return nil, genpipe.Errorf(genpipe.EINVALID, "Idempotency-Key is over %d characters", maxIdempotencyKey)
 	case strings.ContainsFunc(idempotencyKey, func(r rune) bool { return r < ' ' || r > '~' }):
@@ -202,9 +221,43 @@ func hasControl(s string) bool {
 	})
 }
 
-// defaultTitle is the description's first line, cut at a word near 60 characters.
+// formatChar returns the first Unicode format character (category Cf) in s,
+// or -1 for none. Format characters are invisible and change how the text
+// around them shows: U+202E RIGHT-TO-LEFT OVERRIDE makes "invoice‮gpj.exe"
+// read "invoiceexe.jpg", U+200B ZERO WIDTH SPACE makes two equal-looking
+// titles differ. Two are part of ordinary writing and pass: U+200C ZERO
+// WIDTH NON-JOINER (Persian, Indic scripts) and U+200D ZERO WIDTH JOINER
+// (those scripts, and emoji sequences such as a family).
+func formatChar(s string) rune {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) && r != '\u200C' && r != '\u200D' {
+			return r
+		}
+	}
+	return -1
+}
+
+// hasVisible reports whether s has a character that shows by itself: one
+// that is not white space, a format character or another default-ignorable
+// code point (Hangul fillers, variation selectors, ...), nor the blank
+// Braille pattern that stands in for a space. A text of invisible
+// characters only is as empty as an empty one.
+func hasVisible(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return !unicode.IsSpace(r) && r != '\u2800' &&
+			!unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
+	})
+}
+
+// defaultTitle is the description's first line with a visible character,
+// trimmed, and cut at a word near 60 characters.
 func defaultTitle(description string) string {
-	title, _, _ := strings.Cut(description, "\n")
+	var title string
+	for line := range strings.Lines(description) {
+		if title = strings.TrimSpace(line); hasVisible(title) {
+			break
+		}
+	}
 	if utf8.RuneCountInString(title) <= 60 {
 		return title
 	}
@@ -223,21 +276,45 @@ func styleIDs() string {
 	return strings.Join(ids, ", ")
 }
 
-// requireUpload answers 422 when the image was never uploaded, 413 when it
-// is over the upload limit (the presigned PUT cannot bound its size).
-func (s *Server) requireUpload(r *http.Request, objectID string) error {
-	info, err := s.objects.Stat(r.Context(), genpipe.UploadKey(objectID))
+// pinInput copies the request's upload to its input (genpipe.InputKey),
+// the object both stages read, before the request is stored or queued:
+// whatever the client PUTs to its upload URL afterwards, the request is
+// checked on and generated from the image it was submitted with. The size
+// limit is checked on the copy, the image the stages will read.
+//
+// An objectId that the caller's API key never uploaded answers 422, the
+// same whether no key or another key uploaded it, so that objectIds can be
+// neither borrowed nor probed (its upload key is in its owner's space,
+// genpipe.UploadKey). 422 rather than 404: the endpoint exists, and what
+// the body refers to is unusable.
+func (s *Server) pinInput(ctx context.Context, req *genpipe.Request) error {
+	info, err := s.objects.Copy(ctx, genpipe.UploadKey(req.Owner, req.ObjectID), genpipe.InputKey(req.ID))
 	switch genpipe.ErrorCode(err) {
 	case "":
-		if info.Size > s.cfg.maxUpload {
-			return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
-				objectID, info.Size, s.cfg.maxUpload)
-		}
-		return nil
 	case genpipe.ENOTFOUND:
-		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", objectID)
+		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", req.ObjectID)
 	default:
-		return genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
+		unavailable := genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
+		return fmt.Errorf("pin the upload of request %s: %w (%w)", req.ID, unavailable, err)
+	}
+	if info.Size > s.cfg.maxUpload {
+		// Only an upload made before a lower limit or before upload URLs
+		// were signed for their size can be larger.
+		s.discardInput(ctx, req.ID)
+		return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
+			req.ObjectID, info.Size, s.cfg.maxUpload)
+	}
+	return nil
+}
+
+// discardInput deletes the input copied for a request that was not taken
+// in. It runs even when the client went away, and a failure only leaves a
+// copy that no request reads.
+func (s *Server) discardInput(ctx context.Context, requestID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.objects.Delete(ctx, genpipe.InputKey(requestID)); err != nil {
+		s.cfg.logger.Warn("could not delete the input of a request not taken in", "request", requestID, "err", err)
 	}
 }
 

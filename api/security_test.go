@@ -8,6 +8,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -86,11 +87,11 @@ func TestAPIKeysRequired(t *testing.T) {
 // is as unknown as an id never used, so ids cannot be probed.
 func TestAPIKeysOwnRequests(t *testing.T) {
 	f := newFixture(t, api.WithAPIKeys(keyA, keyB))
-	resp, upload := f.do(t, http.MethodPost, "/v1/uploads", map[string]string{"contentType": "image/png"}, bearer(keyA))
+	resp, upload := f.do(t, http.MethodPost, "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": 100}, bearer(keyA))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads with a key: %s %v", resp.Status, upload)
 	}
-	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "mine only"}
+	body := map[string]string{"objectId": uploaded(t, keyA), "style": "minimal", "description": "mine only"}
 	resp, accepted := f.do(t, http.MethodPost, "/v1/requests", body, bearer(keyA))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /v1/requests with key A: %s %v", resp.Status, accepted)
@@ -153,7 +154,7 @@ func (f *fixture) openStream(t *testing.T, id, key string) *http.Response {
 // request, and each retry its own answer.
 func TestAPIKeysScopeIdempotencyKeys(t *testing.T) {
 	f := newFixture(t, api.WithAPIKeys(keyA, keyB))
-	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "same body, same key"}
+	body := map[string]string{"objectId": uploaded(t, keyA, keyB), "style": "minimal", "description": "same body, same key"}
 	ids := map[string]any{}
 	for _, key := range []string{keyA, keyB, keyA, keyB} {
 		headers := bearer(key)
@@ -191,6 +192,22 @@ func TestWebhookPrivateAddressesRefused(t *testing.T) {
 		"http://224.0.0.1/hook",
 		"http://[::ffff:127.0.0.1]/hook",
 		"http://100.100.100.200/hook",
+		// IPv6 forms that carry an IPv4 address, and special-purpose ranges
+		"http://[::127.0.0.1]/hook",
+		"http://[::ffff:0:127.0.0.1]/hook",
+		"http://[64:ff9b::127.0.0.1]/hook",
+		"http://[64:ff9b::169.254.169.254]/hook",
+		"http://[64:ff9b:1::808:808]/hook",
+		"http://[2002:7f00:1::1]/hook",
+		"http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
+		"http://192.0.0.1/hook",
+		"http://192.0.2.1/hook",
+		"http://198.18.0.1/hook",
+		"http://198.51.100.1/hook",
+		"http://203.0.113.1/hook",
+		"http://240.0.0.1/hook",
+		"http://255.255.255.255/hook",
+		"http://[2001:db8::1]/hook",
 	} {
 		resp, out := f.post(t, map[string]string{"objectId": objectID, "style": "minimal", "description": "d", "webhookUrl": hook}, "")
 		checkProblem(t, hook, resp, out, http.StatusBadRequest, "webhooks may not call private networks")
@@ -220,6 +237,7 @@ func TestInputSizeLimits(t *testing.T) {
 	}{
 		{maxUpload + 1, http.StatusRequestEntityTooLarge, "the most is 4096"},
 		{-1, http.StatusBadRequest, "contentLength"},
+		{0, http.StatusBadRequest, "contentLength is required"},
 	}
 	for _, c := range uploads {
 		resp, out := f.do(t, http.MethodPost, "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": c.length}, nil)
@@ -229,9 +247,10 @@ func TestInputSizeLimits(t *testing.T) {
 		t.Fatalf("upload of the largest size: %s %v; want 201", resp.Status, out)
 	}
 
-	// The presigned PUT cannot bound the size, so the request checks what was stored.
+	// An upload made before upload URLs were signed for their size, or
+	// under a higher limit, is checked when a request uses it.
 	big := uuid.NewString()
-	if err := f.env.Objects.Put(t.Context(), genpipe.UploadKey(big), genpipe.ContentTypePNG, noisyPNG(t, 64)); err != nil {
+	if err := f.env.Objects.Put(t.Context(), genpipe.UploadKey("", big), genpipe.ContentTypePNG, noisyPNG(t, 64)); err != nil {
 		t.Fatal(err)
 	}
 	resp, out := f.post(t, map[string]string{"objectId": big, "style": "minimal", "description": "too big"}, "")
@@ -277,4 +296,76 @@ func noisyPNG(t *testing.T, side int) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// An objectId belongs to the API key that asked for its upload URL: to
+// another key it is as unknown as an id never uploaded, so ids cannot be
+// probed or borrowed.
+func TestObjectIDsBelongToTheirKey(t *testing.T) {
+	f := newFixture(t, api.WithAPIKeys(keyA, keyB))
+	img := noisyPNG(t, 70)
+	resp, upload := f.do(t, http.MethodPost, "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, bearer(keyA))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v1/uploads: %s %v", resp.Status, upload)
+	}
+	putUpload(t, upload, img)
+	objectID := upload["objectId"].(string)
+	body := map[string]string{"objectId": objectID, "style": "minimal", "description": "whose image?"}
+
+	resp, other := f.do(t, http.MethodPost, "/v1/requests", body, bearer(keyB))
+	checkProblem(t, "key B submitting key A's objectId", resp, other, http.StatusUnprocessableEntity, "never uploaded")
+	unknown := map[string]string{"objectId": "0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a", "style": "minimal", "description": "whose image?"}
+	_, never := f.do(t, http.MethodPost, "/v1/requests", unknown, bearer(keyB))
+	if strings.ReplaceAll(other["detail"].(string), objectID, "ID") != strings.ReplaceAll(never["detail"].(string), unknown["objectId"], "ID") {
+		t.Errorf("another key's objectId reads %q, one never uploaded %q: they must not differ but for the id", other["detail"], never["detail"])
+	}
+	if resp, out := f.do(t, http.MethodPost, "/v1/requests", body, bearer(keyA)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("key A submitting its own objectId: %s %v; want 202", resp.Status, out)
+	}
+}
+
+// putUpload PUTs body to an upload answer's URL with the headers it names.
+func putUpload(t *testing.T, upload map[string]any, body []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, upload["uploadUrl"].(string), bytes.NewReader(body))
+	for k, v := range upload["headers"].(map[string]any) {
+		req.Header.Set(k, v.(string))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT upload: %s %s", resp.Status, msg)
+	}
+}
+
+// A request is made from the image it was submitted with: the API copies
+// the upload to the request's input before answering, and neither a PUT
+// to the upload URL afterwards nor a retry of the submission changes it.
+func TestSubmissionPinsTheUpload(t *testing.T) {
+	f := newFixture(t)
+	first, second := noisyPNG(t, 70), noisyPNG(t, 70)
+	second[len(second)/2] ^= 0xff // same size, other bytes
+	resp, upload := f.do(t, http.MethodPost, "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(first)}, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /v1/uploads: %s %v", resp.Status, upload)
+	}
+	putUpload(t, upload, first)
+	body := map[string]string{"objectId": upload["objectId"].(string), "style": "minimal", "description": "pinned"}
+	resp, accepted := f.post(t, body, "pin-me")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/requests: %s %v", resp.Status, accepted)
+	}
+	id := accepted["id"].(string)
+
+	putUpload(t, upload, second)
+	if _, again := f.post(t, body, "pin-me"); again["id"] != id {
+		t.Fatalf("retry got %v, want %s", again["id"], id)
+	}
+	if got, err := f.env.Objects.Get(t.Context(), genpipe.InputKey(id)); err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("the request's input is %d bytes (%v), not the image it was submitted with", len(got), err)
+	}
 }

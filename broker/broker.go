@@ -11,13 +11,26 @@
 package broker
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kversion"
+)
+
+// The group session bounds the broker enforces unless told otherwise:
+// Apache Kafka's defaults (group.min.session.timeout.ms and
+// group.max.session.timeout.ms), so that a client that works here works on
+// a stock cluster. A member asking for a session outside them is refused
+// with INVALID_SESSION_TIMEOUT.
+const (
+	DefaultGroupMinSessionTimeout = 6 * time.Second
+	DefaultGroupMaxSessionTimeout = 30 * time.Minute
 )
 
 // Server is a running broker.
@@ -30,6 +43,7 @@ type config struct {
 	port              int
 	partitions        int32
 	minSessionTimeout time.Duration
+	kafkaVersion      string
 	log               *slog.Logger
 	tls               *tls.Config
 	users             []user
@@ -63,12 +77,24 @@ func WithPort(port int) Option { return func(c *config) { c.port = port } }
 // a topic, at the cost of more files and more requests per fetch.
 func WithPartitions(n int32) Option { return func(c *config) { c.partitions = n } }
 
-// WithGroupMinSessionTimeout lowers the smallest session timeout the broker
-// accepts from group members, overriding Kafka's default of 6s. Tests use it
-// with short session timeouts so that a dead member leaves quickly; in
-// production a short session turns every GC pause into a rebalance.
+// WithGroupMinSessionTimeout sets the smallest session timeout the broker
+// accepts from group members (group.min.session.timeout.ms), overriding
+// DefaultGroupMinSessionTimeout (6s, Apache Kafka's). Tests lower it with
+// short session timeouts so that a dead member leaves quickly; in
+// production a short session turns every GC pause into a rebalance. The
+// broker reports it as Kafka does, in its broker configs (DescribeConfigs),
+// so clients that read it there see what it enforces.
 func WithGroupMinSessionTimeout(d time.Duration) Option {
 	return func(c *config) { c.minSessionTimeout = d }
+}
+
+// WithKafkaVersion makes the broker speak only the request versions of an
+// Apache Kafka release, such as "2.4" or "3.9" (kversion.FromString's
+// forms), overriding the newest it has: to test clients against older
+// clusters, such as one without KIP-848's consumer group protocol (before
+// 4.0). Start fails on a version it does not know.
+func WithKafkaVersion(version string) Option {
+	return func(c *config) { c.kafkaVersion = version }
 }
 
 // WithLogger sends kfake's logs to l, overriding the default of logging
@@ -98,18 +124,29 @@ func Start(opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	minSession := cmp.Or(cfg.minSessionTimeout, DefaultGroupMinSessionTimeout)
 	kopts := []kfake.Opt{
 		kfake.NumBrokers(1), // kfake defaults to 3 nodes on 3 ports; one is enough on one machine
 		kfake.Ports(cfg.port),
+		// As broker configs rather than kfake's own session options, so
+		// that DescribeConfigs reports what the broker enforces.
+		kfake.BrokerConfigs(map[string]string{
+			"group.min.session.timeout.ms": strconv.FormatInt(minSession.Milliseconds(), 10),
+			"group.max.session.timeout.ms": strconv.FormatInt(DefaultGroupMaxSessionTimeout.Milliseconds(), 10),
+		}),
+	}
+	if cfg.kafkaVersion != "" {
+		v := kversion.FromString(cfg.kafkaVersion)
+		if v == nil {
+			return nil, fmt.Errorf("broker: Kafka version %q: want a release such as 2.4 or 3.9", cfg.kafkaVersion)
+		}
+		kopts = append(kopts, kfake.MaxVersions(v))
 	}
 	if cfg.dataDir != "" {
 		kopts = append(kopts, kfake.DataDir(cfg.dataDir))
 	}
 	if cfg.partitions > 0 {
 		kopts = append(kopts, kfake.DefaultNumPartitions(int(cfg.partitions)))
-	}
-	if cfg.minSessionTimeout > 0 {
-		kopts = append(kopts, kfake.GroupMinSessionTimeout(cfg.minSessionTimeout))
 	}
 	if cfg.log != nil {
 		kopts = append(kopts, kfake.WithLogger(logger{cfg.log}))

@@ -38,7 +38,9 @@ type state struct {
 	lim       aimd
 	paused    bool
 	stopping  bool
-	changed   chan struct{} // closed when buffered or inflight drops; nil if nobody waits
+	stopRun   context.CancelFunc // ends Run's poll loop
+	fatal     error              // the group error that stopped Run, if any
+	changed   chan struct{}      // closed when buffered or inflight drops; nil if nobody waits
 	overloads int64
 	revokes   int64 // rebalances that took partitions from this engine
 	losses    int64 // times partitions were lost without a clean revoke

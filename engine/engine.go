@@ -17,10 +17,17 @@ import (
 // retries: an error is logged and the record still counts as done, so one bad
 // record never stalls its partition. An error that says the downstream
 // service is overloaded (ErrOverloaded, or see WithOverloadTest) also makes
-// the engine back off. The context is canceled when the engine gives up on the
-// record at the end of a revoke or shutdown timeout, or when the partition is
-// lost; a handler that returns after that does not count as done, and the
-// record is handled again by the partition's next owner.
+// the engine back off.
+//
+// The context is canceled when the engine gives up on the record: at the end
+// of a revoke's or shutdown's timeout, or at once when the partition is lost.
+// A handler that returns after that does not count as done, whatever it
+// returns, and its record is not committed: the partition's next owner
+// handles it again. A handler may still finish work it must not cut short
+// once its context ends, such as a paid call already under way, as long as
+// it records the outcome where the next owner finds it instead of doing the
+// work again (genpipe's workers claim each call in a database; see package
+// worker). Run waits for such handlers at shutdown, up to WithAbandonWait.
 type Handler func(ctx context.Context, r *kgo.Record) error
 
 // Engine consumes topics in a consumer group and runs a Handler for every
@@ -65,8 +72,29 @@ type Handler func(ctx context.Context, r *kgo.Record) error
 // partitions, waits up to the shutdown timeout for the running ones, cancels
 // the rest, commits each partition's committable offset and only then lets
 // the partitions go. Records not done are not committed: the next owner
-// handles them again (at least once). Lost partitions (the session expired)
-// are dropped without a commit, and their handlers canceled at once.
+// handles them again (at least once). Lost partitions (the session expired,
+// or the brokers went away) are dropped without a commit, and their handlers
+// canceled at once.
+//
+// Canceling a handler abandons its record, not necessarily its work: a
+// handler may finish a call it must not cut short and record the outcome
+// for the next owner (see Handler). The engine does not wait for that at a
+// revoke — the group would wait with it — but it keeps counting such a
+// handler in its running handlers, so the capacity it still uses downstream
+// is not given to another record, and Run waits for it at shutdown, up to
+// WithAbandonWait, so that the process does not exit under it.
+//
+// # Brokers that refuse
+//
+// franz-go retries every error of its group management forever. Some are
+// the brokers refusing this member's own settings, which no retry fixes: a
+// session timeout outside their bounds (INVALID_SESSION_TIMEOUT; a stock
+// Apache Kafka accepts 6s to 30m), no right to the group, a group name or a
+// KIP-848 assignor they refuse. Run stops on these and returns the error
+// (*SessionTimeoutError for the session timeout, with the brokers' bounds),
+// rather than run without ever consuming. When the client asks for KIP-848's
+// consumer protocol and the brokers lack it, franz-go joins with the
+// classic protocol; the engine logs a warning saying so.
 type Engine struct {
 	brokers []string
 	group   string
@@ -128,6 +156,7 @@ func validate(brokers []string, group string, topics []string, handle Handler, c
 	check(cfg.shutdownTimeout < 0, "shutdown timeout %v, want at least 0", cfg.shutdownTimeout)
 	check(cfg.commitInterval <= 0, "commit interval %v, want more than 0", cfg.commitInterval)
 	check(cfg.sessionTimeout <= 0, "session timeout %v, want more than 0", cfg.sessionTimeout)
+	check(cfg.abandonWait < 0, "abandon wait %v, want at least 0", cfg.abandonWait)
 	check(cfg.cooldown < 0, "overload cooldown %v, want at least 0", cfg.cooldown)
 	check(cfg.increaseAfter < 1, "increase after %d successes, want at least 1", cfg.increaseAfter)
 	return errors.Join(errs...)
@@ -143,6 +172,7 @@ func (e *Engine) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(e.onAssigned),
 		kgo.OnPartitionsRevoked(e.onRevoked),
 		kgo.OnPartitionsLost(e.onLost),
+		kgo.WithHooks(groupHook{e}),
 	}
 	d := e.cfg.sessionTimeout
 	opts = append(opts, kgo.SessionTimeout(d), kgo.HeartbeatInterval(min(d/3, 3*time.Second)))
@@ -154,9 +184,12 @@ func (e *Engine) clientOpts() []kgo.Opt {
 
 // Run joins the group and handles records until ctx is done. It then stops
 // starting handlers, waits up to the shutdown timeout for the running ones,
-// commits what is done, leaves the group and returns nil. Fetch and commit
-// errors are logged and retried, never returned. It returns an error only if
-// the engine cannot start, or if it is already running.
+// commits what is done, waits up to the abandon wait for handlers it gave up
+// on, leaves the group and returns nil. Fetch, commit and group errors are
+// logged and retried, never returned, except those the brokers will answer
+// the same way on every retry (see Engine): Run then stops as at shutdown and
+// returns the error. It also returns an error if the engine cannot start, or
+// if it is already running.
 func (e *Engine) Run(ctx context.Context) error {
 	if !e.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("engine: group %q: already running", e.group)
@@ -168,33 +201,53 @@ func (e *Engine) Run(ctx context.Context) error {
 	// up on them.
 	hctx, hcancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), engineKey{}, e))
 	defer hcancel()
+	runCtx, stopRun := context.WithCancel(ctx) // also stopped by a fatal group error
+	defer stopRun()
 	e.mu.Lock()
 	e.st.reset(hctx)
+	e.st.stopRun = stopRun
 	e.mu.Unlock()
 
 	cl, err := kgo.NewClient(e.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("engine: group %q: new client: %w", e.group, err)
 	}
+	var chores sync.WaitGroup
+	chores.Go(func() { e.warnWithoutKIP848(runCtx, cl) })
 	commitCtx, stopCommits := context.WithCancel(context.WithoutCancel(ctx))
-	commitsDone := make(chan struct{})
-	go func() {
-		defer close(commitsDone)
-		e.commitLoop(commitCtx, cl)
-	}()
+	chores.Go(func() { e.commitLoop(commitCtx, cl) })
 
-	e.pollLoop(ctx, cl)
+	e.pollLoop(runCtx, cl)
 
 	e.mu.Lock()
 	e.st.stopping = true // start nothing more, whatever a late assignment brings
+	fatal := e.st.fatal
 	e.mu.Unlock()
 	e.release(context.WithoutCancel(ctx), cl, nil, "shutdown")
 	stopCommits()
-	<-commitsDone
+	chores.Wait()
+	e.waitAbandoned()
+	if fatal != nil {
+		err = e.fatalError(context.WithoutCancel(ctx), cl, fatal)
+	}
 	// Leaving the group revokes every partition once more; there is
 	// nothing left to wait for, so it only commits what a straggler did.
 	cl.Close()
-	return nil
+	return err
+}
+
+// waitAbandoned waits up to the abandon wait for the handlers the engine gave
+// up on, at this shutdown or at revokes and losses before, to return: they
+// may be finishing work they record for the next owner (see Handler).
+func (e *Engine) waitAbandoned() {
+	if e.waitUntil(func() bool { return e.st.inflight == 0 }, e.cfg.abandonWait) {
+		return
+	}
+	e.mu.Lock()
+	n := e.st.inflight
+	e.mu.Unlock()
+	e.log.Warn("engine: handlers still running at exit; their records will be handled again",
+		"running", n, "waited", e.cfg.abandonWait)
 }
 
 // pollLoop polls records into the engine until ctx is done, never more than

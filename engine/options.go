@@ -15,6 +15,7 @@ const (
 	DefaultCommitInterval    = time.Second
 	DefaultOverloadCooldown  = time.Second
 	DefaultIncreaseAfter     = 4
+	DefaultAbandonWait       = time.Second
 	defaultBufferedPerHandle = 2 // DefaultMaxBuffered is this times the capacity
 )
 
@@ -28,6 +29,7 @@ type config struct {
 	commitInterval   time.Duration
 	cooldown         time.Duration
 	increaseAfter    int
+	abandonWait      time.Duration
 	overloadTest     func(error) bool // nil: ErrOverloaded only
 	log              *slog.Logger
 	clientOpts       []kgo.Opt
@@ -41,6 +43,7 @@ func defaultConfig() config {
 		commitInterval:  DefaultCommitInterval,
 		cooldown:        DefaultOverloadCooldown,
 		increaseAfter:   DefaultIncreaseAfter,
+		abandonWait:     DefaultAbandonWait,
 	}
 }
 
@@ -77,7 +80,8 @@ func WithOrderByKey() Option { return func(c *config) { c.orderByKey = true } }
 // of partitions it gives up, on a revoke or when Run's context is done,
 // overriding DefaultShutdownTimeout (30s). After it, their handlers' context
 // is canceled and their records are not committed: the partition's next owner
-// handles them again. Longer wastes less paid work, shorter rebalances
+// handles them again (a handler may finish a call under way and record its
+// outcome for that owner, see Handler). Longer wastes less paid work, shorter rebalances
 // sooner. Keep it below the rebalance timeout, or a slow revoke stalls the
 // group until the member is kicked out; 0 gives up at once.
 func WithShutdownTimeout(d time.Duration) Option {
@@ -90,11 +94,25 @@ func WithShutdownTimeout(d time.Duration) Option {
 // so handler time never counts. Shorter detects crashed members sooner but
 // rebalances on long GC or network pauses; it must be within the broker's
 // group.min/max.session.timeout.ms (6s to 30m on a stock Apache Kafka,
-// which refuses a join outside them). The heartbeat interval is set to a third
-// of it, at most franz-go's default of 3s.
+// which refuses a join outside them: Run then returns a
+// *SessionTimeoutError naming the bounds; see SessionTimeoutBounds to read
+// them first). The heartbeat interval is set to a third of it, at most
+// franz-go's default of 3s.
 func WithSessionTimeout(d time.Duration) Option {
 	return func(c *config) { c.sessionTimeout = d }
 }
+
+// WithAbandonWait sets how long Run, before it returns, waits for the
+// handlers it gave up on (canceled at the end of the shutdown timeout, or
+// earlier at a revoke or a lost partition) to return, overriding
+// DefaultAbandonWait (1s). Their records are not committed whatever they
+// do; the wait is for handlers that finish work they must not cut short
+// after their context ends and record its outcome for the next owner (see
+// Handler), such as a paid call: a process that exits when Run returns
+// would cut it off. Set it to the longest such work can take (the call's
+// own timeout); a handler that honours its context returns at once and
+// costs nothing. 0 does not wait.
+func WithAbandonWait(d time.Duration) Option { return func(c *config) { c.abandonWait = d } }
 
 // WithRebalanceTimeout sets how long the group waits for members to rejoin
 // once a rebalance has begun, overriding franz-go's default of 60s. A revoke

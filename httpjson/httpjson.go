@@ -8,6 +8,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 )
 
 import "github.com/genpipe/genpipe"
@@ -95,3 +98,24 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error
 }
 
 var errTrailing = errors.New("trailing data")
+
+// maxRetryAfter caps a Retry-After (a day), so a silly value cannot
+// overflow a time.Duration or stall a caller for longer.
+const maxRetryAfter = 24 * time.Hour
+
+// RetryAfter reads the Retry-After header of an answer: delay-seconds or
+// an HTTP-date (then relative to now), at most a day. ok is false when
+// there is none, or it is neither.
+func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 {
+		return time.Duration(min(secs, int64(maxRetryAfter/time.Second))) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
+	}
+	return 0, false
+}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/httpjson"
@@ -42,5 +43,33 @@ func TestWriteProblem(t *testing.T) {
 	if w.Code != 404 || w.Header().Get("Content-Type") != "application/problem+json" ||
 		p.Status != 404 || p.Title != "Not Found" || p.Code != genpipe.ENOTFOUND || p.Detail != "request x not found" {
 		t.Fatalf("got %d %q %+v", w.Code, w.Header().Get("Content-Type"), p)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		value string
+		want  time.Duration
+		ok    bool
+	}{
+		{"", 0, false},
+		{"7", 7 * time.Second, true},
+		{" 7 ", 7 * time.Second, true},
+		{"0", 0, true},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{"99999999999999", 24 * time.Hour, true},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0, true},
+		{now.Add(48 * time.Hour).Format(http.TimeFormat), 24 * time.Hour, true},
+	} {
+		h := http.Header{}
+		if tc.value != "" {
+			h.Set("Retry-After", tc.value)
+		}
+		if got, ok := httpjson.RetryAfter(h, now); got != tc.want || ok != tc.ok {
+			t.Errorf("RetryAfter(%q) = %v, %v; want %v, %v", tc.value, got, ok, tc.want, tc.ok)
+		}
 	}
 }

@@ -124,7 +124,9 @@ func WithCompression(codec string) ConnOption {
 // member for a join round; it needs Kafka 4.0+ (franz-go recommends 4.3+,
 // where an offset commit can no longer fail with STALE_MEMBER_EPOCH in
 // normal operation). Where the broker does not have it, franz-go falls back
-// to the classic protocol by itself. Under KIP-848 the session timeout and
+// to the classic protocol by itself, and the stage engine logs a warning
+// saying so (it checks the brokers' ApiVersions for ConsumerGroupHeartbeat
+// v1 at start). Under KIP-848 the session timeout and
 // heartbeat interval are the broker's (group.consumer.session.timeout.ms,
 // group.consumer.heartbeat.interval.ms): the client's settings for them are
 // ignored.

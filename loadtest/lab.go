@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -126,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	brokers, connOpts := cfg.Brokers, cfg.Kafka
 	if len(brokers) == 0 {
-		b, err := broker.Start(broker.WithGroupMinSessionTimeout(100 * time.Millisecond))
+		b, err := broker.Start(broker.WithGroupMinSessionTimeout(embeddedMinSession))
 		if err != nil {
 			return nil, fmt.Errorf("loadtest: start broker: %w", err)
 		}
@@ -137,6 +138,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
+	t := timing{scale: cfg.TimeScale}
+	t.minSession, t.maxSession = sessionBounds(ctx, conn, cfg.Logger)
+	if scaled := t.scaledSession(); scaled != t.session() {
+		cfg.Logger.Warn("loadtest: the scaled session timeout is outside what the brokers accept; using their bound",
+			"scaled", scaled, "session", t.session(), "brokersAccept", fmt.Sprintf("%v to %v", t.minSession, t.maxSession))
+	}
 	javaConn, err := kafka.NewConn(brokers, append(slices.Clone(connOpts), kafka.WithGroupProtocol(kafka.GroupProtocolClassic))...)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
@@ -144,14 +151,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{Scenario: sc.Name, Shape: cfg.Workload.shape(), TimeScale: cfg.TimeScale, StartedAt: time.Now()}
 	runID := randomID()
 	for _, p := range profiles {
-		if err := ctx.Err(); err != nil {
-			return rep, err
+		if ctx.Err() != nil {
+			return rep, fmt.Errorf("loadtest: stopped before profile %s", p.name)
 		}
-		res, err := runProfile(ctx, cfg, conn, javaConn, p, runID, sched)
+		res, err := runProfile(ctx, cfg, t, conn, javaConn, p, runID, sched)
+		if res.Profile != "" { // measured, if only in part
+			rep.Results = append(rep.Results, res)
+		}
 		if err != nil {
 			return rep, fmt.Errorf("loadtest: profile %s: %w", p.name, err)
 		}
-		rep.Results = append(rep.Results, res)
 	}
 	return rep, nil
 }
@@ -168,9 +177,11 @@ type event struct {
 var pad = strings.Repeat("x", 220)
 
 // runProfile runs p; genpipe's clients connect with conn, the Java
-// emulation's with javaConn.
-func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p profile, runID string, sched []time.Duration) (Result, error) {
-	sc, t, log := cfg.Scenario, timing{scale: cfg.TimeScale}, cfg.Logger
+// emulation's with javaConn. It fails when the consumer groups do not
+// settle, a consumer stops on an error, or no request completes; when ctx
+// ends first it returns what it measured so far, with an error saying so.
+func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka.Conn, p profile, runID string, sched []time.Duration) (Result, error) {
+	sc, log := cfg.Scenario, cfg.Logger
 	prefix := fmt.Sprintf("lt-%s-%s", p.name, runID)
 	reqTopic, checkedTopic, resultsTopic := prefix+"-requests", prefix+"-checked", prefix+"-results"
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -241,6 +252,7 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 	})
 
 	events := &groupEvents{}
+	trouble := &groupTrouble{}
 	var groups []string
 	var stages []stageRunner
 	var javaStages []*javaStage
@@ -253,7 +265,7 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 		groups = append(groups, group)
 		if p.engine {
 			for range cfg.Workers {
-				es, err := newEngineStage(conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, log)
+				es, err := newEngineStage(conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, trouble, log)
 				if err != nil {
 					return Result{}, err
 				}
@@ -264,7 +276,7 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 		h := s.handle
 		js := &javaStage{
 			conn: javaConn, group: group, topic: s.topic, members: sc.Partitions, partition: sc.Partitions,
-			maxPoll: p.maxPollRecords, t: t, events: events, log: log,
+			maxPoll: p.maxPollRecords, t: t, events: events, trouble: trouble, log: log,
 			handle: func(ctx context.Context, r *kgo.Record) {
 				if err := h(ctx, r); err != nil && ctx.Err() == nil {
 					log.Warn("loadtest: handler failed", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
@@ -279,10 +291,11 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
+	stageFailed := make(chan error, len(stages))
 	for _, s := range stages {
 		wg.Go(func() {
-			if err := s.run(runCtx); err != nil {
-				log.Error("loadtest: stage stopped", "err", err)
+			if err := s.run(runCtx); err != nil && runCtx.Err() == nil {
+				stageFailed <- fmt.Errorf("a consumer stopped: %w", err)
 			}
 		})
 	}
@@ -313,17 +326,10 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 	})
 
 	// Wait until every partition of both stages has an owner, so the run
-	// measures the pipeline, not the group forming.
-	readyBy := time.Now().Add(60 * time.Second)
-	for !allReady(stages) {
-		if time.Now().After(readyBy) {
-			log.Warn("loadtest: consumer groups not settled after 60s; starting anyway", "profile", p.name)
-			break
-		}
-		_ = backoff.Sleep(ctx, 20*time.Millisecond)
-		if ctx.Err() != nil {
-			return Result{}, ctx.Err()
-		}
+	// measures the pipeline, not the group forming. Groups that do not
+	// settle would measure nothing.
+	if err := waitSettled(ctx, stages, stageFailed, trouble); err != nil {
+		return Result{}, err
 	}
 	events.start()
 
@@ -375,11 +381,17 @@ func runProfile(ctx context.Context, cfg Config, conn, javaConn *kafka.Conn, p p
 	adm := kadm.NewClient(collector)
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
+	var failed error
 wait:
 	for {
 		select {
 		case <-ctx.Done():
-			return Result{}, ctx.Err()
+			produced, completed := rec.counts()
+			failed = fmt.Errorf("stopped before the run ended: %d of %d requests completed (%d produced)", completed, len(sched), produced)
+			break wait
+		case err := <-stageFailed:
+			failed = err
+			break wait
 		case <-produceDone:
 			produceDone = nil
 			drainBy = time.After(t.d(cfg.DrainTimeout))
@@ -434,11 +446,18 @@ wait:
 		log.Info("loadtest: the AI refused calls over capacity", "profile", p.name, "check", cs.OverCapacity, "generate", gs.OverCapacity)
 	}
 
-	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	switch {
+	case failed != nil:
+	case res.Requests == 0 && len(sched) > 0:
+		failed = fmt.Errorf("no request could be produced: %v", produceErr)
+	case res.Completed == 0 && res.Requests > 0:
+		failed = fmt.Errorf("none of %d requests completed%s", res.Requests, trouble.why())
+	}
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	ends, err := adm.ListEndOffsets(lctx, reqTopic)
 	lcancel()
 	if err != nil {
-		return res, fmt.Errorf("end offsets of %s: %w", reqTopic, err)
+		return res, errors.Join(failed, fmt.Errorf("end offsets of %s: %w", reqTopic, err))
 	}
 	res.RecordsPerPartition = make([]int64, sc.Partitions)
 	ends.Each(func(o kadm.ListedOffset) {
@@ -447,7 +466,93 @@ wait:
 		}
 	})
 	res.PartitionMaxOverMean = maxOverMean(res.RecordsPerPartition)
-	return res, nil
+	return res, failed
+}
+
+// settleTimeout bounds how long a profile waits for its consumer groups to
+// give every partition an owner.
+const settleTimeout = 60 * time.Second
+
+// waitSettled waits until every partition of stages has an owner. It fails
+// when a consumer stops, ctx ends, or settleTimeout passes, saying what the
+// groups' last errors were.
+func waitSettled(ctx context.Context, stages []stageRunner, stageFailed <-chan error, trouble *groupTrouble) error {
+	timeout := time.NewTimer(settleTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !allReady(stages) {
+		select {
+		case err := <-stageFailed:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("stopped before the consumer groups settled%s", trouble.why())
+		case <-timeout.C:
+			return fmt.Errorf("the consumer groups did not give every partition an owner within %v%s", settleTimeout, trouble.why())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// groupTrouble keeps the last group management error of each group, to say
+// why a group does not settle or consumes nothing.
+type groupTrouble struct {
+	mu   sync.Mutex
+	last map[string]error
+}
+
+// hook returns a franz-go hook that records group's errors.
+func (g *groupTrouble) hook(group string) kgo.Hook { return troubleHook{g, group} }
+
+func (g *groupTrouble) set(group string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.last == nil {
+		g.last = map[string]error{}
+	}
+	g.last[group] = err
+}
+
+// why returns "" when no group had an error, else "; " and each group's
+// last error.
+func (g *groupTrouble) why() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var b strings.Builder
+	for _, group := range slices.Sorted(maps.Keys(g.last)) {
+		fmt.Fprintf(&b, "; group %s: %v", group, g.last[group])
+	}
+	return b.String()
+}
+
+type troubleHook struct {
+	g     *groupTrouble
+	group string
+}
+
+func (h troubleHook) OnGroupManageError(err error) { h.g.set(h.group, err) }
+
+// The session bounds the lab assumes: the embedded broker's minimum (scaled
+// tests need short sessions), and a stock Apache Kafka's for brokers whose
+// own cannot be read.
+const embeddedMinSession = 100 * time.Millisecond
+
+// sessionBounds returns the session timeouts the brokers of conn accept
+// from group members, or a stock Apache Kafka's when they cannot be read.
+func sessionBounds(ctx context.Context, conn *kafka.Conn, log *slog.Logger) (lo, hi time.Duration) {
+	cl, err := kgo.NewClient(append(conn.Opts(), kgo.DisableClientMetrics())...)
+	if err == nil {
+		defer cl.Close()
+		bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if lo, hi, err = engine.SessionTimeoutBounds(bctx, cl); err == nil {
+			return lo, hi
+		}
+	}
+	log.Warn("loadtest: cannot read the brokers' session timeout bounds; assuming a stock Apache Kafka's",
+		"min", engine.StockMinSessionTimeout, "max", engine.StockMaxSessionTimeout, "err", err)
+	return engine.StockMinSessionTimeout, engine.StockMaxSessionTimeout
 }
 
 // settled reports whether groups have committed every record of their topics.

@@ -2,10 +2,18 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // small is a scenario with fewer partitions than AI slots, small enough for
@@ -124,5 +132,89 @@ func TestNaiveOutlastsMaxPollInterval(t *testing.T) {
 	if article.Lost != 0 || article.Redeliveries != 0 || article.DuplicateAICalls != 0 || article.Rebalances != 0 {
 		t.Errorf("article: lost %d, redeliveries %d, duplicate AI calls %d, rebalances %d; want 0",
 			article.Lost, article.Redeliveries, article.DuplicateAICalls, article.Rebalances)
+	}
+}
+
+// A stock Apache Kafka refuses sessions under 6 s. The lab reads the
+// brokers' bound and stays within it, so every profile's groups form and
+// every request completes; on scaled timings alone (1 s here) every join
+// would be refused and nothing consumed.
+func TestStockBrokerSessionBounds(t *testing.T) {
+	b := testutil.StartBroker(t, testutil.StockGroups())
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{
+		Scenario:  small,
+		Profiles:  []string{ProfileArticle, ProfileGenpipe},
+		Workload:  Workload{Shape: ShapeBurst, Requests: 16, BurstSize: 8},
+		TimeScale: 0.02,
+		Brokers:   b.Addrs(),
+		Logger:    testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		if r.Completed != 16 {
+			t.Errorf("%s: %d of 16 requests completed", r.Profile, r.Completed)
+		}
+	}
+}
+
+// A consumer group the brokers refuse for good stops the profile with an
+// error that says why, instead of a run that waits and measures nothing.
+func TestRefusedGroupFailsTheRun(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(0), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	c.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		resp := req.(*kmsg.JoinGroupRequest).ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil, true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err = Run(ctx, Config{
+		Scenario:  small,
+		Profiles:  []string{ProfileGenpipe},
+		Workload:  Workload{Shape: ShapeBurst, Requests: 8, BurstSize: 8},
+		TimeScale: 0.02,
+		Brokers:   c.ListenAddrs(),
+		Logger:    testLogger(t),
+	})
+	if !errors.Is(err, kerr.GroupAuthorizationFailed) {
+		t.Fatalf("Run = %v, want the group's GROUP_AUTHORIZATION_FAILED", err)
+	}
+	t.Log(err)
+}
+
+// A run stopped half way reports what it measured, with an error (not a
+// bare context.Canceled, which a command takes for a clean stop): its
+// figures are not a measurement of the whole workload.
+func TestStoppedRunReportsAndFails(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	slowAI := small
+	slowAI.GenerateLatency = 10 * time.Minute // nothing completes before the stop
+	rep, err := Run(ctx, Config{
+		Scenario:  slowAI,
+		Profiles:  []string{ProfileGenpipe},
+		Workload:  Workload{Shape: ShapeBurst, Requests: 8, BurstSize: 8},
+		TimeScale: 0.02,
+		Logger:    testLogger(t),
+		Progress: func(p Progress) {
+			if p.Produced == p.Requests {
+				cancel()
+			}
+		},
+	})
+	if err == nil || errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "0 of 8 requests completed") {
+		t.Fatalf("Run = %v, want an error saying how far it got", err)
+	}
+	if rep == nil || len(rep.Results) != 1 || rep.Results[0].Requests != 8 || rep.Results[0].Completed != 0 {
+		t.Fatalf("report %+v, want the stopped profile's figures", rep)
 	}
 }

@@ -167,16 +167,33 @@ func (g *groupEvents) count() int {
 // timing holds the scaled durations of one run.
 type timing struct {
 	scale float64
+	// the session timeouts the brokers accept; session stays within them
+	minSession, maxSession time.Duration
 }
 
 func (t timing) d(unscaled time.Duration) time.Duration {
 	return time.Duration(float64(unscaled) * t.scale)
 }
 
-// session is the scaled session timeout, at least a second: heartbeats of
-// 100+ clients on a loaded 2-core machine miss shorter ones and the
-// group would rebalance for reasons the article never had.
-func (t timing) session() time.Duration { return max(t.d(javaSessionTimeout), time.Second) }
+// scaledSession is the scaled session timeout, at least a second:
+// heartbeats of 100+ clients on a loaded 2-core machine miss shorter ones
+// and the group would rebalance for reasons the article never had.
+func (t timing) scaledSession() time.Duration { return max(t.d(javaSessionTimeout), time.Second) }
+
+// session is the scaled session timeout within the brokers' bounds (6 s at
+// least on a stock Apache Kafka, which refuses a join below it). A longer
+// session only delays noticing a member that died, which no profile does:
+// they leave their groups.
+func (t timing) session() time.Duration {
+	d := t.scaledSession()
+	if t.minSession > 0 {
+		d = max(d, t.minSession)
+	}
+	if t.maxSession > 0 {
+		d = min(d, t.maxSession)
+	}
+	return d
+}
 
 func (t timing) heartbeat() time.Duration {
 	return min(t.session()/3, max(t.d(javaHeartbeatInterval), 50*time.Millisecond))
@@ -193,6 +210,7 @@ type javaStage struct {
 	t         timing
 	handle    func(ctx context.Context, r *kgo.Record)
 	events    *groupEvents
+	trouble   *groupTrouble
 	log       *slog.Logger
 	owned     []atomic.Int32 // partitions each member owns now
 	leaves    atomic.Int64   // max.poll.interval exceeded
@@ -269,6 +287,7 @@ func (s *javaStage) session(ctx context.Context, i int) {
 		kgo.OnPartitionsAssigned(track(true)),
 		kgo.OnPartitionsRevoked(track(false)),
 		kgo.OnPartitionsLost(track(false)),
+		kgo.WithHooks(s.trouble.hook(s.group)),
 		kgo.WithLogger(kafka.NewKgoLogger(s.log)),
 	)...)
 	if err != nil {
@@ -337,7 +356,7 @@ type engineStage struct {
 }
 
 func newEngineStage(conn *kafka.Conn, group, topic string, capacity, partitions, members int, t timing,
-	handle engine.Handler, events *groupEvents, log *slog.Logger) (*engineStage, error) {
+	handle engine.Handler, events *groupEvents, trouble *groupTrouble, log *slog.Logger) (*engineStage, error) {
 	quiet := slog.New(warnOnly{log.Handler()})
 	e, err := engine.New(conn.Brokers(), group, []string{topic}, handle,
 		engine.WithCapacity(capacity),
@@ -346,7 +365,7 @@ func newEngineStage(conn *kafka.Conn, group, topic string, capacity, partitions,
 		engine.WithShutdownTimeout(max(t.d(30*time.Second), time.Second)),
 		engine.WithCommitInterval(max(t.d(time.Second), 20*time.Millisecond)),
 		engine.WithLogger(quiet),
-		engine.WithClientOpts(append(conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(quiet.With("group", group))),
+		engine.WithClientOpts(append(conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(quiet.With("group", group))), kgo.WithHooks(trouble.hook(group)),
 			kgo.DisableClientMetrics(), kgo.FetchMaxWait(max(t.d(javaFetchMaxWait), 10*time.Millisecond)))...),
 	)
 	if err != nil {

@@ -26,7 +26,16 @@ import (
 // its own objects under random keys.
 func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
-var secret = []byte("test-webhook-secret")
+// secret is the Standard Webhooks test vector's.
+const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// verify checks that msg is a webhook signed with secret just now.
+func verify(t *testing.T, msg delivery) {
+	t.Helper()
+	if err := notifier.Verify(secret, msg.header, msg.body, notifier.DefaultTolerance); err != nil {
+		t.Errorf("webhook does not verify: %v (headers %v)", err, msg.header)
+	}
+}
 
 // Fast webhook timings: a failing receiver is retried within milliseconds.
 const (

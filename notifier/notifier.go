@@ -4,7 +4,10 @@
 // terminal status of a request that asked for one.
 //
 // Webhooks go through an outbox in the status store, so a crash never loses
-// one and a failing receiver never holds up the topic.
+// one and a failing receiver never holds up the topic. They follow Standard
+// Webhooks (https://www.standardwebhooks.com): each carries a webhook-id
+// that its retries share, the timestamp of its attempt, and a signature
+// over both and the body; signature.go has Verify for receivers.
 package notifier
 
 import (
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -22,27 +26,29 @@ import (
 
 // Notifier records status changes and delivers webhooks.
 type Notifier struct {
-	requests genpipe.RequestStore
-	outbox   genpipe.WebhookOutbox
-	objects  genpipe.ObjectStore
-	secret   []byte
-	cfg      config
+	requests  genpipe.RequestStore
+	outbox    genpipe.WebhookOutbox
+	objects   genpipe.ObjectStore
+	key       []byte // the webhook secret's HMAC key (see ParseSecret)
+	legacyKey []byte // the secret itself, the key of the legacy signature
+	cfg       config
 }
 
 type config struct {
-	client       *http.Client // set by New: see webhookClient
-	allowPrivate bool
-	retryWindow  time.Duration
-	maxDelay     time.Duration
-	resultTTL    time.Duration // how long the result links in a webhook stay valid: a bot message is read later than a web page
-	pollInterval time.Duration
-	concurrency  int
-	claimLease   time.Duration
-	shutdown     time.Duration
-	publishWait  time.Duration
-	onTerminal   func(ctx context.Context, status genpipe.Status, took time.Duration)
-	logger       *slog.Logger
-	now          func() time.Time
+	client          *http.Client // set by New: see webhookClient
+	allowPrivate    bool
+	legacySignature bool
+	retryWindow     time.Duration
+	maxDelay        time.Duration
+	resultTTL       time.Duration
+	pollInterval    time.Duration
+	concurrency     int
+	claimLease      time.Duration
+	shutdown        time.Duration
+	publishWait     time.Duration
+	onTerminal      func(ctx context.Context, status genpipe.Status, took time.Duration)
+	logger          *slog.Logger
+	now             func() time.Time
 }
 
 // Defaults of the Notifier's options.
@@ -53,6 +59,8 @@ const (
 	DefaultConcurrency     = 8
 	DefaultClaimLease      = time.Minute
 	DefaultShutdownTimeout = 10 * time.Second // the webhook client's timeout: any attempt may finish
+	DefaultResultTTL       = genpipe.DefaultResultTTL
+	DefaultLegacySignature = true
 )
 
 // Option configures a Notifier.
@@ -65,9 +73,27 @@ type Option func(*config)
 // them only where every part runs on one trusted network (`genpipe up`).
 func WithPrivateWebhooks(allow bool) Option { return func(cfg *config) { cfg.allowPrivate = allow } }
 
+// WithResultTTL sets how long the result links in a webhook stay valid,
+// overriding DefaultResultTTL (1 hour, the API's default too: give both
+// the same value, so that every channel hands out links of one lifetime).
+// It must be positive and at most genpipe.MaxPresignTTL (7 days). A
+// receiver that needs fresh links GETs the request.
+func WithResultTTL(d time.Duration) Option { return func(cfg *config) { cfg.resultTTL = d } }
+
+// WithLegacySignature sets whether webhooks also carry the headers genpipe
+// sent before Standard Webhooks, X-Genpipe-Signature (the HMAC-SHA256 of
+// the body alone) and X-Genpipe-Delivery, overriding
+// DefaultLegacySignature (true), so that receivers that verify the old
+// header keep working while they move to webhook-signature. Turn it off
+// once they have: a signature over the body alone verifies a captured
+// message replayed at any time.
+func WithLegacySignature(on bool) Option { return func(cfg *config) { cfg.legacySignature = on } }
+
 // WithRetryWindow sets how long a failing webhook receiver keeps getting
 // retries, overriding DefaultRetryWindow (1 hour); it must be positive.
 // After it the delivery is abandoned (GET and SSE still show the status).
+// Failures retrying cannot fix (a redirect, a 4xx other than 408 and 429,
+// an address that is not public) end the delivery at once instead.
 func WithRetryWindow(d time.Duration) Option { return func(cfg *config) { cfg.retryWindow = d } }
 
 // WithMaxRetryDelay caps the exponential delay between webhook attempts,
@@ -113,36 +139,46 @@ func WithEndToEndHook(hook func(ctx context.Context, status genpipe.Status, took
 func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
 // New returns a Notifier that records status changes in requests, queues
-// webhooks in outbox and signs them with secret. An empty secret, or an
-// option out of its range, is an error naming it.
-func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects genpipe.ObjectStore, secret []byte, opts ...Option) (*Notifier, error) {
+// webhooks in outbox and signs them with secret: whsec_ and a base64 key
+// (see NewSecret), or any other string, whose bytes are then the key (see
+// ParseSecret). A bad secret, or an option out of its range, is an error
+// naming it.
+func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects genpipe.ObjectStore, secret string, opts ...Option) (*Notifier, error) {
 	cfg := config{
-		retryWindow:  DefaultRetryWindow,
-		maxDelay:     DefaultMaxRetryDelay,
-		resultTTL:    24 * time.Hour,
-		pollInterval: DefaultPollInterval,
-		concurrency:  DefaultConcurrency,
-		claimLease:   DefaultClaimLease,
-		shutdown:     DefaultShutdownTimeout,
-		publishWait:  10 * time.Second,
-		onTerminal:   func(context.Context, genpipe.Status, time.Duration) {},
-		logger:       slog.Default(),
-		now:          time.Now,
+		legacySignature: DefaultLegacySignature,
+		retryWindow:     DefaultRetryWindow,
+		maxDelay:        DefaultMaxRetryDelay,
+		resultTTL:       DefaultResultTTL,
+		pollInterval:    DefaultPollInterval,
+		concurrency:     DefaultConcurrency,
+		claimLease:      DefaultClaimLease,
+		shutdown:        DefaultShutdownTimeout,
+		publishWait:     10 * time.Second,
+		onTerminal:      func(context.Context, genpipe.Status, time.Duration) {},
+		logger:          slog.Default(),
+		now:             time.Now,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.validate(secret); err != nil {
+	key, err := ParseSecret(secret)
+	if err := cfg.validate(err); err != nil {
 		return nil, err
 	}
+	if !strings.HasPrefix(secret, secretPrefix) && len(key) < 24 {
+		cfg.logger.Warn("the webhook secret is shorter than 24 bytes; generate one with whsec_ and 32 random bytes in base64")
+	}
 	cfg.client = webhookClient(cfg.allowPrivate)
-	return &Notifier{requests: requests, outbox: outbox, objects: objects, secret: secret, cfg: cfg}, nil
+	return &Notifier{requests: requests, outbox: outbox, objects: objects, key: key, legacyKey: []byte(secret), cfg: cfg}, nil
 }
 
-// validate reports every option out of its range, naming the option.
-func (c *config) validate(secret []byte) error {
+// validate reports every option out of its range, naming the option, and
+// the secret's error, if any.
+func (c *config) validate(secretErr error) error {
 	check := invalid.New("notifier")
-	check.If(len(secret) == 0, "no webhook secret: receivers could not verify what they get")
+	check.If(secretErr != nil, "%v: receivers could not verify what they get", secretErr)
+	check.If(c.resultTTL <= 0 || c.resultTTL > genpipe.MaxPresignTTL, "result TTL %v: want more than 0 and at most %v",
+		c.resultTTL, genpipe.MaxPresignTTL)
 	check.If(c.retryWindow <= 0, "retry window %v: want more than 0", c.retryWindow)
 	check.If(c.maxDelay <= 0, "max retry delay %v: want more than 0", c.maxDelay)
 	check.If(c.pollInterval <= 0, "poll interval %v: want more than 0", c.pollInterval)
@@ -225,13 +261,16 @@ func (n *Notifier) enqueueWebhook(ctx context.Context, e genpipe.Event, r *genpi
 }
 
 // webhookClient is the client for webhook POSTs: a 10 s timeout (a
-// receiver slower than that counts as failed and is retried), and unless
-// allowPrivate, connections to public addresses only.
+// receiver slower than that counts as failed and is retried), no
+// redirects followed (the answer is the 3xx itself: re-posting the signed
+// body to wherever a receiver points would let it aim the notifier at any
+// URL), and unless allowPrivate, connections to public addresses only.
 func webhookClient(allowPrivate bool) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	if !allowPrivate {
 		t.Proxy = nil // a proxy would dial for us, unchecked
 		t.DialContext = netguard.PublicDialer(5 * time.Second).DialContext
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: t}
+	return &http.Client{Timeout: 10 * time.Second, Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -3,10 +3,16 @@ package notifier_test
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,23 +139,36 @@ func TestWebhookDone(t *testing.T) {
 	if msg.method != http.MethodPost || msg.header.Get("Content-Type") != "application/json" {
 		t.Errorf("got %s with Content-Type %q, want a JSON POST", msg.method, msg.header.Get("Content-Type"))
 	}
-	if msg.header.Get("X-Genpipe-Delivery") == "" {
-		t.Error("no X-Genpipe-Delivery header")
+	if id := msg.header.Get(notifier.HeaderID); id != "msg_"+r.ID+"_done" {
+		t.Errorf("webhook-id %q; want msg_%s_done", id, r.ID)
 	}
-
-	sig := msg.header.Get(notifier.SignatureHeader)
-	if !notifier.Verify(secret, msg.body, sig) {
-		t.Fatalf("signature %q does not verify", sig)
+	if ts, err := strconv.ParseInt(msg.header.Get(notifier.HeaderTimestamp), 10, 64); err != nil ||
+		ts < msg.at.Add(-time.Minute).Unix() || ts > msg.at.Unix() {
+		t.Errorf("webhook-timestamp %q; want the unix seconds of the attempt (%d)", msg.header.Get(notifier.HeaderTimestamp), msg.at.Unix())
 	}
-	if notifier.Verify([]byte("another secret"), msg.body, sig) {
+	verify(t, msg)
+	if err := notifier.Verify(notifier.NewSecret(), msg.header, msg.body, notifier.DefaultTolerance); err == nil {
 		t.Error("signature verifies with another secret")
 	}
 	changed := bytes.Replace(msg.body, []byte(`"done"`), []byte(`"failed"`), 1)
-	if bytes.Equal(changed, msg.body) || notifier.Verify(secret, changed, sig) {
+	if err := notifier.Verify(secret, msg.header, changed, notifier.DefaultTolerance); bytes.Equal(changed, msg.body) || err == nil {
 		t.Error("signature verifies a changed body")
+	}
+	// The legacy headers, kept by default while receivers move on, signed
+	// as before: the body alone, keyed with the secret as configured.
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(msg.body)
+	if got, want := msg.header.Get(notifier.LegacySignatureHeader), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
+		t.Errorf("%s %q; want %q", notifier.LegacySignatureHeader, got, want)
+	}
+	if msg.header.Get(notifier.LegacyDeliveryHeader) == "" {
+		t.Errorf("no %s header by default", notifier.LegacyDeliveryHeader)
 	}
 
 	var v genpipe.RequestView
+	if bytes.Contains(msg.body, []byte(`"webhook"`)) {
+		t.Errorf("the webhook's body tells of the webhook itself: %s", msg.body)
+	}
 	dec := json.NewDecoder(bytes.NewReader(msg.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
@@ -162,8 +181,12 @@ func TestWebhookDone(t *testing.T) {
 	if v.Result == nil {
 		t.Fatal("done view without result links")
 	}
-	if ttl := time.Until(v.Result.ExpiresAt); ttl < 23*time.Hour || ttl > 25*time.Hour {
-		t.Errorf("links expire in %v, want about 24h", ttl)
+	// The API's default lifetime: one for every channel.
+	if ttl := time.Until(v.Result.ExpiresAt); ttl < genpipe.DefaultResultTTL-time.Minute || ttl > genpipe.DefaultResultTTL {
+		t.Errorf("links expire in %v, want about %v", ttl, genpipe.DefaultResultTTL)
+	}
+	if u, err := url.Parse(v.Result.PNGURL); err != nil || u.Query().Get("X-Amz-Expires") != "3600" {
+		t.Errorf("PNG link %s; want it presigned for 3600 s", v.Result.PNGURL)
 	}
 	for i, u := range []string{v.Result.PNGURL, v.Result.PDFURL, v.Result.PPTXURL} {
 		resp, err := http.Get(u)
@@ -189,9 +212,7 @@ func TestWebhookFailedCarriesReason(t *testing.T) {
 	e.runWebhooks(t)
 	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { return rcv.count() == 1 })
 	msg := rcv.deliveries()[0]
-	if !notifier.Verify(secret, msg.body, msg.header.Get(notifier.SignatureHeader)) {
-		t.Error("signature does not verify")
-	}
+	verify(t, msg)
 	var v genpipe.RequestView
 	if err := json.Unmarshal(msg.body, &v); err != nil {
 		t.Fatal(err)
@@ -235,9 +256,12 @@ func TestWebhookRetriedUntilDelivered(t *testing.T) {
 	if d := out[2]; d.State != genpipe.WebhookDelivered || d.Attempts != 3 || d.LastError != "" {
 		t.Errorf("last outcome %+v, want delivered after 3 attempts", d)
 	}
+	// Every attempt is signed anew, with the id of the message: the
+	// receiver can tell a retry from a new message.
 	for i, msg := range rcv.deliveries() {
-		if !notifier.Verify(secret, msg.body, msg.header.Get(notifier.SignatureHeader)) {
-			t.Errorf("attempt %d: signature does not verify", i+1)
+		verify(t, msg)
+		if id := msg.header.Get(notifier.HeaderID); id != "msg_"+r.ID+"_rejected" {
+			t.Errorf("attempt %d: webhook-id %q; want msg_%s_rejected on every attempt", i+1, id, r.ID)
 		}
 	}
 	if p := e.pending(t); len(p) != 0 {
@@ -430,7 +454,7 @@ func TestRunWebhooksConcurrentlyAndOnce(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for _, d := range got {
-		id := d.header.Get("X-Genpipe-Delivery")
+		id := d.header.Get(notifier.HeaderID)
 		if seen[id] {
 			t.Errorf("delivery %s POSTed twice", id)
 		}
@@ -466,13 +490,17 @@ func TestOptionsOutOfRange(t *testing.T) {
 		{notifier.WithPollInterval(0), "poll interval"},
 		{notifier.WithRetryWindow(0), "retry window"},
 		{notifier.WithMaxRetryDelay(-time.Second), "max retry delay"},
+		{notifier.WithResultTTL(0), "result TTL"},
+		{notifier.WithResultTTL(genpipe.MaxPresignTTL + time.Second), "result TTL"},
 	} {
 		if _, err := notifier.New(nil, nil, nil, secret, c.opt); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("New with a bad %s = %v; want an error naming it", c.want, err)
 		}
 	}
-	if _, err := notifier.New(nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "secret") {
-		t.Errorf("New without a secret = %v; want an error", err)
+	for _, bad := range []string{"", "whsec_not base64!", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 16))} {
+		if _, err := notifier.New(nil, nil, nil, bad); err == nil || !strings.Contains(err.Error(), "secret") {
+			t.Errorf("New with secret %q = %v; want an error", bad, err)
+		}
 	}
 	if _, err := notifier.New(nil, nil, nil, secret, notifier.WithShutdownTimeout(0)); err != nil {
 		t.Errorf("a shutdown timeout of 0 (hand back at once): %v", err)

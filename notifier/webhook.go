@@ -7,31 +7,45 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
+	"github.com/genpipe/genpipe/httpjson"
+	"github.com/genpipe/genpipe/netguard"
 )
 
-// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
-const SignatureHeader = "X-Genpipe-Signature"
+// The headers genpipe sent before Standard Webhooks, kept while receivers
+// move on (see WithLegacySignature). LegacySignatureHeader signs only the
+// body, so a captured message verifies forever: receivers should verify
+// HeaderSignature instead.
+const (
+	LegacySignatureHeader = "X-Genpipe-Signature" // "sha256=" and the hex HMAC-SHA256 of the body, keyed with the secret as given
+	LegacyDeliveryHeader  = "X-Genpipe-Delivery"  // the delivery's number in the outbox
+)
 
-// Sign returns the SignatureHeader value for body.
-func Sign(secret, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
+// legacySign returns the LegacySignatureHeader value of body, keyed as
+// before Standard Webhooks: with the secret's bytes, whatever its form.
+func legacySign(key, body []byte) string {
+	mac := hmac.New(sha256.New, key)
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// Verify reports whether header is the valid signature of body; receivers
-// use it. The comparison takes constant time.
-func Verify(secret, body []byte, header string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(header))
+// messageID is the webhook-id of a delivery: one per request and status,
+// as the outbox holds one delivery per request and status, so every
+// attempt of a delivery carries the same id, and no other delivery's id
+// collides with it (request ids are UUIDs). It holds no "." (see the
+// signature scheme).
+func messageID(d genpipe.WebhookDelivery) string {
+	return "msg_" + d.RequestID + "_" + string(d.Status)
 }
 
 // storeTimeout bounds recording an attempt's outcome, which runs even
@@ -107,21 +121,37 @@ func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
 	}
 	d.Attempts++
 	now := n.cfg.now()
+	var f *failure
+	errors.As(err, &f)
 	switch {
 	case err == nil:
 		d.State, d.LastError = genpipe.WebhookDelivered, ""
+	case f != nil && f.final:
+		d.State, d.LastError = genpipe.WebhookFailed, err.Error()
+		n.cfg.logger.Warn("webhook refused for good, not retried", "request", d.RequestID, "url", d.URL, "err", err)
 	case now.Sub(d.CreatedAt) >= n.cfg.retryWindow:
 		d.State, d.LastError = genpipe.WebhookAbandoned, err.Error()
 		n.cfg.logger.Warn("webhook abandoned", "request", d.RequestID, "url", d.URL, "attempts", d.Attempts, "err", err)
 	default:
-		policy := backoff.Policy{Base: time.Second, Max: n.cfg.maxDelay}
-		d.LastError, d.NextAttemptAt = err.Error(), now.Add(policy.Delay(d.Attempts))
+		d.LastError, d.NextAttemptAt = err.Error(), now.Add(n.retryDelay(d.Attempts, f))
 		n.cfg.logger.Info("webhook failed, will retry", "request", d.RequestID, "attempt", d.Attempts, "next", d.NextAttemptAt, "err", err)
 	}
 	if err := n.outbox.UpdateWebhook(rctx, d); err != nil {
 		n.cfg.logger.Error("record webhook attempt; the delivery goes out again when its claim's lease ends",
 			"request", d.RequestID, "delivery", d.ID, "err", err)
 	}
+}
+
+// retryDelay is the wait after a delivery's attempts-th failure f (nil
+// for one the receiver did not answer): the backoff, or longer when the
+// receiver asked for longer with Retry-After, though never longer than
+// the retry window.
+func (n *Notifier) retryDelay(attempts int, f *failure) time.Duration {
+	d := backoff.Policy{Base: time.Second, Max: n.cfg.maxDelay}.Delay(attempts)
+	if f != nil && f.retryAfter > d {
+		d = min(f.retryAfter, n.cfg.retryWindow)
+	}
+	return d
 }
 
 // handBack makes a delivery whose attempt was cut short due at once, so
@@ -151,7 +181,17 @@ func afterGrace(ctx context.Context, grace time.Duration) (context.Context, cont
 	}
 }
 
-// post sends the request's current status view, signed.
+// failure is a failed attempt whose cause the notifier can judge: an
+// answer of the receiver, or a refusal of the address.
+type failure struct {
+	msg        string
+	final      bool          // retrying cannot fix it: the delivery ends failed
+	retryAfter time.Duration // the receiver's Retry-After, 0 if none
+}
+
+func (f *failure) Error() string { return f.msg }
+
+// post sends the request's current status view, signed at this attempt.
 func (n *Notifier) post(ctx context.Context, d genpipe.WebhookDelivery) error {
 	body, err := n.payload(ctx, d.RequestID)
 	if err != nil {
@@ -159,22 +199,61 @@ func (n *Notifier) post(ctx context.Context, d genpipe.WebhookDelivery) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook request: %w", err)
+		return &failure{msg: fmt.Sprintf("webhook request: %v", err), final: true}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "genpipe-webhook/1")
-	req.Header.Set(SignatureHeader, Sign(n.secret, body))
-	req.Header.Set("X-Genpipe-Delivery", strconv.FormatInt(d.ID, 10))
+	n.sign(req.Header, d, body)
 	resp, err := n.cfg.client.Do(req)
+	if netguard.Refused(err) {
+		// A name that resolves to an internal address now: retrying dials it again.
+		return &failure{msg: fmt.Sprintf("webhook POST: %v", err), final: true}
+	}
 	if err != nil {
 		return fmt.Errorf("webhook POST: %w", err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("webhook POST: receiver answered %s", resp.Status)
+	return answerFailure(resp, n.cfg.now())
+}
+
+// sign sets the headers of a webhook: content type, the Standard Webhooks
+// id, timestamp and signature of this attempt, and the legacy ones unless
+// turned off.
+func (n *Notifier) sign(h http.Header, d genpipe.WebhookDelivery, body []byte) {
+	id, at := messageID(d), n.cfg.now()
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "genpipe-webhook/1")
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(at.Unix(), 10))
+	h.Set(HeaderSignature, Sign(n.key, id, at, body))
+	if n.cfg.legacySignature {
+		h.Set(LegacySignatureHeader, legacySign(n.legacyKey, body))
+		h.Set(LegacyDeliveryHeader, strconv.FormatInt(d.ID, 10))
 	}
-	return nil
+}
+
+// answerFailure judges the receiver's answer, as Standard Webhooks
+// suggests: 2xx delivers (nil); a redirect is not followed, and like a 4xx
+// other than 408 and 429 it is the receiver's configuration, which the
+// same URL will meet again, so it is final; 408, 429, 5xx and anything
+// else are retried, after the Retry-After the receiver asked for, if any.
+func answerFailure(resp *http.Response, now time.Time) error {
+	code := resp.StatusCode
+	if code >= 200 && code <= 299 {
+		return nil
+	}
+	// The standard text, not the receiver's: the request's view shows it.
+	f := &failure{msg: strings.TrimSpace(fmt.Sprintf("webhook POST: receiver answered %d %s", code, http.StatusText(code)))}
+	switch {
+	case code >= 300 && code <= 399:
+		f.final = true
+		f.msg += "; redirects are not followed: give the URL it redirects to"
+	case code >= 400 && code <= 499 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
+		f.final = true
+		f.msg += "; not retried"
+	default:
+		f.retryAfter, _ = httpjson.RetryAfter(resp.Header, now)
+	}
+	return f
 }
 
 func (n *Notifier) payload(ctx context.Context, id string) ([]byte, error) {
@@ -182,6 +261,7 @@ func (n *Notifier) payload(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read request %s: %w", id, err)
 	}
+	r.Webhook = nil // the message is the request's status, not its own
 	view, err := genpipe.NewRequestView(ctx, r, n.objects, n.cfg.resultTTL)
 	if err != nil {
 		return nil, err

@@ -2,10 +2,14 @@ package notifier_test
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,7 +103,7 @@ func TestTwoNotifiersShareOutbox(t *testing.T) {
 
 	seen := map[string]int{}
 	for _, d := range rcv.deliveries() {
-		seen[d.header.Get("X-Genpipe-Delivery")]++
+		seen[d.header.Get(notifier.HeaderID)]++
 	}
 	for id, n := range seen {
 		if n != 1 {
@@ -149,64 +153,271 @@ func TestDeadNotifiersClaimTakenOverAfterLease(t *testing.T) {
 
 // Without WithPrivateWebhooks the notifier connects to public addresses
 // only, checked on the address it dials: a webhook that points at loopback
-// by the time it is sent (DNS rebinding) gets no POST, and the attempt is
-// recorded as failed with the reason.
+// by the time it is sent (DNS rebinding) gets no POST, and the delivery
+// ends failed at once with the reason, since dialing again dials the same
+// address; the request's view shows it.
 func TestWebhookToLoopbackRefusedAtSendTime(t *testing.T) {
 	rcv := newReceiver(t, nil)
 	e := newEnv(t, notifier.WithPrivateWebhooks(false))
-	r := e.request(t, strings.Replace(rcv.URL, "127.0.0.1", "localhost", 1))
-	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
-	e.runWebhooks(t)
-	testutil.Eventually(t, 10*time.Second, "a failed attempt", func() bool { return len(e.store.outcomes(r.ID)) > 0 })
-	if n := rcv.count(); n != 0 {
-		t.Errorf("the loopback receiver got %d POSTs; want none", n)
-	}
-	if d := e.store.outcomes(r.ID)[0]; d.State != genpipe.WebhookPending || !strings.Contains(d.LastError, "refusing to dial") {
-		t.Errorf("first outcome %+v; want a pending retry whose error names the refusal", d)
+	for _, host := range []string{"localhost", "[::ffff:127.0.0.1]"} {
+		r := e.request(t, strings.Replace(rcv.URL, "127.0.0.1", host, 1))
+		e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+		stop := e.runWebhooks(t)
+		testutil.Eventually(t, 10*time.Second, "a failed attempt", func() bool { return len(e.store.outcomes(r.ID)) > 0 })
+		time.Sleep(5 * poll) // a few more polls: no retry
+		stop()
+		if n := rcv.count(); n != 0 {
+			t.Errorf("%s: the loopback receiver got %d POSTs; want none", host, n)
+		}
+		out := e.store.outcomes(r.ID)
+		if len(out) != 1 || out[0].State != genpipe.WebhookFailed || out[0].Attempts != 1 || !strings.Contains(out[0].LastError, "refusing to dial") {
+			t.Errorf("%s: outcomes %+v; want one, failed, whose error names the refusal", host, out)
+		}
+		checkView(t, e, r.ID, genpipe.WebhookFailed, "refusing to dial")
 	}
 }
 
-func TestSignVerify(t *testing.T) {
-	body := []byte(`{"id":"x","status":"done"}`)
-	mac := hmac.New(sha256.New, secret)
-	mac.Write(body)
-	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
-	sig := notifier.Sign(secret, body)
-	if sig != want {
-		t.Fatalf("Sign = %q, want %q", sig, want)
+// checkView checks what the request's view says of its webhook.
+func checkView(t *testing.T, e *env, id string, state genpipe.WebhookState, lastError string) {
+	t.Helper()
+	r, err := e.store.Request(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !notifier.Verify(secret, body, sig) {
-		t.Fatal("a signature does not verify its own body")
+	v, err := genpipe.NewRequestView(t.Context(), r, e.objects, time.Hour)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !notifier.Verify(secret, nil, notifier.Sign(secret, nil)) {
-		t.Error("the signature of an empty body does not verify")
+	if v.Webhook == nil || v.Webhook.State != state || !strings.Contains(v.Webhook.LastError, lastError) {
+		t.Errorf("view's webhook %+v; want %s with an error saying %q", v.Webhook, state, lastError)
 	}
-	last := sig[len(sig)-1]
-	flipped := sig[:len(sig)-1] + string("01"[btoi(last == '0')])
-	for name, tc := range map[string]struct {
-		secret []byte
-		body   []byte
-		header string
+}
+
+// A redirect is not followed: the signed body goes to the webhook URL
+// only, and the delivery ends failed, since the same URL redirects again.
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	target := newReceiver(t, nil)
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target.URL+"/stolen", code)
+		}))
+		t.Cleanup(redirector.Close)
+		e := newEnv(t)
+		r := e.request(t, redirector.URL)
+		e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+		stop := e.runWebhooks(t)
+		testutil.Eventually(t, 10*time.Second, "an attempt", func() bool { return len(e.store.outcomes(r.ID)) > 0 })
+		time.Sleep(5 * poll)
+		stop()
+		out := e.store.outcomes(r.ID)
+		if len(out) != 1 || out[0].State != genpipe.WebhookFailed || !strings.Contains(out[0].LastError, strconv.Itoa(code)) ||
+			!strings.Contains(out[0].LastError, "redirects are not followed") {
+			t.Errorf("%d: outcomes %+v; want one, failed, saying redirects are not followed", code, out)
+		}
+	}
+	if n := target.count(); n != 0 {
+		t.Errorf("the redirect's target got %d POSTs; want none", n)
+	}
+}
+
+// How each answer of a receiver ends an attempt: 2xx delivers; a redirect
+// and a 4xx other than 408 and 429 end the delivery failed after one
+// attempt; 408, 429 and 5xx are retried.
+func TestWebhookAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		code  int
+		state genpipe.WebhookState // of the first attempt
 	}{
-		"other secret":              {[]byte("other"), body, sig},
-		"changed body":              {secret, append(bytes.Clone(body), ' '), sig},
-		"empty header":              {secret, body, ""},
-		"hex without prefix":        {secret, body, strings.TrimPrefix(sig, "sha256=")},
-		"other prefix":              {secret, body, "sha1=" + strings.TrimPrefix(sig, "sha256=")},
-		"same length, last differs": {secret, body, flipped},
-		"truncated":                 {secret, body, sig[:len(sig)-2]},
-		"longer":                    {secret, body, sig + "00"},
-		"first byte differs":        {secret, body, "tha256=" + strings.TrimPrefix(sig, "sha256=")},
+		{200, genpipe.WebhookDelivered}, {204, genpipe.WebhookDelivered},
+		{304, genpipe.WebhookFailed},
+		{400, genpipe.WebhookFailed}, {401, genpipe.WebhookFailed}, {403, genpipe.WebhookFailed},
+		{404, genpipe.WebhookFailed}, {410, genpipe.WebhookFailed}, {422, genpipe.WebhookFailed},
+		{408, genpipe.WebhookPending}, {429, genpipe.WebhookPending},
+		{500, genpipe.WebhookPending}, {502, genpipe.WebhookPending}, {503, genpipe.WebhookPending}, {504, genpipe.WebhookPending},
 	} {
-		if notifier.Verify(tc.secret, tc.body, tc.header) {
-			t.Errorf("%s: Verify = true, want false", name)
+		rcv := newReceiver(t, func(int) int { return tc.code })
+		e := newEnv(t, notifier.WithMaxRetryDelay(time.Hour)) // one attempt in the test's time
+		r := e.request(t, rcv.URL)
+		e.handle(t, r.ID, genpipe.StatusDone, nil, "")
+		stop := e.runWebhooks(t)
+		testutil.Eventually(t, 10*time.Second, "an attempt", func() bool { return len(e.store.outcomes(r.ID)) > 0 })
+		stop()
+		out := e.store.outcomes(r.ID)
+		if len(out) != 1 || out[0].State != tc.state || out[0].Attempts != 1 {
+			t.Errorf("%d: outcomes %+v; want one, %s", tc.code, out, tc.state)
+			continue
+		}
+		if tc.state != genpipe.WebhookDelivered && !strings.Contains(out[0].LastError, strconv.Itoa(tc.code)) {
+			t.Errorf("%d: last error %q does not name the answer", tc.code, out[0].LastError)
+		}
+		if tc.state == genpipe.WebhookFailed {
+			checkView(t, e, r.ID, genpipe.WebhookFailed, strconv.Itoa(tc.code))
 		}
 	}
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
+// A receiver's Retry-After is honoured, beyond the max retry delay, but
+// not beyond the retry window.
+func TestWebhookRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		code       int
+		retryAfter string
+		want       time.Duration // at least
+		window     time.Duration
+	}{
+		{429, "120", 2 * time.Minute, time.Hour},
+		{503, "120", 2 * time.Minute, time.Hour},
+		{429, "86400", 30 * time.Minute, 30 * time.Minute},
+	} {
+		rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", tc.retryAfter)
+			w.WriteHeader(tc.code)
+		}))
+		t.Cleanup(rcv.Close)
+		e := newEnv(t, notifier.WithRetryWindow(tc.window))
+		r := e.request(t, rcv.URL)
+		e.handle(t, r.ID, genpipe.StatusDone, nil, "")
+		stop := e.runWebhooks(t)
+		testutil.Eventually(t, 10*time.Second, "an attempt", func() bool { return len(e.store.outcomes(r.ID)) > 0 })
+		stop()
+		d := e.store.outcomes(r.ID)[0]
+		// The receiver asked for minutes; the max retry delay is milliseconds.
+		if wait := time.Until(d.NextAttemptAt); d.State != genpipe.WebhookPending || wait < tc.want-time.Minute || wait > tc.want {
+			t.Errorf("%d with Retry-After %s: %+v, next attempt in %v; want pending, in about %v", tc.code, tc.retryAfter, d, wait, tc.want)
+		}
 	}
-	return 0
+}
+
+// The result links of a webhook last what WithResultTTL says, as the
+// API's do with the same value.
+func TestWebhookResultTTL(t *testing.T) {
+	const ttl = 3 * time.Hour
+	rcv := newReceiver(t, nil)
+	e := newEnv(t, notifier.WithResultTTL(ttl))
+	r := e.request(t, rcv.URL)
+	keys := genpipe.ResultKeys(r.ID)
+	e.handle(t, r.ID, genpipe.StatusDone, &keys, "")
+	e.runWebhooks(t)
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { return rcv.count() == 1 })
+	var v genpipe.RequestView
+	if err := json.Unmarshal(rcv.deliveries()[0].body, &v); err != nil || v.Result == nil {
+		t.Fatalf("view %s: %v; want a result", rcv.deliveries()[0].body, err)
+	}
+	if u, err := url.Parse(v.Result.PDFURL); err != nil || u.Query().Get("X-Amz-Expires") != "10800" {
+		t.Errorf("PDF link %s; want it presigned for 10800 s", v.Result.PDFURL)
+	}
+	if left := time.Until(v.Result.ExpiresAt); left < ttl-time.Minute || left > ttl {
+		t.Errorf("expiresAt in %v; want %v", left, ttl)
+	}
+}
+
+// Without the legacy headers, a webhook carries only the Standard Webhooks
+// ones.
+func TestWebhookWithoutLegacySignature(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	e := newEnv(t, notifier.WithLegacySignature(false))
+	r := e.request(t, rcv.URL)
+	e.handle(t, r.ID, genpipe.StatusRejected, nil, "too small")
+	e.runWebhooks(t)
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { return rcv.count() == 1 })
+	msg := rcv.deliveries()[0]
+	verify(t, msg)
+	for _, h := range []string{notifier.LegacySignatureHeader, notifier.LegacyDeliveryHeader} {
+		if v := msg.header.Get(h); v != "" {
+			t.Errorf("%s: %q; want none", h, v)
+		}
+	}
+}
+
+// The test vector of the Standard Webhooks reference libraries.
+func TestSignStandardWebhooksVector(t *testing.T) {
+	key, err := notifier.ParseSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1614265330, 0)
+	body := []byte(`{"test": 2432232314}`)
+	const want = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+	if got := notifier.Sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", at, body); got != want {
+		t.Fatalf("Sign = %q; want %q", got, want)
+	}
+	h := http.Header{}
+	h.Set(notifier.HeaderID, "msg_p5jXN8AQM9LWM0D4loKWxJek")
+	h.Set(notifier.HeaderTimestamp, "1614265330")
+	h.Set(notifier.HeaderSignature, want)
+	if err := notifier.VerifyAt("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", h, body, notifier.DefaultTolerance, at); err != nil {
+		t.Errorf("VerifyAt of the vector: %v", err)
+	}
+}
+
+// Verify refuses whatever was not signed with the secret just now: a
+// replay, another secret, a changed body, id or timestamp.
+func TestVerify(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	body := []byte(`{"id":"x","status":"done"}`)
+	key, _ := notifier.ParseSecret(secret)
+	signed := func(id string, at time.Time, sig string) http.Header {
+		h := http.Header{}
+		h.Set(notifier.HeaderID, id)
+		h.Set(notifier.HeaderTimestamp, strconv.FormatInt(at.Unix(), 10))
+		h.Set(notifier.HeaderSignature, sig)
+		return h
+	}
+	good := notifier.Sign(key, "msg_1", now, body)
+	other, _ := notifier.ParseSecret(notifier.NewSecret())
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+		body   []byte
+		want   error
+	}{
+		{"valid", signed("msg_1", now, good), body, nil},
+		{"within the tolerance", signed("msg_1", now.Add(-4*time.Minute), notifier.Sign(key, "msg_1", now.Add(-4*time.Minute), body)), body, nil},
+		{"clock ahead within the tolerance", signed("msg_1", now.Add(4*time.Minute), notifier.Sign(key, "msg_1", now.Add(4*time.Minute), body)), body, nil},
+		{"among others (rotation)", signed("msg_1", now, "v1a,abc v1,"+base64.StdEncoding.EncodeToString(make([]byte, 32))+" "+good), body, nil},
+		{"replayed later", signed("msg_1", now.Add(-6*time.Minute), notifier.Sign(key, "msg_1", now.Add(-6*time.Minute), body)), body, notifier.ErrTimestamp},
+		{"from the future", signed("msg_1", now.Add(6*time.Minute), notifier.Sign(key, "msg_1", now.Add(6*time.Minute), body)), body, notifier.ErrTimestamp},
+		{"timestamp moved", signed("msg_1", now.Add(time.Second), good), body, notifier.ErrSignature},
+		{"timestamp not a number", func() http.Header { h := signed("msg_1", now, good); h.Set(notifier.HeaderTimestamp, "soon"); return h }(), body, notifier.ErrTimestamp},
+		{"other id", signed("msg_2", now, good), body, notifier.ErrSignature},
+		{"changed body", signed("msg_1", now, good), append(bytes.Clone(body), ' '), notifier.ErrSignature},
+		{"other secret", signed("msg_1", now, notifier.Sign(other, "msg_1", now, body)), body, notifier.ErrSignature},
+		{"v1a only", signed("msg_1", now, "v1a"+strings.TrimPrefix(good, "v1")), body, notifier.ErrSignature},
+		{"no version", signed("msg_1", now, strings.TrimPrefix(good, "v1,")), body, notifier.ErrSignature},
+		{"truncated", signed("msg_1", now, good[:len(good)-2]), body, notifier.ErrSignature},
+		{"no signature", signed("msg_1", now, ""), body, notifier.ErrMissingHeaders},
+		{"no id", signed("", now, good), body, notifier.ErrMissingHeaders},
+	} {
+		if err := notifier.VerifyAt(secret, tc.header, tc.body, notifier.DefaultTolerance, now); !errors.Is(err, tc.want) {
+			t.Errorf("%s: Verify = %v; want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// A secret not in the whsec_ form is its own key, so the secrets of
+// earlier releases sign as before; a Standard Webhooks library takes it
+// as whsec_ and its base64.
+func TestParseSecret(t *testing.T) {
+	raw := "4f1c2a9e0b7d6c5a4f1c2a9e0b7d6c5a4f1c2a9e0b7d6c5a4f1c2a9e0b7d6c5a" // what up generated before: hex
+	key, err := notifier.ParseSecret(raw)
+	if err != nil || string(key) != raw {
+		t.Fatalf("ParseSecret(raw) = %q, %v; want the secret's bytes", key, err)
+	}
+	std, err := notifier.ParseSecret("whsec_" + base64.StdEncoding.EncodeToString([]byte(raw)))
+	if err != nil || !bytes.Equal(std, key) {
+		t.Errorf("the whsec_ form of a raw secret = %q, %v; want the same key", std, err)
+	}
+	fresh := notifier.NewSecret()
+	if key, err := notifier.ParseSecret(fresh); err != nil || len(key) != 32 || !strings.HasPrefix(fresh, "whsec_") {
+		t.Errorf("NewSecret %q: key %d bytes, %v; want whsec_ and 32 bytes", fresh, len(key), err)
+	}
+	if fresh == notifier.NewSecret() {
+		t.Error("NewSecret returned one secret twice")
+	}
+	for _, bad := range []string{"", "whsec_", "whsec_***", "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 23)),
+		"whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 65))} {
+		if _, err := notifier.ParseSecret(bad); err == nil {
+			t.Errorf("ParseSecret(%q) = nil error; want one", bad)
+		}
+	}
 }

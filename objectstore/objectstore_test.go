@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
@@ -198,7 +199,7 @@ func TestSidecarMetadata(t *testing.T) {
 	}
 	st := newStore(t, bucket)
 	ctx := ctxT(t)
-	u, err := st.PresignPut(ctx, "uploads/side", "image/png", time.Minute)
+	u, err := st.PresignPut(ctx, "uploads/side", genpipe.PutHeaders{ContentType: "image/png"}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

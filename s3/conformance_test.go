@@ -1,8 +1,11 @@
 package s3_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,6 +60,9 @@ func runConformance(t *testing.T, tg target) {
 		"MissingObject":        checkMissingObject,
 		"PresignPut":           checkPresignPut,
 		"PresignPutTampered":   checkPresignPutTampered,
+		"PresignPutSize":       checkPresignPutSize,
+		"Copy":                 checkCopy,
+		"Delete":               checkDelete,
 		"PresignGet":           checkPresignGet,
 		"PresignExpired":       checkPresignExpired,
 		"CORS":                 checkCORS,
@@ -72,6 +78,9 @@ func runConformance(t *testing.T, tg target) {
 }
 
 func ct(contentType string) http.Header { return http.Header{"Content-Type": {contentType}} }
+
+// png is a PUT of a PNG of any size.
+var png = genpipe.PutHeaders{ContentType: "image/png"}
 
 func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
@@ -128,7 +137,7 @@ func checkPresignPut(t *testing.T, tg target) {
 	st := tg.newStore(t, bucket)
 	ctx := ctxT(t)
 	key := unique("uploads/presigned put") + ".png"
-	u, err := st.PresignPut(ctx, key, "image/png", time.Minute)
+	u, err := st.PresignPut(ctx, key, png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +167,153 @@ func checkPresignPut(t *testing.T, tg target) {
 		t.Fatalf("Stat = %+v, %v", info, err)
 	}
 
-	_, err = st.PresignPut(ctx, key, "", time.Minute)
+	_, err = st.PresignPut(ctx, key, genpipe.PutHeaders{}, time.Minute)
 	wantCode(t, err, genpipe.EINVALID)
+	_, err = st.PresignPut(ctx, key, genpipe.PutHeaders{ContentType: "image/png", ContentLength: -1}, time.Minute)
+	wantCode(t, err, genpipe.EINVALID)
+}
+
+// A URL issued for a size takes that size only: a longer or shorter body,
+// a Content-Length header that lies in either direction, or no length at
+// all (chunked) is refused, and nothing is stored. A body longer than its
+// Content-Length header stores the header's bytes at most.
+func checkPresignPutSize(t *testing.T, tg target) {
+	st := tg.newStore(t, bucket)
+	ctx := ctxT(t)
+	const size = 100
+	body := bytes.Repeat([]byte("p"), size)
+	issue := func(key string) string {
+		u, err := st.PresignPut(ctx, key, genpipe.PutHeaders{ContentType: "image/png", ContentLength: size}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(u, "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost") {
+			t.Fatalf("content-length is not a signed header: %s", u)
+		}
+		return u
+	}
+	nothingAt := func(what, key string) {
+		t.Helper()
+		if info, err := st.Stat(ctx, key); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+			t.Errorf("%s stored %+v (%v)", what, info, err)
+		}
+	}
+
+	key := unique("uploads/sized")
+	u := issue(key)
+	client := tg.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	// put PUTs b as an honest client would (Content-Length: len(b)). The
+	// store may refuse before reading the body and close the connection,
+	// which the client may see as an error instead of the 403.
+	put := func(b io.Reader, length int64) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = length
+		req.Header.Set("Content-Type", "image/png")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	for name, b := range map[string][]byte{"longer": append(bytes.Clone(body), make([]byte, 11<<20)...), "shorter": body[:size-1], "empty": {}} {
+		if code, err := put(bytes.NewReader(b), int64(len(b))); code != http.StatusForbidden && err == nil {
+			t.Errorf("PUT of a %s body (%d bytes) to a URL for %d: %d, want 403", name, len(b), size, code)
+		}
+	}
+	nothingAt("refused PUTs", key)
+	for _, length := range []int{size + 1, size - 1, 60 << 20} {
+		if code := rawPut(t, u, length, bytes.Repeat([]byte("p"), length)); code != http.StatusForbidden {
+			t.Errorf("PUT with a tampered Content-Length %d: %d, want 403", length, code)
+		}
+	}
+	nothingAt("PUTs with a tampered Content-Length", key)
+	if code, err := put(io.MultiReader(bytes.NewReader(body)), -1); code == http.StatusOK {
+		t.Errorf("chunked PUT without a Content-Length: %d %v, want a refusal", code, err)
+	}
+	nothingAt("a PUT without a length", key)
+
+	long := append(bytes.Clone(body), bytes.Repeat([]byte("x"), 64<<10)...)
+	if code := rawPut(t, u, size, long); code != http.StatusOK {
+		t.Fatalf("PUT with the signed Content-Length and a longer body: %d, want 200 for the declared bytes", code)
+	}
+	if got, err := st.Get(ctx, key); err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("stored %d bytes (%v); want the %d declared", len(got), err, size)
+	}
+	if code, _, msg := tg.do(t, http.MethodPut, u, body, ct("image/png")); code != http.StatusOK {
+		t.Fatalf("PUT as signed: %d %s", code, msg)
+	}
+}
+
+// rawPut sends a PUT whose Content-Length header says length, whatever the
+// body's length, as no well-behaved client would, and returns the status.
+func rawPut(t *testing.T, rawURL string, length int, body []byte) int {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every target runs on this machine, whatever the URL's host name.
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", u.Port()), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	head := fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n",
+		u.RequestURI(), u.Host, length)
+	go func() { _, _ = conn.Write(append([]byte(head), body...)) }() // the server may answer before reading it all
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("raw PUT with Content-Length %d and %d bytes: %v", length, len(body), err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Copy makes a copy inside the store, whatever becomes of the original.
+func checkCopy(t *testing.T, tg target) {
+	st := tg.newStore(t, bucket)
+	ctx := ctxT(t)
+	src, dst := unique("uploads/original"), unique("inputs/copy")
+	if err := st.Put(ctx, src, "image/png", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Copy(ctx, src, dst)
+	if want := (genpipe.ObjectInfo{Key: dst, Size: 5, ContentType: "image/png"}); err != nil || info != want {
+		t.Fatalf("Copy = %+v, %v; want %+v", info, err, want)
+	}
+	if err := st.Put(ctx, src, "image/png", []byte("second, longer")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Get(ctx, dst); err != nil || string(got) != "first" {
+		t.Fatalf("the copy after the original changed: %q, %v; want %q", got, err, "first")
+	}
+	_, err = st.Copy(ctx, unique("uploads/never"), unique("inputs/never"))
+	wantCode(t, err, genpipe.ENOTFOUND)
+}
+
+func checkDelete(t *testing.T, tg target) {
+	st := tg.newStore(t, bucket)
+	ctx := ctxT(t)
+	key := unique("inputs/deleted")
+	if err := st.Put(ctx, key, "image/png", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // deleting what is gone is no error
+		if err := st.Delete(ctx, key); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+	}
+	_, err := st.Stat(ctx, key)
+	wantCode(t, err, genpipe.ENOTFOUND)
 }
 
 // tamper returns variants of a presigned URL that must all be refused, with
@@ -223,7 +377,7 @@ func checkPresignPutTampered(t *testing.T, tg target) {
 	st := tg.newStore(t, bucket)
 	ctx := ctxT(t)
 	key := unique("uploads/tampered")
-	u, err := st.PresignPut(ctx, key, "image/png", time.Minute)
+	u, err := st.PresignPut(ctx, key, png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +403,7 @@ func checkPresignExpired(t *testing.T, tg target) {
 	if err := st.Put(ctx, "uploads/expiring", "text/plain", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	put, err := st.PresignPut(ctx, "uploads/expired", "image/png", time.Second)
+	put, err := st.PresignPut(ctx, "uploads/expired", png, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +479,7 @@ func checkCORS(t *testing.T, tg target) {
 	st := tg.newStore(t, bucket)
 	ctx := ctxT(t)
 	const origin = "http://app.example.test:8080"
-	u, err := st.PresignPut(ctx, "uploads/cors", "image/png", time.Minute)
+	u, err := st.PresignPut(ctx, "uploads/cors", png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +528,7 @@ func checkCORS(t *testing.T, tg target) {
 
 	// Restricted origins.
 	restricted := tg.newStore(t, "cors-restricted", s3.WithCORSOrigins(origin))
-	u, err = restricted.PresignPut(ctx, "uploads/cors", "image/png", time.Minute)
+	u, err = restricted.PresignPut(ctx, "uploads/cors", png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +567,7 @@ func checkWrongCredentials(t *testing.T, tg target) {
 		t.Fatal("Put with a wrong secret succeeded")
 	}
 	// And a URL presigned with it is refused too.
-	u, err := st.PresignPut(ctxT(t), "uploads/forged", "image/png", time.Minute)
+	u, err := st.PresignPut(ctxT(t), "uploads/forged", png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +588,7 @@ func checkSignatureOfElsewhere(t *testing.T, tg target) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := st.PresignPut(ctxT(t), "uploads/elsewhere", "image/png", time.Minute)
+	u, err := st.PresignPut(ctxT(t), "uploads/elsewhere", png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

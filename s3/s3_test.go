@@ -103,7 +103,7 @@ func TestSessionToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := st.PresignPut(ctxT(t), "k", "image/png", time.Minute)
+	u, err := st.PresignPut(ctxT(t), "k", png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestPresignEndpoint(t *testing.T) {
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(testenv.ObjectStoreEndpoint(t), "http://"))
 	public := "http://localhost:" + port
 	st := newStore(t, bucket, s3.WithPresignEndpoint(public))
-	u, err := st.PresignPut(ctxT(t), "uploads/public", "image/png", time.Minute)
+	u, err := st.PresignPut(ctxT(t), "uploads/public", png, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

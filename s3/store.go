@@ -6,7 +6,7 @@
 // Users upload images straight to the store with presigned PUT URLs and read
 // slides with presigned GET URLs, so the bytes never pass through the API.
 // The store checks every signature (SigV4): a URL is good for one method, one
-// key, one content type and a limited time.
+// key, one content type, for uploads one size, and a limited time.
 package s3
 
 import (
@@ -223,14 +223,25 @@ func (s *Store) EnsureBucket(ctx context.Context) error {
 }
 
 // PresignPut returns a URL that accepts PUTs of key until ttl passes (1 s to
-// 7 days). The Content-Type header is part of the signature: a PUT must send
-// exactly contentType, or the store refuses it (403).
-func (s *Store) PresignPut(ctx context.Context, key, contentType string, ttl time.Duration) (string, error) {
-	if contentType == "" {
+// 7 days). The headers h are part of the signature: a PUT must send exactly
+// h.ContentType, and when h.ContentLength is set exactly that many bytes
+// (Content-Length is a signed header like any other: SigV4 stores recompute
+// it from the request and refuse another with 403, before storing
+// anything). S3 needs a Content-Length on every PUT that is not chunked
+// with signed chunks, which a presigned URL cannot make, so a PUT cannot
+// send more than its header says.
+func (s *Store) PresignPut(ctx context.Context, key string, h genpipe.PutHeaders, ttl time.Duration) (string, error) {
+	switch {
+	case h.ContentType == "":
 		return "", fmt.Errorf("s3: presign put %s: %w", key, genpipe.Errorf(genpipe.EINVALID, "a content type is required"))
+	case h.ContentLength < 0:
+		return "", fmt.Errorf("s3: presign put %s: %w", key, genpipe.Errorf(genpipe.EINVALID, "content length %d: want 0 (open) or more", h.ContentLength))
 	}
-	u, err := s.presigner.PresignHeader(ctx, http.MethodPut, s.bucket, key, ttl, nil,
-		http.Header{"Content-Type": {contentType}})
+	signed := http.Header{}
+	for k, v := range h.Header() {
+		signed.Set(k, v)
+	}
+	u, err := s.presigner.PresignHeader(ctx, http.MethodPut, s.bucket, key, ttl, nil, signed)
 	if err != nil {
 		return "", fmt.Errorf("s3: presign put %s: %w", key, err)
 	}
@@ -255,6 +266,27 @@ func (s *Store) Stat(ctx context.Context, key string) (genpipe.ObjectInfo, error
 		return genpipe.ObjectInfo{}, s.fail("stat", key, err)
 	}
 	return genpipe.ObjectInfo{Key: key, Size: info.Size, ContentType: info.ContentType}, nil
+}
+
+// Copy copies src to dst inside the bucket (CopyObject: the bytes never
+// leave the store) and returns dst's metadata. S3 copies an object as it was
+// at one moment: a PUT to src during the copy either precedes all of it or
+// none of it. Missing src is an ENOTFOUND error.
+func (s *Store) Copy(ctx context.Context, src, dst string) (genpipe.ObjectInfo, error) {
+	_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: dst},
+		minio.CopySrcOptions{Bucket: s.bucket, Object: src})
+	if err != nil {
+		return genpipe.ObjectInfo{}, s.fail("copy", src, err)
+	}
+	return s.Stat(ctx, dst)
+}
+
+// Delete removes the object at key; a missing one is no error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.client.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return s.fail("delete", key, err)
+	}
+	return nil
 }
 
 // Ping checks that the store answers and the bucket exists. Either failure

@@ -177,7 +177,10 @@ func (s *Store) ReleasePublish(ctx context.Context, id, owner string) error {
 }
 
 // Request returns a published request, or an ENOTFOUND error for an
-// unknown or unpublished one. Result is set when the request is done.
+// unknown or unpublished one. Result is set when the request is done, and
+// Webhook once its terminal status's webhook is queued. The two are read
+// one after the other: the delivery, queued after the status applied, may
+// be a step behind the request, never ahead of it.
 func (s *Store) Request(ctx context.Context, id string) (*genpipe.Request, error) {
 	if !validID(id) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
@@ -188,6 +191,11 @@ func (s *Store) Request(ctx context.Context, id string) (*genpipe.Request, error
 	}
 	if err != nil {
 		return nil, s.fail("read request "+id, err)
+	}
+	if r.WebhookURL != "" && r.Status.Terminal() {
+		if r.Webhook, err = s.requestWebhook(ctx, id); err != nil {
+			return nil, s.fail("read webhook of request "+id, err)
+		}
 	}
 	return r, nil
 }

@@ -22,6 +22,13 @@ const (
 	updateWebhook = `UPDATE webhook_deliveries
 	SET state = $2, attempts = $3, next_attempt_at = $4, last_error = $5
 	WHERE id = $1`
+
+	// selectRequestWebhook reads the newest delivery of a request, through
+	// the index of UNIQUE (request_id, status). A request has one in
+	// practice: only its terminal status queues one.
+	selectRequestWebhook = `SELECT id, request_id, status, url, state, attempts, next_attempt_at, last_error, created_at
+	FROM webhook_deliveries WHERE request_id = $1
+	ORDER BY id DESC LIMIT 1`
 )
 
 // claimDueWebhooksSQL returns d's statement that picks the due deliveries
@@ -122,9 +129,9 @@ func scanDeliveries(rows *sql.Rows) ([]genpipe.WebhookDelivery, error) {
 }
 
 // UpdateWebhook records the outcome of an attempt: it stores d's State,
-// Attempts, NextAttemptAt and LastError for the delivery d.ID. A delivered
-// or abandoned delivery is never due again; a pending one is due at its
-// NextAttemptAt. An unknown ID is an ENOTFOUND error.
+// Attempts, NextAttemptAt and LastError for the delivery d.ID. A delivered,
+// abandoned or failed delivery is never due again; a pending one is due at
+// its NextAttemptAt. An unknown ID is an ENOTFOUND error.
 func (s *Store) UpdateWebhook(ctx context.Context, d genpipe.WebhookDelivery) error {
 	if !validState(d.State) {
 		return genpipe.Errorf(genpipe.EINVALID, "unknown webhook state %q", d.State)
@@ -155,8 +162,22 @@ func validWebhook(d genpipe.WebhookDelivery) error {
 
 func validState(s genpipe.WebhookState) bool {
 	switch s {
-	case genpipe.WebhookPending, genpipe.WebhookDelivered, genpipe.WebhookAbandoned:
+	case genpipe.WebhookPending, genpipe.WebhookDelivered, genpipe.WebhookAbandoned, genpipe.WebhookFailed:
 		return true
 	}
 	return false
+}
+
+// requestWebhook returns the newest delivery of request id, or nil when
+// none is queued.
+func (s *Store) requestWebhook(ctx context.Context, id string) (*genpipe.WebhookDelivery, error) {
+	rows, err := s.read.QueryContext(ctx, selectRequestWebhook, id)
+	if err != nil {
+		return nil, err
+	}
+	found, err := scanDeliveries(rows)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return &found[0], nil
 }

@@ -31,6 +31,8 @@
 //   - ClaimDueWebhooks claims the longest overdue first (by NextAttemptAt,
 //     then ID); EnqueueWebhook defaults an empty State to pending and zero
 //     times to now.
+//   - Request carries the newest webhook delivery of the request once one
+//     is queued, so that GET shows where it stands.
 //   - Invalid input (no request ID, unknown status or webhook state,
 //     non-positive limit or lease) is an EINVALID error.
 package storetest
@@ -210,6 +212,26 @@ var requestTests = append(notFoundTests("Request", Store.Request), []test{
 			t.Fatalf("Request: %v", err)
 		}
 		checkRequest(t, "Request", got, r)
+		if got.Webhook != nil {
+			t.Errorf("Request of a request without a delivery has Webhook %+v; want nil", got.Webhook)
+		}
+	}},
+	{"CarriesWebhook", func(t *testing.T, s Store) {
+		r := createPublished(t, s)
+		advance(t, s, r.ID, genpipe.StatusRejected)
+		if got := read(t, s, r.ID); got.Webhook != nil {
+			t.Errorf("Request before its delivery is queued has Webhook %+v; want nil", got.Webhook)
+		}
+		now := time.Now()
+		enqueue(t, s, delivery(r.ID, genpipe.StatusRejected, now.Add(-time.Second)))
+		d := claimWebhooks(t, s, now, time.Minute, 1)[0]
+		d.State, d.Attempts, d.LastError = genpipe.WebhookFailed, 1, "the receiver answered 404 Not Found"
+		updateWebhook(t, s, d)
+		got := read(t, s, r.ID)
+		if got.Webhook == nil {
+			t.Fatal("Request of a request with a delivery has no Webhook")
+		}
+		checkDelivery(t, *got.Webhook, d)
 	}},
 }...)
 
@@ -562,9 +584,9 @@ var webhookTests = []test{
 		}
 		checkDue(t, s, now, 10, ids[1:2])
 	}},
-	{"DeliveredAndAbandonedNeverDue", func(t *testing.T, s Store) {
+	{"EndedNeverDue", func(t *testing.T, s Store) {
 		now := time.Now()
-		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookAbandoned} {
+		for _, state := range []genpipe.WebhookState{genpipe.WebhookDelivered, genpipe.WebhookAbandoned, genpipe.WebhookFailed} {
 			r := createPublished(t, s)
 			enqueue(t, s, delivery(r.ID, genpipe.StatusDone, now.Add(-time.Minute)))
 			due := claimWebhooks(t, s, now, time.Minute, 10)

@@ -46,7 +46,7 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 func (c *Check) check(ctx context.Context, e genpipe.Event) (genpipe.CheckVerdict, int, error) {
 	var verdict genpipe.CheckVerdict
 	attempts, err := c.callAI(ctx, e.RequestID, func(ctx context.Context) error {
-		url, err := c.objects.PresignGet(ctx, genpipe.UploadKey(e.Job.ObjectID), c.urlTTL)
+		url, err := c.presignImage(ctx, e)
 		if err != nil {
 			return err
 		}
@@ -55,4 +55,24 @@ func (c *Check) check(ctx context.Context, e genpipe.Event) (genpipe.CheckVerdic
 		return err
 	})
 	return verdict, attempts, err
+}
+
+// presignImage returns a GET URL of the image e's request is made from,
+// for the AI: the copy the API pinned when it accepted the request
+// (genpipe.InputKey), which no upload URL can overwrite. A request accepted
+// before the API pinned inputs has none, and is read from its upload as it
+// was then: UploadKey without an owner is where that API kept every upload.
+// Store errors are EUNAVAILABLE (retried with the AI call) or internal.
+func (s *stage) presignImage(ctx context.Context, e genpipe.Event) (string, error) {
+	key := genpipe.InputKey(e.RequestID)
+	_, err := s.objects.Stat(ctx, key)
+	switch genpipe.ErrorCode(err) {
+	case "":
+	case genpipe.ENOTFOUND:
+		key = genpipe.UploadKey("", e.Job.ObjectID)
+		s.logger.Info("request accepted before inputs were pinned: reading its upload", "stage", s.name, "request", e.RequestID)
+	default:
+		return "", fmt.Errorf("%s: find the input of %s: %w", s.name, e.RequestID, err)
+	}
+	return s.objects.PresignGet(ctx, key, s.urlTTL)
 }

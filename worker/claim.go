@@ -49,7 +49,8 @@ func (o *owners) next() string { return fmt.Sprintf("%s-%d", o.prefix, o.seq.Add
 // already done or failed it returns that outcome without calling the AI,
 // so the caller re-emits the result downstream. While another live worker
 // holds the claim, it waits for that one to finish or for its lease to
-// expire. It returns an error only when ctx ends.
+// expire. It returns an error only when ctx ends; the AI call then under
+// way still finishes and is recorded (see run).
 func (s *stage) once(ctx context.Context, id string, replay int, do work) (outcome, error) {
 	req := genpipe.ClaimRequest{RequestID: id, Stage: s.name, Owner: s.owners.next(), Lease: s.lease, Replay: replay}
 	for {
@@ -84,8 +85,16 @@ func (s *stage) once(ctx context.Context, id string, replay int, do work) (outco
 
 // run does the work under a claim this handling holds, renewing its lease
 // meanwhile, and records the outcome.
+//
+// When ctx ends while the work runs (the engine gave the record up), the AI
+// call under way still runs to its end (see callAI). If it answered, its
+// outcome is recorded all the same, and run returns ctx's error: this
+// handling emits nothing and its record is not committed, and the record's
+// next owner finds the claim done and re-emits the result without a second
+// call. If there is no answer to keep, the claim is handed back at once.
 func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Claim, do work) (outcome, error) {
-	renewCtx, stopRenew := context.WithCancel(ctx)
+	// The lease is renewed as long as the work runs, which may outlast ctx.
+	renewCtx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
@@ -94,10 +103,10 @@ func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Cla
 	output, attempts, err := do(ctx, c)
 	stopRenew()
 	<-renewed
-	if ctx.Err() != nil {
-		// Interrupted (a revoke or shutdown ran out of time): hand the
-		// claim back so the partition's next owner need not wait for
-		// the lease.
+	interrupted := ctx.Err() != nil
+	if interrupted && err != nil {
+		// No answer to keep: hand the claim back so that the
+		// partition's next owner need not wait for the lease.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if rerr := s.claims.ReleaseClaim(rctx, req.RequestID, req.Stage, req.Owner); rerr != nil {
@@ -109,8 +118,17 @@ func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Cla
 	if err != nil {
 		o.state, o.output = genpipe.ClaimFailed, failure(s.what, attempts, err)
 	}
-	ferr := s.retryStore(ctx, "finish claim", req.RequestID, func() error {
-		err := s.claims.FinishClaim(ctx, req.RequestID, req.Stage, req.Owner, o.state, o.output)
+	fctx := ctx
+	if interrupted {
+		// The record was given up on while the AI answered: record the
+		// answer for its next owner, within the lease that keeps the
+		// claim ours.
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), s.lease)
+		defer cancel()
+	}
+	ferr := s.retryStore(fctx, "finish claim", req.RequestID, func() error {
+		err := s.claims.FinishClaim(fctx, req.RequestID, req.Stage, req.Owner, o.state, o.output)
 		if genpipe.ErrorCode(err) == genpipe.ECONFLICT {
 			// Our lease lapsed (renewals failed) and another worker took
 			// over: it records its own outcome; ours still goes downstream.
@@ -119,6 +137,11 @@ func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Cla
 		}
 		return err
 	})
+	if interrupted {
+		s.logger.Info("record given up while its AI call ran: the call finished and its outcome is recorded for the record's next owner",
+			"stage", s.name, "request", req.RequestID, "recorded", ferr == nil)
+		return outcome{}, ctx.Err()
+	}
 	return o, ferr
 }
 

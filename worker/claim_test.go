@@ -77,25 +77,33 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	})
 }
 
-// An interrupted handling (a revoke or shutdown that ran out of time)
+// A handling interrupted between attempts (a revoke or shutdown that ran
+// out of time while it waited to retry the AI) has no answer to keep: it
 // hands its claim back, so the partition's next owner starts at once
 // instead of waiting out the lease.
 func TestInterruptedHandlingReleasesClaim(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
-		cs := newClaimedStage(t, stage, newClaims(t), time.Minute)
+		claims := newClaims(t)
+		down := &failingAI{status: http.StatusServiceUnavailable, detail: "warming up"}
+		slow := backoff.Policy{Attempts: 3, Base: time.Minute, Max: time.Minute}
+		handle, in, _ := newStage(t, stage, serve(t, down), testenv.New(t), claims, worker.WithRetry(slow))
+		id := uuid.NewString()
 		ctx, cancel := context.WithCancel(testutil.Context(t))
 		go func() {
-			for cs.stats().InFlight == 0 {
+			for down.calls.Load() == 0 {
 				time.Sleep(5 * time.Millisecond)
 			}
 			cancel()
 		}()
-		if err := cs.handle(ctx, cs.event); err == nil {
-			t.Fatal("Handle with its context canceled during the AI call returned nil")
+		if err := handle(ctx, testutil.JobEvent(in, id, newJob(t))); err == nil {
+			t.Fatal("Handle with its context canceled while it waited to retry returned nil")
 		}
-		c, err := cs.claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: cs.id, Stage: genpipe.Stage(stage), Owner: "next-owner", Lease: time.Minute})
+		c, err := claims.ClaimStage(testutil.Context(t), genpipe.ClaimRequest{RequestID: id, Stage: genpipe.Stage(stage), Owner: "next-owner", Lease: time.Minute})
 		if err != nil || c.State != genpipe.ClaimTaken {
 			t.Errorf("ClaimStage by the next owner = %+v, %v; want taken at once", c, err)
+		}
+		if n := down.calls.Load(); n != 1 {
+			t.Errorf("the AI got %d calls, want 1: no attempt starts once the record is given up", n)
 		}
 	})
 }

@@ -64,7 +64,7 @@ func (g *Generate) input(ctx context.Context, e genpipe.Event, style genpipe.Sty
 	in := genpipe.GenerateInput{RequestID: e.RequestID, Style: style, Title: e.Job.Title, Description: e.Job.Description,
 		IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageGenerate, e.Replay)}
 	var err error
-	if in.ImageURL, err = g.objects.PresignGet(ctx, genpipe.UploadKey(e.Job.ObjectID), g.urlTTL); err != nil {
+	if in.ImageURL, err = g.presignImage(ctx, e); err != nil {
 		return in, err
 	}
 	for _, out := range []struct {
@@ -75,7 +75,8 @@ func (g *Generate) input(ctx context.Context, e genpipe.Event, style genpipe.Sty
 		{result.PDFKey, genpipe.ContentTypePDF, &in.Outputs.PDF},
 		{result.PPTXKey, genpipe.ContentTypePPTX, &in.Outputs.PPTX},
 	} {
-		if *out.url, err = g.objects.PresignPut(ctx, out.key, out.contentType, g.urlTTL); err != nil {
+		// The size stays open: the AI knows it only once the file is made.
+		if *out.url, err = g.objects.PresignPut(ctx, out.key, genpipe.PutHeaders{ContentType: out.contentType}, g.urlTTL); err != nil {
 			return in, err
 		}
 	}

@@ -92,11 +92,13 @@ func expectEmpty(t *testing.T, env *testenv.Env, topics ...string) {
 	}
 }
 
-// upload stores data as an upload and returns its object id.
+// upload stores data as an upload made without an API key, where the API
+// put every upload before uploads had owners, and returns its object id.
+// With no input pinned for a request, the stages read it.
 func upload(t *testing.T, contentType string, data []byte) string {
 	t.Helper()
 	id := uuid.NewString()
-	if err := testenv.Objects(t).Put(testutil.Context(t), genpipe.UploadKey(id), contentType, data); err != nil {
+	if err := testenv.Objects(t).Put(testutil.Context(t), genpipe.UploadKey("", id), contentType, data); err != nil {
 		t.Fatal(err)
 	}
 	return id

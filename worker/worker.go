@@ -4,6 +4,27 @@
 // retries: the Kafka consumer that runs it only commits, it never retries.
 // The record path around a handler (decoding, poison records, dead letters,
 // tracing) is kafka.RecordHandler's.
+//
+// # Paid calls are never abandoned
+//
+// Users pay for every AI call, so each is claimed per request and stage in
+// the status database (see ClaimStore), and a call under way is never cut
+// off: when the record's context ends — the consumer lost or gave up the
+// partition (a rebalance, a broker outage), or shut down — the call runs to
+// its end under a context of its own, bounded by the AI client's timeout
+// (aiclient.DefaultTimeout), and no further attempt starts. Its answer is
+// recorded in the claim, and the handler returns the context's error
+// without emitting anything, so the engine does not commit the record; the
+// partition's next owner finds the claim done and re-emits the result
+// without a second call (while the call still runs, it finds the claim held
+// and waits). A handling given up on between attempts, with no answer to
+// keep, hands its claim back at once.
+//
+// The price: after it gave a record up, a process keeps the AI slot busy for
+// up to the call's timeout — its engine still counts the handler among its
+// running ones, so it starts no other record in that slot — and must not
+// exit meanwhile: run the engine with engine.WithAbandonWait at least the AI
+// client's timeout.
 package worker
 
 import (
@@ -198,15 +219,24 @@ func (s *stage) publish(ctx context.Context, topic string, e genpipe.Event) erro
 	return nil
 }
 
-// callAI runs call until it succeeds, fails for good, or runs out of
-// attempts; it returns the attempts made and the last error. A wait is
+// callAI runs call until it succeeds, fails for good, runs out of attempts,
+// or ctx ends; it returns the attempts made and the last error. A wait is
 // at least the Retry-After the AI asked for (see backoff.Retry), and each
 // 429 is reported, so the engine lowers the concurrency while the AI is
 // full instead of only retrying into it.
+//
+// Each attempt runs detached from ctx, bounded by the AI client's own
+// timeout: ctx ending stops the retries, never a call under way, which is
+// paid for whether or not its answer is read (see the package doc). No
+// attempt starts once ctx has ended.
 func (s *stage) callAI(ctx context.Context, id string, call func(context.Context) error) (attempts int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	callCtx := context.WithoutCancel(ctx)
 	err = backoff.Retry(ctx, s.retry, func() error {
 		attempts++
-		return call(ctx)
+		return call(callCtx)
 	}, backoff.RetryIf(retryable), backoff.OnRetry(func(attempt int, err error) {
 		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
 		s.onRetry(ctx, s.name, err)

@@ -293,13 +293,15 @@ func TestRetryHook(t *testing.T) {
 	}
 }
 
-// A canceled context (the consumer giving up at shutdown) ends Handle with
-// an error, so the record is not committed, and reports no outcome: the
-// next owner of the partition handles the record again.
+// A canceled context (the consumer giving up on the record: a revoke, a
+// lost partition, shutdown) ends Handle with an error, so the record is not
+// committed and nothing goes downstream. The AI call under way is not
+// abandoned: it runs to its end and its outcome is recorded in the claim, so
+// the record's next owner re-emits the result without paying again.
 func TestContextCanceledDuringAICall(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
 		env := testenv.New(t)
-		svc, url := simulatedAI(t, stage, aisim.WithLatency(time.Minute))
+		svc, url := simulatedAI(t, stage, aisim.WithLatency(time.Second))
 		handle, event, id, working := stageUnderTest(t, stage, url, env, worker.WithRetry(fast))
 
 		ctx, cancel := context.WithCancel(t.Context())
@@ -319,20 +321,28 @@ func TestContextCanceledDuringAICall(t *testing.T) {
 			if !errors.Is(err, context.Canceled) {
 				t.Errorf("Handle = %v, want context.Canceled", err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Handle did not return after its context was canceled")
+		case <-time.After(30 * time.Second):
+			t.Fatal("Handle did not return after its context was canceled and its AI call ended")
 		}
 		if got := statusesOf(t, readAll(t, env, env.Topics.Results)); !slices.Equal(got, []genpipe.Status{working}) {
 			t.Errorf("results topic: %v, want [%s] only", got, working)
 		}
 		expectEmpty(t, env, env.Topics.Checked)
+		if st := svc.Stats(); st.Calls != 1 || st.Succeeded != 1 || st.Abandoned != 0 {
+			t.Errorf("the AI got %d calls, %d succeeded, %d abandoned; want 1, 1, 0", st.Calls, st.Succeeded, st.Abandoned)
+		}
 		if stage == "generate" {
-			if _, err := env.Objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
-				t.Errorf("stat of the abandoned slide: %v, want not found", err)
+			if _, err := env.Objects.Stat(testutil.Context(t), genpipe.ResultKeys(id).PNGKey); err != nil {
+				t.Errorf("stat of the slide of the call that ran to its end: %v", err)
 			}
 		}
+
+		// The record's next owner re-emits the recorded outcome.
+		if err := handle(testutil.Context(t), event); err != nil {
+			t.Fatalf("Handle by the next owner: %v", err)
+		}
 		if st := svc.Stats(); st.Calls != 1 {
-			t.Errorf("the AI got %d calls, want 1", st.Calls)
+			t.Errorf("the AI got %d calls after the next owner handled the record, want 1", st.Calls)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
@@ -18,6 +19,14 @@ import (
 // defaultAPIAddr is where `genpipe api` and `genpipe up` serve the API and
 // the web page.
 const defaultAPIAddr = "127.0.0.1:8080"
+
+// submitPublishTimeout bounds how long POST /v1/requests waits for Kafka to
+// take a submission (the API producer's delivery timeout): with Kafka
+// unreachable the client gets 503 with Retry-After within about this long,
+// rather than hang on the producer's 10 s default. A broker that needs
+// longer to acknowledge costs a retry (with the same Idempotency-Key, which
+// queues nothing twice).
+const submitPublishTimeout = 2 * time.Second
 
 // apiConfig is the configuration of `genpipe api`: the HTTP API and the web
 // page.
@@ -48,7 +57,7 @@ func cmdAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // runAPI serves the API on ln until ctx is done; ready is called once it
 // is set up, just before it serves.
 func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Listener, log *slog.Logger, ready func()) error {
-	d, err := openDeps(ctx, cfg.backends, obs, "api", log)
+	d, err := openDeps(ctx, cfg.backends, obs, "api", log, kafka.WithDeliveryTimeout(submitPublishTimeout))
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,11 @@ func TestAPIBadInput(t *testing.T) {
 		{"upload over 10 MiB", "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": 10<<20 + 1}, 413, "the most is 10485760"},
 		{"upload of a gif", "POST", "/v1/uploads", map[string]string{"contentType": "image/gif"}, 400, "contentType"},
 		{"upload without type", "POST", "/v1/uploads", map[string]string{}, 400, "contentType"},
+		{"upload without length", "POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, 400, "contentLength is required"},
+		{"format character", "POST", "/v1/requests", valid(func(m map[string]any) { m["title"] = "invoice\u202egpj.exe" }), 400, "U+202E"},
+		{"invisible title", "POST", "/v1/requests", valid(func(m map[string]any) { m["title"] = "\u3164\u200b" }), 400, "title"},
+		{"non-canonical path", "GET", "//v1/styles", nil, 404, "no such endpoint"},
+		{"dot segments", "GET", "/v1/../v1/styles", nil, 404, "no such endpoint"},
 		{"unknown request", "GET", "/v1/requests/0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a", nil, 404, "not found"},
 		{"non-uuid request", "GET", "/v1/requests/nope", nil, 404, "not found"},
 		{"unknown request events", "GET", "/v1/requests/0b7c7d5e-2f1c-4c2a-9b1e-7a4e7c1d2f3a/events", nil, 404, "not found"},
@@ -87,11 +92,11 @@ func TestAPIBadHeaders(t *testing.T) {
 
 func TestUploadURLIsEnforced(t *testing.T) {
 	var u upload
-	call(t, "POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, nil, &u)
+	body := pngImage(t, 64, 64)
+	call(t, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(body)}, nil, &u)
 	if u.ExpiresAt.IsZero() || u.Headers["Content-Type"] != "image/png" {
 		t.Fatalf("upload answer = %+v", u)
 	}
-	body := pngImage(t, 64, 64)
 	if status := put(t, u.UploadURL, "image/jpeg", body); status != http.StatusForbidden {
 		t.Fatalf("PUT with another content type: %d, want 403", status)
 	}

@@ -39,11 +39,12 @@ type deps struct {
 	closers  []func() // in opening order; close runs them in reverse
 }
 
-// openDeps opens part's dependencies at b; close releases them, also after
-// an error part way.
-func openDeps(ctx context.Context, b backends, obs *observability, part string, log *slog.Logger) (d *deps, err error) {
-	d = &deps{obs: obs}
-	defer func() {
+// openDeps opens part's dependencies at b, its producer configured with
+// producerOpts; close releases them, also after an error part way.
+func openDeps(ctx context.Context, b backends, obs *observability, part string, log *slog.Logger,
+	producerOpts ...kafka.ProducerOption) (_ *deps, err error) {
+	d := &deps{obs: obs}
+	defer func() { // d, not the nil returned with err: it holds what opened so far
 		if err != nil {
 			d.close()
 		}
@@ -62,7 +63,7 @@ func openDeps(ctx context.Context, b backends, obs *observability, part string, 
 		return nil, err
 	}
 	hooks := obs.producerHooks(strings.TrimSuffix(part, "-worker") + "-producer")
-	if d.producer, err = d.conn.NewProducer(kafka.WithProducerLogger(log), hooks); err != nil {
+	if d.producer, err = d.conn.NewProducer(append([]kafka.ProducerOption{kafka.WithProducerLogger(log), hooks}, producerOpts...)...); err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
 	d.closers = append(d.closers, d.producer.Close)

@@ -8,11 +8,13 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 )
 
@@ -40,8 +42,8 @@ func TestE2EUploadToSlide(t *testing.T) {
 	checkPPTX(t, download(t, v.Result.PPTXURL))
 
 	delivery := hooks.wait(t, 15*time.Second)
-	if !notifier.Verify([]byte(sys.WebhookSecret), delivery.body, delivery.signature) {
-		t.Fatalf("webhook signature %q does not verify", delivery.signature)
+	if err := notifier.Verify(sys.WebhookSecret, delivery.header, delivery.body, notifier.DefaultTolerance); err != nil {
+		t.Fatalf("webhook does not verify: %v (headers %v)", err, delivery.header)
 	}
 	var hv requestView
 	if err := json.Unmarshal(delivery.body, &hv); err != nil {
@@ -51,6 +53,26 @@ func TestE2EUploadToSlide(t *testing.T) {
 		t.Fatalf("webhook payload = %+v, want done with result for %s", hv, a.ID)
 	}
 	checkPNG(t, download(t, hv.Result.PNGURL))
+	// One lifetime for the links of every channel: -result-ttl.
+	if get, hook := linkLifetime(t, v.Result.PNGURL), linkLifetime(t, hv.Result.PNGURL); get != hook {
+		t.Errorf("GET's links are presigned for %s s, the webhook's for %s s; want one lifetime", get, hook)
+	}
+	// GET tells where the webhook stands.
+	testutil.Eventually(t, 10*time.Second, "GET to show the webhook delivered", func() bool {
+		var got requestView
+		call(t, "GET", "/v1/requests/"+a.ID, nil, nil, &got)
+		return got.Webhook != nil && got.Webhook.State == "delivered" && got.Webhook.Attempts == 1
+	})
+}
+
+// linkLifetime is how long a presigned link was signed for, in seconds.
+func linkLifetime(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil || u.Query().Get("X-Amz-Expires") == "" {
+		t.Fatalf("link %q is not presigned (%v)", link, err)
+	}
+	return u.Query().Get("X-Amz-Expires")
 }
 
 func checkPNG(t *testing.T, data []byte) {
@@ -181,8 +203,8 @@ type webhookReceiver struct {
 }
 
 type delivery struct {
-	body      []byte
-	signature string
+	body   []byte
+	header http.Header
 }
 
 func newWebhookReceiver(t *testing.T) *webhookReceiver {
@@ -190,7 +212,7 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 	srv := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
-		r.got = append(r.got, delivery{body: body, signature: req.Header.Get(notifier.SignatureHeader)})
+		r.got = append(r.got, delivery{body: body, header: req.Header.Clone()})
 		r.mu.Unlock()
 		r.cond <- struct{}{}
 	}))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,9 +86,17 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 				p.Profile, p.Produced, p.Requests, p.Completed, p.Requests, p.Rps, p.Elapsed.Round(time.Second))
 		},
 	})
-	if err != nil {
+	if rep == nil || len(rep.Results) == 0 {
 		return err
 	}
+	// What was measured is shown even when the run failed or was stopped:
+	// the figures say how far it got, and the error why it ended.
+	return errors.Join(err, writeLoadtest(rep, stdout, jsonFile, outDir))
+}
+
+// writeLoadtest writes rep as JSON to jsonFile and as charts and HTML into
+// outDir (each when set), and its table to stdout.
+func writeLoadtest(rep *loadtest.Report, stdout io.Writer, jsonFile, outDir string) error {
 	if jsonFile != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err != nil {

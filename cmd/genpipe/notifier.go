@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -22,16 +24,38 @@ type notifierConfig struct {
 	servicePart
 	WebhookSecret        string
 	AllowPrivateWebhooks bool
+	LegacySignature      bool
+	ResultTTL            time.Duration
 }
 
 func (c *notifierConfig) register(f *flags) {
 	c.servicePart.register(f, false, true)
-	f.Secret(&c.WebhookSecret, "webhook-secret", "GENPIPE_WEBHOOK_SECRET", "HMAC-SHA256 key that signs webhook bodies")
+	f.Secret(&c.WebhookSecret, "webhook-secret", "GENPIPE_WEBHOOK_SECRET",
+		"the secret that signs webhooks (Standard Webhooks): whsec_ and 24 to 64 random bytes in base64, as up generates; "+
+			"any other value is used as the HMAC-SHA256 key byte for byte, as before")
 	f.Check(func() error {
-		return requiredFlags("webhook-secret", c.WebhookSecret)
+		if err := requiredFlags("webhook-secret", c.WebhookSecret); err != nil {
+			return err
+		}
+		if _, err := notifier.ParseSecret(c.WebhookSecret); err != nil {
+			return fmt.Errorf("-webhook-secret: %w", err)
+		}
+		return nil
 	})
 	f.Bool(&c.AllowPrivateWebhooks, "allow-private-webhooks", "GENPIPE_ALLOW_PRIVATE_WEBHOOKS", false,
 		"let webhook POSTs connect to loopback, private, link-local and other internal addresses (checked on the address dialed)")
+	f.Bool(&c.LegacySignature, "webhook-legacy-signature", "GENPIPE_WEBHOOK_LEGACY_SIGNATURE", notifier.DefaultLegacySignature,
+		"also send X-Genpipe-Signature (HMAC of the body alone) and X-Genpipe-Delivery, for receivers not yet verifying "+
+			"webhook-signature; turn off once they do, as a signature of the body alone verifies a replayed webhook")
+	registerResultTTL(f, &c.ResultTTL)
+}
+
+// options turns the settings into the notifier's options, logger and
+// hooks aside.
+func (c notifierConfig) options() []notifier.Option {
+	return []notifier.Option{notifier.WithPrivateWebhooks(c.AllowPrivateWebhooks),
+		notifier.WithLegacySignature(c.LegacySignature), notifier.WithResultTTL(c.ResultTTL),
+		notifier.WithShutdownTimeout(c.ShutdownTimeout)}
 }
 
 func (c *notifierConfig) part() string { return "notifier" }
@@ -48,9 +72,8 @@ func runNotifier(ctx context.Context, cfg notifierConfig, obs *observability, lo
 		return err
 	}
 	defer d.close()
-	n, err := notifier.New(d.store, d.store, d.objects, []byte(cfg.WebhookSecret), notifier.WithLogger(log),
-		notifier.WithEndToEndHook(obs.endToEndHook), notifier.WithPrivateWebhooks(cfg.AllowPrivateWebhooks),
-		notifier.WithShutdownTimeout(cfg.ShutdownTimeout))
+	n, err := notifier.New(d.store, d.store, d.objects, cfg.WebhookSecret,
+		append(cfg.options(), notifier.WithLogger(log), notifier.WithEndToEndHook(obs.endToEndHook))...)
 	if err != nil {
 		return err
 	}

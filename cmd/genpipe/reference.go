@@ -36,7 +36,7 @@ var subcommands = map[string][]string{"dlq": {"list", "replay"}}
 // code that neither a flag nor this list documents.
 var otherEnv = []refEnv{
 	{Command: "up", Env: "GENPIPE_WEBHOOK_SECRET",
-		Help: "the webhook signing secret written to secrets.json when the data dir has none yet (otherwise a random one); later starts read the file"},
+		Help: "the webhook signing secret written to secrets.json when the data dir has none yet (otherwise a new random whsec_ one); later starts read the file"},
 }
 
 type refEnv struct{ Command, Env, Help string }

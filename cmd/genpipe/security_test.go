@@ -135,18 +135,24 @@ func TestAPIKeysEndToEnd(t *testing.T) {
 	}
 	var u upload
 	before := time.Now()
-	if resp := a.do(t, keyA, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": 1000}, &u); resp.StatusCode != http.StatusCreated {
+	img := pngImage(t, 200, 120)
+	if resp := a.do(t, keyA, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads with a key: %s", resp.Status)
 	}
 	checkUploadTTL(t, u, before, 2*time.Minute)
 	if resp := a.do(t, keyA, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": 300001}, &p); resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("upload over -max-upload-bytes: %s %+v; want 413", resp.Status, p)
 	}
-	if status := put(t, u.UploadURL, "image/png", pngImage(t, 200, 120)); status != http.StatusOK {
+	if status := put(t, u.UploadURL, "image/png", img); status != http.StatusOK {
 		t.Fatalf("PUT upload: %d", status)
 	}
 
 	body := map[string]string{"objectId": u.ObjectID, "style": "minimal", "description": "Only my key sees this."}
+	// An objectId is its key's: to another key it was never uploaded.
+	if resp := a.do(t, keyB, "POST", "/v1/requests", body, &p); resp.StatusCode != http.StatusUnprocessableEntity ||
+		!strings.Contains(p.Detail, "never uploaded") {
+		t.Fatalf("key B submitting key A's objectId: %s %+v; want 422 never uploaded", resp.Status, p)
+	}
 	body["webhookUrl"] = newWebhookReceiver(t).url // on 127.0.0.1: refused by genpipe api's default
 	if resp := a.do(t, keyA, "POST", "/v1/requests", body, &p); resp.StatusCode != http.StatusBadRequest ||
 		!strings.Contains(p.Detail, "private networks") {

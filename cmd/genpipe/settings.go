@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
@@ -363,10 +364,18 @@ func (s *apiSettings) register(f *flags, up bool) {
 	f.Int(&s.RateBurst, "rate-burst", "GENPIPE_RATE_BURST", api.DefaultRateBurst, "requests a client may make at once on top of -rate-limit", atLeast(1))
 	f.Duration(&s.UploadTTL, "upload-ttl", "GENPIPE_UPLOAD_TTL", api.DefaultUploadTTL, "how long a presigned upload URL accepts the image",
 		between(time.Second, api.MaxURLTTL))
-	f.Duration(&s.ResultTTL, "result-ttl", "GENPIPE_RESULT_TTL", api.DefaultResultTTL,
-		"how long the slide links in an answer or SSE event stay valid (each GET presigns new ones)", between(time.Second, api.MaxURLTTL))
+	registerResultTTL(f, &s.ResultTTL)
 	f.Int64(&s.MaxUploadBytes, "max-upload-bytes", "GENPIPE_MAX_UPLOAD_BYTES", api.DefaultMaxUploadSize,
 		"the largest image a request may use, in bytes", atLeast(int64(1)))
+}
+
+// registerResultTTL adds -result-ttl, for every part that hands out
+// result links (api, notifier; up gives its one value to both), so that
+// the links of an answer, an SSE event and a webhook live as long.
+func registerResultTTL(f *flags, ttl *time.Duration) {
+	f.Duration(ttl, "result-ttl", "GENPIPE_RESULT_TTL", genpipe.DefaultResultTTL,
+		"how long the slide links in an answer, an SSE event or a webhook stay valid (each GET presigns new ones); "+
+			"give the api and the notifier the same value", between(time.Second, genpipe.MaxPresignTTL))
 }
 
 // options turns the settings into the API's options.

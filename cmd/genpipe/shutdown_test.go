@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -137,6 +138,47 @@ func TestUpSIGTERMFinishesInFlight(t *testing.T) {
 	checkPNG(t, download(t, v.Result.PNGURL)) // the AI call really finished: its slide is stored
 	if c := s.aiCounters(printedURL(t, again, "Generative AI")); c.Calls != 0 {
 		t.Errorf("the restarted Generative AI was called %d times, want 0: the call in flight at SIGTERM was finished and committed", c.Calls)
+	}
+}
+
+// TestUpSIGINTLeavesNoStaleStatus sends SIGINT to `genpipe up` while its
+// Generative AI works on a request. up stops its parts in dependency order —
+// the API, then the workers, which finish the call and publish done, then
+// the notifier once it has recorded that, the AIs last — so when up has
+// exited the status database already says done, not generating until the
+// next start.
+func TestUpSIGINTLeavesNoStaleStatus(t *testing.T) {
+	s := newStandalone(t)
+	dataDir := filepath.Join(s.dir, "up")
+	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr, "--data-dir", dataDir,
+		"--check-latency", "50ms", "--generate-latency", "2s", "--partitions", "4")
+	s.waitReady(up)
+	id, _ := s.submit("up interrupted mid-call")
+	s.waitAICounters(printedURL(t, up, "Generative AI"), "the request at the Generative AI", func(c aiCounters) bool { return c.InFlight == 1 })
+
+	up.stopping = true // this test stops it
+	signalProcess(t, up, syscall.SIGINT)
+	select {
+	case <-up.done:
+	case <-time.After(30 * time.Second):
+		_ = up.cmd.Process.Kill()
+		<-up.done
+		t.Fatal("up did not exit within 30 s of SIGINT")
+	}
+	if code := up.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("up exited with %v after SIGINT, want status 0", up.waitErr)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "genpipe.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var status string
+	if err := db.QueryRow(`SELECT status FROM requests WHERE id = ?`, id).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if status != "done" {
+		t.Errorf("after up exited the status database has request %s %s, want done: the call finished, its status was left unrecorded", id, status)
 	}
 }
 

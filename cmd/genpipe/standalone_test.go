@@ -433,13 +433,14 @@ func (s *standalone) submit(title string) (string, *webhookReceiver) {
 	s.t.Helper()
 	hooks := newWebhookReceiver(s.t)
 	var u upload
-	if resp := s.call("POST", "/v1/uploads", map[string]string{"contentType": "image/png"}, &u); resp.StatusCode != http.StatusCreated {
+	img := pngImage(s.t, 320, 200)
+	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
 	if !strings.HasPrefix(u.UploadURL, "http://"+s.s3Addr+"/") {
 		s.t.Fatalf("upload URL %s is not on the object store process at %s", u.UploadURL, s.s3Addr)
 	}
-	if status := put(s.t, u.UploadURL, "image/png", pngImage(s.t, 320, 200)); status != http.StatusOK {
+	if status := put(s.t, u.UploadURL, "image/png", img); status != http.StatusOK {
 		s.t.Fatalf("PUT upload: %d", status)
 	}
 	var a accepted
@@ -481,10 +482,10 @@ func (s *standalone) waitTerminal(id string, timeout time.Duration) requestView 
 func (s *standalone) checkWebhook(hooks *webhookReceiver, id string) {
 	s.t.Helper()
 	d := hooks.wait(s.t, 15*time.Second)
-	if !notifier.Verify([]byte(s.secret), d.body, d.signature) {
-		s.t.Fatalf("webhook signature %q does not verify with the secret given to the notifier", d.signature)
+	if err := notifier.Verify(s.secret, d.header, d.body, notifier.DefaultTolerance); err != nil {
+		s.t.Fatalf("webhook does not verify with the secret given to the notifier: %v (headers %v)", err, d.header)
 	}
-	if notifier.Verify([]byte(s.secret+"x"), d.body, d.signature) {
+	if notifier.Verify(s.secret+"x", d.header, d.body, notifier.DefaultTolerance) == nil {
 		s.t.Fatal("webhook signature verifies with another secret too")
 	}
 	var v requestView

@@ -12,13 +12,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
 )
@@ -132,7 +134,8 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	part := servicePart{service: cfg.service, backends: b}
 	apiCfg := apiConfig{servicePart: part, Addr: cfg.Addr, API: cfg.API}
 	notifierCfg := notifierConfig{servicePart: part, WebhookSecret: secrets.WebhookSecret,
-		AllowPrivateWebhooks: cfg.API.AllowPrivateWebhooks}
+		AllowPrivateWebhooks: cfg.API.AllowPrivateWebhooks, ResultTTL: cfg.API.ResultTTL,
+		LegacySignature: notifier.DefaultLegacySignature}
 	workerCfg := func(stage string) workerConfig {
 		return workerConfig{servicePart: part, Stage: stage, stageSettings: stages}
 	}
@@ -140,43 +143,148 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 		return aisimConfig{common: cfg.common, Model: model, Latency: latency, Capacity: capacity}
 	}
 
-	// The AIs outlive the parts that call them: at shutdown a worker
-	// finishes its in-flight records, which may need another call (a
-	// retry after a 429), before the AIs stop.
-	aiCtx, stopAIs := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopAIs()
-	ais, aiCtx := errgroup.WithContext(aiCtx)
-	ais.Go(func() error {
-		return runAISim(aiCtx, aiCfg("check", cfg.CheckLatency, cfg.CheckCapacity), checkLn, log.With("part", "check-ai"))
+	// Every part runs at once; they stop in dependency order, each tier
+	// once the one before it has returned (see runTiers): the API first, so
+	// that no request comes in; then the workers, which finish their
+	// in-flight records (a retry after a 429 may still call an AI) and
+	// publish their statuses; then the notifier, once it has recorded all
+	// they published, so a clean stop leaves no stale status; the AIs last.
+	topics := genpipe.DefaultTopics()
+	err = runTiers(ctx, []tier{
+		{parts: []upPart{{"api", func(ctx context.Context) error {
+			return runAPI(ctx, apiCfg, obs, apiLn, log.With("part", "api"), func() { started(urls) })
+		}}}},
+		{parts: []upPart{
+			{"check-worker", func(ctx context.Context) error {
+				return runWorker(ctx, workerCfg("check"), obs, log.With("part", "check-worker"))
+			}},
+			{"generate-worker", func(ctx context.Context) error {
+				return runWorker(ctx, workerCfg("generate"), obs, log.With("part", "generate-worker"))
+			}},
+		}},
+		{
+			parts: []upPart{{"notifier", func(ctx context.Context) error {
+				return runNotifier(ctx, notifierCfg, obs, log.With("part", "notifier"))
+			}}},
+			drain: func() { waitNotified(b.Kafka, topics.Results, cfg.ShutdownTimeout, log) },
+		},
+		{parts: []upPart{
+			{"check-ai", func(ctx context.Context) error {
+				return runAISim(ctx, aiCfg("check", cfg.CheckLatency, cfg.CheckCapacity), checkLn, log.With("part", "check-ai"))
+			}},
+			{"generate-ai", func(ctx context.Context) error {
+				return runAISim(ctx, aiCfg("generate", cfg.GenerateLatency, cfg.GenerateCapacity), generateLn, log.With("part", "generate-ai"))
+			}},
+		}},
 	})
-	ais.Go(func() error {
-		return runAISim(aiCtx, aiCfg("generate", cfg.GenerateLatency, cfg.GenerateCapacity), generateLn, log.With("part", "generate-ai"))
-	})
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { // an AI that stops on its own stops everything
-		select {
-		case <-aiCtx.Done():
-			return fmt.Errorf("simulated AI stopped: %w", context.Cause(aiCtx))
-		case <-ctx.Done():
-			return nil
-		}
-	})
-	g.Go(func() error { return runWorker(ctx, workerCfg("check"), obs, log.With("part", "check-worker")) })
-	g.Go(func() error { return runWorker(ctx, workerCfg("generate"), obs, log.With("part", "generate-worker")) })
-	g.Go(func() error { return runNotifier(ctx, notifierCfg, obs, log.With("part", "notifier")) })
-	g.Go(func() error {
-		return runAPI(ctx, apiCfg, obs, apiLn, log.With("part", "api"), func() { started(urls) })
-	})
-	err = g.Wait()
-	stopAIs()
-	if aiErr := ais.Wait(); err == nil {
-		err = aiErr
-	}
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// upPart is one of the parts up runs, by name.
+type upPart struct {
+	name string
+	run  func(ctx context.Context) error // until ctx is done
+}
+
+// tier is parts that stop together.
+type tier struct {
+	parts []upPart
+	// drain, when set, runs once every tier before this one has stopped,
+	// before this one is told to stop: to let it finish what they left.
+	drain func()
+}
+
+// runTiers runs every part of tiers until ctx is done or a part fails (or
+// stops by itself, which for a server is a failure too), then stops them
+// tier by tier, in order: a tier is told to stop once every part of the
+// tiers before it has returned. It returns the first failure.
+func runTiers(ctx context.Context, tiers []tier) error {
+	var (
+		mu       sync.Mutex
+		first    error
+		stopping = make(chan struct{})
+		stopOnce sync.Once
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		stopOnce.Do(func() { close(stopping) })
+	}
+	stops := make([]context.CancelFunc, len(tiers))
+	running := make([]sync.WaitGroup, len(tiers))
+	for i, t := range tiers {
+		tctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		stops[i] = stop
+		for _, p := range t.parts {
+			running[i].Go(func() {
+				err := p.run(tctx)
+				switch {
+				case tctx.Err() == nil && err == nil:
+					fail(fmt.Errorf("%s stopped by itself", p.name))
+				case err != nil && !errors.Is(err, context.Canceled):
+					fail(err)
+				}
+			})
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-stopping:
+	}
+	for i, t := range tiers {
+		if t.drain != nil {
+			t.drain()
+		}
+		stops[i]()
+		running[i].Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return first
+}
+
+// waitNotified waits, up to timeout, until the notifier's group has
+// committed every record of the results topic: what the stopped workers
+// published last is then in the status database.
+func waitNotified(k kafkaSettings, results string, timeout time.Duration, log *slog.Logger) {
+	conn, err := k.conn()
+	if err != nil {
+		log.Warn("not waiting for the notifier", "err", err)
+		return
+	}
+	lag, err := kafka.NewLagReader(conn.Opts()...)
+	if err != nil {
+		log.Warn("not waiting for the notifier", "err", err)
+		return
+	}
+	defer lag.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	left := int64(-1)
+	err = backoff.Retry(ctx, backoff.Constant(100*time.Millisecond), func() error {
+		lags, err := lag.Lag(ctx, groupNotifier)
+		if err != nil {
+			return err
+		}
+		left = 0
+		for _, n := range lags[results] {
+			left += n
+		}
+		if left > 0 {
+			return fmt.Errorf("%d status changes not yet recorded", left)
+		}
+		return nil
+	})
+	if err != nil {
+		log.Warn("stopping the notifier before it recorded every status change; the rest is recorded at the next start",
+			"left", left, "waited", timeout, "err", err)
+	}
 }
 
 // upListeners opens the API's listener on addr and the AIs' on free ports.
@@ -212,7 +320,9 @@ Press Ctrl-C to stop.
 }
 
 // secrets are generated once per data dir, so a restart keeps access to
-// the stored objects and receivers keep verifying webhooks.
+// the stored objects and receivers keep verifying webhooks. The webhook
+// secret is in the Standard Webhooks form (whsec_); one written by an
+// earlier release (hex) still signs as it did (see notifier.ParseSecret).
 type secrets struct {
 	S3AccessKey   string `json:"s3AccessKey"`
 	S3SecretKey   string `json:"s3SecretKey"`
@@ -232,7 +342,7 @@ func loadSecrets(dir string) (secrets, string, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return s, path, fmt.Errorf("read %s: %w", path, err)
 	}
-	s = secrets{S3AccessKey: "genpipe" + randomHex(6), S3SecretKey: randomHex(20), WebhookSecret: randomHex(32)}
+	s = secrets{S3AccessKey: "genpipe" + randomHex(6), S3SecretKey: randomHex(20), WebhookSecret: notifier.NewSecret()}
 	if env := os.Getenv("GENPIPE_WEBHOOK_SECRET"); env != "" {
 		s.WebhookSecret = env
 	}

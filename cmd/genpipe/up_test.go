@@ -166,7 +166,7 @@ type upload struct {
 func uploadImage(t testing.TB, contentType string, body []byte) upload {
 	t.Helper()
 	var u upload
-	if resp := call(t, "POST", "/v1/uploads", map[string]string{"contentType": contentType}, nil, &u); resp.StatusCode != http.StatusCreated {
+	if resp := call(t, "POST", "/v1/uploads", map[string]any{"contentType": contentType, "contentLength": len(body)}, nil, &u); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
 	if status := put(t, u.UploadURL, contentType, body); status != http.StatusOK {
@@ -207,6 +207,11 @@ type requestView struct {
 		PDFURL  string `json:"pdfUrl"`
 		PPTXURL string `json:"pptxUrl"`
 	} `json:"result"`
+	Webhook *struct {
+		State     string `json:"state"`
+		Attempts  int    `json:"attempts"`
+		LastError string `json:"lastError"`
+	} `json:"webhook"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }

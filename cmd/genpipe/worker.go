@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,5 +107,24 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", cfg.Stage)
 	}
-	return consume(ctx, d, c, cfg.common, log, engine.WithSessionTimeout(cfg.SessionTimeout))
+	// A record given up mid-call leaves its AI call running to its end (see
+	// package worker); the process waits for it before it exits.
+	err = consume(ctx, d, c, cfg.common, log, engine.WithSessionTimeout(cfg.SessionTimeout), engine.WithAbandonWait(abandonWait))
+	return sessionTimeoutHint(err)
+}
+
+// abandonWait is how long a worker, at exit, waits for AI calls of records
+// it gave up on: a call under way runs for up to the AI client's timeout,
+// then its outcome is recorded.
+const abandonWait = aiclient.DefaultTimeout + 5*time.Second
+
+// sessionTimeoutHint names the setting to change when the brokers refuse the
+// session timeout (the engine's error says their bounds); other errors pass
+// unchanged.
+func sessionTimeoutHint(err error) error {
+	var ste *engine.SessionTimeoutError
+	if errors.As(err, &ste) {
+		return fmt.Errorf("-session-timeout (GENPIPE_SESSION_TIMEOUT): %w", err)
+	}
+	return err
 }

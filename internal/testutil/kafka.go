@@ -23,6 +23,17 @@ const MinSession = 100 * time.Millisecond
 // accepts sessions down to MinSession.
 func FastGroups() broker.Option { return broker.WithGroupMinSessionTimeout(MinSession) }
 
+// StockMinSession is the shortest session a stock Apache Kafka accepts
+// (group.min.session.timeout.ms): a member asking for less is refused with
+// INVALID_SESSION_TIMEOUT on every join.
+const StockMinSession = broker.DefaultGroupMinSessionTimeout
+
+// StockGroups is the broker option of a stock Apache Kafka's group
+// settings: sessions of StockMinSession to 30 minutes, as the broker has
+// by default. A test that relies on the broker refusing what a real
+// cluster refuses says so with it, rather than leave it to the default.
+func StockGroups() broker.Option { return broker.WithGroupMinSessionTimeout(StockMinSession) }
+
 // StartBroker starts an embedded broker with opts and closes it when the
 // test ends.
 func StartBroker(t testing.TB, opts ...broker.Option) *broker.Server {
