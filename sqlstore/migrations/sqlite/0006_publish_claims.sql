@@ -1,4 +1,4 @@
--- 0005: publish claims, so that of concurrent submissions with one
+-- 0006: publish claims, so that of concurrent submissions with one
 -- Idempotency-Key exactly one publishes the request's first event
 -- (genpipe.RequestStore.ClaimPublish).
 

@@ -1,7 +1,6 @@
--- 0004: publish claims, so that of concurrent submissions with one
+-- 0006: publish claims, so that of concurrent submissions with one
 -- Idempotency-Key exactly one publishes the request's first event
--- (genpipe.RequestStore.ClaimPublish). SQLite's is 0005: its 0004 added the
--- history triggers that PostgreSQL does without.
+-- (genpipe.RequestStore.ClaimPublish).
 
 -- Who holds the claim, or last held it.
 ALTER TABLE requests ADD COLUMN publish_owner text NOT NULL DEFAULT '';
