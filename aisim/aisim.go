@@ -7,12 +7,19 @@
 // fetches and decodes the image, the Generative AI renders the slide with
 // package slide and uploads it to the presigned URLs it was given.
 //
+// Their memory is bounded too, whatever the images. An image is judged from
+// its header before it is decoded, and refused with the reason when
+// decoding it would take more than WithMaxDecodedBytes. The others are
+// decoded once the service's memory budget (WithMemoryBudget) has room for
+// the decoded image and, for the Generative AI, the slide render and its
+// files until they are uploaded; a call waiting for memory keeps its slot.
+//
 // Routes:
 //
 //	POST /v1/check     genpipe.CheckInput    → 200 genpipe.CheckVerdict     (check service)
 //	POST /v1/generate  genpipe.GenerateInput → 200 {"outputs":{"png":{"bytes":N},...}} (generate service)
 //	GET  /healthz      → 200 {"status":"ok"}
-//	GET  /stats        → 200 Stats
+//	GET  /stats        → 200 Stats, and MemoryStats as "memory"
 //	GET  /duplicates   → 200 [Duplicate]: the requests paid for twice, if any
 //
 // Errors are application/problem+json (RFC 9457): 400 malformed input, 413
@@ -26,6 +33,7 @@ package aisim
 import (
 	"context"
 	"fmt"
+	"image"
 	"net/http"
 	"time"
 
@@ -39,10 +47,28 @@ const (
 	DefaultGenerateLatency = 3 * time.Second        // the source article's Generative AI
 	DefaultCapacity        = 64                     // concurrent calls per service
 
-	MaxBodyBytes  = 1 << 20  // request body limit
-	MaxImageBytes = 50 << 20 // the largest image fetched
-	MinImageSide  = 64       // images must be at least 64×64 pixels
-	MaxImageSide  = 8000     // and at most 8000×8000
+	// DefaultMaxDecodedBytes is the default of WithMaxDecodedBytes: the
+	// most memory decoding one image may take. It lets ordinary photos
+	// through: a 24-megapixel baseline JPEG is charged 127 MiB (4:2:0,
+	// with the conversion to RGBA a 3-component JPEG may need), a
+	// 24-megapixel 8-bit PNG 92 MiB, any 8-bit PNG up to MaxImageSide
+	// square 245 MiB. It refuses images that cost more than their size
+	// suggests: the 8000×8000 16-bit PNG (489 MiB), a progressive JPEG
+	// over about 23 megapixels (4:2:0; 14 at 4:4:4), for which the decoder
+	// keeps 4 bytes of coefficients a sample.
+	DefaultMaxDecodedBytes = 256 << 20
+	// DefaultMemoryBudget is the default of WithMemoryBudget: room for the
+	// largest image the default WithMaxDecodedBytes allows and a slide
+	// render (slide.RenderBytes, at most 90 MiB) beside it, or several
+	// ordinary photos at once. Two services at the default, as in
+	// `genpipe up`, hold at most 768 MiB for images.
+	DefaultMemoryBudget = 384 << 20
+
+	MaxBodyBytes   = 1 << 20  // request body limit
+	MaxImageBytes  = 50 << 20 // the largest image fetched
+	MaxHeaderBytes = 1 << 20  // the most an image may hold before its pixels (metadata: EXIF, ICC, XMP)
+	MinImageSide   = 64       // images must be at least 64×64 pixels
+	MaxImageSide   = 8000     // and at most 8000×8000
 )
 
 // Service is one simulated AI service. Its Handler is safe for concurrent use.
@@ -50,6 +76,7 @@ type Service struct {
 	model   model
 	cfg     config
 	gate    *gate
+	budget  *budget
 	faults  *injector
 	answers answers // by IdempotencyHeader
 }
@@ -59,6 +86,12 @@ type model struct {
 	name    string        // "check" or "generate": its call is POST /v1/{name}
 	latency time.Duration // the default of WithLatency
 	input   func() input  // a new, empty body of its call
+	// extra is the memory a call needs besides decoding its image, for
+	// an image of the given size (nil for none), and maxExtra the most it
+	// is for any image up to MaxImageSide a side: the memory budget must
+	// hold it beside the largest image allowed.
+	extra    func(image.Point) int64
+	maxExtra int64
 }
 
 // input is the body of a model's call. It is decoded and validated before
@@ -86,11 +119,11 @@ func New(model string, opts ...Option) (*Service, error) {
 }
 
 func newService(m model, opts []Option) (*Service, error) {
-	cfg, err := newConfig(m.latency, opts)
+	cfg, err := newConfig(m, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity),
+	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity), budget: newBudget(cfg.memoryBudget),
 		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
 }
 
@@ -103,7 +136,10 @@ func (s *Service) Handler() http.Handler {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
-		httpjson.Write(w, http.StatusOK, s.Stats())
+		httpjson.Write(w, http.StatusOK, struct {
+			Stats
+			Memory MemoryStats `json:"memory"`
+		}{s.Stats(), s.Memory()})
 	})
 	mux.HandleFunc("GET /duplicates", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, s.Duplicates())
@@ -117,6 +153,9 @@ func (s *Service) Stats() Stats {
 	st.InjectedFaults, st.InjectedBusy = s.faults.counts()
 	return st
 }
+
+// Memory returns the accounting of the service's memory budget.
+func (s *Service) Memory() MemoryStats { return s.budget.stats() }
 
 // Duplicates returns the requests whose calls succeeded more than once
 // (Stats.Succeeded - Stats.UniqueSucceeded counts the extra calls), sorted

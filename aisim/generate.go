@@ -19,7 +19,8 @@ import (
 // Default latency DefaultGenerateLatency, capacity DefaultCapacity. An
 // option out of its range is an error naming it.
 func NewGenerateService(opts ...Option) (*Service, error) {
-	m := model{name: "generate", latency: DefaultGenerateLatency, input: func() input { return new(generateInput) }}
+	m := model{name: "generate", latency: DefaultGenerateLatency, input: func() input { return new(generateInput) },
+		extra: slide.RenderBytes, maxExtra: slide.MaxRenderBytes}
 	return newService(m, opts)
 }
 
@@ -90,16 +91,20 @@ func isHexColor(s string) bool {
 }
 
 // generate renders the slide, waits out the latency, then uploads the files:
-// a call abandoned during the latency writes nothing.
+// a call abandoned during the latency writes nothing. Its memory claim
+// covers the image and the render, then only the files until they are
+// uploaded.
 func (s *Service) generate(ctx context.Context, in genpipe.GenerateInput, wait func() error) (GenerateOutput, error) {
-	img, _, err := s.fetchImage(ctx, in.ImageURL)
+	img, _, c, err := s.loadImage(ctx, in.ImageURL, slide.RenderBytes)
 	if err != nil {
 		return GenerateOutput{}, err
 	}
+	defer c.release()
 	files, err := slide.Render(img, in.Style, in.Title, in.Description)
 	if err != nil {
 		return GenerateOutput{}, fmt.Errorf("aisim: render: %w", err)
 	}
+	c.shrink(int64(len(files.PNG) + len(files.PDF) + len(files.PPTX)))
 	if err := wait(); err != nil {
 		return GenerateOutput{}, err
 	}

@@ -21,6 +21,10 @@ type config struct {
 	seeded     bool         // seed was set
 	client     *http.Client // fetches images and uploads slides: see defaultClient
 	logger     *slog.Logger
+
+	maxDecodedBytes int64
+	memoryBudget    int64
+	extra           int64 // what the model needs beside the largest image: see validate
 }
 
 // WithLatency sets how long each call holds its slot: the model's thinking
@@ -64,20 +68,51 @@ func WithFaultSeed(seed uint64) Option {
 	return func(c *config) { c.seed, c.seeded = seed, true }
 }
 
+// WithMaxDecodedBytes sets the most memory decoding one image may take, as
+// its header tells before any pixel is decoded: width × height × the bytes
+// a pixel takes once decoded (1 paletted, 4 for an 8-bit PNG, 8 for a
+// 16-bit one; 1 to 4 for a JPEG by its components and subsampling, and 4
+// more a sample for a progressive JPEG's coefficients), plus what the
+// decoder allocates besides (an interlaced PNG's passes, as large again; a
+// 3- or 4-component JPEG's conversion to RGBA or CMYK, 4 a pixel). Charges
+// err on the high side where the header cannot tell: a gray PNG costs as
+// much as an RGBA one, since a transparency chunk after the header would
+// make it one, and every 3-component JPEG pays for the conversion, which
+// markers after the header may call for. A larger image is refused with
+// the reason (a failing verdict from the check service, 422 from the
+// generate service). Default DefaultMaxDecodedBytes; it must be at least 1
+// MiB and leave room in the memory budget (see WithMemoryBudget).
+func WithMaxDecodedBytes(n int64) Option {
+	return func(c *config) { c.maxDecodedBytes = n }
+}
+
+// WithMemoryBudget sets how much memory the service's calls may hold at once
+// for images: the decoded images, and for the generate service the slide
+// renders (slide.RenderBytes) and the rendered files until they are
+// uploaded. A call claims its share from the image's header before
+// decoding, and waits for it when the budget is spent, holding its slot
+// meanwhile, so the capacity and the 429s are the same. Memory.Peak never
+// exceeds it. Default DefaultMemoryBudget; it must hold the largest image
+// WithMaxDecodedBytes allows, plus a render for the generate service.
+func WithMemoryBudget(n int64) Option {
+	return func(c *config) { c.memoryBudget = n }
+}
+
 // WithLogger sets the logger. Default: discard. Calls are logged at debug
 // level, failures of the service itself at warn.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
-func newConfig(defaultLatency time.Duration, opts []Option) (config, error) {
-	c := config{capacity: DefaultCapacity}
+func newConfig(m model, opts []Option) (config, error) {
+	c := config{capacity: DefaultCapacity, maxDecodedBytes: DefaultMaxDecodedBytes, memoryBudget: DefaultMemoryBudget}
 	for _, o := range opts {
 		o(&c)
 	}
 	if !c.latencySet {
-		c.latency = defaultLatency
+		c.latency = m.latency
 	}
+	c.extra = m.maxExtra
 	if err := c.validate(); err != nil {
 		return c, err
 	}
@@ -96,6 +131,10 @@ func (c *config) validate() error {
 	check.If(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
 	check.If(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
 	check.If(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
+	check.If(c.maxDecodedBytes < 1<<20, "max decoded bytes %d: want at least 1 MiB", c.maxDecodedBytes)
+	need := c.maxDecodedBytes + MaxHeaderBytes + c.extra
+	check.If(c.memoryBudget < need, "memory budget %d: want at least %d, the max decoded bytes (%d) plus the most an image's header (%d) and the work beside it (%d) take",
+		c.memoryBudget, need, c.maxDecodedBytes, MaxHeaderBytes, c.extra)
 	return check.Err()
 }
 

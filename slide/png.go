@@ -12,15 +12,6 @@ import (
 	"golang.org/x/image/math/fixed"
 )
 
-// scaleImage resamples img to the size of r. All three formats embed this
-// one copy: it is as sharp as the slide can show, and a large upload is not
-// carried into the PDF and PPTX at full size.
-func scaleImage(img image.Image, r rect) *image.RGBA {
-	dst := image.NewRGBA(image.Rect(0, 0, int(r.w), int(r.h)))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), img, img.Bounds(), draw.Src, nil)
-	return dst
-}
-
 // encodePNG favours speed: the slide is mostly flat color and text, which
 // compress well even at the fastest level, and a render should not be
 // dominated by deflate.

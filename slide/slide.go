@@ -63,6 +63,35 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 	return f, nil
 }
 
+// RenderBytes bounds the memory Render allocates, garbage included, for an
+// image of the given size, the image itself aside: what a service that
+// renders many slides at once should set aside for each. It is the canvas,
+// the encoders, the fonts the PDF embeds and the three files (renderBytes),
+// plus the picture, which the encoders copy and compress, a few times its
+// size, and the scaling, which grows with the image's width only (see
+// scaleImage). It is at most MaxRenderBytes for any image up to 8000 pixels
+// a side.
+func RenderBytes(size image.Point) int64 {
+	if size.X <= 0 || size.Y <= 0 {
+		return renderBytes
+	}
+	pic := fitImage(size, rect{w: imageColW, h: contentH})
+	dst := image.Pt(int(pic.w), int(pic.h))
+	return renderBytes + perPictureByte*4*int64(dst.X*dst.Y) + scaleBytes(size, dst)
+}
+
+// MaxRenderBytes is the most RenderBytes says for an image up to 8000
+// pixels a side.
+const MaxRenderBytes = 90 << 20
+
+// renderBytes and perPictureByte are measured by TestRenderBytesBounds on
+// the costliest slides (an incompressible translucent picture, the longest
+// texts), then rounded up.
+const (
+	renderBytes    = 28 << 20
+	perPictureByte = 24
+)
+
 // errInvalid refuses input the renderer cannot use (a bad style, no image).
 func errInvalid(format string, args ...any) error {
 	return fmt.Errorf("slide: %w", genpipe.Errorf(genpipe.EINVALID, format, args...))

@@ -22,6 +22,11 @@ type aisimConfig struct {
 	Capacity int
 	FailRate float64
 	BusyRate float64
+
+	// Memory limits of the images; 0 (as `up` leaves them) takes the
+	// package's defaults.
+	MaxDecodedBytes int64
+	MemoryBudget    int64
 }
 
 func (c *aisimConfig) register(f *flags) {
@@ -36,6 +41,11 @@ func (c *aisimConfig) register(f *flags) {
 		"probability (0 to 1) of answering a call 500 on arrival, before it takes a slot: for fault tests", between(0.0, 1.0))
 	f.Float(&c.BusyRate, "busy-rate", "GENPIPE_AI_BUSY_RATE", 0,
 		"probability (0 to 1) of answering a call 429 with Retry-After on arrival: for fault tests", between(0.0, 1.0))
+	f.Int64(&c.MaxDecodedBytes, "max-decoded-bytes", "GENPIPE_AI_MAX_DECODED_BYTES", aisim.DefaultMaxDecodedBytes,
+		"the most memory decoding one image may take, judged from its header; a larger image is refused with the reason", atLeast(int64(1<<20)))
+	f.Int64(&c.MemoryBudget, "memory-budget", "GENPIPE_AI_MEMORY_BUDGET", aisim.DefaultMemoryBudget,
+		"bytes all calls may hold at once for images (decoded images, slide renders); a call waits for its share, keeping its slot. "+
+			"Must hold -max-decoded-bytes plus 1 MiB, and a render (90 MiB) for generate", atLeast(int64(2<<20)))
 	f.Check(func() error {
 		if c.FailRate+c.BusyRate > 1 {
 			return fmt.Errorf("-fail-rate %g and -busy-rate %g add up to more than 1", c.FailRate, c.BusyRate)
@@ -62,15 +72,22 @@ func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "genpipe aisim %s serving %s (latency %s, capacity %d, fail rate %g, busy rate %g)\n",
-		cfg.Model, url, cfg.Latency, cfg.Capacity, cfg.FailRate, cfg.BusyRate)
+	fmt.Fprintf(stdout, "genpipe aisim %s serving %s (latency %s, capacity %d, memory budget %d MiB, fail rate %g, busy rate %g)\n",
+		cfg.Model, url, cfg.Latency, cfg.Capacity, cfg.MemoryBudget>>20, cfg.FailRate, cfg.BusyRate)
 	return runAISim(ctx, cfg, ln, log)
 }
 
 // runAISim serves a simulated AI service on ln until ctx is done.
 func runAISim(ctx context.Context, cfg aisimConfig, ln net.Listener, log *slog.Logger) error {
-	svc, err := aisim.New(cfg.Model, aisim.WithLatency(cfg.Latency), aisim.WithCapacity(cfg.Capacity),
-		aisim.WithFaultRate(cfg.FailRate), aisim.WithBusyRate(cfg.BusyRate), aisim.WithLogger(log))
+	opts := []aisim.Option{aisim.WithLatency(cfg.Latency), aisim.WithCapacity(cfg.Capacity),
+		aisim.WithFaultRate(cfg.FailRate), aisim.WithBusyRate(cfg.BusyRate), aisim.WithLogger(log)}
+	if cfg.MaxDecodedBytes != 0 {
+		opts = append(opts, aisim.WithMaxDecodedBytes(cfg.MaxDecodedBytes))
+	}
+	if cfg.MemoryBudget != 0 {
+		opts = append(opts, aisim.WithMemoryBudget(cfg.MemoryBudget))
+	}
+	svc, err := aisim.New(cfg.Model, opts...)
 	if err != nil {
 		return errors.Join(err, ln.Close())
 	}

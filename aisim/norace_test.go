@@ -1,0 +1,5 @@
+//go:build !race
+
+package aisim
+
+const raceEnabled = false

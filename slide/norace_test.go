@@ -1,0 +1,5 @@
+//go:build !race
+
+package slide
+
+const raceEnabled = false
