@@ -446,9 +446,15 @@ func (s *standalone) call(method, path string, body any, out any) *http.Response
 // with a webhook; it returns the request's id and the webhook receiver.
 func (s *standalone) submit(title string) (string, *webhookReceiver) {
 	s.t.Helper()
+	return s.submitImage(pngImage(s.t, 320, 200), title)
+}
+
+// submitImage uploads img, a PNG, through the API and asks for a slide of
+// it, with a webhook to a receiver of its own.
+func (s *standalone) submitImage(img []byte, title string) (string, *webhookReceiver) {
+	s.t.Helper()
 	hooks := newWebhookReceiver(s.t)
 	var u upload
-	img := pngImage(s.t, 320, 200)
 	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
