@@ -709,8 +709,10 @@ type htmlPage struct {
 }
 
 // WriteHTML writes a self-contained HTML report (inline CSS, no scripts):
-// a title with the scenario, shape, time scale and date, the results table
-// (lost and duplicate AI calls above zero in red), and the charts side by
+// a title with the scenario, shape (or multi-tenant workload), time scale
+// and date, the results table (lost and duplicate AI calls above zero in
+// red), for a multi-tenant workload a table per tenant and priority and the
+// targets' PASS and FAIL lines, and the charts side by
 // side in a wrapping grid (each links to its full-size file), referenced by the names WriteCharts returned (the HTML file belongs
 // in the same directory), each with a caption saying what to look for.
 // Everything from the report is HTML-escaped.
