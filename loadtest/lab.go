@@ -443,6 +443,8 @@ wait:
 	if res.MaxRps > 0 {
 		res.Utilization = res.ThroughputRps / res.MaxRps
 	}
+	gaps := slotGaps(checkAI.callLog(), genAI.callLog(), sc.GenerateCapacity)
+	res.SlotGaps, res.SlotGapP50Ms, res.SlotGapP99Ms = len(gaps), percentile(gaps, 50), percentile(gaps, 99)
 	if len(cfg.Workload.Streams) > 0 {
 		rec.tenantFigures(&res, genAI.callLog(), sc.GenerateCapacity, start, genAI.Stats().FirstCall, t.scale)
 		res.Targets = checkTargets(cfg.Workload.Name, res, sc)

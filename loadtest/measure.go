@@ -340,3 +340,77 @@ func earlier(a, b time.Time) time.Time {
 	}
 	return a
 }
+
+// slotGaps returns, in real (not unscaled) milliseconds and sorted, how
+// long each of the Generative AI's slots stayed free before the next call
+// took it, counting only slots freed while at least capacity requests were
+// ready for it (their check call done, their generative call not started):
+// with that much work at hand a free slot is the scheduler's overhead, not
+// a lack of work. Slots free from the start are not counted. A start takes
+// the slot that has been free longest.
+//
+// The time is real because a scheduler's overhead (a database round trip, a
+// wake-up) does not shrink with the lab's time scale.
+func slotGaps(checks, gens []aiCall, capacity int) []float64 {
+	const (
+		checkEnd = iota // a request becomes ready
+		genEnd          // a slot frees
+		genStart        // a slot is taken
+	)
+	type change struct {
+		at   time.Time
+		kind int
+		id   string
+	}
+	var changes []change
+	for _, c := range checks {
+		if !c.end.IsZero() {
+			changes = append(changes, change{c.end, checkEnd, c.id})
+		}
+	}
+	for _, c := range gens {
+		changes = append(changes, change{c.start, genStart, c.id})
+		if !c.end.IsZero() {
+			changes = append(changes, change{c.end, genEnd, c.id})
+		}
+	}
+	// At one instant a request is ready, and a slot free, before a call
+	// takes it (the AI frees a slot before it answers).
+	slices.SortStableFunc(changes, func(a, b change) int {
+		return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.kind, b.kind))
+	})
+	type freed struct {
+		at      time.Time
+		counted bool
+	}
+	var free []freed  // slots freed, oldest first
+	never := capacity // slots not taken yet: free longest of all
+	ready, started, checked := 0, map[string]bool{}, map[string]bool{}
+	var gaps []float64
+	for _, c := range changes {
+		switch c.kind {
+		case checkEnd:
+			if !checked[c.id] && !started[c.id] {
+				ready++
+			}
+			checked[c.id] = true
+		case genEnd:
+			free = append(free, freed{c.at, ready >= capacity})
+		case genStart:
+			if !started[c.id] && checked[c.id] {
+				ready--
+			}
+			started[c.id] = true
+			if never > 0 || len(free) == 0 {
+				never--
+				continue // a slot free from the start
+			}
+			if f := free[0]; f.counted {
+				gaps = append(gaps, float64(c.at.Sub(f.at))/float64(time.Millisecond))
+			}
+			free = free[1:]
+		}
+	}
+	sort.Float64s(gaps)
+	return gaps
+}

@@ -556,6 +556,7 @@ var columns = []column{
 	{"workers", "workers per stage", func(r Result) string { return fmt.Sprint(r.Workers) }, nil},
 	{"ai-peak", "AI peak concurrency", func(r Result) string { return fmt.Sprint(r.AIMaxConcurrent) }, nil},
 	{"ai-429", "AI 429s", func(r Result) string { return fmt.Sprint(r.AIOverCapacity) }, nil},
+	{"slot-gap-p99-ms", "free slot to next call p99 ms (real)", func(r Result) string { return fixed(r.SlotGapP99Ms, 1) }, nil},
 }
 
 // fixed formats v with prec decimals, or "–" when it is not finite.

@@ -42,6 +42,14 @@ type Result struct {
 	Workers              int     `json:"workers"`              // consumer processes (group members) per stage: engines for genpipe, Java consumers otherwise
 	AIMaxConcurrent      int     `json:"aiMaxConcurrent"`      // the most calls either AI had in flight at once (from /stats)
 	AIOverCapacity       int64   `json:"aiOverCapacity"`       // calls the AIs refused with 429 because every slot was busy
+	// SlotGap* is the scheduling overhead seen by the Generative AI: how
+	// long a slot stayed free before the next call took it, while at least
+	// its capacity of requests were ready (checked, not started). Real
+	// milliseconds, not unscaled: the overhead does not shrink with the
+	// time scale.
+	SlotGapP50Ms float64 `json:"slotGapP50Ms"`
+	SlotGapP99Ms float64 `json:"slotGapP99Ms"`
+	SlotGaps     int     `json:"slotGaps"` // how many gaps were measured
 
 	// Series for the charts.
 	CompletionsPerSecond []float64 `json:"completionsPerSecond"` // completions in each unscaled second since the first produce

@@ -418,3 +418,22 @@ func TestTenantTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestSlotGaps measures the scheduling overhead on a made-up run: an AI of
+// two slots, three requests ready once checked.
+func TestSlotGaps(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	checks := []aiCall{{"r1", ms(0), ms(10)}, {"r2", ms(0), ms(10)}, {"r3", ms(0), ms(10)}, {"r4", ms(0), ms(10)}, {"r5", ms(0), ms(500)}}
+	gens := []aiCall{
+		{"r1", ms(20), ms(100)}, // the two slots free from the start: not counted
+		{"r2", ms(30), ms(200)},
+		{"r3", ms(103), ms(300)}, // r1's slot, free for 3 ms with r3 and r4 ready
+		{"r4", ms(250), ms(400)}, // r2's slot, free 50 ms with r4 alone ready: not counted
+		{"r5", ms(510), ms(600)}, // r3's slot, freed with nothing ready: not counted
+	}
+	gaps := slotGaps(checks, gens, 2)
+	if !slices.Equal(gaps, []float64{3}) {
+		t.Errorf("gaps %v, want [3]", gaps)
+	}
+}
