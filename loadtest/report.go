@@ -64,8 +64,8 @@ func WriteCharts(dir string, r Report) ([]string, error) {
 		partitionsChart(r),
 		{chartLatency, px(chartHpx), latencyPlot(r).Draw},
 	}
-	if hasTenants(r) {
-		charts = append(charts, tenantsChart(r))
+	if hasTenants(r) { // what a multi-tenant run is about comes first
+		charts = append([]chart{tenantsChart(r)}, charts...)
 	}
 	var names []string
 	for _, c := range charts {
@@ -556,7 +556,7 @@ var columns = []column{
 	{"workers", "workers per stage", func(r Result) string { return fmt.Sprint(r.Workers) }, nil},
 	{"ai-peak", "AI peak concurrency", func(r Result) string { return fmt.Sprint(r.AIMaxConcurrent) }, nil},
 	{"ai-429", "AI 429s", func(r Result) string { return fmt.Sprint(r.AIOverCapacity) }, nil},
-	{"slot-gap-p99-ms", "free slot to next call p99 ms (real)", func(r Result) string { return fixed(r.SlotGapP99Ms, 1) }, nil},
+	{"slot-gap-p99-ms", "slot gap p99 ms (real)", func(r Result) string { return fixed(r.SlotGapP99Ms, 1) }, nil},
 }
 
 // fixed formats v with prec decimals, or "–" when it is not finite.
