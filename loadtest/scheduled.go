@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -62,28 +61,6 @@ func (q *queueDB) open(ctx context.Context) (*sqlstore.Store, error) {
 	return q.store, nil
 }
 
-func (q *queueDB) observe(d time.Duration) {
-	q.mu.Lock()
-	q.overhead = append(q.overhead, d)
-	q.mu.Unlock()
-}
-
-// overheadMs returns the p50 and p99 of the scheduling overhead, in
-// milliseconds, and how many were measured.
-func (q *queueDB) overheadMs() (p50, p99 float64, n int) {
-	q.mu.Lock()
-	all := slices.Clone(q.overhead)
-	q.mu.Unlock()
-	if len(all) == 0 {
-		return 0, 0, 0
-	}
-	slices.Sort(all)
-	at := func(p float64) float64 {
-		return float64(all[min(int(p*float64(len(all))), len(all)-1)]) / float64(time.Millisecond)
-	}
-	return at(0.50), at(0.99), len(all)
-}
-
 func (q *queueDB) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -127,7 +104,6 @@ func newScheduledStage(ctx context.Context, db *queueDB, stage genpipe.Stage, co
 		scheduler.WithLogger(slog.New(warnOnly{log.Handler()})),
 		scheduler.WithShutdownTimeout(max(t.d(30*time.Second), time.Second)),
 		scheduler.WithAging(max(t.d(scheduler.DefaultAging), 10*time.Millisecond)),
-		scheduler.WithOverheadHook(db.observe),
 	)
 	if err != nil {
 		return nil, err

@@ -412,9 +412,7 @@ func (r *rounds) take(ctx context.Context, finished []int64) error {
 	// had no work waiting for them, which is no overhead.
 	for i, t := range tasks {
 		if i < len(d.st.freedAt) {
-			o := now.Sub(d.st.freedAt[i])
-			d.st.stats.overhead.observe(o)
-			d.cfg.onOverhead(o)
+			d.cfg.onOverhead(now.Sub(d.st.freedAt[i]))
 		}
 		d.startLocked(r.base, t, now)
 	}
@@ -461,7 +459,7 @@ func (d *Dispatcher) done(t genpipe.Task, err error, canceled bool) {
 		}
 	default:
 		d.st.finished = append(d.st.finished, t.ID)
-		d.st.stats.completed[t.Share.Tenant]++
+		d.st.stats.completed[keyOf(t)]++
 		if err == nil {
 			d.successLocked()
 		}

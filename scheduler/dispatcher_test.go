@@ -141,7 +141,7 @@ func TestPriorityOrder(t *testing.T) {
 	if want := []string{high.RequestID, normal.RequestID, low.RequestID}; order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
 		t.Errorf("ran %v; want high, normal, low %v", order, want)
 	}
-	if st := d.Stats(); st.Completed["a"] != 1 || st.Taken != 3 || st.Running != 0 {
+	if st := d.Stats(); st.Tenants[scheduler.TenantPriority{Tenant: "a", Priority: genpipe.PriorityLow}].Completed != 1 || st.Taken != 3 || st.Running != 0 {
 		t.Errorf("Stats = %+v; want 3 taken, one completed for a, none running", st)
 	}
 }
@@ -222,7 +222,8 @@ func TestOverloadReleasesAndBacksOff(t *testing.T) {
 	}, scheduler.WithCapacity(8), scheduler.WithOverloadTest(func(err error) bool { return errors.Is(err, errOverloaded) }),
 		scheduler.WithOverloadCooldown(time.Hour))
 	start(t, d)
-	waitFor(t, "the task run twice", func() bool { return d.Stats().Completed["a"] == 1 })
+	key := scheduler.TenantPriority{Tenant: "a", Priority: genpipe.PriorityNormal}
+	waitFor(t, "the task run twice", func() bool { return d.Stats().Tenants[key].Completed == 1 })
 	st := d.Stats()
 	if calls.Load() != 2 || st.Released != 1 || st.Overloads != 1 || st.Limit != 4 {
 		t.Errorf("calls %d, Stats %+v; want 2 calls, 1 release, 1 overload, limit 4", calls.Load(), st)

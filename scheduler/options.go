@@ -140,8 +140,10 @@ func WithOverloadCooldown(d time.Duration) Option { return func(c *config) { c.c
 func WithIncreaseAfter(n int) Option { return func(c *config) { c.increaseAfter = n } }
 
 // WithOverheadHook sets a func called with each scheduling overhead
-// measured (see Stats.Overhead), overriding a no-op: for a load test's
-// percentiles. It runs on the dispatcher's loop, so it must be quick.
+// measured, overriding a no-op: the time from a slot freeing to the next
+// task starting in it, for slots that freed while work waited (a slot that
+// frees with nothing to take is idle, not overhead). For metrics. It runs
+// on the dispatcher's loop, so it must be quick.
 func WithOverheadHook(hook func(time.Duration)) Option {
 	return func(c *config) { c.onOverhead = hook }
 }

@@ -15,10 +15,9 @@ type Stats struct {
 	Capacity int // the stage's capacity over every process
 	Limit    int // this process's adaptive limit (see Dispatcher)
 	Running  int // tasks this process runs now
-	// RunningByTenant splits Running by tenant.
-	RunningByTenant map[string]int
-	// Completed counts the tasks done by tenant since the start.
-	Completed map[string]int64
+	// Tenants holds this process's running and completed tasks by tenant
+	// and priority.
+	Tenants map[TenantPriority]TenantStats
 	// Share is each tenant's share of the stage's capacity over the last
 	// minute in this process: its busy slot-seconds over capacity × 60 s.
 	// Summed over the processes of a stage, a tenant's shares make its
@@ -27,32 +26,19 @@ type Stats struct {
 	// Taken, Released and Overloads count since the start: tasks taken,
 	// handed back to waiting (overload, shutdown), and limit cuts.
 	Taken, Released, Overloads int64
-	// Overhead is the scheduling overhead: the time from a slot freeing
-	// to the next task starting in it, for slots that freed while work
-	// waited.
-	Overhead Histogram
 }
 
-// Histogram counts observations in buckets, as Prometheus does.
-type Histogram struct {
-	Bounds []float64 // upper bounds, in seconds, ascending
-	Counts []uint64  // Counts[i] observations ≤ Bounds[i] and > Bounds[i-1]; one more for the rest
-	Sum    float64   // seconds
-	Count  uint64
+// TenantPriority keys figures by tenant and the priority a request asked
+// for.
+type TenantPriority struct {
+	Tenant   string
+	Priority genpipe.Priority
 }
 
-// OverheadBounds are Stats.Overhead's bucket bounds, in seconds.
-var OverheadBounds = []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1}
-
-func (h *Histogram) observe(d time.Duration) {
-	s := d.Seconds()
-	i := 0
-	for i < len(h.Bounds) && s > h.Bounds[i] {
-		i++
-	}
-	h.Counts[i]++
-	h.Sum += s
-	h.Count++
+// TenantStats are one tenant's tasks at one priority in this process.
+type TenantStats struct {
+	Running   int   // now
+	Completed int64 // since the start, whatever the outcome
 }
 
 // window is the span Stats.Share covers.
@@ -61,9 +47,8 @@ const window = time.Minute
 // counters are a dispatcher's running figures, under its mutex.
 type counters struct {
 	capacity                   int
-	completed                  map[string]int64
+	completed                  map[TenantPriority]int64
 	taken, released, overloads int64
-	overhead                   Histogram
 	// Busy slot-seconds by tenant in one-second buckets over the window:
 	// second[i] is the Unix second bucket i holds.
 	second [60]int64
@@ -71,8 +56,7 @@ type counters struct {
 }
 
 func newCounters(capacity int) counters {
-	return counters{capacity: capacity, completed: map[string]int64{},
-		overhead: Histogram{Bounds: OverheadBounds, Counts: make([]uint64, len(OverheadBounds)+1)}}
+	return counters{capacity: capacity, completed: map[TenantPriority]int64{}}
 }
 
 // busy adds tenant's slot time from start to end, within the window.
@@ -134,16 +118,23 @@ func (d *Dispatcher) Stats() Stats {
 	for i, m := range d.st.stats.slots {
 		c.slots[i] = maps.Clone(m)
 	}
-	byTenant := map[string]int{}
+	tenants := map[TenantPriority]TenantStats{}
+	for k, n := range d.st.stats.completed {
+		tenants[k] = TenantStats{Completed: n}
+	}
 	for _, run := range d.st.running {
 		c.busy(run.task.Share.Tenant, run.start, now)
-		byTenant[run.task.Share.Tenant]++
+		k := keyOf(run.task)
+		ts := tenants[k]
+		ts.Running++
+		tenants[k] = ts
 	}
-	h := d.st.stats.overhead
-	h.Counts = append([]uint64(nil), h.Counts...)
 	return Stats{Stage: d.stage, Capacity: d.cfg.capacity, Limit: d.st.limit, Running: len(d.st.running),
-		RunningByTenant: byTenant, Completed: maps.Clone(d.st.stats.completed), Share: c.shares(now),
-		Taken: c.taken, Released: c.released, Overloads: c.overloads, Overhead: h}
+		Tenants: tenants, Share: c.shares(now), Taken: c.taken, Released: c.released, Overloads: c.overloads}
+}
+
+func keyOf(t genpipe.Task) TenantPriority {
+	return TenantPriority{Tenant: t.Share.Tenant, Priority: t.Share.Priority}
 }
 
 // Counts returns the stage's tasks in the queue, over every process, by

@@ -53,7 +53,7 @@ type dialect struct {
 	isBusy                func(error) bool
 
 	// Built by build.
-	createRequest, advanceRequest                    string // requests.go
+	createRequest, advanceRequest, claimPublish      string // requests.go
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
@@ -67,6 +67,7 @@ type dialect struct {
 func (d *dialect) build() *dialect {
 	d.createRequest = d.withHistory(insertRequest)
 	d.advanceRequest = d.withHistory(updateRequestStatus)
+	d.claimPublish = claimPublishSQL(d)
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)

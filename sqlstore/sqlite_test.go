@@ -133,7 +133,8 @@ func TestSQLiteTwoStoresOneFile(t *testing.T) {
 
 // TestSQLiteOpensEarlierSchema opens a file that an earlier genpipe
 // migrated to version 3 and wrote to, as it did: Open adds the history
-// triggers (0004) and changes nothing else, and the requests go on.
+// triggers (0004) and the publish claims (0006) and changes nothing else,
+// and the requests go on.
 func TestSQLiteOpensEarlierSchema(t *testing.T) {
 	ctx := t.Context()
 	path := tempPath(t)
@@ -166,8 +167,9 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 
 	s := open(t, "sqlite:"+path)
 	rows := migrationRows(t, s)
-	if len(rows) < 4 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" {
-		t.Fatalf("schema_migrations = %v; want the three earlier, then 0004 and the later ones", rows)
+	if len(rows) < 6 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" ||
+		rows[4][:len("6 0006_publish_claims.sql")] != "6 0006_publish_claims.sql" {
+		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006 and the later ones", rows)
 	}
 	want := []string{"1 0001_init.sql 2025-01-02T03:04:05.123456Z", "2 0002_request_owner.sql 2025-01-02T03:04:05.123456Z",
 		"3 0003_stage_claims.sql 2025-01-02T03:04:05.123456Z"}

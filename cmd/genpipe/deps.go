@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
 	"time"
 
@@ -21,10 +19,10 @@ import (
 	"github.com/genpipe/genpipe/sqlstore"
 )
 
-// What the parts share: their dependencies, how a stage consumes, and how
-// an HTTP server runs. The standalone commands and `up` call the same
-// runners (runAPI, runWorker, runNotifier, runAISim): there is one code
-// path.
+// What the parts share: their dependencies and how a stage consumes (how
+// an HTTP server runs is in httpserver.go). The standalone commands and
+// `up` call the same runners (runAPI, runWorker, runNotifier, runAISim):
+// there is one code path.
 
 // Consumer group names.
 const (
@@ -172,7 +170,7 @@ func schedule(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Lo
 	run := kafka.RecordHandler(path)
 	disp, err := scheduler.New(d.store, stage, func(ctx context.Context, t genpipe.Task) error {
 		return run(ctx, kafka.TaskRecord(t))
-	}, append([]scheduler.Option{scheduler.WithLogger(log), scheduler.WithShutdownTimeout(cfg.ShutdownTimeout),
+	}, append([]scheduler.Option{scheduler.WithLogger(log), scheduler.WithShutdownTimeout(cfg.ShutdownTimeout), d.obs.overheadHook(c.stage),
 		scheduler.WithOverloadTest(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY })}, sopts...)...)
 	if err != nil {
 		return fmt.Errorf("dispatcher %s: %w", c.stage, err)
@@ -220,35 +218,4 @@ func scheduledStats(e *engine.Engine, disp *scheduler.Dispatcher) func() engine.
 		s.Capacity, s.Share, s.Limit, s.InFlight, s.Overloads = ds.Capacity, ds.Capacity, ds.Limit, ds.Running, ds.Overloads
 		return s
 	}
-}
-
-// listen opens a TCP listener and returns it with its http:// URL.
-func listen(addr string) (net.Listener, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return ln, "http://" + ln.Addr().String(), nil
-}
-
-// serveHTTP serves h on ln until ctx is done, then shuts down gracefully.
-// Requests under way finish (for up to 10 s); SSE streams end at once (see
-// endStreamsWith).
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: endStreamsWith(ctx, h), ReadHeaderTimeout: 10 * time.Second}
-	url := "http://" + ln.Addr().String()
-	log.Info("serving", "url", url)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", url, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down %s: %w", url, err)
-	}
-	return nil
 }
