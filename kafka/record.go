@@ -87,16 +87,22 @@ func RecordHandler(p RecordPath) func(ctx context.Context, r *kgo.Record) error 
 // RecordHandler, poison goes to p.DeadLetters, and every event is handed to
 // enqueue with its record (see NewTask), which stores it in the stage's
 // scheduling queue; the record is done once it is stored, or dead-lettered.
-// p.Handle and p.Observe are not used: the stage's dispatcher runs them
-// when it takes the task (RecordHandler on TaskRecord).
+// p.Observe observes only the poison; p.Handle is not used: the stage's
+// dispatcher runs both when it takes the task (RecordHandler on
+// TaskRecord).
 func RecordIngest(p RecordPath, enqueue func(ctx context.Context, r *kgo.Record, e genpipe.Event) error) func(ctx context.Context, r *kgo.Record) error {
 	p.setDefaults()
 	return func(ctx context.Context, r *kgo.Record) error {
 		e, err := p.decode(r)
 		if err == nil {
-			err = enqueue(ctx, r, e)
+			return p.deadLetter(ctx, r, enqueue(ctx, r, e))
 		}
-		return p.deadLetter(ctx, r, err)
+		// Poison ends its way here: it is observed here, as the
+		// dispatcher observes the tasks.
+		ctx, end := p.Observe(ctx, r)
+		err = p.deadLetter(ctx, r, err)
+		end(err)
+		return err
 	}
 }
 
