@@ -73,9 +73,12 @@ type TaskCount struct {
 // virtual time, so it banks no credit, and a tenant arriving behind a burst
 // is served next.
 //
-// A task that waited longer than an aging bound (AgeTasks) competes one
-// level up, tagged anew there as if its tenant had just submitted it, so low
-// and normal tasks never starve behind a steady stream of higher ones.
+// A task that waited at its level longer than an aging bound while work
+// of a higher level waits (AgeTasks) competes one level up, tagged anew
+// there as if its tenant had just submitted it, so low and normal tasks
+// never starve behind a steady stream of higher ones. Without higher work
+// waiting nothing moves: one tenant's old backlog never jumps ahead of
+// other tenants' fresh work at its own priority.
 //
 // # Capacity and leases
 //
@@ -103,7 +106,8 @@ type TaskQueue interface {
 	// lease from now, and returns how many it holds.
 	RenewTasks(ctx context.Context, stage Stage, owner string, lease time.Duration) (int, error)
 	// AgeTasks moves the stage's tasks that waited at their level longer
-	// than after one priority level up, and returns how many it moved.
+	// than after, while tasks of a higher level wait, one level up, and
+	// returns how many it moved.
 	AgeTasks(ctx context.Context, stage Stage, after time.Duration) (int, error)
 	// CountTasks counts the stage's tasks by tenant, priority and state.
 	CountTasks(ctx context.Context, stage Stage) ([]TaskCount, error)

@@ -78,8 +78,9 @@ func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTa
 	RETURNING ` + taskColumns
 	renewTasks = `UPDATE stage_tasks SET lease_until = ` + d.later("$3") + `
 	WHERE stage = $1 AND owner = $2 AND state = 'running'`
-	selectAging = `SELECT id, tenant, weight, level, ` + d.clock + ` FROM stage_tasks
+	selectAging = `SELECT id, tenant, weight, level, ` + d.clock + ` FROM stage_tasks AS t
 	WHERE stage = $1 AND state = 'waiting' AND level < 3 AND leveled_at < ` + d.later("$2") + `
+		AND EXISTS (SELECT 1 FROM stage_tasks AS h WHERE h.stage = $1 AND h.state = 'waiting' AND h.level > t.level)
 	ORDER BY level DESC, vstart, id
 	LIMIT $3`
 	return
@@ -284,9 +285,12 @@ func (s *Store) RenewTasks(ctx context.Context, stage genpipe.Stage, owner strin
 }
 
 // AgeTasks moves tasks that waited too long one level up; see
-// genpipe.TaskQueue. Each is tagged at its new level as if its tenant had
-// just enqueued it there, and waits there for after again before it moves
-// on. It moves at most agingBatch tasks per call.
+// genpipe.TaskQueue. Only tasks with work waiting above them move: aging is
+// there to keep higher priorities from starving lower ones, and moving a
+// tenant's old backlog above other tenants' fresh work at the same
+// priority would undo the fair shares. Each is tagged at its new level as
+// if its tenant had just enqueued it there, and waits there for after
+// again before it moves on. It moves at most agingBatch tasks per call.
 func (s *Store) AgeTasks(ctx context.Context, stage genpipe.Stage, after time.Duration) (int, error) {
 	if after <= 0 {
 		return 0, genpipe.Errorf(genpipe.EINVALID, "aging bound %v: want more than 0", after)

@@ -268,6 +268,17 @@ var queueTests = []queueTest{
 			t.Errorf("AgeTasks with nothing old = %d, %v; want 0", n, err)
 		}
 	}},
+	{"AgingNeedsHigherWork", func(t *testing.T, q, _ genpipe.TaskQueue) {
+		// A tenant's old backlog does not move above another tenant's
+		// fresh work at the same priority: nothing higher waits.
+		old := newTask("", "noisy", genpipe.PriorityNormal, 1)
+		enqueueTasks(t, q, old)
+		time.Sleep(100 * time.Millisecond)
+		enqueueTasks(t, q, newTask("", "quiet", genpipe.PriorityNormal, 1))
+		if n, err := q.AgeTasks(t.Context(), qstage, 50*time.Millisecond); err != nil || n != 0 {
+			t.Errorf("AgeTasks with nothing higher waiting = %d, %v; want 0", n, err)
+		}
+	}},
 	{"Counts", func(t *testing.T, q, _ genpipe.TaskQueue) {
 		enqueueTasks(t, q, newTask("", "A", genpipe.PriorityHigh, 1), newTask("", "A", genpipe.PriorityHigh, 1),
 			newTask("", "B", genpipe.PriorityLow, 1))
