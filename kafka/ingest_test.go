@@ -29,8 +29,11 @@ func TestRecordIngest(t *testing.T) {
 	var observed int
 	var tasks []genpipe.Task
 	path := kafka.RecordPath{Stage: "generate", Event: genpipe.EventChecked, DeadLetters: dlq, Log: log,
-		Observe: func(ctx context.Context, _ *kgo.Record) (context.Context, func(error)) { observed++; return ctx, func(error) {} },
-		Handle:  func(context.Context, genpipe.Event) error { t.Error("Handle called at ingest"); return nil }}
+		Observe: func(ctx context.Context, _ *kgo.Record) (context.Context, func(error)) {
+			observed++
+			return ctx, func(error) {}
+		},
+		Handle: func(context.Context, genpipe.Event) error { t.Error("Handle called at ingest"); return nil }}
 	ingest := kafka.RecordIngest(path, func(_ context.Context, r *kgo.Record, e genpipe.Event) error {
 		tasks = append(tasks, kafka.NewTask(genpipe.StageGenerate, r, e))
 		return nil
