@@ -49,7 +49,9 @@ func (s *Submitter) Submit(ctx context.Context, r *Request) (stored *Request, qu
 			return stored, false, nil // published before: the retry gets the same answer
 		}
 	}
-	value, err := EncodeEvent(NewJobEvent(EventSubmitted, stored.ID, stored.Job, s.now()))
+	submitted := NewJobEvent(EventSubmitted, stored.ID, stored.Job, s.now())
+	submitted.Share = stored.Share
+	value, err := EncodeEvent(submitted)
 	if err != nil {
 		return nil, false, err
 	}

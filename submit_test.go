@@ -70,6 +70,23 @@ func TestSubmitQueuesThenShows(t *testing.T) {
 	}
 }
 
+// The submitted event carries the request's share, as stored: the stages
+// schedule on it without reading the store.
+func TestSubmitCarriesShare(t *testing.T) {
+	s, store, pub := newSubmitter(t)
+	r := newSubmission("")
+	r.Share = genpipe.Share{Tenant: "acme", Priority: genpipe.PriorityHigh, Weight: 3}
+	if _, _, err := s.Submit(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.records) != 1 || pub.records[0].Share != r.Share {
+		t.Fatalf("published %+v; want one event with share %+v", pub.records, r.Share)
+	}
+	if got, err := store.Request(t.Context(), r.ID); err != nil || got.Share != r.Share {
+		t.Fatalf("Request after Submit = %+v, %v; want share %+v", got, err, r.Share)
+	}
+}
+
 func TestSubmitRetryWithKeyQueuesNothing(t *testing.T) {
 	s, _, pub := newSubmitter(t)
 	first, _, err := s.Submit(t.Context(), newSubmission("key-1"))

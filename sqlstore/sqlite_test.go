@@ -96,7 +96,8 @@ func TestSQLiteTwoStoresOneFile(t *testing.T) {
 
 // TestSQLiteOpensEarlierSchema opens a file that an earlier genpipe
 // migrated to version 3 and wrote to, as it did: Open adds the history
-// triggers (0004) and changes nothing else, and the requests go on.
+// triggers (0004) and the requests' shares (0007) and changes nothing else,
+// and the requests go on, as the default tenant's at normal priority.
 func TestSQLiteOpensEarlierSchema(t *testing.T) {
 	ctx := t.Context()
 	path := tempPath(t)
@@ -129,8 +130,9 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 
 	s := open(t, "sqlite:"+path)
 	rows := migrationRows(t, s)
-	if len(rows) != 4 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" {
-		t.Fatalf("schema_migrations = %v; want the three earlier and 0004", rows)
+	if len(rows) != 5 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" ||
+		rows[4][:len("7 0007_request_share.sql")] != "7 0007_request_share.sql" {
+		t.Fatalf("schema_migrations = %v; want the three earlier, 0004 and 0007", rows)
 	}
 	want := []string{"1 0001_init.sql 2025-01-02T03:04:05.123456Z", "2 0002_request_owner.sql 2025-01-02T03:04:05.123456Z",
 		"3 0003_stage_claims.sql 2025-01-02T03:04:05.123456Z"}
@@ -140,6 +142,10 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 	at := time.Now()
 	if applied, err := s.ApplyStatus(ctx, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at}); err != nil || !applied {
 		t.Fatalf("ApplyStatus = %v, %v; want applied", applied, err)
+	}
+	if got, err := s.Request(ctx, r.ID); err != nil ||
+		got.Share != (genpipe.Share{Tenant: genpipe.DefaultTenant, Priority: genpipe.DefaultPriority, Weight: genpipe.DefaultWeight}) {
+		t.Fatalf("Request of an earlier genpipe's request = %+v, %v; want the default share", got, err)
 	}
 	h, err := s.History(ctx, r.ID)
 	if err != nil || len(h) != 2 || h[0].Status != genpipe.StatusReceived || h[1].Status != genpipe.StatusChecking {
