@@ -56,11 +56,13 @@ func (h *Hub) Subscribe(id string) (<-chan genpipe.StatusChange, func()) {
 
 // statusEvent is the data of one SSE event.
 type statusEvent struct {
-	ID     string              `json:"id"`
-	Status genpipe.Status      `json:"status"`
-	Result *genpipe.ResultView `json:"result,omitempty"`
-	Error  string              `json:"error,omitempty"`
-	At     time.Time           `json:"at"`
+	ID       string              `json:"id"`
+	Status   genpipe.Status      `json:"status"`
+	Tenant   string              `json:"tenant"`
+	Priority genpipe.Priority    `json:"priority"`
+	Result   *genpipe.ResultView `json:"result,omitempty"`
+	Error    string              `json:"error,omitempty"`
+	At       time.Time           `json:"at"`
 }
 
 // streamEvents sends one SSE event per status change, oldest first, and
@@ -85,7 +87,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	flusher.Flush()
-	st := &stream{s: s, w: w, flusher: flusher, id: req.ID}
+	st := &stream{s: s, w: w, flusher: flusher, id: req.ID, share: req.Share.Normalized()}
 	st.run(r.Context(), live)
 }
 
@@ -94,7 +96,8 @@ type stream struct {
 	w       http.ResponseWriter
 	flusher http.Flusher
 	id      string
-	rank    int // the rank of the last status sent
+	share   genpipe.Share // the request's, in every event
+	rank    int           // the rank of the last status sent
 }
 
 // run sends the stored history, then follows the request. A live event is
@@ -175,7 +178,8 @@ func (st *stream) send(ctx context.Context, c genpipe.StatusChange) bool {
 	if c.Status.Rank() <= st.rank || (c.Status == genpipe.StatusDone && c.Result == nil) {
 		return false // already sent, or done without its links yet: a later poll has them
 	}
-	ev := statusEvent{ID: c.RequestID, Status: c.Status, Error: c.Error, At: c.At.UTC()}
+	ev := statusEvent{ID: c.RequestID, Status: c.Status, Tenant: st.share.Tenant, Priority: st.share.Priority,
+		Error: c.Error, At: c.At.UTC()}
 	if c.Result != nil {
 		result, err := genpipe.NewResultView(ctx, *c.Result, st.s.objects, st.s.cfg.resultTTL)
 		if err != nil {
