@@ -25,15 +25,15 @@ type Request struct {
 	WebhookURL     string // where to POST status messages; empty for none
 	IdempotencyKey string // the client's Idempotency-Key header, unique per Owner; empty for none
 	Owner          string // who may read it: hex SHA-256 of the API key that made it (never the key); "" without keys
-	// Share is the tenant of the API key that made it, the priority it
-	// asked for, and the tenant's weight then: every event about the
-	// request carries it (see Submitter).
-	Share
 	Status         Status
 	Result         *Result // set when Status is done
 	Error          string  // a readable reason when Status is rejected or failed
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// Share is the tenant of the API key that made it, the priority it
+	// asked for, and the tenant's weight then: every event about the
+	// request carries it (see Submitter).
+	Share
 	// Webhook is the delivery of the webhook of its terminal status, once
 	// queued (see WebhookOutbox): where it stands and why it failed. Nil
 	// without a WebhookURL, or before the request ends.
