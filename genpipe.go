@@ -109,6 +109,21 @@ type RequestStore interface {
 	// request with the same Owner and non-empty IdempotencyKey exists, it
 	// returns that one and created=false instead.
 	CreateRequest(ctx context.Context, r *Request) (stored *Request, created bool, err error)
+	// ClaimPublish takes, for lease, the right to publish the first event
+	// of the stored request id, so that of concurrent submissions with one
+	// Idempotency-Key exactly one publishes. Across every process sharing
+	// the store, at most one caller holds it at a time: the caller that
+	// gets it sees PublishClaimed, others PublishHeld until its holder
+	// calls MarkPublished (then Published) or ReleasePublish, or its lease
+	// ends unpublished (its holder died): then the next caller gets it.
+	// owner names the caller, unique per call. The lease is measured on
+	// the store's clock. An unknown request is an ENOTFOUND error; a lease
+	// under a millisecond or an empty owner is an EINVALID one.
+	ClaimPublish(ctx context.Context, id, owner string, lease time.Duration) (PublishState, error)
+	// ReleasePublish gives back owner's claim on publishing request id,
+	// after a publish that failed, so that a retry need not wait for the
+	// lease to end. A claim owner does not hold is left as it is.
+	ReleasePublish(ctx context.Context, id, owner string) error
 	// MarkPublished records that the request's first event is durably in
 	// Kafka. Until then Request reports ENOTFOUND: the client got no 202.
 	MarkPublished(ctx context.Context, id string) error
@@ -125,6 +140,21 @@ type RequestStore interface {
 	// accepted, not yet started. The API refuses new requests above a bound.
 	Backlog(ctx context.Context) (int, error)
 }
+
+// PublishState is where the first event of a stored request stands; see
+// RequestStore.ClaimPublish.
+type PublishState string
+
+const (
+	// PublishClaimed: the caller holds the claim: it publishes, then calls
+	// MarkPublished (or ReleasePublish when publishing failed).
+	PublishClaimed PublishState = "claimed"
+	// PublishHeld: another caller holds the claim and its lease runs:
+	// wait, and claim again.
+	PublishHeld PublishState = "held"
+	// Published: the event is in Kafka; nothing is left to publish.
+	Published PublishState = "published"
+)
 
 // WebhookOutbox keeps the webhook deliveries still to make, so that a
 // crash never loses one and a failing receiver never holds up the topic.

@@ -3,8 +3,11 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,18 +68,27 @@ type statusEvent struct {
 	At       time.Time           `json:"at"`
 }
 
+// streamWriteTimeout bounds each write of an event stream. A stream
+// outlives any server's write timeout, which counts from the start of the
+// request, so it sets a deadline of its own before every write instead: a
+// client that stops reading is cut once its socket buffers are full and a
+// write has waited this long. The heartbeat writes at least every 15 s.
+const streamWriteTimeout = 30 * time.Second
+
 // streamEvents sends one SSE event per status change, oldest first, and
 // ends after a terminal status. Live changes come from the hub; the status
 // store is read at the start and then polled, so a change the hub missed
-// still arrives.
+// still arrives. Each event's id is its status's rank: a client that
+// reconnects with Last-Event-ID (as EventSource does, and the page) gets
+// only the changes after it, so a stream that the server ended (genpipe's
+// servers end streams after a maximum lifetime) resumes where it stopped.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	req, err := s.findRequest(r)
 	if err != nil {
 		s.problem(w, r, err)
 		return
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
+	if _, ok := w.(http.Flusher); !ok {
 		s.problem(w, r, fmt.Errorf("streaming unsupported by the response writer"))
 		return
 	}
@@ -86,18 +98,41 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	flusher.Flush()
-	st := &stream{s: s, w: w, flusher: flusher, id: req.ID, share: req.Share.Normalized()}
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), id: req.ID, share: req.Share.Normalized(), rank: resumedRank(r)}
+	if err := st.write(""); err != nil { // the headers, at once
+		return
+	}
 	st.run(r.Context(), live)
 }
 
+// resumedRank is the rank of the last event a reconnecting client got, from
+// its Last-Event-ID; 0 for a new stream.
+func resumedRank(r *http.Request) int {
+	n, err := strconv.Atoi(r.Header.Get("Last-Event-ID"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return min(n, genpipe.StatusDone.Rank())
+}
+
 type stream struct {
-	s       *Server
-	w       http.ResponseWriter
-	flusher http.Flusher
-	id      string
-	share   genpipe.Share // the request's, in every event
-	rank    int           // the rank of the last status sent
+	s     *Server
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	id    string
+	share genpipe.Share // the request's, in every event
+	rank  int           // the rank of the last status the client got
+}
+
+// write sends text and flushes it, within streamWriteTimeout.
+func (st *stream) write(text string) error {
+	if err := st.rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := io.WriteString(st.w, text); err != nil {
+		return err
+	}
+	return st.rc.Flush()
 }
 
 // run sends the stored history, then follows the request. A live event is
@@ -123,8 +158,9 @@ func (st *stream) run(ctx context.Context, live <-chan genpipe.StatusChange) {
 			}
 		case <-poll.C:
 		case <-heartbeat.C:
-			_, _ = fmt.Fprint(st.w, ": keep-alive\n\n")
-			st.flusher.Flush()
+			if st.write(": keep-alive\n\n") != nil {
+				return // the client is gone, or stopped reading
+			}
 			continue
 		}
 		done = st.catchUp(ctx)
@@ -159,7 +195,9 @@ func (st *stream) catchUp(ctx context.Context) bool {
 			return true
 		}
 	}
-	return false
+	// A client that resumed after the final status has it already.
+	last := history[len(history)-1].Status
+	return last.Terminal() && last.Rank() <= st.rank
 }
 
 // storedResult returns the result keys of a done request; history rows
@@ -189,10 +227,9 @@ func (st *stream) send(ctx context.Context, c genpipe.StatusChange) bool {
 		ev.Result = &result
 	}
 	data, _ := json.Marshal(ev)
-	if _, err := fmt.Fprintf(st.w, "id: %d\nevent: status\ndata: %s\n\n", c.Status.Rank(), data); err != nil {
+	if err := st.write(fmt.Sprintf("id: %d\nevent: status\ndata: %s\n\n", c.Status.Rank(), data)); err != nil {
 		return true
 	}
-	st.flusher.Flush()
 	st.rank = c.Status.Rank()
 	return c.Status.Terminal()
 }

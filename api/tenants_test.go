@@ -36,8 +36,8 @@ func tenantsFile(t *testing.T, acmeWeight int, acmeCeiling string) tenants.Set {
 	return set
 }
 
-// submit posts a request with priority (none if empty) as key.
-func (f *fixture) submit(t *testing.T, key, priority string) (*http.Response, map[string]any) {
+// submitAs posts a request with priority (none if empty) as key.
+func (f *fixture) submitAs(t *testing.T, key, priority string) (*http.Response, map[string]any) {
 	t.Helper()
 	body := map[string]string{"objectId": uploaded(t, key), "style": "minimal", "description": "whose is it?"}
 	if priority != "" {
@@ -70,7 +70,7 @@ func TestTenantsAndPriorities(t *testing.T) {
 		{keyA, "urgent", 400, "", "", 0, `priority must be "high", "normal" or "low", not "urgent"`},
 		{keyA, "HIGH", 400, "", "", 0, `priority must be`},
 	} {
-		resp, out := f.submit(t, c.key, c.priority)
+		resp, out := f.submitAs(t, c.key, c.priority)
 		what := "POST as " + c.key[:10] + " with priority " + c.priority
 		if c.status != http.StatusAccepted {
 			checkProblem(t, what, resp, out, c.status, c.detail)
@@ -121,7 +121,7 @@ func TestOpenAPIIsTheDefaultTenant(t *testing.T) {
 // Every SSE event names the request's tenant and priority.
 func TestStreamShowsShare(t *testing.T) {
 	f := newFixture(t, api.WithTenants(tenantsFile(t, 3, "high")))
-	resp, out := f.submit(t, keyA, "high")
+	resp, out := f.submitAs(t, keyA, "high")
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST: %s %v", resp.Status, out)
 	}
@@ -144,7 +144,7 @@ func TestStreamShowsShare(t *testing.T) {
 func TestSetTenants(t *testing.T) {
 	f := newFixture(t, api.WithTenants(tenantsFile(t, 3, "high")), api.WithAPIKeys(keyC))
 	srv := f.api
-	if resp, out := f.submit(t, keyA, "high"); resp.StatusCode != http.StatusAccepted {
+	if resp, out := f.submitAs(t, keyA, "high"); resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("acme at high: %s %v", resp.Status, out)
 	}
 
@@ -156,9 +156,9 @@ func TestSetTenants(t *testing.T) {
 	if err := srv.SetTenants(set); err != nil {
 		t.Fatalf("SetTenants: %v", err)
 	}
-	resp, out := f.submit(t, keyA, "high")
+	resp, out := f.submitAs(t, keyA, "high")
 	checkProblem(t, "acme at high after the reload", resp, out, http.StatusForbidden, `its maxPriority is "normal"`)
-	resp, out = f.submit(t, keyA, "")
+	resp, out = f.submitAs(t, keyA, "")
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("acme at normal after the reload: %s %v", resp.Status, out)
 	}
@@ -196,5 +196,25 @@ func TestTenantsClashWithAPIKeys(t *testing.T) {
 	_, err := api.NewServer(nil, nil, nil, api.NewHub(), api.WithTenants(tenantsFile(t, 1, "normal")), api.WithAPIKeys(keyB))
 	if err == nil || !strings.Contains(err.Error(), `tenant "batch"`) || !strings.Contains(err.Error(), "-api-keys") {
 		t.Fatalf("NewServer with a key in both: %v; want an error naming the tenant and -api-keys", err)
+	}
+}
+
+// A retry with the same Idempotency-Key and another priority is a 409, as
+// for another job or webhook URL; with the same, it gets the first answer.
+func TestIdempotencyKeyWithAnotherPriority(t *testing.T) {
+	f := newFixture(t)
+	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "once", "priority": "high"}
+	headers := map[string]string{"Idempotency-Key": "prio-key"}
+	resp, first := f.do(t, http.MethodPost, "/v1/requests", body, headers)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST: %s %v", resp.Status, first)
+	}
+	body["priority"] = "low"
+	resp, out := f.do(t, http.MethodPost, "/v1/requests", body, headers)
+	checkProblem(t, "retry at another priority", resp, out, http.StatusConflict, "Idempotency-Key")
+	body["priority"] = "high"
+	if resp, again := f.do(t, http.MethodPost, "/v1/requests", body, headers); resp.StatusCode != http.StatusAccepted ||
+		again["id"] != first["id"] || again["priority"] != "high" {
+		t.Fatalf("retry at the same priority: %s %v; want 202 with %v", resp.Status, again, first["id"])
 	}
 }

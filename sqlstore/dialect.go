@@ -48,7 +48,7 @@ type dialect struct {
 	isBusy                func(error) bool
 
 	// Built by build.
-	createRequest, advanceRequest                    string // requests.go
+	createRequest, advanceRequest, claimPublish      string // requests.go
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	migrations                                       fs.FS  // migrate.go: NNNN_name.sql, applied in version order
@@ -60,6 +60,7 @@ type dialect struct {
 func (d *dialect) build() *dialect {
 	d.createRequest = d.withHistory(insertRequest)
 	d.advanceRequest = d.withHistory(updateRequestStatus)
+	d.claimPublish = claimPublishSQL(d)
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)

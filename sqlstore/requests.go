@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -41,6 +42,13 @@ const (
 	selectPublishedRequest = `SELECT ` + requestColumns + ` FROM requests WHERE id = $1 AND published`
 
 	markPublished = `UPDATE requests SET published = TRUE WHERE id = $1`
+
+	// releasePublish ends owner's publish lease; the next claimPublish
+	// takes it at once.
+	releasePublish = `UPDATE requests SET publish_lease_until = NULL
+	WHERE id = $1 AND publish_owner = $2 AND NOT published`
+
+	selectPublished = `SELECT published FROM requests WHERE id = $1`
 
 	requestExists = `SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)`
 
@@ -126,6 +134,63 @@ func (s *Store) MarkPublished(ctx context.Context, id string) error {
 	}
 	if n == 0 {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
+	}
+	return nil
+}
+
+// claimPublishSQL returns d's statement that takes the publish claim of
+// request $1 for owner $2 and a lease of $3 seconds: it changes the row,
+// and so reports one row, only when the request is unpublished and nobody
+// holds a running lease. Concurrent callers serialize on the row
+// (PostgreSQL's losers re-check the WHERE against the winner's row; SQLite
+// has one writer), so exactly one gets it. Leases are on the database's
+// clock, as stage claims' are.
+func claimPublishSQL(d *dialect) string {
+	return `UPDATE requests SET publish_owner = $2, publish_lease_until = ` + d.later("$3") + `
+	WHERE id = $1 AND NOT published AND (publish_lease_until IS NULL OR publish_lease_until < ` + d.clock + `)`
+}
+
+// ClaimPublish takes the claim on publishing request id's first event for
+// owner, or reports who has it; see genpipe.RequestStore.
+func (s *Store) ClaimPublish(ctx context.Context, id, owner string, lease time.Duration) (genpipe.PublishState, error) {
+	switch {
+	case owner == "":
+		return "", genpipe.Errorf(genpipe.EINVALID, "publish claim of %s has no owner", id)
+	case lease < time.Millisecond:
+		return "", genpipe.Errorf(genpipe.EINVALID, "publish lease %v: want at least 1ms", lease)
+	case !validID(id):
+		return "", genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
+	}
+	n, err := rowsAffected(s.write.ExecContext(ctx, s.d.claimPublish, id, owner, lease.Seconds()))
+	if err != nil {
+		return "", s.fail("claim publishing "+id, err)
+	}
+	if n > 0 {
+		return genpipe.PublishClaimed, nil
+	}
+	// Published, held, or no such request. Read on the write pool, which
+	// has just seen the row.
+	var published bool
+	err = s.write.QueryRowContext(ctx, selectPublished, id).Scan(&published)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
+	case err != nil:
+		return "", s.fail("claim publishing "+id, err)
+	case published:
+		return genpipe.Published, nil
+	}
+	return genpipe.PublishHeld, nil
+}
+
+// ReleasePublish gives owner's publish claim of request id back; see
+// genpipe.RequestStore.
+func (s *Store) ReleasePublish(ctx context.Context, id, owner string) error {
+	if !validID(id) {
+		return nil // no such request, so no claim to give back
+	}
+	if _, err := s.write.ExecContext(ctx, releasePublish, id, owner); err != nil {
+		return s.fail("release publishing "+id, err)
 	}
 	return nil
 }

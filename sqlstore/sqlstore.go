@@ -17,7 +17,9 @@
 // CreateRequest is an INSERT ... ON CONFLICT DO NOTHING on the idempotency
 // key, ApplyStatus an UPDATE that advances the request only when the new
 // status ranks higher (each also writes the history row: PostgreSQL in a
-// data-modifying WITH, SQLite in a trigger), EnqueueWebhook an INSERT ...
+// data-modifying WITH, SQLite in a trigger), ClaimPublish an UPDATE that
+// takes the publish claim only when the request is unpublished and no
+// lease on it runs, EnqueueWebhook an INSERT ...
 // ON CONFLICT DO NOTHING on (request, status), ClaimStage an upsert that
 // takes the claim only when it is free. PostgreSQL lets many writers work
 // at once, and several genpipe processes may share one database. SQLite

@@ -24,6 +24,10 @@
 //     run before MarkPublished returns), while Request and History report
 //     ENOTFOUND for it.
 //   - The done change in History carries the Result.
+//   - ClaimPublish gives a claim to exactly one of any number of
+//     concurrent callers, even to its holder only once; a
+//     ReleasePublish by anyone but the holder, or after publishing, changes
+//     nothing.
 //   - ClaimDueWebhooks claims the longest overdue first (by NextAttemptAt,
 //     then ID); EnqueueWebhook defaults an empty State to pending and zero
 //     times to now.
@@ -82,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"CreateRequest", createRequestTests},
 		{"Request", requestTests},
 		{"MarkPublished", markPublishedTests},
+		{"PublishClaims", publishClaimTests}, // publish.go
 		{"ApplyStatus", applyStatusTests},
 		{"History", historyTests},
 		{"Webhooks", webhookTests},

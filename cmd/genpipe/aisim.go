@@ -91,5 +91,5 @@ func runAISim(ctx context.Context, cfg aisimConfig, ln net.Listener, log *slog.L
 	if err != nil {
 		return errors.Join(err, ln.Close())
 	}
-	return serveHTTP(ctx, ln, svc.Handler(), log)
+	return serveHTTP(ctx, ln, svc.Handler(), log, aiServer)
 }

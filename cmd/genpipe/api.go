@@ -92,7 +92,7 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 		if ready != nil {
 			ready()
 		}
-		return serveHTTP(ctx, ln, server.Handler(), log)
+		return serveHTTP(ctx, ln, server.Handler(), log, apiServer)
 	})
 	return g.Wait()
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,10 +15,10 @@ import (
 	"github.com/genpipe/genpipe/sqlstore"
 )
 
-// What the parts share: their dependencies, how a stage consumes, and how
-// an HTTP server runs. The standalone commands and `up` call the same
-// runners (runAPI, runWorker, runNotifier, runAISim): there is one code
-// path.
+// What the parts share: their dependencies and how a stage consumes (how
+// an HTTP server runs is in httpserver.go). The standalone commands and
+// `up` call the same runners (runAPI, runWorker, runNotifier, runAISim):
+// there is one code path.
 
 // Consumer group names.
 const (
@@ -129,35 +126,4 @@ func consume(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Log
 	defer d.obs.watch(c.stage, c.group, e)()
 	log.Info("consuming", "topic", c.topic, "group", c.group, "capacity", c.capacity)
 	return e.Run(ctx)
-}
-
-// listen opens a TCP listener and returns it with its http:// URL.
-func listen(addr string) (net.Listener, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	return ln, "http://" + ln.Addr().String(), nil
-}
-
-// serveHTTP serves h on ln until ctx is done, then shuts down gracefully.
-// Requests under way finish (for up to 10 s); SSE streams end at once (see
-// endStreamsWith).
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Handler: endStreamsWith(ctx, h), ReadHeaderTimeout: 10 * time.Second}
-	url := "http://" + ln.Addr().String()
-	log.Info("serving", "url", url)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", url, err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down %s: %w", url, err)
-	}
-	return nil
 }

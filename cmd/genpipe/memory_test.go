@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -46,7 +45,8 @@ func TestMemoryBound(t *testing.T) {
 
 	bomb := streamedPNG(t, 8000, 8000, 16)
 	t.Logf("attack image: %d KiB, 8000×8000 16-bit RGBA", len(bomb)>>10)
-	v := s.waitTerminal(s.request(bomb, "attack"), 2*time.Minute)
+	id, _ := s.submitImage(bomb, "attack")
+	v := s.waitTerminal(id, 2*time.Minute)
 	if want := "image is 8000×8000 (16-bit PNG) and would take 489 MiB to decode; the maximum is 256 MiB"; v.Status != "rejected" || !strings.Contains(v.Error, want) {
 		t.Errorf("attack image: %s (%s), want rejected with %q", v.Status, v.Error, want)
 	}
@@ -63,7 +63,7 @@ func TestMemoryBound(t *testing.T) {
 	ids := make([]string, 16)
 	var wg sync.WaitGroup
 	for i := range ids {
-		wg.Go(func() { ids[i] = s.request(largest, "largest "+strconv.Itoa(i)) })
+		wg.Go(func() { ids[i], _ = s.submitImage(largest, "largest "+strconv.Itoa(i)) })
 	}
 	wg.Wait()
 	outcomes := map[string]int{}
@@ -84,25 +84,6 @@ func TestMemoryBound(t *testing.T) {
 	if hwm > upPeakRSS {
 		t.Errorf("up's peak RSS was %d MiB; want under %d MiB", hwm>>20, upPeakRSS>>20)
 	}
-}
-
-// request uploads a PNG through the API and asks for a slide of it.
-func (s *standalone) request(png []byte, title string) string {
-	s.t.Helper()
-	var u upload
-	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(png)}, &u); resp.StatusCode != http.StatusCreated {
-		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
-	}
-	if status := put(s.t, u.UploadURL, "image/png", png); status != http.StatusOK {
-		s.t.Fatalf("PUT upload: %d", status)
-	}
-	var a accepted
-	resp := s.call("POST", "/v1/requests", map[string]string{"objectId": u.ObjectID, "style": "forest", "title": title,
-		"description": "A large image, to see that memory stays bounded."}, &a)
-	if resp.StatusCode != http.StatusAccepted || a.ID == "" {
-		s.t.Fatalf("POST /v1/requests: %s %+v, want 202", resp.Status, a)
-	}
-	return a.ID
 }
 
 // memoryOf returns a line of /proc/PID/status, such as VmHWM.

@@ -81,7 +81,7 @@ func (o *observability) serve(ctx context.Context, addr string) (url string, sto
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := serveHTTP(ctx, ln, mux, o.log.With("server", "metrics")); err != nil {
+		if err := serveHTTP(ctx, ln, mux, o.log.With("server", "metrics"), metricsServer); err != nil {
 			o.log.Error("metrics server", "err", err)
 		}
 	}()

@@ -221,7 +221,7 @@ func TestServeHTTPShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
-	go func() { served <- serveHTTP(ctx, ln, h, slog.New(slog.DiscardHandler)) }()
+	go func() { served <- serveHTTP(ctx, ln, h, slog.New(slog.DiscardHandler), apiServer) }()
 	request, stream := get(url+"/v1/slow"), get(url+"/v1/requests/x/events")
 	<-started
 	<-started

@@ -226,6 +226,21 @@ func packageDir(t *testing.T) string {
 // start runs the binary with args and extra environment variables.
 func (s *standalone) start(name string, env []string, args ...string) *process {
 	s.t.Helper()
+	return s.startCmd(name, exec.Command(s.bin, args...), env)
+}
+
+// startLimited starts a genpipe process that may open at most nofile file
+// descriptors, soft and hard limit (through the shell's ulimit, as an
+// operator's unit file or container runtime sets it).
+func (s *standalone) startLimited(name string, nofile int, args ...string) *process {
+	s.t.Helper()
+	script := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile)
+	return s.startCmd(name, exec.Command("sh", append([]string{"-c", script, s.bin}, args...)...), nil)
+}
+
+// startCmd starts cmd as the process name, with env added to s.env.
+func (s *standalone) startCmd(name string, cmd *exec.Cmd, env []string) *process {
+	s.t.Helper()
 	p := &process{name: name, done: make(chan struct{})}
 	p.log = filepath.Join(s.dir, fmt.Sprintf("%02d-%s.log", len(s.procs), name))
 	out, err := os.Create(p.log)
@@ -233,7 +248,7 @@ func (s *standalone) start(name string, env []string, args ...string) *process {
 		s.t.Fatal(err)
 	}
 	defer out.Close() // the child has its own copy
-	p.cmd = exec.Command(s.bin, args...)
+	p.cmd = cmd
 	p.cmd.Env = append(append([]string(nil), s.env...), env...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
@@ -431,9 +446,15 @@ func (s *standalone) call(method, path string, body any, out any) *http.Response
 // with a webhook; it returns the request's id and the webhook receiver.
 func (s *standalone) submit(title string) (string, *webhookReceiver) {
 	s.t.Helper()
+	return s.submitImage(pngImage(s.t, 320, 200), title)
+}
+
+// submitImage uploads img, a PNG, through the API and asks for a slide of
+// it, with a webhook to a receiver of its own.
+func (s *standalone) submitImage(img []byte, title string) (string, *webhookReceiver) {
+	s.t.Helper()
 	hooks := newWebhookReceiver(s.t)
 	var u upload
-	img := pngImage(s.t, 320, 200)
 	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
 		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
 	}
