@@ -33,11 +33,14 @@ type keyring struct {
 
 // newKeyring returns the keyring of a set of tenants and their keys.
 func newKeyring(set tenants.Set) *keyring {
+	byName := make(map[string]genpipe.Tenant, len(set.Tenants))
+	for _, t := range set.Tenants {
+		byName[t.Name] = t
+	}
 	k := &keyring{}
 	for _, key := range set.Keys {
-		t, _ := set.Tenant(key.Tenant) // a Set's every key has its tenant
 		k.hashes = append(k.hashes, key.SHA256)
-		k.tenants = append(k.tenants, t)
+		k.tenants = append(k.tenants, byName[key.Tenant]) // a Set's every key has its tenant
 	}
 	return k
 }

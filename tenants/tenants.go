@@ -296,15 +296,17 @@ func parseSHA256(h string) ([sha256.Size]byte, error) {
 // named by KeyTenant. Empty and repeated keys are skipped.
 func FromKeys(keys []string) Set {
 	set := Set{Source: FromKeysSource}
+	seen := map[[sha256.Size]byte]bool{}
 	for _, key := range keys {
 		if key == "" {
 			continue
 		}
 		sum := sha256.Sum256([]byte(key))
-		name := KeyTenant(sum)
-		if _, dup := set.Tenant(name); dup {
+		if seen[sum] {
 			continue
 		}
+		seen[sum] = true
+		name := KeyTenant(sum)
 		set.Tenants = append(set.Tenants, genpipe.Tenant{Name: name, Weight: genpipe.DefaultWeight, MaxPriority: genpipe.DefaultPriority})
 		set.Keys = append(set.Keys, Key{SHA256: sum, Tenant: name})
 	}
@@ -358,6 +360,8 @@ func Merge(sets ...Set) (Set, error) {
 // order of names, for the log of a reload; none when nothing did. Keys
 // are counted, never shown.
 func (s Set) Changes(old Set) []string {
+	was, is := old.byName(), s.byName()
+	wasKeys, isKeys := old.keysByTenant(), s.keysByTenant()
 	var names []string
 	for _, t := range append(slices.Clone(old.Tenants), s.Tenants...) {
 		names = append(names, t.Name)
@@ -366,9 +370,9 @@ func (s Set) Changes(old Set) []string {
 	names = slices.Compact(names)
 	var lines []string
 	for _, name := range names {
-		before, had := old.Tenant(name)
-		after, has := s.Tenant(name)
-		added, removed := keyDiff(old.keysOf(name), s.keysOf(name))
+		before, had := was[name]
+		after, has := is[name]
+		added, removed := keyDiff(wasKeys[name], isKeys[name])
 		switch {
 		case !had:
 			lines = append(lines, fmt.Sprintf("tenant %s added: weight %d, maxPriority %s, %d key(s)", name, after.Weight, after.MaxPriority, added))
@@ -393,14 +397,23 @@ func (s Set) Changes(old Set) []string {
 	return lines
 }
 
-func (s Set) keysOf(tenant string) map[[32]byte]bool {
-	keys := map[[32]byte]bool{}
-	for _, k := range s.Keys {
-		if k.Tenant == tenant {
-			keys[k.SHA256] = true
-		}
+func (s Set) byName() map[string]genpipe.Tenant {
+	m := make(map[string]genpipe.Tenant, len(s.Tenants))
+	for _, t := range s.Tenants {
+		m[t.Name] = t
 	}
-	return keys
+	return m
+}
+
+func (s Set) keysByTenant() map[string]map[[32]byte]bool {
+	m := map[string]map[[32]byte]bool{}
+	for _, k := range s.Keys {
+		if m[k.Tenant] == nil {
+			m[k.Tenant] = map[[32]byte]bool{}
+		}
+		m[k.Tenant][k.SHA256] = true
+	}
+	return m
 }
 
 // keyDiff counts the keys in b and not a, and in a and not b.
