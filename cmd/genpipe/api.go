@@ -83,6 +83,7 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 		return err
 	}
 	if cfg.API.TenantsFile != "" {
+		log.Info("tenants file read; SIGHUP re-reads it", "file", cfg.API.TenantsFile, "tenants", len(set.Tenants), "keys", len(set.Keys))
 		stop := onHangup(func() { set = reloadTenants(cfg.API.TenantsFile, server, set, log) })
 		defer stop()
 	}
