@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,6 +32,7 @@ type AI struct {
 	inflight int
 	st       AIStats
 	seen     map[string]struct{}
+	calls    []aiCall // every call that took a slot, in the order they did
 
 	ln  net.Listener
 	srv *http.Server
@@ -45,6 +47,13 @@ type AIStats struct {
 	InFlight       int       `json:"inFlight"`       // calls holding a slot now
 	Capacity       int       `json:"capacity"`       // slots
 	FirstCall      time.Time `json:"firstCall"`      // when the first call took a slot; zero before
+}
+
+// aiCall is one call as the AI saw it: whose, when it took a slot and
+// when it gave it back (zero while it runs).
+type aiCall struct {
+	id         string
+	start, end time.Time
 }
 
 // StartAI starts a latency-only AI for model ("check" or "generate") with
@@ -94,7 +103,8 @@ func (a *AI) call(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteProblem(w, http.StatusBadRequest, genpipe.EINVALID, "a JSON body with requestId is required")
 		return
 	}
-	if !a.acquire(in.RequestID) {
+	call, ok := a.acquire(in.RequestID)
+	if !ok {
 		w.Header().Set("Retry-After", "1")
 		httpjson.WriteProblem(w, http.StatusTooManyRequests, genpipe.ETOOMANY, "at capacity")
 		return
@@ -107,7 +117,7 @@ func (a *AI) call(w http.ResponseWriter, r *http.Request) {
 	}
 	// The slot is free before the answer leaves, so a caller that starts
 	// its next call on the answer never finds its own slot still busy.
-	a.release()
+	a.release(call)
 	if a.model == "check" {
 		httpjson.Write(w, http.StatusOK, map[string]any{"pass": true})
 		return
@@ -115,28 +125,40 @@ func (a *AI) call(w http.ResponseWriter, r *http.Request) {
 	httpjson.Write(w, http.StatusOK, map[string]any{"outputs": map[string]any{}})
 }
 
-func (a *AI) acquire(id string) bool {
+// acquire takes a slot for request id, if one is free, and returns the
+// call's index for release.
+func (a *AI) acquire(id string) (int, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inflight >= a.capacity {
 		a.st.OverCapacity++
-		return false
+		return 0, false
 	}
+	now := time.Now()
 	a.inflight++
 	a.st.Calls++
 	if a.st.FirstCall.IsZero() {
-		a.st.FirstCall = time.Now()
+		a.st.FirstCall = now
 	}
+	a.calls = append(a.calls, aiCall{id: id, start: now})
 	a.st.MaxConcurrent = max(a.st.MaxConcurrent, a.inflight)
 	if _, dup := a.seen[id]; !dup {
 		a.seen[id] = struct{}{}
 		a.st.UniqueRequests++
 	}
-	return true
+	return len(a.calls) - 1, true
 }
 
-func (a *AI) release() {
+func (a *AI) release(call int) {
 	a.mu.Lock()
 	a.inflight--
+	a.calls[call].end = time.Now()
 	a.mu.Unlock()
+}
+
+// callLog returns every call that took a slot so far.
+func (a *AI) callLog() []aiCall {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.calls)
 }

@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		profiles[i] = p
 	}
-	sched, err := cfg.Workload.Schedule(sc.MaxRps())
+	sched, err := cfg.Workload.plan(sc.MaxRps())
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
-	rep := &Report{Scenario: sc.Name, Shape: cfg.Workload.shape(), TimeScale: cfg.TimeScale, StartedAt: time.Now()}
+	rep := &Report{Scenario: sc.Name, Shape: cfg.Workload.shape(), Workload: cfg.Workload.Name, TimeScale: cfg.TimeScale, StartedAt: time.Now()}
+	if len(cfg.Workload.Streams) > 0 {
+		rep.Shape = ShapeTenants
+	}
 	runID := randomID()
 	for _, p := range profiles {
 		if ctx.Err() != nil {
@@ -167,11 +170,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // event is the value of every record of a run: the request id and when it
 // was produced, padded to the size of a real request event (~300 bytes),
-// so that batches hold as many records as the article's did.
+// so that batches hold as many records as the article's did. Like
+// genpipe.Event it carries the request's share (JSON "tenant", "priority",
+// "weight"; left out when empty), and every stage passes the value on
+// unchanged, so a scheduling stage reads it as genpipe's would.
 type event struct {
 	ID         string `json:"id"`
 	ProducedAt int64  `json:"producedAt"` // Unix nanoseconds
 	Pad        string `json:"pad"`
+	genpipe.Share
 }
 
 var pad = strings.Repeat("x", 220)
@@ -180,7 +187,7 @@ var pad = strings.Repeat("x", 220)
 // emulation's with javaConn. It fails when the consumer groups do not
 // settle, a consumer stops on an error, or no request completes; when ctx
 // ends first it returns what it measured so far, with an error saying so.
-func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka.Conn, p profile, runID string, sched []time.Duration) (Result, error) {
+func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka.Conn, p profile, runID string, sched []send) (Result, error) {
 	sc, log := cfg.Scenario, cfg.Logger
 	prefix := fmt.Sprintf("lt-%s-%s", p.name, runID)
 	reqTopic, checkedTopic, resultsTopic := prefix+"-requests", prefix+"-checked", prefix+"-results"
@@ -341,8 +348,8 @@ func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka
 	produceDone := make(chan struct{})
 	go func() {
 		defer close(produceDone)
-		for _, off := range sched {
-			if d := time.Until(start.Add(t.d(off))); d > 0 {
+		for _, s := range sched {
+			if d := time.Until(start.Add(t.d(s.at))); d > 0 {
 				_ = backoff.Sleep(runCtx, d)
 			}
 			if runCtx.Err() != nil {
@@ -351,12 +358,12 @@ func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka
 			id := uuid.NewString()
 			prod.Go(func() {
 				now := time.Now()
-				v, _ := json.Marshal(event{ID: id, ProducedAt: now.UnixNano(), Pad: pad})
+				v, _ := json.Marshal(event{ID: id, ProducedAt: now.UnixNano(), Pad: pad, Share: s.share})
 				if err := out.send(runCtx, reqTopic, id, v); err != nil {
 					errOnce.Do(func() { produceErr = err })
 					return
 				}
-				rec.produce(id, now)
+				rec.produce(id, now, s.share)
 			})
 		}
 		prod.Wait()
@@ -435,6 +442,12 @@ wait:
 	rec.figures(&res, start, genAI.Stats().FirstCall, t.scale)
 	if res.MaxRps > 0 {
 		res.Utilization = res.ThroughputRps / res.MaxRps
+	}
+	gaps := slotGaps(checkAI.callLog(), genAI.callLog(), sc.GenerateCapacity)
+	res.SlotGaps, res.SlotGapP50Ms, res.SlotGapP99Ms = len(gaps), percentile(gaps, 50), percentile(gaps, 99)
+	if len(cfg.Workload.Streams) > 0 {
+		rec.tenantFigures(&res, genAI.callLog(), sc.GenerateCapacity, start, genAI.Stats().FirstCall, t.scale)
+		res.Targets = checkTargets(cfg.Workload.Name, res, sc)
 	}
 	cs, gs := checkAI.Stats(), genAI.Stats()
 	res.DuplicateAICalls = int(cs.Calls - cs.UniqueRequests + gs.Calls - gs.UniqueRequests)

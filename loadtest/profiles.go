@@ -47,6 +47,10 @@ type profile struct {
 	keyed          bool // records carry the request UUID as key
 	engine         bool // stages run on engine; otherwise on javaConsumer
 	maxPollRecords int  // javaConsumer: max.poll.records
+	// schedules says the profile starts waiting work by priority and the
+	// tenants' weights, so that the multi-tenant targets are expected
+	// of it; a first-come-first-served profile is expected to miss them.
+	schedules bool
 }
 
 func lookupProfile(name string) (profile, error) {

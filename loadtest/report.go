@@ -52,7 +52,8 @@ type chart struct {
 // WriteCharts draws the report's charts into dir and returns the file names
 // (relative to dir): completions per second over time, records per
 // partition of the requests topic, and the latency distribution, each as
-// PNG and SVG. It creates dir if needed. Empty series are drawn as "no
+// PNG and SVG; for a multi-tenant workload also completions per second by
+// tenant. It creates dir if needed. Empty series are drawn as "no
 // data" panels.
 func WriteCharts(dir string, r Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -62,6 +63,9 @@ func WriteCharts(dir string, r Report) ([]string, error) {
 		{chartCompletions, px(chartHpx), completionsPlot(r).Draw},
 		partitionsChart(r),
 		{chartLatency, px(chartHpx), latencyPlot(r).Draw},
+	}
+	if hasTenants(r) { // what a multi-tenant run is about comes first
+		charts = append([]chart{tenantsChart(r)}, charts...)
 	}
 	var names []string
 	for _, c := range charts {
@@ -552,6 +556,7 @@ var columns = []column{
 	{"workers", "workers per stage", func(r Result) string { return fmt.Sprint(r.Workers) }, nil},
 	{"ai-peak", "AI peak concurrency", func(r Result) string { return fmt.Sprint(r.AIMaxConcurrent) }, nil},
 	{"ai-429", "AI 429s", func(r Result) string { return fmt.Sprint(r.AIOverCapacity) }, nil},
+	{"slot-gap-p99-ms", "slot gap p99 ms (real)", func(r Result) string { return fixed(r.SlotGapP99Ms, 1) }, nil},
 }
 
 // fixed formats v with prec decimals, or "–" when it is not finite.
@@ -574,7 +579,9 @@ func percent(v float64) string {
 // terminal: a header line, then one line per profile with requests,
 // completed, lost, rps, max rps, utilization, p50/p95/p99 ms, partition
 // max/mean, rebalances, redeliveries and duplicate AI calls. The profile
-// column is left-aligned, the figures right-aligned.
+// column is left-aligned, the figures right-aligned. A multi-tenant
+// report goes on with a table per tenant and priority (waits, shares),
+// each tenant's completions over time and the targets' PASS/FAIL lines.
 func WriteTable(w io.Writer, r Report) error {
 	rows := [][]string{make([]string, len(columns))}
 	for c, col := range columns {
@@ -597,6 +604,7 @@ func WriteTable(w io.Writer, r Report) error {
 	for _, row := range rows {
 		writeRow(&b, row, widths)
 	}
+	writeTenants(&b, r)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -641,6 +649,10 @@ var chartTexts = map[string][2]string{
 	chartLatency: {"Latency distribution",
 		"Share of completed requests done within a latency (produce → terminal status). " +
 			"Further left and steeper is better; the curve crosses 50, 95 and 99 % at p50, p95 and p99."},
+	chartTenants: {"Completions per second by tenant",
+		"One panel per profile, a line per tenant (and priority), a 6 s moving average. " +
+			"First come, first served gives a burst's tenant everything until its burst is done; " +
+			"fair sharing keeps every waiting tenant's line up, in proportion to its weight."},
 }
 
 // figure is one chart in the HTML report: the image shown and links to the
@@ -694,16 +706,19 @@ type htmlPage struct {
 	Heads   []string
 	Rows    [][]htmlCell
 	Figures []figure
+	Tenants *htmlTenants // multi-tenant workloads only
 }
 
 // WriteHTML writes a self-contained HTML report (inline CSS, no scripts):
-// a title with the scenario, shape, time scale and date, the results table
-// (lost and duplicate AI calls above zero in red), and the charts side by
+// a title with the scenario, shape (or multi-tenant workload), time scale
+// and date, the results table (lost and duplicate AI calls above zero in
+// red), for a multi-tenant workload a table per tenant and priority and the
+// targets' PASS and FAIL lines, and the charts side by
 // side in a wrapping grid (each links to its full-size file), referenced by the names WriteCharts returned (the HTML file belongs
 // in the same directory), each with a caption saying what to look for.
 // Everything from the report is HTML-escaped.
 func WriteHTML(w io.Writer, r Report, charts []string) error {
-	page := htmlPage{Report: r, Date: "date unknown", Figures: figures(charts)}
+	page := htmlPage{Report: r, Date: "date unknown", Figures: figures(charts), Tenants: tenantsPage(r)}
 	if !r.StartedAt.IsZero() {
 		page.Date = r.StartedAt.Format("2006-01-02 15:04 MST")
 	}
@@ -745,11 +760,16 @@ figure img { display: block; width: 100%; height: auto; }
 figcaption { color: #444; font-size: 14px; margin-top: 8px; }
 figcaption b { color: #222; }
 figcaption a { color: #0072b2; }
+h2 { font-size: 19px; margin: 28px 0 8px; }
+ul.targets { list-style: none; padding: 0; }
+ul.targets li { padding: 4px 8px; margin: 2px 0; border-left: 4px solid #999; }
+ul.targets li.pass { border-color: #009e73; }
+ul.targets li.fail { border-color: #b00020; background: #fdecee; }
 </style>
 </head>
 <body>
 <h1>genpipe load test</h1>
-<p class="meta">scenario <b>{{.Report.Scenario}}</b> · shape <b>{{.Report.Shape}}</b> · time scale <b>×{{.Report.TimeScale}}</b> · {{.Date}}</p>
+<p class="meta">scenario <b>{{.Report.Scenario}}</b> · {{with .Report.Workload}}workload <b>{{.}}</b>{{else}}shape <b>{{.Report.Shape}}</b>{{end}} · time scale <b>×{{.Report.TimeScale}}</b> · {{.Date}}</p>
 <p class="note">All figures are measured from what happened in the run (records, AI calls, group events), never computed from settings, and are unscaled: times and rates were divided by the time scale so they compare with the article's.</p>
 <div class="scroll">
 <table>
@@ -763,6 +783,28 @@ figcaption a { color: #0072b2; }
 </tbody>
 </table>
 </div>
+{{- with .Tenants}}
+<h2>Per tenant: {{.Workload}}</h2>
+<p class="note">Wait is the time from a request's produce (standing for the API's 202) to the simulated Generative AI seeing its call start. Shares count generative calls: over the whole run, and among the calls that started while every row had a request waiting, which is where the scheduler chooses.</p>
+<div class="scroll">
+<table>
+<thead><tr>{{range .Heads}}<th>{{.}}</th>{{end}}</tr></thead>
+<tbody>
+{{- range .Rows}}
+<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{- end}}
+</tbody>
+</table>
+</div>
+<h2>Targets</h2>
+<ul class="targets">
+{{- range .Targets}}
+<li class="{{if .Pass}}pass{{else}}fail{{end}}"><b>{{if .Pass}}PASS{{else}}FAIL{{end}}</b> {{.Profile}} · {{.Name}}: {{.Got}}, want {{.Want}}</li>
+{{- else}}
+<li>no targets for this workload</li>
+{{- end}}
+</ul>
+{{- end}}
 <div class="charts">
 {{- range .Figures}}
 <figure>

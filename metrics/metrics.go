@@ -47,6 +47,8 @@ type Registry struct {
 	aiRetries   *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
 	stages      *stageCollector
+	tenants     *tenantCollector
+	overhead    *prometheus.HistogramVec
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks
@@ -102,7 +104,12 @@ func New(opts ...Option) *Registry {
 		"Records written to the dead-letter topic, by the stage that set them aside (poison records and requests failed for good).",
 		"stage")
 	r.stages = newStageCollector(cfg.lagTimeout, cfg.log)
-	r.reg.MustRegister(r.processing, r.endToEnd, r.aiRetries, r.deadLetters, r.stages)
+	r.tenants = newTenantCollector()
+	r.overhead = histogram("scheduler_overhead_seconds",
+		"Time from one of the stage's AI slots freeing to the next call starting on it, when a task was waiting: "+
+			"what the scheduling queue costs in AI time.",
+		SchedulingOverheadBuckets, "stage")
+	r.reg.MustRegister(r.processing, r.endToEnd, r.aiRetries, r.deadLetters, r.stages, r.tenants, r.overhead)
 	if cfg.runtime {
 		r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

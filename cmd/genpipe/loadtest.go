@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,13 +35,21 @@ turn (naive: the article's Java defaults; article: its fixes; genpipe: the
 stage engine) against latency-only AI services, and prints what happened.
 Every duration is multiplied by -time-scale; figures are reported unscaled.
 
+The multi-tenant scenarios (noisy-neighbor, priority, weights) run on the
+article's system with tenants' streams instead of a shape, by default on
+the genpipe profile only, and report each tenant's wait (produce → the
+generative AI call starting), throughput and share, with PASS/FAIL lines
+against their targets. -requests sets their backlog (default 5000).
+
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&scenario, "scenario", "article", "article (64 partitions, AI capacity 64) or few-partitions (8 partitions, capacity 64)")
+	fs.StringVar(&scenario, "scenario", "article", "article (64 partitions, AI capacity 64), few-partitions (8 partitions, capacity 64), "+
+		"or a multi-tenant workload on article's system: noisy-neighbor, priority or weights")
 	fs.StringVar(&profiles, "profiles", strings.Join(loadtest.Profiles, ","), "profiles to run, one after another, comma-separated")
 	fs.StringVar(&shape, "shape", loadtest.ShapeBurst, "workload shape: burst, steady or ramp")
-	fs.IntVar(&requests, "requests", 0, fmt.Sprintf("requests to send (0: -duration × rate, or %d)", loadtest.DefaultRequests))
+	fs.IntVar(&requests, "requests", 0, fmt.Sprintf("requests to send (0: -duration × rate, or %d); for a multi-tenant scenario, its backlog (0: %d)",
+		loadtest.DefaultRequests, loadtest.DefaultBacklog))
 	fs.DurationVar(&duration, "duration", 0, "send for this long (unscaled), when -requests is 0")
 	fs.Float64Var(&rate, "rate", 0, fmt.Sprintf("mean requests per second, unscaled (0: %.2f × the scenario's maxRps)", loadtest.DefaultOverload))
 	fs.IntVar(&burst, "burst", loadtest.DefaultBurstSize, "requests per burst (burst shape)")
@@ -53,9 +63,24 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	workload := loadtest.Workload{Shape: shape, Requests: requests, Duration: duration, Rate: rate, BurstSize: burst}
 	sc, ok := loadtest.Scenarios[scenario]
+	if slices.Contains(loadtest.Workloads, scenario) {
+		if err := shapeFlagsUnset(fs.FlagSet, scenario); err != nil {
+			return err
+		}
+		sc, ok = loadtest.Scenarios["article"], true
+		w, err := loadtest.TenantWorkload(scenario, requests, sc)
+		if err != nil {
+			return err
+		}
+		workload = w
+		if !flagSet(fs.FlagSet, "profiles") {
+			profiles = loadtest.ProfileGenpipe
+		}
+	}
 	if !ok {
-		return fmt.Errorf("unknown -scenario %q (article or few-partitions)", scenario)
+		return fmt.Errorf("unknown -scenario %q (article, few-partitions, %s)", scenario, strings.Join(loadtest.Workloads, ", "))
 	}
 	log, err := cfg.logger(stderr, "loadtest")
 	if err != nil {
@@ -74,7 +99,7 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 	rep, err := loadtest.Run(ctx, loadtest.Config{
 		Scenario:     sc,
 		Profiles:     names,
-		Workload:     loadtest.Workload{Shape: shape, Requests: requests, Duration: duration, Rate: rate, BurstSize: burst},
+		Workload:     workload,
 		TimeScale:    scale,
 		Workers:      workers,
 		Brokers:      splitList(cfg.Kafka.Brokers),
@@ -94,6 +119,25 @@ Every duration is multiplied by -time-scale; figures are reported unscaled.
 	return errors.Join(err, writeLoadtest(rep, stdout, jsonFile, outDir))
 }
 
+// shapeFlagsUnset fails when a flag that shapes a single-tenant workload
+// was given with a multi-tenant scenario, whose streams have shapes of
+// their own.
+func shapeFlagsUnset(fs *flag.FlagSet, scenario string) error {
+	for _, name := range []string{"shape", "duration", "rate", "burst"} {
+		if flagSet(fs, name) {
+			return fmt.Errorf("-%s does not apply to -scenario %s: its tenants' streams have shapes of their own (-requests sets its backlog)", name, scenario)
+		}
+	}
+	return nil
+}
+
+// flagSet reports whether the command line set flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 // writeLoadtest writes rep as JSON to jsonFile and as charts and HTML into
 // outDir (each when set), and its table to stdout.
 func writeLoadtest(rep *loadtest.Report, stdout io.Writer, jsonFile, outDir string) error {
@@ -111,7 +155,11 @@ func writeLoadtest(rep *loadtest.Report, stdout io.Writer, jsonFile, outDir stri
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "scenario %s, shape %s, time scale %g (figures unscaled)\n", rep.Scenario, rep.Shape, rep.TimeScale)
+	if rep.Workload != "" {
+		fmt.Fprintf(stdout, "scenario %s on %s, time scale %g (figures unscaled)\n", rep.Workload, rep.Scenario, rep.TimeScale)
+	} else {
+		fmt.Fprintf(stdout, "scenario %s, shape %s, time scale %g (figures unscaled)\n", rep.Scenario, rep.Shape, rep.TimeScale)
+	}
 	return loadtest.WriteTable(stdout, *rep)
 }
 
