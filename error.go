@@ -17,6 +17,7 @@ const (
 	ETOOMANY       = "too_many_requests" // 429: over capacity or rate; retry later
 	EUNAVAILABLE   = "unavailable"       // 503: a dependency is down; retry later
 	EUNAUTHORIZED  = "unauthorized"      // 401
+	EFORBIDDEN     = "forbidden"         // 403: who asked may not have this (a priority above its tenant's ceiling)
 )
 
 // Error is an error a user may see: its Message is written for them.

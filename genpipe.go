@@ -30,6 +30,10 @@ type Request struct {
 	Error          string  // a readable reason when Status is rejected or failed
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// Share is the tenant of the API key that made it, the priority it
+	// asked for, and the tenant's weight then: every event about the
+	// request carries it (see Submitter).
+	Share
 	// Webhook is the delivery of the webhook of its terminal status, once
 	// queued (see WebhookOutbox): where it stands and why it failed. Nil
 	// without a WebhookURL, or before the request ends.

@@ -59,7 +59,7 @@ func NewSubmitter(store RequestStore, publisher Publisher, topic string) *Submit
 // publish claim. It returns the request as stored — for a retry with a
 // known idempotency key, the request first submitted with it — and whether
 // this call queued an event. Errors are genpipe errors: ECONFLICT when the
-// idempotency key was used for a different job or webhook URL,
+// idempotency key was used for a different job, webhook URL or priority,
 // EUNAVAILABLE when Kafka could not take the event or a concurrent
 // submission with the same key did not publish it within the wait (retry
 // later, with the same key).
@@ -68,7 +68,8 @@ func (s *Submitter) Submit(ctx context.Context, r *Request) (stored *Request, qu
 	if err != nil {
 		return nil, false, fmt.Errorf("store request: %w", err)
 	}
-	if !created && (stored.Job != r.Job || stored.WebhookURL != r.WebhookURL) {
+	if !created && (stored.Job != r.Job || stored.WebhookURL != r.WebhookURL ||
+		stored.Share.Normalized().Priority != r.Share.Normalized().Priority) {
 		return nil, false, Errorf(ECONFLICT, "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
 	}
 	claimed, err := s.claim(ctx, stored.ID, r.ID)
@@ -116,7 +117,9 @@ func (s *Submitter) claim(ctx context.Context, id, owner string) (claimed bool, 
 // as owner, then makes it visible. On failure it gives the claim back, so
 // that a retry publishes at once.
 func (s *Submitter) publish(ctx context.Context, stored *Request, owner string) error {
-	value, err := EncodeEvent(NewJobEvent(EventSubmitted, stored.ID, stored.Job, s.now()))
+	submitted := NewJobEvent(EventSubmitted, stored.ID, stored.Job, s.now())
+	submitted.Share = stored.Share
+	value, err := EncodeEvent(submitted)
 	if err != nil {
 		return s.release(ctx, stored.ID, owner, err)
 	}

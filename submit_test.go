@@ -92,6 +92,23 @@ func TestSubmitQueuesThenShows(t *testing.T) {
 	}
 }
 
+// The submitted event carries the request's share, as stored: the stages
+// schedule on it without reading the store.
+func TestSubmitCarriesShare(t *testing.T) {
+	s, store, pub := newSubmitter(t)
+	r := newSubmission("")
+	r.Share = genpipe.Share{Tenant: "acme", Priority: genpipe.PriorityHigh, Weight: 3}
+	if _, _, err := s.Submit(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.records) != 1 || pub.records[0].Share != r.Share {
+		t.Fatalf("published %+v; want one event with share %+v", pub.records, r.Share)
+	}
+	if got, err := store.Request(t.Context(), r.ID); err != nil || got.Share != r.Share {
+		t.Fatalf("Request after Submit = %+v, %v; want share %+v", got, err, r.Share)
+	}
+}
+
 func TestSubmitRetryWithKeyQueuesNothing(t *testing.T) {
 	s, _, pub := newSubmitter(t)
 	first, _, err := s.Submit(t.Context(), newSubmission("key-1"))
@@ -141,6 +158,41 @@ func TestSubmitKeyReusedForAnotherWebhook(t *testing.T) {
 	same.Job, same.WebhookURL = first.Job, first.WebhookURL
 	if got, queued, err := s.Submit(t.Context(), same); err != nil || queued || got.ID != first.ID {
 		t.Fatalf("retry with the same webhook = %v, queued %v, %v; want %s", got, queued, err, first.ID)
+	}
+}
+
+// So is the priority: a retry that asks for another would be scheduled as
+// the first asked. Another weight (the tenant's changed since) is no
+// conflict: it is the tenant's, not the request's.
+func TestSubmitKeyReusedForAnotherPriority(t *testing.T) {
+	s, _, _ := newSubmitter(t)
+	first := newSubmission("key-1")
+	first.Share = genpipe.Share{Tenant: "acme", Priority: genpipe.PriorityHigh, Weight: 2}
+	if _, _, err := s.Submit(t.Context(), first); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []genpipe.Priority{genpipe.PriorityLow, ""} {
+		other := newSubmission("key-1")
+		other.Job, other.Share = first.Job, genpipe.Share{Tenant: "acme", Priority: p, Weight: 2}
+		if _, _, err := s.Submit(t.Context(), other); genpipe.ErrorCode(err) != genpipe.ECONFLICT {
+			t.Fatalf("Submit with a reused key and priority %q = %v; want ECONFLICT", p, err)
+		}
+	}
+	same := newSubmission("key-1")
+	same.Job, same.Share = first.Job, genpipe.Share{Tenant: "acme", Priority: genpipe.PriorityHigh, Weight: 5}
+	if got, queued, err := s.Submit(t.Context(), same); err != nil || queued || got.ID != first.ID || got.Weight != 2 {
+		t.Fatalf("retry with the same priority = %+v, queued %v, %v; want %s as first stored", got, queued, err, first.ID)
+	}
+
+	// Without a priority, the default is what a retry must match.
+	plain := newSubmission("key-2")
+	if _, _, err := s.Submit(t.Context(), plain); err != nil {
+		t.Fatal(err)
+	}
+	again := newSubmission("key-2")
+	again.Job, again.Priority = plain.Job, genpipe.DefaultPriority
+	if got, _, err := s.Submit(t.Context(), again); err != nil || got.ID != plain.ID {
+		t.Fatalf("retry naming the default priority = %+v, %v; want %s", got, err, plain.ID)
 	}
 }
 

@@ -22,8 +22,12 @@ const (
 // RequestView is the public JSON of a request: what GET /v1/requests/{id}
 // returns, what each SSE event carries and what a webhook POSTs.
 type RequestView struct {
-	ID          string       `json:"id"`
-	Status      Status       `json:"status"`
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+	// Tenant is who the request's API key belongs to (DefaultTenant
+	// without keys), Priority what the request asked for.
+	Tenant      string       `json:"tenant"`
+	Priority    Priority     `json:"priority"`
 	Style       string       `json:"style"`
 	Title       string       `json:"title"`
 	Description string       `json:"description"`
@@ -55,8 +59,9 @@ type ResultView struct {
 
 // NewRequestView renders r for a client, presigning result links valid for ttl.
 func NewRequestView(ctx context.Context, r *Request, objects ObjectStore, ttl time.Duration) (RequestView, error) {
-	v := RequestView{ID: r.ID, Status: r.Status, Style: r.Style, Title: r.Title, Description: r.Description,
-		Error: r.Error, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+	share := r.Share.Normalized()
+	v := RequestView{ID: r.ID, Status: r.Status, Tenant: share.Tenant, Priority: share.Priority, Style: r.Style,
+		Title: r.Title, Description: r.Description, Error: r.Error, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if d := r.Webhook; d != nil {
 		v.Webhook = &WebhookView{State: d.State, Attempts: d.Attempts, LastError: d.LastError}
 	}

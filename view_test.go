@@ -32,3 +32,25 @@ func TestRequestViewWebhook(t *testing.T) {
 		t.Errorf("view %s; want it to hold %s", body, want)
 	}
 }
+
+// The view names the request's tenant and priority, the defaults for a
+// request stored before tenants.
+func TestRequestViewShare(t *testing.T) {
+	for _, c := range []struct {
+		share genpipe.Share
+		want  string
+	}{
+		{genpipe.Share{Tenant: "acme", Priority: genpipe.PriorityHigh, Weight: 3}, `"tenant":"acme","priority":"high"`},
+		{genpipe.Share{}, `"tenant":"default","priority":"normal"`},
+	} {
+		r := &genpipe.Request{ID: "r1", Status: genpipe.StatusReceived, Share: c.share}
+		v, err := genpipe.NewRequestView(t.Context(), r, nil, genpipe.DefaultResultTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(v)
+		if !strings.Contains(string(body), c.want) || strings.Contains(string(body), "weight") {
+			t.Errorf("view of a request with share %+v: %s; want %s and no weight", c.share, body, c.want)
+		}
+	}
+}

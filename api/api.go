@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"net/netip"
 	"path"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -25,6 +28,7 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/internal/invalid"
+	"github.com/genpipe/genpipe/tenants"
 )
 
 //go:embed web
@@ -38,7 +42,9 @@ type Server struct {
 	hub       *Hub
 	cfg       config
 	mux       *http.ServeMux
-	keys      keyring
+	plainKeys tenants.Set // WithAPIKeys', fixed; SetTenants merges the file's with them
+	reload    sync.Mutex  // one SetTenants at a time
+	keys      atomic.Pointer[keyring]
 	backlog   *backlogGauge
 	limiter   *rateLimiter // nil without a rate limit
 }
@@ -54,6 +60,7 @@ type config struct {
 	rateLimit    float64
 	rateBurst    int
 	apiKeys      []string
+	tenants      tenants.Set // WithTenants
 	allowPrivate bool
 	lookupNetIP  func(ctx context.Context, host string) ([]netip.Addr, error) // webhook hosts; the fuzz test resolves offline
 	pollEvery    time.Duration
@@ -122,12 +129,22 @@ func WithRateLimit(rps float64, burst int) Option {
 // with one of keys (401 otherwise), and makes each request visible only to
 // the key that created it: another key gets 404, as for an unknown id. The
 // store keeps a SHA-256 hash of the key as the request's owner, never the
-// key, so keys should be long and random. The default is no keys: the API
-// is open, and requests made with a key stay invisible to callers without
-// one. Empty keys are ignored.
+// key, so keys should be long and random. Each key is a tenant of its own
+// (tenants.FromKeys): weight 1, priorities up to normal. The default is no
+// keys: the API is open, every request is genpipe.DefaultTenant's and may
+// ask for any priority, and requests made with a key stay invisible to
+// callers without one. Empty keys are ignored.
 func WithAPIKeys(keys ...string) Option {
 	return func(c *config) { c.apiKeys = append(c.apiKeys, keys...) }
 }
+
+// WithTenants adds the tenants of a tenants file (tenants.Load) and their
+// API keys, which work as WithAPIKeys' do, each for its own tenant: a
+// request is its key's tenant's, carries the tenant's weight, and may ask
+// for priorities up to the tenant's MaxPriority (403 above). A key or a
+// tenant name also among WithAPIKeys' is an error. SetTenants replaces
+// these tenants while the server runs. The default is none.
+func WithTenants(set tenants.Set) Option { return func(c *config) { c.tenants = set } }
 
 // WithAllowPrivateWebhooks lets webhook URLs point at loopback, private,
 // link-local and other internal addresses. The default, false, refuses
@@ -189,12 +206,36 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 		return nil, err
 	}
 	s := &Server{store: store, submitter: submitter, objects: objects, hub: hub, cfg: cfg, mux: http.NewServeMux(),
-		keys: newKeyring(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store}}
+		plainKeys: tenants.FromKeys(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store}}
+	s.keys.Store(&keyring{})
+	if err := s.SetTenants(cfg.tenants); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	if cfg.rateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)
 	}
 	s.routes()
 	return s, nil
+}
+
+// SetTenants replaces the tenants of WithTenants, atomically: a request
+// already authenticated keeps the tenant it was found to be, and the next
+// is authenticated with the new keys. A set whose keys or names clash with
+// WithAPIKeys', or that would turn keys off while they are on, is an error
+// and changes nothing.
+func (s *Server) SetTenants(set tenants.Set) error {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	merged, err := tenants.Merge(s.plainKeys, set)
+	if err != nil {
+		return err
+	}
+	k := newKeyring(merged)
+	if !k.enabled() && s.keys.Load().enabled() {
+		return errors.New("tenants: the new tenants have no API key, which would leave the API open; keeping the old ones")
+	}
+	s.keys.Store(k)
+	return nil
 }
 
 // validate reports every option out of its range, naming the option.

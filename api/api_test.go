@@ -35,6 +35,7 @@ type fixture struct {
 	env    *testenv.Env
 	store  *testenv.StatusStore
 	server *httptest.Server
+	api    *api.Server
 	topics genpipe.Topics
 }
 
@@ -49,7 +50,7 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.server = httptest.NewServer(srv.Handler())
+	f.api, f.server = srv, httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
 	return f
 }

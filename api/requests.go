@@ -87,12 +87,17 @@ type createRequest struct {
 	Title       string `json:"title"`
 	Description string `json:"description"`
 	WebhookURL  string `json:"webhookUrl"`
+	// Priority is "high", "normal" or "low"; empty is
+	// genpipe.DefaultPriority. Above the tenant's MaxPriority is a 403.
+	Priority string `json:"priority"`
 }
 
 type acceptedResponse struct {
-	ID      string         `json:"id"`
-	Status  genpipe.Status `json:"status"`
-	Message string         `json:"message"`
+	ID       string           `json:"id"`
+	Status   genpipe.Status   `json:"status"`
+	Tenant   string           `json:"tenant"`
+	Priority genpipe.Priority `json:"priority"`
+	Message  string           `json:"message"`
 }
 
 // createRequest admits and validates a request, pins its image (see
@@ -130,12 +135,14 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	if queued {
 		s.backlog.added()
 	}
+	share := stored.Share.Normalized()
 	httpjson.Write(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
-		Message: "request received, please wait"})
+		Tenant: share.Tenant, Priority: share.Priority, Message: "request received, please wait"})
 }
 
 // readRequest reads and checks a new request: everything but whether its
-// image was uploaded. Every error is a genpipe error for the client.
+// image was uploaded. Every error is a genpipe error for the client. The
+// request is the caller's tenant's, with the tenant's weight now.
 func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (*genpipe.Request, error) {
 	var in createRequest
 	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
@@ -148,7 +155,13 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (*genpipe.R
 	if err := s.checkWebhookHost(r.Context(), req.WebhookURL); err != nil {
 		return nil, err
 	}
-	req.Owner = ownerOf(r)
+	c := callerOf(r)
+	if !c.tenant.Allows(req.Priority) {
+		return nil, genpipe.Errorf(genpipe.EFORBIDDEN, "priority %q is above what tenant %s may ask for: its maxPriority is %q",
+			req.Priority, c.tenant.Name, c.tenant.MaxPriority)
+	}
+	req.Owner = c.owner
+	req.Tenant, req.Weight = c.tenant.Name, c.tenant.Weight
 	return req, nil
 }
 
@@ -193,6 +206,10 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 			return nil, err
 		}
 	}
+	priority, err := genpipe.ParsePriority(in.Priority)
+	if err != nil {
+		return nil, err
+	}
 	if in.Title == "" {
 		in.Title = defaultTitle(in.Description)
 	}
@@ -201,6 +218,7 @@ func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Req
 		Job:            genpipe.Job{ObjectID: in.ObjectID, Style: in.Style, Title: in.Title, Description: in.Description},
 		WebhookURL:     in.WebhookURL,
 		IdempotencyKey: idempotencyKey,
+		Share:          genpipe.Share{Priority: priority},
 		Status:         genpipe.StatusReceived,
 	}, nil
 }

@@ -59,11 +59,13 @@ func (h *Hub) Subscribe(id string) (<-chan genpipe.StatusChange, func()) {
 
 // statusEvent is the data of one SSE event.
 type statusEvent struct {
-	ID     string              `json:"id"`
-	Status genpipe.Status      `json:"status"`
-	Result *genpipe.ResultView `json:"result,omitempty"`
-	Error  string              `json:"error,omitempty"`
-	At     time.Time           `json:"at"`
+	ID       string              `json:"id"`
+	Status   genpipe.Status      `json:"status"`
+	Tenant   string              `json:"tenant"`
+	Priority genpipe.Priority    `json:"priority"`
+	Result   *genpipe.ResultView `json:"result,omitempty"`
+	Error    string              `json:"error,omitempty"`
+	At       time.Time           `json:"at"`
 }
 
 // streamWriteTimeout bounds each write of an event stream. A stream
@@ -96,7 +98,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	st := &stream{s: s, w: w, rc: http.NewResponseController(w), id: req.ID, rank: resumedRank(r)}
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), id: req.ID, share: req.Share.Normalized(), rank: resumedRank(r)}
 	if err := st.write(""); err != nil { // the headers, at once
 		return
 	}
@@ -114,11 +116,12 @@ func resumedRank(r *http.Request) int {
 }
 
 type stream struct {
-	s    *Server
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	id   string
-	rank int // the rank of the last status the client got
+	s     *Server
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	id    string
+	share genpipe.Share // the request's, in every event
+	rank  int           // the rank of the last status the client got
 }
 
 // write sends text and flushes it, within streamWriteTimeout.
@@ -213,7 +216,8 @@ func (st *stream) send(ctx context.Context, c genpipe.StatusChange) bool {
 	if c.Status.Rank() <= st.rank || (c.Status == genpipe.StatusDone && c.Result == nil) {
 		return false // already sent, or done without its links yet: a later poll has them
 	}
-	ev := statusEvent{ID: c.RequestID, Status: c.Status, Error: c.Error, At: c.At.UTC()}
+	ev := statusEvent{ID: c.RequestID, Status: c.Status, Tenant: st.share.Tenant, Priority: st.share.Priority,
+		Error: c.Error, At: c.At.UTC()}
 	if c.Result != nil {
 		result, err := genpipe.NewResultView(ctx, *c.Result, st.s.objects, st.s.cfg.resultTTL)
 		if err != nil {

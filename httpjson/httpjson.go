@@ -35,6 +35,7 @@ var statusByCode = map[string]int{
 	genpipe.ETOOMANY:       http.StatusTooManyRequests,
 	genpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
 	genpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
+	genpipe.EFORBIDDEN:     http.StatusForbidden,
 	genpipe.EINTERNAL:      http.StatusInternalServerError,
 }
 

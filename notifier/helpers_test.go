@@ -88,7 +88,8 @@ func openEnv(t *testing.T, path string, logs *testutil.LogBuffer) *env {
 func (e *env) request(t *testing.T, webhookURL string) *genpipe.Request {
 	t.Helper()
 	r := &genpipe.Request{ID: uuid.NewString(), WebhookURL: webhookURL, Job: genpipe.Job{
-		ObjectID: uuid.NewString(), Style: "corporate", Title: "Q3", Description: "quarterly results"}}
+		ObjectID: uuid.NewString(), Style: "corporate", Title: "Q3", Description: "quarterly results"},
+		Share: genpipe.Share{Tenant: "acme", Priority: genpipe.PriorityLow, Weight: 2}}
 	stored, _, err := e.store.CreateRequest(t.Context(), r)
 	if err != nil {
 		t.Fatal(err)

@@ -103,6 +103,9 @@ func TestRedeliveredTerminalEventQueuesNoSecondWebhook(t *testing.T) {
 	if v.Status != genpipe.StatusRejected || v.Error != "not a PNG or JPEG image" {
 		t.Errorf("webhook says %s (%q), want rejected with its reason", v.Status, v.Error)
 	}
+	if v.Tenant != "acme" || v.Priority != genpipe.PriorityLow {
+		t.Errorf("webhook names tenant %q, priority %q; want the request's, acme and low", v.Tenant, v.Priority)
+	}
 }
 
 func TestWebhookDone(t *testing.T) {

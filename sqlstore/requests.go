@@ -15,7 +15,7 @@ import (
 // requestColumns are the columns scanRequest reads, in its order.
 const requestColumns = `id, object_id, style, title, description, webhook_url,
 	COALESCE(idempotency_key, ''), owner, status, result_png_key, result_pdf_key, result_pptx_key,
-	error, created_at, updated_at`
+	error, created_at, updated_at, tenant, priority, weight`
 
 const (
 	// insertRequest stores a new request unless its owner's idempotency
@@ -25,8 +25,8 @@ const (
 	// wait for it, into DO NOTHING. The dialect's createRequest also
 	// records the received change (withHistory).
 	insertRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
-		idempotency_key, owner, status, status_rank, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11)
+		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight)
+	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14)
 	ON CONFLICT (owner, idempotency_key) DO NOTHING`
 
 	// updateRequestStatus is the whole of ApplyStatus's decision: it
@@ -68,8 +68,10 @@ const (
 // the same Owner and non-empty IdempotencyKey exists, published or not, it
 // returns that one and created=false; concurrent calls with one owner and
 // key create exactly one request. r.ID must be a UUID (EINVALID
-// otherwise); an ID already stored is an ECONFLICT error. r's Status,
-// Result, Error and timestamps are ignored.
+// otherwise); an ID already stored is an ECONFLICT error. r's Share is
+// stored with its defaults filled in (genpipe.Share.Normalized); one out of
+// range is an EINVALID error. r's Status, Result, Error and timestamps are
+// ignored.
 func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe.Request, bool, error) {
 	if r.ID == "" {
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request has no id")
@@ -77,14 +79,18 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 	if !validID(r.ID) {
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request id %q is not a UUID", r.ID)
 	}
+	share := r.Share.Normalized()
+	if err := checkShare(share); err != nil {
+		return nil, false, err
+	}
 	stored := &genpipe.Request{ID: r.ID, Job: r.Job, WebhookURL: r.WebhookURL, IdempotencyKey: r.IdempotencyKey,
-		Owner: r.Owner, Status: genpipe.StatusReceived}
+		Owner: r.Owner, Share: share, Status: genpipe.StatusReceived}
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
 	res, err := s.write.ExecContext(ctx, s.d.createRequest, r.ID, r.ObjectID, r.Style, r.Title, r.Description,
 		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
-		s.d.time(stored.CreatedAt))
+		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight)
 	if s.d.isUniqueViolation(err) { // the key has its own ON CONFLICT: this is the id
 		return nil, false, genpipe.Errorf(genpipe.ECONFLICT, "request %s already exists", r.ID)
 	}
@@ -100,6 +106,19 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 		return twin, false, nil
 	}
 	return stored, true, nil
+}
+
+// checkShare reports a share, defaults filled in, that the store refuses.
+func checkShare(s genpipe.Share) error {
+	switch {
+	case len(s.Tenant) > genpipe.MaxTenantLen:
+		return genpipe.Errorf(genpipe.EINVALID, "tenant name of %d bytes: the most is %d", len(s.Tenant), genpipe.MaxTenantLen)
+	case !s.Priority.Valid():
+		return genpipe.Errorf(genpipe.EINVALID, "unknown priority %q", s.Priority)
+	case s.Weight < 1 || s.Weight > genpipe.MaxWeight:
+		return genpipe.Errorf(genpipe.EINVALID, "weight %d: want 1 to %d", s.Weight, genpipe.MaxWeight)
+	}
+	return nil
 }
 
 // MarkPublished records that the request's first event is durably in
@@ -292,7 +311,7 @@ func scanRequest(row row) (*genpipe.Request, error) {
 	var result genpipe.Result
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,
 		&r.IdempotencyKey, &r.Owner, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
-		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt})
+		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt}, &r.Tenant, &r.Priority, &r.Weight)
 	if err != nil {
 		return nil, err
 	}

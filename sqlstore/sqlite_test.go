@@ -133,8 +133,9 @@ func TestSQLiteTwoStoresOneFile(t *testing.T) {
 
 // TestSQLiteOpensEarlierSchema opens a file that an earlier genpipe
 // migrated to version 3 and wrote to, as it did: Open adds the history
-// triggers (0004) and the publish claims (0006) and changes nothing else,
-// and the requests go on.
+// triggers (0004), the publish claims (0006) and the requests' shares
+// (0007) and changes nothing else, and the requests go on, as the default
+// tenant's at normal priority.
 func TestSQLiteOpensEarlierSchema(t *testing.T) {
 	ctx := t.Context()
 	path := tempPath(t)
@@ -167,9 +168,11 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 
 	s := open(t, "sqlite:"+path)
 	rows := migrationRows(t, s)
-	if len(rows) < 6 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" ||
-		rows[4][:len("6 0006_publish_claims.sql")] != "6 0006_publish_claims.sql" {
-		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006 and the later ones", rows)
+	if len(rows) != 7 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" ||
+		rows[4][:len("6 0006_publish_claims.sql")] != "6 0006_publish_claims.sql" ||
+		rows[5][:len("7 0007_request_share.sql")] != "7 0007_request_share.sql" ||
+		rows[6][:len("8 0008_stage_tasks.sql")] != "8 0008_stage_tasks.sql" {
+		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006, 0007 and 0008", rows)
 	}
 	want := []string{"1 0001_init.sql 2025-01-02T03:04:05.123456Z", "2 0002_request_owner.sql 2025-01-02T03:04:05.123456Z",
 		"3 0003_stage_claims.sql 2025-01-02T03:04:05.123456Z"}
@@ -179,6 +182,10 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 	at := time.Now()
 	if applied, err := s.ApplyStatus(ctx, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusChecking, At: at}); err != nil || !applied {
 		t.Fatalf("ApplyStatus = %v, %v; want applied", applied, err)
+	}
+	if got, err := s.Request(ctx, r.ID); err != nil ||
+		got.Share != (genpipe.Share{Tenant: genpipe.DefaultTenant, Priority: genpipe.DefaultPriority, Weight: genpipe.DefaultWeight}) {
+		t.Fatalf("Request of an earlier genpipe's request = %+v, %v; want the default share", got, err)
 	}
 	h, err := s.History(ctx, r.ID)
 	if err != nil || len(h) != 2 || h[0].Status != genpipe.StatusReceived || h[1].Status != genpipe.StatusChecking {

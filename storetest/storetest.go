@@ -31,10 +31,14 @@
 //   - ClaimDueWebhooks claims the longest overdue first (by NextAttemptAt,
 //     then ID); EnqueueWebhook defaults an empty State to pending and zero
 //     times to now.
+//   - A request keeps the Share it was created with, its defaults filled
+//     in (genpipe.Share.Normalized), and a retry with its idempotency key
+//     gets the first one's share.
 //   - Request carries the newest webhook delivery of the request once one
 //     is queued, so that GET shows where it stands.
-//   - Invalid input (no request ID, unknown status or webhook state,
-//     non-positive limit or lease) is an EINVALID error.
+//   - Invalid input (no request ID, unknown status, priority or webhook
+//     state, a weight out of range, non-positive limit or lease) is an
+//     EINVALID error.
 package storetest
 
 import (
@@ -89,6 +93,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ClaimWebhooks", webhookClaimTests},
 		{"Ping", pingTests},
 		{"Backlog", backlogTests}, {"Owner", ownerTests}, // admission.go
+		{"Share", shareTests}, // share.go
 		{"Claims", claimTests},
 	} {
 		t.Run(group.name, func(t *testing.T) {
@@ -890,8 +895,8 @@ func checkStatus(t *testing.T, s Store, id string, want genpipe.Status) {
 func checkRequest(t *testing.T, what string, got, want *genpipe.Request) {
 	t.Helper()
 	if got.ID != want.ID || got.Job != want.Job || got.WebhookURL != want.WebhookURL ||
-		got.IdempotencyKey != want.IdempotencyKey || got.Status != want.Status || got.Error != want.Error ||
-		!equalResult(got.Result, want.Result) {
+		got.IdempotencyKey != want.IdempotencyKey || got.Share != want.Share.Normalized() || got.Status != want.Status ||
+		got.Error != want.Error || !equalResult(got.Result, want.Result) {
 		t.Errorf("%s = %+v; want %+v", what, *got, *want)
 	}
 	checkTime(t, what+" CreatedAt", got.CreatedAt, want.CreatedAt)

@@ -13,7 +13,7 @@ import (
 // topic (failed for good), and any other error only when the work could
 // not be finished (ctx done): such a record must not be committed.
 func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
-	if err := c.setStatus(ctx, e.RequestID, genpipe.StatusChecking, nil, ""); err != nil {
+	if err := c.setStatus(ctx, e, genpipe.StatusChecking, nil, ""); err != nil {
 		return err
 	}
 	o, err := c.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, _ genpipe.Claim) (string, int, error) {
@@ -28,14 +28,14 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 		return err
 	}
 	if o.state == genpipe.ClaimFailed {
-		return c.fail(ctx, e.RequestID, o)
+		return c.fail(ctx, e, o)
 	}
 	var verdict genpipe.CheckVerdict
 	if err := json.Unmarshal([]byte(o.output), &verdict); err != nil {
 		return fmt.Errorf("check: stored verdict of %s: %w", e.RequestID, err)
 	}
 	if !verdict.Pass {
-		return c.setStatus(ctx, e.RequestID, genpipe.StatusRejected, nil, verdict.Reason)
+		return c.setStatus(ctx, e, genpipe.StatusRejected, nil, verdict.Reason)
 	}
 	checked := genpipe.NewJobEvent(genpipe.EventChecked, e.RequestID, *e.Job, c.now())
 	checked.Replay, checked.Share = e.Replay, e.Share

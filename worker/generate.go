@@ -13,12 +13,12 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 	style, ok := genpipe.StyleByID(e.Job.Style)
 	if !ok {
 		reason := fmt.Sprintf("unknown style %q", e.Job.Style)
-		if err := g.setStatus(ctx, e.RequestID, genpipe.StatusFailed, nil, reason); err != nil {
+		if err := g.setStatus(ctx, e, genpipe.StatusFailed, nil, reason); err != nil {
 			return err
 		}
 		return &genpipe.DeadLetterError{Reason: reason}
 	}
-	if err := g.setStatus(ctx, e.RequestID, genpipe.StatusGenerating, nil, ""); err != nil {
+	if err := g.setStatus(ctx, e, genpipe.StatusGenerating, nil, ""); err != nil {
 		return err
 	}
 	result := genpipe.ResultKeys(e.RequestID)
@@ -42,9 +42,9 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 		return err
 	}
 	if o.state == genpipe.ClaimFailed {
-		return g.fail(ctx, e.RequestID, o)
+		return g.fail(ctx, e, o)
 	}
-	return g.setStatus(ctx, e.RequestID, genpipe.StatusDone, &result, "")
+	return g.setStatus(ctx, e, genpipe.StatusDone, &result, "")
 }
 
 // written reports whether all of the slide's files are in the object

@@ -185,8 +185,8 @@ func newStage(name genpipe.Stage, what string, objects genpipe.ObjectStore, publ
 // handling made the failing attempts, the record also goes to the
 // dead-letter topic (a *genpipe.DeadLetterError), once: a redelivery finds
 // the claim failed and only repeats the status.
-func (s *stage) fail(ctx context.Context, id string, o outcome) error {
-	if err := s.setStatus(ctx, id, genpipe.StatusFailed, nil, o.output); err != nil {
+func (s *stage) fail(ctx context.Context, e genpipe.Event, o outcome) error {
+	if err := s.setStatus(ctx, e, genpipe.StatusFailed, nil, o.output); err != nil {
 		return err
 	}
 	if o.attempts == 0 {
@@ -195,10 +195,13 @@ func (s *stage) fail(ctx context.Context, id string, o outcome) error {
 	return &genpipe.DeadLetterError{Reason: o.output, Attempts: o.attempts}
 }
 
-// setStatus publishes a status change to the results topic.
-func (s *stage) setStatus(ctx context.Context, id string, status genpipe.Status, result *genpipe.Result, reason string) error {
-	c := genpipe.StatusChange{RequestID: id, Status: status, Result: result, Error: reason, At: s.now()}
-	return s.publish(ctx, s.topics.Results, genpipe.NewStatusEvent(c))
+// setStatus publishes a change of the status of e's request to the results
+// topic, with e's share: every event about a request carries the same.
+func (s *stage) setStatus(ctx context.Context, e genpipe.Event, status genpipe.Status, result *genpipe.Result, reason string) error {
+	c := genpipe.StatusChange{RequestID: e.RequestID, Status: status, Result: result, Error: reason, At: s.now()}
+	changed := genpipe.NewStatusEvent(c)
+	changed.Share = e.Share
+	return s.publish(ctx, s.topics.Results, changed)
 }
 
 // publish writes an event keyed by its request id. Kafka being away is not

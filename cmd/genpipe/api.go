@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,6 +15,7 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/tenants"
 )
 
 // defaultAPIAddr is where `genpipe api` and `genpipe up` serve the API and
@@ -70,10 +72,20 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 	if obs.tracing.On() {
 		opts = append(opts, api.WithTracerProvider(obs.tracing.TracerProvider()))
 	}
+	set, err := cfg.API.tenants()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, api.WithTenants(set))
 	topics := genpipe.DefaultTopics()
 	server, err := api.NewServer(d.store, genpipe.NewSubmitter(d.store, d.producer, topics.Requests), d.objects, hub, opts...)
 	if err != nil {
 		return err
+	}
+	if cfg.API.TenantsFile != "" {
+		log.Info("tenants file read; SIGHUP re-reads it", "file", cfg.API.TenantsFile, "tenants", len(set.Tenants), "keys", len(set.Keys))
+		stop := onHangup(func() { set = reloadTenants(cfg.API.TenantsFile, server, set, log) })
+		defer stop()
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return tailStatus(ctx, cfg.Kafka, topics.Results, hub, log) })
@@ -84,6 +96,27 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 		return serveHTTP(ctx, ln, server.Handler(), log, apiServer)
 	})
 	return g.Wait()
+}
+
+// reloadTenants re-reads the tenants file at path and, when it is good,
+// puts it in force in server and logs what changed; it returns the tenants
+// in force. A file that cannot be read, or is not valid, changes nothing:
+// the tenants in force stay, and the error is logged.
+func reloadTenants(path string, server *api.Server, current tenants.Set, log *slog.Logger) tenants.Set {
+	set, err := tenants.Load(path)
+	if err == nil {
+		err = server.SetTenants(set)
+	}
+	if err != nil {
+		log.Error("tenants file not reloaded: the tenants in force stay", "file", path, "err", err)
+		return current
+	}
+	changes := set.Changes(current)
+	if len(changes) == 0 {
+		changes = []string{"nothing changed"}
+	}
+	log.Info("tenants file reloaded", "file", path, "changes", strings.Join(changes, "; "))
+	return set
 }
 
 // tailStatus feeds every status event of topic to the hub of SSE streams.

@@ -24,7 +24,8 @@ import (
 // against the system that TestMain's `up` runs (its broker, object store,
 // database and workers).
 type securedAPI struct {
-	url string
+	url  string
+	logs *syncBuffer
 }
 
 func startAPI(t *testing.T, flags ...string) *securedAPI {
@@ -50,11 +51,12 @@ func startAPI(t *testing.T, flags ...string) *securedAPI {
 			t.Logf("genpipe api %v logs:\n%s", flags, logs.String())
 		}
 	})
-	var a securedAPI
+	a := securedAPI{logs: logs}
 	select {
 	case line := <-stdout.line: // "genpipe api serving http://ADDR/"
 		a.url = strings.TrimSuffix(line[strings.LastIndex(line, " ")+1:], "/\n")
 	case err := <-done:
+		done <- nil // for the cleanup, which waits for the command to end
 		t.Fatalf("genpipe api %v: %v\n%s", flags, err, logs.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("genpipe api %v did not start within 30s", flags)

@@ -13,6 +13,7 @@ import (
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
 	"github.com/genpipe/genpipe/sqlstore"
+	"github.com/genpipe/genpipe/tenants"
 )
 
 // The groups of settings that several commands share. A command's
@@ -335,6 +336,7 @@ func (b *backends) register(f *flags) {
 // apiSettings are the API's security and admission settings (api and up).
 type apiSettings struct {
 	APIKeys              string // comma-separated
+	TenantsFile          string
 	AllowPrivateWebhooks bool
 	MaxBacklog           int
 	RateLimit            float64
@@ -350,7 +352,13 @@ type apiSettings struct {
 func (s *apiSettings) register(f *flags, up bool) {
 	f.Secret(&s.APIKeys, "api-keys", "GENPIPE_API_KEYS",
 		"comma-separated API keys: when set, /v1/ needs Authorization: Bearer KEY and each key sees only its own requests; "+
+			"each key is a tenant of its own (weight 1, priorities up to normal; see -tenants); "+
 			"none leaves the API open (prefer the environment variable: flags show in ps)")
+	f.String(&s.TenantsFile, "tenants", "GENPIPE_TENANTS", "",
+		"tenants file (JSON or YAML): each tenant's name, weight (1-1000, default 1), maxPriority (high, normal or low; "+
+			"default normal) and API keys as their SHA-256 in hex (printf %s KEY | sha256sum); turns API keys on; "+
+			"combines with -api-keys when no key is in both; re-read on SIGHUP (a bad file keeps the tenants in force)")
+	f.Check(func() error { _, err := s.tenants(); return err })
 	allowUsage := "accept webhook URLs whose host is or resolves to a loopback, private, link-local or other internal address"
 	if up {
 		allowUsage += " (up allows them: its parts and tests run on 127.0.0.1; set false to refuse them)"
@@ -367,6 +375,22 @@ func (s *apiSettings) register(f *flags, up bool) {
 	registerResultTTL(f, &s.ResultTTL)
 	f.Int64(&s.MaxUploadBytes, "max-upload-bytes", "GENPIPE_MAX_UPLOAD_BYTES", api.DefaultMaxUploadSize,
 		"the largest image a request may use, in bytes", atLeast(int64(1)))
+}
+
+// tenants returns the tenants of -tenants (none when unset), checked
+// against -api-keys: a key in both is an error.
+func (s apiSettings) tenants() (tenants.Set, error) {
+	if s.TenantsFile == "" {
+		return tenants.Set{}, nil
+	}
+	set, err := tenants.Load(s.TenantsFile)
+	if err != nil {
+		return tenants.Set{}, fmt.Errorf("-tenants: %w", err)
+	}
+	if _, err := tenants.Merge(tenants.FromKeys(splitList(s.APIKeys)), set); err != nil {
+		return tenants.Set{}, fmt.Errorf("-tenants and -api-keys: %w", err)
+	}
+	return set, nil
 }
 
 // registerResultTTL adds -result-ttl, for every part that hands out

@@ -49,6 +49,34 @@ func onSignals(parent context.Context, log *slog.Logger, exit func(code int)) (c
 	}
 }
 
+// onHangup calls reload at each SIGHUP, one call at a time, until stop.
+// Only a part with something to re-read listens: elsewhere SIGHUP keeps
+// its default, ending the process (as when its terminal closes). The
+// listening starts before onHangup returns, so no SIGHUP sent after falls
+// to the default.
+func onHangup(reload func()) (stop func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-sigs:
+				reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+		<-finished
+	}
+}
+
 func signalNumber(sig os.Signal) int {
 	if s, ok := sig.(syscall.Signal); ok {
 		return int(s)

@@ -412,6 +412,12 @@ func (s *standalone) waitReady(p *process) {
 // call sends a JSON request to this system's API and decodes the answer.
 func (s *standalone) call(method, path string, body any, out any) *http.Response {
 	s.t.Helper()
+	return s.callAs("", method, path, body, out)
+}
+
+// callAs is call with an API key ("" for none).
+func (s *standalone) callAs(key, method, path string, body any, out any) *http.Response {
+	s.t.Helper()
 	var r io.Reader
 	if body != nil {
 		data, err := json.Marshal(body)
@@ -425,6 +431,9 @@ func (s *standalone) call(method, path string, body any, out any) *http.Response
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)

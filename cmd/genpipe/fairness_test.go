@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFairSharesThroughAPI runs `genpipe up` as its own process with two
+// tenants of weight 1, a Generative AI of 4 slots at 500 ms and one
+// partition per topic (so that first come, first served is one order, not
+// one per partition), and goes through the real API with each tenant's
+// key:
+//
+//   - noisy neighbor: acme submits a burst of 60; then batch submits three
+//     requests, one after another;
+//   - priority: then acme submits one request at high priority behind its
+//     own backlog.
+//
+// First come, first served, every batch request would start generating
+// after all of acme's burst, and the high one after its whole backlog.
+// Fairly shared, each starts while most of the burst still waits. The test
+// compares the order in which the requests started generating (each
+// request's history, from its event stream), never how long anything
+// took; the waits are logged.
+func TestFairSharesThroughAPI(t *testing.T) {
+	const keyA, keyB, burst = "fair-key-acme-3b9d0c41e7a2", "fair-key-batch-5e1f7a20c6d8", 60
+	s := newStandalone(t)
+	tenants := filepath.Join(s.dir, "tenants.yaml")
+	writeTenants(t, tenants, keyA, keyB, 1, "normal")
+	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr,
+		"--data-dir", filepath.Join(s.dir, "up"), "--partitions", "1", "--tenants", tenants,
+		"--check-latency", "20ms", "--check-capacity", "16", "--generate-latency", "500ms", "--generate-capacity", "4")
+	s.waitReady(up)
+
+	submitted := map[string]time.Time{}
+	var mu sync.Mutex
+	submit := func(key, priority, title string) string {
+		id := s.submitAs(key, priority, title)
+		mu.Lock()
+		defer mu.Unlock()
+		submitted[id] = time.Now()
+		return id
+	}
+	acme := make([]string, burst)
+	var wg sync.WaitGroup
+	for i := range acme {
+		wg.Go(func() { acme[i] = submit(keyA, "", fmt.Sprintf("acme %d", i)) })
+	}
+	wg.Wait()
+	var batch []string
+	for i := range 3 {
+		batch = append(batch, submit(keyB, "", fmt.Sprintf("batch %d", i)))
+	}
+	high := submit(keyA, "high", "acme, urgent")
+
+	started := map[string]time.Time{}
+	for _, id := range slices.Concat(acme, batch, []string{high}) {
+		key := keyA
+		if slices.Contains(batch, id) {
+			key = keyB
+		}
+		started[id] = s.generatingAt(key, id)
+	}
+	startedAfter := func(id string) int { // how many of acme's burst started after id
+		n := 0
+		for _, a := range acme {
+			if started[a].After(started[id]) {
+				n++
+			}
+		}
+		return n
+	}
+	wait := func(ids ...string) []time.Duration {
+		var d []time.Duration
+		for _, id := range ids {
+			d = append(d, started[id].Sub(submitted[id]).Round(time.Millisecond))
+		}
+		slices.Sort(d)
+		return d
+	}
+	acmeWaits := wait(acme...)
+	t.Logf("wait from 202 to generating: acme's burst p50 %s, max %s; batch %v; acme's high %v",
+		acmeWaits[len(acmeWaits)/2], acmeWaits[len(acmeWaits)-1], wait(batch...), wait(high))
+	for _, id := range batch {
+		if n := startedAfter(id); n < burst/4 {
+			t.Errorf("batch's request %s started generating before only %d of acme's burst of %d; want at least %d (first come, first served: 0)",
+				id, n, burst, burst/4)
+		}
+	}
+	if n := startedAfter(high); n < burst/4 {
+		t.Errorf("acme's high request started generating before only %d of its normal burst of %d; want at least %d",
+			n, burst, burst/4)
+	}
+}
+
+// submitAs uploads a small image with key and asks for a slide of it at
+// priority ("" for the default).
+func (s *standalone) submitAs(key, priority, title string) string {
+	s.t.Helper()
+	img := pngImage(s.t, 96, 96)
+	var u upload
+	if resp := s.callAs(key, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
+		s.t.Errorf("POST /v1/uploads: %s", resp.Status)
+		return ""
+	}
+	if status := put(s.t, u.UploadURL, "image/png", img); status != http.StatusOK {
+		s.t.Errorf("PUT upload: %d", status)
+		return ""
+	}
+	body := map[string]string{"objectId": u.ObjectID, "style": "minimal", "title": title, "description": "Whose turn is it?"}
+	if priority != "" {
+		body["priority"] = priority
+	}
+	var a accepted
+	if resp := s.callAs(key, "POST", "/v1/requests", body, &a); resp.StatusCode != http.StatusAccepted {
+		s.t.Errorf("POST /v1/requests: %s", resp.Status)
+	}
+	return a.ID
+}
+
+// generatingAt follows the request's event stream to its end and returns
+// when it started generating. A request that never generated fails the
+// test.
+func (s *standalone) generatingAt(key, id string) time.Time {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(s.t.Context(), 2*time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.api+"/v1/requests/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("events of %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	var at time.Time
+	var statuses []string
+	scanner := bufio.NewScanner(resp.Body)
+	for scanner.Scan() {
+		data, ok := strings.CutPrefix(scanner.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev struct {
+			Status string    `json:"status"`
+			At     time.Time `json:"at"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			s.t.Fatalf("event %q: %v", data, err)
+		}
+		statuses = append(statuses, ev.Status)
+		if ev.Status == "generating" {
+			at = ev.At
+		}
+	}
+	if at.IsZero() || statuses[len(statuses)-1] != "done" {
+		s.t.Fatalf("request %s went %v; want it generating, then done", id, statuses)
+	}
+	return at
+}

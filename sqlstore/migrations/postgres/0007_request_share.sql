@@ -1,0 +1,8 @@
+-- 0007: each request's share (genpipe.Share): the tenant of the API key
+-- that made it, the priority it asked for, and the tenant's weight when it
+-- was submitted. Requests stored before tenants were the default tenant's,
+-- at normal priority and weight 1, as the defaults say.
+
+ALTER TABLE requests ADD COLUMN tenant text NOT NULL DEFAULT 'default' CHECK (tenant <> '');
+ALTER TABLE requests ADD COLUMN priority text NOT NULL DEFAULT 'normal' CHECK (priority IN ('high', 'normal', 'low'));
+ALTER TABLE requests ADD COLUMN weight integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000);
