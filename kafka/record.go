@@ -62,13 +62,14 @@ var deadLetterRetry = backoff.Policy{Base: backoff.Default.Base, Max: backoff.De
 //     again.
 //
 // Any other error from Handle passes through to the engine, which logs it.
+//
+// An AI stage runs the path in two halves around its scheduling queue:
+// RecordIngest decodes each record from Kafka and enqueues it as a task, and
+// the stage's dispatcher runs RecordHandler on each task it takes, as the
+// record it came from (TaskRecord), so that the handler, its trace and its
+// dead letters are what they would be straight from Kafka.
 func RecordHandler(p RecordPath) func(ctx context.Context, r *kgo.Record) error {
-	if p.Observe == nil {
-		p.Observe = func(ctx context.Context, _ *kgo.Record) (context.Context, func(error)) { return ctx, func(error) {} }
-	}
-	if p.Log == nil {
-		p.Log = slog.Default()
-	}
+	p.setDefaults()
 	return func(ctx context.Context, r *kgo.Record) error {
 		ctx, end := p.Observe(ctx, r)
 		e, err := p.decode(r)
@@ -79,6 +80,68 @@ func RecordHandler(p RecordPath) func(ctx context.Context, r *kgo.Record) error 
 		end(err)
 		return err
 	}
+}
+
+// RecordIngest returns the handler of an AI stage's consumer (an
+// engine.Handler), the first half of p's path: the record is decoded as in
+// RecordHandler, poison goes to p.DeadLetters, and every event is handed to
+// enqueue with its record (see NewTask), which stores it in the stage's
+// scheduling queue; the record is done once it is stored, or dead-lettered.
+// p.Observe observes only the poison; p.Handle is not used: the stage's
+// dispatcher runs both when it takes the task (RecordHandler on
+// TaskRecord).
+func RecordIngest(p RecordPath, enqueue func(ctx context.Context, r *kgo.Record, e genpipe.Event) error) func(ctx context.Context, r *kgo.Record) error {
+	p.setDefaults()
+	return func(ctx context.Context, r *kgo.Record) error {
+		e, err := p.decode(r)
+		if err == nil {
+			return p.deadLetter(ctx, r, enqueue(ctx, r, e))
+		}
+		// Poison ends its way here: it is observed here, as the
+		// dispatcher observes the tasks.
+		ctx, end := p.Observe(ctx, r)
+		err = p.deadLetter(ctx, r, err)
+		end(err)
+		return err
+	}
+}
+
+func (p *RecordPath) setDefaults() {
+	if p.Observe == nil {
+		p.Observe = func(ctx context.Context, _ *kgo.Record) (context.Context, func(error)) { return ctx, func(error) {} }
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+}
+
+// traceParent is the header of a record's W3C trace context.
+const traceParent = "traceparent"
+
+// NewTask returns the task of stage for e, decoded from r: its request,
+// replay and share, and what RecordHandler needs of the record again when
+// the task runs (TaskRecord).
+func NewTask(stage genpipe.Stage, r *kgo.Record, e genpipe.Event) genpipe.Task {
+	t := genpipe.Task{Stage: stage, RequestID: e.RequestID, Replay: e.Replay, Share: e.Share.Normalized(),
+		Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+	for _, h := range r.Headers {
+		if h.Key == traceParent {
+			t.TraceParent = string(h.Value)
+		}
+	}
+	return t
+}
+
+// TaskRecord returns the record t was ingested from, as far as a stage's
+// handler reads it: key (the request id), value, trace context, and where
+// it came from.
+func TaskRecord(t genpipe.Task) *kgo.Record {
+	r := &kgo.Record{Key: []byte(t.RequestID), Value: t.Value, Topic: t.Topic, Partition: t.Partition, Offset: t.Offset,
+		Timestamp: t.EnqueuedAt}
+	if t.TraceParent != "" {
+		r.Headers = []kgo.RecordHeader{{Key: traceParent, Value: []byte(t.TraceParent)}}
+	}
+	return r
 }
 
 // decode returns the record's event, or for poison a

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -235,7 +237,7 @@ func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka
 	callAI := func(ctx context.Context, call func() error) error {
 		return backoff.Retry(ctx, backoff.Constant(retryWait), call,
 			backoff.RetryIf(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }),
-			backoff.OnRetry(func(int, error) { engine.ReportOverload(ctx) }))
+			backoff.OnRetry(func(int, error) { engine.ReportOverload(ctx); scheduler.ReportOverload(ctx) }))
 	}
 	stage := func(st int, next string, call func(ctx context.Context, id string) error) func(context.Context, *kgo.Record) error {
 		return func(ctx context.Context, r *kgo.Record) error {
@@ -260,19 +262,30 @@ func runProfile(ctx context.Context, cfg Config, t timing, conn, javaConn *kafka
 
 	events := &groupEvents{}
 	trouble := &groupTrouble{}
+	var db *queueDB // the genpipe profile's scheduling queue
+	if p.engine {
+		dir, err := os.MkdirTemp("", "genpipe-loadtest-")
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.RemoveAll(dir)
+		db = newQueueDB(dir)
+		defer db.close()
+	}
 	var groups []string
 	var stages []stageRunner
 	var javaStages []*javaStage
 	for i, s := range []struct {
+		stage    genpipe.Stage
 		topic    string
 		capacity int
 		handle   func(context.Context, *kgo.Record) error
-	}{{reqTopic, sc.CheckCapacity, checkHandle}, {checkedTopic, sc.GenerateCapacity, genHandle}} {
+	}{{genpipe.StageCheck, reqTopic, sc.CheckCapacity, checkHandle}, {genpipe.StageGenerate, checkedTopic, sc.GenerateCapacity, genHandle}} {
 		group := fmt.Sprintf("%s-stage%d", prefix, i)
 		groups = append(groups, group)
 		if p.engine {
 			for range cfg.Workers {
-				es, err := newEngineStage(conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, trouble, log)
+				es, err := newScheduledStage(ctx, db, s.stage, conn, group, s.topic, s.capacity, sc.Partitions, cfg.Workers, t, s.handle, events, trouble, log)
 				if err != nil {
 					return Result{}, err
 				}

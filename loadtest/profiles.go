@@ -18,7 +18,7 @@ import (
 const (
 	ProfileNaive   = "naive"   // the article's starting point: Java client defaults
 	ProfileArticle = "article" // the article's fixes: UUID keys, a small poll, commit after processing
-	ProfileGenpipe = "genpipe" // the stage engine: the AI's capacity bounds the work
+	ProfileGenpipe = "genpipe" // the scheduling queue: consumers ingest, dispatchers run the AI calls within the capacity over every worker
 )
 
 // Profiles lists every profile, in the order a full run uses.

@@ -36,6 +36,11 @@ type dialect struct {
 	// takes, so that concurrent claims skip each other's rows instead of
 	// waiting for them; empty where writers never run at once.
 	skipLocked string
+	// forUpdate ends the SELECT that reads a stage's clock rows in the
+	// task queue's transactions, locking them until the transaction ends,
+	// so that the stage's takers run one at a time; empty where writers
+	// never run at once.
+	forUpdate string
 
 	// time returns t as a time column takes it. A timeColumn reads it back.
 	time func(t time.Time) any
@@ -51,6 +56,8 @@ type dialect struct {
 	createRequest, advanceRequest, claimPublish      string // requests.go
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
+	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
+	renewTasks, selectAging                          string // tasks.go
 	migrations                                       fs.FS  // migrate.go: NNNN_name.sql, applied in version order
 	createMigrations, recordMigration                string // migrate.go
 }
@@ -63,6 +70,7 @@ func (d *dialect) build() *dialect {
 	d.claimPublish = claimPublishSQL(d)
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
+	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,

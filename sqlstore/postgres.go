@@ -51,6 +51,7 @@ var postgresDialect = (&dialect{
 	SELECT id, status, error, updated_at FROM changed`
 	},
 	skipLocked: `FOR UPDATE SKIP LOCKED`,
+	forUpdate:  `FOR UPDATE`,
 
 	time: func(t time.Time) any { return t },
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -34,6 +35,7 @@ var sqliteDialect = (&dialect{
 	},
 	withHistory: func(stmt string) string { return stmt }, // the triggers write it
 	skipLocked:  "",
+	forUpdate:   "",
 
 	time: func(t time.Time) any { return formatTime(t) },
 
@@ -75,7 +77,7 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "sqlite: database path %q is empty or contains '?'", path)
 	}
 	s := &Store{d: sqliteDialect, name: path}
-	write, err := sql.Open("sqlite", sqliteDSN(path, false))
+	write, err := sql.Open("sqlite", sqliteDSN(path, writeConn))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -84,7 +86,7 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 	s.write = newPool(write, true)
 	s.read = s.write
 	if path != ":memory:" { // each connection to ":memory:" has its own database
-		read, err := sql.Open("sqlite", sqliteDSN(path, true))
+		read, err := sql.Open("sqlite", sqliteDSN(path, readConn))
 		if err != nil {
 			write.Close()
 			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -93,22 +95,85 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 		read.SetMaxOpenConns(n)
 		read.SetMaxIdleConns(n)
 		s.read = newPool(read, true)
+		if s.closeDriver, err = startCheckpoints(path, cfg.logger); err != nil {
+			read.Close()
+			write.Close()
+			return nil, err
+		}
 	}
 	return s.open(ctx, cfg.logger, "path", path)
 }
 
-// sqliteDSN returns the data source name of a write or a read-only
-// connection. The pragmas are in the DSN so that the driver applies them to
-// every connection it opens, not only to the first.
-func sqliteDSN(path string, readOnly bool) string {
+// sqliteCheckpointEvery is how often a SQLite store moves what its WAL
+// holds into the database file (see startCheckpoints).
+const sqliteCheckpointEvery = time.Second
+
+// startCheckpoints checkpoints the WAL of the file at path every
+// sqliteCheckpointEvery on a connection of its own, and returns the func
+// that stops it. SQLite otherwise checkpoints on the committing connection,
+// once the WAL passes 1000 pages, and a checkpoint syncs the database file:
+// on a busy disk the store's one writer, and every write queued behind it
+// (the task queue's takes among them), would wait for that sync, for tens
+// to hundreds of milliseconds. A PASSIVE checkpoint runs beside the writer
+// and readers and never waits for them; what it cannot copy yet, the next
+// one does.
+func startCheckpoints(path string, log *slog.Logger) (stop func(), err error) {
+	db, err := sql.Open("sqlite", sqliteDSN(path, checkpointConn))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(sqliteCheckpointEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
+				log.Debug("sqlite: checkpoint", "path", path, "err", err)
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		db.Close()
+	}, nil
+}
+
+// The connections of a SQLite store.
+type sqliteConn int
+
+const (
+	writeConn      sqliteConn = iota // the one writer
+	readConn                         // read-only
+	checkpointConn                   // moves the WAL into the file (startCheckpoints)
+)
+
+// sqliteDSN returns the data source name of a connection of kind. The
+// pragmas are in the DSN so that the driver applies them to every
+// connection it opens, not only to the first.
+func sqliteDSN(path string, kind sqliteConn) string {
 	q := url.Values{}
 	q.Set("_txlock", "immediate") // take the write lock at BEGIN: no deadlock on upgrade
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
-	if readOnly {
+	switch kind {
+	case readConn:
 		q.Set("_query_only", "true")
+	case writeConn:
+		// startCheckpoints checkpoints, not the writer; ":memory:" has no WAL.
+		if path != ":memory:" {
+			q.Add("_pragma", "wal_autocheckpoint(0)")
+		}
 	}
 	return path + "?" + q.Encode()
 }

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"database/sql"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -26,6 +27,42 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 	if _, err := s.ReadDB().ExecContext(t.Context(), `DELETE FROM requests`); err == nil {
 		t.Error("the read pool accepts writes")
+	}
+	// The writer leaves checkpoints to a connection of their own, so that
+	// no write waits for the sync a checkpoint makes.
+	var every int
+	if err := s.WriteDB().QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&every); err != nil || every != 0 {
+		t.Errorf("write connection: PRAGMA wal_autocheckpoint = %d, %v; want 0", every, err)
+	}
+}
+
+// TestSQLiteCheckpointsInTheBackground: what is written reaches the
+// database file without the writer checkpointing.
+func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
+	path := tempPath(t)
+	s := open(t, "sqlite:"+path)
+	if _, err := s.WriteDB().ExecContext(t.Context(), `CREATE TABLE filler (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := s.WriteDB().ExecContext(t.Context(), `INSERT INTO filler VALUES (randomblob(8192))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The rows reach the database file only through a checkpoint; 400
+	// KiB stay below the 1000 pages at which a writer would checkpoint.
+	for {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > 50*8192 {
+			break
+		}
+		if t.Context().Err() != nil {
+			t.Fatalf("the database file holds %d bytes: the WAL was never checkpointed", info.Size())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -131,10 +168,11 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 
 	s := open(t, "sqlite:"+path)
 	rows := migrationRows(t, s)
-	if len(rows) != 6 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" ||
+	if len(rows) != 7 || rows[3][:len("4 0004_history_triggers.sql")] != "4 0004_history_triggers.sql" ||
 		rows[4][:len("6 0006_publish_claims.sql")] != "6 0006_publish_claims.sql" ||
-		rows[5][:len("7 0007_request_share.sql")] != "7 0007_request_share.sql" {
-		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006 and 0007", rows)
+		rows[5][:len("7 0007_request_share.sql")] != "7 0007_request_share.sql" ||
+		rows[6][:len("8 0008_stage_tasks.sql")] != "8 0008_stage_tasks.sql" {
+		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006, 0007 and 0008", rows)
 	}
 	want := []string{"1 0001_init.sql 2025-01-02T03:04:05.123456Z", "2 0002_request_owner.sql 2025-01-02T03:04:05.123456Z",
 		"3 0003_stage_claims.sql 2025-01-02T03:04:05.123456Z"}

@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -65,8 +66,10 @@ type Store struct {
 	read  *pool  // every read that needs no write; on PostgreSQL write itself
 	name  string // the database in errors and logs, without credentials
 	// closeDriver closes what the *sql.DBs run on, after them: pgx's
-	// pool on PostgreSQL; nil on SQLite.
+	// pool on PostgreSQL; a SQLite file's checkpoints (see
+	// startCheckpoints).
 	closeDriver func()
+	txPrepared  atomic.Bool // the task queue's statements are prepared (see prepareTxStmts)
 }
 
 type options struct {

@@ -52,6 +52,21 @@ func TestStore(t *testing.T) {
 	}
 }
 
+// TestQueue runs the task queue's conformance suite on a SQLite file and
+// on PostgreSQL, each test with two stores on one database, as two worker
+// processes have.
+func TestQueue(t *testing.T) {
+	onEach(t, func(t *testing.T, db database) {
+		if db.name == postgres.name {
+			serverURL(t) // skip once, not in every subtest
+		}
+		storetest.RunQueue(t, func(t *testing.T) (genpipe.TaskQueue, genpipe.TaskQueue) {
+			url := db.fresh(t)
+			return open(t, url), open(t, url)
+		})
+	})
+}
+
 // BenchmarkStore runs the shared store benchmarks on each database, each
 // benchmark on a fresh one: BenchmarkStore/sqlite/CreateRequest, ...
 func BenchmarkStore(b *testing.B) {

@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/sqlstore"
 )
 
@@ -95,7 +99,7 @@ type consumer struct {
 	group    string            // its consumer group
 	topic    string            // the topic it reads
 	event    genpipe.EventType // the type of the topic's events
-	capacity int               // the downstream's concurrency limit, see consume
+	capacity int               // the notifier's concurrency limit, see consume; AI stages: see schedule
 	handle   func(context.Context, genpipe.Event) error
 }
 
@@ -115,15 +119,103 @@ func consume(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Log
 		DeadLetters: d.obs.deadLetters(kafka.NewDeadLetters(d.producer, genpipe.DefaultTopics().DeadLetters)),
 		Log:         log,
 	})
-	opts = append([]engine.Option{engine.WithCapacity(c.capacity), engine.WithLogger(log),
+	e, err := newConsumer(d, c, handle, cfg, log, append([]engine.Option{engine.WithCapacity(c.capacity)}, opts...)...)
+	if err != nil {
+		return err
+	}
+	defer d.obs.watch(c.stage, c.group, e.Stats)()
+	log.Info("consuming", "topic", c.topic, "group", c.group, "capacity", c.capacity)
+	return e.Run(ctx)
+}
+
+// newConsumer returns the engine of c's consumer group, running handle on
+// each record.
+func newConsumer(d *deps, c consumer, handle engine.Handler, cfg common, log *slog.Logger, opts ...engine.Option) (*engine.Engine, error) {
+	opts = append([]engine.Option{engine.WithLogger(log),
 		engine.WithShutdownTimeout(cfg.ShutdownTimeout), d.obs.engineOpts(c.stage, c.group),
 		engine.WithOverloadTest(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY }),
 		engine.WithClientOpts(append(d.conn.Opts(), kgo.WithLogger(kafka.NewKgoLogger(log.With("group", c.group))))...)}, opts...)
 	e, err := engine.New(d.conn.Brokers(), c.group, []string{c.topic}, handle, opts...)
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", c.group, err)
+		return nil, fmt.Errorf("consumer %s: %w", c.group, err)
 	}
-	defer d.obs.watch(c.stage, c.group, e)()
-	log.Info("consuming", "topic", c.topic, "group", c.group, "capacity", c.capacity)
-	return e.Run(ctx)
+	return e, nil
+}
+
+// ingestCapacity is how many records an AI stage's consumer stores in its
+// scheduling queue at once: enough that a burst's records fill the
+// dispatcher's rounds (each stores what came in meanwhile in one
+// transaction).
+const ingestCapacity = 256
+
+// schedule runs the AI stage c until ctx is done, in two halves around the
+// stage's scheduling queue in the status database: the stage's consumer
+// group only ingests (kafka.RecordIngest: decode, poison to the dead-letter
+// topic, store the task, commit), and a dispatcher takes the tasks in the
+// stage's fair schedule, within the stage's capacity over every process,
+// and runs the rest of the record path on each (kafka.RecordHandler:
+// observed, handled, dead-lettered). The dispatcher stops after the
+// consumer, so that every record the consumer took is stored or not
+// committed.
+func schedule(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Logger, sopts []scheduler.Option, eopts ...engine.Option) error {
+	stage := genpipe.Stage(c.stage)
+	path := kafka.RecordPath{
+		Stage:       c.stage,
+		Event:       c.event,
+		Observe:     d.obs.observeRecord(c.stage),
+		Handle:      c.handle,
+		DeadLetters: d.obs.deadLetters(kafka.NewDeadLetters(d.producer, genpipe.DefaultTopics().DeadLetters)),
+		Log:         log,
+	}
+	run := kafka.RecordHandler(path)
+	disp, err := scheduler.New(d.store, stage, func(ctx context.Context, t genpipe.Task) error {
+		return run(ctx, kafka.TaskRecord(t))
+	}, append([]scheduler.Option{scheduler.WithLogger(log), scheduler.WithShutdownTimeout(cfg.ShutdownTimeout), d.obs.overheadHook(c.stage),
+		scheduler.WithOverloadTest(func(err error) bool { return genpipe.ErrorCode(err) == genpipe.ETOOMANY })}, sopts...)...)
+	if err != nil {
+		return fmt.Errorf("dispatcher %s: %w", c.stage, err)
+	}
+	ingest := kafka.RecordIngest(path, func(ctx context.Context, r *kgo.Record, e genpipe.Event) error {
+		return enqueue(ctx, disp, kafka.NewTask(stage, r, e))
+	})
+	e, err := newConsumer(d, c, ingest, cfg, log, append([]engine.Option{engine.WithCapacity(ingestCapacity)}, eopts...)...)
+	if err != nil {
+		return err
+	}
+	defer d.obs.watch(c.stage, c.group, scheduledStats(e, disp))()
+	defer d.obs.watchScheduler(disp)()
+	dctx, stopDispatcher := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDispatcher()
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- disp.Run(dctx) }()
+	log.Info("scheduling", "topic", c.topic, "group", c.group, "capacity", disp.Stats().Capacity, "owner", disp.Owner())
+	err = e.Run(ctx)
+	stopDispatcher()
+	return errors.Join(err, <-dispatched)
+}
+
+// enqueue stores t through disp, retrying until ctx ends: the engine
+// counts a record whose handler returned an error as done, so the record
+// must not return before its task is stored. A task the queue refuses is
+// a dead letter.
+func enqueue(ctx context.Context, disp *scheduler.Dispatcher, t genpipe.Task) error {
+	err := backoff.Retry(ctx, backoff.Policy{Base: 10 * time.Millisecond, Max: time.Second}, func() error {
+		return disp.Enqueue(ctx, t)
+	}, backoff.RetryIf(func(err error) bool { return genpipe.ErrorCode(err) != genpipe.EINVALID }))
+	if genpipe.ErrorCode(err) == genpipe.EINVALID {
+		return &genpipe.DeadLetterError{Reason: genpipe.ErrorMessage(err)}
+	}
+	return err
+}
+
+// scheduledStats are an AI stage's figures for the stage metrics: the
+// consumer's (records ingested, partitions, lag) with the dispatcher's
+// capacity, limit and running tasks. A process may use the whole capacity,
+// so its share is the capacity.
+func scheduledStats(e *engine.Engine, disp *scheduler.Dispatcher) func() engine.Stats {
+	return func() engine.Stats {
+		s, ds := e.Stats(), disp.Stats()
+		s.Capacity, s.Share, s.Limit, s.InFlight, s.Overloads = ds.Capacity, ds.Capacity, ds.Limit, ds.Running, ds.Overloads
+		return s
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/metrics"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/tracing"
 )
 
@@ -136,8 +137,51 @@ func (o *observability) observeRecord(stage string) func(context.Context, *kgo.R
 
 // watch reports e's state and its partitions' lag at every scrape, until
 // the returned func is called.
-func (o *observability) watch(stage, group string, e *engine.Engine) (stop func()) {
-	return o.metrics.WatchStage(stage, group, e.Stats, o.groupLag)
+func (o *observability) watch(stage, group string, stats func() engine.Stats) (stop func()) {
+	return o.metrics.WatchStage(stage, group, stats, o.groupLag)
+}
+
+// watchScheduler reports a dispatcher's per-tenant figures at every
+// scrape, until the returned func is called: its queue's waiting tasks
+// (over every process, read from the status database within
+// countsTimeout; left out of a scrape that cannot read them), and its own
+// running and completed tasks and shares.
+func (o *observability) watchScheduler(d *scheduler.Dispatcher) (stop func()) {
+	return o.metrics.WatchScheduler(string(d.Stats().Stage), func() metrics.SchedulerStats {
+		st := d.Stats()
+		tasks := map[scheduler.TenantPriority]metrics.TenantTasks{}
+		for k, ts := range st.Tenants {
+			tasks[k] = metrics.TenantTasks{Tenant: k.Tenant, Priority: k.Priority, Running: ts.Running, Completed: ts.Completed}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), countsTimeout)
+		defer cancel()
+		counts, err := d.Counts(ctx)
+		if err != nil {
+			o.log.Debug("metrics: waiting tasks", "stage", st.Stage, "err", err)
+		}
+		for _, c := range counts {
+			if !c.Running {
+				k := scheduler.TenantPriority{Tenant: c.Tenant, Priority: c.Priority}
+				tt := tasks[k]
+				tt.Tenant, tt.Priority, tt.Waiting = c.Tenant, c.Priority, c.N
+				tasks[k] = tt
+			}
+		}
+		out := metrics.SchedulerStats{Shares: st.Share}
+		for _, tt := range tasks {
+			out.Tasks = append(out.Tasks, tt)
+		}
+		return out
+	})
+}
+
+// countsTimeout bounds the status database's answer to one scrape's count
+// of waiting tasks.
+const countsTimeout = 2 * time.Second
+
+// overheadHook records a stage's scheduling overhead.
+func (o *observability) overheadHook(stage string) scheduler.Option {
+	return scheduler.WithOverheadHook(func(d time.Duration) { o.metrics.ObserveSchedulingOverhead(stage, d) })
 }
 
 // groupLag reads a group's lag through the process's one lag reader.

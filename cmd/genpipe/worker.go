@@ -12,6 +12,7 @@ import (
 	"github.com/genpipe/genpipe/aiclient"
 	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/engine"
+	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/worker"
 )
 
@@ -42,13 +43,17 @@ type stageSettings struct {
 	ClaimLease     time.Duration
 	AIAttempts     int
 	SessionTimeout time.Duration
+	// PriorityAging is how long a task waits at its priority before it
+	// competes one level up.
+	PriorityAging time.Duration
 }
 
 // defaultStageSettings are the flags' defaults, for up, which has no
 // flags for the settings it does not change.
 func defaultStageSettings() stageSettings {
-	return stageSettings{CheckCapacity: engine.DefaultCapacity, GenerateCapacity: engine.DefaultCapacity,
-		ClaimLease: worker.DefaultLease, AIAttempts: backoff.Default.Attempts, SessionTimeout: engine.DefaultSessionTimeout}
+	return stageSettings{CheckCapacity: scheduler.DefaultCapacity, GenerateCapacity: scheduler.DefaultCapacity,
+		ClaimLease: worker.DefaultLease, AIAttempts: backoff.Default.Attempts, SessionTimeout: engine.DefaultSessionTimeout,
+		PriorityAging: scheduler.DefaultAging}
 }
 
 func (c *workerConfig) register(f *flags) {
@@ -57,9 +62,13 @@ func (c *workerConfig) register(f *flags) {
 	f.String(&c.Stage, "stage", "GENPIPE_STAGE", "", "the stage to run: check or generate", oneOf("check", "generate"))
 	f.String(&c.CheckAIURL, "check-ai-url", "GENPIPE_CHECK_AI_URL", defaultCheckAIURL, "Checking AI base URL", httpURL)
 	f.String(&c.GenerateAIURL, "generate-ai-url", "GENPIPE_GENERATE_AI_URL", defaultGenerateAIURL, "Generative AI base URL", httpURL)
-	f.Int(&c.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", def.CheckCapacity, "concurrent calls the Checking AI takes", atLeast(1))
+	f.Int(&c.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", def.CheckCapacity,
+		"concurrent calls the Checking AI takes: the check stage's running tasks over every worker process never exceed it", atLeast(1))
 	f.Int(&c.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", def.GenerateCapacity,
-		"concurrent calls the Generative AI takes", atLeast(1))
+		"concurrent calls the Generative AI takes: the generate stage's running tasks over every worker process never exceed it", atLeast(1))
+	f.Duration(&c.PriorityAging, "priority-aging", "GENPIPE_PRIORITY_AGING", def.PriorityAging,
+		"how long a waiting task keeps its priority before it competes one level up (low, then normal): low waits at most twice this before it competes as high",
+		positive)
 	f.Duration(&c.ClaimLease, "claim-lease", "GENPIPE_CLAIM_LEASE", def.ClaimLease,
 		"how long a worker's claim on a request's AI call holds unrenewed: a dead worker's requests wait this long before another takes them over",
 		atLeast(10*time.Millisecond))
@@ -86,34 +95,38 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 	defer d.close()
 	retry := backoff.Default
 	retry.Attempts = cfg.AIAttempts
-	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(engine.ReportOverload),
+	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(scheduler.ReportOverload),
 		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook)}
 	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(obs.tracing.TracerProvider())}
 	topics := genpipe.DefaultTopics()
 	c := consumer{stage: cfg.Stage}
+	var capacity int
 	switch cfg.Stage {
 	case "check":
 		stage, err := worker.NewCheck(aiclient.NewChecker(cfg.CheckAIURL, aiOpts...), d.objects, d.producer, d.store, topics, stageOpts...)
 		if err != nil {
 			return err
 		}
-		c.handle, c.topic, c.event, c.group, c.capacity = stage.Handle, topics.Requests, genpipe.EventSubmitted, groupCheck, cfg.CheckCapacity
+		c.handle, c.topic, c.event, c.group, capacity = stage.Handle, topics.Requests, genpipe.EventSubmitted, groupCheck, cfg.CheckCapacity
 	case "generate":
 		stage, err := worker.NewGenerate(aiclient.NewGenerator(cfg.GenerateAIURL, aiOpts...), d.objects, d.producer, d.store, topics, stageOpts...)
 		if err != nil {
 			return err
 		}
-		c.handle, c.topic, c.event, c.group, c.capacity = stage.Handle, topics.Checked, genpipe.EventChecked, groupGenerate, cfg.GenerateCapacity
+		c.handle, c.topic, c.event, c.group, capacity = stage.Handle, topics.Checked, genpipe.EventChecked, groupGenerate, cfg.GenerateCapacity
 	default:
 		return fmt.Errorf("unknown stage %q: want check or generate", cfg.Stage)
 	}
-	// A record given up mid-call leaves its AI call running to its end (see
+	// A task given up mid-call leaves its AI call running to its end (see
 	// package worker); the process waits for it before it exits.
-	err = consume(ctx, d, c, cfg.common, log, engine.WithSessionTimeout(cfg.SessionTimeout), engine.WithAbandonWait(abandonWait))
+	err = schedule(ctx, d, c, cfg.common, log,
+		[]scheduler.Option{scheduler.WithCapacity(capacity), scheduler.WithLease(cfg.ClaimLease),
+			scheduler.WithAging(cfg.PriorityAging), scheduler.WithAbandonWait(abandonWait)},
+		engine.WithSessionTimeout(cfg.SessionTimeout))
 	return sessionTimeoutHint(err)
 }
 
-// abandonWait is how long a worker, at exit, waits for AI calls of records
+// abandonWait is how long a worker, at exit, waits for AI calls of tasks
 // it gave up on: a call under way runs for up to the AI client's timeout,
 // then its outcome is recorded.
 const abandonWait = aiclient.DefaultTimeout + 5*time.Second
