@@ -60,7 +60,7 @@ func lookupProfile(name string) (profile, error) {
 	case ProfileArticle:
 		return profile{name: name, keyed: true, maxPollRecords: articleMaxPollRecords}, nil
 	case ProfileGenpipe:
-		return profile{name: name, keyed: true, engine: true}, nil
+		return profile{name: name, keyed: true, engine: true, schedules: true}, nil
 	}
 	return profile{}, fmt.Errorf("loadtest: unknown profile %q (naive, article or genpipe)", name)
 }

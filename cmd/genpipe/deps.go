@@ -56,10 +56,12 @@ func openDeps(ctx context.Context, b backends, obs *observability, part string, 
 	if d.conn, err = b.Kafka.conn(); err != nil {
 		return nil, err
 	}
-	if d.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log)); err != nil {
-		return nil, fmt.Errorf("status database: %w", err)
+	if d.store = b.store; d.store == nil {
+		if d.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log)); err != nil {
+			return nil, fmt.Errorf("status database: %w", err)
+		}
+		d.closers = append(d.closers, func() { d.store.Close() })
 	}
-	d.closers = append(d.closers, func() { d.store.Close() })
 	if d.objects, err = openObjects(ctx, b.S3, log); err != nil {
 		return nil, err
 	}

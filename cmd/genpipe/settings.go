@@ -324,6 +324,10 @@ type backends struct {
 	Kafka    kafkaSettings
 	S3       s3Settings
 	Database string
+	// store, when set, is the status store every part of the process
+	// shares (up: one SQLite writer for all of them, instead of one per
+	// part colliding in SQLite's busy handler); nil opens Database.
+	store *sqlstore.Store
 }
 
 func (b *backends) register(f *flags) {

@@ -23,6 +23,7 @@ import (
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/sqlstore"
 )
 
 // upURLs is what `up` serves, for people and for tests.
@@ -114,6 +115,10 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey},
 		Database: "sqlite:" + filepath.Join(dataDir, "genpipe.db"),
 	}
+	if b.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log.With("part", "store"))); err != nil {
+		return fmt.Errorf("status database: %w", err)
+	}
+	defer b.store.Close()
 	// One registry and one tracing for every part: /metrics on the API
 	// shows the whole system.
 	obs, err := startObservability(ctx, "genpipe", cfg.MetricsAddr, b.Kafka, log)
