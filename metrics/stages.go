@@ -42,25 +42,14 @@ type watched struct {
 type stageCollector struct {
 	lagTimeout time.Duration
 	log        *slog.Logger
-
-	mu      sync.Mutex
-	watched map[*watched]struct{}
+	watched    watchSet[*watched]
 }
 
 func newStageCollector(lagTimeout time.Duration, log *slog.Logger) *stageCollector {
-	return &stageCollector{lagTimeout: lagTimeout, log: log, watched: map[*watched]struct{}{}}
+	return &stageCollector{lagTimeout: lagTimeout, log: log}
 }
 
-func (c *stageCollector) add(w *watched) func() {
-	c.mu.Lock()
-	c.watched[w] = struct{}{}
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		delete(c.watched, w)
-		c.mu.Unlock()
-	}
-}
+func (c *stageCollector) add(w *watched) func() { return c.watched.add(w) }
 
 func stageDesc(name, help string, extra ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, append([]string{"stage", "group"}, extra...), nil)
@@ -102,14 +91,8 @@ func (c *stageCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stageCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	ws := make([]*watched, 0, len(c.watched))
-	for w := range c.watched {
-		ws = append(ws, w)
-	}
-	c.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, w := range ws {
+	for _, w := range c.watched.all() {
 		s := w.stats()
 		collectStats(ch, w, s)
 		if w.lag != nil && len(s.Partitions) > 0 {

@@ -103,25 +103,17 @@ type watchedScheduler struct {
 // tenantCollector collects every watched dispatcher, tenant labels bounded
 // over all of them.
 type tenantCollector struct {
-	mu      sync.Mutex
-	watched map[*watchedScheduler]struct{}
-	labels  map[string]struct{} // tenant names admitted as labels
+	watched watchSet[*watchedScheduler]
+
+	mu     sync.Mutex
+	labels map[string]struct{} // tenant names admitted as labels
 }
 
 func newTenantCollector() *tenantCollector {
-	return &tenantCollector{watched: map[*watchedScheduler]struct{}{}, labels: map[string]struct{}{}}
+	return &tenantCollector{labels: map[string]struct{}{}}
 }
 
-func (c *tenantCollector) add(w *watchedScheduler) func() {
-	c.mu.Lock()
-	c.watched[w] = struct{}{}
-	c.mu.Unlock()
-	return func() {
-		c.mu.Lock()
-		delete(c.watched, w)
-		c.mu.Unlock()
-	}
-}
+func (c *tenantCollector) add(w *watchedScheduler) func() { return c.watched.add(w) }
 
 // label returns tenant's label: its name when it has one or there is room
 // for it, else OtherTenant. A name keeps its label once given, so a
@@ -161,13 +153,7 @@ func (c *tenantCollector) Describe(ch chan<- *prometheus.Desc) {
 type tasksKey struct{ tenant, priority string }
 
 func (c *tenantCollector) Collect(ch chan<- prometheus.Metric) {
-	c.mu.Lock()
-	ws := make([]*watchedScheduler, 0, len(c.watched))
-	for w := range c.watched {
-		ws = append(ws, w)
-	}
-	c.mu.Unlock()
-	for _, w := range ws {
+	for _, w := range c.watched.all() {
 		c.collect(ch, w.stage, w.stats())
 	}
 }
