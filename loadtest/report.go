@@ -314,12 +314,18 @@ func num(v float64) string {
 func partitionsChart(r Report) chart {
 	n := max(len(r.Results), 1)
 	h := px(max(chartHpx, panelHpx*n+60))
-	return chart{name: chartPartitions, height: h, draw: func(dc draw.Canvas) {
-		plots := partitionPlots(r)
-		tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: 6, PadTop: 4, PadBottom: 4, PadLeft: 4, PadRight: 8}
-		canvases := plot.Align(plots, tiles, dc)
-		for i := range plots {
-			plots[i][0].Draw(canvases[i][0])
+	return stackedChart(chartPartitions, h, func() [][]*plot.Plot { return partitionPlots(r) })
+}
+
+// stackedChart draws the single-column rows of plots makes, one panel
+// above the other, their axes aligned.
+func stackedChart(name string, height vg.Length, plots func() [][]*plot.Plot) chart {
+	return chart{name: name, height: height, draw: func(dc draw.Canvas) {
+		rows := plots()
+		tiles := draw.Tiles{Rows: len(rows), Cols: 1, PadY: 6, PadTop: 4, PadBottom: 4, PadLeft: 4, PadRight: 8}
+		canvases := plot.Align(rows, tiles, dc)
+		for i := range rows {
+			rows[i][0].Draw(canvases[i][0])
 		}
 	}}
 }

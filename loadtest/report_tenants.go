@@ -8,7 +8,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 // chartTenants is the per-tenant throughput chart, drawn for multi-tenant
@@ -169,14 +168,7 @@ func tenantsChart(r Report) chart {
 		}
 	}
 	h := px(max(chartHpx, 2*panelHpx*n+60))
-	return chart{name: chartTenants, height: h, draw: func(dc draw.Canvas) {
-		plots := tenantPlots(r)
-		tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: 6, PadTop: 4, PadBottom: 4, PadLeft: 4, PadRight: 8}
-		canvases := plot.Align(plots, tiles, dc)
-		for i := range plots {
-			plots[i][0].Draw(canvases[i][0])
-		}
-	}}
+	return stackedChart(chartTenants, h, func() [][]*plot.Plot { return tenantPlots(r) })
 }
 
 // tenantPlots returns one row per profile with tenants: a line per tenant

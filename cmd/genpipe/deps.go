@@ -105,22 +105,27 @@ type consumer struct {
 	handle   func(context.Context, genpipe.Event) error
 }
 
-// consume runs c on the stage engine until ctx is done. Every record takes
-// the one record path, kafka.RecordHandler: observed (timed and traced),
-// decoded (poison to the dead-letter topic), handled, and dead-lettered when
-// c.handle says so; the engine's state shows in the process's metrics.
-// c.capacity is the downstream's concurrency limit, shared by every process
-// of the group (each takes a share by the partitions it owns), so the AI
-// behind it never sees more than its capacity however many workers run.
-func consume(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Logger, opts ...engine.Option) error {
-	handle := kafka.RecordHandler(kafka.RecordPath{
+// recordPath is the path of c's records through its stage: observed (timed
+// and traced), decoded, handled, dead-lettered when c.handle says so.
+func (d *deps) recordPath(c consumer, log *slog.Logger) kafka.RecordPath {
+	return kafka.RecordPath{
 		Stage:       c.stage,
 		Event:       c.event,
 		Observe:     d.obs.observeRecord(c.stage),
 		Handle:      c.handle,
 		DeadLetters: d.obs.deadLetters(kafka.NewDeadLetters(d.producer, genpipe.DefaultTopics().DeadLetters)),
 		Log:         log,
-	})
+	}
+}
+
+// consume runs c on the stage engine until ctx is done. Every record takes
+// the one record path, kafka.RecordHandler: observed (timed and traced),
+// decoded (poison to the dead-letter topic), handled, and dead-lettered when
+// c.handle says so; the engine's state shows in the process's metrics.
+// c.capacity is the notifier's concurrency limit, shared by every process
+// of the group (each takes a share by the partitions it owns).
+func consume(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Logger, opts ...engine.Option) error {
+	handle := kafka.RecordHandler(d.recordPath(c, log))
 	e, err := newConsumer(d, c, handle, cfg, log, append([]engine.Option{engine.WithCapacity(c.capacity)}, opts...)...)
 	if err != nil {
 		return err
@@ -161,14 +166,7 @@ const ingestCapacity = 256
 // committed.
 func schedule(ctx context.Context, d *deps, c consumer, cfg common, log *slog.Logger, sopts []scheduler.Option, eopts ...engine.Option) error {
 	stage := genpipe.Stage(c.stage)
-	path := kafka.RecordPath{
-		Stage:       c.stage,
-		Event:       c.event,
-		Observe:     d.obs.observeRecord(c.stage),
-		Handle:      c.handle,
-		DeadLetters: d.obs.deadLetters(kafka.NewDeadLetters(d.producer, genpipe.DefaultTopics().DeadLetters)),
-		Log:         log,
-	}
+	path := d.recordPath(c, log)
 	run := kafka.RecordHandler(path)
 	disp, err := scheduler.New(d.store, stage, func(ctx context.Context, t genpipe.Task) error {
 		return run(ctx, kafka.TaskRecord(t))

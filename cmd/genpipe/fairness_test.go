@@ -102,6 +102,73 @@ func TestFairSharesThroughAPI(t *testing.T) {
 	}
 }
 
+// TestWeightedSharesThroughAPI runs `genpipe up` as its own process with
+// tenants of weights 3 (acme) and 1 (batch) and a Generative AI of 2 slots
+// at 300 ms, and has both submit 40 requests at once through the real API:
+// of the requests that started generating while both tenants still had
+// work waiting, about three in four are acme's (first come, first served:
+// about one in two, in the order the submissions arrived).
+func TestWeightedSharesThroughAPI(t *testing.T) {
+	const keyA, keyB, each = "weights-key-acme-1c7e9a3d5b20", "weights-key-batch-7d2f0b8e4a61", 40
+	s := newStandalone(t)
+	tenants := filepath.Join(s.dir, "tenants.yaml")
+	writeTenants(t, tenants, keyA, keyB, 3, "normal")
+	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr,
+		"--data-dir", filepath.Join(s.dir, "up"), "--partitions", "1", "--tenants", tenants,
+		"--check-latency", "20ms", "--check-capacity", "16", "--generate-latency", "300ms", "--generate-capacity", "2")
+	s.waitReady(up)
+
+	ids := map[string]string{} // request id → its tenant's key
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 2 * each {
+		key := []string{keyA, keyB}[i%2]
+		wg.Go(func() {
+			id := s.submitAs(key, "", fmt.Sprintf("request %d", i))
+			mu.Lock()
+			defer mu.Unlock()
+			ids[id] = key
+		})
+	}
+	wg.Wait()
+	allSubmitted := time.Now()
+
+	type start struct {
+		at  time.Time
+		key string
+	}
+	var starts []start
+	for id, key := range ids {
+		starts = append(starts, start{s.generatingAt(key, id), key})
+	}
+	slices.SortFunc(starts, func(a, b start) int { return a.at.Compare(b.at) })
+	// The starts after every request was queued, while both still waited:
+	// up to the first start of the tenant whose last request started
+	// first.
+	left := map[string]int{keyA: each, keyB: each}
+	counted := map[string]int{}
+	for _, st := range starts {
+		left[st.key]--
+		if st.at.Before(allSubmitted) {
+			continue
+		}
+		counted[st.key]++
+		if left[keyA] == 0 || left[keyB] == 0 {
+			break
+		}
+	}
+	total := counted[keyA] + counted[keyB]
+	share := float64(counted[keyA]) / float64(total)
+	t.Logf("while both waited: acme (weight 3) %d, batch (weight 1) %d of %d starts: acme's share %.2f",
+		counted[keyA], counted[keyB], total, share)
+	if total < 20 {
+		t.Fatalf("only %d starts while both tenants waited; the test needs more (the AI too fast for the submissions?)", total)
+	}
+	if share < 0.65 || share > 0.85 {
+		t.Errorf("acme's share of the starts while both waited is %.2f; want about 0.75 (weights 3:1)", share)
+	}
+}
+
 // submitAs uploads a small image with key and asks for a slide of it at
 // priority ("" for the default).
 func (s *standalone) submitAs(key, priority, title string) string {
