@@ -65,9 +65,11 @@ const (
 	DefaultTimeScale = 0.25
 	// DefaultDrainTimeout bounds, unscaled, how long a profile run waits
 	// after its last request was produced for the rest to complete; what
-	// has not completed by then is lost. 15 minutes is seven times what
-	// the default workload needs at the AI's limit.
-	DefaultDrainTimeout = 15 * time.Minute
+	// has not completed by then is lost. 30 minutes lets the article
+	// profile finish the default workload on 8 partitions (about 17
+	// minutes at 8 records at a time) while bounding the naive profile,
+	// which never finishes there.
+	DefaultDrainTimeout = 30 * time.Minute
 )
 
 // Progress is a snapshot of a profile run, for progress lines.
