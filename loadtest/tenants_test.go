@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -406,20 +407,57 @@ func TestTenantTargets(t *testing.T) {
 			if res.Lost != 0 || res.DuplicateAICalls != 0 {
 				t.Errorf("lost %d, duplicate AI calls %d", res.Lost, res.DuplicateAICalls)
 			}
-			failed := 0
+			unfair := unfairness(name, res.Tenants)
+			switch {
+			case p.schedules && unfair != "":
+				t.Errorf("not fair: %s", unfair)
+			case !p.schedules && unfair == "":
+				t.Errorf("a first-come-first-served profile was fair in %s: the workload does not test fairness", name)
+			}
+			// The targets are absolute times and utilizations: on a
+			// machine shared with the rest of the suite they measure the
+			// machine, so they are checked only when asked for.
+			if os.Getenv("GENPIPE_LOAD_TARGETS") == "" || !p.schedules {
+				return
+			}
 			for _, tg := range res.Targets {
 				if !tg.Pass {
-					failed++
+					t.Errorf("target missed: %s %s, want %s", tg.Name, tg.Got, tg.Want)
 				}
-			}
-			switch {
-			case p.schedules && failed > 0:
-				t.Errorf("%d of %d targets missed", failed, len(res.Targets))
-			case !p.schedules && failed == 0:
-				t.Errorf("a first-come-first-served profile met every target of %s: the workload does not test fairness", name)
 			}
 		})
 	}
+}
+
+// unfairness says how a multi-tenant run was unfair, comparing the rows
+// with each other rather than with the clock, so that a slow machine does
+// not change the verdict; "" when it was fair.
+func unfairness(workload string, rows []TenantResult) string {
+	row := func(tenant string, p genpipe.Priority) TenantResult {
+		for _, r := range rows {
+			if r.Tenant == tenant && r.Priority == p {
+				return r
+			}
+		}
+		return TenantResult{}
+	}
+	switch workload {
+	case "noisy-neighbor":
+		a, b := row("a", genpipe.PriorityNormal), row("b", genpipe.PriorityNormal)
+		if b.WaitP99Ms > a.WaitP50Ms/4 {
+			return fmt.Sprintf("b's p99 wait %.0f ms is not a quarter of a's median %.0f ms", b.WaitP99Ms, a.WaitP50Ms)
+		}
+	case "priority":
+		high, normal := row("a", genpipe.PriorityHigh), row("a", genpipe.PriorityNormal)
+		if high.WaitMaxMs > normal.WaitP50Ms/4 {
+			return fmt.Sprintf("the high requests' longest wait %.0f ms is not a quarter of the backlog's median %.0f ms", high.WaitMaxMs, normal.WaitP50Ms)
+		}
+	case "weights":
+		if a := row("a", genpipe.PriorityNormal); a.ContendedShare < 0.70 || a.ContendedShare > 0.80 {
+			return fmt.Sprintf("a (weight 3 of 4) had %.1f%% of the calls while both waited", 100*a.ContendedShare)
+		}
+	}
+	return ""
 }
 
 // TestSlotGaps measures the scheduling overhead on a made-up run: an AI of
