@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -28,8 +27,7 @@ import (
 func TestUpManyIdleConnections(t *testing.T) {
 	const nofile = 1024
 	s := newStandalone(t)
-	up := s.startLimited("up", nofile, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr,
-		"--data-dir", filepath.Join(s.dir, "up"), "--partitions", "4")
+	up := s.startLimited("up", nofile, s.upArgs("--partitions", "4")...)
 	s.waitReady(up)
 	pid := up.cmd.Process.Pid
 	t.Logf("up (pid %d) ready with %d descriptors open, limit %d; API cap %d connections",

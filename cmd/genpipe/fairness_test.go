@@ -16,9 +16,8 @@ import (
 
 // TestFairSharesThroughAPI runs `genpipe up` as its own process with two
 // tenants of weight 1, a Generative AI of 4 slots at 500 ms and one
-// partition per topic (so that first come, first served is one order, not
-// one per partition), and goes through the real API with each tenant's
-// key:
+// partition per topic (startTenantsUp), and goes through the real API with
+// each tenant's key:
 //
 //   - noisy neighbor: acme submits a burst of 60; then batch submits three
 //     requests, one after another;
@@ -34,12 +33,7 @@ import (
 func TestFairSharesThroughAPI(t *testing.T) {
 	const keyA, keyB, burst = "fair-key-acme-3b9d0c41e7a2", "fair-key-batch-5e1f7a20c6d8", 60
 	s := newStandalone(t)
-	tenants := filepath.Join(s.dir, "tenants.yaml")
-	writeTenants(t, tenants, keyA, keyB, 1, "normal")
-	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr,
-		"--data-dir", filepath.Join(s.dir, "up"), "--partitions", "1", "--tenants", tenants,
-		"--check-latency", "20ms", "--check-capacity", "16", "--generate-latency", "500ms", "--generate-capacity", "4")
-	s.waitReady(up)
+	s.startTenantsUp(keyA, keyB, 1, "500ms", "4")
 
 	submitted := map[string]time.Time{}
 	var mu sync.Mutex
@@ -111,12 +105,7 @@ func TestFairSharesThroughAPI(t *testing.T) {
 func TestWeightedSharesThroughAPI(t *testing.T) {
 	const keyA, keyB, each = "weights-key-acme-1c7e9a3d5b20", "weights-key-batch-7d2f0b8e4a61", 40
 	s := newStandalone(t)
-	tenants := filepath.Join(s.dir, "tenants.yaml")
-	writeTenants(t, tenants, keyA, keyB, 3, "normal")
-	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr,
-		"--data-dir", filepath.Join(s.dir, "up"), "--partitions", "1", "--tenants", tenants,
-		"--check-latency", "20ms", "--check-capacity", "16", "--generate-latency", "300ms", "--generate-capacity", "2")
-	s.waitReady(up)
+	s.startTenantsUp(keyA, keyB, 3, "300ms", "2")
 
 	ids := map[string]string{} // request id → its tenant's key
 	var mu sync.Mutex
@@ -169,21 +158,29 @@ func TestWeightedSharesThroughAPI(t *testing.T) {
 	}
 }
 
+// startTenantsUp starts `genpipe up` with the tenants acme (keyA, of
+// acmeWeight, up to high) and batch (keyB, weight 1, up to normal), one
+// partition per topic (so that first come, first served is one order, not
+// one per partition), a fast Checking AI and a Generative AI of
+// generateCapacity slots at generateLatency.
+func (s *standalone) startTenantsUp(keyA, keyB string, acmeWeight int, generateLatency, generateCapacity string) {
+	s.t.Helper()
+	tenants := filepath.Join(s.dir, "tenants.yaml")
+	writeTenants(s.t, tenants, keyA, keyB, acmeWeight, "normal")
+	up := s.start("up", nil, s.upArgs("--partitions", "1", "--tenants", tenants, "--check-latency", "20ms", "--check-capacity", "16",
+		"--generate-latency", generateLatency, "--generate-capacity", generateCapacity)...)
+	s.waitReady(up)
+}
+
 // submitAs uploads a small image with key and asks for a slide of it at
 // priority ("" for the default).
 func (s *standalone) submitAs(key, priority, title string) string {
 	s.t.Helper()
-	img := pngImage(s.t, 96, 96)
-	var u upload
-	if resp := s.callAs(key, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
-		s.t.Errorf("POST /v1/uploads: %s", resp.Status)
+	objectID := s.uploadAs(key, pngImage(s.t, 96, 96))
+	if objectID == "" {
 		return ""
 	}
-	if status := put(s.t, u.UploadURL, "image/png", img); status != http.StatusOK {
-		s.t.Errorf("PUT upload: %d", status)
-		return ""
-	}
-	body := map[string]string{"objectId": u.ObjectID, "style": "minimal", "title": title, "description": "Whose turn is it?"}
+	body := map[string]string{"objectId": objectID, "style": "minimal", "title": title, "description": "Whose turn is it?"}
 	if priority != "" {
 		body["priority"] = priority
 	}

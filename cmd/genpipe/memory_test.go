@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,8 +36,7 @@ const upPeakRSS = 1500 << 20
 // It builds the binary and runs for about a minute; -short skips it.
 func TestMemoryBound(t *testing.T) {
 	s := newStandalone(t)
-	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr,
-		"--data-dir", filepath.Join(s.dir, "up"), "--partitions", "4")
+	up := s.start("up", nil, s.upArgs("--partitions", "4")...)
 	s.waitReady(up)
 	pid := up.cmd.Process.Pid
 	t.Logf("up (pid %d) ready: VmRSS %s", pid, memoryOf(t, pid, "VmRSS"))

@@ -118,8 +118,7 @@ func (s *standalone) startGenerateWorker(generateLatency, shutdownTimeout string
 // request without calling the AI for it again.
 func TestUpSIGTERMFinishesInFlight(t *testing.T) {
 	s := newStandalone(t)
-	args := []string{"up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr, "--data-dir", filepath.Join(s.dir, "up"),
-		"--check-latency", "50ms", "--generate-latency", "2s", "--partitions", "4"}
+	args := s.upArgs("--check-latency", "50ms", "--generate-latency", "2s", "--partitions", "4")
 	up := s.start("up", nil, args...)
 	s.waitReady(up)
 	id, _ := s.submit("up in flight")
@@ -149,9 +148,7 @@ func TestUpSIGTERMFinishesInFlight(t *testing.T) {
 // next start.
 func TestUpSIGINTLeavesNoStaleStatus(t *testing.T) {
 	s := newStandalone(t)
-	dataDir := filepath.Join(s.dir, "up")
-	up := s.start("up", nil, "up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr, "--data-dir", dataDir,
-		"--check-latency", "50ms", "--generate-latency", "2s", "--partitions", "4")
+	up := s.start("up", nil, s.upArgs("--check-latency", "50ms", "--generate-latency", "2s", "--partitions", "4")...)
 	s.waitReady(up)
 	id, _ := s.submit("up interrupted mid-call")
 	s.waitAICounters(printedURL(t, up, "Generative AI"), "the request at the Generative AI", func(c aiCounters) bool { return c.InFlight == 1 })
@@ -168,7 +165,7 @@ func TestUpSIGINTLeavesNoStaleStatus(t *testing.T) {
 	if code := up.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Fatalf("up exited with %v after SIGINT, want status 0", up.waitErr)
 	}
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dataDir, "genpipe.db")+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.dir, "up", "genpipe.db")+"?mode=ro") // in upArgs's data directory
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -463,19 +463,13 @@ func (s *standalone) submit(title string) (string, *webhookReceiver) {
 func (s *standalone) submitImage(img []byte, title string) (string, *webhookReceiver) {
 	s.t.Helper()
 	hooks := newWebhookReceiver(s.t)
-	var u upload
-	if resp := s.call("POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
-		s.t.Fatalf("POST /v1/uploads: %s", resp.Status)
-	}
-	if !strings.HasPrefix(u.UploadURL, "http://"+s.s3Addr+"/") {
-		s.t.Fatalf("upload URL %s is not on the object store process at %s", u.UploadURL, s.s3Addr)
-	}
-	if status := put(s.t, u.UploadURL, "image/png", img); status != http.StatusOK {
-		s.t.Fatalf("PUT upload: %d", status)
+	objectID := s.uploadAs("", img)
+	if objectID == "" {
+		s.t.FailNow()
 	}
 	var a accepted
 	resp := s.call("POST", "/v1/requests", map[string]string{
-		"objectId": u.ObjectID, "style": "forest", "title": title,
+		"objectId": objectID, "style": "forest", "title": title,
 		"description": "Every part of the pipeline runs as its own process.",
 		"webhookUrl":  hooks.url,
 	}, &a)
@@ -483,6 +477,33 @@ func (s *standalone) submitImage(img []byte, title string) (string, *webhookRece
 		s.t.Fatalf("POST /v1/requests: %s %+v, want 202 received", resp.Status, a)
 	}
 	return a.ID, hooks
+}
+
+// uploadAs uploads img, a PNG, through the API with key ("" for none) and
+// returns its objectId; "" after a failure it reported (it may run on a
+// goroutine of the test's).
+func (s *standalone) uploadAs(key string, img []byte) string {
+	s.t.Helper()
+	var u upload
+	if resp := s.callAs(key, "POST", "/v1/uploads", map[string]any{"contentType": "image/png", "contentLength": len(img)}, &u); resp.StatusCode != http.StatusCreated {
+		s.t.Errorf("POST /v1/uploads: %s", resp.Status)
+		return ""
+	}
+	if !strings.HasPrefix(u.UploadURL, "http://"+s.s3Addr+"/") {
+		s.t.Errorf("upload URL %s is not on the object store process at %s", u.UploadURL, s.s3Addr)
+		return ""
+	}
+	if status := put(s.t, u.UploadURL, "image/png", img); status != http.StatusOK {
+		s.t.Errorf("PUT upload: %d", status)
+		return ""
+	}
+	return u.ObjectID
+}
+
+// upArgs are the arguments of `genpipe up` on this system's addresses,
+// its data in the test's directory, followed by extra.
+func (s *standalone) upArgs(extra ...string) []string {
+	return append([]string{"up", "--addr", s.apiAddr, "--s3-addr", s.s3Addr, "--data-dir", filepath.Join(s.dir, "up")}, extra...)
 }
 
 // waitTerminal polls GET until the request reaches a terminal status.
