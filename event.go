@@ -63,6 +63,10 @@ type Event struct {
 	// every event about it; empty in events of builds before tenants,
 	// which count as the default tenant's at normal priority.
 	Share
+	// StartBy is the request's deadline (Request.StartBy), the same in
+	// every event about it, so that a stage expires it without reading the
+	// status store; zero (left out) for none.
+	StartBy time.Time `json:"startBy,omitzero"`
 }
 
 // NewJobEvent returns a submitted or checked event for a job.

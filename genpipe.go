@@ -34,6 +34,10 @@ type Request struct {
 	// asked for, and the tenant's weight then: every event about the
 	// request carries it (see Submitter).
 	Share
+	// StartBy is the latest time an AI call of the request may start; zero
+	// for no deadline. A request whose next call has not started by then
+	// ends expired, without calling the AI.
+	StartBy time.Time
 	// Webhook is the delivery of the webhook of its terminal status, once
 	// queued (see WebhookOutbox): where it stands and why it failed. Nil
 	// without a WebhookURL, or before the request ends.

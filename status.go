@@ -1,9 +1,11 @@
 package genpipe
 
 // Status is where a request stands. It only moves forward:
-// received → checking → generating → done, or to rejected / failed. A
-// failed request may still end done or rejected when an operator replays
-// it from the dead-letter queue (failed ranks below them).
+// received → checking → generating → done, or to rejected / failed, or —
+// before it is done — to canceled (its user no longer wants it) or expired
+// (its AI call could not start by its StartBy). A failed request may still
+// end done or rejected when an operator replays it from the dead-letter
+// queue (failed ranks below them).
 type Status string
 
 const (
@@ -13,6 +15,8 @@ const (
 	StatusDone       Status = "done"       // the slide is in the object store
 	StatusRejected   Status = "rejected"   // the Checking AI refused the image; Error says why
 	StatusFailed     Status = "failed"     // could not be done; Error says why
+	StatusCanceled   Status = "canceled"   // its user canceled it before it finished: no AI call starts for it afterwards
+	StatusExpired    Status = "expired"    // no AI call of it could start by its StartBy; Error says which and when
 )
 
 // Rank orders statuses: a change applies only when it raises the rank, so
@@ -27,7 +31,7 @@ func (s Status) Rank() int {
 		return 3
 	case StatusFailed:
 		return 4
-	case StatusDone, StatusRejected:
+	case StatusDone, StatusRejected, StatusCanceled, StatusExpired:
 		return 5
 	default:
 		return 0

@@ -16,6 +16,9 @@ type Task struct {
 	RequestID string
 	Replay    int   // the event's replay generation: a replay is a task of its own
 	Share     Share // whose task it is and how urgent (normalized by the queue)
+	// StartBy is the request's deadline (Event.StartBy): a task still
+	// waiting then is not started; zero for none.
+	StartBy time.Time
 
 	// The record the task was ingested from, so that the stage's handler
 	// sees what it would have seen from Kafka: its value (the event), the

@@ -34,8 +34,16 @@ type RequestView struct {
 	Result      *ResultView  `json:"result,omitempty"`
 	Error       string       `json:"error,omitempty"`
 	Webhook     *WebhookView `json:"webhook,omitempty"`
-	CreatedAt   time.Time    `json:"createdAt"`
-	UpdatedAt   time.Time    `json:"updatedAt"`
+	// StartBy is the request's deadline, when it has one.
+	StartBy time.Time `json:"startBy,omitzero"`
+	// EstimatedStartAt and EstimatedDoneAt are, while the request waits,
+	// when its next AI call is predicted to start and its last to end:
+	// from the work ahead of it in the stage's schedule and the stages'
+	// measured throughput. Zero (left out) once it runs or ended.
+	EstimatedStartAt time.Time `json:"estimatedStartAt,omitzero"`
+	EstimatedDoneAt  time.Time `json:"estimatedDoneAt,omitzero"`
+	CreatedAt        time.Time `json:"createdAt"`
+	UpdatedAt        time.Time `json:"updatedAt"`
 }
 
 // WebhookView says where the webhook of a request's terminal status
@@ -61,7 +69,7 @@ type ResultView struct {
 func NewRequestView(ctx context.Context, r *Request, objects ObjectStore, ttl time.Duration) (RequestView, error) {
 	share := r.Share.Normalized()
 	v := RequestView{ID: r.ID, Status: r.Status, Tenant: share.Tenant, Priority: share.Priority, Style: r.Style,
-		Title: r.Title, Description: r.Description, Error: r.Error, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+		Title: r.Title, Description: r.Description, Error: r.Error, StartBy: r.StartBy.UTC(), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if d := r.Webhook; d != nil {
 		v.Webhook = &WebhookView{State: d.State, Attempts: d.Attempts, LastError: d.LastError}
 	}
