@@ -118,7 +118,7 @@ func (s *Submitter) claim(ctx context.Context, id, owner string) (claimed bool, 
 // that a retry publishes at once.
 func (s *Submitter) publish(ctx context.Context, stored *Request, owner string) error {
 	submitted := NewJobEvent(EventSubmitted, stored.ID, stored.Job, s.now())
-	submitted.Share = stored.Share
+	submitted.Share, submitted.StartBy = stored.Share, stored.StartBy
 	value, err := EncodeEvent(submitted)
 	if err != nil {
 		return s.release(ctx, stored.ID, owner, err)

@@ -19,6 +19,10 @@ type Task struct {
 	// StartBy is the request's deadline (Event.StartBy): a task still
 	// waiting then is not started; zero for none.
 	StartBy time.Time
+	// Expired is set by TakeTasks on a task it removed instead of taking,
+	// because its StartBy passed while it waited: the store ended its
+	// request expired, and the taker reports it (see TaskQueue.TakeTasks).
+	Expired bool
 
 	// The record the task was ingested from, so that the stage's handler
 	// sees what it would have seen from Kafka: its value (the event), the
@@ -97,7 +101,12 @@ type TaskQueue interface {
 	EnqueueTasks(ctx context.Context, tasks []Task) error
 	// TakeTasks first finishes r.Finish and returns the stage's tasks whose
 	// lease ran out to waiting, then takes up to min(r.Max, r.Capacity − running) waiting
-	// tasks in schedule order for r.Owner, leased for r.Lease.
+	// tasks in schedule order for r.Owner, leased for r.Lease. It never takes
+	// a task of a canceled or expired request (it removes it), nor one whose
+	// StartBy passed on the store's clock: it removes that one, ends its
+	// request expired (history row, webhook queued) in the same
+	// transaction, and returns it with Expired set, after the tasks taken,
+	// for the caller to report; it takes no slot.
 	TakeTasks(ctx context.Context, r TakeRequest) ([]Task, error)
 	// FinishTasks removes owner's tasks ids: their work is done. Ids owner
 	// no longer holds are skipped.

@@ -123,7 +123,7 @@ const traceParent = "traceparent"
 // the task runs (TaskRecord).
 func NewTask(stage genpipe.Stage, r *kgo.Record, e genpipe.Event) genpipe.Task {
 	t := genpipe.Task{Stage: stage, RequestID: e.RequestID, Replay: e.Replay, Share: e.Share.Normalized(),
-		Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+		StartBy: e.StartBy, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	for _, h := range r.Headers {
 		if h.Key == traceParent {
 			t.TraceParent = string(h.Value)

@@ -51,14 +51,32 @@ func (s *Store) ClaimStage(ctx context.Context, r genpipe.ClaimRequest) (genpipe
 		return genpipe.Claim{}, err
 	}
 	c := genpipe.Claim{RequestID: r.RequestID, Stage: r.Stage, Owner: r.Owner, Replay: r.Replay}
-	err := s.write.QueryRowContext(ctx, s.d.takeClaim, r.RequestID, r.Stage, r.Owner, r.Lease.Seconds(), r.Replay).
-		Scan(&c.Takes, timeColumn{&c.LeaseUntil})
+	err := s.write.QueryRowContext(ctx, s.d.takeClaimLive, r.RequestID, r.Stage, r.Owner, r.Lease.Seconds(), r.Replay,
+		requestKey(r.RequestID)).Scan(&c.Takes, timeColumn{&c.LeaseUntil})
 	switch {
 	case err == nil:
 		c.State = genpipe.ClaimTaken
 		return c, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return genpipe.Claim{}, s.fail("claim "+string(r.Stage)+" of "+r.RequestID, err)
+	}
+	// Not taken: someone holds or finished it, or the request refuses it.
+	ref, err := s.claimRefused(ctx, r.RequestID, r.Stage)
+	switch {
+	case err != nil:
+		return genpipe.Claim{}, err
+	case ref.state == genpipe.ClaimCanceled:
+		c.State, c.Reason = ref.state, ref.reason
+		return c, nil
+	case ref.state == genpipe.ClaimExpired:
+		// A stage that finished before the deadline keeps its outcome (a
+		// redelivery re-emits it; the next stage refuses the request).
+		stored, err := s.readClaim(ctx, r.RequestID, r.Stage)
+		if err == nil && (stored.State == genpipe.ClaimDone || stored.State == genpipe.ClaimFailed && stored.Replay >= r.Replay) {
+			return stored, nil
+		}
+		c.State, c.Reason = ref.state, ref.reason
+		return c, nil
 	}
 	return s.readClaim(ctx, r.RequestID, r.Stage)
 }

@@ -58,6 +58,12 @@ type dialect struct {
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
 	renewTasks, selectAging                          string // tasks.go
+	cancelRequest, queueEndWebhook, selectHead       string // cancel.go
+	takeClaimLive, claimRefusal                      string // cancel.go
+	// taskRequest is the SQL expression of stage_tasks.request_id (t) as
+	// requests.id compares with it: PostgreSQL's requests.id is a uuid,
+	// and a task's request id need not be one.
+	taskRequest string
 	migrations                                       fs.FS  // migrate.go: NNNN_name.sql, applied in version order
 	createMigrations, recordMigration                string // migrate.go
 }
@@ -70,6 +76,7 @@ func (d *dialect) build() *dialect {
 	d.claimPublish = claimPublishSQL(d)
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
+	d.cancelRequest, d.queueEndWebhook, d.selectHead, d.takeClaimLive, d.claimRefusal = cancelSQL(d)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -98,4 +105,32 @@ func (c timeColumn) Scan(src any) error {
 		err = fmt.Errorf("time column holds %T", src)
 	}
 	return err
+}
+
+// nullTimeColumn scans a time column that may be NULL into *t: the zero
+// time for NULL.
+type nullTimeColumn struct{ t *time.Time }
+
+func (c nullTimeColumn) Scan(src any) error {
+	if src == nil {
+		*c.t = time.Time{}
+		return nil
+	}
+	return timeColumn(c).Scan(src)
+}
+
+// nullTime returns t as a time column takes it, or NULL for the zero time.
+func (s *Store) nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.d.time(t)
+}
+
+// storedTime is t as a time column gives it back: UTC, to the microsecond.
+func storedTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC().Truncate(time.Microsecond)
 }

@@ -50,7 +50,8 @@ var postgresDialect = (&dialect{
 	INSERT INTO request_history (request_id, status, error, at)
 	SELECT id, status, error, updated_at FROM changed`
 	},
-	skipLocked: `FOR UPDATE SKIP LOCKED`,
+	taskRequest: `(CASE WHEN t.request_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN t.request_id::uuid END)`,
+	skipLocked:  `FOR UPDATE SKIP LOCKED`,
 	forUpdate:  `FOR UPDATE`,
 
 	time: func(t time.Time) any { return t },

@@ -15,7 +15,7 @@ import (
 // requestColumns are the columns scanRequest reads, in its order.
 const requestColumns = `id, object_id, style, title, description, webhook_url,
 	COALESCE(idempotency_key, ''), owner, status, result_png_key, result_pdf_key, result_pptx_key,
-	error, created_at, updated_at, tenant, priority, weight`
+	error, created_at, updated_at, tenant, priority, weight, start_by`
 
 const (
 	// insertRequest stores a new request unless its owner's idempotency
@@ -25,8 +25,8 @@ const (
 	// wait for it, into DO NOTHING. The dialect's createRequest also
 	// records the received change (withHistory).
 	insertRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
-		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight)
-	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14)
+		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by)
+	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15)
 	ON CONFLICT (owner, idempotency_key) DO NOTHING`
 
 	// updateRequestStatus is the whole of ApplyStatus's decision: it
@@ -84,13 +84,13 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 		return nil, false, err
 	}
 	stored := &genpipe.Request{ID: r.ID, Job: r.Job, WebhookURL: r.WebhookURL, IdempotencyKey: r.IdempotencyKey,
-		Owner: r.Owner, Share: share, Status: genpipe.StatusReceived}
+		Owner: r.Owner, Share: share, Status: genpipe.StatusReceived, StartBy: storedTime(r.StartBy)}
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
 	res, err := s.write.ExecContext(ctx, s.d.createRequest, r.ID, r.ObjectID, r.Style, r.Title, r.Description,
 		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
-		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight)
+		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight, s.nullTime(stored.StartBy))
 	if s.d.isUniqueViolation(err) { // the key has its own ON CONFLICT: this is the id
 		return nil, false, genpipe.Errorf(genpipe.ECONFLICT, "request %s already exists", r.ID)
 	}
@@ -311,7 +311,7 @@ func scanRequest(row row) (*genpipe.Request, error) {
 	var result genpipe.Result
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,
 		&r.IdempotencyKey, &r.Owner, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
-		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt}, &r.Tenant, &r.Priority, &r.Weight)
+		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt}, &r.Tenant, &r.Priority, &r.Weight, nullTimeColumn{&r.StartBy})
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ var sqliteDialect = (&dialect{
 		return `strftime('%Y-%m-%dT%H:%M:%f000Z', julianday('now') + (` + secs + `) / 86400.0)`
 	},
 	withHistory: func(stmt string) string { return stmt }, // the triggers write it
+	taskRequest: `t.request_id`,
 	skipLocked:  "",
 	forUpdate:   "",
 

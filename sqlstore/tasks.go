@@ -46,7 +46,7 @@ const (
 	countTasks  = `SELECT tenant, priority, state, count(*) FROM stage_tasks WHERE stage = $1
 	GROUP BY tenant, priority, state ORDER BY tenant, priority, state`
 	// taskColumns are what a take returns, in taskRow's order.
-	taskColumns = `id, request_id, replay, tenant, priority, weight, value, traceparent, topic, part, record_off, enqueued_at, level, vstart`
+	taskColumns = `id, request_id, replay, tenant, priority, weight, value, traceparent, topic, part, record_off, enqueued_at, level, vstart, start_by`
 )
 
 // agingBatch bounds the tasks one AgeTasks moves, so that its transaction
@@ -62,8 +62,8 @@ const agingBatch = 1000
 // run once, whatever plan the UPDATE gets (see claimDueWebhooksSQL).
 func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTasks, selectAging string) {
 	insertTask = `INSERT INTO stage_tasks (stage, request_id, replay, tenant, priority, weight, value, traceparent,
-		topic, part, record_off, enqueued_at, level, vstart, leveled_at, state)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ` + d.clock + `, $12, $13, ` + d.clock + `, 'waiting')
+		topic, part, record_off, enqueued_at, level, vstart, leveled_at, state, start_by)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ` + d.clock + `, $12, $13, ` + d.clock + `, 'waiting', $14)
 	ON CONFLICT (stage, request_id, replay) DO NOTHING`
 	lockClocks = `SELECT level, vtime FROM stage_clocks WHERE stage = $1 ORDER BY level ` + d.forUpdate
 	expireTasks = `UPDATE stage_tasks SET state = 'waiting', owner = '', lease_until = NULL
@@ -129,7 +129,7 @@ func (s *Store) insertTask(tx *txn, tg *tagger, t genpipe.Task) error {
 		value = []byte{}
 	}
 	res, err := tx.exec(s.d.insertTask, t.Stage, t.RequestID, t.Replay, t.Share.Tenant, t.Share.Priority,
-		t.Share.Weight, value, t.TraceParent, t.Topic, t.Partition, t.Offset, level, tag)
+		t.Share.Weight, value, t.TraceParent, t.Topic, t.Partition, t.Offset, level, tag, s.nullTime(t.StartBy))
 	n, err := rowsAffected(res, err)
 	if err != nil {
 		return err
@@ -164,8 +164,9 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 		return nil, s.FinishTasks(ctx, r.Stage, r.Owner, r.Finish)
 	}
 	var taken []takenTask
+	var expired []genpipe.Task
 	err := s.inTx(ctx, func(tx *txn) error {
-		taken = nil // a retried transaction starts over
+		taken, expired = nil, nil // a retried transaction starts over
 		for _, id := range r.Finish {
 			if _, err := tx.exec(finishTask, r.Stage, r.Owner, id); err != nil {
 				return err
@@ -185,6 +186,9 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 		n := min(r.Max, r.Capacity-running)
 		if n <= 0 {
 			return nil
+		}
+		if expired, err = s.sweepHead(tx, r.Stage, n); err != nil {
+			return err
 		}
 		if taken, err = s.takeNext(tx, r, n); err != nil {
 			return err
@@ -206,11 +210,11 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 	if err != nil {
 		return nil, s.fail("take "+string(r.Stage)+" tasks", err)
 	}
-	out := make([]genpipe.Task, len(taken))
+	out := make([]genpipe.Task, len(taken), len(taken)+len(expired))
 	for i, t := range taken {
 		out[i] = t.Task
 	}
-	return out, nil
+	return append(out, expired...), nil
 }
 
 // takenTask is a task as a take returns it, with where it stood.
@@ -231,7 +235,8 @@ func (s *Store) takeNext(tx *txn, r genpipe.TakeRequest, n int) ([]takenTask, er
 	for rows.Next() {
 		t := takenTask{Task: genpipe.Task{Stage: r.Stage}}
 		if err := rows.Scan(&t.ID, &t.RequestID, &t.Replay, &t.Share.Tenant, &t.Share.Priority, &t.Share.Weight,
-			&t.Value, &t.TraceParent, &t.Topic, &t.Partition, &t.Offset, timeColumn{&t.EnqueuedAt}, &t.level, &t.vstart); err != nil {
+			&t.Value, &t.TraceParent, &t.Topic, &t.Partition, &t.Offset, timeColumn{&t.EnqueuedAt}, &t.level, &t.vstart,
+			nullTimeColumn{&t.StartBy}); err != nil {
 			return nil, err
 		}
 		taken = append(taken, t)
@@ -475,7 +480,8 @@ func (s *Store) prepareTxStmts(ctx context.Context) error {
 		return nil
 	}
 	for _, q := range []string{insertClocks, selectTenantFinish, upsertTenantFinish, advanceClock, countRunning,
-		finishTask, releaseTask, relevelTask, s.d.insertTask, s.d.lockClocks, s.d.expireTasks, s.d.takeNext, s.d.selectAging} {
+		finishTask, releaseTask, relevelTask, s.d.insertTask, s.d.lockClocks, s.d.expireTasks, s.d.takeNext, s.d.selectAging,
+		s.d.selectHead, deleteTask, s.d.advanceRequest, s.d.queueEndWebhook} {
 		if _, err := s.write.stmt(ctx, q); err != nil {
 			return err
 		}

@@ -58,6 +58,8 @@ type Store interface {
 	genpipe.RequestStore
 	genpipe.WebhookOutbox
 	genpipe.ClaimStore
+	genpipe.CancelStore
+	genpipe.TaskQueue
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -95,6 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Backlog", backlogTests}, {"Owner", ownerTests}, // admission.go
 		{"Share", shareTests}, // share.go
 		{"Claims", claimTests},
+		{"Cancel", cancelTests}, {"Deadlines", deadlineTests}, // cancel.go
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			t.Parallel()

@@ -38,7 +38,7 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 		return c.setStatus(ctx, e, genpipe.StatusRejected, nil, verdict.Reason)
 	}
 	checked := genpipe.NewJobEvent(genpipe.EventChecked, e.RequestID, *e.Job, c.now())
-	checked.Replay, checked.Share = e.Replay, e.Share
+	checked.Replay, checked.Share, checked.StartBy = e.Replay, e.Share, e.StartBy
 	return c.publish(ctx, c.topics.Checked, checked)
 }
 

@@ -200,7 +200,7 @@ func (s *stage) fail(ctx context.Context, e genpipe.Event, o outcome) error {
 func (s *stage) setStatus(ctx context.Context, e genpipe.Event, status genpipe.Status, result *genpipe.Result, reason string) error {
 	c := genpipe.StatusChange{RequestID: e.RequestID, Status: status, Result: result, Error: reason, At: s.now()}
 	changed := genpipe.NewStatusEvent(c)
-	changed.Share = e.Share
+	changed.Share, changed.StartBy = e.Share, e.StartBy
 	return s.publish(ctx, s.topics.Results, changed)
 }
 

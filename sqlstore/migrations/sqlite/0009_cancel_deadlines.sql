@@ -1,0 +1,8 @@
+-- 0009: cancel and deadlines. A request's start_by (genpipe.Request.StartBy),
+-- NULL for none, also on its tasks (genpipe.Task.StartBy), so that a take
+-- judges a waiting task's deadline without reading the request; and the
+-- index a cancel removes a request's waiting tasks through.
+
+ALTER TABLE requests ADD COLUMN start_by TEXT;
+ALTER TABLE stage_tasks ADD COLUMN start_by TEXT;
+CREATE INDEX stage_tasks_request ON stage_tasks (request_id);
