@@ -77,11 +77,11 @@ type CancelStore interface {
 // background until it is published or the retry window ends (the store
 // queued the webhook already; the event is for SSE streams).
 type Canceler struct {
-	store     CancelStore
-	publisher Publisher // nil: no event (tests, a store-only API)
-	topic     string
-	retry     time.Duration
-	now       func() time.Time
+	store         CancelStore
+	publisher     Publisher // nil: no event (tests, a store-only API)
+	topic         string
+	retry         time.Duration
+	now           func() time.Time
 	onPublishFail func(id string, err error)
 }
 

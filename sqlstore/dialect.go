@@ -63,9 +63,9 @@ type dialect struct {
 	// taskRequest is the SQL expression of stage_tasks.request_id (t) as
 	// requests.id compares with it: PostgreSQL's requests.id is a uuid,
 	// and a task's request id need not be one.
-	taskRequest string
-	migrations                                       fs.FS  // migrate.go: NNNN_name.sql, applied in version order
-	createMigrations, recordMigration                string // migrate.go
+	taskRequest                       string
+	migrations                        fs.FS  // migrate.go: NNNN_name.sql, applied in version order
+	createMigrations, recordMigration string // migrate.go
 }
 
 // build fills in d's statements from the shared ones and d's fragments,
