@@ -134,5 +134,6 @@ var (
 )
 
 func newClient(name, baseURL, path string, opts []Option) *client {
-	return &client{name: name, endpoint: strings.TrimRight(baseURL, "/") + path, cfg: newConfig(opts)}
+	base := strings.TrimRight(baseURL, "/")
+	return &client{name: name, base: base, endpoint: base + path, cfg: newConfig(opts)}
 }

@@ -28,6 +28,7 @@ const maxResponseBytes = 1 << 20
 // client makes the calls of one AI service.
 type client struct {
 	name     string // for messages: "checking AI"
+	base     string // the service's base URL, for DELETE /v1/calls/{key}
 	endpoint string
 	cfg      config
 }
@@ -50,6 +51,8 @@ func (c *client) call(ctx context.Context, id, idempotencyKey string, in, out an
 	if err != nil {
 		return fmt.Errorf("encode input: %w", err)
 	}
+	ctx, stop := c.abortable(ctx, idempotencyKey)
+	defer stop()
 	if c.cfg.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.timeout)

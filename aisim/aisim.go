@@ -18,6 +18,8 @@
 //
 //	POST /v1/check     genpipe.CheckInput    → 200 genpipe.CheckVerdict     (check service)
 //	POST /v1/generate  genpipe.GenerateInput → 200 {"outputs":{"png":{"bytes":N},...}} (generate service)
+//	DELETE /v1/calls/{Idempotency-Key} → 200 {"aborted":true} once the call with that key stopped and freed its slot;
+//	                   404 when no such call runs; 501 when the service does not abort (WithAbort(false))
 //	GET  /healthz      → 200 {"status":"ok"}
 //	GET  /stats        → 200 Stats, and MemoryStats as "memory"
 //	GET  /duplicates   → 200 [Duplicate]: the requests paid for twice, if any
@@ -32,11 +34,13 @@ package aisim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"net/http"
 	"time"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/httpjson"
 )
@@ -79,6 +83,7 @@ type Service struct {
 	budget  *budget
 	faults  *injector
 	answers answers // by IdempotencyHeader
+	calls   calls   // running, by IdempotencyHeader: what DELETE /v1/calls/{key} aborts
 }
 
 // model is what differs between the two services.
@@ -132,6 +137,7 @@ func newService(m model, opts []Option) (*Service, error) {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/"+s.model.name, s.serveCall)
+	mux.HandleFunc("DELETE /v1/calls/{key...}", s.serveAbort)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -205,12 +211,18 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	// buffered answer is flushed: a client that reads /stats right after
 	// its answer finds its call counted.
 	res := abandoned
+	ctx, start := r.Context(), time.Now()
+	ctx, done := s.track(ctx, r.Header.Get(IdempotencyHeader))
+	defer done()
 	defer func() { s.gate.release(slot, id, res) }()
 
-	ctx, start := r.Context(), time.Now()
 	wait := func() error { return sleepUntil(ctx, start.Add(s.cfg.latency)) }
 	out, err := in.run(ctx, s, wait)
 	switch {
+	case errors.Is(context.Cause(ctx), errAborted):
+		res = aborted
+		s.cfg.logger.Debug("call aborted by the client", "model", s.model.name, "request", id, "after", time.Since(start))
+		s.problem(w, r, genpipe.Errorf(genpipe.ECONFLICT, "the call was aborted by its client"))
 	case ctx.Err() != nil:
 		s.cfg.logger.Debug("call abandoned by the client", "model", s.model.name, "request", id, "after", time.Since(start))
 	case err != nil:

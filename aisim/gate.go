@@ -13,7 +13,7 @@ import (
 // passed input validation ends in exactly one of: InjectedFaults,
 // InjectedBusy, OverCapacity (refused on arrival, no slot taken) or Calls
 // (took a slot); and every finished call in exactly one of Succeeded,
-// Failed and Abandoned, so Calls = Succeeded + Failed + Abandoned + InFlight.
+// Failed, Abandoned and Aborted, so Calls = Succeeded + Failed + Abandoned + Aborted + InFlight.
 type Stats struct {
 	// Calls is how many calls took a slot and reached the model, whatever
 	// their outcome: a retry of a failed call counts again.
@@ -35,6 +35,9 @@ type Stats struct {
 	// Abandoned is how many calls took a slot and were given up by their
 	// client (timeout, canceled) before the answer.
 	Abandoned int64 `json:"abandoned"`
+	// Aborted is how many calls took a slot and were stopped by their
+	// client's abort (DELETE /v1/calls/{key}) before the answer.
+	Aborted int64 `json:"aborted"`
 	// MaxConcurrent is the most calls ever in flight at once.
 	MaxConcurrent int `json:"maxConcurrent"`
 	// OverCapacity is how many calls were refused with 429 because every
@@ -83,6 +86,7 @@ const (
 	abandoned result = iota // the client went away first
 	failed                  // answered an error
 	succeeded               // answered 200
+	aborted                 // stopped by its client's abort
 )
 
 func newGate(capacity int) *gate {
@@ -139,6 +143,8 @@ func (g *gate) release(slot int, requestID string, res result) {
 	switch res {
 	case abandoned:
 		g.st.Abandoned++
+	case aborted:
+		g.st.Aborted++
 	case failed:
 		g.st.Failed++
 	case succeeded:

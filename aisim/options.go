@@ -21,6 +21,7 @@ type config struct {
 	seeded     bool         // seed was set
 	client     *http.Client // fetches images and uploads slides: see defaultClient
 	logger     *slog.Logger
+	noAbort    bool // see WithAbort
 
 	maxDecodedBytes int64
 	memoryBudget    int64

@@ -27,6 +27,9 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 	if err != nil {
 		return err
 	}
+	if done, err := c.refused(ctx, e, o); done {
+		return err
+	}
 	if o.state == genpipe.ClaimFailed {
 		return c.fail(ctx, e, o)
 	}

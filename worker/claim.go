@@ -73,6 +73,12 @@ func (s *stage) once(ctx context.Context, id string, replay int, do work) (outco
 			return outcome{state: genpipe.ClaimDone, output: c.Output}, nil
 		case genpipe.ClaimFailed:
 			return outcome{state: genpipe.ClaimFailed, output: c.Reason}, nil
+		case genpipe.ClaimCanceled:
+			s.logger.Info("request canceled: no AI call", "stage", s.name, "request", id)
+			return outcome{state: genpipe.ClaimCanceled}, nil
+		case genpipe.ClaimExpired:
+			s.logger.Info("request past its start-by: no AI call", "stage", s.name, "request", id, "reason", c.Reason)
+			return outcome{state: genpipe.ClaimExpired, output: c.Reason}, nil
 		}
 		// Held by another worker: poll until it finishes or its lease
 		// runs out (then the next ClaimStage takes over).
@@ -100,9 +106,15 @@ func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Cla
 		defer close(renewed)
 		s.renew(renewCtx, req)
 	}()
+	ctx, sig, stopWatch := s.watchRequest(ctx, req.RequestID)
 	output, attempts, err := do(ctx, c)
+	canceled := wasCanceled(sig)
+	stopWatch()
 	stopRenew()
 	<-renewed
+	if canceled {
+		return s.canceledWhileRunning(ctx, req, output, attempts, err)
+	}
 	interrupted := ctx.Err() != nil
 	if interrupted && err != nil {
 		// No answer to keep: hand the claim back so that the
@@ -143,6 +155,27 @@ func (s *stage) run(ctx context.Context, req genpipe.ClaimRequest, c genpipe.Cla
 		return outcome{}, ctx.Err()
 	}
 	return o, ferr
+}
+
+// canceledWhileRunning ends a claim whose request was canceled while its
+// work ran: an answer that came all the same (the AI did not abort) is
+// recorded, paid for, and discarded; without one the claim is handed
+// back. Either way nothing goes downstream: the request stays canceled.
+func (s *stage) canceledWhileRunning(ctx context.Context, req genpipe.ClaimRequest, output string, attempts int, err error) (outcome, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err != nil {
+		s.logger.Info("AI call aborted: its request was canceled", "stage", s.name, "request", req.RequestID, "attempts", attempts)
+		if rerr := s.claims.ReleaseClaim(ctx, req.RequestID, req.Stage, req.Owner); rerr != nil {
+			s.logger.Warn("releasing a canceled request's claim", "stage", s.name, "request", req.RequestID, "err", rerr)
+		}
+		return outcome{state: genpipe.ClaimCanceled, attempts: attempts}, nil
+	}
+	s.logger.Info("request canceled while its AI call ran; the AI answered all the same: answer discarded", "stage", s.name, "request", req.RequestID)
+	if ferr := s.claims.FinishClaim(ctx, req.RequestID, req.Stage, req.Owner, genpipe.ClaimDone, output); ferr != nil {
+		s.logger.Warn("recording a canceled request's answer", "stage", s.name, "request", req.RequestID, "err", ferr)
+	}
+	return outcome{state: genpipe.ClaimCanceled, attempts: attempts}, nil
 }
 
 // renew extends the lease every third of it until ctx ends.

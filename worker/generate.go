@@ -41,6 +41,9 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 	if err != nil {
 		return err
 	}
+	if done, err := g.refused(ctx, e, o); done {
+		return err
+	}
 	if o.state == genpipe.ClaimFailed {
 		return g.fail(ctx, e, o)
 	}

@@ -29,6 +29,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -54,6 +55,7 @@ type config struct {
 	onRetry      func(ctx context.Context, stage genpipe.Stage, err error)
 	logger       *slog.Logger
 	now          func() time.Time
+	watcher      *CancelWatcher // nil: a canceled request's call runs out
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -236,17 +238,26 @@ func (s *stage) callAI(ctx context.Context, id string, call func(context.Context
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	callCtx := context.WithoutCancel(ctx)
-	err = backoff.Retry(ctx, s.retry, func() error {
+	// A cancel of the request ends the call (the client aborts it) and
+	// the retries; the record's context ending ends only the retries.
+	callCtx, stopCall := follow(context.WithoutCancel(ctx), ctx)
+	defer stopCall()
+	retryCtx, stopRetry := follow(ctx, ctx)
+	defer stopRetry()
+	err = backoff.Retry(retryCtx, s.retry, func() error {
 		attempts++
 		return call(callCtx)
-	}, backoff.RetryIf(retryable), backoff.OnRetry(func(attempt int, err error) {
+	}, backoff.RetryIf(func(err error) bool { return callCtx.Err() == nil && retryable(err) }), backoff.OnRetry(func(attempt int, err error) {
 		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
 		s.onRetry(ctx, s.name, err)
 		if genpipe.ErrorCode(err) == genpipe.ETOOMANY {
 			s.onOverload(ctx)
 		}
 	}))
+	if errors.Is(context.Cause(callCtx), genpipe.ErrCanceled) && err != nil {
+		// Aborted by a cancel: the ledger's "aborted", not a failure.
+		err = fmt.Errorf("%s: %w (%w)", s.name, genpipe.ErrCanceled, err)
+	}
 	return attempts, err
 }
 
