@@ -403,6 +403,7 @@ func (r *rounds) take(ctx context.Context, finished []int64) error {
 		d.requeue(&d.st.finished, finished)
 		return err
 	}
+	tasks = r.expired(tasks)
 	now := time.Now()
 	r.took += len(tasks)
 	d.mu.Lock()
@@ -422,6 +423,20 @@ func (r *rounds) take(ctx context.Context, finished []int64) error {
 		d.st.freedAt = d.st.freedAt[min(len(tasks), len(d.st.freedAt)):]
 	}
 	return nil
+}
+
+// expired hands the tasks the queue expired (they come last) to the
+// expired hook and returns the tasks taken.
+func (r *rounds) expired(tasks []genpipe.Task) []genpipe.Task {
+	n := len(tasks)
+	for n > 0 && tasks[n-1].Expired {
+		n--
+	}
+	for _, t := range tasks[n:] {
+		r.d.log.Info("scheduler: task past its start-by: its request expired", "request", t.RequestID, "startBy", t.StartBy)
+		go r.d.cfg.onExpired(r.base, t)
+	}
+	return tasks[:n]
 }
 
 // startLocked runs the handler on t. The caller holds d.mu.

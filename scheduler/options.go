@@ -1,9 +1,11 @@
 package scheduler
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/internal/invalid"
 )
 
@@ -46,6 +48,7 @@ type config struct {
 	increaseAfter   int
 	overloaded      func(error) bool
 	onOverhead      func(time.Duration)
+	onExpired       func(context.Context, genpipe.Task)
 	owner           string
 	log             *slog.Logger
 }
@@ -62,6 +65,7 @@ func newConfig(opts []Option) (config, error) {
 		increaseAfter:   DefaultIncreaseAfter,
 		overloaded:      func(error) bool { return false },
 		onOverhead:      func(time.Duration) {},
+		onExpired:       func(context.Context, genpipe.Task) {},
 		log:             slog.Default(),
 	}
 	for _, o := range opts {
@@ -146,6 +150,16 @@ func WithIncreaseAfter(n int) Option { return func(c *config) { c.increaseAfter 
 // on the dispatcher's loop, so it must be quick.
 func WithOverheadHook(hook func(time.Duration)) Option {
 	return func(c *config) { c.onOverhead = hook }
+}
+
+// WithExpiredHook sets a func called with each task the queue removed
+// because its StartBy passed while it waited (genpipe.Task.Expired),
+// overriding a no-op: the queue ended its request expired already (history
+// and webhook); the hook reports it, as a status event on the results
+// topic for the SSE streams. It runs on a goroutine of its own, with a
+// context that ends when the dispatcher's shutdown does.
+func WithExpiredHook(hook func(ctx context.Context, t genpipe.Task)) Option {
+	return func(c *config) { c.onExpired = hook }
 }
 
 // WithOwner sets the name the dispatcher's leases are held under,
