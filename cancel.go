@@ -141,3 +141,7 @@ func (c *Canceler) republish(ctx context.Context, id string, value []byte) {
 		}
 	}
 }
+
+// MaxWait bounds a request's deadline: a StartBy at most this far after
+// its submission (and -max-wait at most this).
+const MaxWait = 7 * 24 * time.Hour

@@ -46,7 +46,8 @@ type Server struct {
 	reload    sync.Mutex  // one SetTenants at a time
 	keys      atomic.Pointer[keyring]
 	backlog   *backlogGauge
-	limiter   *rateLimiter // nil without a rate limit
+	limiter   *rateLimiter      // nil without a rate limit
+	cancels   *genpipe.Canceler // nil: DELETE answers 405
 }
 
 type config struct {
@@ -70,6 +71,9 @@ type config struct {
 	tracer       trace.Tracer // nil: no spans
 	logger       *slog.Logger
 	now          func() time.Time
+	maxWait      time.Duration            // WithMaxWait
+	canceler     *genpipe.Canceler        // WithCanceler
+	onCancel     func(r *genpipe.Request) // WithCancelHook
 }
 
 // Defaults of the Server's options.
@@ -214,6 +218,7 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 	if cfg.rateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)
 	}
+	s.cancels = s.canceler()
 	s.routes()
 	return s, nil
 }
@@ -247,6 +252,7 @@ func (c *config) validate() error {
 	check.If(c.maxBacklog < 0, "max backlog %d: want 0 (no bound) or more", c.maxBacklog)
 	check.If(c.rateLimit < 0, "rate limit %g: want 0 (no limit) or more", c.rateLimit)
 	check.If(c.rateLimit > 0 && c.rateBurst < 1, "rate burst %d: want at least 1", c.rateBurst)
+	check.If(c.maxWait < 0 || c.maxWait > genpipe.MaxWait, "max wait %v: want 0 (none) to %v", c.maxWait, genpipe.MaxWait)
 	return check.Err()
 }
 
@@ -364,6 +370,9 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /v1/uploads", s.guard(jsonBody(s.createUpload)))
 	s.mux.Handle("POST /v1/requests", s.guard(jsonBody(s.createRequest)))
 	s.mux.Handle("GET /v1/requests/{id}", s.guard(s.getRequest))
+	if s.cancels != nil {
+		s.mux.Handle("DELETE /v1/requests/{id}", s.guard(s.cancelRequest))
+	}
 	s.mux.Handle("GET /v1/requests/{id}/events", s.guard(s.streamEvents))
 	s.mux.Handle("GET /v1/styles", s.guard(s.listStyles))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -50,7 +50,7 @@ func FuzzValidateRequest(f *testing.F) {
 		r := httptest.NewRequest(http.MethodPost, "/v1/requests", bytes.NewReader(body))
 		r.Header["Idempotency-Key"] = []string{idempotencyKey}
 		w := httptest.NewRecorder()
-		req, err := s.readRequest(w, r)
+		req, _, err := s.readRequest(w, r)
 		if err != nil {
 			s.problem(w, r, err)
 			checkRefusal(t, w)

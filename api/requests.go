@@ -90,6 +90,10 @@ type createRequest struct {
 	// Priority is "high", "normal" or "low"; empty is
 	// genpipe.DefaultPriority. Above the tenant's MaxPriority is a 403.
 	Priority string `json:"priority"`
+	// StartBy (an RFC 3339 time) or MaxWaitSeconds (from now) is the
+	// latest its AI calls may start, else it ends expired; see deadline.
+	StartBy        string `json:"startBy"`
+	MaxWaitSeconds *int64 `json:"maxWaitSeconds"`
 }
 
 type acceptedResponse struct {
@@ -97,6 +101,7 @@ type acceptedResponse struct {
 	Status   genpipe.Status   `json:"status"`
 	Tenant   string           `json:"tenant"`
 	Priority genpipe.Priority `json:"priority"`
+	StartBy  time.Time        `json:"startBy,omitzero"`
 	Message  string           `json:"message"`
 }
 
@@ -113,7 +118,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	req, err := s.readRequest(w, r)
+	req, explicit, err := s.readRequest(w, r)
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -128,6 +133,9 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		// copy is no request's.
 		s.discardInput(r.Context(), req.ID)
 	}
+	if err == nil && stored.ID != req.ID && !sameDeadline(stored.StartBy, req.StartBy, explicit) {
+		err = genpipe.Errorf(genpipe.ECONFLICT, "Idempotency-Key %q was used for a request with another startBy", req.IdempotencyKey)
+	}
 	if err != nil {
 		s.problem(w, r, err)
 		return
@@ -137,32 +145,35 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	share := stored.Share.Normalized()
 	httpjson.Write(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
-		Tenant: share.Tenant, Priority: share.Priority, Message: "request received, please wait"})
+		Tenant: share.Tenant, Priority: share.Priority, StartBy: stored.StartBy, Message: "request received, please wait"})
 }
 
 // readRequest reads and checks a new request: everything but whether its
 // image was uploaded. Every error is a genpipe error for the client. The
 // request is the caller's tenant's, with the tenant's weight now.
-func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (*genpipe.Request, error) {
+func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (req *genpipe.Request, explicitStartBy bool, err error) {
 	var in createRequest
 	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	req, err := s.validate(in, r.Header.Get("Idempotency-Key"))
+	req, err = s.validate(in, r.Header.Get("Idempotency-Key"))
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if req.StartBy, explicitStartBy, err = s.deadline(in); err != nil {
+		return nil, false, err
 	}
 	if err := s.checkWebhookHost(r.Context(), req.WebhookURL); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	c := callerOf(r)
 	if !c.tenant.Allows(req.Priority) {
-		return nil, genpipe.Errorf(genpipe.EFORBIDDEN, "priority %q is above what tenant %s may ask for: its maxPriority is %q",
+		return nil, false, genpipe.Errorf(genpipe.EFORBIDDEN, "priority %q is above what tenant %s may ask for: its maxPriority is %q",
 			req.Priority, c.tenant.Name, c.tenant.MaxPriority)
 	}
 	req.Owner = c.owner
 	req.Tenant, req.Weight = c.tenant.Name, c.tenant.Weight
-	return req, nil
+	return req, explicitStartBy, nil
 }
 
 // validate checks a request's fields; every complaint names the field.
