@@ -49,6 +49,7 @@ type Registry struct {
 	stages      *stageCollector
 	tenants     *tenantCollector
 	overhead    *prometheus.HistogramVec
+	lifecycle   lifecycle // lifecycle.go
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks

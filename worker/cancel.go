@@ -141,6 +141,11 @@ func (w *CancelWatcher) Watch(id string) (context.Context, func()) {
 // canceled).
 func WithCancelWatcher(w *CancelWatcher) Option { return func(c *config) { c.watcher = w } }
 
+// WithExpiredHook sets a func called with the tenant of each request the
+// stage reported expired (its claim refused past its StartBy), overriding a
+// no-op: for metrics.
+func WithExpiredHook(hook func(tenant string)) Option { return func(c *config) { c.onExpired = hook } }
+
 // canceledKey keys the context that ends when the request of the work
 // under way is canceled (see follow).
 type canceledKey struct{}
@@ -185,7 +190,11 @@ func (s *stage) refused(ctx context.Context, e genpipe.Event, o outcome) (bool, 
 	case genpipe.ClaimCanceled:
 		return true, nil
 	case genpipe.ClaimExpired:
-		return true, s.setStatus(ctx, e, genpipe.StatusExpired, nil, o.output)
+		if err := s.setStatus(ctx, e, genpipe.StatusExpired, nil, o.output); err != nil {
+			return true, err
+		}
+		s.onExpired(e.Share.Tenant)
+		return true, nil
 	}
 	return false, nil
 }

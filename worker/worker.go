@@ -56,6 +56,7 @@ type config struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	watcher      *CancelWatcher // nil: a canceled request's call runs out
+	onExpired    func(tenant string)
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -67,6 +68,7 @@ func newConfig(opts []Option) (config, error) {
 		heldPoll:     time.Second,
 		onOverload:   func(context.Context) {},
 		onRetry:      func(context.Context, genpipe.Stage, error) {},
+		onExpired:    func(string) {},
 		logger:       slog.Default(),
 		now:          time.Now,
 	}

@@ -78,6 +78,7 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 	}
 	opts = append(opts, api.WithTenants(set))
 	topics := genpipe.DefaultTopics()
+	opts = append(opts, cancelOptions(d, topics, obs, log)...)
 	server, err := api.NewServer(d.store, genpipe.NewSubmitter(d.store, d.producer, topics.Requests), d.objects, hub, opts...)
 	if err != nil {
 		return err

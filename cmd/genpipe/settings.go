@@ -348,6 +348,7 @@ type apiSettings struct {
 	UploadTTL            time.Duration
 	ResultTTL            time.Duration
 	MaxUploadBytes       int64
+	MaxWait              time.Duration
 }
 
 // register adds the API's flags. up allows webhooks to private addresses
@@ -379,6 +380,9 @@ func (s *apiSettings) register(f *flags, up bool) {
 	registerResultTTL(f, &s.ResultTTL)
 	f.Int64(&s.MaxUploadBytes, "max-upload-bytes", "GENPIPE_MAX_UPLOAD_BYTES", api.DefaultMaxUploadSize,
 		"the largest image a request may use, in bytes", atLeast(int64(1)))
+	f.Duration(&s.MaxWait, "max-wait", "GENPIPE_MAX_WAIT", api.DefaultMaxWait,
+		"the deadline of requests that bring no startBy or maxWaitSeconds: their AI calls must start within this of their submission, "+
+			"else they end expired; 0 for none", between(time.Duration(0), genpipe.MaxWait))
 }
 
 // tenants returns the tenants of -tenants (none when unset), checked
@@ -415,6 +419,7 @@ func (s apiSettings) options() []api.Option {
 		api.WithUploadTTL(s.UploadTTL),
 		api.WithResultTTL(s.ResultTTL),
 		api.WithMaxUploadSize(s.MaxUploadBytes),
+		api.WithMaxWait(s.MaxWait),
 	}
 	if s.RateLimit > 0 {
 		opts = append(opts, api.WithRateLimit(s.RateLimit, s.RateBurst))

@@ -47,6 +47,7 @@ type upConfig struct {
 	Partitions       int
 	KafkaPort        int    // the embedded broker's port (0 for a free one)
 	S3Addr           string // the embedded object store's address
+	CancelPoll       time.Duration
 	API              apiSettings
 }
 
@@ -64,6 +65,7 @@ func (c *upConfig) register(f *flags) {
 	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "partitions of each topic", atLeast(1))
 	f.Int(&c.KafkaPort, "kafka-port", "GENPIPE_KAFKA_PORT", 0, "embedded broker port on 127.0.0.1 (0 for a free one)", between(0, 65535))
 	f.String(&c.S3Addr, "s3-addr", "GENPIPE_S3_ADDR", "127.0.0.1:0", "embedded object store address (port 0 for a free one)", nonEmpty)
+	registerCancelPoll(f, &c.CancelPoll)
 	c.API.register(f, true)
 }
 
@@ -136,6 +138,7 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	stages := defaultStageSettings()
 	stages.CheckAIURL, stages.GenerateAIURL = urls.CheckAI, urls.GenerateAI
 	stages.CheckCapacity, stages.GenerateCapacity = cfg.CheckCapacity, cfg.GenerateCapacity
+	stages.CancelPoll = cfg.CancelPoll
 	part := servicePart{service: cfg.service, backends: b}
 	apiCfg := apiConfig{servicePart: part, Addr: cfg.Addr, API: cfg.API}
 	notifierCfg := notifierConfig{servicePart: part, WebhookSecret: secrets.WebhookSecret,

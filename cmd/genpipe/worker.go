@@ -46,6 +46,9 @@ type stageSettings struct {
 	// PriorityAging is how long a task waits at its priority before it
 	// competes one level up.
 	PriorityAging time.Duration
+	// CancelPoll is how often the process asks whether its running AI
+	// calls' requests were canceled.
+	CancelPoll time.Duration
 }
 
 // defaultStageSettings are the flags' defaults, for up, which has no
@@ -53,7 +56,7 @@ type stageSettings struct {
 func defaultStageSettings() stageSettings {
 	return stageSettings{CheckCapacity: scheduler.DefaultCapacity, GenerateCapacity: scheduler.DefaultCapacity,
 		ClaimLease: worker.DefaultLease, AIAttempts: backoff.Default.Attempts, SessionTimeout: engine.DefaultSessionTimeout,
-		PriorityAging: scheduler.DefaultAging}
+		PriorityAging: scheduler.DefaultAging, CancelPoll: worker.DefaultCancelPoll}
 }
 
 func (c *workerConfig) register(f *flags) {
@@ -69,6 +72,7 @@ func (c *workerConfig) register(f *flags) {
 	f.Duration(&c.PriorityAging, "priority-aging", "GENPIPE_PRIORITY_AGING", def.PriorityAging,
 		"how long a waiting task keeps its priority before it competes one level up (low, then normal): low waits at most twice this before it competes as high",
 		positive)
+	registerCancelPoll(f, &c.CancelPoll)
 	f.Duration(&c.ClaimLease, "claim-lease", "GENPIPE_CLAIM_LEASE", def.ClaimLease,
 		"how long a worker's claim on a request's AI call holds unrenewed: a dead worker's requests wait this long before another takes them over",
 		atLeast(10*time.Millisecond))
@@ -95,8 +99,14 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 	defer d.close()
 	retry := backoff.Default
 	retry.Attempts = cfg.AIAttempts
+	watcher, stopWatcher, err := watchCancels(ctx, d, cfg.CancelPoll, log)
+	if err != nil {
+		return err
+	}
+	defer stopWatcher()
 	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(scheduler.ReportOverload),
-		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook)}
+		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook),
+		worker.WithCancelWatcher(watcher), worker.WithExpiredHook(obs.metrics.RequestExpired)}
 	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(obs.tracing.TracerProvider())}
 	topics := genpipe.DefaultTopics()
 	c := consumer{stage: cfg.Stage}
@@ -121,7 +131,8 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 	// package worker); the process waits for it before it exits.
 	err = schedule(ctx, d, c, cfg.common, log,
 		[]scheduler.Option{scheduler.WithCapacity(capacity), scheduler.WithLease(cfg.ClaimLease),
-			scheduler.WithAging(cfg.PriorityAging), scheduler.WithAbandonWait(abandonWait)},
+			scheduler.WithAging(cfg.PriorityAging), scheduler.WithAbandonWait(abandonWait),
+			scheduler.WithExpiredHook(reportExpired(d, obs, log))},
 		engine.WithSessionTimeout(cfg.SessionTimeout))
 	return sessionTimeoutHint(err)
 }
