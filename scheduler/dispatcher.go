@@ -209,6 +209,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
+// expireEvery is how often a dispatcher whose slots are all busy still
+// takes (nothing), so that the queue expires the tasks whose start-by
+// passed while they waited (genpipe.TaskQueue.TakeTasks): their requests
+// end expired within about this of their deadline, not when a slot frees.
+const expireEvery = time.Second
+
 // maxPollBackoff bounds how far the poll slows down, as a multiple of the
 // poll interval.
 const maxPollBackoff = 10
@@ -279,8 +285,9 @@ type rounds struct {
 	base      context.Context
 	renewedAt time.Time
 	agedAt    time.Time
-	failing   bool // the last round failed: log recovery
-	took      int  // tasks taken in the round under way
+	failing   bool      // the last round failed: log recovery
+	took      int       // tasks taken in the round under way
+	sweptAt   time.Time // the last take, see expireEvery
 }
 
 // round stores what is pending and, when take is set, takes tasks for the
@@ -394,9 +401,10 @@ func (r *rounds) take(ctx context.Context, finished []int64) error {
 	d.mu.Lock()
 	free := max(d.st.limit-len(d.st.running), 0)
 	d.mu.Unlock()
-	if free == 0 && len(finished) == 0 {
+	if free == 0 && len(finished) == 0 && time.Since(r.sweptAt) < expireEvery {
 		return nil
 	}
+	r.sweptAt = time.Now()
 	tasks, err := d.q.TakeTasks(ctx, genpipe.TakeRequest{Stage: d.stage, Owner: d.owner, Max: free,
 		Capacity: d.cfg.capacity, Lease: d.cfg.lease, Finish: finished})
 	if err != nil {

@@ -65,3 +65,36 @@ func publishedRequest(t *testing.T, q interface {
 }
 
 func newUUID() string { return uuid.NewString() }
+
+// With every slot busy, a waiting task whose StartBy passes is expired
+// all the same, without waiting for a slot to free.
+func TestExpiredWhileSlotsBusy(t *testing.T) {
+	q := openQueues(t, 1)[0]
+	release := make(chan struct{})
+	expired := make(chan genpipe.Task, 1)
+	d := newDispatcher(t, q, func(ctx context.Context, _ genpipe.Task) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}, scheduler.WithCapacity(1), scheduler.WithExpiredHook(func(_ context.Context, tk genpipe.Task) { expired <- tk }))
+	start(t, d)
+	t.Cleanup(func() { close(release) }) // before the dispatcher stops
+	busy := publishedRequest(t, q, time.Time{})
+	bt := task("a", genpipe.PriorityNormal)
+	bt.RequestID = busy.ID
+	if err := d.Enqueue(t.Context(), bt); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slot busy", func() bool { return d.Stats().Running == 1 })
+	late := publishedRequest(t, q, time.Now().Add(300*time.Millisecond))
+	lt := task("a", genpipe.PriorityNormal)
+	lt.RequestID, lt.StartBy = late.ID, late.StartBy
+	if err := d.Enqueue(t.Context(), lt); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-expired; got.RequestID != late.ID {
+		t.Errorf("expired %s; want the late task", got.RequestID)
+	}
+}

@@ -241,6 +241,48 @@ func (s *Store) sweepHead(tx *txn, stage genpipe.Stage, n int) ([]genpipe.Task, 
 	return expired, nil
 }
 
+// lateBatch bounds the late tasks one take expires (expireLate): the next
+// take expires the rest.
+const lateBatch = 100
+
+// expireLate removes the stage's waiting tasks whose start_by passed,
+// through stage_tasks_deadline, ends their requests expired (history,
+// webhook) unless they ended already, and returns those it expired, with
+// Expired set.
+func (s *Store) expireLate(tx *txn, stage genpipe.Stage) ([]genpipe.Task, error) {
+	rows, err := tx.query(s.d.selectLate, stage)
+	if err != nil {
+		return nil, err
+	}
+	var late []genpipe.Task
+	for rows.Next() {
+		t := genpipe.Task{Stage: stage, Expired: true}
+		if err := rows.Scan(&t.ID, &t.RequestID, &t.Replay, &t.Share.Tenant, &t.Share.Priority, &t.Share.Weight,
+			nullTimeColumn{&t.StartBy}); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		late = append(late, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	var expired []genpipe.Task
+	for _, t := range late {
+		if _, err := tx.exec(deleteTask, t.ID); err != nil {
+			return nil, err
+		}
+		ok, err := s.expireRequest(tx, t)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			expired = append(expired, t)
+		}
+	}
+	return expired, nil
+}
+
 // readHead reads the first n waiting tasks of stage and returns the ids of
 // those to remove, and of them the late ones of live requests.
 func (s *Store) readHead(tx *txn, stage genpipe.Stage, n int) (dead []int64, late []genpipe.Task, err error) {

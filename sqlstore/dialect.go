@@ -59,6 +59,7 @@ type dialect struct {
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
 	renewTasks, selectAging                          string // tasks.go
 	cancelRequest, queueEndWebhook, selectHead       string // cancel.go
+	selectLate                                       string // cancel.go
 	takeClaimLive, claimRefusal                      string // cancel.go
 	// taskRequest is the SQL expression of stage_tasks.request_id (t) as
 	// requests.id compares with it: PostgreSQL's requests.id is a uuid,
@@ -77,6 +78,10 @@ func (d *dialect) build() *dialect {
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.cancelRequest, d.queueEndWebhook, d.selectHead, d.takeClaimLive, d.claimRefusal = cancelSQL(d)
+	d.selectLate = `SELECT id, request_id, replay, tenant, priority, weight, start_by FROM stage_tasks
+	WHERE stage = $1 AND state = 'waiting' AND start_by IS NOT NULL AND start_by < ` + d.clock + `
+	ORDER BY start_by
+	LIMIT ` + fmt.Sprint(lateBatch)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (

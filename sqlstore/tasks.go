@@ -160,9 +160,6 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 	if r.Stage == "" || r.Owner == "" || r.Max < 0 || r.Capacity < 1 || r.Lease <= 0 {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "a take needs a stage, an owner, a max ≥ 0, a capacity ≥ 1 and a lease > 0")
 	}
-	if r.Max == 0 {
-		return nil, s.FinishTasks(ctx, r.Stage, r.Owner, r.Finish)
-	}
 	var taken []takenTask
 	var expired []genpipe.Task
 	err := s.inTx(ctx, func(tx *txn) error {
@@ -179,6 +176,9 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 		if _, err := tx.exec(s.d.expireTasks, r.Stage); err != nil {
 			return err
 		}
+		if expired, err = s.expireLate(tx, r.Stage); err != nil {
+			return err
+		}
 		var running int
 		if err := tx.queryRow(countRunning, r.Stage).Scan(&running); err != nil {
 			return err
@@ -187,9 +187,11 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 		if n <= 0 {
 			return nil
 		}
-		if expired, err = s.sweepHead(tx, r.Stage, n); err != nil {
+		swept, err := s.sweepHead(tx, r.Stage, n)
+		if err != nil {
 			return err
 		}
+		expired = append(expired, swept...)
 		if taken, err = s.takeNext(tx, r, n); err != nil {
 			return err
 		}
@@ -481,7 +483,7 @@ func (s *Store) prepareTxStmts(ctx context.Context) error {
 	}
 	for _, q := range []string{insertClocks, selectTenantFinish, upsertTenantFinish, advanceClock, countRunning,
 		finishTask, releaseTask, relevelTask, s.d.insertTask, s.d.lockClocks, s.d.expireTasks, s.d.takeNext, s.d.selectAging,
-		s.d.selectHead, deleteTask, s.d.advanceRequest, s.d.queueEndWebhook} {
+		s.d.selectHead, s.d.selectLate, deleteTask, s.d.advanceRequest, s.d.queueEndWebhook} {
 		if _, err := s.write.stmt(ctx, q); err != nil {
 			return err
 		}

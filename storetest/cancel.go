@@ -248,6 +248,31 @@ var deadlineTests = []test{
 			t.Errorf("took %d tasks after the late one expired; want 0", len(got))
 		}
 	}},
+	{"TakeExpiresWhileSlotsBusy", func(t *testing.T, s Store) {
+		busy := createPublished(t, s)
+		enqueueTasks(t, s, newTask(busy.ID, "a", genpipe.PriorityNormal, 1))
+		if got := takeTasks(t, s, "w1", 1, 1); len(got) != 1 {
+			t.Fatalf("took %d tasks; want the one", len(got))
+		}
+		short := newRequest("")
+		short.StartBy = time.Now().Add(200 * time.Millisecond)
+		late := create(t, s, short)
+		publish(t, s, late.ID)
+		lt := newTask(late.ID, "a", genpipe.PriorityNormal, 1)
+		lt.StartBy = short.StartBy
+		enqueueTasks(t, s, lt)
+		time.Sleep(time.Until(short.StartBy) + 10*time.Millisecond)
+		// Every slot is busy (capacity 1), and the taker has room for none:
+		// the late task expires all the same.
+		got, err := s.TakeTasks(t.Context(), genpipe.TakeRequest{Stage: qstage, Owner: "w2", Max: 0, Capacity: 1, Lease: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !got[0].Expired || got[0].RequestID != late.ID {
+			t.Fatalf("take with every slot busy returned %+v; want the late task expired", got)
+		}
+		checkStatus(t, s, late.ID, genpipe.StatusExpired)
+	}},
 }
 
 func cancel(t *testing.T, s Store, id string) (*genpipe.Request, bool) {

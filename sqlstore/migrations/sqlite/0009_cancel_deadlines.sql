@@ -6,3 +6,6 @@
 ALTER TABLE requests ADD COLUMN start_by TEXT;
 ALTER TABLE stage_tasks ADD COLUMN start_by TEXT;
 CREATE INDEX stage_tasks_request ON stage_tasks (request_id);
+-- The waiting tasks with a deadline, by deadline: each take expires those
+-- whose start_by passed, even while every slot is busy.
+CREATE INDEX stage_tasks_deadline ON stage_tasks (stage, start_by) WHERE state = 'waiting' AND start_by IS NOT NULL;
