@@ -90,3 +90,43 @@ func browser(t *testing.T) context.Context {
 	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
 	return ctx
 }
+
+// browserCancels drives the web page at api through a cancel: submit a
+// request, click Cancel while it has not ended, and see the page show it
+// canceled, with the Cancel button gone. The system behind api must keep
+// the request waiting for a while (a slow Checking AI).
+func browserCancels(t *testing.T, api string) {
+	ctx := browser(t)
+	imagePath := filepath.Join(t.TempDir(), "photo.png")
+	if err := os.WriteFile(imagePath, pngImage(t, 400, 300), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(api+"/"),
+		chromedp.WaitReady(`#style option[value="forest"]`),
+		chromedp.SetUploadFiles(`#image`, []string{imagePath}),
+		chromedp.SendKeys(`#description`, "Browser test: a request canceled from the web page."),
+		chromedp.Click(`#submit`),
+		chromedp.WaitVisible(`#cancel`),
+		chromedp.Click(`#cancel`),
+	)
+	if err != nil {
+		t.Fatalf("submit and click Cancel: %v", err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`["done","rejected","failed","canceled","expired"].includes(document.body.dataset.status) && document.body.dataset.status`,
+		chromedp.WithPollingTimeout(30*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil || status != "canceled" {
+		message, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("message").textContent`))
+		t.Fatalf("page shows %q (%v, message %q); want canceled", status, err, message)
+	}
+	hidden, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("cancel").hidden`))
+	if err != nil || !hidden {
+		t.Errorf("Cancel button still shown on a canceled request (%v)", err)
+	}
+	if out := os.Getenv("GENPIPE_SCREENSHOT_CANCEL"); out != "" { // for a person to look at
+		if shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+			_ = os.WriteFile(out, shot, 0o644)
+		}
+	}
+}
