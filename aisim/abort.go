@@ -29,29 +29,36 @@ type calls struct {
 }
 
 type call struct {
-	abort context.CancelCauseFunc
-	done  chan struct{} // closed once the call freed its slot
+	abort   context.CancelCauseFunc
+	aborted chan struct{} // closed by the abort
+	once    sync.Once
+	done    chan struct{} // closed once the call freed its slot
 }
 
-// track returns the context a call's work runs under, and the func to
-// call when the call has freed its slot. A call with key can be aborted;
-// without abort the work ignores its client going away.
-func (s *Service) track(ctx context.Context, key string) (context.Context, func()) {
+// track returns the context a call's work runs under, a channel closed
+// when the call is aborted (nil: it cannot be), and the func to call when
+// the call has freed its slot. A call with key can be aborted; without
+// abort the work ignores its client going away.
+func (s *Service) track(ctx context.Context, key string) (context.Context, <-chan struct{}, func()) {
 	if s.cfg.noAbort {
-		return context.WithoutCancel(ctx), func() {}
+		return context.WithoutCancel(ctx), nil, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	if key == "" {
-		return ctx, func() { cancel(nil) }
+		return ctx, nil, func() { cancel(nil) }
 	}
-	c := &call{abort: cancel, done: make(chan struct{})}
+	c := &call{done: make(chan struct{}), aborted: make(chan struct{})}
+	c.abort = func(cause error) {
+		cancel(cause)
+		c.once.Do(func() { close(c.aborted) })
+	}
 	s.calls.mu.Lock()
 	if s.calls.m == nil {
 		s.calls.m = map[string]*call{}
 	}
 	s.calls.m[key] = c
 	s.calls.mu.Unlock()
-	return ctx, func() {
+	return ctx, c.aborted, func() {
 		s.calls.mu.Lock()
 		if s.calls.m[key] == c {
 			delete(s.calls.m, key)
@@ -59,6 +66,28 @@ func (s *Service) track(ctx context.Context, key string) (context.Context, func(
 		s.calls.mu.Unlock()
 		cancel(nil)
 		close(c.done)
+	}
+}
+
+// work runs a call's work and returns its result, or, as soon as the call
+// is aborted, errAborted: the work then ends on its own (it sees its
+// context canceled at its next step: a render under way finishes first)
+// while the call frees its slot at once.
+func work(ctx context.Context, aborted <-chan struct{}, run func(context.Context) (any, error)) (any, error) {
+	type result struct {
+		out any
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		out, err := run(ctx)
+		ch <- result{out, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.out, r.err
+	case <-aborted:
+		return nil, errAborted
 	}
 }
 

@@ -201,6 +201,10 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	if s.replay(w, r) || s.inject(w, id) {
 		return
 	}
+	// Abortable from before it takes a slot, so that an abort that comes
+	// as soon as the call counts in /stats finds it.
+	ctx, abortCh, done := s.track(r.Context(), r.Header.Get(IdempotencyHeader))
+	defer done()
 	slot, retryAfter, ok := s.gate.acquire(id, s.cfg.latency)
 	if !ok {
 		w.Header().Set("Retry-After", retryAfter)
@@ -209,15 +213,13 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 	}
 	// Released (and counted) when the handler returns, before the
 	// buffered answer is flushed: a client that reads /stats right after
-	// its answer finds its call counted.
+	// its answer finds its call counted; an abort is answered after it.
 	res := abandoned
-	ctx, start := r.Context(), time.Now()
-	ctx, done := s.track(ctx, r.Header.Get(IdempotencyHeader))
-	defer done()
+	start := time.Now()
 	defer func() { s.gate.release(slot, id, res) }()
 
 	wait := func() error { return sleepUntil(ctx, start.Add(s.cfg.latency)) }
-	out, err := in.run(ctx, s, wait)
+	out, err := work(ctx, abortCh, func(ctx context.Context) (any, error) { return in.run(ctx, s, wait) })
 	switch {
 	case errors.Is(context.Cause(ctx), errAborted):
 		res = aborted
