@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ type canceledStage struct {
 }
 
 func newCanceledStage(t *testing.T, stage string, startBy time.Time, ai ...aisim.Option) canceledStage {
+	return newCanceledStagePolling(t, stage, startBy, 10*time.Millisecond, ai...)
+}
+
+func newCanceledStagePolling(t *testing.T, stage string, startBy time.Time, poll time.Duration, ai ...aisim.Option) canceledStage {
 	t.Helper()
 	env := testenv.New(t)
 	store := testenv.NewStatusStore(t)
@@ -38,7 +43,7 @@ func newCanceledStage(t *testing.T, stage string, startBy time.Time, ai ...aisim
 	if err := store.MarkPublished(t.Context(), r.ID); err != nil {
 		t.Fatal(err)
 	}
-	w := testutil.Must(worker.NewCancelWatcher(store, worker.WithCancelPoll(10*time.Millisecond)))(t)
+	w := testutil.Must(worker.NewCancelWatcher(store, worker.WithCancelPoll(poll)))(t)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
@@ -192,5 +197,51 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestCancelAbortLatency measures how long a cancel takes to abort a
+// running AI call, from the cancel written to the status database to the
+// AI's slot freed, with the watcher at its default poll (a figure, not an
+// assertion; skipped under -short). Run:
+//
+//	go test -run TestCancelAbortLatency -v ./worker/
+func TestCancelAbortLatency(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a measurement: run without -short")
+	}
+	cs := newCanceledStagePolling(t, "check", time.Time{}, worker.DefaultCancelPoll, aisim.WithLatency(time.Hour))
+	const n = 40
+	var lat []time.Duration
+	for i := range n {
+		e := cs.event
+		if i > 0 {
+			r, _, err := cs.store.CreateRequest(t.Context(), &genpipe.Request{ID: uuid.NewString(), Job: *cs.event.Job})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs.store.MarkPublished(t.Context(), r.ID)
+			e.RequestID = r.ID
+		}
+		done := make(chan error, 1)
+		go func() { done <- cs.handle(testutil.Context(t), e) }()
+		waitUntil(t, func() bool { return cs.svc.Stats().InFlight == 1 })
+		if _, _, err := cs.store.CancelRequest(t.Context(), e.RequestID); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		for cs.svc.Stats().InFlight != 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(lat)
+	t.Logf("abort latency (cancel stored → AI slot freed), poll %v, %d calls: p50 %v, p99 %v, max %v",
+		worker.DefaultCancelPoll, n, lat[n/2], lat[n*99/100], lat[n-1])
+	if s := cs.svc.Stats(); s.Aborted != n {
+		t.Errorf("aborted %d; want %d", s.Aborted, n)
 	}
 }
