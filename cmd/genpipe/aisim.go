@@ -22,6 +22,7 @@ type aisimConfig struct {
 	Capacity int
 	FailRate float64
 	BusyRate float64
+	Abort    bool // stop a call its client aborts (DELETE /v1/calls/{key}); up sets it
 
 	// Memory limits of the images; 0 (as `up` leaves them) takes the
 	// package's defaults.
@@ -39,6 +40,9 @@ func (c *aisimConfig) register(f *flags) {
 	f.Int(&c.Capacity, "capacity", "GENPIPE_AI_CAPACITY", aisim.DefaultCapacity, "concurrent calls; more get 429", atLeast(1))
 	f.Float(&c.FailRate, "fail-rate", "GENPIPE_AI_FAIL_RATE", 0,
 		"probability (0 to 1) of answering a call 500 on arrival, before it takes a slot: for fault tests", between(0.0, 1.0))
+	f.Bool(&c.Abort, "abort", "GENPIPE_AI_ABORT", true,
+		"stop a call when its client aborts it (DELETE /v1/calls/{Idempotency-Key}: its request was canceled), freeing the slot at once; "+
+			"false simulates a service that cannot: its calls run to their end")
 	f.Float(&c.BusyRate, "busy-rate", "GENPIPE_AI_BUSY_RATE", 0,
 		"probability (0 to 1) of answering a call 429 with Retry-After on arrival: for fault tests", between(0.0, 1.0))
 	f.Int64(&c.MaxDecodedBytes, "max-decoded-bytes", "GENPIPE_AI_MAX_DECODED_BYTES", aisim.DefaultMaxDecodedBytes,
@@ -80,7 +84,7 @@ func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // runAISim serves a simulated AI service on ln until ctx is done.
 func runAISim(ctx context.Context, cfg aisimConfig, ln net.Listener, log *slog.Logger) error {
 	opts := []aisim.Option{aisim.WithLatency(cfg.Latency), aisim.WithCapacity(cfg.Capacity),
-		aisim.WithFaultRate(cfg.FailRate), aisim.WithBusyRate(cfg.BusyRate), aisim.WithLogger(log)}
+		aisim.WithFaultRate(cfg.FailRate), aisim.WithBusyRate(cfg.BusyRate), aisim.WithLogger(log), aisim.WithAbort(cfg.Abort)}
 	if cfg.MaxDecodedBytes != 0 {
 		opts = append(opts, aisim.WithMaxDecodedBytes(cfg.MaxDecodedBytes))
 	}

@@ -148,7 +148,7 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 		return workerConfig{servicePart: part, Stage: stage, stageSettings: stages}
 	}
 	aiCfg := func(model string, latency time.Duration, capacity int) aisimConfig {
-		return aisimConfig{common: cfg.common, Model: model, Latency: latency, Capacity: capacity}
+		return aisimConfig{common: cfg.common, Model: model, Latency: latency, Capacity: capacity, Abort: true}
 	}
 
 	// Every part runs at once; they stop in dependency order, each tier
