@@ -20,6 +20,14 @@
 // and waits). A handling given up on between attempts, with no answer to
 // keep, hands its claim back at once.
 //
+// The one exception is a cancel: when the request of a running call is
+// canceled (see CancelWatcher), the call's context ends with the cause
+// genpipe.ErrCanceled, the AI client tells the AI service to abort it, and
+// the stage publishes nothing for it: the user no longer wants it, so it is
+// not worth paying for to its end. The call's error then wraps
+// genpipe.ErrCanceled (errors.Is), which tells an aborted call from a
+// failed one.
+//
 // The price: after it gave a record up, a process keeps the AI slot busy for
 // up to the call's timeout — its engine still counts the handler among its
 // running ones, so it starts no other record in that slot — and must not
