@@ -41,6 +41,10 @@ type dialect struct {
 	// so that the stage's takers run one at a time; empty where writers
 	// never run at once.
 	forUpdate string
+	// lockBudget, unless empty, runs first in StartCall's transaction with
+	// the tenant and stage as $1, so that two calls checking one budget
+	// run one at a time; empty where writers never run at once.
+	lockBudget string
 
 	// time returns t as a time column takes it. A timeColumn reads it back.
 	time func(t time.Time) any
@@ -58,6 +62,7 @@ type dialect struct {
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
 	renewTasks, selectAging                          string // tasks.go
+	usage, abandonCalls                              string // ledger.go
 	migrations                                       fs.FS  // migrate.go: NNNN_name.sql, applied in version order
 	createMigrations, recordMigration                string // migrate.go
 }
@@ -71,6 +76,7 @@ func (d *dialect) build() *dialect {
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
+	d.usage, d.abandonCalls = ledgerSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,

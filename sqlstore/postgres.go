@@ -52,6 +52,7 @@ var postgresDialect = (&dialect{
 	},
 	skipLocked: `FOR UPDATE SKIP LOCKED`,
 	forUpdate:  `FOR UPDATE`,
+	lockBudget: `SELECT pg_advisory_xact_lock(hashtext($1))`,
 
 	time: func(t time.Time) any { return t },
 

@@ -58,6 +58,7 @@ type Store interface {
 	genpipe.RequestStore
 	genpipe.WebhookOutbox
 	genpipe.ClaimStore
+	genpipe.Ledger
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -95,6 +96,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Backlog", backlogTests}, {"Owner", ownerTests}, // admission.go
 		{"Share", shareTests}, // share.go
 		{"Claims", claimTests},
+		{"Ledger", ledgerTests}, // ledger.go
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			t.Parallel()
