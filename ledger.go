@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -177,6 +178,49 @@ func (q UsageQuery) Validate() error {
 		return Errorf(EINVALID, "a usage range is at most %d days", MaxUsageDays)
 	}
 	return nil
+}
+
+// ParseUsageRange reads a usage range as clients give it: from and to are
+// dates (YYYY-MM-DD) or RFC 3339 times, which stand for their UTC day (a
+// to that is not a midnight takes its whole day in). An empty from is
+// today (UTC, by now), an empty to the day after from. The range is then
+// checked (see UsageQuery.Validate); every error is EINVALID naming the
+// parameter.
+func ParseUsageRange(from, to string, now time.Time) (UsageQuery, error) {
+	q := UsageQuery{From: Day(now)}
+	var err error
+	if from != "" {
+		if q.From, err = parseDay("from", from, false); err != nil {
+			return q, err
+		}
+	}
+	q.To = q.From.Add(24 * time.Hour)
+	if to != "" {
+		if q.To, err = parseDay("to", to, true); err != nil {
+			return q, err
+		}
+	}
+	return q, q.Validate()
+}
+
+// parseDay reads a date or an RFC 3339 time as its UTC day's midnight, or
+// the next one when up and t is not a midnight.
+func parseDay(name, v string, up bool) (time.Time, error) {
+	const want = "want a date (YYYY-MM-DD) or an RFC 3339 time"
+	if len(v) > 64 {
+		return time.Time{}, Errorf(EINVALID, "%s is too long: %s", name, want)
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		if t, err = time.Parse(time.RFC3339, v); err != nil {
+			return time.Time{}, Errorf(EINVALID, "%s %q: %s", name, strings.ToValidUTF8(v, "?"), want)
+		}
+	}
+	day := Day(t)
+	if up && !day.Equal(t.UTC()) {
+		day = day.Add(24 * time.Hour)
+	}
+	return day, nil
 }
 
 // Usage is one tenant's use of one stage on one UTC day.
