@@ -66,23 +66,28 @@ func (s *Store) StartCall(ctx context.Context, start genpipe.CallStart) (genpipe
 	c.StartedAt, c.Outcome, c.Duration = time.Now().UTC().Truncate(time.Millisecond), genpipe.CallRunning, 0
 	ms := c.StartedAt.UnixMilli()
 	day := ms / msPerDay
+	if len(start.Budgets) == 0 { // nothing to check: one statement
+		err := s.write.QueryRowContext(ctx, insertCall, c.RequestID, c.Stage, c.Tenant, c.Replay, c.Attempt, c.Owner, day, ms).Scan(&c.ID)
+		if err != nil {
+			return genpipe.Call{}, s.fail("start call "+string(c.Stage)+" of "+c.RequestID, err)
+		}
+		return c, nil
+	}
 	err := s.inTx(ctx, func(tx *txn) error {
-		if len(start.Budgets) > 0 {
-			if s.d.lockBudget != "" {
-				if _, err := tx.exec(s.d.lockBudget, c.Tenant+"/"+string(c.Stage)); err != nil {
-					return err
-				}
-			}
-			var use genpipe.StageUse
-			var usedMS int64
-			if err := tx.queryRow(dayUse, day, c.Tenant, c.Stage).Scan(&use.Calls, &usedMS); err != nil {
+		if s.d.lockBudget != "" {
+			if _, err := tx.exec(s.d.lockBudget, c.Tenant+"/"+string(c.Stage)); err != nil {
 				return err
 			}
-			use.AISeconds = float64(usedMS) / 1000
-			for _, b := range start.Budgets {
-				if b.Stage == c.Stage && b.Spent(use) {
-					return &genpipe.BudgetError{Tenant: c.Tenant, Budget: b, ResetAt: genpipe.Day(c.StartedAt).Add(24 * time.Hour)}
-				}
+		}
+		var use genpipe.StageUse
+		var usedMS int64
+		if err := tx.queryRow(dayUse, day, c.Tenant, c.Stage).Scan(&use.Calls, &usedMS); err != nil {
+			return err
+		}
+		use.AISeconds = float64(usedMS) / 1000
+		for _, b := range start.Budgets {
+			if b.Stage == c.Stage && b.Spent(use) {
+				return &genpipe.BudgetError{Tenant: c.Tenant, Budget: b, ResetAt: genpipe.Day(c.StartedAt).Add(24 * time.Hour)}
 			}
 		}
 		return tx.queryRow(insertCall, c.RequestID, c.Stage, c.Tenant, c.Replay, c.Attempt, c.Owner, day, ms).Scan(&c.ID)
