@@ -44,10 +44,13 @@ func ledgerSQL(d *dialect) (usage, abandonCalls string) {
 const (
 	insertCall = `INSERT INTO ai_calls (request_id, stage, tenant, replay, attempt, owner, day, started_ms, alive_ms, outcome)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 'running') RETURNING id`
-	// dayUse is a tenant's use of a stage on a day, every call counted, a
-	// running one up to its last sign of life, as usage charges it.
-	dayUse = `SELECT count(*), coalesce(sum(CASE WHEN outcome = 'running' THEN alive_ms - started_ms ELSE duration_ms END), 0)
-	FROM ai_calls WHERE day = $1 AND tenant = $2 AND stage = $3`
+	// dayUse is a tenant's use of a stage on a day: every call counted, an
+	// ended one by its duration, a running one up to its last sign of life,
+	// as usage charges them. The day's counters (ai_call_days, kept by
+	// triggers) make it two index lookups however many calls the day had.
+	dayUse = `SELECT coalesce(sum(calls), 0), coalesce(sum(duration_ms), 0) + coalesce((SELECT sum(alive_ms - started_ms) FROM ai_calls
+		WHERE tenant = $2 AND stage = $3 AND day = $1 AND outcome = 'running'), 0)
+	FROM ai_call_days WHERE day = $1 AND tenant = $2 AND stage = $3`
 	finishCall = `UPDATE ai_calls SET outcome = $2, duration_ms = $3 WHERE id = $1 AND outcome = 'running'`
 	forgetCall = `DELETE FROM ai_calls WHERE id = $1 AND outcome = 'running'`
 	renewCalls = `UPDATE ai_calls SET alive_ms = $2 WHERE owner = $1 AND outcome = 'running'`

@@ -114,6 +114,33 @@ var ledgerTests = []test{
 		startCall(t, s, tenant, genpipe.StageCheck, "w1", budgets)
 		startCall(t, s, tenant+"x", genpipe.StageGenerate, "w1", budgets)
 	}},
+	{"ForgottenCallFreesItsBudget", func(t *testing.T, s Store) {
+		tenant := "t-" + uuid.NewString()[:8]
+		budgets := []genpipe.Budget{{Stage: genpipe.StageGenerate, Calls: 1}}
+		c := startCall(t, s, tenant, genpipe.StageGenerate, "w1", budgets)
+		if err := s.ForgetCall(t.Context(), c.ID); err != nil { // a 429: not paid
+			t.Fatal(err)
+		}
+		startCall(t, s, tenant, genpipe.StageGenerate, "w1", budgets)
+		_, err := s.StartCall(t.Context(), callStart(uuid.NewString(), tenant, genpipe.StageGenerate, "w1", budgets))
+		checkCode(t, "StartCall past a budget of 1 after a forgotten call and a paid one", err, genpipe.EBUDGET)
+	}},
+	{"AbandonedCallsChargeTheirTime", func(t *testing.T, s Store) {
+		tenant := "t-" + uuid.NewString()[:8]
+		budgets := []genpipe.Budget{{Stage: genpipe.StageGenerate, AISeconds: 0.05}}
+		id := newClaim(t, s, genpipe.StageGenerate, "w1", 20*time.Millisecond)
+		startCallOf(t, s, id, tenant, genpipe.StageGenerate, "w1", budgets)
+		time.Sleep(60 * time.Millisecond)
+		if err := s.RenewCalls(t.Context(), "w1"); err != nil { // its last sign of life, then it dies
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Millisecond)
+		if _, err := s.AbandonCalls(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.StartCall(t.Context(), callStart(uuid.NewString(), tenant, genpipe.StageGenerate, "w2", budgets))
+		checkCode(t, "StartCall after an abandoned call of ≥ 0.06 AI-seconds under a budget of 0.05", err, genpipe.EBUDGET)
+	}},
 	{"BudgetOfAISeconds", func(t *testing.T, s Store) {
 		tenant := "t-" + uuid.NewString()[:8]
 		budgets := []genpipe.Budget{{Stage: genpipe.StageCheck, AISeconds: 2}}
