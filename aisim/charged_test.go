@@ -55,7 +55,9 @@ func TestEveryAnswerSaysWhetherItWasPaid(t *testing.T) {
 	// Over capacity: one call holds the only slot, the next is refused.
 	busy := service(t, "check", aisim.WithCapacity(1), aisim.WithLatency(time.Second))
 	base := serve(t, busy)
-	go func() { _, _ = aiclient.NewChecker(base).Check(ctx, genpipe.CheckInput{RequestID: "slow", ImageURL: url}) }()
+	go func() {
+		_, _ = aiclient.NewChecker(base).Check(ctx, genpipe.CheckInput{RequestID: "slow", ImageURL: url})
+	}()
 	for busy.Stats().InFlight == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
