@@ -257,6 +257,11 @@ type Ledger interface {
 	// q's range, by tenant, stage and day; running calls whose owner is
 	// gone count as abandoned.
 	Usage(ctx context.Context, q UsageQuery) ([]Usage, error)
+	// DayUse returns tenant's use of each stage on the UTC day of day, as
+	// budgets count it: every call, running ones included. It reads
+	// counters, not the day's calls: a budget check costs the same however
+	// many calls the day had.
+	DayUse(ctx context.Context, tenant string, day time.Time) (map[Stage]StageUse, error)
 	// Reserved returns, per stage, how many of tenant's accepted requests
 	// have not finished and have no call of that stage yet: the calls its
 	// budgets must still make room for.

@@ -114,20 +114,13 @@ func (s *Server) checkBudgets(ctx context.Context, t genpipe.Tenant) error {
 		return nil
 	}
 	today := genpipe.Day(s.cfg.now())
-	rows, err := s.cfg.ledger.Usage(ctx, genpipe.UsageQuery{Tenant: t.Name, From: today, To: today.Add(24 * time.Hour)})
+	used, err := s.cfg.ledger.DayUse(ctx, t.Name, today)
 	if err != nil {
 		return err
 	}
 	reserved, err := s.cfg.ledger.Reserved(ctx, t.Name)
 	if err != nil {
 		return err
-	}
-	used := map[genpipe.Stage]genpipe.StageUse{}
-	for _, u := range rows {
-		use := used[u.Stage]
-		use.Calls += u.Calls
-		use.AISeconds += u.AISeconds
-		used[u.Stage] = use
 	}
 	for _, b := range t.Budgets {
 		use, ahead := used[b.Stage], reserved[b.Stage]+1

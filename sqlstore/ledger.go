@@ -184,6 +184,23 @@ func (s *Store) Usage(ctx context.Context, q genpipe.UsageQuery) ([]genpipe.Usag
 	return out, nil
 }
 
+// DayUse returns a tenant's use of each stage on a day; see
+// genpipe.Ledger.
+func (s *Store) DayUse(ctx context.Context, tenant string, day time.Time) (map[genpipe.Stage]genpipe.StageUse, error) {
+	out := map[genpipe.Stage]genpipe.StageUse{}
+	d := genpipe.Day(day).UnixMilli() / msPerDay
+	for _, stage := range []genpipe.Stage{genpipe.StageCheck, genpipe.StageGenerate} {
+		var use genpipe.StageUse
+		var ms int64
+		if err := s.read.QueryRowContext(ctx, dayUse, d, tenant, stage).Scan(&use.Calls, &ms); err != nil {
+			return nil, s.fail("day use of "+tenant, err)
+		}
+		use.AISeconds = float64(ms) / 1000
+		out[stage] = use
+	}
+	return out, nil
+}
+
 // Reserved counts the calls a tenant's unfinished requests have yet to
 // make, per stage; see genpipe.Ledger.
 func (s *Store) Reserved(ctx context.Context, tenant string) (map[genpipe.Stage]int64, error) {

@@ -110,6 +110,9 @@ var ledgerTests = []test{
 		if u := usage(t, s, tenant); len(u) != 1 || u[0].Calls != 2 {
 			t.Errorf("Usage = %+v; want 2 calls: a refused call is not written", u)
 		}
+		if use, err := s.DayUse(t.Context(), tenant, time.Now()); err != nil || use[genpipe.StageGenerate] != (genpipe.StageUse{Calls: 2, AISeconds: 1}) {
+			t.Errorf("DayUse = %v, %v; want 2 generate calls, 1 AI-second (one running since now, one failed after 1 s)", use, err)
+		}
 		// Other stages and tenants are not held back.
 		startCall(t, s, tenant, genpipe.StageCheck, "w1", budgets)
 		startCall(t, s, tenant+"x", genpipe.StageGenerate, "w1", budgets)
