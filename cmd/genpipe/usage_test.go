@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // TestUsageAndBudgetsThroughUp runs `genpipe up` as its own process with
@@ -150,6 +151,16 @@ func TestUsageAndBudgetsThroughUp(t *testing.T) {
 		t.Errorf("genpipe usage: %v\n%s; want a table with acme and totals", err, table)
 	}
 	t.Logf("genpipe usage:\n%s", table)
+
+	m := testutil.Scrape(t, s.api+"/metrics")
+	if m[`genpipe_budget_refused_total{stage="generate",tenant="acme",where="submit"}`] != 1 ||
+		m[`genpipe_ai_calls_total{outcome="succeeded",stage="generate",tenant="acme"}`] != 3 ||
+		m[`genpipe_ai_seconds_total{outcome="succeeded",stage="generate",tenant="acme"}`] < 0.6 {
+		t.Errorf("metrics: budget refused %v, acme's generate calls %v and AI-seconds %v; want 1, 3 and ≥ 0.6",
+			m[`genpipe_budget_refused_total{stage="generate",tenant="acme",where="submit"}`],
+			m[`genpipe_ai_calls_total{outcome="succeeded",stage="generate",tenant="acme"}`],
+			m[`genpipe_ai_seconds_total{outcome="succeeded",stage="generate",tenant="acme"}`])
+	}
 
 	for _, q := range []string{"?from=yesterday", "?from=2026-01-10&to=2026-01-01", "?from=2020-01-01&to=2026-01-01", "?to=" + strings.Repeat("9", 100)} {
 		var p struct{ Code string }
