@@ -25,6 +25,20 @@
 // running ones, so it starts no other record in that slot — and must not
 // exit meanwhile: run the engine with engine.WithAbandonWait at least the AI
 // client's timeout.
+//
+// # The ledger of paid calls
+//
+// With WithLedger, every AI call is a row of the ledger (genpipe.Ledger),
+// written before the call is sent and finished with its outcome and
+// duration; a call the AI did not take on (its answer said so: a 429, a
+// stored answer replayed, input refused before the model; or it was never
+// sent) is forgotten, so the ledger counts what the AI counts. A worker
+// killed mid-call leaves its row running under a claim whose lease runs
+// out: the ledger counts it abandoned, charged up to its last renewal. With
+// WithBudgets the tenant's budgets on the stage are checked in the same
+// transaction that writes the row: a spent budget makes no call and fails
+// the request (dead-lettered, so `genpipe dlq replay` can retry it once the
+// budget resets).
 package worker
 
 import (
