@@ -109,10 +109,18 @@ type BudgetError struct {
 	Tenant  string
 	Budget  Budget
 	ResetAt time.Time // the next UTC midnight
+	// Ahead, when not empty, says what would take the budget past its
+	// limit (a submission: the day's use and the calls its tenant's
+	// accepted requests still have to make); empty: it is spent.
+	Ahead string
 }
 
 func (e *BudgetError) Error() string {
-	return fmt.Sprintf("tenant %s's budget of %s is spent; it resets at %s", e.Tenant, e.Budget, e.ResetAt.Format(time.RFC3339))
+	state := "is spent"
+	if e.Ahead != "" {
+		state = "would be exceeded (" + e.Ahead + ")"
+	}
+	return fmt.Sprintf("tenant %s's budget of %s %s; it resets at %s", e.Tenant, e.Budget, state, e.ResetAt.Format(time.RFC3339))
 }
 
 // Unwrap makes a BudgetError an *Error with code EBUDGET, for ErrorCode

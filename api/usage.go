@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -134,7 +135,11 @@ func (s *Server) checkBudgets(ctx context.Context, t genpipe.Tenant) error {
 			if s.cfg.budgetRefused != nil {
 				s.cfg.budgetRefused(t.Name, b.Stage)
 			}
-			return &genpipe.BudgetError{Tenant: t.Name, Budget: b, ResetAt: today.Add(24 * time.Hour)}
+			ahead := fmt.Sprintf("%d calls today, %d waiting for theirs, and this one", used[b.Stage].Calls, reserved[b.Stage])
+			if b.AISeconds > 0 {
+				ahead = fmt.Sprintf("%.1f AI-seconds today, %d calls waiting at %.1f s each, and this one", used[b.Stage].AISeconds, reserved[b.Stage], mean)
+			}
+			return &genpipe.BudgetError{Tenant: t.Name, Budget: b, ResetAt: today.Add(24 * time.Hour), Ahead: ahead}
 		}
 	}
 	return nil
