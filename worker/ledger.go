@@ -74,17 +74,19 @@ func (s *stage) recordCall(ctx context.Context, id string, write func() error, c
 }
 
 // callOutcome is how a paid call ended: succeeded with an answer of its
-// work, failed with an error answer, aborted when a cancel ended ctx before
-// any answer, else abandoned (a timeout or a connection lost after the
-// request was sent: the AI may have worked on it until it noticed).
+// work; aborted when its context was canceled (a cancel of the request
+// ends the call's context, whatever the cause it gives) and it got no
+// answer of its work; failed with an error answer; else abandoned (a
+// timeout or a connection lost after the request was sent: the AI may
+// have worked on it until it noticed).
 func callOutcome(ctx context.Context, r *genpipe.AICallReceipt, err error) genpipe.CallOutcome {
 	switch {
 	case err == nil:
 		return genpipe.CallSucceeded
+	case errors.Is(ctx.Err(), context.Canceled):
+		return genpipe.CallAborted
 	case r.Status != 0:
 		return genpipe.CallFailed
-	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled):
-		return genpipe.CallAborted
 	}
 	return genpipe.CallAbandoned
 }
