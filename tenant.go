@@ -71,6 +71,19 @@ type Tenant struct {
 	Name        string
 	Weight      int      // DefaultWeight when 0
 	MaxPriority Priority // the highest priority its requests may ask for; DefaultPriority when ""
+	// Budgets are its daily limits per stage (see Budget); none: no limit.
+	Budgets []Budget
+}
+
+// StageBudgets returns t's budgets on stage.
+func (t Tenant) StageBudgets(stage Stage) []Budget {
+	var out []Budget
+	for _, b := range t.Budgets {
+		if b.Stage == stage {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Validate reports a tenant that cannot be configured.
@@ -82,6 +95,11 @@ func (t Tenant) Validate() error {
 		return fmt.Errorf("tenant %s: weight %d out of range 1..%d", t.Name, t.Weight, MaxWeight)
 	case t.MaxPriority != "" && !t.MaxPriority.Valid():
 		return fmt.Errorf("tenant %s: unknown priority %q", t.Name, t.MaxPriority)
+	}
+	for i, b := range t.Budgets {
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("tenant %s: budgets[%d]: %w", t.Name, i, err)
+		}
 	}
 	return nil
 }

@@ -11,6 +11,21 @@
 //
 // An error's genpipe message is written for the user whose request failed;
 // its Error() string adds the cause for logs.
+//
+// # Which calls are paid
+//
+// A call whose context carries a genpipe.AICallReceipt has it filled in,
+// for genpipe's ledger of paid calls. The contract: a call is paid when its
+// request was written to the service (Sent) and its answer did not say
+// otherwise — status 429 (over capacity), the header
+// genpipe.ChargedHeader "false" (the service refused it before its model
+// took it on: bad input, an injected fault, a stored answer), or
+// Idempotent-Replayed "true" (a stored answer to the same Idempotency-Key)
+// say it was not. Every other answer, and a call sent that got no answer
+// (the service may have worked on it until it saw the connection go), was
+// paid. package aisim follows it to the call: its Stats.Calls counts
+// exactly the paid ones. A service that sends no ChargedHeader is taken to
+// charge every answer but 429s and replays.
 package aiclient
 
 import (
@@ -25,6 +40,10 @@ import (
 
 	"github.com/genpipe/genpipe"
 )
+
+// ReplayedHeader marks an answer replayed from a stored one for a repeated
+// Idempotency-Key: not paid again.
+const ReplayedHeader = "Idempotent-Replayed"
 
 // DefaultTimeout bounds one call. It is generous on purpose: a call holds
 // the service for its latency (3 s for the Generative AI) plus fetching the

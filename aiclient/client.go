@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"time"
 
@@ -70,11 +71,28 @@ func (c *client) call(ctx context.Context, id, idempotencyKey string, in, out an
 	// W3C trace context only: a header the AI service may read, nothing
 	// else of ours (baggage) leaves for it.
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	receipt := genpipe.AICallReceiptFrom(ctx)
+	if receipt != nil {
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(info httptrace.WroteRequestInfo) {
+				if info.Err == nil {
+					receipt.Sent = true
+				}
+			},
+		}))
+	}
 	resp, err := c.cfg.client.Do(req)
 	if err != nil {
 		return c.failed(ctx, err)
 	}
 	defer resp.Body.Close()
+	if receipt != nil {
+		receipt.Sent = true // an answer came: whatever the trace saw, the request arrived
+		receipt.Status = resp.StatusCode
+		receipt.Replayed = resp.Header.Get(ReplayedHeader) == "true"
+		receipt.NotPaid = resp.StatusCode == http.StatusTooManyRequests ||
+			resp.Header.Get(genpipe.ChargedHeader) == "false" || receipt.Replayed
+	}
 	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.statusError(resp)

@@ -30,6 +30,19 @@
 // when fetching the image or uploading a file failed (worth retrying), 500
 // otherwise. WithFaultRate and WithBusyRate make a service answer 500 and
 // 429 at random as well, for fault tests.
+//
+// # Which calls are paid
+//
+// Every answer says whether its call was paid, in the header
+// genpipe.ChargedHeader: "true" on the answers of calls that took a slot
+// (counted in Stats.Calls, by outcome in Succeeded and Failed), "false" on
+// every other answer — input refused (400, 413, 415), an injected fault
+// (500 or 429), over capacity (429), and a stored answer replayed for a
+// repeated Idempotency-Key (200, with Idempotent-Replayed: true; counted in
+// Replayed). A call whose client went away before its answer took a slot
+// and is counted Abandoned. A client that records every call sent except
+// those answered "false" (package aiclient fills a genpipe.AICallReceipt
+// for it) thus counts exactly Stats.Calls.
 package aisim
 
 import (
@@ -192,6 +205,9 @@ func (s *Service) parse(w http.ResponseWriter, r *http.Request) (input, error) {
 // takes a slot or refuses with 429, runs the call and answers with its
 // result.
 func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
+	// Every answer before the call takes a slot says it was not paid:
+	// refused input, an injected fault, over capacity, a stored answer.
+	w.Header().Set(genpipe.ChargedHeader, "false")
 	in, err := s.parse(w, r)
 	if err != nil {
 		s.problem(w, r, err)
@@ -211,6 +227,8 @@ func (s *Service) serveCall(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, errTooMany(s.model.name, s.cfg.capacity))
 		return
 	}
+	// From here on the call holds a slot and is counted in Calls: paid.
+	w.Header().Set(genpipe.ChargedHeader, "true")
 	// Released (and counted) when the handler returns, before the
 	// buffered answer is flushed: a client that reads /stats right after
 	// its answer finds its call counted; an abort is answered after it.

@@ -14,6 +14,10 @@ import (
 // send request/stage/replay.
 const IdempotencyHeader = "Idempotency-Key"
 
+// ReplayedHeader marks an answer replayed from a stored one (as Stripe's
+// API does): not paid again.
+const ReplayedHeader = "Idempotent-Replayed"
+
 // answers keeps each succeeded call's answer by idempotency key. Like the
 // gate's request ids, they grow with the number of distinct calls: fine for
 // a simulator; a real service keeps them for a bounded time.
@@ -49,6 +53,7 @@ func (s *Service) replay(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	s.gate.replayed()
+	w.Header().Set(ReplayedHeader, "true")
 	s.cfg.logger.Debug("answered from a stored answer", "model", s.model.name, "key", key)
 	httpjson.Write(w, http.StatusOK, out)
 	return true

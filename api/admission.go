@@ -159,5 +159,8 @@ func retryAfterSeconds(err error) int {
 	if errors.As(err, &rl) {
 		return max(1, int(math.Ceil(rl.after.Seconds())))
 	}
+	if be, ok := genpipe.IsBudget(err); ok { // until the budget resets
+		return max(1, int(math.Ceil(be.RetryAfter().Seconds())))
+	}
 	return 2
 }

@@ -51,29 +51,31 @@ type Server struct {
 }
 
 type config struct {
-	uploadTTL    time.Duration
-	resultTTL    time.Duration
-	maxBody      int64
-	maxDescLen   int
-	maxTitleLen  int
-	maxUpload    int64
-	maxBacklog   int
-	rateLimit    float64
-	rateBurst    int
-	apiKeys      []string
-	tenants      tenants.Set // WithTenants
-	allowPrivate bool
-	lookupNetIP  func(ctx context.Context, host string) ([]netip.Addr, error) // webhook hosts; the fuzz test resolves offline
-	pollEvery    time.Duration
-	heartbeat    time.Duration
-	ready        map[string]func(context.Context) error
-	metrics      http.Handler // nil: no /metrics
-	tracer       trace.Tracer // nil: no spans
-	logger       *slog.Logger
-	now          func() time.Time
-	maxWait      time.Duration            // WithMaxWait
-	canceler     *genpipe.Canceler        // WithCanceler
-	onCancel     func(r *genpipe.Request) // WithCancelHook
+	uploadTTL     time.Duration
+	resultTTL     time.Duration
+	maxBody       int64
+	maxDescLen    int
+	maxTitleLen   int
+	maxUpload     int64
+	maxBacklog    int
+	rateLimit     float64
+	rateBurst     int
+	apiKeys       []string
+	tenants       tenants.Set // WithTenants
+	allowPrivate  bool
+	lookupNetIP   func(ctx context.Context, host string) ([]netip.Addr, error) // webhook hosts; the fuzz test resolves offline
+	pollEvery     time.Duration
+	heartbeat     time.Duration
+	ready         map[string]func(context.Context) error
+	metrics       http.Handler   // nil: no /metrics
+	ledger        genpipe.Ledger // nil: no /v1/usage, no budgets at submission (usage.go)
+	budgetRefused func(tenant string, stage genpipe.Stage)
+	tracer        trace.Tracer // nil: no spans
+	logger        *slog.Logger
+	now           func() time.Time
+	maxWait       time.Duration            // WithMaxWait
+	canceler      *genpipe.Canceler        // WithCanceler
+	onCancel      func(r *genpipe.Request) // WithCancelHook
 }
 
 // Defaults of the Server's options.
@@ -375,6 +377,9 @@ func (s *Server) routes() {
 	}
 	s.mux.Handle("GET /v1/requests/{id}/events", s.guard(s.streamEvents))
 	s.mux.Handle("GET /v1/styles", s.guard(s.listStyles))
+	if s.cfg.ledger != nil {
+		s.mux.Handle("GET /v1/usage", s.guard(s.getUsage))
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -43,8 +43,15 @@ type fixture struct {
 // port so it can be stopped and started again), SQLite and S3.
 func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	t.Helper()
+	return newFixtureOn(t, func(*testenv.StatusStore) []api.Option { return opts })
+}
+
+// newFixtureOn is newFixture with options that need the fixture's store.
+func newFixtureOn(t *testing.T, options func(*testenv.StatusStore) []api.Option) *fixture {
+	t.Helper()
 	env := testenv.New(t, testenv.WithPartitions(2), testenv.WithProducer(kafka.WithDeliveryTimeout(time.Second)))
 	f := &fixture{env: env, store: env.Store, topics: env.Topics}
+	opts := options(env.Store)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := api.NewServer(f.store, genpipe.NewSubmitter(f.store, env.Producer, f.topics.Requests), env.Objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
 	if err != nil {

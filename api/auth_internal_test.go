@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"github.com/genpipe/genpipe"
@@ -31,7 +32,7 @@ func TestKeyringFindsTheTenant(t *testing.T) {
 		r := httptest.NewRequest("GET", "/v1/styles", nil)
 		r.Header.Set("Authorization", "Bearer "+key)
 		c, err := k.caller(r)
-		if err != nil || c.tenant != set.Tenants[i] || c.tenant.Weight != i+1 {
+		if err != nil || !reflect.DeepEqual(c.tenant, set.Tenants[i]) || c.tenant.Weight != i+1 {
 			t.Fatalf("caller of key %d = %+v, %v; want tenant %+v", i, c, err, set.Tenants[i])
 		}
 	}

@@ -123,6 +123,10 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
+	if err := s.checkBudgets(r.Context(), callerOf(r).tenant); err != nil {
+		s.problem(w, r, err)
+		return
+	}
 	if err := s.pinInput(r.Context(), req); err != nil {
 		s.problem(w, r, err)
 		return

@@ -33,6 +33,7 @@ var statusByCode = map[string]int{
 	genpipe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
 	genpipe.EUNPROCESSABLE: http.StatusUnprocessableEntity,
 	genpipe.ETOOMANY:       http.StatusTooManyRequests,
+	genpipe.EBUDGET:        http.StatusTooManyRequests,
 	genpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
 	genpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
 	genpipe.EFORBIDDEN:     http.StatusForbidden,

@@ -50,6 +50,7 @@ type Registry struct {
 	tenants     *tenantCollector
 	overhead    *prometheus.HistogramVec
 	lifecycle   lifecycle // lifecycle.go
+	ledger      ledgerMetrics // ledger.go
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks
@@ -111,6 +112,8 @@ func New(opts ...Option) *Registry {
 			"what the scheduling queue costs in AI time.",
 		SchedulingOverheadBuckets, "stage")
 	r.reg.MustRegister(r.processing, r.endToEnd, r.aiRetries, r.deadLetters, r.stages, r.tenants, r.overhead)
+	r.ledger = newLedgerMetrics()
+	r.reg.MustRegister(r.ledger.collectors()...)
 	if cfg.runtime {
 		r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

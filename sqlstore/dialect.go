@@ -41,6 +41,10 @@ type dialect struct {
 	// so that the stage's takers run one at a time; empty where writers
 	// never run at once.
 	forUpdate string
+	// lockBudget, unless empty, runs first in StartCall's transaction with
+	// the tenant and stage as $1, so that two calls checking one budget
+	// run one at a time; empty where writers never run at once.
+	lockBudget string
 
 	// time returns t as a time column takes it. A timeColumn reads it back.
 	time func(t time.Time) any
@@ -65,6 +69,7 @@ type dialect struct {
 	// requests.id compares with it: PostgreSQL's requests.id is a uuid,
 	// and a task's request id need not be one.
 	taskRequest                       string
+	usage, abandonCalls               string // ledger.go
 	migrations                        fs.FS  // migrate.go: NNNN_name.sql, applied in version order
 	createMigrations, recordMigration string // migrate.go
 }
@@ -83,6 +88,7 @@ func (d *dialect) build() *dialect {
 	ORDER BY start_by
 	LIMIT ` + fmt.Sprint(lateBatch)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
+	d.usage, d.abandonCalls = ledgerSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,

@@ -53,6 +53,7 @@ var postgresDialect = (&dialect{
 	taskRequest: `(CASE WHEN t.request_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN t.request_id::uuid END)`,
 	skipLocked:  `FOR UPDATE SKIP LOCKED`,
 	forUpdate:   `FOR UPDATE`,
+	lockBudget:  `SELECT pg_advisory_xact_lock(hashtext($1))`,
 
 	time: func(t time.Time) any { return t },
 

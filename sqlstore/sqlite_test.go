@@ -172,8 +172,9 @@ func TestSQLiteOpensEarlierSchema(t *testing.T) {
 		rows[4][:len("6 0006_publish_claims.sql")] != "6 0006_publish_claims.sql" ||
 		rows[5][:len("7 0007_request_share.sql")] != "7 0007_request_share.sql" ||
 		rows[6][:len("8 0008_stage_tasks.sql")] != "8 0008_stage_tasks.sql" ||
-		rows[7][:len("9 0009_cancel_deadlines.sql")] != "9 0009_cancel_deadlines.sql" {
-		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006, 0007, 0008 and 0009", rows)
+		rows[7][:len("9 0009_cancel_deadlines.sql")] != "9 0009_cancel_deadlines.sql" ||
+		rows[8][:len("10 0010_ai_calls.sql")] != "10 0010_ai_calls.sql" {
+		t.Fatalf("schema_migrations = %v; want the three earlier, 0004, 0006, 0007, 0008, 0009 and 0010", rows)
 	}
 	want := []string{"1 0001_init.sql 2025-01-02T03:04:05.123456Z", "2 0002_request_owner.sql 2025-01-02T03:04:05.123456Z",
 		"3 0003_stage_claims.sql 2025-01-02T03:04:05.123456Z"}

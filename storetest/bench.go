@@ -3,6 +3,7 @@ package storetest
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/genpipe/genpipe"
 )
@@ -28,6 +29,13 @@ var benchmarks = []struct {
 	name string
 	fn   func(*testing.B, Store)
 }{
+	// The ledger's writes around one AI call: the row before it is sent,
+	// its outcome after; and with a budget to check in the same
+	// transaction.
+	{"LedgerCall", func(b *testing.B, s Store) { benchCall(b, s, nil) }},
+	{"LedgerCallWithBudget", func(b *testing.B, s Store) {
+		benchCall(b, s, []genpipe.Budget{{Stage: genpipe.StageGenerate, Calls: 1 << 40}})
+	}},
 	{"CreateRequest", func(b *testing.B, s Store) {
 		for b.Loop() {
 			if _, _, err := s.CreateRequest(b.Context(), newRequest("")); err != nil {
@@ -111,4 +119,18 @@ func published(b *testing.B, s Store, n int) []string {
 		ids[i] = r.ID
 	}
 	return ids
+}
+
+// benchCall starts and finishes one call per iteration.
+func benchCall(b *testing.B, s Store, budgets []genpipe.Budget) {
+	start := callStart("00000000-0000-4000-8000-000000000000", "bench", genpipe.StageGenerate, "w", budgets)
+	for b.Loop() {
+		c, err := s.StartCall(b.Context(), start)
+		if err == nil {
+			err = s.FinishCall(b.Context(), c.ID, genpipe.CallSucceeded, time.Second)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 }

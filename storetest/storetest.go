@@ -60,6 +60,7 @@ type Store interface {
 	genpipe.ClaimStore
 	genpipe.CancelStore
 	genpipe.TaskQueue
+	genpipe.Ledger
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -98,6 +99,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Share", shareTests}, // share.go
 		{"Claims", claimTests},
 		{"Cancel", cancelTests}, {"Deadlines", deadlineTests}, // cancel.go
+		{"Ledger", ledgerTests}, // ledger.go
 	} {
 		t.Run(group.name, func(t *testing.T) {
 			t.Parallel()

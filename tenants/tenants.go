@@ -17,6 +17,9 @@
 //	    maxPriority: high   # high, normal or low; normal when left out
 //	    keySha256:
 //	      - 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//	    budgets:            # per UTC day and stage: calls or aiSeconds
+//	      - {stage: generate, calls: 1000}
+//	      - {stage: generate, aiSeconds: 3600}
 //	  - name: batch
 //	    maxPriority: low
 //	    keySha256: [60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752]
@@ -78,10 +81,11 @@ type file struct {
 }
 
 type entry struct {
-	Name        string   `json:"name" yaml:"name"`
-	Weight      *int     `json:"weight" yaml:"weight"` // nil: genpipe.DefaultWeight; 0 is refused
-	MaxPriority string   `json:"maxPriority" yaml:"maxPriority"`
-	KeySHA256   []string `json:"keySha256" yaml:"keySha256"`
+	Name        string           `json:"name" yaml:"name"`
+	Weight      *int             `json:"weight" yaml:"weight"` // nil: genpipe.DefaultWeight; 0 is refused
+	MaxPriority string           `json:"maxPriority" yaml:"maxPriority"`
+	KeySHA256   []string         `json:"keySha256" yaml:"keySha256"`
+	Budgets     []genpipe.Budget `json:"budgets" yaml:"budgets"` // per UTC day; see genpipe.Budget
 }
 
 // Load reads and checks the tenants file at path; see Parse.
@@ -176,7 +180,8 @@ func jsonPosition(data []byte, err error) error {
 // yamlMessage is a YAML error without the Go type names it mentions.
 func yamlMessage(err error) string {
 	return strings.NewReplacer("yaml: ", "",
-		"not found in type tenants.entry", "unknown: a tenant has name, weight, maxPriority and keySha256",
+		"not found in type tenants.entry", "unknown: a tenant has name, weight, maxPriority and keySha256, and may have budgets",
+		"not found in type genpipe.Budget", "unknown: a budget has stage and one of calls or aiSeconds",
 		"not found in type tenants.file", "unknown: the file has tenants",
 		"into tenants.file", "into a tenants file", "into tenants.entry", "into a tenant").Replace(err.Error())
 }
@@ -253,6 +258,12 @@ func (e entry) tenant() (genpipe.Tenant, []string) {
 				genpipe.PriorityHigh, genpipe.PriorityNormal, genpipe.PriorityLow, genpipe.DefaultPriority))
 		}
 	}
+	for i, b := range e.Budgets {
+		if err := b.Validate(); err != nil {
+			problems = append(problems, fmt.Sprintf("budgets[%d]: %v", i, err))
+		}
+	}
+	t.Budgets = e.Budgets
 	return t, problems
 }
 
@@ -385,6 +396,9 @@ func (s Set) Changes(old Set) []string {
 			}
 			if before.MaxPriority != after.MaxPriority {
 				what = append(what, fmt.Sprintf("maxPriority %s → %s", before.MaxPriority, after.MaxPriority))
+			}
+			if b, a := fmt.Sprint(before.Budgets), fmt.Sprint(after.Budgets); b != a {
+				what = append(what, fmt.Sprintf("budgets %s → %s", b, a))
 			}
 			if added > 0 || removed > 0 {
 				what = append(what, fmt.Sprintf("%d key(s) added, %d removed", added, removed))

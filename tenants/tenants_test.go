@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -54,7 +55,7 @@ func TestParseYAMLAndJSON(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if set.Source != name || !slices.Equal(set.Tenants, want) || !slices.Equal(set.Keys, wantKeys) {
+		if set.Source != name || !reflect.DeepEqual(set.Tenants, want) || !slices.Equal(set.Keys, wantKeys) {
 			t.Errorf("%s: %+v; want tenants %+v, keys %+v", name, set, want, wantKeys)
 		}
 	}
@@ -138,7 +139,7 @@ func TestFromKeys(t *testing.T) {
 	nameA := "key-" + hash("key-a")[:12]
 	want := []genpipe.Tenant{{Name: nameA, Weight: 1, MaxPriority: genpipe.PriorityNormal},
 		{Name: "key-" + hash("key-b")[:12], Weight: 1, MaxPriority: genpipe.PriorityNormal}}
-	if !slices.Equal(set.Tenants, want) || len(set.Keys) != 2 || set.Keys[0] != (tenants.Key{SHA256: sum("key-a"), Tenant: nameA}) {
+	if !reflect.DeepEqual(set.Tenants, want) || len(set.Keys) != 2 || set.Keys[0] != (tenants.Key{SHA256: sum("key-a"), Tenant: nameA}) {
 		t.Fatalf("FromKeys = %+v; want tenants %+v", set, want)
 	}
 	for _, tenant := range set.Tenants {

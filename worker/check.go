@@ -16,8 +16,8 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 	if err := c.setStatus(ctx, e, genpipe.StatusChecking, nil, ""); err != nil {
 		return err
 	}
-	o, err := c.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, _ genpipe.Claim) (string, int, error) {
-		verdict, attempts, err := c.check(ctx, e)
+	o, err := c.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, cl genpipe.Claim) (string, int, error) {
+		verdict, attempts, err := c.check(ctx, e, cl)
 		if err != nil {
 			return "", attempts, err
 		}
@@ -46,16 +46,18 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 }
 
 // check asks the Checking AI, with retries.
-func (c *Check) check(ctx context.Context, e genpipe.Event) (genpipe.CheckVerdict, int, error) {
+func (c *Check) check(ctx context.Context, e genpipe.Event, cl genpipe.Claim) (genpipe.CheckVerdict, int, error) {
 	var verdict genpipe.CheckVerdict
-	attempts, err := c.callAI(ctx, e.RequestID, func(ctx context.Context) error {
+	attempts, err := c.callAI(ctx, e.RequestID, func(ctx context.Context, attempt int) error {
 		url, err := c.presignImage(ctx, e)
 		if err != nil {
 			return err
 		}
-		verdict, err = c.ai.Check(ctx, genpipe.CheckInput{RequestID: e.RequestID, ImageURL: url,
-			IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageCheck, e.Replay)})
-		return err
+		return c.paid(ctx, e, cl, attempt, func(ctx context.Context) (err error) {
+			verdict, err = c.ai.Check(ctx, genpipe.CheckInput{RequestID: e.RequestID, ImageURL: url,
+				IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageCheck, e.Replay)})
+			return err
+		})
 	})
 	return verdict, attempts, err
 }

@@ -66,6 +66,7 @@ func (s *stage) once(ctx context.Context, id string, replay int, do work) (outco
 		case genpipe.ClaimTaken:
 			if c.Takes > 1 {
 				s.logger.Info("taking over a claim", "stage", s.name, "request", id, "takes", c.Takes, "replay", replay)
+				s.abandonCalls(ctx)
 			}
 			return s.run(ctx, req, c, do)
 		case genpipe.ClaimDone:
@@ -178,12 +179,34 @@ func (s *stage) canceledWhileRunning(ctx context.Context, req genpipe.ClaimReque
 	return outcome{state: genpipe.ClaimCanceled, attempts: attempts}, nil
 }
 
+// abandonCalls records as abandoned the calls of workers that died holding
+// a claim, as a take-over finds them; the ledger's usage counts them so
+// already, so a failure is only logged.
+func (s *stage) abandonCalls(ctx context.Context) {
+	if s.ledger == nil {
+		return
+	}
+	if n, err := s.ledger.AbandonCalls(ctx); err != nil {
+		s.logger.Warn("marking abandoned calls failed", "stage", s.name, "err", err)
+	} else if n > 0 {
+		s.logger.Info("calls of a worker that died marked abandoned", "stage", s.name, "calls", n)
+	}
+}
+
 // renew extends the lease every third of it until ctx ends.
 func (s *stage) renew(ctx context.Context, req genpipe.ClaimRequest) {
 	backoff.Every(ctx, s.lease/3, func() {
 		err := s.claims.RenewClaim(ctx, req.RequestID, req.Stage, req.Owner, s.lease)
 		if err != nil && ctx.Err() == nil {
 			s.logger.Warn("renewing a claim failed", "stage", s.name, "request", req.RequestID, "err", err)
+		}
+		if s.ledger == nil {
+			return
+		}
+		// The call's last sign of life: what it is charged up to if
+		// its worker dies.
+		if err := s.ledger.RenewCalls(ctx, req.Owner); err != nil && ctx.Err() == nil {
+			s.logger.Warn("renewing calls failed", "stage", s.name, "request", req.RequestID, "err", err)
 		}
 	})
 }

@@ -29,12 +29,12 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 			g.logger.Info("taking over a claim whose slide is already written: no AI call", "request", e.RequestID)
 			return "", 0, nil
 		}
-		attempts, err := g.callAI(ctx, e.RequestID, func(ctx context.Context) error {
+		attempts, err := g.callAI(ctx, e.RequestID, func(ctx context.Context, attempt int) error {
 			in, err := g.input(ctx, e, style, result)
 			if err != nil {
 				return err
 			}
-			return g.ai.Generate(ctx, in)
+			return g.paid(ctx, e, c, attempt, func(ctx context.Context) error { return g.ai.Generate(ctx, in) })
 		})
 		return "", attempts, err
 	})

@@ -33,6 +33,20 @@
 // running ones, so it starts no other record in that slot — and must not
 // exit meanwhile: run the engine with engine.WithAbandonWait at least the AI
 // client's timeout.
+//
+// # The ledger of paid calls
+//
+// With WithLedger, every AI call is a row of the ledger (genpipe.Ledger),
+// written before the call is sent and finished with its outcome and
+// duration; a call the AI did not take on (its answer said so: a 429, a
+// stored answer replayed, input refused before the model; or it was never
+// sent) is forgotten, so the ledger counts what the AI counts. A worker
+// killed mid-call leaves its row running under a claim whose lease runs
+// out: the ledger counts it abandoned, charged up to its last renewal. With
+// WithBudgets the tenant's budgets on the stage are checked in the same
+// transaction that writes the row: a spent budget makes no call and fails
+// the request (dead-lettered, so `genpipe dlq replay` can retry it once the
+// budget resets).
 package worker
 
 import (
@@ -65,6 +79,10 @@ type config struct {
 	now          func() time.Time
 	watcher      *CancelWatcher // nil: a canceled request's call runs out
 	onExpired    func(tenant string)
+	ledger       genpipe.Ledger                       // nil: calls are not recorded
+	budgets      func(tenant string) []genpipe.Budget // nil: no budgets
+	onCall       func(ctx context.Context, stage genpipe.Stage, tenant string, outcome genpipe.CallOutcome, d time.Duration)
+	onBudget     func(ctx context.Context, stage genpipe.Stage, e *genpipe.BudgetError)
 }
 
 func newConfig(opts []Option) (config, error) {
@@ -77,6 +95,8 @@ func newConfig(opts []Option) (config, error) {
 		onOverload:   func(context.Context) {},
 		onRetry:      func(context.Context, genpipe.Stage, error) {},
 		onExpired:    func(string) {},
+		onCall:       func(context.Context, genpipe.Stage, string, genpipe.CallOutcome, time.Duration) {},
+		onBudget:     func(context.Context, genpipe.Stage, *genpipe.BudgetError) {},
 		logger:       slog.Default(),
 		now:          time.Now,
 	}
@@ -92,6 +112,7 @@ func (c *config) validate() error {
 	check.If(c.retry.Attempts < 1, "AI call attempts %d: want at least 1 (a paid call is never retried without bound)", c.retry.Attempts)
 	check.If(c.lease <= 0, "claim lease %v: want more than 0", c.lease)
 	check.If(c.heldPoll <= 0, "held poll %v: want more than 0", c.heldPoll)
+	check.If(c.budgets != nil && c.ledger == nil, "budgets without a ledger: budgets are checked against the ledger's calls")
 	return check.Err()
 }
 
@@ -127,6 +148,37 @@ func WithOverloadReport(report func(context.Context)) Option {
 // error code). It runs on the record's goroutine, so it must be quick.
 func WithRetryHook(hook func(ctx context.Context, stage genpipe.Stage, err error)) Option {
 	return func(c *config) { c.onRetry = hook }
+}
+
+// WithLedger records every AI call in l (see genpipe.Ledger): a row
+// written before the call is sent, finished with its outcome and duration,
+// forgotten when the AI did not take the call on. Default: not recorded.
+func WithLedger(l genpipe.Ledger) Option { return func(c *config) { c.ledger = l } }
+
+// WithBudgets sets where the tenants' budgets are read before each AI
+// call, overriding none: a func that returns the budgets in force now (the
+// tenants file, re-read on SIGHUP), so a reload applies to the next call.
+// A call whose tenant's budget for the stage is spent is not made, and the
+// request fails with the budget and when it resets; it needs WithLedger.
+func WithBudgets(budgets func(tenant string) []genpipe.Budget) Option {
+	return func(c *config) { c.budgets = budgets }
+}
+
+// WithCallHook sets funcs called after each paid AI call with its tenant,
+// outcome and duration, and each time a budget keeps a call from being
+// made, overriding no-ops: for metrics (AI-seconds by tenant and stage).
+// They need WithLedger and run on the call's goroutine, so must be quick;
+// nil leaves one a no-op.
+func WithCallHook(call func(ctx context.Context, stage genpipe.Stage, tenant string, outcome genpipe.CallOutcome, d time.Duration),
+	budget func(ctx context.Context, stage genpipe.Stage, e *genpipe.BudgetError)) Option {
+	return func(c *config) {
+		if call != nil {
+			c.onCall = call
+		}
+		if budget != nil {
+			c.onBudget = budget
+		}
+	}
 }
 
 // WithLogger sets the logger, overriding slog.Default().
@@ -244,7 +296,7 @@ func (s *stage) publish(ctx context.Context, topic string, e genpipe.Event) erro
 // timeout: ctx ending stops the retries, never a call under way, which is
 // paid for whether or not its answer is read (see the package doc). No
 // attempt starts once ctx has ended.
-func (s *stage) callAI(ctx context.Context, id string, call func(context.Context) error) (attempts int, err error) {
+func (s *stage) callAI(ctx context.Context, id string, call func(ctx context.Context, attempt int) error) (attempts int, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -256,7 +308,7 @@ func (s *stage) callAI(ctx context.Context, id string, call func(context.Context
 	defer stopRetry()
 	err = backoff.Retry(retryCtx, s.retry, func() error {
 		attempts++
-		return call(callCtx)
+		return call(callCtx, attempts)
 	}, backoff.RetryIf(func(err error) bool { return callCtx.Err() == nil && retryable(err) }), backoff.OnRetry(func(attempt int, err error) {
 		s.logger.Info("AI call failed, retrying", "stage", s.name, "request", id, "attempt", attempt, "err", err)
 		s.onRetry(ctx, s.name, err)
@@ -280,5 +332,8 @@ func retryable(err error) bool {
 // failure is the reason shown to the user when an AI call failed for good.
 // Its text is stored with the failed claim and shown again on redelivery.
 func failure(what string, attempts int, err error) string {
+	if _, ok := genpipe.IsBudget(err); ok {
+		return fmt.Sprintf("%s was not started: %s", what, genpipe.ErrorMessage(err))
+	}
 	return fmt.Sprintf("%s failed after %d attempt(s): %s", what, attempts, genpipe.ErrorMessage(err))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
 	"github.com/genpipe/genpipe/kafka"
+	"github.com/genpipe/genpipe/metrics"
 	"github.com/genpipe/genpipe/tenants"
 )
 
@@ -68,7 +69,10 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 	opts := append(cfg.API.options(), api.WithLogger(log), api.WithMetricsHandler(obs.metrics.Handler()),
 		api.WithReadinessCheck("kafka", d.producer.Ping),
 		api.WithReadinessCheck("objectstore", d.objects.Ping),
-		api.WithReadinessCheck("database", d.store.Ping))
+		api.WithReadinessCheck("database", d.store.Ping),
+		api.WithLedger(d.store, func(tenant string, stage genpipe.Stage) {
+			obs.metrics.BudgetRefused(tenant, string(stage), metrics.BudgetAtSubmit)
+		}))
 	if obs.tracing.On() {
 		opts = append(opts, api.WithTracerProvider(obs.tracing.TracerProvider()))
 	}

@@ -525,6 +525,7 @@ func (r *faultRig) finish(l *load) *faultReport {
 	rep.takeovers = r.takeovers()
 	rep.log(r.t)
 	r.requireNoDuplicates(rep)
+	r.requireLedgerAgrees(rep)
 	r.checkAlive()
 	return rep
 }

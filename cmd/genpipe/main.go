@@ -26,6 +26,7 @@ Usage:
   genpipe doctor                          name the article's Kafka traps in a configuration
   genpipe loadtest                        measure naive, article and genpipe profiles on one workload
   genpipe dlq list|replay                 show or replay the records set aside in the dead-letter topic
+  genpipe usage                           print the paid AI calls and AI-seconds by tenant, stage and day
 
 Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
 GENPIPE_* environment variable named in its help.
@@ -83,6 +84,7 @@ func commands() map[string]command {
 		"notifier":         cmdNotifier,
 		"doctor":           cmdDoctor,
 		"dlq":              cmdDLQ,
+		"usage":            cmdUsage,
 		"loadtest":         cmdLoadtest,
 		"config-reference": cmdConfigReference,
 	}

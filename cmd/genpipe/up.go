@@ -139,6 +139,7 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	stages.CheckAIURL, stages.GenerateAIURL = urls.CheckAI, urls.GenerateAI
 	stages.CheckCapacity, stages.GenerateCapacity = cfg.CheckCapacity, cfg.GenerateCapacity
 	stages.CancelPoll = cfg.CancelPoll
+	stages.TenantsFile = cfg.API.TenantsFile // the budgets
 	part := servicePart{service: cfg.service, backends: b}
 	apiCfg := apiConfig{servicePart: part, Addr: cfg.Addr, API: cfg.API}
 	notifierCfg := notifierConfig{servicePart: part, WebhookSecret: secrets.WebhookSecret,

@@ -13,6 +13,7 @@ import (
 	"github.com/genpipe/genpipe/backoff"
 	"github.com/genpipe/genpipe/engine"
 	"github.com/genpipe/genpipe/scheduler"
+	"github.com/genpipe/genpipe/tenants"
 	"github.com/genpipe/genpipe/worker"
 )
 
@@ -49,6 +50,9 @@ type stageSettings struct {
 	// CancelPoll is how often the process asks whether its running AI
 	// calls' requests were canceled.
 	CancelPoll time.Duration
+	// TenantsFile holds the tenants' budgets, checked before each AI
+	// call; "" for none.
+	TenantsFile string
 }
 
 // defaultStageSettings are the flags' defaults, for up, which has no
@@ -79,6 +83,16 @@ func (c *workerConfig) register(f *flags) {
 	f.Int(&c.AIAttempts, "ai-attempts", "GENPIPE_AI_ATTEMPTS", def.AIAttempts,
 		"AI call attempts (429, 5xx, timeouts retried with exponential backoff and jitter) before a request fails and goes to the dead-letter topic",
 		atLeast(1))
+	f.String(&c.TenantsFile, "tenants", "GENPIPE_TENANTS", "",
+		"tenants file (as the API's -tenants): the tenants' daily budgets, checked before each AI call (a call over a spent budget "+
+			"is not made and its request fails); re-read on SIGHUP (a bad file keeps the budgets in force)")
+	f.Check(func() error {
+		if c.TenantsFile == "" {
+			return nil
+		}
+		_, err := tenants.Load(c.TenantsFile)
+		return err
+	})
 	f.Duration(&c.SessionTimeout, "session-timeout", "GENPIPE_SESSION_TIMEOUT", def.SessionTimeout,
 		"how long the consumer group waits for a dead worker's heartbeat before giving its partitions to the others (within the broker's group.min/max.session.timeout.ms)",
 		positive)
@@ -106,7 +120,16 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 	defer stopWatcher()
 	stageOpts := []worker.Option{worker.WithLogger(log), worker.WithOverloadReport(scheduler.ReportOverload),
 		worker.WithLease(cfg.ClaimLease), worker.WithRetry(retry), worker.WithRetryHook(obs.retryHook),
-		worker.WithCancelWatcher(watcher), worker.WithExpiredHook(obs.metrics.RequestExpired)}
+		worker.WithCancelWatcher(watcher), worker.WithExpiredHook(obs.metrics.RequestExpired),
+		worker.WithLedger(d.store), worker.WithCallHook(obs.callHook, obs.budgetHook)}
+	if cfg.TenantsFile != "" {
+		budgets, stop, err := watchBudgets(cfg.TenantsFile, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		stageOpts = append(stageOpts, worker.WithBudgets(budgets))
+	}
 	aiOpts := []aiclient.Option{aiclient.WithTracerProvider(obs.tracing.TracerProvider())}
 	topics := genpipe.DefaultTopics()
 	c := consumer{stage: cfg.Stage}
