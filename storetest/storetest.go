@@ -36,6 +36,15 @@
 //     gets the first one's share.
 //   - Request carries the newest webhook delivery of the request once one
 //     is queued, so that GET shows where it stands.
+//   - CancelRequest ends a published request that has not ended, once
+//     (of concurrent cancels and a racing done exactly one wins), with its
+//     history row and its webhook queued; again it answers the same, for
+//     an ended request ECONFLICT. ClaimStage answers ClaimCanceled or
+//     ClaimExpired (a canceled request, one past its StartBy on the
+//     store's clock) instead of taking the claim, and TakeTasks never takes
+//     such a request's task: it drops a canceled one's, and expires a late
+//     one (returned with Expired set), even while every slot is busy
+//     (cancel.go).
 //   - Invalid input (no request ID, unknown status, priority or webhook
 //     state, a weight out of range, non-positive limit or lease) is an
 //     EINVALID error.
