@@ -49,7 +49,7 @@ type Registry struct {
 	stages      *stageCollector
 	tenants     *tenantCollector
 	overhead    *prometheus.HistogramVec
-	lifecycle   lifecycle // lifecycle.go
+	lifecycle   lifecycle     // lifecycle.go
 	ledger      ledgerMetrics // ledger.go
 
 	mu      sync.Mutex
