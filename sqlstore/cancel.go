@@ -151,6 +151,13 @@ func (s *Store) CanceledRequests(ctx context.Context, ids []string) ([]string, e
 			valid = append(valid, id)
 		}
 	}
+	if s.d.canceledAny != "" && len(valid) > 0 {
+		strs := make([]string, len(valid))
+		for i, v := range valid {
+			strs[i] = v.(string)
+		}
+		return s.canceledAmong(ctx, s.d.canceledAny, strs)
+	}
 	var canceled []string
 	for len(valid) > 0 {
 		batch := valid[:min(len(valid), canceledBatch)]
@@ -159,22 +166,33 @@ func (s *Store) CanceledRequests(ctx context.Context, ids []string) ([]string, e
 		for i := range batch {
 			marks[i] = fmt.Sprintf("$%d", i+1)
 		}
-		rows, err := s.read.QueryContext(ctx, `SELECT id FROM requests WHERE status = 'canceled' AND id IN (`+
+		found, err := s.canceledAmong(ctx, `SELECT id FROM requests WHERE status = 'canceled' AND id IN (`+
 			strings.Join(marks, ", ")+`)`, batch...)
 		if err != nil {
+			return nil, err
+		}
+		canceled = append(canceled, found...)
+	}
+	return canceled, nil
+}
+
+// canceledAmong runs query, which selects canceled requests' ids.
+func (s *Store) canceledAmong(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, s.fail("read canceled requests", err)
+	}
+	defer rows.Close()
+	var canceled []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			return nil, s.fail("read canceled requests", err)
 		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, s.fail("read canceled requests", err)
-			}
-			canceled = append(canceled, id)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return nil, s.fail("read canceled requests", err)
-		}
+		canceled = append(canceled, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail("read canceled requests", err)
 	}
 	return canceled, nil
 }

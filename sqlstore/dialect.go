@@ -64,7 +64,12 @@ type dialect struct {
 	renewTasks, selectAging                          string // tasks.go
 	cancelRequest, queueEndWebhook, selectHead       string // cancel.go
 	selectLate                                       string // cancel.go
-	takeClaimLive, claimRefusal                      string // cancel.go
+	// canceledAny, unless empty, selects the canceled requests among the
+	// ids of an array parameter: one statement and one plan whatever the
+	// number of ids (PostgreSQL; 3× faster than an IN list of 64 there).
+	// Empty: CanceledRequests builds IN lists.
+	canceledAny                 string
+	takeClaimLive, claimRefusal string // cancel.go
 	// taskRequest is the SQL expression of stage_tasks.request_id (t) as
 	// requests.id compares with it: PostgreSQL's requests.id is a uuid,
 	// and a task's request id need not be one.

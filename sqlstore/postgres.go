@@ -51,6 +51,7 @@ var postgresDialect = (&dialect{
 	SELECT id, status, error, updated_at FROM changed`
 	},
 	taskRequest: `(CASE WHEN t.request_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN t.request_id::uuid END)`,
+	canceledAny: `SELECT id FROM requests WHERE status = 'canceled' AND id = ANY($1::uuid[])`,
 	skipLocked:  `FOR UPDATE SKIP LOCKED`,
 	forUpdate:   `FOR UPDATE`,
 	lockBudget:  `SELECT pg_advisory_xact_lock(hashtext($1))`,
