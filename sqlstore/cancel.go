@@ -110,7 +110,7 @@ func (s *Store) CancelRequest(ctx context.Context, id string) (*genpipe.Request,
 	if err != nil {
 		return nil, false, s.fail("cancel request "+id, err)
 	}
-	r, err := s.readWritten(ctx, id)
+	r, err := s.readRequest(ctx, s.write, id) // the write pool has seen the cancel
 	switch {
 	case err != nil:
 		return nil, false, err
@@ -118,24 +118,6 @@ func (s *Store) CancelRequest(ctx context.Context, id string) (*genpipe.Request,
 		return r, changed, nil
 	}
 	return r, false, genpipe.Errorf(genpipe.ECONFLICT, "request %s has ended %s: only a request that has not ended can be canceled", id, r.Status)
-}
-
-// readWritten reads a published request on the write pool, which has
-// seen the caller's write, with its webhook.
-func (s *Store) readWritten(ctx context.Context, id string) (*genpipe.Request, error) {
-	r, err := scanRequest(s.write.QueryRowContext(ctx, selectPublishedRequest, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
-	}
-	if err != nil {
-		return nil, s.fail("read request "+id, err)
-	}
-	if r.WebhookURL != "" && r.Status.Terminal() {
-		if r.Webhook, err = s.requestWebhook(ctx, id); err != nil {
-			return nil, s.fail("read webhook of request "+id, err)
-		}
-	}
-	return r, nil
 }
 
 // canceledBatch bounds the ids of one CanceledRequests statement.

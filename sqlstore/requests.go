@@ -204,7 +204,12 @@ func (s *Store) Request(ctx context.Context, id string) (*genpipe.Request, error
 	if !validID(id) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
-	r, err := scanRequest(s.read.QueryRowContext(ctx, selectPublishedRequest, id))
+	return s.readRequest(ctx, s.read, id)
+}
+
+// readRequest reads a published request on pool, with its webhook.
+func (s *Store) readRequest(ctx context.Context, pool *pool, id string) (*genpipe.Request, error) {
+	r, err := scanRequest(pool.QueryRowContext(ctx, selectPublishedRequest, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
