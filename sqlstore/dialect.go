@@ -75,6 +75,7 @@ type dialect struct {
 	// and a task's request id need not be one.
 	taskRequest                       string
 	usage, abandonCalls               string // ledger.go
+	finishTask, selectClock           string // estimate.go
 	migrations                        fs.FS  // migrate.go: NNNN_name.sql, applied in version order
 	createMigrations, recordMigration string // migrate.go
 }
@@ -94,6 +95,7 @@ func (d *dialect) build() *dialect {
 	LIMIT ` + fmt.Sprint(lateBatch)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
 	d.usage, d.abandonCalls = ledgerSQL(d)
+	d.finishTask, d.selectClock = estimateSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,

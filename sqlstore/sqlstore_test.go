@@ -67,6 +67,17 @@ func TestQueue(t *testing.T) {
 	})
 }
 
+// TestEstimate runs the predicted waits' conformance suite on a SQLite
+// file and on PostgreSQL.
+func TestEstimate(t *testing.T) {
+	onEach(t, func(t *testing.T, db database) {
+		if db.name == postgres.name {
+			serverURL(t) // skip once, not in every subtest
+		}
+		storetest.RunEstimate(t, func(t *testing.T) storetest.EstimateStore { return open(t, db.fresh(t)) })
+	})
+}
+
 // BenchmarkStore runs the shared store benchmarks on each database, each
 // benchmark on a fresh one: BenchmarkStore/sqlite/CreateRequest, ...
 func BenchmarkStore(b *testing.B) {

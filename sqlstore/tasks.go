@@ -39,7 +39,6 @@ const (
 	ON CONFLICT (stage, level, tenant) DO UPDATE SET finish = excluded.finish`
 	advanceClock = `UPDATE stage_clocks SET vtime = $3 WHERE stage = $1 AND level = $2 AND vtime < $3`
 	countRunning = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'running'`
-	finishTask   = `DELETE FROM stage_tasks WHERE stage = $1 AND owner = $2 AND id = $3 AND state = 'running'`
 	releaseTask  = `UPDATE stage_tasks SET state = 'waiting', owner = '', lease_until = NULL
 	WHERE stage = $1 AND owner = $2 AND id = $3 AND state = 'running'`
 	relevelTask = `UPDATE stage_tasks SET level = $3, vstart = $4, leveled_at = $5 WHERE stage = $1 AND id = $2 AND state = 'waiting'`
@@ -73,7 +72,7 @@ func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTa
 		WHERE stage = $1 AND state = 'waiting'
 		ORDER BY level DESC, vstart, id
 		LIMIT $2)
-	UPDATE stage_tasks SET state = 'running', owner = $3, lease_until = ` + d.later("$4") + `
+	UPDATE stage_tasks SET state = 'running', owner = $3, lease_until = ` + d.later("$4") + `, taken_at = ` + d.clock + `
 	FROM next WHERE id = next_id
 	RETURNING ` + taskColumns
 	renewTasks = `UPDATE stage_tasks SET lease_until = ` + d.later("$3") + `
@@ -164,10 +163,8 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 	var expired []genpipe.Task
 	err := s.inTx(ctx, func(tx *txn) error {
 		taken, expired = nil, nil // a retried transaction starts over
-		for _, id := range r.Finish {
-			if _, err := tx.exec(finishTask, r.Stage, r.Owner, id); err != nil {
-				return err
-			}
+		if err := s.finishTasks(tx, r.Stage, r.Owner, r.Finish, r.Capacity); err != nil {
+			return err
 		}
 		clocks, err := readClocks(tx, r.Stage)
 		if err != nil || len(clocks) == 0 { // no clocks: nothing was ever enqueued
@@ -254,7 +251,14 @@ func (s *Store) takeNext(tx *txn, r genpipe.TakeRequest, n int) ([]takenTask, er
 
 // FinishTasks removes owner's done tasks; see genpipe.TaskQueue.
 func (s *Store) FinishTasks(ctx context.Context, stage genpipe.Stage, owner string, ids []int64) error {
-	return s.eachTask(ctx, "finish", finishTask, stage, owner, ids)
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *txn) error { return s.finishTasks(tx, stage, owner, ids, 0) })
+	if err != nil {
+		return s.fail(fmt.Sprintf("finish %d %s task(s)", len(ids), stage), err)
+	}
+	return nil
 }
 
 // ReleaseTasks hands owner's tasks back to waiting; see genpipe.TaskQueue.
@@ -482,7 +486,7 @@ func (s *Store) prepareTxStmts(ctx context.Context) error {
 		return nil
 	}
 	for _, q := range []string{insertClocks, selectTenantFinish, upsertTenantFinish, advanceClock, countRunning,
-		finishTask, releaseTask, relevelTask, s.d.insertTask, s.d.lockClocks, s.d.expireTasks, s.d.takeNext, s.d.selectAging,
+		s.d.finishTask, addServiceSamples, releaseTask, relevelTask, s.d.insertTask, s.d.lockClocks, s.d.expireTasks, s.d.takeNext, s.d.selectAging,
 		s.d.selectHead, s.d.selectLate, deleteTask, s.d.advanceRequest, s.d.queueEndWebhook} {
 		if _, err := s.write.stmt(ctx, q); err != nil {
 			return err

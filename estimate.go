@@ -1,0 +1,189 @@
+package genpipe
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Predicted waits. While a request waits, the API tells its user when its
+// next AI call should start and its last should end, and may refuse at
+// admission a request whose calls could not start by its StartBy. The
+// prediction follows the scheduler: the work ahead of the request in its
+// stage's schedule order (priority, then the fair-share tag, see
+// TaskQueue), the stage's running tasks, and the stage's service time as
+// measured from the tasks it finished, never as configured.
+
+// Pipeline is the order of the AI stages every request goes through.
+var Pipeline = []Stage{StageCheck, StageGenerate}
+
+// A Place is where a request stands, or would stand, in a stage's schedule:
+// its own task there when RequestID has one, else where a new task of Share
+// would be placed now (its tag the larger of the level's virtual time and
+// the tenant's finish tag).
+type Place struct {
+	RequestID string // "" for a request not submitted yet
+	Share     Share
+}
+
+// StageLoad is a stage's state as seen from one Place, read in one
+// snapshot of the status database.
+type StageLoad struct {
+	Stage Stage
+	Now   time.Time // the database's clock when read: RunningSince is on it
+	// Queued reports whether the place's request has a task at the stage,
+	// and Running whether that task runs.
+	Queued, Running bool
+	// Ahead is how many waiting tasks start before the place in schedule
+	// order; Waiting how many wait in all.
+	Ahead, Waiting int
+	// RunningSince holds when each running task of the stage was taken.
+	RunningSince []time.Time
+	// Capacity is the stage's capacity as its takers last passed it; 0
+	// before any finished.
+	Capacity int
+	// Service is the stage's measured time from a take to its finish, a
+	// mean that favours recent tasks; 0 before any finished.
+	Service time.Duration
+}
+
+// StageLoader reads a stage's load as seen from a place in its schedule.
+// Package sqlstore implements it (storetest.RunEstimate).
+type StageLoader interface {
+	StageLoad(ctx context.Context, stage Stage, p Place) (StageLoad, error)
+}
+
+// Estimate is when a waiting request's AI calls are predicted to run.
+type Estimate struct {
+	Stage   Stage     // the stage of its next call
+	StartAt time.Time // when its next call starts
+	// LastStartAt is when its last call starts: a StartBy bounds every
+	// call's start, so it must be no later than that.
+	LastStartAt time.Time
+	DoneAt      time.Time // when its last call ends
+}
+
+// Estimator predicts a request's waits. Estimate returns ok=false when the
+// request does not wait (it runs or ended) or nothing was measured yet to
+// predict from.
+type Estimator interface {
+	Estimate(ctx context.Context, r *Request) (e Estimate, ok bool, err error)
+}
+
+// QueueEstimator is the Estimator on the stages' scheduling queues.
+type QueueEstimator struct {
+	loads StageLoader
+}
+
+// NewQueueEstimator returns the Estimator that reads the stages' loads
+// from loads.
+func NewQueueEstimator(loads StageLoader) *QueueEstimator { return &QueueEstimator{loads: loads} }
+
+// Estimate predicts r's calls; r.ID may name a request not submitted yet,
+// which is placed as a new request of r.Share. See Estimator.
+//
+// The request's next call is at the first stage of Pipeline where it has a
+// waiting task, or, with none, where its status says it goes next (a
+// received request to the first, a checking one that finished its check
+// to the second). Each later stage is entered as a new task of its share
+// behind what waits there now and behind everything ahead of it or running
+// in the stages before, which reaches that stage first; its call starts no
+// sooner than the previous one ends.
+func (q *QueueEstimator) Estimate(ctx context.Context, r *Request) (Estimate, bool, error) {
+	place := Place{RequestID: r.ID, Share: r.Share.Normalized()}
+	loads := make([]StageLoad, len(Pipeline))
+	first := -1
+	for i, stage := range Pipeline {
+		l, err := q.loads.StageLoad(ctx, stage, place)
+		if err != nil {
+			return Estimate{}, false, fmt.Errorf("estimate request %s: %w", r.ID, err)
+		}
+		if l.Running {
+			return Estimate{}, false, nil
+		}
+		if l.Queued && first < 0 {
+			first = i
+		}
+		loads[i] = l // where it is not queued, Ahead counts from a new task's tag
+	}
+	if first < 0 {
+		first = nextStage(r.Status)
+	}
+	if first < 0 {
+		return Estimate{}, false, nil
+	}
+	return Predict(loads[first:])
+}
+
+// nextStage is the index in Pipeline of the stage a request of status s
+// enters next when it has no task queued, or -1.
+func nextStage(s Status) int {
+	switch s {
+	case StatusReceived, "":
+		return 0
+	case StatusChecking:
+		return 1
+	}
+	return -1
+}
+
+// Predict chains the loads of the stages a request still goes through,
+// its next stage first, into an Estimate; ok is false when a stage has no
+// measured service time yet.
+func Predict(loads []StageLoad) (Estimate, bool, error) {
+	if len(loads) == 0 {
+		return Estimate{}, false, nil
+	}
+	var e Estimate
+	carried := 0 // tasks ahead in or running at earlier stages: they arrive first
+	var prevEnd time.Time
+	for i, l := range loads {
+		if l.Service <= 0 {
+			return Estimate{}, false, nil
+		}
+		start := l.slotStart(l.Ahead + carried)
+		if start.Before(prevEnd) {
+			start = prevEnd
+		}
+		if i == 0 {
+			e.Stage, e.StartAt = l.Stage, start
+		}
+		e.LastStartAt = start
+		prevEnd = start.Add(l.Service)
+		carried += l.Ahead + len(l.RunningSince)
+	}
+	e.DoneAt = prevEnd
+	return e, true, nil
+}
+
+// slotStart is when the task with k tasks ahead of it starts: the stage's
+// slots each run one task at a time for the measured service time, a
+// running one until its expected end (now, when overdue), a free one from
+// now. Tasks ahead take the slots in the order they free, so the k-th
+// (from 0) takes slot k mod P after k div P rounds of service.
+//
+// P, the slots, is how many tasks run when work waits: then the stage's
+// takers fill every slot they may (their adaptive limits, after an AI
+// overload, included); with nothing waiting, the capacity.
+func (l StageLoad) slotStart(k int) time.Time {
+	running := len(l.RunningSince)
+	slots := max(l.Capacity, running, 1)
+	if l.Waiting > 0 && running > 0 {
+		slots = running
+	}
+	free := make([]time.Time, 0, slots)
+	for _, since := range l.RunningSince {
+		end := since.Add(l.Service)
+		if end.Before(l.Now) {
+			end = l.Now
+		}
+		free = append(free, end)
+	}
+	for len(free) < slots {
+		free = append(free, l.Now)
+	}
+	slices.SortFunc(free, func(a, b time.Time) int { return a.Compare(b) })
+	free = free[:slots] // more running than slots: the first to free count
+	return free[k%slots].Add(time.Duration(k/slots) * l.Service)
+}

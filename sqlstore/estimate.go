@@ -1,0 +1,171 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+var _ genpipe.StageLoader = (*Store)(nil)
+
+// What the predicted waits read (migration 0011): a running task's
+// taken_at, and per stage in stage_rates the service time measured by the
+// finishes and the capacity the takers pass. A finish measures its tasks
+// on the database's clock (taken_at to the finish), in the transaction
+// that deletes them, and folds them into the stage's mean with one upsert:
+// concurrent finishers of one stage each add theirs, whatever the order.
+
+// serviceSmoothing is the weight of one finished task in the stage's mean
+// service time (an exponentially weighted mean): the mean follows a change
+// of the AI's speed within a few dozen tasks and is not thrown by one slow
+// call.
+const serviceSmoothing = 0.05
+
+// Statements of the estimates; $1 is always the stage.
+const (
+	selectPlace = `SELECT state, level, vstart, id FROM stage_tasks WHERE stage = $1 AND request_id = $2
+	ORDER BY replay DESC LIMIT 1`
+	selectClockAt = `SELECT vtime FROM stage_clocks WHERE stage = $1 AND level = $2`
+	// countAhead counts the waiting tasks before (level $2, tag $3, id $4)
+	// in schedule order; a new task's id is larger than any.
+	countAhead = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'
+	AND (level > $2 OR (level = $2 AND (vstart < $3 OR (vstart = $3 AND id < $4))))`
+	countWaiting  = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'`
+	selectRunning = `SELECT taken_at FROM stage_tasks WHERE stage = $1 AND state = 'running' AND taken_at IS NOT NULL`
+	selectRate    = `SELECT capacity, service FROM stage_rates WHERE stage = $1`
+	// addServiceSamples folds $4 tasks of mean service $3 seconds into the
+	// stage's mean with weight $5, and records the capacity $2 when known.
+	addServiceSamples = `INSERT INTO stage_rates AS r (stage, capacity, service, samples, updated_at)
+	VALUES ($1, $2, $3, $4, $6)
+	ON CONFLICT (stage) DO UPDATE SET
+		capacity = CASE WHEN excluded.capacity > 0 THEN excluded.capacity ELSE r.capacity END,
+		service = CASE WHEN r.samples = 0 THEN excluded.service ELSE r.service + $5 * (excluded.service - r.service) END,
+		samples = r.samples + excluded.samples,
+		updated_at = excluded.updated_at`
+)
+
+// estimateSQL returns d's statements of the estimates that need its
+// fragments: the finish that returns when its task was taken and the time
+// now, on the database's clock, and the clock alone.
+func estimateSQL(d *dialect) (finishTask, selectClock string) {
+	finishTask = `DELETE FROM stage_tasks WHERE stage = $1 AND owner = $2 AND id = $3 AND state = 'running'
+	RETURNING taken_at, ` + d.clock
+	selectClock = `SELECT ` + d.clock
+	return
+}
+
+// finishTasks deletes owner's finished tasks ids and measures them into
+// the stage's service time; capacity is the takers' (0: unknown here).
+func (s *Store) finishTasks(tx *txn, stage genpipe.Stage, owner string, ids []int64, capacity int) error {
+	var sum float64
+	n := 0
+	for _, id := range ids {
+		var takenAt, at time.Time
+		err := tx.queryRow(s.d.finishTask, stage, owner, id).Scan(nullTime{&takenAt}, timeColumn{&at})
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // no longer owner's
+			continue
+		case err != nil:
+			return err
+		case takenAt.IsZero(): // taken before taken_at was kept
+			continue
+		}
+		sum += max(at.Sub(takenAt).Seconds(), 0)
+		n++
+	}
+	if n == 0 && capacity <= 0 {
+		return nil
+	}
+	mean := 0.0
+	if n > 0 {
+		mean = sum / float64(n)
+	}
+	weight := 1 - math.Pow(1-serviceSmoothing, float64(n))
+	_, err := tx.exec(addServiceSamples, stage, capacity, mean, n, weight, s.d.time(now()))
+	return err
+}
+
+// StageLoad reads stage's load as seen from p; see genpipe.StageLoader.
+// Its reads are not one transaction: a task that moves between them moves
+// the estimate by one task at most.
+func (s *Store) StageLoad(ctx context.Context, stage genpipe.Stage, p genpipe.Place) (genpipe.StageLoad, error) {
+	l := genpipe.StageLoad{Stage: stage}
+	fail := func(err error) (genpipe.StageLoad, error) {
+		return genpipe.StageLoad{}, s.fail("load of "+string(stage), err)
+	}
+	if err := s.read.QueryRowContext(ctx, s.d.selectClock).Scan(timeColumn{&l.Now}); err != nil {
+		return fail(err)
+	}
+	// Where the place stands: its task, or a new one of its share.
+	level, tag, id := p.Share.Normalized().Priority.Rank(), 0.0, int64(math.MaxInt64)
+	if p.RequestID != "" {
+		var state string
+		err := s.read.QueryRowContext(ctx, selectPlace, stage, p.RequestID).Scan(&state, &level, &tag, &id)
+		switch {
+		case err == nil:
+			l.Queued, l.Running = true, state == "running"
+			if l.Running {
+				return l, nil
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fail(err)
+		}
+	}
+	if !l.Queued {
+		var vtime, finish float64
+		share := p.Share.Normalized()
+		for q, v := range map[string]*float64{selectClockAt: &vtime, selectTenantFinish: &finish} {
+			args := []any{stage, level}
+			if q == selectTenantFinish {
+				args = append(args, share.Tenant)
+			}
+			if err := s.read.QueryRowContext(ctx, q, args...).Scan(v); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fail(err)
+			}
+		}
+		tag = max(vtime, finish)
+	}
+	if err := s.read.QueryRowContext(ctx, countAhead, stage, level, tag, id).Scan(&l.Ahead); err != nil {
+		return fail(err)
+	}
+	if err := s.read.QueryRowContext(ctx, countWaiting, stage).Scan(&l.Waiting); err != nil {
+		return fail(err)
+	}
+	rows, err := s.read.QueryContext(ctx, selectRunning, stage)
+	if err != nil {
+		return fail(err)
+	}
+	for rows.Next() {
+		var t time.Time
+		if err := rows.Scan(timeColumn{&t}); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		l.RunningSince = append(l.RunningSince, t)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fail(err)
+	}
+	var service float64
+	err = s.read.QueryRowContext(ctx, selectRate, stage).Scan(&l.Capacity, &service)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fail(err)
+	}
+	l.Service = time.Duration(service * float64(time.Second))
+	return l, nil
+}
+
+// nullTime scans a time column that may be NULL into *t, zero for NULL.
+type nullTime struct{ t *time.Time }
+
+func (c nullTime) Scan(src any) error {
+	if src == nil {
+		*c.t = time.Time{}
+		return nil
+	}
+	return timeColumn(c).Scan(src)
+}
