@@ -15,6 +15,11 @@ import (
 // TaskQueue), the stage's running tasks, and the stage's service time as
 // measured from the tasks it finished, never as configured.
 
+// ESTARTTOOLATE is the error code (429) of a request refused at admission
+// because its AI calls are predicted to start after its StartBy, or after
+// the server's bound on waits.
+const ESTARTTOOLATE = "start_too_late"
+
 // Pipeline is the order of the AI stages every request goes through.
 var Pipeline = []Stage{StageCheck, StageGenerate}
 

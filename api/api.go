@@ -48,6 +48,7 @@ type Server struct {
 	backlog   *backlogGauge
 	limiter   *rateLimiter      // nil without a rate limit
 	cancels   *genpipe.Canceler // nil: DELETE answers 405
+	predicted predictions       // estimates given at submission (see WithEstimateObserver)
 }
 
 type config struct {
@@ -76,6 +77,10 @@ type config struct {
 	maxWait       time.Duration            // WithMaxWait
 	canceler      *genpipe.Canceler        // WithCanceler
 	onCancel      func(r *genpipe.Request) // WithCancelHook
+	// estimate.go
+	estimator       genpipe.Estimator
+	maxStartWait    time.Duration
+	observeEstimate func(genpipe.Stage, time.Duration) // nil: none
 }
 
 // Defaults of the Server's options.
@@ -217,6 +222,9 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 	if err := s.SetTenants(cfg.tenants); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	if cfg.observeEstimate != nil && hub != nil {
+		hub.observe(s.observeStart)
+	}
 	if cfg.rateLimit > 0 {
 		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)
 	}
@@ -252,6 +260,8 @@ func (c *config) validate() error {
 	check.If(c.resultTTL <= 0 || c.resultTTL > MaxURLTTL, "result TTL %v: want more than 0 and at most %v", c.resultTTL, MaxURLTTL)
 	check.If(c.maxUpload < 1, "max upload size %d: want at least 1 byte", c.maxUpload)
 	check.If(c.maxBacklog < 0, "max backlog %d: want 0 (no bound) or more", c.maxBacklog)
+	check.If(c.maxStartWait < 0, "max start wait %v: want 0 (no bound) or more", c.maxStartWait)
+	check.If(c.maxStartWait > 0 && c.estimator == nil, "max start wait %v: needs an estimator", c.maxStartWait)
 	check.If(c.rateLimit < 0, "rate limit %g: want 0 (no limit) or more", c.rateLimit)
 	check.If(c.rateLimit > 0 && c.rateBurst < 1, "rate burst %d: want at least 1", c.rateBurst)
 	check.If(c.maxWait < 0 || c.maxWait > genpipe.MaxWait, "max wait %v: want 0 (none) to %v", c.maxWait, genpipe.MaxWait)

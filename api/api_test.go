@@ -46,14 +46,25 @@ func newFixture(t *testing.T, opts ...api.Option) *fixture {
 	return newFixtureOn(t, func(*testenv.StatusStore) []api.Option { return opts })
 }
 
+// newFixtureHub is newFixture with the hub the test feeds status changes.
+func newFixtureHub(t *testing.T, hub *api.Hub, opts ...api.Option) *fixture {
+	t.Helper()
+	return newFixtureServed(t, hub, func(*testenv.StatusStore) []api.Option { return opts })
+}
+
 // newFixtureOn is newFixture with options that need the fixture's store.
 func newFixtureOn(t *testing.T, options func(*testenv.StatusStore) []api.Option) *fixture {
+	t.Helper()
+	return newFixtureServed(t, api.NewHub(), options)
+}
+
+func newFixtureServed(t *testing.T, hub *api.Hub, options func(*testenv.StatusStore) []api.Option) *fixture {
 	t.Helper()
 	env := testenv.New(t, testenv.WithPartitions(2), testenv.WithProducer(kafka.WithDeliveryTimeout(time.Second)))
 	f := &fixture{env: env, store: env.Store, topics: env.Topics}
 	opts := options(env.Store)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := api.NewServer(f.store, genpipe.NewSubmitter(f.store, env.Producer, f.topics.Requests), env.Objects, api.NewHub(), append([]api.Option{api.WithLogger(quiet)}, opts...)...)
+	srv, err := api.NewServer(f.store, genpipe.NewSubmitter(f.store, env.Producer, f.topics.Requests), env.Objects, hub, append([]api.Option{api.WithLogger(quiet)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,10 @@ type acceptedResponse struct {
 	Priority genpipe.Priority `json:"priority"`
 	StartBy  time.Time        `json:"startBy,omitzero"`
 	Message  string           `json:"message"`
+	// When its first AI call should start and its last end (see
+	// estimate.go); left out without an estimate.
+	EstimatedStartAt time.Time `json:"estimatedStartAt,omitzero"`
+	EstimatedDoneAt  time.Time `json:"estimatedDoneAt,omitzero"`
 }
 
 // createRequest admits and validates a request, pins its image (see
@@ -127,6 +131,11 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
+	est, estimated, err := s.admitStart(r.Context(), req)
+	if err != nil {
+		s.problem(w, r, err)
+		return
+	}
 	if err := s.pinInput(r.Context(), req); err != nil {
 		s.problem(w, r, err)
 		return
@@ -148,8 +157,15 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.backlog.added()
 	}
 	share := stored.Share.Normalized()
-	httpjson.Write(w, http.StatusAccepted, acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
-		Tenant: share.Tenant, Priority: share.Priority, StartBy: stored.StartBy, Message: "request received, please wait"})
+	accepted := acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
+		Tenant: share.Tenant, Priority: share.Priority, StartBy: stored.StartBy, Message: "request received, please wait"}
+	if estimated && queued {
+		accepted.EstimatedStartAt, accepted.EstimatedDoneAt = est.StartAt.UTC(), est.DoneAt.UTC()
+		if s.cfg.observeEstimate != nil {
+			s.predicted.keep(stored.ID, est)
+		}
+	}
+	httpjson.Write(w, http.StatusAccepted, accepted)
 }
 
 // readRequest reads and checks a new request: everything but whether its
@@ -362,6 +378,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
+	s.withEstimate(r.Context(), req, &view)
 	httpjson.Write(w, http.StatusOK, view)
 }
 

@@ -19,6 +19,8 @@ import (
 type Hub struct {
 	mu   sync.Mutex
 	subs map[string]map[chan genpipe.StatusChange]struct{}
+	// observers see every change (see WithEstimateObserver).
+	observers []func(genpipe.StatusChange)
 }
 
 // NewHub returns an empty hub.
@@ -30,12 +32,22 @@ func NewHub() *Hub { return &Hub{subs: map[string]map[chan genpipe.StatusChange]
 func (h *Hub) Publish(c genpipe.StatusChange) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, observe := range h.observers {
+		observe(c)
+	}
 	for ch := range h.subs[c.RequestID] {
 		select {
 		case ch <- c:
 		default:
 		}
 	}
+}
+
+// observe calls f with every change published from now on.
+func (h *Hub) observe(f func(genpipe.StatusChange)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.observers = append(h.observers, f)
 }
 
 // Subscribe returns the live changes of request id and a cancel func.

@@ -34,6 +34,7 @@ var statusByCode = map[string]int{
 	genpipe.EUNPROCESSABLE: http.StatusUnprocessableEntity,
 	genpipe.ETOOMANY:       http.StatusTooManyRequests,
 	genpipe.EBUDGET:        http.StatusTooManyRequests,
+	genpipe.ESTARTTOOLATE:  http.StatusTooManyRequests,
 	genpipe.EUNAVAILABLE:   http.StatusServiceUnavailable,
 	genpipe.EUNAUTHORIZED:  http.StatusUnauthorized,
 	genpipe.EFORBIDDEN:     http.StatusForbidden,

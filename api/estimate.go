@@ -1,0 +1,143 @@
+package api
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/genpipe/genpipe"
+)
+
+// Predicted waits: the 202 of POST /v1/requests and GET /v1/requests/{id}
+// carry, while the request waits, when its next AI call should start and
+// its last end (genpipe.Estimator). Admission refuses, with 429
+// start_too_late and a Retry-After from the same estimate, a request whose
+// calls could not all start by its StartBy or within the server's bound
+// (WithMaxStartWait): it would wait only to expire. The error of the
+// estimates given at submission is observed when the request's calls start
+// (WithEstimateObserver).
+
+// DefaultMaxStartWait is the default of WithMaxStartWait: no bound.
+const DefaultMaxStartWait = 0
+
+// WithEstimator makes the API predict waits with e. The default is none:
+// no estimates in answers, and no admission on them.
+func WithEstimator(e genpipe.Estimator) Option { return func(c *config) { c.estimator = e } }
+
+// WithMaxStartWait refuses a request whose last AI call is predicted to
+// start more than d after its submission, with 429 start_too_late and
+// Retry-After the excess. 0, DefaultMaxStartWait, is no bound; less is
+// invalid. It needs WithEstimator; a request with its own StartBy is
+// refused when its calls cannot start by that, whatever d.
+func WithMaxStartWait(d time.Duration) Option { return func(c *config) { c.maxStartWait = d } }
+
+// WithEstimateObserver calls observe, for each request this process
+// admitted with an estimate, when each of its AI calls starts (its
+// checking and generating status events) with the error of the estimate
+// given at submission: actual start minus predicted, positive when it
+// started later than predicted. For metrics. The default is none.
+func WithEstimateObserver(observe func(stage genpipe.Stage, err time.Duration)) Option {
+	return func(c *config) { c.observeEstimate = observe }
+}
+
+// estimate returns r's estimate, or ok=false without one: no estimator,
+// nothing to predict, or a store that could not say (logged: an estimate
+// never fails a request).
+func (s *Server) estimate(ctx context.Context, r *genpipe.Request) (genpipe.Estimate, bool) {
+	if s.cfg.estimator == nil || r.Status.Terminal() {
+		return genpipe.Estimate{}, false
+	}
+	e, ok, err := s.cfg.estimator.Estimate(ctx, r)
+	if err != nil {
+		s.cfg.logger.Warn("estimate a request's wait", "request", r.ID, "err", err)
+		return genpipe.Estimate{}, false
+	}
+	return e, ok
+}
+
+// admitStart estimates a new request's wait and refuses it when its last
+// call could not start by its deadline: its StartBy, or now plus the
+// server's bound, the earlier.
+func (s *Server) admitStart(ctx context.Context, r *genpipe.Request) (genpipe.Estimate, bool, error) {
+	e, ok := s.estimate(ctx, r)
+	if !ok {
+		return e, false, nil
+	}
+	deadline, why := r.StartBy, "its startBy"
+	if d := s.cfg.maxStartWait; d > 0 {
+		if bound := s.cfg.now().Add(d); deadline.IsZero() || bound.Before(deadline) {
+			deadline, why = bound, "the "+d.String()+" this service lets a request wait"
+		}
+	}
+	if deadline.IsZero() || !e.LastStartAt.After(deadline) {
+		return e, true, nil
+	}
+	late := e.LastStartAt.Sub(deadline)
+	return e, true, retryAfter(late, genpipe.Errorf(genpipe.ESTARTTOOLATE,
+		"the request's AI calls are predicted to start by %s, %s after %s (%s): it would expire waiting; retry later",
+		e.LastStartAt.UTC().Format(time.RFC3339), late.Round(time.Second), why, deadline.UTC().Format(time.RFC3339)))
+}
+
+// withEstimate sets v's estimates from r's, while it waits.
+func (s *Server) withEstimate(ctx context.Context, r *genpipe.Request, v *genpipe.RequestView) {
+	if e, ok := s.estimate(ctx, r); ok {
+		v.EstimatedStartAt, v.EstimatedDoneAt = e.StartAt.UTC(), e.DoneAt.UTC()
+	}
+}
+
+// maxPredictions bounds the estimates kept until their calls start: a
+// request whose status events this process never sees is forgotten once
+// this many newer ones came.
+const maxPredictions = 100_000
+
+// predictions are the estimates given at submission, kept until the
+// request's calls start, to measure their error.
+type predictions struct {
+	mu    sync.Mutex
+	byID  map[string]genpipe.Estimate
+	order []string // insertion order, for the bound
+}
+
+// keep remembers e for request id.
+func (p *predictions) keep(id string, e genpipe.Estimate) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byID == nil {
+		p.byID = map[string]genpipe.Estimate{}
+	}
+	if _, ok := p.byID[id]; !ok {
+		p.order = append(p.order, id)
+	}
+	p.byID[id] = e
+	for len(p.byID) > maxPredictions || (len(p.order) > 2*maxPredictions) {
+		delete(p.byID, p.order[0])
+		p.order = p.order[1:]
+	}
+}
+
+// started returns the predicted start of c's call, when c says a call
+// started and one was predicted, and forgets the request after its last.
+func (p *predictions) started(c genpipe.StatusChange) (genpipe.Stage, time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e, ok := p.byID[c.RequestID]
+	switch {
+	case !ok:
+		return "", time.Time{}, false
+	case c.Status == genpipe.StatusChecking && e.Stage == genpipe.StageCheck:
+		return genpipe.StageCheck, e.StartAt, true
+	case c.Status == genpipe.StatusGenerating:
+		delete(p.byID, c.RequestID)
+		return genpipe.StageGenerate, e.LastStartAt, true
+	case c.Status.Terminal():
+		delete(p.byID, c.RequestID)
+	}
+	return "", time.Time{}, false
+}
+
+// observeStart measures the estimate of c's call when c says it started.
+func (s *Server) observeStart(c genpipe.StatusChange) {
+	if stage, predicted, ok := s.predicted.started(c); ok && !c.At.IsZero() {
+		s.cfg.observeEstimate(stage, c.At.Sub(predicted))
+	}
+}
