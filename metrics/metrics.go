@@ -49,8 +49,9 @@ type Registry struct {
 	stages      *stageCollector
 	tenants     *tenantCollector
 	overhead    *prometheus.HistogramVec
-	lifecycle   lifecycle     // lifecycle.go
-	ledger      ledgerMetrics // ledger.go
+	lifecycle   lifecycle                // lifecycle.go
+	ledger      ledgerMetrics            // ledger.go
+	estimateErr *prometheus.HistogramVec // estimate.go
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks
@@ -114,6 +115,8 @@ func New(opts ...Option) *Registry {
 	r.reg.MustRegister(r.processing, r.endToEnd, r.aiRetries, r.deadLetters, r.stages, r.tenants, r.overhead)
 	r.ledger = newLedgerMetrics()
 	r.reg.MustRegister(r.ledger.collectors()...)
+	r.estimateErr = newEstimateError()
+	r.reg.MustRegister(r.estimateErr)
 	if cfg.runtime {
 		r.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}

@@ -72,7 +72,8 @@ func runAPI(ctx context.Context, cfg apiConfig, obs *observability, ln net.Liste
 		api.WithReadinessCheck("database", d.store.Ping),
 		api.WithLedger(d.store, func(tenant string, stage genpipe.Stage) {
 			obs.metrics.BudgetRefused(tenant, string(stage), metrics.BudgetAtSubmit)
-		}))
+		}),
+		api.WithEstimator(genpipe.NewQueueEstimator(d.store)), api.WithEstimateObserver(obs.metrics.ObserveEstimateError))
 	if obs.tracing.On() {
 		opts = append(opts, api.WithTracerProvider(obs.tracing.TracerProvider()))
 	}

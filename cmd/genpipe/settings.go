@@ -343,6 +343,7 @@ type apiSettings struct {
 	TenantsFile          string
 	AllowPrivateWebhooks bool
 	MaxBacklog           int
+	MaxStartWait         time.Duration
 	RateLimit            float64
 	RateBurst            int
 	UploadTTL            time.Duration
@@ -371,6 +372,10 @@ func (s *apiSettings) register(f *flags, up bool) {
 	f.Bool(&s.AllowPrivateWebhooks, "allow-private-webhooks", "GENPIPE_ALLOW_PRIVATE_WEBHOOKS", up, allowUsage)
 	f.Int(&s.MaxBacklog, "max-backlog", "GENPIPE_MAX_BACKLOG", api.DefaultMaxBacklog,
 		"requests waiting for the AI (status received) at which POST /v1/requests answers 429 with Retry-After; 0 for no bound", atLeast(0))
+	f.Duration(&s.MaxStartWait, "max-start-wait", "GENPIPE_MAX_START_WAIT", api.DefaultMaxStartWait,
+		"refuse with 429 start_too_late (Retry-After the excess) a request whose AI calls are predicted to start later than this after it "+
+			"arrives, from the work ahead of it and the stages' measured service times; a request's own startBy is always enforced so; 0 for no bound",
+		atLeast(time.Duration(0)))
 	f.Float(&s.RateLimit, "rate-limit", "GENPIPE_RATE_LIMIT", 0,
 		"requests a second each client (its API key, else its IP address) may make to /v1/ on average, 429 with Retry-After above; 0 for no limit",
 		atLeast(0.0))
@@ -416,6 +421,7 @@ func (s apiSettings) options() []api.Option {
 		api.WithAPIKeys(splitList(s.APIKeys)...),
 		api.WithAllowPrivateWebhooks(s.AllowPrivateWebhooks),
 		api.WithMaxBacklog(s.MaxBacklog),
+		api.WithMaxStartWait(s.MaxStartWait),
 		api.WithUploadTTL(s.UploadTTL),
 		api.WithResultTTL(s.ResultTTL),
 		api.WithMaxUploadSize(s.MaxUploadBytes),
