@@ -23,6 +23,7 @@
 //	GET  /healthz      → 200 {"status":"ok"}
 //	GET  /stats        → 200 Stats, and MemoryStats as "memory"
 //	GET  /duplicates   → 200 [Duplicate]: the requests paid for twice, if any
+//	GET  /calls[?request=ID] → 200 [Call]: each call that took a slot, when it started and ended, and how
 //
 // Errors are application/problem+json (RFC 9457): 400 malformed input, 413
 // body over MaxBodyBytes, 422 an unusable image (generate only; check answers
@@ -160,6 +161,7 @@ func (s *Service) Handler() http.Handler {
 			Memory MemoryStats `json:"memory"`
 		}{s.Stats(), s.Memory()})
 	})
+	mux.HandleFunc("GET /calls", s.serveCalls)
 	mux.HandleFunc("GET /duplicates", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, s.Duplicates())
 	})

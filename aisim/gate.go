@@ -77,6 +77,7 @@ type gate struct {
 	// prove that no request was paid for twice, and name any that was.
 	seen      map[string]struct{}
 	succeeded map[string]int
+	log       callLog // calls.go
 }
 
 // result is how a call that took a slot ended.
@@ -91,7 +92,7 @@ const (
 
 func newGate(capacity int) *gate {
 	return &gate{busy: make([]time.Time, capacity), st: Stats{Capacity: capacity},
-		seen: map[string]struct{}{}, succeeded: map[string]int{}}
+		seen: map[string]struct{}{}, succeeded: map[string]int{}, log: callLog{bySlot: make([]int, capacity)}}
 }
 
 // acquire takes a free slot for a call expected to last latency. When none
@@ -106,6 +107,7 @@ func (g *gate) acquire(requestID string, latency time.Duration) (slot int, retry
 		if until.IsZero() {
 			g.busy[i] = now.Add(max(latency, time.Nanosecond))
 			g.admit(requestID)
+			g.log.start(i, requestID, now)
 			return i, "", true
 		}
 		earliest = min(earliest, until.Sub(now))
@@ -139,6 +141,7 @@ func (g *gate) release(slot int, requestID string, res result) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.busy[slot] = time.Time{}
+	g.log.end(slot, res, time.Now())
 	g.st.InFlight--
 	switch res {
 	case abandoned:
