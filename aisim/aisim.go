@@ -23,7 +23,8 @@
 //	GET  /healthz      → 200 {"status":"ok"}
 //	GET  /stats        → 200 Stats, and MemoryStats as "memory"
 //	GET  /duplicates   → 200 [Duplicate]: the requests paid for twice, if any
-//	GET  /calls[?request=ID] → 200 [Call]: each call that took a slot, when it started and ended, and how
+//	GET  /calls        → 200 [Call]: each call that took a slot, when it started and ended, and how
+//	                     (?request=ID: its calls only; ?running=1: the calls holding a slot now)
 //
 // Errors are application/problem+json (RFC 9457): 400 malformed input, 413
 // body over MaxBodyBytes, 422 an unusable image (generate only; check answers

@@ -35,10 +35,15 @@ type callLog struct {
 	bySlot []int // the index in calls of each slot's call; -1 when not listed
 }
 
-func (l *callLog) start(slot int, requestID string, now time.Time) {
-	if l.bySlot == nil {
-		return
+func newCallLog(capacity int) callLog {
+	l := callLog{bySlot: make([]int, capacity)}
+	for i := range l.bySlot {
+		l.bySlot[i] = -1
 	}
+	return l
+}
+
+func (l *callLog) start(slot int, requestID string, now time.Time) {
 	l.bySlot[slot] = -1
 	if len(l.calls) < maxCalls {
 		l.bySlot[slot] = len(l.calls)
@@ -47,7 +52,7 @@ func (l *callLog) start(slot int, requestID string, now time.Time) {
 }
 
 func (l *callLog) end(slot int, res result, now time.Time) {
-	if l.bySlot == nil || l.bySlot[slot] < 0 {
+	if l.bySlot[slot] < 0 {
 		return
 	}
 	c := &l.calls[l.bySlot[slot]]
@@ -69,7 +74,27 @@ func (s *Service) Calls(requestID string) []Call {
 	return out
 }
 
-// serveCalls answers GET /calls[?request=ID] with Calls.
+// Running returns the listed calls that hold a slot now.
+func (s *Service) Running() []Call {
+	s.gate.mu.Lock()
+	defer s.gate.mu.Unlock()
+	out := []Call{}
+	for slot, i := range s.gate.log.bySlot {
+		if i >= 0 && !s.gate.busy[slot].IsZero() && s.gate.log.calls[i].End.IsZero() {
+			c := s.gate.log.calls[i]
+			c.Stage = s.model.name
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// serveCalls answers GET /calls[?request=ID] with Calls, and GET
+// /calls?running=1 with Running.
 func (s *Service) serveCalls(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("running") != "" {
+		httpjson.Write(w, http.StatusOK, s.Running())
+		return
+	}
 	httpjson.Write(w, http.StatusOK, s.Calls(r.URL.Query().Get("request")))
 }

@@ -45,4 +45,7 @@ func TestCallsListed(t *testing.T) {
 	if all := svc.Calls(""); len(all) != 2 || all[0].RequestID != "r-1" {
 		t.Errorf("Calls(\"\") = %+v; want both, in order", all)
 	}
+	if running := svc.Running(); len(running) != 0 {
+		t.Errorf("Running() after the calls ended = %+v; want none", running)
+	}
 }

@@ -92,7 +92,7 @@ const (
 
 func newGate(capacity int) *gate {
 	return &gate{busy: make([]time.Time, capacity), st: Stats{Capacity: capacity},
-		seen: map[string]struct{}{}, succeeded: map[string]int{}, log: callLog{bySlot: make([]int, capacity)}}
+		seen: map[string]struct{}{}, succeeded: map[string]int{}, log: newCallLog(capacity)}
 }
 
 // acquire takes a free slot for a call expected to last latency. When none
