@@ -38,8 +38,9 @@ type StageLoad struct {
 	Stage Stage
 	Now   time.Time // the database's clock when read: RunningSince is on it
 	// Queued reports whether the place's request has a task at the stage,
-	// and Running whether that task runs.
-	Queued, Running bool
+	// and Running whether that task runs; Done whether its call there
+	// succeeded (its claim is done): it has gone past the stage.
+	Queued, Running, Done bool
 	// Ahead is how many waiting tasks start before the place in schedule
 	// order; Waiting how many wait in all.
 	Ahead, Waiting int
@@ -89,9 +90,10 @@ func NewQueueEstimator(loads StageLoader) *QueueEstimator { return &QueueEstimat
 // which is placed as a new request of r.Share. See Estimator.
 //
 // The request's next call is at the first stage of Pipeline where it has a
-// waiting task, or, with none, where its status says it goes next (a
-// received request to the first, a checking one that finished its check
-// to the second). Each later stage is entered as a new task of its share
+// waiting task, or, with none, at the first stage whose call it has not
+// made (its claim there is not done): it is on its way there through
+// Kafka. Claims, not the request's status, say so: the status is
+// recorded by the notifier, later. Each later stage is entered as a new task of its share
 // behind what waits there now and behind everything ahead of it or running
 // in the stages before, which reaches that stage first; its call starts no
 // sooner than the previous one ends.
@@ -113,24 +115,12 @@ func (q *QueueEstimator) Estimate(ctx context.Context, r *Request) (Estimate, bo
 		loads[i] = l // where it is not queued, Ahead counts from a new task's tag
 	}
 	if first < 0 {
-		first = nextStage(r.Status)
+		first = slices.IndexFunc(loads, func(l StageLoad) bool { return !l.Done })
 	}
 	if first < 0 {
-		return Estimate{}, false, nil
+		return Estimate{}, false, nil // every call made
 	}
 	return Predict(loads[first:])
-}
-
-// nextStage is the index in Pipeline of the stage a request of status s
-// enters next when it has no task queued, or -1.
-func nextStage(s Status) int {
-	switch s {
-	case StatusReceived, "":
-		return 0
-	case StatusChecking:
-		return 1
-	}
-	return -1
 }
 
 // Predict chains the loads of the stages a request still goes through,

@@ -29,7 +29,8 @@ const serviceSmoothing = 0.05
 const (
 	selectPlace = `SELECT state, level, vstart, id FROM stage_tasks WHERE stage = $1 AND request_id = $2
 	ORDER BY replay DESC LIMIT 1`
-	selectClockAt = `SELECT vtime FROM stage_clocks WHERE stage = $1 AND level = $2`
+	selectClaimState = `SELECT state FROM stage_claims WHERE request_id = $1 AND stage = $2`
+	selectClockAt    = `SELECT vtime FROM stage_clocks WHERE stage = $1 AND level = $2`
 	// countAhead counts the waiting tasks before (level $2, tag $3, id $4)
 	// in schedule order; a new task's id is larger than any.
 	countAhead = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'
@@ -114,6 +115,14 @@ func (s *Store) StageLoad(ctx context.Context, stage genpipe.Stage, p genpipe.Pl
 		case !errors.Is(err, sql.ErrNoRows):
 			return fail(err)
 		}
+	}
+	if !l.Queued && p.RequestID != "" {
+		var state string
+		err := s.read.QueryRowContext(ctx, selectClaimState, p.RequestID, stage).Scan(&state)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fail(err)
+		}
+		l.Done = state == string(genpipe.ClaimDone)
 	}
 	if !l.Queued {
 		var vtime, finish float64

@@ -13,6 +13,7 @@ import (
 type EstimateStore interface {
 	genpipe.TaskQueue
 	genpipe.StageLoader
+	genpipe.ClaimStore
 }
 
 // RunEstimate runs the conformance suite of genpipe.StageLoader, and of
@@ -84,6 +85,30 @@ var estimateTests = []struct {
 		e, ok, err := genpipe.NewQueueEstimator(s).Estimate(t.Context(), &genpipe.Request{ID: task.RequestID, Status: genpipe.StatusChecking})
 		if err != nil || ok {
 			t.Errorf("Estimate of a request whose generate task runs = %+v, %v, %v; want none", e, ok, err)
+		}
+	}},
+	{"NextStageIsTheFirstWhoseCallIsNotMade", func(t *testing.T, s EstimateStore) {
+		// In transit between stages, a request has no task: its claims
+		// say where it goes next, whatever its status says.
+		measure(t, s, genpipe.StageCheck, 1, time.Millisecond)
+		measure(t, s, qstage, 1, time.Millisecond)
+		est := genpipe.NewQueueEstimator(s)
+		r := &genpipe.Request{ID: uuid.NewString(), Status: genpipe.StatusReceived}
+		for _, want := range []genpipe.Stage{genpipe.StageCheck, genpipe.StageGenerate, ""} {
+			e, ok, err := est.Estimate(t.Context(), r)
+			if err != nil || ok != (want != "") || e.Stage != want {
+				t.Fatalf("Estimate = %+v, %v, %v; want the next call at %q", e, ok, err, want)
+			}
+			if want == "" {
+				break
+			}
+			c, err := s.ClaimStage(t.Context(), genpipe.ClaimRequest{RequestID: r.ID, Stage: want, Owner: "w", Lease: time.Minute})
+			if err != nil || c.State != genpipe.ClaimTaken {
+				t.Fatalf("ClaimStage: %+v, %v", c, err)
+			}
+			if err := s.FinishClaim(t.Context(), r.ID, want, "w", genpipe.ClaimDone, "{}"); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}},
 	{"ServiceIsMeasuredFromFinishedTasks", func(t *testing.T, s EstimateStore) {

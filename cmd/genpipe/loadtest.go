@@ -24,6 +24,7 @@ func cmdLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		duration, drain           time.Duration
 		rate, scale               float64
 		jsonFile, outDir          string
+		life                      lifecycleFlags
 	)
 	fs := newFlags("loadtest", stderr)
 	cfg.common.register(fs)
@@ -45,7 +46,11 @@ against their targets. -requests sets their backlog (default 5000).
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&scenario, "scenario", "article", "article (64 partitions, AI capacity 64), few-partitions (8 partitions, capacity 64), "+
-		"or a multi-tenant workload on article's system: noisy-neighbor, priority or weights")
+		"a multi-tenant workload on article's system: noisy-neighbor, priority or weights, "+
+		"or through genpipe up's HTTP API: lifecycle (cancels, deadlines, then the step) or step (predicted waits from 0.5× to 3× the capacity)")
+	fs.IntVar(&life.capacity, "ai-capacity", lifecycleCapacity, "lifecycle and step: the simulated AIs' capacity")
+	fs.Float64Var(&life.load, "load", loadtest.DefaultLifecycleLoad, "lifecycle: the load, × the AI's capacity")
+	fs.DurationVar(&life.stepDuration, "step-duration", loadtest.DefaultStepDuration, "step: how long each load lasts (unscaled)")
 	fs.StringVar(&profiles, "profiles", strings.Join(loadtest.Profiles, ","), "profiles to run, one after another, comma-separated")
 	fs.StringVar(&shape, "shape", loadtest.ShapeBurst, "workload shape: burst, steady or ramp")
 	fs.IntVar(&requests, "requests", 0, fmt.Sprintf("requests to send (0: -duration × rate, or %d); for a multi-tenant scenario, its backlog (0: %d)",
@@ -62,6 +67,11 @@ against their targets. -requests sets their backlog (default 5000).
 	fs.StringVar(&outDir, "out", "", "write charts and report.html to this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if scenario == loadtest.LifecycleScenario || scenario == loadtest.StepScenario {
+		life.scenario, life.scale, life.drain, life.jsonFile, life.outDir = scenario, scale, drain, jsonFile, outDir
+		life.duration = duration // 0: the lab's default
+		return runLifecycleLab(ctx, life, stdout, stderr)
 	}
 	workload := loadtest.Workload{Shape: shape, Requests: requests, Duration: duration, Rate: rate, BurstSize: burst}
 	sc, ok := loadtest.Scenarios[scenario]
