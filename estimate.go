@@ -41,6 +41,9 @@ type StageLoad struct {
 	// and Running whether that task runs; Done whether its call there
 	// succeeded (its claim is done): it has gone past the stage.
 	Queued, Running, Done bool
+	// DoneAt is when its call there succeeded, when Done: its way to the
+	// next stage started then.
+	DoneAt time.Time
 	// Ahead is how many waiting tasks start before the place in schedule
 	// order; Waiting how many wait in all.
 	Ahead, Waiting int
@@ -52,6 +55,21 @@ type StageLoad struct {
 	// Service is the stage's measured time from a take to its finish, a
 	// mean that favours recent tasks; 0 before any finished.
 	Service time.Duration
+	// Transit is the stage's measured time from a request leaving the
+	// stage before (its 202, for the first) to its task being queued
+	// here: through Kafka and the stage's ingest. The median over the
+	// stage's newest tasks; 0 when it has none.
+	Transit time.Duration
+}
+
+// PreviousStage is the stage of Pipeline before s; ok is false for the
+// first.
+func PreviousStage(s Stage) (prev Stage, ok bool) {
+	i := slices.Index(Pipeline, s)
+	if i <= 0 {
+		return "", false
+	}
+	return Pipeline[i-1], true
 }
 
 // StageLoader reads a stage's load as seen from a place in its schedule.
@@ -120,35 +138,52 @@ func (q *QueueEstimator) Estimate(ctx context.Context, r *Request) (Estimate, bo
 	if first < 0 {
 		return Estimate{}, false, nil // every call made
 	}
-	return Predict(loads[first:])
+	// On its way to its next stage since its 202, or since its call at
+	// the stage before succeeded.
+	left := r.CreatedAt
+	if first > 0 {
+		left = loads[first-1].DoneAt
+	}
+	return Predict(loads[first:], left)
 }
 
 // Predict chains the loads of the stages a request still goes through,
 // its next stage first, into an Estimate; ok is false when a stage has no
-// measured service time yet.
-func Predict(loads []StageLoad) (Estimate, bool, error) {
+// measured service time yet. When the request is not queued at its next
+// stage, left is when it set out for it (zero: now): it starts no sooner
+// than a transit after that, and at every later stage no sooner than a
+// transit after its call at the stage before ends.
+func Predict(loads []StageLoad, left time.Time) (Estimate, bool, error) {
 	if len(loads) == 0 {
 		return Estimate{}, false, nil
 	}
 	var e Estimate
 	carried := 0 // tasks ahead in or running at earlier stages: they arrive first
-	var prevEnd time.Time
+	var arrive time.Time
+	if first := loads[0]; !first.Queued {
+		if left.IsZero() || left.After(first.Now) {
+			left = first.Now
+		}
+		arrive = left.Add(first.Transit)
+	}
 	for i, l := range loads {
 		if l.Service <= 0 {
 			return Estimate{}, false, nil
 		}
 		start := l.slotStart(l.Ahead + carried)
-		if start.Before(prevEnd) {
-			start = prevEnd
+		if start.Before(arrive) {
+			start = arrive
 		}
 		if i == 0 {
 			e.Stage, e.StartAt = l.Stage, start
 		}
 		e.LastStartAt = start
-		prevEnd = start.Add(l.Service)
+		e.DoneAt = start.Add(l.Service)
+		if i+1 < len(loads) {
+			arrive = e.DoneAt.Add(loads[i+1].Transit)
+		}
 		carried += l.Ahead + len(l.RunningSince)
 	}
-	e.DoneAt = prevEnd
 	return e, true, nil
 }
 

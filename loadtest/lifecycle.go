@@ -279,8 +279,9 @@ type view struct {
 	EstimatedStartAt time.Time `json:"estimatedStartAt"`
 }
 
-// get reads t's view and keeps its predicted start as a sample.
-func (l *lab) get(ctx context.Context, t *tracked) (view, error) {
+// get reads t's view and, with keep, its predicted start as a sample:
+// the drain's polls, dense and made with no load coming, are not kept.
+func (l *lab) get(ctx context.Context, t *tracked, keep bool) (view, error) {
 	at := time.Now()
 	var v view
 	status, err := l.call(ctx, http.MethodGet, l.cfg.System.API+"/v1/requests/"+t.id, nil, &v)
@@ -293,7 +294,7 @@ func (l *lab) get(ctx context.Context, t *tracked) (view, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.final = v.Status
-	if !v.EstimatedStartAt.IsZero() {
+	if keep && !v.EstimatedStartAt.IsZero() {
 		t.samples = append(t.samples, sample{at: at, predicted: v.EstimatedStartAt})
 	}
 	return v, nil
@@ -563,7 +564,7 @@ func (l *lab) drain(ctx context.Context, all []*tracked) error {
 				continue
 			}
 			open++
-			if _, err := l.get(ctx, t); err != nil && ctx.Err() != nil {
+			if _, err := l.get(ctx, t, false); err != nil && ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
@@ -639,7 +640,7 @@ func (l *lab) step(ctx context.Context) (*StepResult, error) {
 				case <-ctx.Done():
 					return
 				}
-				v, err := l.get(ctx, t)
+				v, err := l.get(ctx, t, true)
 				if err != nil || v.EstimatedStartAt.IsZero() {
 					return // running or ended: nothing more to predict
 				}

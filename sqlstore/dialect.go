@@ -73,11 +73,11 @@ type dialect struct {
 	// taskRequest is the SQL expression of stage_tasks.request_id (t) as
 	// requests.id compares with it: PostgreSQL's requests.id is a uuid,
 	// and a task's request id need not be one.
-	taskRequest                       string
-	usage, abandonCalls               string // ledger.go
-	finishTask, selectClock           string // estimate.go
-	migrations                        fs.FS  // migrate.go: NNNN_name.sql, applied in version order
-	createMigrations, recordMigration string // migrate.go
+	taskRequest                           string
+	usage, abandonCalls                   string // ledger.go
+	finishTask, selectClock, transitFirst string // estimate.go
+	migrations                            fs.FS  // migrate.go: NNNN_name.sql, applied in version order
+	createMigrations, recordMigration     string // migrate.go
 }
 
 // build fills in d's statements from the shared ones and d's fragments,
@@ -95,7 +95,7 @@ func (d *dialect) build() *dialect {
 	LIMIT ` + fmt.Sprint(lateBatch)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
 	d.usage, d.abandonCalls = ledgerSQL(d)
-	d.finishTask, d.selectClock = estimateSQL(d)
+	d.finishTask, d.selectClock, d.transitFirst = estimateSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)
 	d.createMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer PRIMARY KEY,

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -29,8 +30,14 @@ const serviceSmoothing = 0.05
 const (
 	selectPlace = `SELECT state, level, vstart, id FROM stage_tasks WHERE stage = $1 AND request_id = $2
 	ORDER BY replay DESC LIMIT 1`
-	selectClaimState = `SELECT state FROM stage_claims WHERE request_id = $1 AND stage = $2`
-	selectClockAt    = `SELECT vtime FROM stage_clocks WHERE stage = $1 AND level = $2`
+	selectClaimState = `SELECT state, updated_at FROM stage_claims WHERE request_id = $1 AND stage = $2`
+	// transitFirst and transitNext read when the stage's newest tasks
+	// were queued and when their requests set out: their 202 (created),
+	// or their call at the stage $2 before succeeding.
+	transitNext = `SELECT t.enqueued_at, c.updated_at FROM stage_tasks AS t
+	JOIN stage_claims AS c ON c.request_id = t.request_id AND c.stage = $2 AND c.state = 'done'
+	WHERE t.stage = $1 ORDER BY t.id DESC LIMIT ` + transitTasks
+	selectClockAt = `SELECT vtime FROM stage_clocks WHERE stage = $1 AND level = $2`
 	// countAhead counts the waiting tasks before (level $2, tag $3, id $4)
 	// in schedule order; a new task's id is larger than any.
 	countAhead = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'
@@ -52,7 +59,9 @@ const (
 // estimateSQL returns d's statements of the estimates that need its
 // fragments: the finish that returns when its task was taken and the time
 // now, on the database's clock, and the clock alone.
-func estimateSQL(d *dialect) (finishTask, selectClock string) {
+func estimateSQL(d *dialect) (finishTask, selectClock, transitFirst string) {
+	transitFirst = `SELECT t.enqueued_at, r.created_at FROM stage_tasks AS t JOIN requests AS r ON r.id = ` + d.taskRequest + `
+	WHERE t.stage = $1 ORDER BY t.id DESC LIMIT ` + transitTasks
 	finishTask = `DELETE FROM stage_tasks WHERE stage = $1 AND owner = $2 AND id = $3 AND state = 'running'
 	RETURNING taken_at, ` + d.clock
 	selectClock = `SELECT ` + d.clock
@@ -118,11 +127,14 @@ func (s *Store) StageLoad(ctx context.Context, stage genpipe.Stage, p genpipe.Pl
 	}
 	if !l.Queued && p.RequestID != "" {
 		var state string
-		err := s.read.QueryRowContext(ctx, selectClaimState, p.RequestID, stage).Scan(&state)
+		var at time.Time
+		err := s.read.QueryRowContext(ctx, selectClaimState, p.RequestID, stage).Scan(&state, timeColumn{&at})
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fail(err)
 		}
-		l.Done = state == string(genpipe.ClaimDone)
+		if l.Done = state == string(genpipe.ClaimDone); l.Done {
+			l.DoneAt = at
+		}
 	}
 	if !l.Queued {
 		var vtime, finish float64
@@ -165,7 +177,43 @@ func (s *Store) StageLoad(ctx context.Context, stage genpipe.Stage, p genpipe.Pl
 		return fail(err)
 	}
 	l.Service = time.Duration(service * float64(time.Second))
+	if l.Transit, err = s.transit(ctx, stage); err != nil {
+		return fail(err)
+	}
 	return l, nil
+}
+
+// transitTasks is how many of a stage's newest tasks its transit is
+// measured on.
+const transitTasks = "16"
+
+// transit measures stage's transit (see genpipe.StageLoad): the median,
+// over its newest tasks, of the time from their request setting out to
+// their task being queued. Tasks of a replay, which set out long after,
+// fall outside the median.
+func (s *Store) transit(ctx context.Context, stage genpipe.Stage) (time.Duration, error) {
+	q, args := s.d.transitFirst, []any{stage}
+	if prev, ok := genpipe.PreviousStage(stage); ok {
+		q, args = transitNext, append(args, prev)
+	}
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	var spans []time.Duration
+	for rows.Next() {
+		var queued, left time.Time
+		if err := rows.Scan(timeColumn{&queued}, timeColumn{&left}); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		spans = append(spans, max(queued.Sub(left), 0))
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil || len(spans) == 0 {
+		return 0, err
+	}
+	slices.Sort(spans)
+	return spans[len(spans)/2], nil
 }
 
 // nullTime scans a time column that may be NULL into *t, zero for NULL.

@@ -111,6 +111,40 @@ var estimateTests = []struct {
 			}
 		}
 	}},
+	{"TransitIsMeasured", func(t *testing.T, s EstimateStore) {
+		// Requests whose check succeeded reach the generate queue a
+		// transit later; one on its way starts no sooner than that.
+		measure(t, s, genpipe.StageCheck, 1, time.Millisecond)
+		measure(t, s, qstage, 1, time.Millisecond)
+		const transit = 30 * time.Millisecond
+		checked := func(id string) {
+			if _, err := s.ClaimStage(t.Context(), genpipe.ClaimRequest{RequestID: id, Stage: genpipe.StageCheck, Owner: "w", Lease: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishClaim(t.Context(), id, genpipe.StageCheck, "w", genpipe.ClaimDone, "{}"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		for range 3 {
+			task := newTask("", "a", genpipe.PriorityNormal, 1)
+			checked(task.RequestID)
+			time.Sleep(transit)
+			enqueueTasks(t, s, task)
+		}
+		span := time.Since(start)
+		l := load(t, s, genpipe.Place{})
+		if l.Transit < transit || l.Transit > span {
+			t.Fatalf("transit %v; want at least the %v the tasks took, at most %v", l.Transit, transit, span)
+		}
+		r := &genpipe.Request{ID: uuid.NewString()}
+		checked(r.ID)
+		done := load(t, s, genpipe.Place{RequestID: r.ID}).Now
+		e, ok, err := genpipe.NewQueueEstimator(s).Estimate(t.Context(), r)
+		if err != nil || !ok || e.Stage != qstage || e.StartAt.Before(done.Add(-time.Second).Add(l.Transit)) {
+			t.Errorf("Estimate of a request on its way to %s = %+v, %v, %v; want a start a transit (%v) after its check", qstage, e, ok, err, l.Transit)
+		}
+	}},
 	{"ServiceIsMeasuredFromFinishedTasks", func(t *testing.T, s EstimateStore) {
 		if l := load(t, s, genpipe.Place{Share: genpipe.Share{}}); l.Service != 0 || l.Capacity != 0 {
 			t.Fatalf("load before any finish: %+v; want no service time and no capacity", l)
