@@ -21,10 +21,12 @@ var _ genpipe.StageLoader = (*Store)(nil)
 // concurrent finishers of one stage each add theirs, whatever the order.
 
 // serviceSmoothing is the weight of one finished task in the stage's mean
-// service time (an exponentially weighted mean): the mean follows a change
-// of the AI's speed within a few dozen tasks and is not thrown by one slow
-// call.
-const serviceSmoothing = 0.05
+// service time (an exponentially weighted mean, over about the last 50
+// tasks): it follows a lasting change of the AI's speed within a hundred
+// tasks or so, and is not thrown by a few slow calls, which would move
+// every prediction deep in a queue with them (the lab's step scenario
+// measured 0.05 swinging with the machine's load).
+const serviceSmoothing = 0.02
 
 // Statements of the estimates; $1 is always the stage.
 const (
