@@ -55,6 +55,10 @@ type StageLoad struct {
 	// Service is the stage's measured time from a take to its finish, a
 	// mean that favours recent tasks; 0 before any finished.
 	Service time.Duration
+	// StartLag is the stage's measured time from a take to its AI call
+	// starting (the worker publishes the request's status and claims the
+	// call first): the median over its running tasks; 0 with none.
+	StartLag time.Duration
 	// Transit is the stage's measured time from a request leaving the
 	// stage before (its 202, for the first) to its task being queued
 	// here: through Kafka and the stage's ingest. The median over the
@@ -170,15 +174,16 @@ func Predict(loads []StageLoad, left time.Time) (Estimate, bool, error) {
 		if l.Service <= 0 {
 			return Estimate{}, false, nil
 		}
-		start := l.slotStart(l.Ahead + carried)
-		if start.Before(arrive) {
-			start = arrive
+		take := l.slotStart(l.Ahead + carried)
+		if take.Before(arrive) {
+			take = arrive
 		}
+		start := take.Add(l.StartLag)
 		if i == 0 {
 			e.Stage, e.StartAt = l.Stage, start
 		}
 		e.LastStartAt = start
-		e.DoneAt = start.Add(l.Service)
+		e.DoneAt = take.Add(l.Service) // the service counts from the take
 		if i+1 < len(loads) {
 			arrive = e.DoneAt.Add(loads[i+1].Transit)
 		}

@@ -40,6 +40,13 @@ func TestPredict(t *testing.T) {
 	if !ok || e.Stage != genpipe.StageCheck || !e.StartAt.Equal(sec(0.1)) || !e.LastStartAt.Equal(sec(4)) || !e.DoneAt.Equal(sec(6)) {
 		t.Errorf("new request: %+v; want its check in 0.1 s and its generation behind 8 tasks on 4 slots, in 4 s", e)
 	}
+	// The call starts a start lag after its take; it ends a service after
+	// the take.
+	gen.Queued, gen.Ahead, gen.Transit, gen.StartLag = true, 4, 0, 250*time.Millisecond
+	e, _, _ = genpipe.Predict([]genpipe.StageLoad{gen}, time.Time{})
+	if !e.StartAt.Equal(sec(2.25)) || !e.DoneAt.Equal(sec(4)) {
+		t.Errorf("with a start lag: %+v; want the call in 2.25 s, done in 4 s", e)
+	}
 	// Nothing measured yet: no estimate.
 	if _, ok, _ := genpipe.Predict([]genpipe.StageLoad{{Stage: genpipe.StageCheck, Now: now}}, time.Time{}); ok {
 		t.Errorf("a stage with no measured service time gave an estimate")

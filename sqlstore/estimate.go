@@ -44,9 +44,15 @@ const (
 	// in schedule order; a new task's id is larger than any.
 	countAhead = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'
 	AND (level > $2 OR (level = $2 AND (vstart < $3 OR (vstart = $3 AND id < $4))))`
-	countWaiting  = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'`
-	selectRunning = `SELECT taken_at FROM stage_tasks WHERE stage = $1 AND state = 'running' AND taken_at IS NOT NULL`
-	selectRate    = `SELECT capacity, service FROM stage_rates WHERE stage = $1`
+	countWaiting = `SELECT count(*) FROM stage_tasks WHERE stage = $1 AND state = 'waiting'`
+	// selectRunning reads when the running tasks were taken and, once
+	// their worker claimed the AI call, when it did (the claim's last
+	// write: renewals come a third of a lease later, which the median of
+	// StartLag leaves out).
+	selectRunning = `SELECT t.taken_at, c.updated_at FROM stage_tasks AS t
+	LEFT JOIN stage_claims AS c ON c.request_id = t.request_id AND c.stage = t.stage AND c.state = 'running'
+	WHERE t.stage = $1 AND t.state = 'running' AND t.taken_at IS NOT NULL`
+	selectRate = `SELECT capacity, service FROM stage_rates WHERE stage = $1`
 	// addServiceSamples folds $4 tasks of mean service $3 seconds into the
 	// stage's mean with weight $5, and records the capacity $2 when known.
 	addServiceSamples = `INSERT INTO stage_rates AS r (stage, capacity, service, samples, updated_at)
@@ -162,16 +168,24 @@ func (s *Store) StageLoad(ctx context.Context, stage genpipe.Stage, p genpipe.Pl
 	if err != nil {
 		return fail(err)
 	}
+	var lags []time.Duration
 	for rows.Next() {
-		var t time.Time
-		if err := rows.Scan(timeColumn{&t}); err != nil {
+		var taken, claimed time.Time
+		if err := rows.Scan(timeColumn{&taken}, nullTime{&claimed}); err != nil {
 			rows.Close()
 			return fail(err)
 		}
-		l.RunningSince = append(l.RunningSince, t)
+		l.RunningSince = append(l.RunningSince, taken)
+		if !claimed.Before(taken) { // not a claim of an earlier take
+			lags = append(lags, claimed.Sub(taken))
+		}
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fail(err)
+	}
+	if len(lags) > 0 {
+		slices.Sort(lags)
+		l.StartLag = lags[len(lags)/2]
 	}
 	var service float64
 	err = s.read.QueryRowContext(ctx, selectRate, stage).Scan(&l.Capacity, &service)

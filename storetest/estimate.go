@@ -145,6 +145,22 @@ var estimateTests = []struct {
 			t.Errorf("Estimate of a request on its way to %s = %+v, %v, %v; want a start a transit (%v) after its check", qstage, e, ok, err, l.Transit)
 		}
 	}},
+	{"StartLagIsMeasuredFromClaims", func(t *testing.T, s EstimateStore) {
+		// A worker claims its task's call a while after the take.
+		task := newTask("", "a", genpipe.PriorityNormal, 1)
+		enqueueTasks(t, s, task)
+		start := time.Now()
+		takeTasks(t, s, "w", 1, 1)
+		const lag = 30 * time.Millisecond
+		time.Sleep(lag)
+		if _, err := s.ClaimStage(t.Context(), genpipe.ClaimRequest{RequestID: task.RequestID, Stage: qstage, Owner: "w", Lease: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		span := time.Since(start)
+		if l := load(t, s, genpipe.Place{}); len(l.RunningSince) != 1 || l.StartLag < lag || l.StartLag > span {
+			t.Errorf("load %+v; want one running task and a start lag from %v to %v", l, lag, span)
+		}
+	}},
 	{"ServiceIsMeasuredFromFinishedTasks", func(t *testing.T, s EstimateStore) {
 		if l := load(t, s, genpipe.Place{Share: genpipe.Share{}}); l.Service != 0 || l.Capacity != 0 {
 			t.Fatalf("load before any finish: %+v; want no service time and no capacity", l)
