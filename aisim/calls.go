@@ -15,7 +15,7 @@ type Call struct {
 	RequestID string    `json:"requestId"`
 	Start     time.Time `json:"start"`          // when it took its slot
 	End       time.Time `json:"end,omitzero"`   // when it let go of it; zero while it runs
-	Outcome   string    `json:"outcome"`        // running, succeeded, failed or abandoned (see Stats)
+	Outcome   string    `json:"outcome"`        // running, succeeded, failed, abandoned or aborted (see Stats)
 	Slot      int       `json:"slot"`           // which of the Capacity slots it held
 	Stage     string    `json:"stage"`          // the service's model: check or generate
 	Seq       int64     `json:"seq"`            // the call's number, from 1, in the order calls took slots
@@ -27,7 +27,7 @@ type Call struct {
 const maxCalls = 500_000
 
 // outcomeNames are the names of a call's results in Call.Outcome.
-var outcomeNames = map[result]string{abandoned: "abandoned", failed: "failed", succeeded: "succeeded"}
+var outcomeNames = map[result]string{abandoned: "abandoned", failed: "failed", succeeded: "succeeded", aborted: "aborted"}
 
 // callLog is the calls a gate admitted, in order; g.mu guards it.
 type callLog struct {
