@@ -198,14 +198,17 @@ func Predict(loads []StageLoad, left time.Time) (Estimate, bool, error) {
 // now. Tasks ahead take the slots in the order they free, so the k-th
 // (from 0) takes slot k mod P after k div P rounds of service.
 //
-// P, the slots, is how many tasks run when work waits: then the stage's
-// takers fill every slot they may (their adaptive limits, after an AI
-// overload, included); with nothing waiting, the capacity.
+// P, the slots, is the stage's capacity as its takers pass it; before
+// they passed one, the tasks running. Not the tasks running when work
+// waits, though the takers fill every slot they may: that count is a
+// snapshot, and one taken between a finish and the next take would move
+// every prediction deep in the queue by a factor (the lab's step scenario
+// measured predictions up to three times too long with it).
 func (l StageLoad) slotStart(k int) time.Time {
 	running := len(l.RunningSince)
-	slots := max(l.Capacity, running, 1)
-	if l.Waiting > 0 && running > 0 {
-		slots = running
+	slots := max(running, 1)
+	if l.Capacity > 0 {
+		slots = l.Capacity
 	}
 	free := make([]time.Time, 0, slots)
 	for _, since := range l.RunningSince {

@@ -453,8 +453,9 @@ func (l *lab) lifecycle(ctx context.Context) (*LifecycleResult, error) {
 	rate := capacity * cfg.Load / cfg.TimeScale
 	genLatency := l.real(cfg.System.GenerateLatency)
 	// A startBy before the check can have ended: the generation, which
-	// starts after it, can never start by then.
-	tooSoon := l.real(cfg.System.CheckLatency) / 2
+	// starts after it, can never start by then; and late enough to be in
+	// the future when the API reads it.
+	tooSoon := l.real(cfg.System.CheckLatency) * 9 / 10
 	var (
 		mu      sync.Mutex
 		all     = make([]*tracked, 0, n)

@@ -115,12 +115,15 @@ func (l *lab) judgeLifecycle(all []*tracked, calls map[string][]Call) *Lifecycle
 				switch {
 				case c.Start.After(t.deleteAt):
 					res.CallsAfterCancel++
-				case c.End.IsZero() || c.End.After(t.deleteSent):
-					// Running when the cancel came.
+				case c.End.IsZero() || !c.End.After(t.deleteSent):
+					// Ended before the cancel was sent.
+				case c.Outcome == "aborted" || c.Outcome == "abandoned":
+					// Cut short by the cancel: how long after its answer
+					// (negative when before the answer reached the lab).
 					res.AbortsMs = append(res.AbortsMs, float64(c.End.Sub(t.deleteAt))/float64(time.Millisecond))
-					if c.Outcome == "succeeded" {
-						res.NotAborted++
-					}
+				case c.End.After(t.deleteAt):
+					// Ran to its end though the cancel was in force.
+					res.NotAborted++
 				}
 			}
 		}
