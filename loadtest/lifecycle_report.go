@@ -38,9 +38,10 @@ type LifecycleResult struct {
 	CallsAfterCancel  int `json:"callsAfterCancel"`
 	CallsAfterStartBy int `json:"callsAfterStartBy"`
 	// AbortsMs are, for each call running when its request's DELETE was
-	// answered, how long after that answer the AI saw it end, in real
+	// sent, how long after the DELETE's answer the AI saw it end, in real
 	// milliseconds (negative: it ended while the DELETE was being
-	// answered). NotAborted counts those that ran to success instead.
+	// answered). NotAborted counts those of them that ran to success
+	// instead of being cut short: they raced the abort to their end.
 	AbortsMs   []float64 `json:"abortsMs"`
 	AbortP50Ms float64   `json:"abortP50Ms"`
 	AbortP99Ms float64   `json:"abortP99Ms"`
@@ -115,15 +116,20 @@ func (l *lab) judgeLifecycle(all []*tracked, calls map[string][]Call) *Lifecycle
 				switch {
 				case c.Start.After(t.deleteAt):
 					res.CallsAfterCancel++
-				case c.End.IsZero() || !c.End.After(t.deleteSent):
+				case !c.End.IsZero() && !c.End.After(t.deleteSent):
 					// Ended before the cancel was sent.
-				case c.Outcome == "aborted" || c.Outcome == "abandoned":
-					// Cut short by the cancel: how long after its answer
-					// (negative when before the answer reached the lab).
-					res.AbortsMs = append(res.AbortsMs, float64(c.End.Sub(t.deleteAt))/float64(time.Millisecond))
-				case c.End.After(t.deleteAt):
-					// Ran to its end though the cancel was in force.
-					res.NotAborted++
+				default:
+					// Running when the cancel came: how long after its
+					// answer it ended (negative: before the answer reached
+					// the lab), cut short or not.
+					end := c.End
+					if end.IsZero() {
+						end = time.Now() // still running at the end of the run
+					}
+					res.AbortsMs = append(res.AbortsMs, float64(end.Sub(t.deleteAt))/float64(time.Millisecond))
+					if c.Outcome == "succeeded" {
+						res.NotAborted++
+					}
 				}
 			}
 		}
@@ -151,9 +157,10 @@ func (l *lab) judgeLifecycle(all []*tracked, calls map[string][]Call) *Lifecycle
 		{Name: "AI calls started after a cancel or a startBy", Got: fmt.Sprintf("%d after a cancel, %d after a startBy", res.CallsAfterCancel, res.CallsAfterStartBy),
 			Want: "0", Pass: res.CallsAfterCancel+res.CallsAfterStartBy == 0},
 		{Name: "aborting a running call (DELETE answered → the AI's call ended)",
-			Got:  fmt.Sprintf("%d calls: p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d ran out", len(sorted), res.AbortP50Ms, res.AbortP99Ms, res.AbortMaxMs, res.NotAborted),
+			Got: fmt.Sprintf("%d calls: p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d of them ended by themselves first)",
+				len(sorted), res.AbortP50Ms, res.AbortP99Ms, res.AbortMaxMs, res.NotAborted),
 			Want: fmt.Sprintf("< %d ms each", MaxAbort.Milliseconds()),
-			Pass: len(sorted) > 0 && res.AbortMaxMs < float64(MaxAbort.Milliseconds()) && res.NotAborted == 0},
+			Pass: len(sorted) > 0 && res.AbortMaxMs < float64(MaxAbort.Milliseconds())},
 	}
 	return res
 }
@@ -239,7 +246,7 @@ func WriteLifecycleTable(w io.Writer, r LifecycleReport) error {
 		}
 		writeRows(&b, rows)
 		fmt.Fprintf(&b, "AI calls started after a cancel was answered: %d; after a startBy: %d\n", lc.CallsAfterCancel, lc.CallsAfterStartBy)
-		fmt.Fprintf(&b, "running calls canceled: %d, ended after the DELETE's answer in p50 %.0f ms, p99 %.0f ms, max %.0f ms; ran out instead: %d\n",
+		fmt.Fprintf(&b, "running calls canceled: %d, ended after the DELETE's answer in p50 %.0f ms, p99 %.0f ms, max %.0f ms; ended by themselves first: %d\n",
 			len(lc.AbortsMs), lc.AbortP50Ms, lc.AbortP99Ms, lc.AbortMaxMs, lc.NotAborted)
 	}
 	if st := r.Step; st != nil {

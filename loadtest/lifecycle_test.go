@@ -182,10 +182,10 @@ func (f *fakeSystem) calls(w http.ResponseWriter, r *http.Request, stage string)
 	writeJSON(w, http.StatusOK, out)
 }
 
-func runFake(t *testing.T, f *fakeSystem) *LifecycleReport {
+func runFake(t *testing.T, f *fakeSystem, d time.Duration) *LifecycleReport {
 	t.Helper()
 	rep, err := RunLifecycle(t.Context(), LifecycleConfig{System: f.system(len(f.slots)), TimeScale: 1, Image: []byte("png"),
-		Duration: 600 * time.Millisecond, Steps: []float64{0.5, 2}, StepDuration: 400 * time.Millisecond,
+		Duration: d, Steps: []float64{0.5, 2}, StepDuration: 400 * time.Millisecond,
 		MinWait: 20 * time.Millisecond, DrainTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatalf("RunLifecycle: %v", err)
@@ -197,7 +197,7 @@ func runFake(t *testing.T, f *fakeSystem) *LifecycleReport {
 // target passes, and the report says what happened to each role.
 func TestLifecycleLabPasses(t *testing.T) {
 	f := newFakeSystem(t, 2, 10*time.Millisecond, 40*time.Millisecond)
-	rep := runFake(t, f)
+	rep := runFake(t, f, 600*time.Millisecond)
 	lc, st := rep.Lifecycle, rep.Step
 	if lc == nil || st == nil {
 		t.Fatalf("report %+v; want both scenarios", rep)
@@ -245,12 +245,13 @@ func TestLifecycleLabPasses(t *testing.T) {
 	}
 }
 
-// A system that starts calls after a cancel, runs canceled calls out and
-// predicts half the wait wrong fails each target.
+// A system that starts calls after a cancel, runs canceled calls out (for
+// longer than the abort's bound) and predicts half the wait wrong fails
+// each target.
 func TestLifecycleLabFails(t *testing.T) {
-	f := newFakeSystem(t, 2, 10*time.Millisecond, 40*time.Millisecond)
+	f := newFakeSystem(t, 4, 10*time.Millisecond, 400*time.Millisecond)
 	f.ignoreCancel, f.estimateOff = true, 0.5
-	rep := runFake(t, f)
+	rep := runFake(t, f, 2*time.Second)
 	for _, target := range rep.Targets() {
 		if target.Pass {
 			t.Errorf("PASS %s: %s; want FAIL", target.Name, target.Got)
