@@ -116,9 +116,15 @@ func TestEstimateErrorObserved(t *testing.T) {
 	hub.Publish(genpipe.StatusChange{RequestID: id, Status: genpipe.StatusGenerating, At: predicted.LastStartAt.Add(-3 * time.Second)})
 	hub.Publish(genpipe.StatusChange{RequestID: id, Status: genpipe.StatusGenerating, At: predicted.LastStartAt}) // a redelivery: once only
 	want := []observed{{genpipe.StageCheck, 2 * time.Second}, {genpipe.StageGenerate, -3 * time.Second}}
+	// Publish calls the observer before it returns.
 	for _, w := range want {
-		if o := <-got; o != w {
-			t.Errorf("observed %+v; want %+v", o, w)
+		select {
+		case o := <-got:
+			if o != w {
+				t.Errorf("observed %+v; want %+v", o, w)
+			}
+		default:
+			t.Fatalf("nothing observed; want %+v", w)
 		}
 	}
 	if len(got) != 0 {
