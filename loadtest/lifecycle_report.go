@@ -37,6 +37,10 @@ type LifecycleResult struct {
 	// after their request's startBy. Both must be 0.
 	CallsAfterCancel  int `json:"callsAfterCancel"`
 	CallsAfterStartBy int `json:"callsAfterStartBy"`
+	// LateMs is how long after the cancel's answer or the startBy the
+	// latest of those calls started, in real milliseconds: a call claimed
+	// just in time reaches the AI a moment later.
+	LateMs float64 `json:"lateMs"`
 	// AbortsMs are, for each call running when its request's DELETE was
 	// sent, how long after the DELETE's answer the AI saw it end, in real
 	// milliseconds (negative: it ended while the DELETE was being
@@ -116,6 +120,7 @@ func (l *lab) judgeLifecycle(all []*tracked, calls map[string][]Call) *Lifecycle
 				switch {
 				case c.Start.After(t.deleteAt):
 					res.CallsAfterCancel++
+					res.LateMs = max(res.LateMs, float64(c.Start.Sub(t.deleteAt))/float64(time.Millisecond))
 				case !c.End.IsZero() && !c.End.After(t.deleteSent):
 					// Ended before the cancel was sent.
 				default:
@@ -137,6 +142,7 @@ func (l *lab) judgeLifecycle(all []*tracked, calls map[string][]Call) *Lifecycle
 			for _, c := range cs {
 				if c.Start.After(t.startBy) {
 					res.CallsAfterStartBy++
+					res.LateMs = max(res.LateMs, float64(c.Start.Sub(t.startBy))/float64(time.Millisecond))
 				}
 			}
 		}
@@ -245,7 +251,11 @@ func WriteLifecycleTable(w io.Writer, r LifecycleReport) error {
 			rows = append(rows, []string{role.Role, fmt.Sprint(role.Requests), joinCounts(role.Statuses)})
 		}
 		writeRows(&b, rows)
-		fmt.Fprintf(&b, "AI calls started after a cancel was answered: %d; after a startBy: %d\n", lc.CallsAfterCancel, lc.CallsAfterStartBy)
+		fmt.Fprintf(&b, "AI calls started after a cancel was answered: %d; after a startBy: %d", lc.CallsAfterCancel, lc.CallsAfterStartBy)
+		if lc.CallsAfterCancel+lc.CallsAfterStartBy > 0 {
+			fmt.Fprintf(&b, " (the latest %.1f ms after)", lc.LateMs)
+		}
+		b.WriteString("\n")
 		fmt.Fprintf(&b, "running calls canceled: %d, ended after the DELETE's answer in p50 %.0f ms, p99 %.0f ms, max %.0f ms; ended by themselves first: %d\n",
 			len(lc.AbortsMs), lc.AbortP50Ms, lc.AbortP99Ms, lc.AbortMaxMs, lc.NotAborted)
 	}
