@@ -9,11 +9,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/genpipe/genpipe"
 )
 
 // TestBrowserMakesASlide drives the web page in headless Chromium through
-// one whole request: choose an image, a style, a description, submit,
-// watch the status move live, and see the slide preview.
+// one whole request: choose an image, a style, a description and a
+// deadline, submit, watch the status move live, see the slide preview, and
+// open the usage panel.
 func TestBrowserMakesASlide(t *testing.T) {
 	ctx := browser(t)
 	dir := t.TempDir()
@@ -27,6 +30,7 @@ func TestBrowserMakesASlide(t *testing.T) {
 		chromedp.SetUploadFiles(`#image`, []string{imagePath}),
 		chromedp.SetValue(`#style`, "forest"),
 		chromedp.SendKeys(`#description`, "Browser test: a slide made through the web page."),
+		chromedp.SetValue(`#max-wait`, "3600"),
 		chromedp.Click(`#submit`),
 	)
 	if err != nil {
@@ -51,6 +55,21 @@ func TestBrowserMakesASlide(t *testing.T) {
 	steps, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#steps li.done").length`))
 	if err != nil || steps != 4 {
 		t.Fatalf("%d status steps marked done (%v), want 4", steps, err)
+	}
+	id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.dataset.requestId`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v genpipe.RequestView
+	call(t, "GET", "/v1/requests/"+id, nil, nil, &v)
+	if v.StartBy.IsZero() || v.StartBy.Sub(v.CreatedAt) > time.Hour+time.Minute {
+		t.Errorf("request %s made with \"Start within 1 hour\" has startBy %v (created %v)", id, v.StartBy, v.CreatedAt)
+	}
+	usage, err := chromedp.Run(ctx, chromedp.Poll[string](
+		`(document.getElementById("usage").open = true) && /generate: \d+ calls?/.test(document.getElementById("usage-text").textContent) && document.getElementById("usage-text").textContent`,
+		chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		t.Errorf("usage panel shows no generate calls (%v): %q", err, usage)
 	}
 	if out := os.Getenv("GENPIPE_SCREENSHOT"); out != "" { // for a person to look at
 		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
