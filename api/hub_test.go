@@ -2,6 +2,7 @@ package api
 
 import (
 	"testing"
+	"time"
 
 	"github.com/genpipe/genpipe"
 )
@@ -47,5 +48,54 @@ func TestDefaultTitle(t *testing.T) {
 		if got := defaultTitle(in); got != want {
 			t.Errorf("defaultTitle(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Watch hands over what the hub saw before, advances only, with the
+// subscription: a change is in Known or Live.
+func TestHubWatchKnownThenLive(t *testing.T) {
+	h := NewHub()
+	h.Publish(genpipe.StatusChange{RequestID: "a", Status: genpipe.StatusChecking})
+	h.Publish(genpipe.StatusChange{RequestID: "a", Status: genpipe.StatusChecking}) // a redelivery
+	w := h.Watch("a", time.Now())
+	defer w.Cancel()
+	if len(w.Known) != 1 || w.Known[0].Status != genpipe.StatusChecking || !w.Complete {
+		t.Fatalf("Watch = %+v; want checking known, complete", w)
+	}
+	h.Publish(genpipe.StatusChange{RequestID: "a", Status: genpipe.StatusChecking})
+	h.Publish(genpipe.StatusChange{RequestID: "a", Status: genpipe.StatusGenerating})
+	if got := <-w.Live; got.Status != genpipe.StatusGenerating {
+		t.Fatalf("live %v; want generating (the redelivered checking is not an advance)", got)
+	}
+}
+
+// The hub vouches only for requests created after its feed starts and after
+// the last request it forgot.
+func TestHubVouchesOnlyForWhatItSawWhole(t *testing.T) {
+	h := NewHub()
+	clock := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	h.now = func() time.Time { return clock }
+	h.From(clock)
+	if w := h.Watch("old", clock.Add(-time.Minute)); w.Complete {
+		t.Fatal("a request created before the feed started is vouched for")
+	}
+	if w := h.Watch("new", clock.Add(2*hubClockSkew)); !w.Complete {
+		t.Fatal("a request created after the feed started is not vouched for")
+	}
+	h.max = 2
+	created := clock
+	for _, id := range []string{"a", "b", "c"} {
+		clock = clock.Add(10 * hubClockSkew)
+		h.Publish(genpipe.StatusChange{RequestID: id, Status: genpipe.StatusChecking})
+	}
+	if _, kept := h.recent["a"]; kept || len(h.recent) != 2 {
+		t.Fatalf("remembered %v; want the oldest beyond max forgotten", h.recent)
+	}
+	if w := h.Watch("b", created.Add(2*hubClockSkew)); w.Complete {
+		t.Fatal("a request created before the hub forgot one is vouched for")
+	}
+	clock = clock.Add(DefaultHubKeep + time.Second)
+	if w := h.Watch("c", clock.Add(-time.Second)); len(w.Known) != 0 || len(h.recent) != 0 {
+		t.Fatalf("remembered %v after keep; want nothing", h.recent)
 	}
 }

@@ -7,67 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/genpipe/genpipe"
 )
-
-// Hub fans live status changes out to the SSE streams of this process. It
-// is fed from the results topic, so every API process sees every change.
-type Hub struct {
-	mu   sync.Mutex
-	subs map[string]map[chan genpipe.StatusChange]struct{}
-	// observers see every change (see WithEstimateObserver).
-	observers []func(genpipe.StatusChange)
-}
-
-// NewHub returns an empty hub.
-func NewHub() *Hub { return &Hub{subs: map[string]map[chan genpipe.StatusChange]struct{}{}} }
-
-// Publish hands c to the streams watching its request. It never blocks: a
-// stream that is behind misses the live event and catches up from the
-// status store on its next poll.
-func (h *Hub) Publish(c genpipe.StatusChange) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, observe := range h.observers {
-		observe(c)
-	}
-	for ch := range h.subs[c.RequestID] {
-		select {
-		case ch <- c:
-		default:
-		}
-	}
-}
-
-// observe calls f with every change published from now on.
-func (h *Hub) observe(f func(genpipe.StatusChange)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.observers = append(h.observers, f)
-}
-
-// Subscribe returns the live changes of request id and a cancel func.
-func (h *Hub) Subscribe(id string) (<-chan genpipe.StatusChange, func()) {
-	ch := make(chan genpipe.StatusChange, 8)
-	h.mu.Lock()
-	if h.subs[id] == nil {
-		h.subs[id] = map[chan genpipe.StatusChange]struct{}{}
-	}
-	h.subs[id][ch] = struct{}{}
-	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		delete(h.subs[id], ch)
-		if len(h.subs[id]) == 0 {
-			delete(h.subs, id)
-		}
-	}
-}
 
 // statusEvent is the data of one SSE event.
 type statusEvent struct {
@@ -88,12 +33,14 @@ type statusEvent struct {
 const streamWriteTimeout = 30 * time.Second
 
 // streamEvents sends one SSE event per status change, oldest first, and
-// ends after a terminal status. Live changes come from the hub; the status
-// store is read at the start and then polled, so a change the hub missed
-// still arrives. Each event's id is its status's rank: a client that
-// reconnects with Last-Event-ID (as EventSource does, and the page) gets
-// only the changes after it, so a stream that the server ended (genpipe's
-// servers end streams after a maximum lifetime) resumes where it stopped.
+// ends after a terminal status. The status store's history comes first,
+// then what the hub has that the store does not have yet (a change the
+// notifier has not written), then each live change the moment the hub
+// gets it; the store is polled too, so a change the hub missed still
+// arrives. Each event's id is its status's rank: a client that reconnects
+// with Last-Event-ID (as EventSource does, and the page) gets only the
+// changes after it, so a stream that the server ended (genpipe's servers
+// end streams after a maximum lifetime) resumes where it stopped.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	req, err := s.findRequest(r)
 	if err != nil {
@@ -104,17 +51,18 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, fmt.Errorf("streaming unsupported by the response writer"))
 		return
 	}
-	live, cancel := s.hub.Subscribe(req.ID)
-	defer cancel()
+	watch := s.hub.Watch(req.ID, req.CreatedAt)
+	defer watch.Cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	st := &stream{s: s, w: w, rc: http.NewResponseController(w), id: req.ID, share: req.Share.Normalized(), rank: resumedRank(r)}
+	st := &stream{s: s, w: w, rc: http.NewResponseController(w), id: req.ID, share: req.Share.Normalized(), rank: resumedRank(r),
+		ahead: watch.Known, trusted: watch.Complete}
 	if err := st.write(""); err != nil { // the headers, at once
 		return
 	}
-	st.run(r.Context(), live)
+	st.run(r.Context(), watch.Live)
 }
 
 // resumedRank is the rank of the last event a reconnecting client got, from
@@ -134,6 +82,13 @@ type stream struct {
 	id    string
 	share genpipe.Share // the request's, in every event
 	rank  int           // the rank of the last status the client got
+	// ahead has the hub's changes not sent yet, oldest first. When the hub
+	// vouches for the request (trusted: it saw every change of it), they
+	// follow the store's history at once; otherwise only when the store
+	// lags behind them for lagTolerance.
+	ahead      []genpipe.StatusChange
+	aheadSince time.Time
+	trusted    bool
 }
 
 // write sends text and flushes it, within streamWriteTimeout.
@@ -147,27 +102,32 @@ func (st *stream) write(text string) error {
 	return st.rc.Flush()
 }
 
-// run sends the stored history, then follows the request. A live event is
-// a wake-up: the stream rereads the status store, which recorded every
-// change in topic order, so a client never sees a step skipped. Only when
-// the store lags behind a live event for lagTolerance (its writer is down)
-// is the live event sent directly.
+// lagTolerance is how long a stream the hub cannot vouch for waits for the
+// status store to record a live change before it sends the change itself
+// (the store's writer is down); behindPoll is how often it rereads the store
+// meanwhile.
+const lagTolerance, behindPoll = 3 * time.Second, 50 * time.Millisecond
+
+// run sends the stored history, then follows the request: each live change
+// is sent as it comes, after the store is read once more for the changes
+// before it (the store, not the topic, decides a cancel, so a stored
+// canceled ends the stream before a racing done). The store is also polled
+// every pollEvery, for a change the hub missed.
 func (st *stream) run(ctx context.Context, live <-chan genpipe.StatusChange) {
-	const behindPoll, lagTolerance = 50 * time.Millisecond, 3 * time.Second
 	heartbeat := time.NewTicker(st.s.cfg.heartbeat)
 	defer heartbeat.Stop()
 	poll := time.NewTimer(st.s.cfg.pollEvery)
 	defer poll.Stop()
-	var ahead *genpipe.StatusChange // the newest live change not yet sent
-	var aheadSince time.Time
-	for done := st.catchUp(ctx); !done; {
+	st.aheadSince = time.Now()
+	for done := st.advance(ctx); !done; {
 		select {
 		case <-ctx.Done():
 			return
 		case c := <-live:
-			if c.Status.Rank() > st.rank && (ahead == nil || c.Status.Rank() > ahead.Status.Rank()) {
-				ahead, aheadSince = &c, time.Now()
+			if len(st.ahead) == 0 {
+				st.aheadSince = time.Now()
 			}
+			st.ahead = append(st.ahead, c)
 		case <-poll.C:
 		case <-heartbeat.C:
 			if st.write(": keep-alive\n\n") != nil {
@@ -175,20 +135,40 @@ func (st *stream) run(ctx context.Context, live <-chan genpipe.StatusChange) {
 			}
 			continue
 		}
-		done = st.catchUp(ctx)
-		if ahead != nil && ahead.Status.Rank() <= st.rank {
-			ahead = nil
-		}
-		if !done && ahead != nil && time.Since(aheadSince) > lagTolerance {
-			st.s.cfg.logger.Warn("status store lags behind the results topic", "request", st.id, "status", ahead.Status)
-			done, ahead = st.send(ctx, *ahead), nil
-		}
+		done = st.advance(ctx)
 		next := st.s.cfg.pollEvery
-		if ahead != nil {
+		if len(st.ahead) > 0 && !st.trusted {
 			next = behindPoll
 		}
 		poll.Reset(next)
 	}
+}
+
+// advance sends the store's changes not yet sent, then the hub's ahead of
+// them when it may; it reports whether the stream is over.
+func (st *stream) advance(ctx context.Context) bool {
+	if st.catchUp(ctx) {
+		return true
+	}
+	st.ahead = slices.DeleteFunc(st.ahead, func(c genpipe.StatusChange) bool { return c.Status.Rank() <= st.rank })
+	if len(st.ahead) == 0 {
+		return false
+	}
+	if !st.trusted {
+		if time.Since(st.aheadSince) <= lagTolerance {
+			return false
+		}
+		st.s.cfg.logger.Warn("status store lags behind the results topic", "request", st.id, "status", st.ahead[len(st.ahead)-1].Status)
+	}
+	// By rank: a change the hub forgot and saw again may come after a later one.
+	slices.SortStableFunc(st.ahead, func(a, b genpipe.StatusChange) int { return a.Status.Rank() - b.Status.Rank() })
+	for _, c := range st.ahead {
+		if st.send(ctx, c) {
+			return true
+		}
+	}
+	st.ahead = slices.DeleteFunc(st.ahead, func(c genpipe.StatusChange) bool { return c.Status.Rank() <= st.rank })
+	return false
 }
 
 // catchUp sends the stored changes not yet sent; it reports whether the

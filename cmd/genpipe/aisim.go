@@ -16,6 +16,7 @@ import (
 // service.
 type aisimConfig struct {
 	common
+	pprofSettings
 	Model    string
 	Addr     string
 	Latency  time.Duration // -latency 0 takes the model's default; runAISim uses it as it is
@@ -32,6 +33,7 @@ type aisimConfig struct {
 
 func (c *aisimConfig) register(f *flags) {
 	c.common.register(f)
+	c.pprofSettings.register(f)
 	f.String(&c.Model, "model", "GENPIPE_AI_MODEL", "", "the AI to simulate: check or generate", oneOf("check", "generate"))
 	f.String(&c.Addr, "addr", "GENPIPE_ADDR", "127.0.0.1:0", "listen address", nonEmpty)
 	f.Duration(&c.Latency, "latency", "GENPIPE_AI_LATENCY", 0,
@@ -72,6 +74,11 @@ func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.Latency = aisim.DefaultGenerateLatency
 		}
 	}
+	_, stop, err := cfg.servePprof(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	ln, url, err := listen(cfg.Addr)
 	if err != nil {
 		return err

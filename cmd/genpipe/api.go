@@ -131,6 +131,8 @@ func tailStatus(ctx context.Context, k kafkaSettings, topic string, hub *api.Hub
 	if err != nil {
 		return err
 	}
+	from := time.Now()
+	hub.From(from) // it vouches for the requests created after
 	return conn.Tail(ctx, topic, func(r *kgo.Record) {
 		e, err := genpipe.DecodeEvent(r.Value)
 		if err != nil || e.Type != genpipe.EventStatus {
@@ -138,5 +140,5 @@ func tailStatus(ctx context.Context, k kafkaSettings, topic string, hub *api.Hub
 			return
 		}
 		hub.Publish(e.StatusChange())
-	}, kafka.WithTailLogger(log))
+	}, kafka.WithTailFrom(from), kafka.WithTailLogger(log))
 }

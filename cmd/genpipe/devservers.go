@@ -22,6 +22,7 @@ const (
 // brokerConfig is the configuration of `genpipe broker`.
 type brokerConfig struct {
 	common
+	pprofSettings
 	Port       int
 	DataDir    string
 	Partitions int
@@ -29,6 +30,7 @@ type brokerConfig struct {
 
 func (c *brokerConfig) register(f *flags) {
 	c.common.register(f)
+	c.pprofSettings.register(f)
 	f.Int(&c.Port, "port", "GENPIPE_KAFKA_PORT", defaultBrokerPort, "port on 127.0.0.1 (0 for a free one)", between(0, 65535))
 	f.String(&c.DataDir, "data-dir", "GENPIPE_DATA_DIR", "./genpipe-data/kafka", "where topics, records and offsets persist", nonEmpty)
 	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "default partitions of auto-created topics", atLeast(1))
@@ -42,6 +44,11 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	_, stop, err := cfg.servePprof(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	b, err := broker.Start(broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
 		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))
 	if err != nil {
@@ -56,6 +63,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // objectStoreConfig is the configuration of `genpipe objectstore`.
 type objectStoreConfig struct {
 	common
+	pprofSettings
 	Addr      string
 	DataDir   string
 	AccessKey string
@@ -64,6 +72,7 @@ type objectStoreConfig struct {
 
 func (c *objectStoreConfig) register(f *flags) {
 	c.common.register(f)
+	c.pprofSettings.register(f)
 	f.String(&c.Addr, "addr", "GENPIPE_S3_ADDR", defaultObjectStoreAddr, "listen address", nonEmpty)
 	f.String(&c.DataDir, "data-dir", "GENPIPE_DATA_DIR", "./genpipe-data/objects", "where objects are stored, as files", nonEmpty)
 	f.String(&c.AccessKey, "access-key", "GENPIPE_S3_ACCESS_KEY", "", "root access key")
@@ -75,9 +84,15 @@ func (c *objectStoreConfig) part() string { return "objectstore" }
 
 func cmdObjectStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var cfg objectStoreConfig
-	if _, err := parse(&cfg, "objectstore", args, stderr); err != nil {
+	log, err := parse(&cfg, "objectstore", args, stderr)
+	if err != nil {
 		return err
 	}
+	_, stop, err := cfg.servePprof(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	srv, err := objectstore.Start(ctx, cfg.DataDir, objectstore.WithAddr(cfg.Addr), objectstore.WithCredentials(cfg.AccessKey, cfg.SecretKey))
 	if err != nil {
 		return err

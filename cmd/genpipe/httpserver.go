@@ -12,7 +12,7 @@ import (
 )
 
 // How every HTTP server of genpipe (the API and its page, the simulated
-// AIs, the -metrics-addr servers) stands up to slow, idle and too many
+// AIs, the -metrics-addr and -pprof-addr servers) stands up to slow, idle and too many
 // clients. A connection costs a file descriptor and some memory however
 // little it sends, and the descriptors are shared with the process's Kafka
 // clients and database: so every phase of a connection has a deadline
@@ -90,6 +90,9 @@ const (
 	// metricsMaxConns caps a -metrics-addr server's connections: a
 	// scraper and a health check.
 	metricsMaxConns = 64
+	// pprofMaxConns caps a -pprof-addr server's connections: a person or
+	// two taking profiles.
+	pprofMaxConns = 8
 )
 
 // defaultFileLimit is the descriptor limit assumed where it cannot be read.
@@ -103,24 +106,27 @@ const (
 	apiServer     serverRole = iota // the API and its page: open to every client
 	aiServer                        // a simulated AI service
 	metricsServer                   // a -metrics-addr server
+	pprofServer                     // a -pprof-addr server
 )
 
 // maxConns returns how many connections a server of role may hold in a
 // process that may open nofile descriptors. reservedFDs (a quarter of
 // nofile when that is less) are kept for the rest of the process; the
 // servers share what is left, the API taking what the other servers of
-// `genpipe up` (two AIs and a metrics server) leave, so that together
+// `genpipe up` (two AIs, a metrics and a pprof server) leave, so that together
 // they never take the reserve, whichever of them run.
 func maxConns(role serverRole, nofile int) int {
 	budget := nofile - min(reservedFDs, nofile/4)
-	ai, metrics := min(aiMaxConns, budget/8), min(metricsMaxConns, budget/64)
+	ai, metrics, pprof := min(aiMaxConns, budget/8), min(metricsMaxConns, budget/64), min(pprofMaxConns, budget/128)
 	switch role {
 	case aiServer:
 		return max(1, ai)
 	case metricsServer:
 		return max(1, metrics)
+	case pprofServer:
+		return max(1, pprof)
 	default:
-		return max(1, min(maxAPIConns, budget-2*ai-metrics))
+		return max(1, min(maxAPIConns, budget-2*ai-metrics-pprof))
 	}
 }
 

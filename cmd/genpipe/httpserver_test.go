@@ -270,15 +270,15 @@ func TestServerEndsStreamsAfterLifetime(t *testing.T) {
 func TestMaxConnsLeavesDescriptors(t *testing.T) {
 	for _, c := range []struct{ nofile, api, ai, metrics int }{
 		{nofile: 1 << 20, api: maxAPIConns, ai: aiMaxConns, metrics: metricsMaxConns},
-		{nofile: 20000, api: 20000 - reservedFDs - 2*aiMaxConns - metricsMaxConns, ai: aiMaxConns, metrics: metricsMaxConns},
-		{nofile: 1024, api: 768 - 2*96 - 12, ai: 96, metrics: 12},
+		{nofile: 20000, api: 20000 - reservedFDs - 2*aiMaxConns - metricsMaxConns - pprofMaxConns, ai: aiMaxConns, metrics: metricsMaxConns},
+		{nofile: 1024, api: 768 - 2*96 - 12 - 6, ai: 96, metrics: 12},
 		{nofile: 16, api: 12 - 2*1, ai: 1, metrics: 1},
 	} {
 		api, ai, metrics := maxConns(apiServer, c.nofile), maxConns(aiServer, c.nofile), maxConns(metricsServer, c.nofile)
 		if api != c.api || ai != c.ai || metrics != c.metrics {
 			t.Errorf("maxConns with %d descriptors: api %d, ai %d, metrics %d; want %d, %d, %d", c.nofile, api, ai, metrics, c.api, c.ai, c.metrics)
 		}
-		if reserve := c.nofile - (api + 2*ai + metrics); c.nofile >= 1024 && reserve < min(reservedFDs, c.nofile/4) {
+		if reserve := c.nofile - (api + 2*ai + metrics + maxConns(pprofServer, c.nofile)); c.nofile >= 1024 && reserve < min(reservedFDs, c.nofile/4) {
 			t.Errorf("with %d descriptors the servers may take all but %d", c.nofile, reserve)
 		}
 	}

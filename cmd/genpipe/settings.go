@@ -51,6 +51,7 @@ func runAlone[C any, P interface {
 	*C
 	config
 	observed() (metricsAddr string, k kafkaSettings)
+	servePprof(ctx context.Context, log *slog.Logger) (string, func(), error)
 }](ctx context.Context, command string, args []string, stderr io.Writer,
 	run func(ctx context.Context, cfg C, obs *observability, log *slog.Logger) error) error {
 	cfg := P(new(C))
@@ -64,6 +65,11 @@ func runAlone[C any, P interface {
 		return err
 	}
 	defer obs.close()
+	_, stop, err := cfg.servePprof(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return run(ctx, *(*C)(cfg), obs, log)
 }
 
@@ -123,6 +129,7 @@ func (c common) logger(stderr io.Writer, part string) (*slog.Logger, error) {
 type service struct {
 	common
 	MetricsAddr string
+	pprofSettings
 }
 
 // servicePart is a long-running part that runs in a process of its own,
@@ -154,6 +161,7 @@ func (s *service) register(f *flags, servesHTTP bool) {
 		usage = "another address serving Prometheus /metrics and /healthz, e.g. :9464; /metrics is on -addr anyway"
 	}
 	f.String(&s.MetricsAddr, "metrics-addr", "GENPIPE_METRICS_ADDR", "", usage)
+	s.pprofSettings.register(f)
 }
 
 // kafkaSettings say where the brokers are, how to connect to them and how

@@ -128,6 +128,11 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 		return err
 	}
 	defer obs.close()
+	_, stopPprof, err := cfg.servePprof(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: kafkaSrv.Addrs(), Database: b.Database,
 		SecretsFile: secretsFile, WebhookSecret: secrets.WebhookSecret}
