@@ -130,15 +130,17 @@ func newStandalone(t *testing.T) *standalone {
 		t.Skip("builds the binary and runs the parts as processes")
 	}
 	dir := t.TempDir()
+	addrs := testutil.FreeAddrs(t, 5) // distinct: up takes two of them at once
+	_, brokerPort, _ := net.SplitHostPort(addrs[0])
 	s := &standalone{
 		t: t, dir: dir, secret: "standalone-webhook-secret",
 		bin:          buildGenpipe(t, dir),
-		brokerPort:   testutil.FreePort(t),
-		s3Addr:       testutil.FreeAddr(t),
-		checkAddr:    testutil.FreeAddr(t),
-		generateAddr: testutil.FreeAddr(t),
-		apiAddr:      testutil.FreeAddr(t),
+		s3Addr:       addrs[1],
+		checkAddr:    addrs[2],
+		generateAddr: addrs[3],
+		apiAddr:      addrs[4],
 	}
+	s.brokerPort, _ = strconv.Atoi(brokerPort)
 	s.api = "http://" + s.apiAddr
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
 		t.Fatal(err)

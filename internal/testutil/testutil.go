@@ -110,12 +110,24 @@ func Start(t testing.TB, ctx context.Context, name string, run func(context.Cont
 // FreeAddr returns an address of 127.0.0.1 whose port was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return FreeAddrs(t, 1)[0]
+}
+
+// FreeAddrs returns n distinct addresses of 127.0.0.1 that were free a
+// moment ago: each is held until all are picked, since the OS may hand a
+// port just closed out again.
+func FreeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // FreePort returns a port of 127.0.0.1 that was free a moment ago.
