@@ -1,7 +1,9 @@
 package loadtest
 
 import (
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -126,4 +128,18 @@ func closeRun(got, want IdealRun) bool {
 	return got.Completed == want.Completed && got.FirstGenerate == want.FirstGenerate &&
 		got.LastCompletion == want.LastCompletion && near(got.ThroughputRps, want.ThroughputRps) &&
 		near(got.Utilization, want.Utilization)
+}
+
+// The JSON result carries the ideal and the ratio next to the measured
+// utilization.
+func TestResultJSONCarriesIdeal(t *testing.T) {
+	b, err := json.Marshal(Result{Utilization: 0.84, IdealUtilization: 0.844, UtilizationOfIdeal: 0.84 / 0.844})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"utilization":0.84,`, `"idealUtilization":0.844,`, `"utilizationOfIdeal":0.995260663507109`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON lacks %s: %s", want, b)
+		}
+	}
 }
