@@ -466,6 +466,10 @@ wait:
 	if res.MaxRps > 0 {
 		res.Utilization = res.ThroughputRps / res.MaxRps
 	}
+	res.IdealUtilization = Ideal(sc, planArrivals(sched)).Utilization
+	if res.IdealUtilization > 0 {
+		res.UtilizationOfIdeal = res.Utilization / res.IdealUtilization
+	}
 	gaps := slotGaps(checkAI.callLog(), genAI.callLog(), sc.GenerateCapacity)
 	res.SlotGaps, res.SlotGapP50Ms, res.SlotGapP99Ms = len(gaps), percentile(gaps, 50), percentile(gaps, 99)
 	if len(cfg.Workload.Streams) > 0 {
@@ -503,6 +507,18 @@ wait:
 	})
 	res.PartitionMaxOverMean = maxOverMean(res.RecordsPerPartition)
 	return res, failed
+}
+
+// planArrivals is the schedule the ideal pipeline is run on: every request
+// at its planned time (not when the lab's producer managed to send it, so
+// the producer's own delays count against the profile), each passing the
+// check as the lab's check AI passes every request.
+func planArrivals(sched []send) []Arrival {
+	out := make([]Arrival, len(sched))
+	for i, s := range sched {
+		out[i] = Arrival{At: s.at}
+	}
+	return out
 }
 
 // settleTimeout bounds how long a profile waits for its consumer groups to

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -67,6 +68,17 @@ func TestGenpipeBeatsArticleWithFewPartitions(t *testing.T) {
 	}
 	if g.Utilization > 1.05 {
 		t.Errorf("genpipe utilization %.2f is above the physical limit", g.Utilization)
+	}
+	// Every profile is judged against the same ideal: the schedule's.
+	sched, err := Workload{Shape: ShapeBurst, Requests: 40, BurstSize: 8}.Schedule(small.MaxRps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ideal := Ideal(small, arrivalsAt(sched)).Utilization
+	for _, r := range rep.Results {
+		if r.IdealUtilization != ideal || r.IdealUtilization <= 0 || math.Abs(r.UtilizationOfIdeal-r.Utilization/ideal) > 1e-9 {
+			t.Errorf("%s: ideal %v ratio %v, want %v and utilization %v over it", r.Profile, r.IdealUtilization, r.UtilizationOfIdeal, ideal, r.Utilization)
+		}
 	}
 }
 

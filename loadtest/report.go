@@ -551,6 +551,8 @@ var columns = []column{
 	{"rps", "requests/s", func(r Result) string { return fixed(r.ThroughputRps, 1) }, nil},
 	{"max-rps", "max requests/s", func(r Result) string { return fixed(r.MaxRps, 1) }, nil},
 	{"util", "utilization", func(r Result) string { return percent(r.Utilization) }, nil},
+	{"ideal-util", "ideal utilization", func(r Result) string { return ifIdeal(r, percent(r.IdealUtilization)) }, nil},
+	{"util/ideal", "utilization / ideal", func(r Result) string { return ifIdeal(r, fixed(r.UtilizationOfIdeal, 3)) }, nil},
 	{"p50-ms", "p50 ms", func(r Result) string { return fixed(r.P50Ms, 0) }, nil},
 	{"p95-ms", "p95 ms", func(r Result) string { return fixed(r.P95Ms, 0) }, nil},
 	{"p99-ms", "p99 ms", func(r Result) string { return fixed(r.P99Ms, 0) }, nil},
@@ -573,6 +575,15 @@ func fixed(v float64, prec int) string {
 	return fmt.Sprintf("%.*f", prec, v)
 }
 
+// ifIdeal returns cell, or "–" when r has no ideal figure (a report from
+// before it, or a run without a generative call).
+func ifIdeal(r Result, cell string) string {
+	if !(r.IdealUtilization > 0) {
+		return "–"
+	}
+	return cell
+}
+
 // percent formats a ratio as a percentage.
 func percent(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -583,8 +594,8 @@ func percent(v float64) string {
 
 // WriteTable prints the results as an aligned text table for the
 // terminal: a header line, then one line per profile with requests,
-// completed, lost, rps, max rps, utilization, p50/p95/p99 ms, partition
-// max/mean, rebalances, redeliveries and duplicate AI calls. The profile
+// completed, lost, rps, max rps, utilization, the ideal utilization and
+// utilization over it, p50/p95/p99 ms, partition max/mean, rebalances, redeliveries and duplicate AI calls. The profile
 // column is left-aligned, the figures right-aligned. A multi-tenant
 // report goes on with a table per tenant and priority (waits, shares),
 // each tenant's completions over time and the targets' PASS/FAIL lines.
@@ -776,7 +787,7 @@ ul.targets li.fail { border-color: #b00020; background: #fdecee; }
 <body>
 <h1>genpipe load test</h1>
 <p class="meta">scenario <b>{{.Report.Scenario}}</b> · {{with .Report.Workload}}workload <b>{{.}}</b>{{else}}shape <b>{{.Report.Shape}}</b>{{end}} · time scale <b>×{{.Report.TimeScale}}</b> · {{.Date}}</p>
-<p class="note">All figures are measured from what happened in the run (records, AI calls, group events), never computed from settings, and are unscaled: times and rates were divided by the time scale so they compare with the article's.</p>
+<p class="note">All figures are measured from what happened in the run (records, AI calls, group events), never computed from settings, and are unscaled: times and rates were divided by the time scale so they compare with the article's. The one exception is the ideal utilization: what a zero-overhead pipeline would score on the same schedule of arrivals (the AIs' capacities and latencies, instant hand-over between stages), the best any pipeline could; utilization / ideal says how close each profile came to it.</p>
 <div class="scroll">
 <table>
 <thead><tr>{{range .Heads}}<th>{{.}}</th>{{end}}</tr></thead>

@@ -23,7 +23,7 @@ func syntheticReport() Report {
 		MaxRps: maxRps, Utilization: 2.4 / maxRps, P50Ms: 61000, P95Ms: 340000, P99Ms: 390000,
 		PartitionMaxOverMean: 9.6, Rebalances: 14, Redeliveries: 420, DuplicateAICalls: 380}
 	article := Result{Profile: "article", Requests: 1000, Completed: 1000, ThroughputRps: 7.4,
-		MaxRps: maxRps, Utilization: 7.4 / maxRps, P50Ms: 33000, P95Ms: 64000, P99Ms: 70000,
+		MaxRps: maxRps, Utilization: 7.4 / maxRps, IdealUtilization: 0.995, UtilizationOfIdeal: 7.4 / maxRps / 0.995, P50Ms: 33000, P95Ms: 64000, P99Ms: 70000,
 		PartitionMaxOverMean: 1.3}
 	genpipe := Result{Profile: "genpipe", Requests: 1000, Completed: 1000, ThroughputRps: 20.6,
 		MaxRps: maxRps, Utilization: 20.6 / maxRps, P50Ms: 9000, P95Ms: 21000, P99Ms: 23000,
@@ -190,7 +190,8 @@ func TestWriteHTML(t *testing.T) {
 	page := b.String()
 	for _, want := range []string{"<!DOCTYPE html>", "</html>", `src="completions.png"`, `href="completions.svg"`,
 		`src="partitions.png"`, `src="latency.png"`, `src="odd%20name&amp;.png"`, "naive", "genpipe",
-		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "few&lt;b&gt;", "2026-03-14", "measured", "unscaled"} {
+		"&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;", "few&lt;b&gt;", "2026-03-14", "measured", "unscaled",
+		"ideal utilization", "utilization / ideal", "zero-overhead"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("HTML lacks %q", want)
 		}
@@ -254,7 +255,7 @@ func TestWriteTable(t *testing.T) {
 	if len(lines) != 1+len(r.Results) {
 		t.Fatalf("%d lines, want header + %d:\n%s", len(lines), len(r.Results), b.String())
 	}
-	for _, h := range []string{"profile", "requests", "completed", "lost", "rps", "max-rps", "util",
+	for _, h := range []string{"profile", "requests", "completed", "lost", "rps", "max-rps", "util", "ideal-util", "util/ideal",
 		"p50-ms", "p95-ms", "p99-ms", "part-max/mean", "rebalances", "redeliveries", "dup-ai-calls"} {
 		if !strings.Contains(lines[0], h) {
 			t.Errorf("header lacks %q: %s", h, lines[0])
@@ -268,6 +269,10 @@ func TestWriteTable(t *testing.T) {
 	}
 	if !strings.Contains(lines[1], "380") || !strings.Contains(lines[2], "34.7%") || !strings.Contains(lines[3], "–") {
 		t.Errorf("unexpected rows:\n%s", b.String())
+	}
+	// The ideal and the ratio sit next to the measured figure.
+	if !strings.Contains(strings.Join(strings.Fields(lines[2]), " "), "34.7% 99.5% 0.349") {
+		t.Errorf("article's row lacks utilization, ideal and ratio side by side:\n%s", b.String())
 	}
 	t.Logf("\n%s", b.String())
 }

@@ -25,13 +25,23 @@ type Report struct {
 // settings. Times and rates are unscaled (divided by TimeScale) so they
 // compare with the article's.
 type Result struct {
-	Profile              string  `json:"profile"`              // naive, article or genpipe
-	Requests             int     `json:"requests"`             // produced
-	Completed            int     `json:"completed"`            // reached a terminal status
-	Lost                 int     `json:"lost"`                 // produced and never completed by the end of the run
-	ThroughputRps        float64 `json:"throughputRps"`        // completions per second over the saturated window
-	MaxRps               float64 `json:"maxRps"`               // min over stages of AI capacity / latency
-	Utilization          float64 `json:"utilization"`          // throughputRps / maxRps
+	Profile       string  `json:"profile"`       // naive, article or genpipe
+	Requests      int     `json:"requests"`      // produced
+	Completed     int     `json:"completed"`     // reached a terminal status
+	Lost          int     `json:"lost"`          // produced and never completed by the end of the run
+	ThroughputRps float64 `json:"throughputRps"` // completions per second over the saturated window
+	MaxRps        float64 `json:"maxRps"`        // min over stages of AI capacity / latency
+	Utilization   float64 `json:"utilization"`   // throughputRps / maxRps
+	// IdealUtilization is the utilization, measured the same way, of a
+	// pipeline without overhead on the same schedule of arrivals (Ideal):
+	// the best any pipeline could score on it. A burst above the limit
+	// allows about 1; a ramp that starts below the limit less. It is
+	// computed from the schedule and the scenario, not measured.
+	IdealUtilization float64 `json:"idealUtilization"`
+	// UtilizationOfIdeal is Utilization / IdealUtilization: how close the
+	// profile came to the best the schedule allowed; 0 when there is no
+	// ideal figure.
+	UtilizationOfIdeal   float64 `json:"utilizationOfIdeal"`
 	P50Ms                float64 `json:"p50Ms"`                // produce → terminal status
 	P95Ms                float64 `json:"p95Ms"`                //
 	P99Ms                float64 `json:"p99Ms"`                //

@@ -346,6 +346,16 @@ func TestTenantScenariosSmall(t *testing.T) {
 			if res.Lost != 0 || res.DuplicateAICalls != 0 || len(res.Tenants) != 2 || len(res.Targets) == 0 {
 				t.Fatalf("lost %d, duplicate calls %d, rows %d, targets %d", res.Lost, res.DuplicateAICalls, len(res.Tenants), len(res.Targets))
 			}
+			// The tenants' merged streams are the schedule the ideal
+			// pipeline is run on.
+			plan, err := w.plan(small.MaxRps())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ideal := Ideal(small, planArrivals(plan)).Utilization; ideal <= 0 || res.IdealUtilization != ideal ||
+				math.Abs(res.UtilizationOfIdeal-res.Utilization/ideal) > 1e-9 {
+				t.Errorf("ideal %v ratio %v, want %v and %v over it", res.IdealUtilization, res.UtilizationOfIdeal, ideal, res.Utilization)
+			}
 			var share float64
 			for _, row := range res.Tenants {
 				t.Logf("%s: %+v", row.Name(), row)
