@@ -66,6 +66,14 @@ const (
 	DefaultGenerateLatency = 3 * time.Second        // the source article's Generative AI
 	DefaultCapacity        = 64                     // concurrent calls per service
 
+	// DefaultRetention and DefaultRetentionMax are the defaults of
+	// WithRetention: a service remembers each request id, idempotent
+	// answer and call for an hour, and at most the 10,000 latest of each,
+	// far longer and more than any retry or replay of genpipe's workers
+	// needs (seconds to minutes) and about 10 MB at most per service.
+	DefaultRetention    = time.Hour
+	DefaultRetentionMax = 10_000
+
 	// DefaultMaxDecodedBytes is the default of WithMaxDecodedBytes: the
 	// most memory decoding one image may take. It lets ordinary photos
 	// through: a 24-megapixel baseline JPEG is charged 127 MiB (4:2:0,
@@ -97,8 +105,8 @@ type Service struct {
 	gate    *gate
 	budget  *budget
 	faults  *injector
-	answers answers // by IdempotencyHeader
-	calls   calls   // running, by IdempotencyHeader: what DELETE /v1/calls/{key} aborts
+	answers *answers // by IdempotencyHeader
+	calls   calls    // running, by IdempotencyHeader: what DELETE /v1/calls/{key} aborts
 }
 
 // model is what differs between the two services.
@@ -143,7 +151,7 @@ func newService(m model, opts []Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity), budget: newBudget(cfg.memoryBudget),
+	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity, cfg.retention), answers: newAnswers(cfg.retention), budget: newBudget(cfg.memoryBudget),
 		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
 }
 
