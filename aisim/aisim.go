@@ -104,6 +104,7 @@ type Service struct {
 	cfg     config
 	gate    *gate
 	budget  *budget
+	renders *turns // the generate service's slide renders
 	faults  *injector
 	answers *answers // by IdempotencyHeader
 	calls   calls    // running, by IdempotencyHeader: what DELETE /v1/calls/{key} aborts
@@ -152,7 +153,8 @@ func newService(m model, opts []Option) (*Service, error) {
 		return nil, err
 	}
 	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity, cfg.retention), answers: newAnswers(cfg.retention), budget: newBudget(cfg.memoryBudget),
-		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
+		renders: newTurns(cfg.renders),
+		faults:  newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
 }
 
 // Handler returns the service's HTTP handler: its model's route, GET
@@ -185,7 +187,11 @@ func (s *Service) Stats() Stats {
 }
 
 // Memory returns the accounting of the service's memory budget.
-func (s *Service) Memory() MemoryStats { return s.budget.stats() }
+func (s *Service) Memory() MemoryStats {
+	m := s.budget.stats()
+	m.renderStats = s.renders.stats()
+	return m
+}
 
 // Duplicates returns the requests whose calls succeeded more than once
 // (Stats.Succeeded - Stats.UniqueSucceeded counts the extra calls), sorted
