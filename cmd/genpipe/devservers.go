@@ -25,6 +25,7 @@ type brokerConfig struct {
 	Port       int
 	DataDir    string
 	Partitions int
+	Retention  retentionSettings
 }
 
 func (c *brokerConfig) register(f *flags) {
@@ -32,6 +33,7 @@ func (c *brokerConfig) register(f *flags) {
 	f.Int(&c.Port, "port", "GENPIPE_KAFKA_PORT", defaultBrokerPort, "port on 127.0.0.1 (0 for a free one)", between(0, 65535))
 	f.String(&c.DataDir, "data-dir", "GENPIPE_DATA_DIR", "./genpipe-data/kafka", "where topics, records and offsets persist", nonEmpty)
 	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "default partitions of auto-created topics", atLeast(1))
+	c.Retention.register(f)
 }
 
 func (c *brokerConfig) part() string { return "broker" }
@@ -43,7 +45,7 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	b, err := broker.Start(broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
-		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log), cfg.Retention.option())
 	if err != nil {
 		return err
 	}
