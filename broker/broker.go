@@ -16,11 +16,13 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/genpipe/genpipe/internal/invalid"
@@ -73,6 +75,7 @@ type config struct {
 	users             []user
 	retention         time.Duration
 	retentionBytes    int64
+	keep              []string // topics exempt from the retention
 }
 
 type user struct{ mechanism, name, password string }
@@ -132,6 +135,15 @@ func WithKafkaVersion(version string) Option {
 // retention.bytes of their own keep them.
 func WithRetention(age time.Duration, bytes int64) Option {
 	return func(c *config) { c.retention, c.retentionBytes = age, bytes }
+}
+
+// WithKeep exempts topics from the retention (WithRetention): the broker
+// keeps their records until deleted, as a dead-letter topic's must be
+// until someone looks at them. It gives each such topic, when it is
+// created, retention.ms and retention.bytes of -1 of its own; a topic
+// that already existed (in WithDataDir) keeps the configs it has.
+func WithKeep(topics ...string) Option {
+	return func(c *config) { c.keep = append(c.keep, topics...) }
 }
 
 // WithLogger sends kfake's logs to l, overriding the default of logging
@@ -209,6 +221,7 @@ func Start(opts ...Option) (*Server, error) {
 		}
 		return nil, fmt.Errorf("broker: start on port %d: %w", cfg.port, err)
 	}
+	keepForever(c, cfg.keep)
 	srv := &Server{c: c, stop: make(chan struct{}), done: make(chan struct{})}
 	go srv.retain(DefaultRetentionCheck)
 	return srv, nil
@@ -220,6 +233,31 @@ func (c *config) validate() error {
 	check.If(c.retention >= 0 && c.retention < time.Millisecond, "retention %v: want at least 1ms, or less than 0 for none", c.retention)
 	check.If(c.retentionBytes == 0, "retention bytes 0: want more than 0, or less than 0 for none")
 	return check.Err()
+}
+
+// keepForever makes every CreateTopics of one of topics give it unbounded
+// retention, then lets the broker handle the request as usual.
+func keepForever(c *kfake.Cluster, topics []string) {
+	if len(topics) == 0 {
+		return
+	}
+	forever := []kmsg.CreateTopicsRequestTopicConfig{
+		{Name: "retention.ms", Value: kmsg.StringPtr("-1")},
+		{Name: "retention.bytes", Value: kmsg.StringPtr("-1")},
+	}
+	c.ControlKey(int16(kmsg.CreateTopics), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.CreateTopicsRequest)
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			if slices.Contains(topics, t.Topic) {
+				t.Configs = append(slices.DeleteFunc(t.Configs, func(c kmsg.CreateTopicsRequestTopicConfig) bool {
+					return c.Name == "retention.ms" || c.Name == "retention.bytes"
+				}), forever...)
+			}
+		}
+		return nil, nil, false
+	})
 }
 
 // retentionMs is Kafka's form of a retention: milliseconds, -1 for none.

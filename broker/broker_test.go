@@ -152,6 +152,7 @@ func TestBrokerRetention(t *testing.T) {
 		{"defaults", nil, false},
 		{"bytes", []broker.Option{broker.WithRetention(broker.DefaultRetention, 500)}, true},
 		{"age", []broker.Option{broker.WithRetention(time.Millisecond, -1)}, true},
+		{"kept", []broker.Option{broker.WithRetention(time.Millisecond, 500), broker.WithKeep("other", "kept")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := testutil.StartBroker(t, append([]broker.Option{broker.WithDataDir(t.TempDir())}, tc.opts...)...)

@@ -44,8 +44,8 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	b, err := broker.Start(broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
-		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log), cfg.Retention.option())
+	b, err := broker.Start(append(cfg.Retention.options(), broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))...)
 	if err != nil {
 		return err
 	}

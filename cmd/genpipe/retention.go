@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/broker"
 )
 
@@ -17,13 +18,17 @@ type retentionSettings struct {
 func (r *retentionSettings) register(f *flags) {
 	f.Duration(&r.Age, "retention", "GENPIPE_KAFKA_RETENTION", broker.DefaultRetention,
 		"how long the embedded broker keeps a record, read or not (negative: forever); keep it beyond the longest a stopped consumer "+
-			"may stay stopped, or its backlog is lost", notBelowMs)
+			"may stay stopped, or its backlog is lost. The dead-letter topic keeps its records until deleted", notBelowMs)
 	f.Int64(&r.Bytes, "retention-bytes", "GENPIPE_KAFKA_RETENTION_BYTES", broker.DefaultRetentionBytes,
 		"the most bytes of records the embedded broker keeps a partition, the oldest dropped first, read or not (negative: no bound)",
 		notZero)
 }
 
-func (r retentionSettings) option() broker.Option { return broker.WithRetention(r.Age, r.Bytes) }
+// options bound the retention of every topic but the dead-letter topic,
+// whose records wait for an operator (genpipe dlq) however long that takes.
+func (r retentionSettings) options() []broker.Option {
+	return []broker.Option{broker.WithRetention(r.Age, r.Bytes), broker.WithKeep(genpipe.DefaultTopics().DeadLetters)}
+}
 
 // notBelowMs wants a duration of at least a millisecond, or a negative one.
 func notBelowMs(d time.Duration) error {

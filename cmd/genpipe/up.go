@@ -103,8 +103,8 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	if err != nil {
 		return err
 	}
-	kafkaSrv, err := broker.Start(broker.WithDataDir(filepath.Join(dataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
-		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log.With("part", "broker")), cfg.Retention.option())
+	kafkaSrv, err := broker.Start(append(cfg.Retention.options(), broker.WithDataDir(filepath.Join(dataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log.With("part", "broker")))...)
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
