@@ -68,11 +68,13 @@ const (
 
 	// DefaultRetention and DefaultRetentionMax are the defaults of
 	// WithRetention: a service remembers each request id, idempotent
-	// answer and call for an hour, and at most the 10,000 latest of each,
-	// far longer and more than any retry or replay of genpipe's workers
-	// needs (seconds to minutes) and about 10 MB at most per service.
+	// answer and call for an hour, and at most the 2,000 latest of each:
+	// far more than any retry or replay of genpipe's workers needs (it
+	// comes seconds after the call, a few capacities of calls later), and
+	// a few MB per service, so that `genpipe up` stays as large after
+	// 30,000 requests as after 3,000.
 	DefaultRetention    = time.Hour
-	DefaultRetentionMax = 10_000
+	DefaultRetentionMax = 2_000
 
 	// DefaultMaxDecodedBytes is the default of WithMaxDecodedBytes: the
 	// most memory decoding one image may take. It lets ordinary photos
