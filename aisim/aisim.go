@@ -66,6 +66,16 @@ const (
 	DefaultGenerateLatency = 3 * time.Second        // the source article's Generative AI
 	DefaultCapacity        = 64                     // concurrent calls per service
 
+	// DefaultRetention and DefaultRetentionMax are the defaults of
+	// WithRetention: a service remembers each request id, idempotent
+	// answer and call for an hour, and at most the 2,000 latest of each:
+	// far more than any retry or replay of genpipe's workers needs (it
+	// comes seconds after the call, a few capacities of calls later), and
+	// a few MB per service, so that `genpipe up` stays as large after
+	// 30,000 requests as after 3,000.
+	DefaultRetention    = time.Hour
+	DefaultRetentionMax = 2_000
+
 	// DefaultMaxDecodedBytes is the default of WithMaxDecodedBytes: the
 	// most memory decoding one image may take. It lets ordinary photos
 	// through: a 24-megapixel baseline JPEG is charged 127 MiB (4:2:0,
@@ -96,9 +106,10 @@ type Service struct {
 	cfg     config
 	gate    *gate
 	budget  *budget
+	renders *turns // the generate service's slide renders
 	faults  *injector
-	answers answers // by IdempotencyHeader
-	calls   calls   // running, by IdempotencyHeader: what DELETE /v1/calls/{key} aborts
+	answers *answers // by IdempotencyHeader
+	calls   calls    // running, by IdempotencyHeader: what DELETE /v1/calls/{key} aborts
 }
 
 // model is what differs between the two services.
@@ -143,8 +154,9 @@ func newService(m model, opts []Option) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity), budget: newBudget(cfg.memoryBudget),
-		faults: newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
+	return &Service{model: m, cfg: cfg, gate: newGate(cfg.capacity, cfg.retention), answers: newAnswers(cfg.retention), budget: newBudget(cfg.memoryBudget),
+		renders: newTurns(cfg.renders),
+		faults:  newInjector(cfg.faultRate, cfg.busyRate, cfg.seed, cfg.seeded)}, nil
 }
 
 // Handler returns the service's HTTP handler: its model's route, GET
@@ -177,7 +189,11 @@ func (s *Service) Stats() Stats {
 }
 
 // Memory returns the accounting of the service's memory budget.
-func (s *Service) Memory() MemoryStats { return s.budget.stats() }
+func (s *Service) Memory() MemoryStats {
+	m := s.budget.stats()
+	m.renderStats = s.renders.stats()
+	return m
+}
 
 // Duplicates returns the requests whose calls succeeded more than once
 // (Stats.Succeeded - Stats.UniqueSucceeded counts the extra calls), sorted

@@ -24,6 +24,10 @@ type MemoryStats struct {
 	// Refused is how many images were refused from their header alone:
 	// over WithMaxDecodedBytes, or needing more than the whole budget.
 	Refused int64 `json:"refused"`
+	// The slide renders of the generate service (WithRenders): how many
+	// may run at once, run now, ran at most at once, and how many calls
+	// waited for a turn.
+	renderStats
 }
 
 // budget bounds the memory a service's calls hold at once for images: a

@@ -22,48 +22,70 @@ type Call struct {
 	Latency   float64   `json:"latencySeconds"` // End - Start in seconds; 0 while it runs
 }
 
-// maxCalls bounds the calls a service remembers; later ones are counted in
-// Stats.Calls but not listed.
-const maxCalls = 500_000
-
 // outcomeNames are the names of a call's results in Call.Outcome.
 var outcomeNames = map[result]string{abandoned: "abandoned", failed: "failed", succeeded: "succeeded", aborted: "aborted"}
 
-// callLog is the calls a gate admitted, in order; g.mu guards it.
+// callLog is the calls a gate admitted within the retention
+// (WithRetention), in order; g.mu guards it. Older calls are dropped from
+// the front, those over the count first, so that the log stays bounded
+// however long the service runs; Seq still numbers every call.
 type callLog struct {
+	r      retention
 	calls  []Call
-	bySlot []int // the index in calls of each slot's call; -1 when not listed
+	seq    int64   // the calls ever started
+	bySlot []int64 // the Seq of each slot's call; 0 when none
 }
 
-func newCallLog(capacity int) callLog {
-	l := callLog{bySlot: make([]int, capacity)}
-	for i := range l.bySlot {
-		l.bySlot[i] = -1
+func newCallLog(capacity int, r retention) callLog {
+	return callLog{r: r, bySlot: make([]int64, capacity)}
+}
+
+// at returns the listed call numbered seq, or nil once it was dropped.
+func (l *callLog) at(seq int64) *Call {
+	if seq == 0 || len(l.calls) == 0 {
+		return nil
 	}
-	return l
+	i := seq - l.calls[0].Seq
+	if i < 0 || i >= int64(len(l.calls)) {
+		return nil
+	}
+	return &l.calls[i]
 }
 
 func (l *callLog) start(slot int, requestID string, now time.Time) {
-	l.bySlot[slot] = -1
-	if len(l.calls) < maxCalls {
-		l.bySlot[slot] = len(l.calls)
-		l.calls = append(l.calls, Call{RequestID: requestID, Start: now, Outcome: "running", Slot: slot, Seq: int64(len(l.calls) + 1)})
-	}
+	l.seq++
+	l.bySlot[slot] = l.seq
+	l.calls = append(l.calls, Call{RequestID: requestID, Start: now, Outcome: "running", Slot: slot, Seq: l.seq})
+	l.forget(now)
 }
 
 func (l *callLog) end(slot int, res result, now time.Time) {
-	if l.bySlot[slot] < 0 {
-		return
+	if c := l.at(l.bySlot[slot]); c != nil {
+		c.End, c.Outcome, c.Latency = now, outcomeNames[res], now.Sub(c.Start).Seconds()
 	}
-	c := &l.calls[l.bySlot[slot]]
-	c.End, c.Outcome, c.Latency = now, outcomeNames[res], now.Sub(c.Start).Seconds()
+	l.bySlot[slot] = 0
 }
 
-// Calls returns the calls that took a slot, in the order they took it,
-// those of requestID only when it is not "" (up to the first 500,000).
+// forget drops the calls over the count and those that started longer
+// than the retention ago.
+func (l *callLog) forget(now time.Time) {
+	n := 0
+	for n < len(l.calls) && (len(l.calls)-n > l.r.max || now.Sub(l.calls[n].Start) >= l.r.keep) {
+		n++
+	}
+	if n > 0 {
+		clear(l.calls[:n])
+		l.calls = l.calls[n:]
+	}
+}
+
+// Calls returns the calls that took a slot within the retention
+// (WithRetention), in the order they took it, those of requestID only when
+// it is not "".
 func (s *Service) Calls(requestID string) []Call {
 	s.gate.mu.Lock()
 	defer s.gate.mu.Unlock()
+	s.gate.log.forget(s.gate.now())
 	out := []Call{}
 	for _, c := range s.gate.log.calls {
 		if requestID == "" || c.RequestID == requestID {
@@ -79,9 +101,9 @@ func (s *Service) Running() []Call {
 	s.gate.mu.Lock()
 	defer s.gate.mu.Unlock()
 	out := []Call{}
-	for slot, i := range s.gate.log.bySlot {
-		if i >= 0 && !s.gate.busy[slot].IsZero() && s.gate.log.calls[i].End.IsZero() {
-			c := s.gate.log.calls[i]
+	for slot, seq := range s.gate.log.bySlot {
+		if c := s.gate.log.at(seq); c != nil && !s.gate.busy[slot].IsZero() && c.End.IsZero() {
+			c := *c
 			c.Stage = s.model.name
 			out = append(out, c)
 		}

@@ -71,13 +71,17 @@ type gate struct {
 	mu   sync.Mutex
 	busy []time.Time // when each slot's call should end; zero when free
 	st   Stats
-	// seen holds every request id that reached the model, succeeded how
-	// many calls of each answered 200. They grow with the number of
-	// distinct requests, which is fine for a simulator and is what lets it
-	// prove that no request was paid for twice, and name any that was.
-	seen      map[string]struct{}
-	succeeded map[string]int
+	// seen holds the request ids that reached the model, succeeded how
+	// many calls of each answered 200: what lets the service prove that no
+	// request was paid for twice, and name any that was. They are kept for
+	// the retention (WithRetention) so that they stay bounded: a call that
+	// repeats a request forgotten by then counts as a new request, in
+	// UniqueRequests and UniqueSucceeded. The counters themselves never
+	// forget.
+	seen      *recent[struct{}]
+	succeeded *recent[int]
 	log       callLog // calls.go
+	now       func() time.Time
 }
 
 // result is how a call that took a slot ended.
@@ -90,23 +94,23 @@ const (
 	aborted                 // stopped by its client's abort
 )
 
-func newGate(capacity int) *gate {
+func newGate(capacity int, r retention) *gate {
 	return &gate{busy: make([]time.Time, capacity), st: Stats{Capacity: capacity},
-		seen: map[string]struct{}{}, succeeded: map[string]int{}, log: newCallLog(capacity)}
+		seen: newRecent[struct{}](r), succeeded: newRecent[int](r), log: newCallLog(capacity, r), now: time.Now}
 }
 
 // acquire takes a free slot for a call expected to last latency. When none
 // is free it returns ok=false and the Retry-After value: whole seconds until
 // the earliest busy slot should free, at least 1.
 func (g *gate) acquire(requestID string, latency time.Duration) (slot int, retryAfter string, ok bool) {
-	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.now()
 	earliest := time.Duration(math.MaxInt64)
 	for i, until := range g.busy {
 		if until.IsZero() {
 			g.busy[i] = now.Add(max(latency, time.Nanosecond))
-			g.admit(requestID)
+			g.admit(requestID, now)
 			g.log.start(i, requestID, now)
 			return i, "", true
 		}
@@ -118,12 +122,12 @@ func (g *gate) acquire(requestID string, latency time.Duration) (slot int, retry
 }
 
 // admit counts a call that took a slot; g.mu is held.
-func (g *gate) admit(requestID string) {
+func (g *gate) admit(requestID string, now time.Time) {
 	g.st.Calls++
 	g.st.InFlight++
 	g.st.MaxConcurrent = max(g.st.MaxConcurrent, g.st.InFlight)
-	if _, dup := g.seen[requestID]; !dup {
-		g.seen[requestID] = struct{}{}
+	if _, dup := g.seen.get(requestID, now); !dup {
+		g.seen.put(requestID, struct{}{}, now)
 		g.st.UniqueRequests++
 	}
 }
@@ -140,8 +144,9 @@ func (g *gate) replayed() {
 func (g *gate) release(slot int, requestID string, res result) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.now()
 	g.busy[slot] = time.Time{}
-	g.log.end(slot, res, time.Now())
+	g.log.end(slot, res, now)
 	g.st.InFlight--
 	switch res {
 	case abandoned:
@@ -152,23 +157,24 @@ func (g *gate) release(slot int, requestID string, res result) {
 		g.st.Failed++
 	case succeeded:
 		g.st.Succeeded++
-		if g.succeeded[requestID]++; g.succeeded[requestID] == 1 {
+		n, _ := g.succeeded.get(requestID, now)
+		if g.succeeded.put(requestID, n+1, now); n == 0 {
 			g.st.UniqueSucceeded++
 		}
 	}
 }
 
-// paidTwice returns the request ids whose calls succeeded more than once,
-// sorted, with how many times each did.
+// paidTwice returns the request ids whose calls succeeded more than once
+// within the retention, sorted, with how many times each did.
 func (g *gate) paidTwice() []Duplicate {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var dups []Duplicate
-	for id, n := range g.succeeded {
+	g.succeeded.all(g.now(), func(id string, n int) {
 		if n > 1 {
 			dups = append(dups, Duplicate{RequestID: id, Succeeded: n})
 		}
-	}
+	})
 	slices.SortFunc(dups, func(a, b Duplicate) int { return strings.Compare(a.RequestID, b.RequestID) })
 	return dups
 }

@@ -14,7 +14,7 @@ func TestGateRetryAfter(t *testing.T) {
 		{500 * time.Millisecond, "1"},
 		{3 * time.Second, "3"},
 	} {
-		g := newGate(1)
+		g := newGate(1, keepAll)
 		if _, _, ok := g.acquire("a", tc.latency); !ok {
 			t.Fatal("first acquire refused")
 		}
@@ -25,7 +25,7 @@ func TestGateRetryAfter(t *testing.T) {
 }
 
 func TestGateReusesFreedSlots(t *testing.T) {
-	g := newGate(2)
+	g := newGate(2, keepAll)
 	a, _, _ := g.acquire("a", time.Second)
 	b, _, _ := g.acquire("b", time.Second)
 	g.release(a, "a", succeeded)
@@ -42,7 +42,7 @@ func TestGateReusesFreedSlots(t *testing.T) {
 // Every call that took a slot ends in one outcome; only successes count
 // towards paid duplicates.
 func TestGateCountsOutcomes(t *testing.T) {
-	g := newGate(4)
+	g := newGate(4, keepAll)
 	for _, c := range []struct {
 		id  string
 		res result
@@ -67,7 +67,7 @@ func TestGateCountsOutcomes(t *testing.T) {
 }
 
 func BenchmarkGate(b *testing.B) {
-	g := newGate(DefaultCapacity)
+	g := newGate(DefaultCapacity, keepAll)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if slot, _, ok := g.acquire("r", time.Second); ok {

@@ -93,14 +93,14 @@ func isHexColor(s string) bool {
 // generate renders the slide, waits out the latency, then uploads the files:
 // a call abandoned during the latency writes nothing. Its memory claim
 // covers the image and the render, then only the files until they are
-// uploaded.
+// uploaded. The render waits for a turn (WithRenders) holding the claim.
 func (s *Service) generate(ctx context.Context, in genpipe.GenerateInput, wait func() error) (GenerateOutput, error) {
 	img, _, c, err := s.loadImage(ctx, in.ImageURL, slide.RenderBytes)
 	if err != nil {
 		return GenerateOutput{}, err
 	}
 	defer c.release()
-	files, err := slide.Render(img, in.Style, in.Title, in.Description)
+	files, err := s.render(ctx, img, in)
 	if err != nil {
 		return GenerateOutput{}, fmt.Errorf("aisim: render: %w", err)
 	}

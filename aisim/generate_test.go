@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"image/png"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/genpipe/genpipe"
@@ -108,5 +111,40 @@ func TestGenerateErrors(t *testing.T) {
 				t.Errorf("message %q, want it to contain %q", msg, tc.detail)
 			}
 		})
+	}
+}
+
+// Renders run at most WithRenders at once, however many calls hold a slot;
+// the others wait for a turn and all succeed.
+func TestGenerateBoundsRenders(t *testing.T) {
+	st := newStore(t)
+	url := st.add("img", pngOf(t, picture(200, 150)))
+	svc := service(t, "generate", aisim.WithCapacity(8), aisim.WithRenders(1))
+	gen := aiclient.NewGenerator(serve(t, svc))
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			in := generateInput(st, url, "s"+strconv.Itoa(i))
+			in.RequestID = "r" + strconv.Itoa(i)
+			if err := gen.Generate(context.Background(), in); err != nil {
+				t.Errorf("call %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	m, s := svc.Memory(), svc.Stats()
+	t.Logf("renders %+v", m)
+	if m.Renders != 1 || m.MaxRendering != 1 || m.Rendering != 0 || s.Succeeded != 4 || m.Held != 0 {
+		t.Errorf("memory %+v, stats %+v; want 4 calls served, one render at a time, none left running", m, s)
+	}
+}
+
+func TestRendersOption(t *testing.T) {
+	if _, err := aisim.NewGenerateService(aisim.WithRenders(0)); err == nil || !strings.Contains(err.Error(), "renders") {
+		t.Errorf("WithRenders(0): %v, want an error naming renders", err)
+	}
+	svc := service(t, "generate")
+	if got, want := svc.Memory().Renders, runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("default renders %d, want GOMAXPROCS %d", got, want)
 	}
 }

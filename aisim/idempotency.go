@@ -3,6 +3,7 @@ package aisim
 import (
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/genpipe/genpipe/httpjson"
 )
@@ -18,28 +19,30 @@ const IdempotencyHeader = "Idempotency-Key"
 // API does): not paid again.
 const ReplayedHeader = "Idempotent-Replayed"
 
-// answers keeps each succeeded call's answer by idempotency key. Like the
-// gate's request ids, they grow with the number of distinct calls: fine for
-// a simulator; a real service keeps them for a bounded time.
+// answers keeps each succeeded call's answer by idempotency key for the
+// retention (WithRetention), as a real service keeps them for a bounded
+// time: a client that asks again within it gets the stored answer; one
+// that asks after it is served (and paid) again.
 type answers struct {
 	mu  sync.Mutex
-	out map[string]any
+	out *recent[any]
+	now func() time.Time
+}
+
+func newAnswers(r retention) *answers {
+	return &answers{out: newRecent[any](r), now: time.Now}
 }
 
 func (a *answers) get(key string) (any, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out, ok := a.out[key]
-	return out, ok
+	return a.out.get(key, a.now())
 }
 
 func (a *answers) put(key string, out any) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.out == nil {
-		a.out = map[string]any{}
-	}
-	a.out[key] = out
+	a.out.put(key, out, a.now())
 }
 
 // replay answers r from a stored answer to its idempotency key, if any.

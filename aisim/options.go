@@ -3,6 +3,7 @@ package aisim
 import (
 	"log/slog"
 	"net/http"
+	"runtime"
 	"time"
 
 	"github.com/genpipe/genpipe/internal/invalid"
@@ -22,6 +23,8 @@ type config struct {
 	client     *http.Client // fetches images and uploads slides: see defaultClient
 	logger     *slog.Logger
 	noAbort    bool // see WithAbort
+	retention  retention
+	renders    int // see WithRenders
 
 	maxDecodedBytes int64
 	memoryBudget    int64
@@ -99,6 +102,31 @@ func WithMemoryBudget(n int64) Option {
 	return func(c *config) { c.memoryBudget = n }
 }
 
+// WithRetention sets how long and for how many a service remembers what it
+// keeps per request and per call: the request ids that prove no request
+// was paid twice (Stats.UniqueRequests, UniqueSucceeded, GET
+// /duplicates), the answers replayed for a repeated Idempotency-Key, and
+// the calls GET /calls lists. Each is forgotten once older than keep, or,
+// the oldest first, when more than max are held, so that a service's
+// memory stays flat however many requests it serves. Within the
+// retention, duplicates are detected and answers replayed as before; a
+// request repeated after it counts as a new one and is served again. The
+// counters of Stats are never forgotten. Defaults DefaultRetention and
+// DefaultRetentionMax; keep must be positive and max at least 1.
+func WithRetention(keep time.Duration, max int) Option {
+	return func(c *config) { c.retention = retention{keep: keep, max: max} }
+}
+
+// WithRenders sets how many slide renders the generate service runs at
+// once; a call that finds them all running waits for a turn, keeping its
+// slot and its memory claim. A render is CPU-bound work with an 8 MiB
+// canvas, so more at once than the CPUs can run hold more memory for no
+// more throughput. Default runtime.GOMAXPROCS(0), read when the service
+// is made; it must be at least 1. The check service renders nothing.
+func WithRenders(n int) Option {
+	return func(c *config) { c.renders = n }
+}
+
 // WithLogger sets the logger. Default: discard. Calls are logged at debug
 // level, failures of the service itself at warn.
 func WithLogger(l *slog.Logger) Option {
@@ -106,7 +134,8 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 func newConfig(m model, opts []Option) (config, error) {
-	c := config{capacity: DefaultCapacity, maxDecodedBytes: DefaultMaxDecodedBytes, memoryBudget: DefaultMemoryBudget}
+	c := config{capacity: DefaultCapacity, maxDecodedBytes: DefaultMaxDecodedBytes, memoryBudget: DefaultMemoryBudget,
+		retention: retention{keep: DefaultRetention, max: DefaultRetentionMax}, renders: runtime.GOMAXPROCS(0)}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -132,6 +161,9 @@ func (c *config) validate() error {
 	check.If(!(c.faultRate >= 0 && c.faultRate <= 1), "fault rate %g: want 0 to 1", c.faultRate)
 	check.If(!(c.busyRate >= 0 && c.busyRate <= 1), "busy rate %g: want 0 to 1", c.busyRate)
 	check.If(c.faultRate+c.busyRate > 1, "fault rate %g and busy rate %g: want at most 1 together", c.faultRate, c.busyRate)
+	check.If(c.renders < 1, "renders %d: want at least 1", c.renders)
+	check.If(c.retention.keep <= 0, "retention %v: want more than 0", c.retention.keep)
+	check.If(c.retention.max < 1, "retention max %d: want at least 1", c.retention.max)
 	check.If(c.maxDecodedBytes < 1<<20, "max decoded bytes %d: want at least 1 MiB", c.maxDecodedBytes)
 	need := c.maxDecodedBytes + MaxHeaderBytes + c.extra
 	check.If(c.memoryBudget < need, "memory budget %d: want at least %d, the max decoded bytes (%d) plus the most an image's header (%d) and the work beside it (%d) take",

@@ -16,11 +16,16 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/genpipe/genpipe/internal/invalid"
 )
 
 // The group session bounds the broker enforces unless told otherwise:
@@ -33,9 +38,30 @@ const (
 	DefaultGroupMaxSessionTimeout = 30 * time.Minute
 )
 
+// Retention bounds: how long and how much a topic partition keeps its
+// records (Kafka's log.retention.ms and log.retention.bytes) unless told
+// otherwise (WithRetention), and how often the broker drops what is
+// beyond them (Kafka's log.retention.check.interval.ms).
+//
+// Retention drops records whether or not a consumer has read them, so the
+// bounds must be beyond any backlog a consumer may still have to read:
+// the defaults keep a record at least a day, which is far longer than a
+// stopped worker stays stopped in a development session, and up to 1 GiB
+// a partition, millions of genpipe's records of a few hundred bytes. They
+// bound the disk, and the index of every record the broker keeps in
+// memory (about 100 bytes a batch), of a broker left running for days.
+const (
+	DefaultRetention      = 24 * time.Hour
+	DefaultRetentionBytes = 1 << 30
+	DefaultRetentionCheck = 5 * time.Minute
+)
+
 // Server is a running broker.
 type Server struct {
-	c *kfake.Cluster
+	c    *kfake.Cluster
+	stop chan struct{} // ends the retention loop
+	done chan struct{}
+	once sync.Once
 }
 
 type config struct {
@@ -47,6 +73,9 @@ type config struct {
 	log               *slog.Logger
 	tls               *tls.Config
 	users             []user
+	retention         time.Duration
+	retentionBytes    int64
+	keep              []string // topics exempt from the retention
 }
 
 type user struct{ mechanism, name, password string }
@@ -97,6 +126,26 @@ func WithKafkaVersion(version string) Option {
 	return func(c *config) { c.kafkaVersion = version }
 }
 
+// WithRetention bounds how long (age, by the records' timestamps) and how
+// much (bytes, per partition) each topic partition keeps, overriding
+// DefaultRetention and DefaultRetentionBytes; a negative value for either
+// means no bound (Kafka's -1). The broker drops what is beyond them every
+// DefaultRetentionCheck, read or not: keep both beyond the longest backlog
+// a stopped consumer may come back to. Topics created with retention.ms or
+// retention.bytes of their own keep them.
+func WithRetention(age time.Duration, bytes int64) Option {
+	return func(c *config) { c.retention, c.retentionBytes = age, bytes }
+}
+
+// WithKeep exempts topics from the retention (WithRetention): the broker
+// keeps their records until deleted, as a dead-letter topic's must be
+// until someone looks at them. It gives each such topic, when it is
+// created, retention.ms and retention.bytes of -1 of its own; a topic
+// that already existed (in WithDataDir) keeps the configs it has.
+func WithKeep(topics ...string) Option {
+	return func(c *config) { c.keep = append(c.keep, topics...) }
+}
+
 // WithLogger sends kfake's logs to l, overriding the default of logging
 // nothing. kfake logs little above debug: failed requests and persistence
 // problems; at debug, every request.
@@ -120,9 +169,12 @@ func WithSASL(mechanism, name, password string) Option {
 // connections. With WithDataDir it first loads what a previous broker
 // persisted there.
 func Start(opts ...Option) (*Server, error) {
-	var cfg config
+	cfg := config{retention: DefaultRetention, retentionBytes: DefaultRetentionBytes}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	minSession := cmp.Or(cfg.minSessionTimeout, DefaultGroupMinSessionTimeout)
 	kopts := []kfake.Opt{
@@ -133,6 +185,8 @@ func Start(opts ...Option) (*Server, error) {
 		kfake.BrokerConfigs(map[string]string{
 			"group.min.session.timeout.ms": strconv.FormatInt(minSession.Milliseconds(), 10),
 			"group.max.session.timeout.ms": strconv.FormatInt(DefaultGroupMaxSessionTimeout.Milliseconds(), 10),
+			"log.retention.ms":             strconv.FormatInt(retentionMs(cfg.retention), 10),
+			"log.retention.bytes":          strconv.FormatInt(cfg.retentionBytes, 10),
 		}),
 	}
 	if cfg.kafkaVersion != "" {
@@ -167,8 +221,73 @@ func Start(opts ...Option) (*Server, error) {
 		}
 		return nil, fmt.Errorf("broker: start on port %d: %w", cfg.port, err)
 	}
-	return &Server{c: c}, nil
+	keepForever(c, cfg.keep)
+	srv := &Server{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	go srv.retain(DefaultRetentionCheck)
+	return srv, nil
 }
+
+// validate reports the options out of their range.
+func (c *config) validate() error {
+	check := invalid.New("broker")
+	check.If(c.retention >= 0 && c.retention < time.Millisecond, "retention %v: want at least 1ms, or less than 0 for none", c.retention)
+	check.If(c.retentionBytes == 0, "retention bytes 0: want more than 0, or less than 0 for none")
+	return check.Err()
+}
+
+// keepForever makes every CreateTopics of one of topics give it unbounded
+// retention, then lets the broker handle the request as usual.
+func keepForever(c *kfake.Cluster, topics []string) {
+	if len(topics) == 0 {
+		return
+	}
+	forever := []kmsg.CreateTopicsRequestTopicConfig{
+		{Name: "retention.ms", Value: kmsg.StringPtr("-1")},
+		{Name: "retention.bytes", Value: kmsg.StringPtr("-1")},
+	}
+	c.ControlKey(int16(kmsg.CreateTopics), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := r.(*kmsg.CreateTopicsRequest)
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			if slices.Contains(topics, t.Topic) {
+				t.Configs = append(slices.DeleteFunc(t.Configs, func(c kmsg.CreateTopicsRequestTopicConfig) bool {
+					return c.Name == "retention.ms" || c.Name == "retention.bytes"
+				}), forever...)
+			}
+		}
+		return nil, nil, false
+	})
+}
+
+// retentionMs is Kafka's form of a retention: milliseconds, -1 for none.
+func retentionMs(d time.Duration) int64 {
+	if d < 0 {
+		return -1
+	}
+	return d.Milliseconds()
+}
+
+// retain applies the retention every interval until Close. kfake applies
+// the broker-wide retention only when told (its own timer runs only for
+// topics with retention configs of their own).
+func (s *Server) retain(interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.ApplyRetention()
+		}
+	}
+}
+
+// ApplyRetention drops now the records beyond the retention (WithRetention),
+// as the broker does every DefaultRetentionCheck.
+func (s *Server) ApplyRetention() { s.c.ApplyRetention() }
 
 // Addrs returns the broker's host:port addresses, to use as seed brokers.
 func (s *Server) Addrs() []string { return s.c.ListenAddrs() }
@@ -176,7 +295,10 @@ func (s *Server) Addrs() []string { return s.c.ListenAddrs() }
 // Close stops listening, drops client connections and, with WithDataDir,
 // saves the rest of the broker's state to disk. It is safe to call more than
 // once.
-func (s *Server) Close() { s.c.Close() }
+func (s *Server) Close() {
+	s.once.Do(func() { close(s.stop); <-s.done })
+	s.c.Close()
+}
 
 // logger adapts an *slog.Logger to kfake's printf-style Logger.
 type logger struct{ l *slog.Logger }

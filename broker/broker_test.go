@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe/broker"
@@ -136,4 +137,64 @@ func readGroup(t *testing.T, brokers []string, group, topic string, want int, li
 		t.Fatalf("commit: %v", err)
 	}
 	return seen
+}
+
+// Records beyond the retention are dropped, read or not: with room for
+// fewer bytes a partition than were produced, the oldest go and the
+// newest stay; with the defaults, nothing goes.
+func TestBrokerRetention(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		opts    []broker.Option
+		dropped bool
+	}{
+		{"defaults", nil, false},
+		{"bytes", []broker.Option{broker.WithRetention(broker.DefaultRetention, 500)}, true},
+		{"age", []broker.Option{broker.WithRetention(time.Millisecond, -1)}, true},
+		{"kept", []broker.Option{broker.WithRetention(time.Millisecond, 500), broker.WithKeep("other", "kept")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := testutil.StartBroker(t, append([]broker.Option{broker.WithDataDir(t.TempDir())}, tc.opts...)...)
+			const topic = "kept"
+			testenv.EnsureTopics(t, b.Addrs(), 1, topic)
+			cl := testutil.Must(kgo.NewClient(kgo.SeedBrokers(b.Addrs()...)))(t)
+			defer cl.Close()
+			for i := range 20 { // one batch each
+				rec := &kgo.Record{Topic: topic, Value: []byte(strconv.Itoa(i))} // about 70 bytes a batch
+				if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+					t.Fatalf("produce %d: %v", i, err)
+				}
+			}
+			time.Sleep(5 * time.Millisecond) // older than the age bound
+			b.ApplyRetention()
+			adm := kadm.NewClient(cl)
+			start, err := adm.ListStartOffsets(context.Background(), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			end, err := adm.ListEndOffsets(context.Background(), topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _ := start.Lookup(topic, 0)
+			last, _ := end.Lookup(topic, 0)
+			t.Logf("offsets %d to %d", first.Offset, last.Offset)
+			if last.Offset != 20 || (first.Offset > 0) != tc.dropped {
+				t.Errorf("partition keeps offsets %d to %d; want 20 produced, dropped=%v", first.Offset, last.Offset, tc.dropped)
+			}
+			if tc.name == "bytes" && (first.Offset == 0 || first.Offset >= 20) {
+				t.Errorf("start offset %d after retention by bytes; want the oldest dropped, the newest kept", first.Offset)
+			}
+		})
+	}
+}
+
+func TestBrokerRetentionOption(t *testing.T) {
+	for _, o := range []broker.Option{broker.WithRetention(0, 1), broker.WithRetention(time.Hour, 0)} {
+		if b, err := broker.Start(o); err == nil {
+			b.Close()
+			t.Error("a zero retention: no error")
+		}
+	}
 }

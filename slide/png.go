@@ -6,6 +6,8 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"runtime"
+	"sync"
 
 	"golang.org/x/image/draw"
 	"golang.org/x/image/font"
@@ -17,15 +19,56 @@ import (
 // dominated by deflate.
 func encodePNG(img image.Image) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	enc := png.Encoder{CompressionLevel: png.BestSpeed, BufferPool: encoderBuffers}
 	if err := enc.Encode(&buf, img); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
 
+// canvases are the 1920×1080 RGBA images renderPNG draws on, 8 MiB each,
+// reused from one render to the next rather than left to the garbage
+// collector: a service rendering slide after slide would otherwise
+// allocate one per slide. It keeps as many as there are CPUs to render
+// at once (more renders at once than that take new ones and let them go).
+// A sync.Pool would not do: it drops what it holds at every other
+// collection, and a render's own 15 MiB of garbage runs one before the
+// next render. paintGradient paints every pixel, so a reused canvas needs
+// no clearing.
+var canvases = make(chan *image.RGBA, runtime.GOMAXPROCS(0))
+
+func getCanvas() *image.RGBA {
+	select {
+	case c := <-canvases:
+		return c
+	default:
+		return image.NewRGBA(image.Rect(0, 0, slideW, slideH))
+	}
+}
+
+func putCanvas(c *image.RGBA) {
+	select {
+	case canvases <- c:
+	default:
+	}
+}
+
+// encoderBuffers reuses the PNG encoder's buffers (its zlib writer, its
+// rows) across encodes.
+var encoderBuffers = new(pngBuffers)
+
+type pngBuffers struct{ p sync.Pool }
+
+func (b *pngBuffers) Get() *png.EncoderBuffer {
+	buf, _ := b.p.Get().(*png.EncoderBuffer)
+	return buf
+}
+
+func (b *pngBuffers) Put(buf *png.EncoderBuffer) { b.p.Put(buf) }
+
 func renderPNG(th *theme, lay *layout, pic *image.RGBA) ([]byte, error) {
-	dst := image.NewRGBA(image.Rect(0, 0, slideW, slideH))
+	dst := getCanvas()
+	defer putCanvas(dst)
 	paintGradient(dst, th.bgTop, th.bgBottom)
 
 	r := pixels(lay.image)

@@ -171,3 +171,31 @@ func TestMaxRenderBytes(t *testing.T) {
 		t.Errorf("RenderBytes(%v) = %d; want at most MaxRenderBytes = %d", at, worst, MaxRenderBytes)
 	}
 }
+
+// The PNG of a render after the first is drawn on a reused canvas: it
+// allocates less than the 8 MiB canvas it draws on.
+func TestRenderReusesCanvas(t *testing.T) {
+	th, err := newTheme(genpipe.Styles[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(64, 48)
+	lay, err := newLayout(th, img.Bounds().Size(), "t", "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pic := scaleImage(img, lay.image)
+	if _, err := renderPNG(th, lay, pic); err != nil { // leaves a canvas to reuse
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := renderPNG(th, lay, pic); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	canvas := uint64(4 * slideW * slideH)
+	if got := after.TotalAlloc - before.TotalAlloc; got >= canvas {
+		t.Errorf("a second PNG allocated %d KiB; want less than its %d KiB canvas, reused", got>>10, canvas>>10)
+	}
+}

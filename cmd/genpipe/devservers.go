@@ -26,6 +26,7 @@ type brokerConfig struct {
 	Port       int
 	DataDir    string
 	Partitions int
+	Retention  retentionSettings
 }
 
 func (c *brokerConfig) register(f *flags) {
@@ -34,6 +35,7 @@ func (c *brokerConfig) register(f *flags) {
 	f.Int(&c.Port, "port", "GENPIPE_KAFKA_PORT", defaultBrokerPort, "port on 127.0.0.1 (0 for a free one)", between(0, 65535))
 	f.String(&c.DataDir, "data-dir", "GENPIPE_DATA_DIR", "./genpipe-data/kafka", "where topics, records and offsets persist", nonEmpty)
 	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "default partitions of auto-created topics", atLeast(1))
+	c.Retention.register(f)
 }
 
 func (c *brokerConfig) part() string { return "broker" }
@@ -49,8 +51,8 @@ func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer stop()
-	b, err := broker.Start(broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
-		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))
+	b, err := broker.Start(append(cfg.Retention.options(), broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))...)
 	if err != nil {
 		return err
 	}

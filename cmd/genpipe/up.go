@@ -48,6 +48,8 @@ type upConfig struct {
 	KafkaPort        int    // the embedded broker's port (0 for a free one)
 	S3Addr           string // the embedded object store's address
 	CancelPoll       time.Duration
+	MemoryLimit      int64 // soft limit of the process's Go memory: see memlimit.go
+	Retention        retentionSettings
 	API              apiSettings
 }
 
@@ -66,6 +68,8 @@ func (c *upConfig) register(f *flags) {
 	f.Int(&c.KafkaPort, "kafka-port", "GENPIPE_KAFKA_PORT", 0, "embedded broker port on 127.0.0.1 (0 for a free one)", between(0, 65535))
 	f.String(&c.S3Addr, "s3-addr", "GENPIPE_S3_ADDR", "127.0.0.1:0", "embedded object store address (port 0 for a free one)", nonEmpty)
 	registerCancelPoll(f, &c.CancelPoll)
+	registerMemoryLimit(f, &c.MemoryLimit)
+	c.Retention.register(f)
 	c.API.register(f, true)
 }
 
@@ -85,6 +89,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // standalone commands, configured from cfg and the embedded servers'
 // addresses. started gets the URLs once everything serves.
 func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs)) error {
+	applyMemoryLimit(cfg.MemoryLimit, log)
 	// Absolute, because the embedded object store changes the process's
 	// working directory while it runs.
 	dataDir, err := filepath.Abs(cfg.DataDir)
@@ -98,8 +103,8 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	if err != nil {
 		return err
 	}
-	kafkaSrv, err := broker.Start(broker.WithDataDir(filepath.Join(dataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
-		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log.With("part", "broker")))
+	kafkaSrv, err := broker.Start(append(cfg.Retention.options(), broker.WithDataDir(filepath.Join(dataDir, "kafka")), broker.WithPort(cfg.KafkaPort),
+		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log.With("part", "broker")))...)
 	if err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}

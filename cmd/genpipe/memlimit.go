@@ -1,0 +1,31 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"runtime/debug"
+)
+
+// defaultMemoryLimit is the default of up's -memory-limit: a soft limit on
+// the Go heap and runtime that keeps a laptop's `genpipe up` near 300 MB
+// through bursts. Go collects sooner as the heap nears it, and its
+// scavenger returns freed memory to the OS to stay under it, so what a
+// burst took is given back once the burst is over.
+const defaultMemoryLimit = 256 << 20
+
+func registerMemoryLimit(f *flags, p *int64) {
+	f.Int64(p, "memory-limit", "GENPIPE_MEMORY_LIMIT", defaultMemoryLimit,
+		"soft limit in bytes on the process's Go memory (debug.SetMemoryLimit): the garbage collector works harder near it and "+
+			"freed memory goes back to the OS; it is not a cap (larger images may go over, collected more often). "+
+			"0 leaves Go's default; the GOMEMLIMIT environment variable, when set, wins", atLeast(int64(0)))
+}
+
+// applyMemoryLimit sets the soft memory limit to n bytes, unless n is 0 or
+// GOMEMLIMIT is set (the runtime has applied that already).
+func applyMemoryLimit(n int64, log *slog.Logger) {
+	if n == 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(n)
+	log.Debug("soft memory limit set", "bytes", n)
+}
