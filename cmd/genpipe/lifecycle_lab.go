@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -110,14 +109,8 @@ func labImage() []byte {
 // writeLifecycle writes rep as JSON to jsonFile, as charts and HTML into
 // outDir (each when set), and as text to stdout.
 func writeLifecycle(rep *loadtest.LifecycleReport, stdout io.Writer, jsonFile, outDir string) error {
-	if jsonFile != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+	if err := writeJSONFile(jsonFile, rep); err != nil {
+		return err
 	}
 	if outDir != "" {
 		charts, err := loadtest.WriteLifecycleCharts(outDir, *rep)

@@ -151,14 +151,8 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 // writeLoadtest writes rep as JSON to jsonFile and as charts and HTML into
 // outDir (each when set), and its table to stdout.
 func writeLoadtest(rep *loadtest.Report, stdout io.Writer, jsonFile, outDir string) error {
-	if jsonFile != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+	if err := writeJSONFile(jsonFile, rep); err != nil {
+		return err
 	}
 	if outDir != "" {
 		if err := writeLoadtestReport(rep, outDir); err != nil {
@@ -189,4 +183,16 @@ func writeLoadtestReport(rep *loadtest.Report, dir string) (err error) {
 		}
 	}()
 	return loadtest.WriteHTML(f, *rep, charts)
+}
+
+// writeJSONFile writes v as indented JSON to file; nothing when file is "".
+func writeJSONFile(file string, v any) error {
+	if file == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
 }
