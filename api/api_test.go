@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
@@ -133,23 +134,41 @@ func (f *fixture) do(t *testing.T, method, path string, body any, headers map[st
 // requestEvents reads the submitted events now in the requests topic.
 func (f *fixture) requestEvents(t *testing.T) []genpipe.Event {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.env.Kafka.Addrs()...), kgo.ConsumeTopics(f.topics.Requests),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	// Read up to the end offsets of now, not for a while: a slow machine
+	// then makes the read slower, never shorter.
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, f.topics.Requests)
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("end offsets of %s: %v %v", f.topics.Requests, err, ends.Error())
+	}
+	left := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
+		}
+	})
 	var events []genpipe.Event
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
+	for len(left) > 0 && ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			if r.Offset+1 >= left[r.Partition] {
+				delete(left, r.Partition)
+			}
 			e, err := genpipe.DecodeEvent(r.Value)
 			if err != nil || string(r.Key) != e.RequestID {
 				t.Fatalf("record %q key %q: %v", r.Value, r.Key, err)
 			}
 			events = append(events, e)
 		})
+	}
+	if len(left) > 0 {
+		t.Fatalf("reading %s: partitions %v not read to their end: %v", f.topics.Requests, left, ctx.Err())
 	}
 	return events
 }
