@@ -28,7 +28,7 @@ import (
 )
 
 // These tests run every part as its own OS process, built from this
-// package and configured as README.md's "Running the parts separately"
+// package and configured as docs/running.md's "Starting each part"
 // shows: flags where it uses flags, GENPIPE_* environment variables for
 // the rest.
 
