@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ func newStandalone(t *testing.T) *standalone {
 	_, brokerPort, _ := net.SplitHostPort(addrs[0])
 	s := &standalone{
 		t: t, dir: dir, secret: "standalone-webhook-secret",
-		bin:          buildGenpipe(t, dir),
+		bin:          buildGenpipe(t),
 		s3Addr:       addrs[1],
 		checkAddr:    addrs[2],
 		generateAddr: addrs[3],
@@ -189,19 +190,39 @@ func newStandalone(t *testing.T) *standalone {
 	return s
 }
 
-// buildGenpipe builds this package's command into dir.
-func buildGenpipe(t *testing.T, dir string) string {
+// genpipeBinary is this package's command, built once per test binary:
+// linking it takes 5–12 s on two cores, and a dozen process tests use it.
+// TestMain removes its directory.
+var genpipeBinary struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// buildGenpipe returns the path of this package's command, building it on
+// first use.
+func buildGenpipe(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(dir, "genpipe")
-	start := time.Now()
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = packageDir(t)
-	out, err := build.CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	b, src := &genpipeBinary, packageDir(t)
+	b.once.Do(func() {
+		start := time.Now()
+		if b.dir, b.err = os.MkdirTemp("", "genpipe-bin-"); b.err != nil {
+			return
+		}
+		b.path = filepath.Join(b.dir, "genpipe")
+		build := exec.Command("go", "build", "-o", b.path, ".")
+		build.Dir = src
+		if out, err := build.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		t.Logf("built %s in %s", b.path, time.Since(start).Round(time.Millisecond))
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	t.Logf("built %s in %s", bin, time.Since(start).Round(time.Millisecond))
-	return bin
+	return b.path
 }
 
 // packageDir returns this package's source directory. The working

@@ -66,6 +66,9 @@ func runWithUp(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if genpipeBinary.dir != "" {
+		os.RemoveAll(genpipeBinary.dir)
+	}
 	cancel()
 	select {
 	case err := <-done:
