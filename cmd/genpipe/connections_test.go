@@ -25,6 +25,9 @@ import (
 // or to make room for newer ones (measured and logged), and up never runs
 // out of descriptors.
 func TestUpManyIdleConnections(t *testing.T) {
+	// Its own processes on ports of its own, waiting on them most of the
+	// time: it runs beside the other long process tests.
+	t.Parallel()
 	const nofile = 1024
 	s := newStandalone(t)
 	up := s.startLimited("up", nofile, s.upArgs("--partitions", "4")...)

@@ -31,6 +31,9 @@ import (
 // request's history, from its event stream), never how long anything
 // took; the waits are logged.
 func TestFairSharesThroughAPI(t *testing.T) {
+	// Its own processes on ports of its own, waiting on them most of the
+	// time: it runs beside the other long process tests.
+	t.Parallel()
 	const keyA, keyB, burst = "fair-key-acme-3b9d0c41e7a2", "fair-key-batch-5e1f7a20c6d8", 60
 	s := newStandalone(t)
 	s.startTenantsUp(keyA, keyB, 1, "500ms", "4")
@@ -103,6 +106,9 @@ func TestFairSharesThroughAPI(t *testing.T) {
 // work waiting, about three in four are acme's (first come, first served:
 // about one in two, in the order the submissions arrived).
 func TestWeightedSharesThroughAPI(t *testing.T) {
+	// Its own processes on ports of its own, waiting on them most of the
+	// time: it runs beside the other long process tests.
+	t.Parallel()
 	const keyA, keyB, each = "weights-key-acme-1c7e9a3d5b20", "weights-key-batch-7d2f0b8e4a61", 40
 	s := newStandalone(t)
 	s.startTenantsUp(keyA, keyB, 3, "300ms", "2")

@@ -35,6 +35,9 @@ const upPeakRSS = 1500 << 20
 //
 // It builds the binary and runs for about a minute; -short skips it.
 func TestMemoryBound(t *testing.T) {
+	// Its own processes on ports of its own, waiting on them most of the
+	// time: it runs beside the other long process tests.
+	t.Parallel()
 	s := newStandalone(t)
 	up := s.start("up", nil, s.upArgs("--partitions", "4")...)
 	s.waitReady(up)
