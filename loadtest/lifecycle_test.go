@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/genpipe/genpipe/internal/span"
 )
 
 // fakeSystem serves the HTTP contract the lifecycle lab drives — POST
@@ -90,7 +92,7 @@ func (f *fakeSystem) submit(w http.ResponseWriter, r *http.Request) {
 			slot = i
 		}
 	}
-	genStart := later(f.slots[slot], checkEnd)
+	genStart := span.Later(f.slots[slot], checkEnd)
 	if !in.StartBy.IsZero() && genStart.After(in.StartBy) {
 		writeJSON(w, http.StatusTooManyRequests, map[string]any{"code": "start_too_late", "status": 429})
 		return

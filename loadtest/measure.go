@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/span"
 )
 
 // Stages, for counting handles.
@@ -196,7 +197,7 @@ func (r *recorder) tenantFigures(res *Result, calls []aiCall, capacity int, star
 		}
 		if !c.end.IsZero() {
 			ended[c.id] = true
-			lastEnd = later(lastEnd, c.end)
+			lastEnd = span.Later(lastEnd, c.end)
 		}
 	}
 	waits := make([][]float64, len(rows))
@@ -207,9 +208,9 @@ func (r *recorder) tenantFigures(res *Result, calls []aiCall, capacity int, star
 		if s, ok := firstStart[id]; ok {
 			rows[i].Started++
 			waits[i] = append(waits[i], unscaledMs(s.Sub(at)))
-			lastStart[i] = later(lastStart[i], s)
+			lastStart[i] = span.Later(lastStart[i], s)
 		} else {
-			lastStart[i] = later(lastStart[i], lastEnd) // never started: it waited to the end
+			lastStart[i] = span.Later(lastStart[i], lastEnd) // never started: it waited to the end
 		}
 	}
 	for i := range rows {
@@ -319,26 +320,9 @@ func busy(calls []aiCall, capacity int, from, to time.Time) float64 {
 		if end.IsZero() {
 			end = to // still running
 		}
-		s, e := later(c.start, from), earlier(end, to)
-		if e.After(s) {
-			held += e.Sub(s)
-		}
+		held += span.Overlap(c.start, end, from, to)
 	}
 	return held.Seconds() / (float64(capacity) * to.Sub(from).Seconds())
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
-func earlier(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
 }
 
 // slotGaps returns, in real (not unscaled) milliseconds and sorted, how

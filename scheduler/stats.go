@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/span"
 )
 
 // Stats is a snapshot of a dispatcher, for metrics. Every figure is this
@@ -61,17 +62,17 @@ func newCounters(capacity int) counters {
 
 // busy adds tenant's slot time from start to end, within the window.
 func (c *counters) busy(tenant string, start, end time.Time) {
-	start = later(start, end.Add(-window))
+	start = span.Later(start, end.Add(-window))
 	for sec := start.Unix(); sec <= end.Unix(); sec++ {
-		from, to := later(start, time.Unix(sec, 0)), earlier(end, time.Unix(sec+1, 0))
-		if !to.After(from) {
+		held := span.Overlap(start, end, time.Unix(sec, 0), time.Unix(sec+1, 0))
+		if held == 0 {
 			continue
 		}
 		i := sec % 60
 		if c.second[i] != sec || c.slots[i] == nil {
 			c.second[i], c.slots[i] = sec, map[string]float64{}
 		}
-		c.slots[i][tenant] += to.Sub(from).Seconds()
+		c.slots[i][tenant] += held.Seconds()
 	}
 }
 
@@ -91,20 +92,6 @@ func (c *counters) shares(now time.Time) map[string]float64 {
 		out[tenant] = s / (float64(c.capacity) * window.Seconds())
 	}
 	return out
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // Stats returns a snapshot of the dispatcher.
