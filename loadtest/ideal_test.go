@@ -160,21 +160,7 @@ func TestShapeTargets(t *testing.T) {
 	const withinIdeal, ofLimit = 0.02, 0.97
 	for _, shape := range []string{ShapeBurst, ShapeSteady, ShapeRamp} {
 		t.Run(shape, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			rep, err := Run(ctx, Config{Scenario: article, Profiles: []string{ProfileGenpipe}, Workload: Workload{Shape: shape}, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b bytes.Buffer
-			if err := WriteTable(&b, *rep); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("\n%s", b.String())
-			r := rep.Results[0]
-			if r.Lost != 0 || r.DuplicateAICalls != 0 {
-				t.Errorf("lost %d, duplicate AI calls %d", r.Lost, r.DuplicateAICalls)
-			}
+			r := runGenpipe(t, Config{Scenario: article, Workload: Workload{Shape: shape}})
 			// Above the ideal counts too: only a first generative call held
 			// back while work waits can get there.
 			if gap := math.Abs(r.IdealUtilization - r.Utilization); gap > withinIdeal {
@@ -185,4 +171,28 @@ func TestShapeTargets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runGenpipe runs cfg's workload through the genpipe profile alone (within
+// five minutes), logs the table and fails the test if a request was lost or
+// an AI call made twice.
+func runGenpipe(t *testing.T, cfg Config) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cfg.Profiles, cfg.Logger = []string{ProfileGenpipe}, testLogger(t)
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, *rep); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", b.String())
+	r := rep.Results[0]
+	if r.Lost != 0 || r.DuplicateAICalls != 0 {
+		t.Errorf("lost %d, duplicate AI calls %d", r.Lost, r.DuplicateAICalls)
+	}
+	return r
 }

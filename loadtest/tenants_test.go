@@ -402,21 +402,7 @@ func TestTenantTargets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			defer cancel()
-			rep, err := Run(ctx, Config{Scenario: sc, Profiles: []string{ProfileGenpipe}, Workload: w, Logger: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b bytes.Buffer
-			if err := WriteTable(&b, *rep); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("\n%s", b.String())
-			res := rep.Results[0]
-			if res.Lost != 0 || res.DuplicateAICalls != 0 {
-				t.Errorf("lost %d, duplicate AI calls %d", res.Lost, res.DuplicateAICalls)
-			}
+			res := runGenpipe(t, Config{Scenario: sc, Workload: w})
 			unfair := unfairness(name, res.Tenants)
 			switch {
 			case p.schedules && unfair != "":
