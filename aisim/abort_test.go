@@ -14,34 +14,49 @@ import (
 	"github.com/genpipe/genpipe/aisim"
 )
 
+// runningCall is a check call under way on a service of one slot.
+type runningCall struct {
+	svc    *aisim.Service
+	base   string // the service's URL
+	cancel context.CancelCauseFunc
+	done   chan error // the call's error once it returns
+}
+
+// startCall starts a check call on a one-slot service with opts and waits
+// until the service runs it.
+func startCall(t *testing.T, opts ...aisim.Option) runningCall {
+	t.Helper()
+	st := newStore(t)
+	svc := service(t, "check", append([]aisim.Option{aisim.WithCapacity(1), aisim.WithLatency(time.Hour)}, opts...)...)
+	c := runningCall{svc: svc, base: serve(t, svc), done: make(chan error, 1)}
+	url := st.add("img", pngOf(t, picture(64, 64)))
+	checker := aiclient.NewChecker(c.base)
+	var ctx context.Context
+	ctx, c.cancel = context.WithCancelCause(context.Background())
+	go func() {
+		_, err := checker.Check(ctx, genpipe.CheckInput{RequestID: "slow", ImageURL: url, IdempotencyKey: "slow/check/0"})
+		c.done <- err
+	}()
+	waitFor(t, func() bool { return svc.Stats().InFlight == 1 })
+	return c
+}
+
 // A call whose request is canceled (its context ends with the cause
 // genpipe.ErrCanceled) is aborted: the client tells the service, which
 // stops the work, frees the slot and counts the call aborted, not
 // abandoned; the slot takes the next call at once.
 func TestAbortFreesSlotAndCountsAborted(t *testing.T) {
-	st := newStore(t)
-	svc := service(t, "check", aisim.WithCapacity(1), aisim.WithLatency(time.Hour))
-	base := serve(t, svc)
-	url := st.add("img", pngOf(t, picture(64, 64)))
-	checker := aiclient.NewChecker(base)
-
-	ctx, cancel := context.WithCancelCause(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := checker.Check(ctx, genpipe.CheckInput{RequestID: "slow", ImageURL: url, IdempotencyKey: "slow/check/0"})
-		done <- err
-	}()
-	waitFor(t, func() bool { return svc.Stats().InFlight == 1 })
-	cancel(genpipe.ErrCanceled)
-	if err := <-done; err == nil {
+	c := startCall(t)
+	c.cancel(genpipe.ErrCanceled)
+	if err := <-c.done; err == nil {
 		t.Fatal("the aborted call succeeded")
 	}
-	s := svc.Stats()
+	s := c.svc.Stats()
 	if s.Aborted != 1 || s.Abandoned != 0 || s.InFlight != 0 || s.Succeeded != 0 {
 		t.Errorf("stats after the abort: %+v; want 1 aborted, none abandoned or in flight", s)
 	}
 	// Aborting a call that does not run answers 404.
-	req, _ := http.NewRequest(http.MethodDelete, base+"/v1/calls/nothing", nil)
+	req, _ := http.NewRequest(http.MethodDelete, c.base+"/v1/calls/nothing", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
 		t.Errorf("DELETE of no running call = %v, %v; want 404", resp, err)
 	}
@@ -50,21 +65,11 @@ func TestAbortFreesSlotAndCountsAborted(t *testing.T) {
 // A call given up for another reason (a timeout, a shutdown) is not
 // aborted: the service sees its client go away (abandoned).
 func TestCancelWithoutCauseIsAbandoned(t *testing.T) {
-	st := newStore(t)
-	svc := service(t, "check", aisim.WithCapacity(1), aisim.WithLatency(time.Hour))
-	url := st.add("img", pngOf(t, picture(64, 64)))
-	checker := aiclient.NewChecker(serve(t, svc))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := checker.Check(ctx, genpipe.CheckInput{RequestID: "slow", ImageURL: url, IdempotencyKey: "slow/check/0"})
-		done <- err
-	}()
-	waitFor(t, func() bool { return svc.Stats().InFlight == 1 })
-	cancel()
-	<-done
-	waitFor(t, func() bool { return svc.Stats().InFlight == 0 })
-	if s := svc.Stats(); s.Abandoned != 1 || s.Aborted != 0 {
+	c := startCall(t)
+	c.cancel(nil)
+	<-c.done
+	waitFor(t, func() bool { return c.svc.Stats().InFlight == 0 })
+	if s := c.svc.Stats(); s.Abandoned != 1 || s.Aborted != 0 {
 		t.Errorf("stats: %+v; want 1 abandoned, 0 aborted", s)
 	}
 }
@@ -73,23 +78,13 @@ func TestCancelWithoutCauseIsAbandoned(t *testing.T) {
 // to its end, though its client went away: the answer is paid, and
 // discarded.
 func TestServiceWithoutAbortRunsCallOut(t *testing.T) {
-	st := newStore(t)
-	svc := service(t, "check", aisim.WithCapacity(1), aisim.WithLatency(300*time.Millisecond), aisim.WithAbort(false))
-	url := st.add("img", pngOf(t, picture(64, 64)))
-	checker := aiclient.NewChecker(serve(t, svc))
-	ctx, cancel := context.WithCancelCause(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := checker.Check(ctx, genpipe.CheckInput{RequestID: "slow", ImageURL: url, IdempotencyKey: "slow/check/0"})
-		done <- err
-	}()
-	waitFor(t, func() bool { return svc.Stats().InFlight == 1 })
-	cancel(genpipe.ErrCanceled)
-	if err := <-done; err == nil {
+	c := startCall(t, aisim.WithLatency(300*time.Millisecond), aisim.WithAbort(false))
+	c.cancel(genpipe.ErrCanceled)
+	if err := <-c.done; err == nil {
 		t.Error("the canceled call returned an answer")
 	}
-	waitFor(t, func() bool { return svc.Stats().InFlight == 0 })
-	if s := svc.Stats(); s.Succeeded != 1 || s.Aborted != 0 || s.Abandoned != 0 {
+	waitFor(t, func() bool { return c.svc.Stats().InFlight == 0 })
+	if s := c.svc.Stats(); s.Succeeded != 1 || s.Aborted != 0 || s.Abandoned != 0 {
 		t.Errorf("stats: %+v; want the call run out (1 succeeded)", s)
 	}
 }
