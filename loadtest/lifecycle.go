@@ -34,10 +34,13 @@ import (
 //     the median absolute error, as a fraction of the actual wait, must be
 //     under 20%.
 
-// LifecycleScenario and StepScenario name the lab's two runs.
+// The lab's runs: cancels and deadlines; predicted waits through a step of
+// loads; and what genpipe adds to the AIs' own time, as a client that
+// follows its request over the SSE stream sees it.
 const (
 	LifecycleScenario = "lifecycle"
 	StepScenario      = "step"
+	OverheadScenario  = "overhead"
 )
 
 // Defaults of LifecycleConfig.
@@ -81,7 +84,7 @@ func (s System) capacity() float64 {
 // LifecycleConfig is one lifecycle lab run.
 type LifecycleConfig struct {
 	System    System
-	Scenarios []string // LifecycleScenario, StepScenario; default both, in that order
+	Scenarios []string // LifecycleScenario, StepScenario, OverheadScenario; default the first two, in that order
 	TimeScale float64  // the system's durations are the unscaled ones × this; default DefaultTimeScale
 	Image     []byte   // the PNG every request uses, uploaded once
 
@@ -94,6 +97,9 @@ type LifecycleConfig struct {
 	Steps        []float64     // default DefaultSteps
 	StepDuration time.Duration // unscaled; default DefaultStepDuration
 	MinWait      time.Duration // unscaled; default DefaultMinWait
+
+	OverheadLoad     float64       // default DefaultOverheadLoad
+	OverheadDuration time.Duration // unscaled; default DefaultOverheadDuration
 
 	DrainTimeout time.Duration // unscaled, after the last submission; default DefaultDrainTimeout
 	Seed         uint64        // of the roles and timings; 0 is 1
@@ -109,7 +115,7 @@ func (c *LifecycleConfig) defaults() error {
 		c.Scenarios = []string{LifecycleScenario, StepScenario}
 	}
 	for _, s := range c.Scenarios {
-		if s != LifecycleScenario && s != StepScenario {
+		if s != LifecycleScenario && s != StepScenario && s != OverheadScenario {
 			return fmt.Errorf("loadtest: unknown lifecycle scenario %q", s)
 		}
 	}
@@ -120,6 +126,8 @@ func (c *LifecycleConfig) defaults() error {
 	setDefault(&c.AbortShare, DefaultAbortShare)
 	setDefault(&c.StepDuration, DefaultStepDuration)
 	setDefault(&c.MinWait, DefaultMinWait)
+	setDefault(&c.OverheadLoad, DefaultOverheadLoad)
+	setDefault(&c.OverheadDuration, DefaultOverheadDuration)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
 	if len(c.Steps) == 0 {
 		c.Steps = DefaultSteps
@@ -175,6 +183,8 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (*LifecycleReport, e
 			rep.Lifecycle, err = l.lifecycle(ctx)
 		case StepScenario:
 			rep.Step, err = l.step(ctx)
+		case OverheadScenario:
+			rep.Overhead, err = l.overhead(ctx)
 		}
 		if err != nil {
 			return rep, fmt.Errorf("loadtest: %s: %w", s, err)

@@ -25,6 +25,7 @@ type LifecycleReport struct {
 	CapacityRps float64          `json:"capacityRps"` // the AI's stated capacity, unscaled: what the loads multiply
 	Lifecycle   *LifecycleResult `json:"lifecycle,omitempty"`
 	Step        *StepResult      `json:"step,omitempty"`
+	Overhead    *OverheadResult  `json:"overhead,omitempty"`
 }
 
 // LifecycleResult is what the lifecycle scenario measured.
@@ -236,6 +237,9 @@ func (r LifecycleReport) Targets() []Target {
 	if r.Step != nil {
 		out = append(out, r.Step.Targets...)
 	}
+	if r.Overhead != nil {
+		out = append(out, r.Overhead.Targets...)
+	}
 	return out
 }
 
@@ -272,6 +276,9 @@ func WriteLifecycleTable(w io.Writer, r LifecycleReport) error {
 		fmt.Fprintf(&b, "median |error| %.2f s, median bias (actual − predicted) %+.2f s; %d samples left out (started within %.1f s, or never)\n",
 			st.MedianAbsErrS, st.MedianBiasS, st.Excluded, st.MinWaitS)
 		fmt.Fprintf(&b, "final statuses: %s\n", joinCounts(st.Statuses))
+	}
+	if r.Overhead != nil {
+		writeOverhead(&b, r.Overhead)
 	}
 	b.WriteString("\n")
 	for _, t := range r.Targets() {

@@ -72,14 +72,16 @@ func runLifecycleLab(ctx context.Context, f lifecycleFlags, stdout, stderr io.Wr
 		return ctx.Err()
 	}
 	scenarios := []string{loadtest.LifecycleScenario, loadtest.StepScenario}
-	if f.scenario == loadtest.StepScenario {
-		scenarios = scenarios[1:]
+	switch f.scenario {
+	case loadtest.StepScenario, loadtest.OverheadScenario:
+		scenarios = []string{f.scenario}
 	}
 	fmt.Fprintf(stderr, "genpipe up serving %s (AI capacity %d, time scale %g)\n", u.API, f.capacity, f.scale)
 	rep, err := loadtest.RunLifecycle(ctx, loadtest.LifecycleConfig{
 		System: loadtest.System{API: u.API, CheckAI: u.CheckAI, GenerateAI: u.GenerateAI,
 			CheckCapacity: f.capacity, GenerateCapacity: f.capacity, CheckLatency: lifecycleCheckLatency, GenerateLatency: lifecycleGenerateLatency},
 		Scenarios: scenarios, TimeScale: f.scale, Image: labImage(), Duration: f.duration, Load: f.load,
+		OverheadDuration: f.duration, OverheadLoad: f.load,
 		StepDuration: f.stepDuration, DrainTimeout: f.drain,
 		Progress: func(line string) { fmt.Fprintln(stderr, line) },
 	})

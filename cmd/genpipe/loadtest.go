@@ -47,9 +47,11 @@ against their targets. -requests sets their backlog (default 5000).
 	}
 	fs.StringVar(&scenario, "scenario", "article", "article (64 partitions, AI capacity 64), few-partitions (8 partitions, capacity 64), "+
 		"a multi-tenant workload on article's system: noisy-neighbor, priority or weights, "+
-		"or through genpipe up's HTTP API: lifecycle (cancels, deadlines, then the step) or step (predicted waits from 0.5× to 3× the capacity)")
+		"or through genpipe up's HTTP API: lifecycle (cancels, deadlines, then the step), step (predicted waits from 0.5× to 3× the capacity) "+
+		"or overhead (what genpipe adds to the AIs' time, seen over SSE; run it with -time-scale 1)")
 	fs.IntVar(&life.capacity, "ai-capacity", lifecycleCapacity, "lifecycle and step: the simulated AIs' capacity")
-	fs.Float64Var(&life.load, "load", loadtest.DefaultLifecycleLoad, "lifecycle: the load, × the AI's capacity")
+	fs.Float64Var(&life.load, "load", 0, fmt.Sprintf("lifecycle and overhead: the load, × the AI's capacity (0: %g for lifecycle, %g for overhead)",
+		loadtest.DefaultLifecycleLoad, loadtest.DefaultOverheadLoad))
 	fs.DurationVar(&life.stepDuration, "step-duration", loadtest.DefaultStepDuration, "step: how long each load lasts (unscaled)")
 	fs.StringVar(&profiles, "profiles", strings.Join(loadtest.Profiles, ","), "profiles to run, one after another, comma-separated")
 	fs.StringVar(&shape, "shape", loadtest.ShapeBurst, "workload shape: burst, steady or ramp")
@@ -68,7 +70,7 @@ against their targets. -requests sets their backlog (default 5000).
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if scenario == loadtest.LifecycleScenario || scenario == loadtest.StepScenario {
+	if scenario == loadtest.LifecycleScenario || scenario == loadtest.StepScenario || scenario == loadtest.OverheadScenario {
 		life.scenario, life.scale, life.drain, life.jsonFile, life.outDir = scenario, scale, drain, jsonFile, outDir
 		life.duration = duration // 0: the lab's default
 		return runLifecycleLab(ctx, life, stdout, stderr)

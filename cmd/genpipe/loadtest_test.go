@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,5 +69,44 @@ func TestLoadtestTenantScenario(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// `genpipe loadtest -scenario overhead` follows every request of a light
+// load over its event stream through a genpipe up of its own, and measures
+// what genpipe added to the AIs' own time, in the table and the JSON.
+func TestLoadtestOverheadScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts genpipe up")
+	}
+	// Its own process: the tests' up holds this one's embedded object store.
+	dir := t.TempDir()
+	cmd := exec.CommandContext(t.Context(), buildGenpipe(t), "loadtest", "-scenario", "overhead", "-time-scale", "0.25", "-duration", "20s",
+		"-json", filepath.Join(dir, "r.json"))
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr, cmd.Dir = &out, &stderr, dir
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	t.Logf("\n%s", out.String())
+	var rep loadtest.LifecycleReport
+	b, err := os.ReadFile(filepath.Join(dir, "r.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := rep.Overhead
+	if o == nil || rep.Lifecycle != nil || rep.Step != nil {
+		t.Fatalf("report %+v; want the overhead scenario alone", rep)
+	}
+	// 20 s at 0.47 × 8/3 requests a second, every one done with a call a
+	// stage, none shorter than the AIs' latencies (125 ms + 750 ms scaled).
+	if o.Requests != 25 || o.Measured != o.Requests || o.AIMs.P50 < 875 || o.Overhead.P50 <= 0 {
+		t.Errorf("overhead %+v; want 25 requests measured, calls of at least 875 ms", o)
+	}
+	if !strings.Contains(out.String(), "client-seen overhead over the AIs' time") {
+		t.Errorf("output lacks the target's line:\n%s", out.String())
 	}
 }

@@ -1,0 +1,223 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of the overhead scenario.
+const (
+	DefaultOverheadLoad     = 0.47            // × the AI's capacity: busy, without a queue
+	DefaultOverheadDuration = 2 * time.Minute // unscaled
+	DefaultOverheadP99      = 25 * time.Millisecond
+)
+
+// OverheadResult is what the overhead scenario measured, in real
+// milliseconds. A request's overhead is the time from its POST being sent
+// to its done event being read from its stream, less the time its AI calls
+// took as the AI services recorded them; the four parts add up to it.
+type OverheadResult struct {
+	Load     float64 `json:"load"` // × the capacity
+	Requests int     `json:"requests"`
+	Measured int     `json:"measured"` // ended done, one call per stage
+	// Others counts requests left out, by why: another final status, a
+	// stream error, a retried call.
+	Others   map[string]int `json:"others,omitempty"`
+	Overhead Spread         `json:"overheadMs"`
+	Intake   Spread         `json:"intakeMs"`   // POST sent → 202 read
+	ToCheck  Spread         `json:"toCheckMs"`  // 202 read → the checking call starts
+	Between  Spread         `json:"betweenMs"`  // the checking call ends → the generative call starts
+	ToClient Spread         `json:"toClientMs"` // the generative call ends → done read from the stream
+	AIMs     Spread         `json:"aiMs"`       // the AI calls' own time
+	Targets  []Target       `json:"targets"`
+}
+
+// Spread is a distribution's median, p99 and maximum.
+type Spread struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func spreadOf(xs []float64) Spread {
+	if len(xs) == 0 {
+		return Spread{}
+	}
+	return Spread{P50: percentileOf(xs, 50), P99: percentileOf(xs, 99), Max: percentileOf(xs, 100)}
+}
+
+// followed is one request of the overhead scenario, as its client saw it.
+type followed struct {
+	id             string
+	sent, accepted time.Time
+	doneAt         time.Time // when its terminal event was read
+	final          string
+	err            error
+}
+
+// overhead runs the overhead scenario: requests at cfg.OverheadLoad × the
+// capacity, each followed over its event stream from the moment the 202
+// is read.
+func (l *lab) overhead(ctx context.Context) (*OverheadResult, error) {
+	cfg := l.cfg
+	capacity := cfg.System.capacity()
+	n := max(1, int(cfg.OverheadDuration.Seconds()*capacity*cfg.OverheadLoad))
+	rate := capacity * cfg.OverheadLoad / cfg.TimeScale
+	all := make([]*followed, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	finished := 0
+	progress := l.progressEvery(func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("overhead: %d/%d requests followed to their end", finished, n)
+	})
+	defer progress()
+	// A stream lasts as long as its request: no client timeout, the drain
+	// bounds it.
+	streamCtx, cancel := context.WithTimeout(ctx, l.real(cfg.OverheadDuration+cfg.DrainTimeout))
+	defer cancel()
+	pace(streamCtx, n, rate, &wg, func(i int) {
+		all[i] = l.follow(streamCtx)
+		mu.Lock()
+		finished++
+		mu.Unlock()
+	})
+	wg.Wait()
+	calls, err := l.calls(context.WithoutCancel(ctx), false)
+	if err != nil {
+		return nil, err
+	}
+	return judgeOverhead(cfg.OverheadLoad, all, calls), nil
+}
+
+// follow submits one request and reads its event stream to the end.
+func (l *lab) follow(ctx context.Context) *followed {
+	f := &followed{sent: time.Now()}
+	body := map[string]any{"objectId": l.objectID, "style": "minimal", "description": "overhead lab"}
+	var out struct {
+		ID   string `json:"id"`
+		Code string `json:"code"`
+	}
+	status, err := l.call(ctx, http.MethodPost, l.cfg.System.API+"/v1/requests", body, &out)
+	f.accepted = time.Now()
+	if err == nil && status != http.StatusAccepted {
+		err = fmt.Errorf("POST /v1/requests: %d %s", status, out.Code)
+	}
+	if err != nil {
+		f.err = err
+		return f
+	}
+	f.id = out.ID
+	f.final, f.doneAt, f.err = l.stream(ctx, f.id)
+	return f
+}
+
+// stream reads id's event stream until a terminal status and returns it
+// and when it was read.
+func (l *lab) stream(ctx context.Context, id string) (string, time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.System.API+"/v1/requests/"+id+"/events", nil)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if k := l.cfg.System.APIKey; k != "" {
+		req.Header.Set("Authorization", "Bearer "+k)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", time.Time{}, fmt.Errorf("GET events: %s", resp.Status)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	for lines.Scan() {
+		data, ok := strings.CutPrefix(lines.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		at := time.Now()
+		var ev struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return "", time.Time{}, fmt.Errorf("event %q: %w", data, err)
+		}
+		if terminal(ev.Status) {
+			return ev.Status, at, nil
+		}
+	}
+	if err := lines.Err(); err != nil {
+		return "", time.Time{}, err
+	}
+	return "", time.Time{}, fmt.Errorf("the stream of %s ended before its end", id)
+}
+
+// judgeOverhead measures each request that ended done with one call per
+// stage against the AIs' records of its calls.
+func judgeOverhead(load float64, all []*followed, calls map[string][]Call) *OverheadResult {
+	r := &OverheadResult{Load: load, Requests: len(all), Others: map[string]int{}}
+	var overhead, intake, toCheck, between, toClient, ai []float64
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for _, f := range all {
+		if f == nil || f.err != nil {
+			r.Others["error"]++
+			continue
+		}
+		if f.final != "done" {
+			r.Others[f.final]++
+			continue
+		}
+		cs := calls[f.id]
+		if len(cs) != 2 || cs[0].Stage != "check" || cs[1].Stage != "generate" {
+			r.Others["more than one call a stage"]++
+			continue
+		}
+		check, gen := cs[0], cs[1]
+		aiTime := check.End.Sub(check.Start) + gen.End.Sub(gen.Start)
+		r.Measured++
+		overhead = append(overhead, ms(f.doneAt.Sub(f.sent)-aiTime))
+		intake = append(intake, ms(f.accepted.Sub(f.sent)))
+		toCheck = append(toCheck, ms(check.Start.Sub(f.accepted)))
+		between = append(between, ms(gen.Start.Sub(check.End)))
+		toClient = append(toClient, ms(f.doneAt.Sub(gen.End)))
+		ai = append(ai, ms(aiTime))
+	}
+	r.Overhead, r.Intake, r.ToCheck, r.Between, r.ToClient, r.AIMs =
+		spreadOf(overhead), spreadOf(intake), spreadOf(toCheck), spreadOf(between), spreadOf(toClient), spreadOf(ai)
+	want := ms(DefaultOverheadP99)
+	r.Targets = []Target{{
+		Name: fmt.Sprintf("client-seen overhead over the AIs' time at %g× the capacity, p99", load),
+		Got:  fmt.Sprintf("%.1f ms over %d requests", r.Overhead.P99, r.Measured),
+		Want: fmt.Sprintf("≤ %.0f ms", want),
+		Pass: r.Measured > 0 && r.Overhead.P99 <= want,
+	}}
+	return r
+}
+
+// writeOverhead writes the overhead scenario's figures to b.
+func writeOverhead(b *strings.Builder, o *OverheadResult) {
+	fmt.Fprintf(b, "\noverhead at %g× the capacity: %d requests, %d measured", o.Load, o.Requests, o.Measured)
+	if len(o.Others) > 0 {
+		fmt.Fprintf(b, " (left out: %s)", joinCounts(o.Others))
+	}
+	b.WriteString("\n")
+	rows := [][]string{{"part (real ms)", "p50", "p99", "max"}}
+	for _, p := range []struct {
+		name string
+		s    Spread
+	}{
+		{"overhead (client-seen − AI)", o.Overhead}, {"POST → 202", o.Intake}, {"202 → checking call", o.ToCheck},
+		{"checking → generative call", o.Between}, {"generative call → done read", o.ToClient}, {"the AIs' own time", o.AIMs},
+	} {
+		rows = append(rows, []string{p.name, fmt.Sprintf("%.1f", p.s.P50), fmt.Sprintf("%.1f", p.s.P99), fmt.Sprintf("%.1f", p.s.Max)})
+	}
+	writeRows(b, rows)
+}
