@@ -246,6 +246,9 @@ type Ledger interface {
 	// StartCall records a call about to be sent, before it is sent, as
 	// running, and returns it with its ID. A *BudgetError when one of
 	// s.Budgets is spent: nothing is written, and no call may be made.
+	// A call is its request, stage, replay, owner and attempt: StartCall
+	// again for the same (a retry after a lost answer) returns the row the
+	// first wrote, unrefused, and counts it once.
 	StartCall(ctx context.Context, s CallStart) (Call, error)
 	// FinishCall records how call id ended and how long it took. A call
 	// already ended is left as it is (ECONFLICT).

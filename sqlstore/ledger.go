@@ -42,8 +42,14 @@ func ledgerSQL(d *dialect) (usage, abandonCalls string) {
 }
 
 const (
+	// insertCall writes a call once: a retry after a lost answer finds the
+	// row its first try wrote (the no-op update only lets RETURNING see it).
 	insertCall = `INSERT INTO ai_calls (request_id, stage, tenant, replay, attempt, owner, day, started_ms, alive_ms, outcome)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 'running') RETURNING id`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, 'running')
+	ON CONFLICT (request_id, stage, replay, owner, attempt) DO UPDATE SET attempt = excluded.attempt RETURNING id`
+	// startedCall finds a call a first try already wrote, which passed the
+	// budgets then and counts in them now.
+	startedCall = `SELECT id FROM ai_calls WHERE request_id = $1 AND stage = $2 AND replay = $3 AND owner = $4 AND attempt = $5`
 	// dayUse is a tenant's use of a stage on a day: every call counted, an
 	// ended one by its duration, a running one up to its last sign of life,
 	// as usage charges them. The day's counters (ai_call_days, kept by
@@ -81,6 +87,10 @@ func (s *Store) StartCall(ctx context.Context, start genpipe.CallStart) (genpipe
 			if _, err := tx.exec(s.d.lockBudget, c.Tenant+"/"+string(c.Stage)); err != nil {
 				return err
 			}
+		}
+		err := tx.queryRow(startedCall, c.RequestID, c.Stage, c.Replay, c.Owner, c.Attempt).Scan(&c.ID)
+		if err == nil || !errors.Is(err, sql.ErrNoRows) {
+			return err
 		}
 		var use genpipe.StageUse
 		var usedMS int64

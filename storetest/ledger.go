@@ -55,6 +55,30 @@ var ledgerTests = []test{
 			t.Errorf("Usage of earlier days = %+v; want none", old)
 		}
 	}},
+	{"StartCallRetried", func(t *testing.T, s Store) {
+		// A StartCall retried after its answer was lost (the row was
+		// written) finds the same call: one row, one call counted, and a
+		// budget the first try fitted in does not refuse the retry.
+		tenant := "t-" + uuid.NewString()[:8]
+		budgets := []genpipe.Budget{{Stage: genpipe.StageGenerate, Calls: 2}} // the second call fills it
+		for _, b := range [][]genpipe.Budget{nil, budgets} {
+			start := callStart(uuid.NewString(), tenant, genpipe.StageGenerate, "w1", b)
+			first, err := s.StartCall(t.Context(), start)
+			if err != nil {
+				t.Fatalf("StartCall: %v", err)
+			}
+			again, err := s.StartCall(t.Context(), start)
+			if err != nil || again.ID != first.ID {
+				t.Fatalf("StartCall again (budgets %v) = %+v, %v; want call %d again", b, again, err, first.ID)
+			}
+			if err := s.FinishCall(t.Context(), first.ID, genpipe.CallSucceeded, time.Second); err != nil {
+				t.Fatalf("FinishCall: %v", err)
+			}
+		}
+		if got := usage(t, s, tenant); len(got) != 1 || got[0].Calls != 2 || got[0].AISeconds != 2 {
+			t.Errorf("Usage = %+v; want 2 calls and 2 AI-seconds: each call counted once", got)
+		}
+	}},
 	{"RunningCallOfALiveClaim", func(t *testing.T, s Store) {
 		tenant := "t-" + uuid.NewString()[:8]
 		id := newClaim(t, s, genpipe.StageGenerate, "w1", time.Minute)
