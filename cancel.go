@@ -26,7 +26,8 @@ import (
 // A request's StartBy is the latest time an AI call of it may start. The
 // store refuses a claim after it (ClaimExpired), and a take removes the
 // stage's tasks whose StartBy passed while they waited, ending their
-// requests expired (Task.Expired); both judge on the store's clock.
+// requests expired (Task.Expired); both judge on the store's clock, and
+// both count a request late from StartMargin before its StartBy.
 
 // ErrCanceled is the cause (context.Cause) of the context of an AI call
 // whose request was canceled while the call ran, and the error the call's
@@ -141,6 +142,13 @@ func (c *Canceler) republish(ctx context.Context, id string, value []byte) {
 		}
 	}
 }
+
+// StartMargin is how long before its StartBy a request counts as late. A
+// call claimed just in time reaches the AI a few milliseconds after the
+// claim (its answer, the ledger's row, the HTTP request): past the
+// deadline. Expiring the request that much early keeps every call before
+// it.
+const StartMargin = 100 * time.Millisecond
 
 // MaxWait bounds a request's deadline: a StartBy at most this far after
 // its submission (and -max-wait at most this).

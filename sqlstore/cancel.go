@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,12 @@ const (
 	// endedStatuses are the statuses whose requests no AI call starts for.
 	endedStatuses = `('canceled', 'expired')`
 )
+
+// lateBy is an SQL condition: column, a start_by, is within
+// genpipe.StartMargin of the database's clock, or past it.
+func lateBy(d *dialect, column string) string {
+	return column + ` < ` + d.later(strconv.FormatFloat(genpipe.StartMargin.Seconds(), 'f', -1, 64))
+}
 
 // noRequest stands in for a request id that cannot be a stored request's
 // (see validID) where a statement compares it with requests.id: on
@@ -70,7 +77,7 @@ func cancelSQL(d *dialect) (cancelRequest, queueEndWebhook, selectHead, takeClai
 	ON CONFLICT (request_id, status) DO NOTHING`
 	selectHead = `SELECT t.id, t.request_id, t.replay, t.tenant, t.priority, t.weight, t.start_by,
 		EXISTS (SELECT 1 FROM requests r WHERE r.id = ` + d.taskRequest + ` AND r.status IN ` + endedStatuses + `),
-		COALESCE(t.start_by < ` + d.clock + `, FALSE)
+		COALESCE(` + lateBy(d, "t.start_by") + `, FALSE)
 	FROM stage_tasks t
 	WHERE t.stage = $1 AND t.state = 'waiting'
 	ORDER BY t.level DESC, t.vstart, t.id
@@ -78,14 +85,14 @@ func cancelSQL(d *dialect) (cancelRequest, queueEndWebhook, selectHead, takeClai
 	takeClaimLive = `INSERT INTO stage_claims (request_id, stage, state, owner, lease_until, takes, replay, updated_at)
 	SELECT $1, $2, 'running', $3, ` + d.later("$4") + `, 1, CAST($5 AS INTEGER), ` + d.clock + `
 	WHERE NOT EXISTS (SELECT 1 FROM requests WHERE id = $6
-		AND (status IN ` + endedStatuses + ` OR start_by < ` + d.clock + `))
+		AND (status IN ` + endedStatuses + ` OR ` + lateBy(d, "start_by") + `))
 	ON CONFLICT (request_id, stage) DO UPDATE SET
 		state = 'running', owner = excluded.owner, lease_until = excluded.lease_until, output = '',
 		takes = stage_claims.takes + 1, replay = excluded.replay, updated_at = excluded.updated_at
 	WHERE (stage_claims.state = 'running' AND stage_claims.lease_until < excluded.updated_at)
 		OR (stage_claims.state = 'failed' AND stage_claims.replay < excluded.replay)
 	RETURNING takes, lease_until`
-	claimRefusal = `SELECT status, error, start_by, COALESCE(start_by < ` + d.clock + `, FALSE) FROM requests WHERE id = $1`
+	claimRefusal = `SELECT status, error, start_by, COALESCE(` + lateBy(d, "start_by") + `, FALSE) FROM requests WHERE id = $1`
 	return
 }
 

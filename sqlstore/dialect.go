@@ -90,7 +90,7 @@ func (d *dialect) build() *dialect {
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.cancelRequest, d.queueEndWebhook, d.selectHead, d.takeClaimLive, d.claimRefusal = cancelSQL(d)
 	d.selectLate = `SELECT id, request_id, replay, tenant, priority, weight, start_by FROM stage_tasks
-	WHERE stage = $1 AND state = 'waiting' AND start_by IS NOT NULL AND start_by < ` + d.clock + `
+	WHERE stage = $1 AND state = 'waiting' AND start_by IS NOT NULL AND ` + lateBy(d, "start_by") + `
 	ORDER BY start_by
 	LIMIT ` + fmt.Sprint(lateBatch)
 	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)

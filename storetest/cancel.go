@@ -206,6 +206,15 @@ var deadlineTests = []test{
 		if c := claim(t, s, r2.ID, genpipe.StageCheck, "w1", time.Minute, 0); c.State != genpipe.ClaimTaken {
 			t.Errorf("claim before StartBy = %s; want taken", c.State)
 		}
+		// Within StartMargin of its StartBy a request is late already: a
+		// call claimed then would reach the AI after it.
+		almost := newRequest("")
+		almost.StartBy = time.Now().Add(genpipe.StartMargin * 9 / 10)
+		r4 := create(t, s, almost)
+		publish(t, s, r4.ID)
+		if c := claim(t, s, r4.ID, genpipe.StageCheck, "w1", time.Minute, 0); c.State != genpipe.ClaimExpired {
+			t.Errorf("claim %v before StartBy, within StartMargin = %s; want expired", time.Until(almost.StartBy), c.State)
+		}
 		// A stage finished before the deadline keeps its outcome.
 		short := newRequest("")
 		short.StartBy = time.Now().Add(300 * time.Millisecond)
