@@ -76,6 +76,10 @@ type Claim struct {
 	Reason     string    // why, when failed
 	Takes      int       // how often it was taken: more than 1 means a lease expired and another worker took over, or a replay
 	Replay     int       // the replay generation it was last taken for (see Event.Replay)
+	// Ended is set on a ClaimExpired answer by the one claim that found
+	// the request late and ended it expired in the store; later claims of
+	// it answer without it, so the expiry is counted once.
+	Ended bool
 }
 
 // ClaimRequest asks for a claim.

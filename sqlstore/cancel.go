@@ -188,8 +188,10 @@ func (s *Store) canceledAmong(ctx context.Context, query string, args ...any) ([
 
 // refusal is why a claim was not taken, when the request refuses it.
 type refusal struct {
-	state  genpipe.ClaimState // ClaimCanceled, ClaimExpired, or "" for none
-	reason string
+	state   genpipe.ClaimState // ClaimCanceled, ClaimExpired, or "" for none
+	reason  string
+	late    bool      // ClaimExpired because start_by passed, the request not ended yet
+	startBy time.Time // then, its start_by
 }
 
 // claimRefused reads whether request id refuses stage's claim: canceled,
@@ -213,7 +215,7 @@ func (s *Store) claimRefused(ctx context.Context, id string, stage genpipe.Stage
 	case st == genpipe.StatusExpired:
 		return refusal{state: genpipe.ClaimExpired, reason: reason}, nil
 	case late:
-		return refusal{state: genpipe.ClaimExpired, reason: genpipe.ExpiredReason(stage, start)}, nil
+		return refusal{state: genpipe.ClaimExpired, reason: genpipe.ExpiredReason(stage, start), late: true, startBy: start}, nil
 	}
 	return refusal{}, nil
 }
@@ -313,6 +315,20 @@ func (s *Store) readHead(tx *txn, stage genpipe.Stage, n int) (dead []int64, lat
 		}
 	}
 	return dead, late, rows.Err()
+}
+
+// expireLateRequest ends request id expired for stage's claim, unless
+// it ended already, and reports whether it did.
+func (s *Store) expireLateRequest(ctx context.Context, id string, stage genpipe.Stage, startBy time.Time) (bool, error) {
+	var ended bool
+	err := s.inTx(ctx, func(tx *txn) (err error) {
+		ended, err = s.expireRequest(tx, genpipe.Task{RequestID: id, Stage: stage, StartBy: startBy})
+		return err
+	})
+	if err != nil {
+		return false, s.fail("claim "+string(stage)+" of "+id+": expire it", err)
+	}
+	return ended, nil
 }
 
 // expireRequest ends t's request expired, with its history and webhook,

@@ -76,7 +76,11 @@ func (s *Store) ClaimStage(ctx context.Context, r genpipe.ClaimRequest) (genpipe
 			return stored, nil
 		}
 		c.State, c.Reason = ref.state, ref.reason
-		return c, nil
+		if !ref.late {
+			return c, nil
+		}
+		c.Ended, err = s.expireLateRequest(ctx, r.RequestID, r.Stage, ref.startBy)
+		return c, err
 	}
 	return s.readClaim(ctx, r.RequestID, r.Stage)
 }

@@ -197,8 +197,15 @@ var deadlineTests = []test{
 		r := create(t, s, past)
 		publish(t, s, r.ID)
 		c := claim(t, s, r.ID, genpipe.StageCheck, "w1", time.Minute, 0)
-		if c.State != genpipe.ClaimExpired || c.Reason == "" {
-			t.Errorf("claim past StartBy = %s %q; want expired with a reason", c.State, c.Reason)
+		if c.State != genpipe.ClaimExpired || c.Reason == "" || !c.Ended {
+			t.Errorf("claim past StartBy = %s %q, ended %v; want expired with a reason, ending the request", c.State, c.Reason, c.Ended)
+		}
+		if got := read(t, s, r.ID); got.Status != genpipe.StatusExpired || got.Error != c.Reason {
+			t.Errorf("request after the late claim: %s %q; want expired with the claim's reason", got.Status, got.Error)
+		}
+		// Another handling finds it ended: expired, not counted again.
+		if again := claim(t, s, r.ID, genpipe.StageCheck, "w2", time.Minute, 0); again.State != genpipe.ClaimExpired || again.Ended {
+			t.Errorf("second late claim = %s, ended %v; want expired, not ending it again", again.State, again.Ended)
 		}
 		future := newRequest("")
 		future.StartBy = time.Now().Add(time.Hour)

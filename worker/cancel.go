@@ -193,7 +193,9 @@ func (s *stage) refused(ctx context.Context, e genpipe.Event, o outcome) (bool, 
 		if err := s.setStatus(ctx, e, genpipe.StatusExpired, nil, o.output); err != nil {
 			return true, err
 		}
-		s.onExpired(e.Share.Tenant)
+		if o.ended { // counted once, by the handling that ended it
+			s.onExpired(e.Share.Tenant)
+		}
 		return true, nil
 	}
 	return false, nil

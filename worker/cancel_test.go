@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,8 @@ type canceledStage struct {
 	svc    *aisim.Service
 	event  genpipe.Event
 	id     string
+	// expired counts the expiries the stage reported (WithExpiredHook).
+	expired *atomic.Int32
 }
 
 func newCanceledStage(t *testing.T, stage string, startBy time.Time, ai ...aisim.Option) canceledStage {
@@ -49,10 +52,12 @@ func newCanceledStagePolling(t *testing.T, stage string, startBy time.Time, poll
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { stop(); <-done })
 	svc, url := simulatedAI(t, stage, ai...)
-	handle, in, _ := newStage(t, stage, url, env, store, worker.WithCancelWatcher(w))
+	expired := new(atomic.Int32)
+	handle, in, _ := newStage(t, stage, url, env, store, worker.WithCancelWatcher(w),
+		worker.WithExpiredHook(func(string) { expired.Add(1) }))
 	e := testutil.JobEvent(in, r.ID, job)
 	e.StartBy = startBy
-	return canceledStage{env: env, store: store, handle: handle, svc: svc, event: e, id: r.ID}
+	return canceledStage{env: env, store: store, handle: handle, svc: svc, event: e, id: r.ID, expired: expired}
 }
 
 // downstream lists what the stage sent on for its request: checked
@@ -143,12 +148,18 @@ func TestCanceledRequestGetsNoCall(t *testing.T) {
 }
 
 // A request whose StartBy passed before its call could start ends expired
-// with the reason, without an AI call.
+// with the reason, without an AI call, counted once however often its
+// record is handled.
 func TestLateRequestExpiresWithoutCall(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
 		cs := newCanceledStage(t, stage, time.Now().Add(-time.Second))
-		if err := cs.handle(testutil.Context(t), cs.event); err != nil {
-			t.Fatalf("Handle: %v", err)
+		for range 2 { // a redelivery
+			if err := cs.handle(testutil.Context(t), cs.event); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+		}
+		if n := cs.expired.Load(); n != 1 {
+			t.Errorf("expiry reported %d times; want once", n)
 		}
 		if s := cs.svc.Stats(); s.Calls != 0 {
 			t.Errorf("the AI got %d calls past the request's StartBy; want 0", s.Calls)

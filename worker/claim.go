@@ -18,6 +18,7 @@ type outcome struct {
 	state    genpipe.ClaimState // ClaimDone or ClaimFailed
 	output   string             // done: the stage's output; failed: the reason
 	attempts int                // AI calls made by this handling; 0 when another worker did the work
+	ended    bool               // expired: this handling's claim ended the request (Claim.Ended)
 }
 
 // work is a stage's AI call with its retries: the output to record, the
@@ -79,7 +80,7 @@ func (s *stage) once(ctx context.Context, id string, replay int, do work) (outco
 			return outcome{state: genpipe.ClaimCanceled}, nil
 		case genpipe.ClaimExpired:
 			s.logger.Info("request past its start-by: no AI call", "stage", s.name, "request", id, "reason", c.Reason)
-			return outcome{state: genpipe.ClaimExpired, output: c.Reason}, nil
+			return outcome{state: genpipe.ClaimExpired, output: c.Reason, ended: c.Ended}, nil
 		}
 		// Held by another worker: poll until it finishes or its lease
 		// runs out (then the next ClaimStage takes over).
