@@ -63,22 +63,19 @@ func (c *aisimConfig) register(f *flags) {
 func (c *aisimConfig) part() string { return "aisim-" + c.Model }
 
 func cmdAISim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg aisimConfig
-	log, err := parse(&cfg, "aisim", args, stderr)
-	if err != nil {
-		return err
-	}
+	return runProfiled(ctx, "aisim", args, stderr, func(ctx context.Context, cfg aisimConfig, log *slog.Logger) error {
+		return listenAISim(ctx, cfg, stdout, log)
+	})
+}
+
+// listenAISim serves `genpipe aisim` on its -addr.
+func listenAISim(ctx context.Context, cfg aisimConfig, stdout io.Writer, log *slog.Logger) error {
 	if cfg.Latency == 0 {
 		cfg.Latency = aisim.DefaultCheckLatency
 		if cfg.Model == "generate" {
 			cfg.Latency = aisim.DefaultGenerateLatency
 		}
 	}
-	_, stop, err := cfg.servePprof(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
 	ln, url, err := listen(cfg.Addr)
 	if err != nil {
 		return err

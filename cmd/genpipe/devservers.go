@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/genpipe/genpipe/broker"
 	"github.com/genpipe/genpipe/kafka"
@@ -41,16 +42,12 @@ func (c *brokerConfig) register(f *flags) {
 func (c *brokerConfig) part() string { return "broker" }
 
 func cmdBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg brokerConfig
-	log, err := parse(&cfg, "broker", args, stderr)
-	if err != nil {
-		return err
-	}
-	_, stop, err := cfg.servePprof(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
+	return runProfiled(ctx, "broker", args, stderr, func(ctx context.Context, cfg brokerConfig, log *slog.Logger) error {
+		return runBroker(ctx, cfg, stdout, log)
+	})
+}
+
+func runBroker(ctx context.Context, cfg brokerConfig, stdout io.Writer, log *slog.Logger) error {
 	b, err := broker.Start(append(cfg.Retention.options(), broker.WithDataDir(cfg.DataDir), broker.WithPort(cfg.Port),
 		broker.WithPartitions(int32(cfg.Partitions)), broker.WithLogger(log))...)
 	if err != nil {
@@ -85,16 +82,12 @@ func (c *objectStoreConfig) register(f *flags) {
 func (c *objectStoreConfig) part() string { return "objectstore" }
 
 func cmdObjectStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg objectStoreConfig
-	log, err := parse(&cfg, "objectstore", args, stderr)
-	if err != nil {
-		return err
-	}
-	_, stop, err := cfg.servePprof(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer stop()
+	return runProfiled(ctx, "objectstore", args, stderr, func(ctx context.Context, cfg objectStoreConfig, _ *slog.Logger) error {
+		return runObjectStore(ctx, cfg, stdout)
+	})
+}
+
+func runObjectStore(ctx context.Context, cfg objectStoreConfig, stdout io.Writer) error {
 	srv, err := objectstore.Start(ctx, cfg.DataDir, objectstore.WithAddr(cfg.Addr), objectstore.WithCredentials(cfg.AccessKey, cfg.SecretKey))
 	if err != nil {
 		return err

@@ -54,23 +54,37 @@ func runAlone[C any, P interface {
 	servePprof(ctx context.Context, log *slog.Logger) (string, func(), error)
 }](ctx context.Context, command string, args []string, stderr io.Writer,
 	run func(ctx context.Context, cfg C, obs *observability, log *slog.Logger) error) error {
+	return runProfiled[C, P](ctx, command, args, stderr, func(ctx context.Context, cfg C, log *slog.Logger) error {
+		addr, k := P(&cfg).observed()
+		obs, err := startObservability(ctx, "genpipe-"+P(&cfg).part(), addr, k, log)
+		if err != nil {
+			return err
+		}
+		defer obs.close()
+		return run(ctx, cfg, obs, log)
+	})
+}
+
+// runProfiled parses a command's flags into its configuration, serves its
+// profiles when -pprof-addr asks, and runs it: what every long-running
+// command does first.
+func runProfiled[C any, P interface {
+	*C
+	config
+	servePprof(ctx context.Context, log *slog.Logger) (string, func(), error)
+}](ctx context.Context, command string, args []string, stderr io.Writer,
+	run func(ctx context.Context, cfg C, log *slog.Logger) error) error {
 	cfg := P(new(C))
 	log, err := parse(cfg, command, args, stderr)
 	if err != nil {
 		return err
 	}
-	addr, k := cfg.observed()
-	obs, err := startObservability(ctx, "genpipe-"+cfg.part(), addr, k, log)
-	if err != nil {
-		return err
-	}
-	defer obs.close()
 	_, stop, err := cfg.servePprof(ctx, log)
 	if err != nil {
 		return err
 	}
 	defer stop()
-	return run(ctx, *(*C)(cfg), obs, log)
+	return run(ctx, *(*C)(cfg), log)
 }
 
 // common are the settings every command takes.
