@@ -193,7 +193,7 @@ function show(ev) {
     $("slide").alt = `Your slide${current && current.title ? `: ${current.title}` : ""}`;
     $("slide").src = r.pngUrl;
     $("preview").hidden = false;
-    $("preview").scrollIntoView({ block: "nearest" });
+    $("preview").scrollIntoView({ block: "nearest" }); // the slide, in view
   }
   if (isError) $("message").scrollIntoView({ block: "nearest" });
 }
@@ -341,6 +341,7 @@ async function openRequest(id, known) {
   window.genpipeEvents = [];
   document.title = `genpipe — request ${id}`;
   $("page-title").textContent = "Your slide";
+  $("lead").hidden = true;
   $("form").hidden = true;
   $("status").hidden = false; $("preview").hidden = true; $("estimate").hidden = true;
   $("request-id").textContent = id;
