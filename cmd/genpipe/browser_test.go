@@ -348,6 +348,12 @@ func TestBrowserSurvivesReloadAndReconnect(t *testing.T) {
 		t.Errorf("page address %q (%v); want /requests/%s", path, err, id)
 	}
 	checkFinished(t, ctx, id, "forest")
+	// At 1280×800 the slide comes into view by itself.
+	inView, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+		`(r => r.top < innerHeight && r.bottom > 0)(document.getElementById("slide").getBoundingClientRect())`))
+	if err != nil || !inView {
+		t.Errorf("the finished slide is not in view at 1280×800 (%v)", err)
+	}
 	checkAccessible(t, ctx, "finished request")
 
 	// Reload: the request's page shows it again.
@@ -362,6 +368,11 @@ func TestBrowserSurvivesReloadAndReconnect(t *testing.T) {
 	recent, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#recent-list a[href="/requests/`+id+`"]')?.textContent`))
 	if err != nil || recent != "A page that survives anything" {
 		t.Errorf("recent requests list the request as %q (%v)", recent, err)
+	}
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[int](`for (let i = 0; i < 15; i++) remember({id: "old-" + i, at: new Date(Date.UTC(2020, 0, 1 + i)).toISOString(), status: "done"});
+		JSON.parse(localStorage.getItem("genpipe-recent")).length + document.querySelectorAll("#recent-list li").length`))
+	if err != nil || kept != 20 {
+		t.Errorf("recent requests kept and listed after 16: %d (%v); want 10 and 10", kept, err)
 	}
 	if out := os.Getenv("GENPIPE_PAGE_SCREENSHOT"); out != "" { // the README's picture of the page
 		err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800))
@@ -406,6 +417,17 @@ func TestBrowserShowsHowFarARejectedRequestGot(t *testing.T) {
 		t.Errorf("message of a rejected request: %q (%v)", message, err)
 	}
 	checkAccessible(t, ctx, "rejected request")
+
+	// A request that is not there (a wrong link, another key's) is said so
+	// in words.
+	if err := chromedp.Do(ctx, chromedp.Navigate(sys.API+"/requests/00000000-0000-4000-8000-000000000000")); err != nil {
+		t.Fatal(err)
+	}
+	message, err = chromedp.Run(ctx, chromedp.Poll[string](`/Error/.test(document.getElementById("message").textContent) && document.getElementById("message").textContent`,
+		chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil || !strings.HasPrefix(message, "Error: There is no such request here.") {
+		t.Errorf("message for an unknown request: %q (%v)", message, err)
+	}
 }
 
 // TestBrowserChecksTheFormBeforeUploading submits images the API would
