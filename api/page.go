@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/genpipe/genpipe"
@@ -22,8 +24,14 @@ type pageLimits struct {
 	MaxImageSide   int
 	MaxDescription int
 	MaxTitle       int
-	ContentTypes   string // space-separated, for the file input's accept attribute as well
+	ContentTypes   []string // the image types POST /v1/uploads takes
 }
+
+// Accept is ContentTypes as a file input's accept attribute wants them.
+func (l pageLimits) Accept() string { return strings.Join(l.ContentTypes, ",") }
+
+// Types is ContentTypes for a data attribute, space-separated.
+func (l pageLimits) Types() string { return strings.Join(l.ContentTypes, " ") }
 
 // pageHandler renders the web page once, with the server's limits in it,
 // and serves it at / and at /requests/{id}: the page of one request, which
@@ -39,7 +47,7 @@ func (s *Server) pageHandler() (http.Handler, error) {
 	err = tmpl.Execute(&page, pageLimits{
 		MaxUploadBytes: s.cfg.maxUpload, MinImageSide: genpipe.MinImageSide, MaxImageSide: genpipe.MaxImageSide,
 		MaxDescription: s.cfg.maxDescLen, MaxTitle: s.cfg.maxTitleLen,
-		ContentTypes: genpipe.ContentTypePNG + " " + genpipe.ContentTypeJPEG,
+		ContentTypes: slices.Sorted(maps.Keys(uploadContentTypes)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("web page: %w", err)

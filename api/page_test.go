@@ -35,8 +35,8 @@ func TestPagePerRequestWithTheServersLimits(t *testing.T) {
 		t.Fatalf("GET /: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	for _, want := range []string{`data-max-upload-bytes="3145728"`, `data-min-image-side="64"`, `data-max-image-side="8000"`,
-		`data-max-description="2000"`, `data-max-title="200"`, `data-content-types="image/png image/jpeg"`,
-		`accept="image/png image/jpeg"`, `rel="icon"`, `aria-live="polite"`} {
+		`data-max-description="2000"`, `data-max-title="200"`, `data-content-types="image/jpeg image/png"`,
+		`accept="image/jpeg,image/png"`, `rel="icon"`, `aria-live="polite"`} {
 		if !strings.Contains(home, want) {
 			t.Errorf("page lacks %s", want)
 		}

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/genpipe/genpipe"
@@ -369,6 +370,7 @@ func TestBrowserSurvivesReloadAndReconnect(t *testing.T) {
 	if err != nil || recent != "A page that survives anything" {
 		t.Errorf("recent requests list the request as %q (%v)", recent, err)
 	}
+	checkDownload(t, ctx, "genpipe-"+id+"-forest.png")
 	kept, err := chromedp.Run(ctx, chromedp.Evaluate[int](`for (let i = 0; i < 15; i++) remember({id: "old-" + i, at: new Date(Date.UTC(2020, 0, 1 + i)).toISOString(), status: "done"});
 		JSON.parse(localStorage.getItem("genpipe-recent")).length + document.querySelectorAll("#recent-list li").length`))
 	if err != nil || kept != 20 {
@@ -515,6 +517,46 @@ func checkFinished(t *testing.T, ctx context.Context, id, style string) {
 	want := []string{"genpipe-" + id + "-" + style + ".png", "genpipe-" + id + "-" + style + ".pdf", "genpipe-" + id + "-" + style + ".pptx"}
 	if err != nil || !slices.Equal(names, want) {
 		t.Errorf("download names %q (%v); want %q", names, err, want)
+	}
+}
+
+// checkDownload clicks the page's PNG link and checks that the browser
+// saves the slide under name, though the link is on another origin (the
+// object store), where browsers ignore a link's download attribute.
+func checkDownload(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := t.TempDir()
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	begins := chromedp.Events(wait, cdpbrowser.DownloadWillBegin)
+	err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
+			return err
+		}),
+		chromedp.Click(`#png`),
+	)
+	if err != nil {
+		t.Fatalf("click the PNG download: %v", err)
+	}
+	for ev, err := range begins {
+		if err != nil {
+			t.Fatalf("no download began: %v", err)
+		}
+		if ev.SuggestedFilename != name {
+			t.Errorf("download saved as %q; want %q", ev.SuggestedFilename, name)
+		}
+		for {
+			if data, err := os.ReadFile(filepath.Join(dir, ev.GUID)); err == nil && bytes.HasPrefix(data, []byte("\x89PNG")) {
+				return
+			}
+			select {
+			case <-wait.Done():
+				t.Fatalf("the download %s did not complete", ev.SuggestedFilename)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
 }
 
