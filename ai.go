@@ -72,6 +72,14 @@ const (
 	ContentTypePPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 )
 
+// The sides an image may have, in pixels: the Checking AI rejects a smaller
+// or larger one. They are here, not only in the AI, so that the web page
+// checks a picked image against the same figures before uploading it.
+const (
+	MinImageSide = 64
+	MaxImageSide = 8000
+)
+
 // Errors from Checker and Generator carry codes: ETOOMANY when the service
 // is over capacity (HTTP 429; retry later), EUNAVAILABLE when it failed or
 // timed out (5xx, network; retry), EINVALID when it refused the input (4xx;

@@ -93,11 +93,11 @@ const (
 	// `genpipe up`, hold at most 768 MiB for images.
 	DefaultMemoryBudget = 384 << 20
 
-	MaxBodyBytes   = 1 << 20  // request body limit
-	MaxImageBytes  = 50 << 20 // the largest image fetched
-	MaxHeaderBytes = 1 << 20  // the most an image may hold before its pixels (metadata: EXIF, ICC, XMP)
-	MinImageSide   = 64       // images must be at least 64×64 pixels
-	MaxImageSide   = 8000     // and at most 8000×8000
+	MaxBodyBytes   = 1 << 20              // request body limit
+	MaxImageBytes  = 50 << 20             // the largest image fetched
+	MaxHeaderBytes = 1 << 20              // the most an image may hold before its pixels (metadata: EXIF, ICC, XMP)
+	MinImageSide   = genpipe.MinImageSide // images must be at least 64×64 pixels
+	MaxImageSide   = genpipe.MaxImageSide // and at most 8000×8000
 )
 
 // Service is one simulated AI service. Its Handler is safe for concurrent use.

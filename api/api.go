@@ -8,7 +8,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"mime"
 	"net"
@@ -229,7 +228,9 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 		s.limiter = newRateLimiter(cfg.rateLimit, cfg.rateBurst)
 	}
 	s.cancels = s.canceler()
-	s.routes()
+	if err := s.routes(); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	return s, nil
 }
 
@@ -377,7 +378,7 @@ func (h *headerOnly) Header() http.Header         { return h.header }
 func (h *headerOnly) Write(b []byte) (int, error) { return len(b), nil }
 func (h *headerOnly) WriteHeader(status int)      { h.status = status }
 
-func (s *Server) routes() {
+func (s *Server) routes() error {
 	// Every /v1/ endpoint is guarded: API key, then rate limit.
 	s.mux.Handle("POST /v1/uploads", s.guard(jsonBody(s.createUpload)))
 	s.mux.Handle("POST /v1/requests", s.guard(jsonBody(s.createRequest)))
@@ -397,8 +398,14 @@ func (s *Server) routes() {
 	if s.cfg.metrics != nil {
 		s.mux.Handle("GET /metrics", s.cfg.metrics)
 	}
-	static, _ := fs.Sub(webFS, "web")
-	s.mux.Handle("GET /{$}", http.FileServerFS(static))
+	// The web page, and the page of one request (page.go).
+	page, err := s.pageHandler()
+	if err != nil {
+		return err
+	}
+	s.mux.Handle("GET /{$}", page)
+	s.mux.Handle("GET /requests/{id}", page)
+	return s.routeAssets()
 }
 
 // jsonBody refuses, with 415, a body whose Content-Type is not

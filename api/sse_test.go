@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,39 @@ func TestSSEResumesAfterLastEventID(t *testing.T) {
 		if ev := nextEvent(t, events); ev.status != "received" {
 			t.Fatalf("first event after Last-Event-ID %q: %+v; want received", bad, ev)
 		}
+	}
+}
+
+// A client whose connection drops misses nothing: it reconnects with the
+// id of the last event it got, and the new stream sends every change made
+// meanwhile, each once, in order, the final one with its result, and ends.
+func TestSSEResumeLosesNothing(t *testing.T) {
+	f := newFixture(t)
+	id := f.submit(t)
+	ctx, drop := context.WithCancel(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.server.URL+"/v1/requests/"+id+"/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := nextEvent(t, readEvents(resp))
+	if first.id != "1" || first.status != "received" {
+		t.Fatalf("first event %+v; want 1 received", first)
+	}
+	drop() // the connection is lost; the request goes on without the client
+	resp.Body.Close()
+	f.apply(t, id, genpipe.StatusChecking)
+	f.apply(t, id, genpipe.StatusGenerating)
+	result := &genpipe.Result{PNGKey: "results/" + id + "/slide.png", PDFKey: "results/" + id + "/slide.pdf", PPTXKey: "results/" + id + "/slide.pptx"}
+	if _, err := f.store.ApplyStatus(t.Context(), genpipe.StatusChange{RequestID: id, Status: genpipe.StatusDone, Result: result}); err != nil {
+		t.Fatal(err)
+	}
+	var got []sseEvent
+	for ev := range readEvents(openEvents(t, f.server.URL, id, first.id)) {
+		got = append(got, ev)
+	}
+	want := []sseEvent{{"2", "checking"}, {"3", "generating"}, {"5", "done"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events after Last-Event-ID %s: %v; want %v", first.id, got, want)
 	}
 }

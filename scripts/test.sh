@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 need_packages=()
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+command -v npm >/dev/null 2>&1 || need_packages+=(npm)
 if ((${#need_packages[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing ${need_packages[*]}"
@@ -19,6 +20,21 @@ if ((${#need_packages[@]})); then
   else
     echo "!!! cannot install ${need_packages[*]} (not root or no apt-get): the browser test will be SKIPPED" >&2
   fi
+fi
+
+# axe-core, which the browser test runs on the page, pinned by
+# cmd/genpipe/testdata/axe/package-lock.json: installed here with npm ci,
+# never downloaded by the test. Without it the accessibility checks are
+# SKIPPED (they fail instead under GENPIPE_REQUIRE_BROWSER=1, as in CI).
+axe_dir=cmd/genpipe/testdata/axe
+if command -v npm >/dev/null 2>&1; then
+  if ! cmp -s "$axe_dir/package-lock.json" "$axe_dir/node_modules/.installed-lock.json"; then
+    echo "==> npm ci (axe-core for the browser test)"
+    npm ci --prefix "$axe_dir" --no-audit --no-fund --loglevel=error
+    cp "$axe_dir/package-lock.json" "$axe_dir/node_modules/.installed-lock.json"
+  fi
+else
+  echo "!!! npm not found: the browser test's accessibility checks (axe-core) will be SKIPPED" >&2
 fi
 
 echo "==> gofmt"
