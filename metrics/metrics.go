@@ -52,6 +52,7 @@ type Registry struct {
 	lifecycle   lifecycle                // lifecycle.go
 	ledger      ledgerMetrics            // ledger.go
 	estimateErr *prometheus.HistogramVec // estimate.go
+	webhooks    webhooks                 // webhooks.go
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks
