@@ -10,6 +10,9 @@ cd "$(dirname "$0")/.."
 
 need_packages=()
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+# promtool, from Debian's prometheus package, checks and unit-tests the alert
+# rules (deploy/prometheus); without it that test skips.
+command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
 if ((${#need_packages[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing ${need_packages[*]}"
