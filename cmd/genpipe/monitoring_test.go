@@ -18,6 +18,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -450,4 +451,55 @@ func TestAlertRulesPromtool(t *testing.T) {
 	if len(covered) < 2 {
 		t.Errorf("the rules' unit tests cover %v; want at least two alerts", slices.Sorted(maps.Keys(covered)))
 	}
+}
+
+// TestAlertRunbooksDocumented checks that every alert's runbook section is
+// in docs/operations.md: a heading named after the alert, whose GitHub
+// anchor is the alert's name in lower case. Until the section exists at
+// all it skips, saying so.
+func TestAlertRunbooksDocumented(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(packageDir(t), "..", "..", "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for line := range strings.Lines(string(data)) {
+		if heading, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " "); ok && strings.HasPrefix(line, "#") {
+			anchors[githubAnchor(heading)] = true
+		}
+	}
+	var missing, found []string
+	for _, g := range decodeYAML[alertRules](t, rulesFile(t))[0].Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			if _, anchor, _ := strings.Cut(r.Annotations["runbook"], "#"); anchors[anchor] {
+				found = append(found, r.Alert)
+			} else {
+				missing = append(missing, r.Alert)
+			}
+		}
+	}
+	if len(found) == 0 {
+		t.Skipf("docs/operations.md has no runbook section of any alert yet (want a heading per alert: %s)", strings.Join(missing, ", "))
+	}
+	for _, a := range missing {
+		t.Errorf("docs/operations.md has no heading %q: alert %s's runbook points there", a, a)
+	}
+}
+
+// githubAnchor is the anchor GitHub gives a Markdown heading: lower case,
+// punctuation dropped, spaces as hyphens.
+func githubAnchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
