@@ -35,6 +35,9 @@ func TestK8sStrictDecoding(t *testing.T) {
 		"an unknown kind":       "apiVersion: apps/v1\nkind: Deploymnet\nmetadata: {name: api}\n",
 		"another version's":     "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: api}\n",
 		"a wrong type of value": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec: {replicas: two}\n",
+		"a KEDA typo":           "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: w}\nspec: {scaleTargetRef: {name: w}, maxReplicas: 8}\n",
+		"a typo in HPA behavior": "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: w}\nspec:\n  scaleTargetRef: {name: w}\n" +
+			"  advanced: {horizontalPodAutoscalerConfig: {behavior: {scaleUp: {stabilisationWindowSeconds: 30}}}}\n",
 	} {
 		if _, err := decodeK8sObject([]byte(doc)); err == nil {
 			t.Errorf("%s: decoded without an error:\n%s", name, doc)

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -672,38 +673,75 @@ func loadCompose(t *testing.T) composeFile {
 	return c
 }
 
-// k8sMeta is a KEDA object's reference to another (its CRDs are not
-// k8s.io/api types).
+// KEDA's kinds are not k8s.io/api types (KEDA's own Go types would bring
+// in its operator's dependencies), so these mirror the fields of its
+// keda.sh/v1alpha1 CRDs, to decode them as strictly as the others: a field
+// KEDA does not know is refused. The HPA behavior inside is Kubernetes'
+// own type.
+
+// k8sMeta is a KEDA object's reference to another.
 type k8sMeta struct {
-	Name string `yaml:"name"`
+	Name string `json:"name"`
+	Kind string `json:"kind,omitempty"`
 }
 
 type k8sScaledObject struct {
-	Metadata k8sMeta `yaml:"metadata"`
-	Spec     struct {
-		ScaleTargetRef  k8sMeta `yaml:"scaleTargetRef"`
-		MaxReplicaCount int     `yaml:"maxReplicaCount"`
-		Triggers        []struct {
-			Type              string            `yaml:"type"`
-			Metadata          map[string]string `yaml:"metadata"`
-			AuthenticationRef *k8sMeta          `yaml:"authenticationRef"`
-		} `yaml:"triggers"`
-	} `yaml:"spec"`
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		ScaleTargetRef struct {
+			APIVersion             string `json:"apiVersion,omitempty"`
+			Kind                   string `json:"kind,omitempty"`
+			Name                   string `json:"name"`
+			EnvSourceContainerName string `json:"envSourceContainerName,omitempty"`
+		} `json:"scaleTargetRef"`
+		PollingInterval       *int32 `json:"pollingInterval,omitempty"`
+		InitialCooldownPeriod *int32 `json:"initialCooldownPeriod,omitempty"`
+		CooldownPeriod        *int32 `json:"cooldownPeriod,omitempty"`
+		IdleReplicaCount      *int32 `json:"idleReplicaCount,omitempty"`
+		MinReplicaCount       *int32 `json:"minReplicaCount,omitempty"`
+		MaxReplicaCount       int    `json:"maxReplicaCount"`
+		Advanced              *struct {
+			RestoreToOriginalReplicaCount bool `json:"restoreToOriginalReplicaCount,omitempty"`
+			HorizontalPodAutoscalerConfig *struct {
+				Name     string                                         `json:"name,omitempty"`
+				Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
+			} `json:"horizontalPodAutoscalerConfig,omitempty"`
+		} `json:"advanced,omitempty"`
+		Fallback *struct {
+			FailureThreshold int32 `json:"failureThreshold"`
+			Replicas         int32 `json:"replicas"`
+		} `json:"fallback,omitempty"`
+		Triggers []struct {
+			Type              string            `json:"type"`
+			Name              string            `json:"name,omitempty"`
+			MetricType        string            `json:"metricType,omitempty"`
+			UseCachedMetrics  bool              `json:"useCachedMetrics,omitempty"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *k8sMeta          `json:"authenticationRef,omitempty"`
+		} `json:"triggers"`
+	} `json:"spec"`
 }
 
 type k8sTriggerAuth struct {
-	Metadata k8sMeta `yaml:"metadata"`
-	Spec     struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
 		SecretTargetRef []struct {
-			Parameter string `yaml:"parameter"`
-			Name      string `yaml:"name"`
-			Key       string `yaml:"key"`
-		} `yaml:"secretTargetRef"`
-	} `yaml:"spec"`
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef,omitempty"`
+		Env []struct {
+			Parameter     string `json:"parameter"`
+			Name          string `json:"name"`
+			ContainerName string `json:"containerName,omitempty"`
+		} `json:"env,omitempty"`
+	} `json:"spec"`
 }
 
 // k8sManifests are the objects of deploy/k8s: Kubernetes' own kinds as
-// the k8s.io/api types, KEDA's as the parts the tests read.
+// the k8s.io/api types, KEDA's as their mirrors.
 type k8sManifests struct {
 	namespace     string // kustomization.yaml's
 	namespaces    []corev1.Namespace
@@ -798,10 +836,10 @@ func (k *k8sManifests) add(file string, obj any) {
 		meta, kind = o.ObjectMeta, o.Kind
 	case *k8sScaledObject:
 		k.scaledObjects = append(k.scaledObjects, *o)
-		meta, kind = metav1.ObjectMeta{Name: o.Metadata.Name}, "ScaledObject"
+		meta, kind = o.Metadata, o.Kind
 	case *k8sTriggerAuth:
 		k.triggerAuths[o.Metadata.Name] = *o
-		meta, kind = metav1.ObjectMeta{Name: o.Metadata.Name}, "TriggerAuthentication"
+		meta, kind = o.Metadata, o.Kind
 	}
 	k.objects = append(k.objects, k8sObject{file: file, kind: kind, meta: meta})
 }
@@ -838,12 +876,16 @@ var k8sKinds = map[metav1.TypeMeta]func() any{
 	{APIVersion: "v1", Kind: "Service"}:                    func() any { return &corev1.Service{} },
 	{APIVersion: "apps/v1", Kind: "Deployment"}:            func() any { return &appsv1.Deployment{} },
 	{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"}: func() any { return &policyv1.PodDisruptionBudget{} },
+	// KEDA's, as mirrored above.
+	{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject"}:          func() any { return &k8sScaledObject{} },
+	{APIVersion: "keda.sh/v1alpha1", Kind: "TriggerAuthentication"}: func() any { return &k8sTriggerAuth{} },
 }
 
-// decodeK8sObject decodes one manifest: a Kubernetes kind strictly into
-// its k8s.io/api type (sigs.k8s.io/yaml, as kubectl reads YAML: unknown and
-// duplicate fields are errors), a KEDA kind into the parts the tests read.
-// Any other kind is an error: the test would check nothing of it.
+// decodeK8sObject decodes one manifest strictly into its type: a
+// Kubernetes kind into its k8s.io/api type, a KEDA kind into its mirror
+// (sigs.k8s.io/yaml, as kubectl reads YAML: unknown and duplicate fields
+// are errors). Any other kind is an error: the test would check nothing of
+// it.
 func decodeK8sObject(doc []byte) (any, error) {
 	var tm metav1.TypeMeta
 	if err := sigsyaml.Unmarshal(doc, &tm); err != nil {
@@ -856,19 +898,7 @@ func decodeK8sObject(doc []byte) (any, error) {
 		}
 		return obj, nil
 	}
-	var obj any
-	switch tm {
-	case metav1.TypeMeta{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject"}:
-		obj = &k8sScaledObject{}
-	case metav1.TypeMeta{APIVersion: "keda.sh/v1alpha1", Kind: "TriggerAuthentication"}:
-		obj = &k8sTriggerAuth{}
-	default:
-		return nil, fmt.Errorf("apiVersion %q kind %q: not a kind the deployment tests know", tm.APIVersion, tm.Kind)
-	}
-	if err := yaml.Unmarshal(doc, obj); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", tm.APIVersion, tm.Kind, err)
-	}
-	return obj, nil
+	return nil, fmt.Errorf("apiVersion %q kind %q: not a kind the deployment tests know", tm.APIVersion, tm.Kind)
 }
 
 // decodeYAML decodes every document of a YAML file.
