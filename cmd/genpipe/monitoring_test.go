@@ -250,18 +250,48 @@ func metricNames(q promQuery) ([]string, error) {
 }
 
 // TestMonitoringQueriesParse parses every query of the dashboard and the
-// alert rules as PromQL, with the parser Prometheus itself uses.
+// alert rules as PromQL, with the parser Prometheus itself uses, and
+// checks that the dashboard shows, and the rules watch, what an operator
+// of genpipe needs.
 func TestMonitoringQueriesParse(t *testing.T) {
-	queries := append(loadDashboard(t), loadRules(t)...)
+	dashboard, rules := loadDashboard(t), loadRules(t)
+	shown := map[string]bool{}
 	n := 0
-	for _, q := range queries {
+	for _, q := range append(dashboard, rules...) {
 		names, err := metricNames(q)
 		if err != nil {
 			t.Error(err)
 		}
 		n += len(names)
+		if strings.HasPrefix(q.where, "dashboard") {
+			for _, name := range names {
+				shown[name] = true
+			}
+		}
 	}
-	t.Logf("%d queries reading %d metric selectors", len(queries), n)
+	t.Logf("%d queries reading %d metric selectors", len(dashboard)+len(rules), n)
+	for _, want := range []string{
+		"genpipe_stage_utilization_ratio", "genpipe_stage_in_flight", "genpipe_stage_limit", // AI utilization
+		"genpipe_consumer_lag_records", "genpipe_tenant_waiting_requests", // backlog
+		"genpipe_request_duration_seconds_bucket", "genpipe_stage_processing_seconds_bucket", // latency percentiles
+		"genpipe_ai_retries_total", "genpipe_dead_letters_total", "genpipe_consumer_rebalances_total",
+		"genpipe_webhook_attempts_total", "genpipe_budget_refused_total", "genpipe_requests_canceled_total",
+		"genpipe_requests_expired_total", "genpipe_estimate_error_seconds_bucket",
+	} {
+		if !shown[want] {
+			t.Errorf("no dashboard panel shows %s", want)
+		}
+	}
+	alerts := map[string]bool{}
+	for _, q := range rules {
+		alerts[strings.TrimPrefix(q.where, "alert ")] = true
+	}
+	for _, want := range []string{"GenpipeConsumerLagGrowing", "GenpipeQueueGrowing", "GenpipeAIIdleWhileWorkWaits",
+		"GenpipeDeadLetters", "GenpipeWebhookFailures", "GenpipeNoConsumers"} {
+		if !alerts[want] {
+			t.Errorf("no alert %s", want)
+		}
+	}
 }
 
 // TestMonitoringMetricsExist runs `genpipe up` as a process with two
