@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/genpipe/genpipe"
 )
 
 // Namespace prefixes every metric of this package.
@@ -52,6 +54,7 @@ type Registry struct {
 	lifecycle   lifecycle                // lifecycle.go
 	ledger      ledgerMetrics            // ledger.go
 	estimateErr *prometheus.HistogramVec // estimate.go
+	webhooks    webhooks                 // webhooks.go
 
 	mu      sync.Mutex
 	clients map[string]int // Kafka client labels handed out, see KafkaHooks
@@ -160,6 +163,15 @@ func (r *Registry) AIRetry(stage, code string) {
 // DeadLetter counts one record that stage wrote to the dead-letter topic.
 func (r *Registry) DeadLetter(stage string) {
 	r.deadLetters.WithLabelValues(stage).Inc()
+}
+
+// InitAIStage makes an AI stage's retry counters show from the start, at 0,
+// for the codes a retried attempt has (the AI at capacity, unavailable, an
+// internal error), so that rate() and alerts see the first retry.
+func (r *Registry) InitAIStage(stage string) {
+	for _, code := range []string{genpipe.ETOOMANY, genpipe.EUNAVAILABLE, genpipe.EINTERNAL} {
+		r.aiRetries.WithLabelValues(stage, code)
+	}
 }
 
 // InitStage makes stage's counters and histogram show from the start, at 0,

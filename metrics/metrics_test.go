@@ -185,3 +185,14 @@ func TestKafkaHooks(t *testing.T) {
 	}
 	want(t, s, `genpipe_kafka_produce_records_total{client="api-producer-2",node_id="0",topic="metrics-test"}`, 2)
 }
+
+// An AI stage's retry counters show at 0 from the start, for every code a
+// retried attempt has, so the first retry is an increase.
+func TestInitAIStage(t *testing.T) {
+	r := metrics.New(metrics.WithoutRuntimeMetrics())
+	r.InitAIStage("generate")
+	s := scrape(t, r.Handler())
+	for _, code := range []string{"too_many_requests", "unavailable", "internal"} {
+		want(t, s, `genpipe_ai_retries_total{code="`+code+`",stage="generate"}`, 0)
+	}
+}

@@ -47,6 +47,7 @@ type config struct {
 	shutdown        time.Duration
 	publishWait     time.Duration
 	onTerminal      func(ctx context.Context, status genpipe.Status, took time.Duration)
+	onAttempt       func(state genpipe.WebhookState, took time.Duration)
 	logger          *slog.Logger
 	now             func() time.Time
 }
@@ -135,6 +136,18 @@ func WithEndToEndHook(hook func(ctx context.Context, status genpipe.Status, took
 	return func(cfg *config) { cfg.onTerminal = hook }
 }
 
+// WithAttemptHook sets a func called once per webhook attempt whose outcome
+// is known, with the state the attempt left its delivery in (delivered;
+// pending: failed, tried again later; failed: refused for good; abandoned:
+// failed past the retry window) and the attempt's time, overriding a
+// no-op: for the webhook metrics, which tell a failing receiver from a
+// healthy one. An attempt cut short by shutdown is not reported: its
+// outcome is unknown. It runs on the attempt's goroutine, so it must be
+// quick.
+func WithAttemptHook(hook func(state genpipe.WebhookState, took time.Duration)) Option {
+	return func(cfg *config) { cfg.onAttempt = hook }
+}
+
 // WithLogger sets the logger, overriding slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
@@ -155,6 +168,7 @@ func New(requests genpipe.RequestStore, outbox genpipe.WebhookOutbox, objects ge
 		shutdown:        DefaultShutdownTimeout,
 		publishWait:     10 * time.Second,
 		onTerminal:      func(context.Context, genpipe.Status, time.Duration) {},
+		onAttempt:       func(genpipe.WebhookState, time.Duration) {},
 		logger:          slog.Default(),
 		now:             time.Now,
 	}

@@ -112,7 +112,9 @@ func (n *Notifier) startDue(ctx, actx context.Context, slots, freed chan struct{
 // attempt makes one delivery attempt of a claimed delivery and records its
 // outcome. An attempt cut short by ctx hands the delivery back instead.
 func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
+	start := time.Now()
 	err := n.post(ctx, d)
+	took := time.Since(start)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	if err != nil && ctx.Err() != nil { // cut short, maybe by the cancellation
@@ -136,6 +138,7 @@ func (n *Notifier) attempt(ctx context.Context, d genpipe.WebhookDelivery) {
 		d.LastError, d.NextAttemptAt = err.Error(), now.Add(n.retryDelay(d.Attempts, f))
 		n.cfg.logger.Info("webhook failed, will retry", "request", d.RequestID, "attempt", d.Attempts, "next", d.NextAttemptAt, "err", err)
 	}
+	n.cfg.onAttempt(d.State, took)
 	if err := n.outbox.UpdateWebhook(rctx, d); err != nil {
 		n.cfg.logger.Error("record webhook attempt; the delivery goes out again when its claim's lease ends",
 			"request", d.RequestID, "delivery", d.ID, "err", err)

@@ -9,8 +9,10 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -419,5 +421,44 @@ func TestParseSecret(t *testing.T) {
 		if _, err := notifier.ParseSecret(bad); err == nil {
 			t.Errorf("ParseSecret(%q) = nil error; want one", bad)
 		}
+	}
+}
+
+// The attempt hook hears every attempt's outcome, as the delivery's state
+// after it: the webhook metrics count failing receivers from it.
+func TestAttemptHook(t *testing.T) {
+	var mu sync.Mutex
+	var got []genpipe.WebhookState
+	hook := notifier.WithAttemptHook(func(s genpipe.WebhookState, took time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if took <= 0 {
+			t.Errorf("attempt ending %s took %v", s, took)
+		}
+		got = append(got, s)
+	})
+	seen := func() []genpipe.WebhookState {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+	flaky := newReceiver(t, func(n int) int {
+		if n <= 2 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	gone := newReceiver(t, func(int) int { return http.StatusGone })
+	e := newEnv(t, hook)
+	r1, r2 := e.request(t, flaky.URL), e.request(t, gone.URL)
+	e.handle(t, r1.ID, genpipe.StatusDone, nil, "")
+	e.runWebhooks(t)
+	testutil.Eventually(t, 10*time.Second, "delivery", func() bool { _, ok := e.store.final(r1.ID); return ok })
+	e.handle(t, r2.ID, genpipe.StatusDone, nil, "")
+	testutil.Eventually(t, 10*time.Second, "refusal", func() bool { _, ok := e.store.final(r2.ID); return ok })
+	want := []genpipe.WebhookState{genpipe.WebhookPending, genpipe.WebhookPending, genpipe.WebhookDelivered, genpipe.WebhookFailed}
+	testutil.Eventually(t, 10*time.Second, "the hook's last call", func() bool { return len(seen()) == len(want) })
+	if s := seen(); !slices.Equal(s, want) {
+		t.Errorf("hook heard %v, want %v", s, want)
 	}
 }

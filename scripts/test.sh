@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 need_packages=()
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
 command -v npm >/dev/null 2>&1 || need_packages+=(npm)
+# promtool, from Debian's prometheus package, checks and unit-tests the alert
+# rules (deploy/prometheus); without it that test skips.
+command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
 if ((${#need_packages[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing ${need_packages[*]}"
@@ -18,7 +21,7 @@ if ((${#need_packages[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
   else
-    echo "!!! cannot install ${need_packages[*]} (not root or no apt-get): the browser test will be SKIPPED" >&2
+    echo "!!! cannot install ${need_packages[*]} (not root or no apt-get): the tests that need them will be SKIPPED" >&2
   fi
 fi
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -25,6 +26,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/internal/testutil"
@@ -137,7 +146,7 @@ func TestDeployConfigIsRead(t *testing.T) {
 			if c.Image != "genpipe" {
 				continue
 			}
-			where := fmt.Sprintf("k8s Deployment %s container %s", d.Metadata.Name, c.Name)
+			where := fmt.Sprintf("k8s Deployment %s container %s", d.Name, c.Name)
 			cmd := checkCommandLine(t, flags, where, c.Args)
 			for _, e := range c.Env {
 				checkEnvRead(t, flags, where, e.Name, cmd)
@@ -213,43 +222,56 @@ func checkEnvRead(t *testing.T, flags map[string]commandFlagSet, where, env, cmd
 
 // checkProbePorts checks that a container's HTTP probes reach the port its
 // listen address variable names.
-func checkProbePorts(t *testing.T, where string, c k8sContainer, k k8sManifests) {
+func checkProbePorts(t *testing.T, where string, c corev1.Container, k k8sManifests) {
 	t.Helper()
+	listens := containerListens(c, k)
+	for _, p := range []*corev1.Probe{c.LivenessProbe, c.ReadinessProbe} {
+		if p == nil || p.HTTPGet == nil {
+			t.Errorf("%s: want HTTP liveness and readiness probes", where)
+			continue
+		}
+		port := containerPort(c, p.HTTPGet.Port)
+		if _, ok := listens[port]; !ok {
+			t.Errorf("%s: probe %s on port %s (%d), which no GENPIPE_ADDR or GENPIPE_METRICS_ADDR listens on", where, p.HTTPGet.Path, p.HTTPGet.Port.String(), port)
+		}
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: want cpu and memory requests and a memory limit, got %+v", where, c.Resources)
+	}
+}
+
+// containerListens returns the ports a genpipe container listens on, by
+// the variable that says so (GENPIPE_ADDR, GENPIPE_METRICS_ADDR), from its
+// env and the ConfigMaps it loads.
+func containerListens(c corev1.Container, k k8sManifests) map[int32]string {
 	env := map[string]string{}
 	for _, from := range c.EnvFrom {
 		if from.ConfigMapRef != nil {
-			for key, v := range k.configMaps[from.ConfigMapRef.Name] {
-				env[key] = v
-			}
+			maps.Copy(env, k.configMaps[from.ConfigMapRef.Name])
 		}
 	}
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
-	ports := map[string]int{}
-	for _, p := range c.Ports {
-		ports[p.Name] = p.ContainerPort
-	}
-	listens := map[int]bool{}
+	listens := map[int32]string{}
 	for _, key := range []string{"GENPIPE_ADDR", "GENPIPE_METRICS_ADDR"} {
 		if _, port, err := net.SplitHostPort(env[key]); err == nil {
 			n, _ := strconv.Atoi(port)
-			listens[n] = true
+			listens[int32(n)] = key
 		}
 	}
-	for _, p := range []*k8sProbe{c.LivenessProbe, c.ReadinessProbe} {
-		if p == nil || p.HTTPGet == nil {
-			t.Errorf("%s: want HTTP liveness and readiness probes", where)
-			continue
-		}
-		port, ok := ports[p.HTTPGet.Port]
-		if !ok || !listens[port] {
-			t.Errorf("%s: probe %s on port %q (%d), which no GENPIPE_ADDR or GENPIPE_METRICS_ADDR listens on", where, p.HTTPGet.Path, p.HTTPGet.Port, port)
+	return listens
+}
+
+// containerPort returns the number of a container's port given by name or
+// number, 0 when the container has no such port.
+func containerPort(c corev1.Container, port intstr.IntOrString) int32 {
+	for _, p := range c.Ports {
+		if (port.Type == intstr.String && p.Name == port.StrVal) || (port.Type == intstr.Int && p.ContainerPort == port.IntVal) {
+			return p.ContainerPort
 		}
 	}
-	if c.Resources.Requests["cpu"] == "" || c.Resources.Requests["memory"] == "" || c.Resources.Limits["memory"] == "" {
-		t.Errorf("%s: want cpu and memory requests and a memory limit, got %+v", where, c.Resources)
-	}
+	return 0
 }
 
 // checkScaledObjects checks that each KEDA ScaledObject watches the group
@@ -274,7 +296,7 @@ func checkScaledObjects(t *testing.T, k k8sManifests) {
 		where := "k8s ScaledObject " + so.Metadata.Name
 		var stage string
 		for _, d := range k.deployments {
-			if d.Metadata.Name == so.Spec.ScaleTargetRef.Name {
+			if d.Name == so.Spec.ScaleTargetRef.Name {
 				args := d.Spec.Template.Spec.Containers[0].Args
 				if i := slices.Index(args, "--stage"); i >= 0 && i+1 < len(args) {
 					stage = args[i+1]
@@ -651,90 +673,108 @@ func loadCompose(t *testing.T) composeFile {
 	return c
 }
 
+// KEDA's kinds are not k8s.io/api types (KEDA's own Go types would bring
+// in its operator's dependencies), so these mirror the fields of its
+// keda.sh/v1alpha1 CRDs, to decode them as strictly as the others: a field
+// KEDA does not know is refused. The HPA behavior inside is Kubernetes'
+// own type.
+
+// k8sMeta is a KEDA object's reference to another.
 type k8sMeta struct {
-	Name string `yaml:"name"`
-}
-
-type k8sContainer struct {
-	Name  string   `yaml:"name"`
-	Image string   `yaml:"image"`
-	Args  []string `yaml:"args"`
-	Env   []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
-	} `yaml:"env"`
-	EnvFrom []struct {
-		ConfigMapRef *k8sMeta `yaml:"configMapRef"`
-		SecretRef    *k8sMeta `yaml:"secretRef"`
-	} `yaml:"envFrom"`
-	Ports []struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-	} `yaml:"ports"`
-	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
-	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
-	Resources      struct {
-		Requests map[string]string `yaml:"requests"`
-		Limits   map[string]string `yaml:"limits"`
-	} `yaml:"resources"`
-}
-
-type k8sProbe struct {
-	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port string `yaml:"port"` // by name
-	} `yaml:"httpGet"`
-}
-
-type k8sDeployment struct {
-	Metadata k8sMeta `yaml:"metadata"`
-	Spec     struct {
-		Template struct {
-			Spec struct {
-				Containers []k8sContainer `yaml:"containers"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-	} `yaml:"spec"`
+	Name string `json:"name"`
+	Kind string `json:"kind,omitempty"`
 }
 
 type k8sScaledObject struct {
-	Metadata k8sMeta `yaml:"metadata"`
-	Spec     struct {
-		ScaleTargetRef  k8sMeta `yaml:"scaleTargetRef"`
-		MaxReplicaCount int     `yaml:"maxReplicaCount"`
-		Triggers        []struct {
-			Type              string            `yaml:"type"`
-			Metadata          map[string]string `yaml:"metadata"`
-			AuthenticationRef *k8sMeta          `yaml:"authenticationRef"`
-		} `yaml:"triggers"`
-	} `yaml:"spec"`
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
+		ScaleTargetRef struct {
+			APIVersion             string `json:"apiVersion,omitempty"`
+			Kind                   string `json:"kind,omitempty"`
+			Name                   string `json:"name"`
+			EnvSourceContainerName string `json:"envSourceContainerName,omitempty"`
+		} `json:"scaleTargetRef"`
+		PollingInterval       *int32 `json:"pollingInterval,omitempty"`
+		InitialCooldownPeriod *int32 `json:"initialCooldownPeriod,omitempty"`
+		CooldownPeriod        *int32 `json:"cooldownPeriod,omitempty"`
+		IdleReplicaCount      *int32 `json:"idleReplicaCount,omitempty"`
+		MinReplicaCount       *int32 `json:"minReplicaCount,omitempty"`
+		MaxReplicaCount       int    `json:"maxReplicaCount"`
+		Advanced              *struct {
+			RestoreToOriginalReplicaCount bool `json:"restoreToOriginalReplicaCount,omitempty"`
+			HorizontalPodAutoscalerConfig *struct {
+				Name     string                                         `json:"name,omitempty"`
+				Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
+			} `json:"horizontalPodAutoscalerConfig,omitempty"`
+		} `json:"advanced,omitempty"`
+		Fallback *struct {
+			FailureThreshold int32 `json:"failureThreshold"`
+			Replicas         int32 `json:"replicas"`
+		} `json:"fallback,omitempty"`
+		Triggers []struct {
+			Type              string            `json:"type"`
+			Name              string            `json:"name,omitempty"`
+			MetricType        string            `json:"metricType,omitempty"`
+			UseCachedMetrics  bool              `json:"useCachedMetrics,omitempty"`
+			Metadata          map[string]string `json:"metadata"`
+			AuthenticationRef *k8sMeta          `json:"authenticationRef,omitempty"`
+		} `json:"triggers"`
+	} `json:"spec"`
 }
 
 type k8sTriggerAuth struct {
-	Metadata k8sMeta `yaml:"metadata"`
-	Spec     struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            struct {
 		SecretTargetRef []struct {
-			Parameter string `yaml:"parameter"`
-			Name      string `yaml:"name"`
-			Key       string `yaml:"key"`
-		} `yaml:"secretTargetRef"`
-	} `yaml:"spec"`
+			Parameter string `json:"parameter"`
+			Name      string `json:"name"`
+			Key       string `json:"key"`
+		} `json:"secretTargetRef,omitempty"`
+		Env []struct {
+			Parameter     string `json:"parameter"`
+			Name          string `json:"name"`
+			ContainerName string `json:"containerName,omitempty"`
+		} `json:"env,omitempty"`
+	} `json:"spec"`
 }
 
+// k8sManifests are the objects of deploy/k8s: Kubernetes' own kinds as
+// the k8s.io/api types, KEDA's as their mirrors.
 type k8sManifests struct {
-	deployments   []k8sDeployment
+	namespace     string // kustomization.yaml's
+	namespaces    []corev1.Namespace
+	deployments   []appsv1.Deployment
+	services      []corev1.Service
+	pdbs          []policyv1.PodDisruptionBudget
 	scaledObjects []k8sScaledObject
 	triggerAuths  map[string]k8sTriggerAuth
 	configMaps    map[string]map[string]string
 	secrets       map[string]map[string]string
+	objects       []k8sObject // every object, in file order
+}
+
+// k8sObject names one object of the manifests.
+type k8sObject struct {
+	file string
+	kind string
+	meta metav1.ObjectMeta
+}
+
+func (o k8sObject) String() string {
+	return fmt.Sprintf("deploy/k8s/%s: %s %s", o.file, o.kind, o.meta.Name)
 }
 
 // loadK8s reads the manifests that kustomization.yaml lists, and checks
-// that it lists every one.
+// that it lists every one. Each object of a Kubernetes kind decodes
+// strictly into its k8s.io/api type: a field the type lacks (a typo, a
+// field of another version) or given twice fails the test.
 func loadK8s(t *testing.T) k8sManifests {
 	t.Helper()
 	dir := filepath.Join(deployDir(t), "k8s")
 	kust := decodeYAML[struct {
+		Namespace string   `yaml:"namespace"`
 		Resources []string `yaml:"resources"`
 	}](t, filepath.Join(dir, "kustomization.yaml"))[0]
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -743,38 +783,122 @@ func loadK8s(t *testing.T) k8sManifests {
 			t.Errorf("deploy/k8s/%s is not in kustomization.yaml's resources", base)
 		}
 	}
-	k := k8sManifests{configMaps: map[string]map[string]string{}, secrets: map[string]map[string]string{},
+	k := k8sManifests{namespace: kust.Namespace, configMaps: map[string]map[string]string{}, secrets: map[string]map[string]string{},
 		triggerAuths: map[string]k8sTriggerAuth{}}
 	for _, res := range kust.Resources {
-		for _, node := range decodeYAML[yaml.Node](t, filepath.Join(dir, res)) {
-			var head struct {
-				Kind       string            `yaml:"kind"`
-				Metadata   k8sMeta           `yaml:"metadata"`
-				Data       map[string]string `yaml:"data"`
-				StringData map[string]string `yaml:"stringData"`
+		data, err := os.ReadFile(filepath.Join(dir, res))
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs, err := splitYAML(data)
+		if err != nil {
+			t.Fatalf("deploy/k8s/%s: %v", res, err)
+		}
+		for i, doc := range docs {
+			obj, err := decodeK8sObject(doc)
+			if err != nil {
+				t.Fatalf("deploy/k8s/%s document %d: %v", res, i+1, err)
 			}
-			decodeNode(t, res, &node, &head)
-			switch head.Kind {
-			case "Deployment":
-				var d k8sDeployment
-				decodeNode(t, res, &node, &d)
-				k.deployments = append(k.deployments, d)
-			case "ScaledObject":
-				var so k8sScaledObject
-				decodeNode(t, res, &node, &so)
-				k.scaledObjects = append(k.scaledObjects, so)
-			case "TriggerAuthentication":
-				var ta k8sTriggerAuth
-				decodeNode(t, res, &node, &ta)
-				k.triggerAuths[ta.Metadata.Name] = ta
-			case "ConfigMap":
-				k.configMaps[head.Metadata.Name] = head.Data
-			case "Secret":
-				k.secrets[head.Metadata.Name] = head.StringData
-			}
+			k.add(res, obj)
 		}
 	}
 	return k
+}
+
+// add files one decoded object.
+func (k *k8sManifests) add(file string, obj any) {
+	var meta metav1.ObjectMeta
+	var kind string
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		k.namespaces = append(k.namespaces, *o)
+		meta, kind = o.ObjectMeta, o.Kind
+	case *appsv1.Deployment:
+		k.deployments = append(k.deployments, *o)
+		meta, kind = o.ObjectMeta, o.Kind
+	case *corev1.Service:
+		k.services = append(k.services, *o)
+		meta, kind = o.ObjectMeta, o.Kind
+	case *policyv1.PodDisruptionBudget:
+		k.pdbs = append(k.pdbs, *o)
+		meta, kind = o.ObjectMeta, o.Kind
+	case *corev1.ConfigMap:
+		k.configMaps[o.Name] = o.Data
+		meta, kind = o.ObjectMeta, o.Kind
+	case *corev1.Secret:
+		k.secrets[o.Name] = maps.Clone(o.StringData)
+		if k.secrets[o.Name] == nil {
+			k.secrets[o.Name] = map[string]string{}
+		}
+		for key, v := range o.Data {
+			k.secrets[o.Name][key] = string(v)
+		}
+		meta, kind = o.ObjectMeta, o.Kind
+	case *k8sScaledObject:
+		k.scaledObjects = append(k.scaledObjects, *o)
+		meta, kind = o.Metadata, o.Kind
+	case *k8sTriggerAuth:
+		k.triggerAuths[o.Metadata.Name] = *o
+		meta, kind = o.Metadata, o.Kind
+	}
+	k.objects = append(k.objects, k8sObject{file: file, kind: kind, meta: meta})
+}
+
+// splitYAML splits a YAML stream into its documents, leaving out those
+// with nothing but comments.
+func splitYAML(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var v any
+		if err := sigsyaml.Unmarshal(doc, &v); err != nil {
+			return nil, err
+		}
+		if v != nil {
+			docs = append(docs, doc)
+		}
+	}
+}
+
+// k8sKinds are the Kubernetes kinds the manifests may hold, by apiVersion
+// and kind, each with its k8s.io/api type.
+var k8sKinds = map[metav1.TypeMeta]func() any{
+	{APIVersion: "v1", Kind: "Namespace"}:                  func() any { return &corev1.Namespace{} },
+	{APIVersion: "v1", Kind: "ConfigMap"}:                  func() any { return &corev1.ConfigMap{} },
+	{APIVersion: "v1", Kind: "Secret"}:                     func() any { return &corev1.Secret{} },
+	{APIVersion: "v1", Kind: "Service"}:                    func() any { return &corev1.Service{} },
+	{APIVersion: "apps/v1", Kind: "Deployment"}:            func() any { return &appsv1.Deployment{} },
+	{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"}: func() any { return &policyv1.PodDisruptionBudget{} },
+	// KEDA's, as mirrored above.
+	{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject"}:          func() any { return &k8sScaledObject{} },
+	{APIVersion: "keda.sh/v1alpha1", Kind: "TriggerAuthentication"}: func() any { return &k8sTriggerAuth{} },
+}
+
+// decodeK8sObject decodes one manifest strictly into its type: a
+// Kubernetes kind into its k8s.io/api type, a KEDA kind into its mirror
+// (sigs.k8s.io/yaml, as kubectl reads YAML: unknown and duplicate fields
+// are errors). Any other kind is an error: the test would check nothing of
+// it.
+func decodeK8sObject(doc []byte) (any, error) {
+	var tm metav1.TypeMeta
+	if err := sigsyaml.Unmarshal(doc, &tm); err != nil {
+		return nil, err
+	}
+	if newObj, ok := k8sKinds[tm]; ok {
+		obj := newObj()
+		if err := sigsyaml.UnmarshalStrict(doc, obj); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", tm.APIVersion, tm.Kind, err)
+		}
+		return obj, nil
+	}
+	return nil, fmt.Errorf("apiVersion %q kind %q: not a kind the deployment tests know", tm.APIVersion, tm.Kind)
 }
 
 // decodeYAML decodes every document of a YAML file.
@@ -796,13 +920,6 @@ func decodeYAML[T any](t *testing.T, path string) []T {
 			t.Fatalf("%s: document %d: %v", path, len(docs)+1, err)
 		}
 		docs = append(docs, doc)
-	}
-}
-
-func decodeNode(t *testing.T, file string, node *yaml.Node, out any) {
-	t.Helper()
-	if err := node.Decode(out); err != nil {
-		t.Fatalf("deploy/k8s/%s: %v", file, err)
 	}
 }
 

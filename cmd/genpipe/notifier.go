@@ -73,7 +73,7 @@ func runNotifier(ctx context.Context, cfg notifierConfig, obs *observability, lo
 	}
 	defer d.close()
 	n, err := notifier.New(d.store, d.store, d.objects, cfg.WebhookSecret,
-		append(cfg.options(), notifier.WithLogger(log), notifier.WithEndToEndHook(obs.endToEndHook))...)
+		append(cfg.options(), notifier.WithLogger(log), notifier.WithEndToEndHook(obs.endToEndHook), obs.webhookHook())...)
 	if err != nil {
 		return err
 	}

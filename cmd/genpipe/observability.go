@@ -15,6 +15,7 @@ import (
 	"github.com/genpipe/genpipe/httpjson"
 	"github.com/genpipe/genpipe/kafka"
 	"github.com/genpipe/genpipe/metrics"
+	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/tracing"
 )
@@ -218,6 +219,19 @@ func (o *observability) retryHook(ctx context.Context, stage genpipe.Stage, err 
 // endToEndHook records a request's time from creation to terminal status.
 func (o *observability) endToEndHook(ctx context.Context, status genpipe.Status, took time.Duration) {
 	o.metrics.ObserveEndToEnd(string(status), took)
+}
+
+// webhookHook counts the notifier's webhook attempts by outcome; the
+// webhook metrics show from its start, at 0.
+func (o *observability) webhookHook() notifier.Option {
+	o.metrics.InitWebhooks()
+	return notifier.WithAttemptHook(func(state genpipe.WebhookState, took time.Duration) {
+		outcome := string(state)
+		if state == genpipe.WebhookPending {
+			outcome = metrics.WebhookRetried
+		}
+		o.metrics.WebhookAttempt(outcome, took)
+	})
 }
 
 // deadLetters counts what q writes to the dead-letter topic.

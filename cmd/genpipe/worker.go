@@ -113,6 +113,7 @@ func runWorker(ctx context.Context, cfg workerConfig, obs *observability, log *s
 	defer d.close()
 	retry := backoff.Default
 	retry.Attempts = cfg.AIAttempts
+	obs.metrics.InitAIStage(cfg.Stage)
 	watcher, stopWatcher, err := watchCancels(ctx, d, cfg.CancelPoll, log)
 	if err != nil {
 		return err
