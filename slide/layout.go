@@ -1,13 +1,9 @@
 package slide
 
 import (
-	"fmt"
 	"image"
 	"math"
 	"strings"
-
-	"golang.org/x/image/font"
-	"golang.org/x/image/math/fixed"
 )
 
 // The slide's geometry in PNG pixels. A 16:9 slide with wide margins; the
@@ -26,69 +22,125 @@ const (
 )
 
 // fit says how a block of text may shrink: from max to min size in steps,
-// and at most maxLines lines (0 for as many as the height allows).
+// and at most maxLines lines (0 for as many as the height allows) before
+// it takes the smallest size and continues on further slides.
 type fit struct {
 	max, min, step float64 // font size in px
 	leading        float64 // line height as a multiple of the size
 	maxLines       int
 }
 
+// The body never goes below 28 px (14 pt): text that does not fit at that
+// size continues on another slide instead of shrinking out of reach.
 var (
 	titleFit = fit{max: 84, min: 52, step: 4, leading: 1.12, maxLines: 3}
-	bodyFit  = fit{max: 40, min: 20, step: 2, leading: 1.4}
+	bodyFit  = fit{max: 40, min: 28, step: 2, leading: 1.4}
 )
 
 type rect struct{ x, y, w, h float64 }
 
-// textBlock is wrapped text placed on the slide.
+// textBlock is a block of set text: a title or a body.
 type textBlock struct {
 	font       *goFont
-	face       font.Face // for the PNG; not safe for concurrent use
-	size       float64   // px
-	leading    float64   // line height / size
-	lineHeight float64   // px
-	baseline   float64   // first baseline, from the top of the box
-	lines      []string
-	shown      string // what the lines show, paragraphs joined by \n (for the PPTX)
-	box        rect
+	size       float64 // px
+	leading    float64 // line height / size
+	lineHeight float64 // px
+	baseline   float64 // from the top of a line
+	lines      []shapedLine
 }
 
-// layout is where everything goes, in PNG pixels.
+// placed is a line of a block at its place on a page.
+type placed struct {
+	line *shapedLine
+	y    float64 // top of the line box
+}
+
+// page is one slide of the deck.
+type page struct {
+	title, body []placed
+	rule        *rect
+}
+
+// layout is where everything goes, in PNG pixels, on each slide.
 type layout struct {
 	image       rect // the picture itself; the frame lies outside it
+	textX       float64
 	title, body textBlock
-	rule        rect
+	pages       []page
 }
 
-func newLayout(th *theme, imgSize image.Point, title, desc string) (*layout, error) {
+func newLayout(th *theme, ts *typesetter, imgSize image.Point, title, desc string) *layout {
 	imageX, textX := float64(slideW-margin-imageColW), float64(margin)
 	if th.imageLeft {
 		imageX, textX = margin, margin+imageColW+gutter
 	}
-	lay := &layout{image: fitImage(imgSize, rect{imageX, margin, imageColW, contentH})}
-
-	var err error
-	if lay.title, err = fitBlock(th.titleFont, title, textColW, contentH, titleFit); err != nil {
-		return nil, err
-	}
+	lay := &layout{image: fitImage(imgSize, rect{imageX, margin, imageColW, contentH}), textX: textX}
+	lay.title = fitBlock(ts, th.titleFont, title, textColW, contentH, titleFit)
 	above := float64(ruleAbove)
 	if title == "" {
 		above = 0 // the rule then heads the description
 	}
 	ruleBlock := above + ruleH + ruleBelow
-	bodyMax := contentH - lay.title.box.h - ruleBlock
-	if lay.body, err = fitBlock(th.bodyFont, desc, textColW, bodyMax, bodyFit); err != nil {
-		return nil, err
-	}
+	titleH := float64(len(lay.title.lines)) * lay.title.lineHeight
+	lay.body = fitBlock(ts, th.bodyFont, desc, textColW, contentH-titleH-ruleBlock, bodyFit)
+	lay.paginate(above)
+	return lay
+}
 
-	// Center the text vertically beside the image: short texts then sit
-	// where the eye expects them instead of hanging from the top margin.
-	y := margin + (contentH-lay.title.box.h-ruleBlock-lay.body.box.h)/2
-	lay.title.box.x, lay.title.box.y = textX, y
-	y += lay.title.box.h + above
-	lay.rule = rect{textX, y, ruleW, ruleH}
-	lay.body.box.x, lay.body.box.y = textX, y+ruleH+ruleBelow
-	return lay, nil
+// paginate places the title, the rule and the body's lines on as many
+// slides as they need: nothing is cut. A deck that fits one slide is
+// centered vertically beside the image, where the eye expects a short
+// text; the slides of a longer one are filled from the top, so the text
+// reads on from one to the next.
+func (lay *layout) paginate(above float64) {
+	p, y := page{}, 0.0
+	next := func() {
+		lay.pages = append(lay.pages, p)
+		p, y = page{}, 0
+	}
+	for i := range lay.title.lines {
+		if y+lay.title.lineHeight > contentH && y > 0 {
+			next()
+		}
+		p.title = append(p.title, placed{&lay.title.lines[i], y})
+		y += lay.title.lineHeight
+	}
+	if y+above+ruleH+ruleBelow > contentH {
+		next()
+		above = 0
+	}
+	p.rule = &rect{lay.textX, y + above, ruleW, ruleH}
+	y += above + ruleH + ruleBelow
+	for i := range lay.body.lines {
+		l := &lay.body.lines[i]
+		if y+lay.body.lineHeight > contentH+0.01 && y > 0 {
+			next()
+		}
+		if y == 0 && len(l.runs) == 0 && l.text == "" {
+			continue // a page does not start with a blank line
+		}
+		p.body = append(p.body, placed{l, y})
+		y += lay.body.lineHeight
+	}
+	lay.pages = append(lay.pages, p)
+
+	shift := float64(margin)
+	if len(lay.pages) == 1 {
+		shift += (contentH - y) / 2
+	}
+	for i := range lay.pages {
+		pg := &lay.pages[i]
+		for j := range pg.title {
+			pg.title[j].y += shift
+		}
+		for j := range pg.body {
+			pg.body[j].y += shift
+		}
+		if pg.rule != nil {
+			pg.rule.y += shift
+		}
+		shift = margin
+	}
 }
 
 // fitImage scales size to fill box inside the frame, aspect preserved,
@@ -106,64 +158,45 @@ func fitImage(size image.Point, box rect) rect {
 	}
 }
 
-// fitBlock wraps text into a column maxW wide and at most maxH high, trying
-// sizes from large to small. At the smallest size what does not fit is cut
-// and the last line ends with an ellipsis.
-func fitBlock(f *goFont, text string, maxW, maxH float64, ft fit) (textBlock, error) {
+// fitBlock sets text in a column maxW wide, trying sizes from large to
+// small until it fits maxH (and maxLines); at the smallest size it keeps
+// every line, and paginate carries what does not fit to further slides.
+func fitBlock(ts *typesetter, f *goFont, text string, maxW, maxH float64, ft fit) textBlock {
+	b := textBlock{font: f, leading: ft.leading}
 	if text == "" {
-		return textBlock{font: f}, nil
+		return b
 	}
+	fm := fontmap{ts: ts, primary: f.sfnt, weight: f.weight()}
 	for size := ft.max; ; size -= ft.step {
-		m, err := newMeasurer(f.sfnt, size)
-		if err != nil {
-			return textBlock{}, fmt.Errorf("slide: font %s at %gpx: %w", f.name, size, err)
-		}
-		lineHeight := size * ft.leading
-		limit := int(maxH / lineHeight)
+		b.size, b.lineHeight = size, size*ft.leading
+		b.lines = ts.setText(text, fm, size, maxW)
+		limit := int(maxH / b.lineHeight)
 		if ft.maxLines > 0 {
 			limit = min(limit, ft.maxLines)
 		}
-		spans := wrap(m, text, fixed.Int26_6(maxW*64))
-		if len(spans) <= limit || size-ft.step < ft.min {
-			return newBlock(f, m, text, spans, limit, size, ft.leading, maxW), nil
+		if len(b.lines) <= limit || size-ft.step < ft.min {
+			break
 		}
 	}
-}
-
-// newBlock keeps the first limit lines of spans, with an ellipsis when
-// some were dropped.
-func newBlock(f *goFont, m *measurer, text string, spans []span, limit int, size, leading, maxW float64) textBlock {
-	b := textBlock{font: f, face: m.face, size: size, leading: leading, lineHeight: size * leading, shown: text}
-	cut := ""
-	if len(spans) > limit {
-		spans = spans[:limit]
-		for len(spans) > 0 && spans[len(spans)-1].start == spans[len(spans)-1].end {
-			spans = spans[:len(spans)-1] // do not end on a blank line
-		}
-		if len(spans) == 0 {
-			return textBlock{font: f}
-		}
-		last := spans[len(spans)-1]
-		cut = shorten(m, text, last, fixed.Int26_6(maxW*64))
-		b.shown = text[:last.start] + cut
-	}
-	for _, s := range spans {
-		b.lines = append(b.lines, text[s.start:s.end])
-	}
-	if cut != "" {
-		b.lines[len(b.lines)-1] = cut
-	}
-	met := m.face.Metrics()
-	ascent, descent := float64(met.Ascent)/64, float64(met.Descent)/64
+	// The primary font's ascent and descent center the line in its box.
+	ext, _ := ts.face(f.sfnt).FontHExtents()
+	scale := b.size / float64(f.sfnt.Upem())
+	ascent, descent := float64(ext.Ascender)*scale, -float64(ext.Descender)*scale
 	b.baseline = (b.lineHeight-ascent-descent)/2 + ascent
-	b.box = rect{w: maxW, h: float64(len(b.lines)) * b.lineHeight}
 	return b
 }
 
-// paragraphs are the shown text's paragraphs.
-func (b textBlock) paragraphs() []string {
-	if b.shown == "" {
-		return nil
+// paragraphs are the paragraphs of lines, as the PPTX shows them: a
+// paragraph's lines joined, each paragraph's end a break.
+func paragraphs(lines []placed) []string {
+	var out []string
+	var cur strings.Builder
+	for i, pl := range lines {
+		cur.WriteString(pl.line.text)
+		if pl.line.paraEnd || i == len(lines)-1 {
+			out = append(out, strings.TrimRight(cur.String(), " "))
+			cur.Reset()
+		}
 	}
-	return strings.Split(b.shown, "\n")
+	return out
 }

@@ -8,6 +8,9 @@ import (
 	"unicode"
 
 	"codeberg.org/go-pdf/fpdf"
+	"github.com/go-text/typesetting/font"
+	ot "github.com/go-text/typesetting/font/opentype"
+	"github.com/go-text/typesetting/shaping"
 )
 
 // pt is PDF points per PNG pixel: the page is 960×540 pt, the 13.333×7.5 in
@@ -32,8 +35,20 @@ func renderPDF(th *theme, lay *layout, picPNG []byte, title string) (out []byte,
 	pdf.SetAutoPageBreak(false, 0)
 	pdf.SetTitle(bmpOnly(title), true)
 	pdf.SetCreator("genpipe", true)
-	pdf.AddPage()
+	for n := range lay.pages {
+		pdfPage(pdf, th, lay, n, picPNG)
+	}
 
+	var buf bytes.Buffer
+	if err := pdf.Output(&buf); err != nil {
+		return nil, fmt.Errorf("slide: encode pdf: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// pdfPage draws page n of the deck as renderPNG does.
+func pdfPage(pdf *fpdf.Fpdf, th *theme, lay *layout, n int, picPNG []byte) {
+	pdf.AddPage()
 	// Normalized gradient coordinates start at the bottom left: (0,1) is
 	// the top edge, where color 1 begins.
 	t, b := th.bgTop, th.bgBottom
@@ -41,18 +56,13 @@ func renderPDF(th *theme, lay *layout, picPNG []byte, title string) (out []byte,
 		int(t.R), int(t.G), int(t.B), int(b.R), int(b.G), int(b.B), 0, 1, 0, 0)
 
 	drawPicture(pdf, lay.image, picPNG, th.accent)
-	pdf.SetFillColor(int(th.accent.R), int(th.accent.G), int(th.accent.B))
-	pdf.Rect(lay.rule.x*pt, lay.rule.y*pt, lay.rule.w*pt, lay.rule.h*pt, "F")
-
-	fonts := map[string]bool{}
-	pdfText(pdf, fonts, lay.title, th.title)
-	pdfText(pdf, fonts, lay.body, th.text)
-
-	var buf bytes.Buffer
-	if err := pdf.Output(&buf); err != nil {
-		return nil, fmt.Errorf("slide: encode pdf: %w", err)
+	pg := lay.pages[n]
+	if r := pg.rule; r != nil {
+		pdf.SetFillColor(int(th.accent.R), int(th.accent.G), int(th.accent.B))
+		pdf.Rect(r.x*pt, r.y*pt, r.w*pt, r.h*pt, "F")
 	}
-	return buf.Bytes(), nil
+	pdfText(pdf, lay.textX, lay.title, pg.title, th.title)
+	pdfText(pdf, lay.textX, lay.body, pg.body, th.text)
 }
 
 // drawPicture places the picture and strokes the frame around it; the
@@ -68,27 +78,69 @@ func drawPicture(pdf *fpdf.Fpdf, r rect, picPNG []byte, accent color.RGBA) {
 	pdf.Rect((r.x-half)*pt, (r.y-half)*pt, (r.w+frameW)*pt, (r.h+frameW)*pt, "D")
 }
 
-// pdfText writes the block's lines at the PNG's baselines. The font is the
-// same Go font, embedded (subset) as UTF-8, so non-Latin text survives.
-func pdfText(pdf *fpdf.Fpdf, fonts map[string]bool, b textBlock, c color.RGBA) {
-	if len(b.lines) == 0 {
-		return
-	}
-	if !fonts[b.font.name] {
-		pdf.AddUTF8FontFromBytes(b.font.name, "", b.font.ttf)
-		fonts[b.font.name] = true
-	}
-	pdf.SetFont(b.font.name, "", b.size*pt)
-	pdf.SetTextColor(int(c.R), int(c.G), int(c.B))
-	for i, line := range b.lines {
-		y := b.box.y + b.baseline + float64(i)*b.lineHeight
-		pdf.Text(b.box.x*pt, y*pt, bmpOnly(line))
+// pdfText draws the lines' glyphs as filled paths, the very outlines the
+// PNG rasterizes: the same shaping, any script, and no font embedded at
+// all (fpdf places characters, not the glyphs a shaper chooses, and cannot
+// embed the CFF outlines of the CJK fonts). Color emoji are images.
+func pdfText(pdf *fpdf.Fpdf, x float64, b textBlock, lines []placed, c color.RGBA) {
+	pdf.SetFillColor(int(c.R), int(c.G), int(c.B))
+	for _, pl := range lines {
+		open := false
+		eachGlyph(pl.line, lineX(pl.line, x, textColW), pl.y+b.baseline, func(face *font.Face, g *shaping.Glyph, size, gx, gy float64) {
+			switch d := face.GlyphData(g.GlyphID).(type) {
+			case font.GlyphOutline:
+				open = pdfOutline(pdf, d, size/float64(face.Upem()), gx, gy) || open
+			case font.GlyphBitmap:
+				pdfBitmap(pdf, face, g, d, glyphBox(g, size, gx, gy))
+			}
+		})
+		if open {
+			pdf.DrawPath("F") // nonzero winding, as the fonts are drawn
+		}
 	}
 }
 
+// pdfOutline adds the glyph's contours to the current path, in points.
+func pdfOutline(pdf *fpdf.Fpdf, o font.GlyphOutline, scale, x, y float64) bool {
+	p := func(a font.SegmentPoint) (float64, float64) {
+		return (x + float64(a.X)*scale) * pt, (y - float64(a.Y)*scale) * pt
+	}
+	for _, s := range o.Segments {
+		switch s.Op {
+		case ot.SegmentOpMoveTo:
+			pdf.MoveTo(p(s.Args[0]))
+		case ot.SegmentOpLineTo:
+			pdf.LineTo(p(s.Args[0]))
+		case ot.SegmentOpQuadTo:
+			ax, ay := p(s.Args[0])
+			bx, by := p(s.Args[1])
+			pdf.CurveTo(ax, ay, bx, by)
+		case ot.SegmentOpCubeTo:
+			ax, ay := p(s.Args[0])
+			bx, by := p(s.Args[1])
+			cx, cy := p(s.Args[2])
+			pdf.CurveBezierCubicTo(ax, ay, bx, by, cx, cy)
+		}
+	}
+	return len(o.Segments) > 0
+}
+
+// pdfBitmap places a PNG glyph, registered once per document.
+func pdfBitmap(pdf *fpdf.Fpdf, face *font.Face, g *shaping.Glyph, d font.GlyphBitmap, box rect) {
+	if d.Format != font.PNG {
+		return
+	}
+	name := fmt.Sprintf("glyph-%p-%d", face, g.GlyphID)
+	opt := fpdf.ImageOptions{ImageType: "PNG"}
+	if pdf.GetImageInfo(name) == nil {
+		pdf.RegisterImageOptionsReader(name, opt, bytes.NewReader(d.Data))
+	}
+	pdf.ImageOptions(name, box.x*pt, box.y*pt, box.w*pt, box.h*pt, false, opt, 0, "")
+}
+
 // bmpOnly replaces runes beyond the Basic Multilingual Plane (emoji, rare
-// CJK) with U+FFFD: fpdf's UTF-8 fonts index a 64 Ki table by rune and panic
-// on anything larger. The Go fonts have no glyphs for them anyway.
+// CJK) in the document's title metadata with U+FFFD: fpdf's UTF-16
+// conversion has no surrogate pairs.
 func bmpOnly(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r > 0xFFFF {

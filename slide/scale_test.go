@@ -140,7 +140,11 @@ func TestRenderBytesBounds(t *testing.T) {
 		limit := RenderBytes(tc.img.Bounds().Size())
 		for _, s := range tc.styles {
 			runtime.GC()
-			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], long) })
+			text := long
+			if s.ID == "minimal" {
+				text = strings.Repeat("生成式人工智能管道。", 200) // the most slides: 2000 runes of CJK
+			}
+			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], text) })
 			t.Logf("%s, style %s: allocated %.1f MiB; RenderBytes %.1f MiB", tc.name, s.ID, float64(n)/(1<<20), float64(limit)/(1<<20))
 			if n > limit {
 				t.Errorf("%s, style %s: Render allocated %d bytes; want at most RenderBytes = %d", tc.name, s.ID, n, limit)
@@ -180,17 +184,14 @@ func TestRenderReusesCanvas(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := testImage(64, 48)
-	lay, err := newLayout(th, img.Bounds().Size(), "t", "d")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lay := newLayout(th, newTypesetter(), img.Bounds().Size(), "t", "d")
 	pic := scaleImage(img, lay.image)
-	if _, err := renderPNG(th, lay, pic); err != nil { // leaves a canvas to reuse
+	if _, err := renderPNG(th, lay, 0, pic); err != nil { // leaves a canvas to reuse
 		t.Fatal(err)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := renderPNG(th, lay, pic); err != nil {
+	if _, err := renderPNG(th, lay, 0, pic); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)

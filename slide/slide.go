@@ -16,15 +16,21 @@ import (
 	"github.com/genpipe/genpipe"
 )
 
-// Files is one rendered slide in three formats.
+// Files is one rendered deck in three formats. Most decks are one slide;
+// text too long for one at a readable size continues on further slides:
+// more PDF pages, more PPTX slides, and a PNG each in MorePNG.
 type Files struct {
 	PNG, PDF, PPTX []byte
+	// MorePNG are the PNGs of the slides after the first, in order.
+	MorePNG [][]byte
 }
 
 // Render draws a 1920×1080 slide: img fitted (aspect preserved) on the
 // style's ImageSide inside an accent frame, the title, an accent rule and
-// the description, word-wrapped and shrunk (or cut with an ellipsis) to fit,
-// over a vertical gradient from BackgroundTop to BackgroundBottom.
+// the description, shaped (any script the installed fonts cover, right to
+// left where the script runs so), word-wrapped and shrunk to fit down to a
+// readable size, then continued on further slides, over a vertical
+// gradient from BackgroundTop to BackgroundBottom.
 //
 // An unusable style (a color that is not #rrggbb, an unknown Font or
 // ImageSide) or an empty image is an error with code genpipe.EINVALID: the
@@ -40,10 +46,7 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 		return Files{}, errInvalid("the image is empty")
 	}
 	title = cleanTitle(title)
-	lay, err := newLayout(th, img.Bounds().Size(), title, bodyText(title, description))
-	if err != nil {
-		return Files{}, err
-	}
+	lay := newLayout(th, newTypesetter(), img.Bounds().Size(), title, bodyText(title, description))
 	pic := scaleImage(img, lay.image)
 	picPNG, err := encodePNG(pic)
 	if err != nil {
@@ -51,8 +54,16 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 	}
 
 	var f Files
-	if f.PNG, err = renderPNG(th, lay, pic); err != nil {
-		return Files{}, err
+	for n := range lay.pages {
+		out, err := renderPNG(th, lay, n, pic)
+		if err != nil {
+			return Files{}, err
+		}
+		if n == 0 {
+			f.PNG = out
+		} else {
+			f.MorePNG = append(f.MorePNG, out)
+		}
 	}
 	if f.PDF, err = renderPDF(th, lay, picPNG, title); err != nil {
 		return Files{}, err
