@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 
 need_packages=()
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+# Slides in every script: the Noto fonts slide/fonts.go falls back to.
+for font in truetype/noto/NotoSans-Regular.ttf:fonts-noto-core opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk \
+  truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji; do
+  [ -e "/usr/share/fonts/${font%%:*}" ] || need_packages+=("${font##*:}")
+done
 if ((${#need_packages[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing ${need_packages[*]}"
@@ -17,7 +22,7 @@ if ((${#need_packages[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
   else
-    echo "!!! cannot install ${need_packages[*]} (not root or no apt-get): the browser test will be SKIPPED" >&2
+    echo "!!! cannot install ${need_packages[*]} (not root or no apt-get): the browser test or the script rendering tests will be SKIPPED" >&2
   fi
 fi
 

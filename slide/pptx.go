@@ -142,9 +142,9 @@ type textBox struct {
 
 // paragraph is a paragraph of a text box, with the fonts its scripts need.
 type paragraph struct {
-	Box      *textBox
-	Text     string
-	RTL      bool
+	Box    *textBox
+	Text   string
+	RTL    bool
 	EA, CS string // east-Asian and complex-script typefaces
 }
 
@@ -255,6 +255,6 @@ var (
 	appTmpl              = template.Must(template.New("app").Funcs(funcs).Parse(appXMLTmpl))
 	presentationTmpl     = template.Must(template.New("presentation").Funcs(funcs).Parse(presentationXMLTmpl))
 	presentationRelsTmpl = template.Must(template.New("presentation rels").Funcs(funcs).Parse(presentationRelsXMLTmpl))
-	themeTmpl = template.Must(template.New("theme").Funcs(funcs).Parse(themeXMLTmpl))
-	coreTmpl  = template.Must(template.New("core").Funcs(funcs).Parse(coreXMLTmpl))
+	themeTmpl            = template.Must(template.New("theme").Funcs(funcs).Parse(themeXMLTmpl))
+	coreTmpl             = template.Must(template.New("core").Funcs(funcs).Parse(coreXMLTmpl))
 )

@@ -121,6 +121,9 @@ func TestScaleMemoryIsBounded(t *testing.T) {
 // uploads.
 func TestRenderBytesBounds(t *testing.T) {
 	long := strings.Repeat("Generative pipelines reward patience and bounded queues. ", 40)
+	cjk := strings.Repeat("生成式人工智能管道。", 200) // the most slides: 2000 runes of CJK
+	// The fallback fonts load once per process, not per render.
+	mustRender(t, testImage(64, 64), genpipe.Styles[0], "", cjk+"مرحبا שלום नमस्ते สวัสดี 🚀")
 	translucent := noiseImage(1064, 1064)
 	for i := 3; i < len(translucent.Pix); i += 8 {
 		translucent.Pix[i] = uint8(i)
@@ -142,7 +145,7 @@ func TestRenderBytesBounds(t *testing.T) {
 			runtime.GC()
 			text := long
 			if s.ID == "minimal" {
-				text = strings.Repeat("生成式人工智能管道。", 200) // the most slides: 2000 runes of CJK
+				text = cjk
 			}
 			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], text) })
 			t.Logf("%s, style %s: allocated %.1f MiB; RenderBytes %.1f MiB", tc.name, s.ID, float64(n)/(1<<20), float64(limit)/(1<<20))

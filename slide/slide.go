@@ -93,14 +93,15 @@ func RenderBytes(size image.Point) int64 {
 
 // MaxRenderBytes is the most RenderBytes says for an image up to 8000
 // pixels a side.
-const MaxRenderBytes = 90 << 20
+const MaxRenderBytes = 142 << 20
 
 // renderBytes and perPictureByte are measured by TestRenderBytesBounds on
 // the costliest slides (an incompressible translucent picture, the longest
-// texts), then rounded up.
+// texts: 2000 runes of CJK make five slides, each a PNG with the picture
+// in it), then rounded up.
 const (
-	renderBytes    = 28 << 20
-	perPictureByte = 24
+	renderBytes    = 32 << 20
+	perPictureByte = 44
 )
 
 // errInvalid refuses input the renderer cannot use (a bad style, no image).
