@@ -24,7 +24,7 @@ var Styles = []Style{
 		BackgroundTop: "#0b1f3a", BackgroundBottom: "#16375f", TitleColor: "#ffffff", TextColor: "#dbe6f3",
 		AccentColor: "#f2a900", Font: "sans", ImageSide: "right"},
 	{ID: "sunset", Name: "Sunset", Description: "Warm orange to magenta gradient.",
-		BackgroundTop: "#ff7e5f", BackgroundBottom: "#b3267a", TitleColor: "#fffaf0", TextColor: "#fff1e6",
+		BackgroundTop: "#c2410c", BackgroundBottom: "#9d174d", TitleColor: "#fffaf0", TextColor: "#fff1e6",
 		AccentColor: "#ffd166", Font: "sans", ImageSide: "left"},
 	{ID: "minimal", Name: "Minimal", Description: "Black on white, lots of air.",
 		BackgroundTop: "#ffffff", BackgroundBottom: "#f2f2f2", TitleColor: "#111111", TextColor: "#333333",
