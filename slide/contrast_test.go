@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/png"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/genpipe/genpipe"
@@ -30,31 +31,55 @@ func contrast(a, b color.RGBA) float64 {
 }
 
 // Every style's title and body are readable (WCAG AA, 4.5:1) against what
-// lies behind them: the rendered background sampled down the whole text
-// column, from the top margin to the bottom one, across the gradient.
+// lies behind them: the rendered background, sampled down each line's box
+// beside the text, across the gradient and the band.
 func TestStyleContrast(t *testing.T) {
+	// A short text sits where the layout centers it; a long one fills the
+	// text's whole region, from its top to its bottom.
+	texts := [][2]string{{"T", "x"}, {sampleTitle, strings.Repeat("Bounded queues. ", 90)}}
 	for _, s := range genpipe.Styles {
-		th, err := newTheme(s)
-		if err != nil {
-			t.Fatal(err)
+		for _, text := range texts {
+			checkContrast(t, s, text[0], text[1])
 		}
-		f := mustRender(t, testImage(64, 64), s, "", "x")
+	}
+}
+
+func checkContrast(t *testing.T, s genpipe.Style, title, desc string) {
+	th, err := newTheme(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	{
+		f := mustRender(t, testImage(64, 64), s, title, desc)
 		img, err := png.Decode(bytes.NewReader(f.PNG))
 		if err != nil {
 			t.Fatal(err)
 		}
-		lay := newLayout(th, newTypesetter(), image.Pt(64, 64), "", "x")
-		x := int(lay.textX) + textColW - 2
-		worst := map[string]float64{"title": math.Inf(1), "body": math.Inf(1)}
-		for y := margin; y < slideH-margin; y++ {
-			bg := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
-			worst["title"] = math.Min(worst["title"], contrast(th.title, bg))
-			worst["body"] = math.Min(worst["body"], contrast(th.text, bg))
-		}
-		for part, c := range worst {
-			t.Logf("%s %s: %.2f:1", s.ID, part, c)
-			if c < 4.5 {
-				t.Errorf("style %s: %s contrast %.2f:1 somewhere behind the text; want at least 4.5:1", s.ID, part, c)
+		lay := newLayout(th, newTypesetter(), image.Pt(64, 64), title, cleanText(desc))
+		for _, part := range []struct {
+			name  string
+			b     textBlock
+			lines []placed
+			c     color.RGBA
+		}{{"title", lay.title, lay.pages[0].title, th.title}, {"body", lay.body, lay.pages[0].body, th.text}} {
+			if len(part.lines) == 0 {
+				t.Fatalf("style %s: no %s", s.ID, part.name)
+			}
+			worst := math.Inf(1)
+			for _, pl := range part.lines {
+				for y := int(pl.y); y < int(pl.y+part.b.lineHeight); y++ {
+					for _, x := range []int{int(pl.x) - 8, int(pl.x+pl.line.width) + 8, int(part.b.x+part.b.w) - 2, int(part.b.x) + 1} {
+						if x < int(part.b.x) || x >= int(part.b.x+part.b.w) || float64(x) > pl.x-4 && float64(x) < pl.x+pl.line.width+4 {
+							continue // beyond the column, or on the text
+						}
+						bg := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+						worst = math.Min(worst, contrast(part.c, bg))
+					}
+				}
+			}
+			t.Logf("%s %s (%d characters): %.2f:1", s.ID, part.name, len(desc), worst)
+			if worst < 4.5 {
+				t.Errorf("style %s: %s contrast %.2f:1 somewhere behind the text; want at least 4.5:1", s.ID, part.name, worst)
 			}
 		}
 	}

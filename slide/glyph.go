@@ -17,15 +17,6 @@ import (
 
 func px(v fixed.Int26_6) float64 { return float64(v) / 64 }
 
-// lineX is where a line starts: at the column's left edge, or for a
-// right-to-left paragraph so that it ends at the right edge.
-func lineX(l *shapedLine, colX, colW float64) float64 {
-	if l.rtl {
-		return colX + colW - l.width
-	}
-	return colX
-}
-
 // eachGlyph calls fn with every glyph of l, left to right, and the point
 // where its origin goes when the line starts at x on baseline y.
 func eachGlyph(l *shapedLine, x, y float64, fn func(face *font.Face, g *shaping.Glyph, size, gx, gy float64)) {

@@ -70,6 +70,9 @@ func renderPNG(th *theme, lay *layout, n int, pic *image.RGBA) ([]byte, error) {
 	defer putCanvas(dst)
 	paintGradient(dst, th.bgTop, th.bgBottom)
 
+	if lay.band != nil {
+		fill(dst, pixels(*lay.band), th.band)
+	}
 	r := pixels(lay.image)
 	outline(dst, r, frameW, th.accent)
 	draw.Draw(dst, r, pic, image.Point{}, draw.Over)
@@ -78,8 +81,8 @@ func renderPNG(th *theme, lay *layout, n int, pic *image.RGBA) ([]byte, error) {
 		fill(dst, pixels(*pg.rule), th.accent)
 	}
 	p := newPainter(dst)
-	drawText(p, lay.textX, lay.title, pg.title, th.title)
-	drawText(p, lay.textX, lay.body, pg.body, th.text)
+	drawText(p, lay.title, pg.title, th.title)
+	drawText(p, lay.body, pg.body, th.text)
 
 	out, err := encodePNG(dst)
 	if err != nil {
@@ -120,8 +123,8 @@ func pixels(r rect) image.Rectangle {
 	return image.Rect(int(r.x), int(r.y), int(r.x+r.w), int(r.y+r.h))
 }
 
-func drawText(p *painter, x float64, b textBlock, lines []placed, c color.RGBA) {
+func drawText(p *painter, b textBlock, lines []placed, c color.RGBA) {
 	for _, pl := range lines {
-		p.line(pl.line, lineX(pl.line, x, textColW), pl.y+b.baseline, c)
+		p.line(pl.line, pl.x, pl.y+b.baseline, c)
 	}
 }

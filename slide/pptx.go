@@ -138,6 +138,7 @@ type textBox struct {
 	Typeface   string
 	Bold       bool
 	SmallCaps  bool
+	Center     bool
 }
 
 // paragraph is a paragraph of a text box, with the fonts its scripts need.
@@ -153,6 +154,8 @@ type slideData struct {
 	Picture, Frame      box
 	FrameW              int64
 	Rule                *box
+	Band                *box
+	BandColor           string
 	Title, Body         *textBox
 }
 
@@ -170,26 +173,28 @@ func newSlideData(th *theme, lay *layout, n int) slideData {
 		r := toBox(*pg.rule)
 		d.Rule = &r
 	}
-	d.Title = newTextBox(4, "Title", lay.textX, lay.title, pg.title, false, hex(th.title))
-	// The body box reaches the bottom margin: a substitute font set wider
-	// than the Go font then has room to spill into before autofit shrinks it.
-	d.Body = newTextBox(5, "Description", lay.textX, lay.body, pg.body, true, hex(th.text))
+	if lay.band != nil {
+		b := toBox(*lay.band)
+		d.Band, d.BandColor = &b, hex(th.band)
+	}
+	d.Title = newTextBox(4, "Title", lay.title, pg.title, 0, hex(th.title))
+	// The body box reaches the bottom of the text's region: a substitute
+	// font set wider than the Go font then has room to spill into before
+	// autofit shrinks it.
+	d.Body = newTextBox(5, "Description", lay.body, pg.body, lay.bottom, hex(th.text))
 	return d
 }
 
 // newTextBox describes the lines of b on one slide for the PPTX, or returns
 // nil when there are none.
-func newTextBox(id int, name string, x float64, b textBlock, lines []placed, toBottom bool, color string) *textBox {
+func newTextBox(id int, name string, b textBlock, lines []placed, bottom float64, color string) *textBox {
 	if len(lines) == 0 {
 		return nil
 	}
 	top := lines[0].y
-	h := float64(len(lines)) * b.lineHeight
-	if toBottom {
-		h = margin + contentH - top
-	}
+	h := max(float64(len(lines))*b.lineHeight, bottom-top)
 	tb := &textBox{
-		ID: id, Name: name, Box: toBox(rect{x, top, textColW, h}),
+		ID: id, Name: name, Box: toBox(rect{b.x, top, b.w, h}), Center: b.center,
 		Size: int(math.Round(b.size * pt * 100)),
 		// PowerPoint's single spacing is about 1.2 times the size.
 		LineSpace: int(math.Round(b.leading / 1.2 * 100000)),

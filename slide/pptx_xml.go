@@ -126,7 +126,8 @@ const slideRelsXML = xmlHeader +
 	`<Relationship Id="rId2" Type="` + relBase + `image" Target="../media/image1.png"/>` +
 	`</Relationships>`
 
-// slideXMLTmpl draws, back to front: the gradient background, the picture,
+// slideXMLTmpl draws, back to front: the gradient background, the band
+// (in the band layout), the picture,
 // its frame (a separate unfilled rectangle, so a transparent picture shows
 // the background), the rule, and the two text boxes.
 const slideXMLTmpl = xmlHeader +
@@ -135,6 +136,9 @@ const slideXMLTmpl = xmlHeader +
 	`<a:gs pos="0"><a:srgbClr val="{{.Top}}"/></a:gs><a:gs pos="100000"><a:srgbClr val="{{.Bottom}}"/></a:gs>` +
 	`</a:gsLst><a:lin ang="5400000" scaled="0"/></a:gradFill><a:effectLst/></p:bgPr></p:bg>` +
 	`<p:spTree>` + emptyTree +
+	`{{with .Band}}<p:sp><p:nvSpPr><p:cNvPr id="7" name="Band"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom>` +
+	`<a:solidFill><a:srgbClr val="{{$.BandColor}}"/></a:solidFill><a:ln><a:noFill/></a:ln></p:spPr></p:sp>{{end}}` +
 	`<p:pic><p:nvPicPr><p:cNvPr id="2" name="Picture"/><p:cNvPicPr><a:picLocks noChangeAspect="1"/></p:cNvPicPr><p:nvPr/></p:nvPicPr>` +
 	`<p:blipFill><a:blip r:embed="rId2"/><a:stretch><a:fillRect/></a:stretch></p:blipFill>` +
 	`<p:spPr>{{template "xfrm" .Picture}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom></p:spPr></p:pic>` +
@@ -152,7 +156,7 @@ const slideXMLTmpl = xmlHeader +
 	`{{define "text"}}<p:sp><p:nvSpPr><p:cNvPr id="{{.ID}}" name="{{.Name}}"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr>` +
 	`<p:spPr>{{template "xfrm" .Box}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/></p:spPr>` +
 	`<p:txBody><a:bodyPr wrap="square" lIns="0" tIns="0" rIns="0" bIns="0" anchor="t"><a:normAutofit/></a:bodyPr><a:lstStyle/>` +
-	`{{$b := .}}{{range .Paragraphs}}<a:p><a:pPr{{if .RTL}} algn="r" rtl="1"{{end}}><a:lnSpc><a:spcPct val="{{$b.LineSpace}}"/></a:lnSpc></a:pPr>` +
+	`{{$b := .}}{{range .Paragraphs}}<a:p><a:pPr{{if $b.Center}} algn="ctr"{{else if .RTL}} algn="r"{{end}}{{if .RTL}} rtl="1"{{end}}><a:lnSpc><a:spcPct val="{{$b.LineSpace}}"/></a:lnSpc></a:pPr>` +
 	`{{if .Text}}<a:r>{{template "rpr" .}}<a:t>{{esc .Text}}</a:t></a:r>{{end}}` +
 	`<a:endParaRPr sz="{{$b.Size}}"/></a:p>{{end}}</p:txBody></p:sp>{{end}}` +
 	// The east-Asian and complex-script typefaces name the fonts the

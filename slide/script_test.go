@@ -152,7 +152,8 @@ func TestRightToLeftOrder(t *testing.T) {
 		if firstX != maxX {
 			t.Errorf("%q: the first letter %q is at x=%.0f, not rightmost (%.0f)", text, first, firstX, maxX)
 		}
-		if !lines[0].rtl || lineX(&lines[0], 0, 1000) <= 0 {
+		b := textBlock{w: 1000}
+		if !lines[0].rtl || b.at(&lines[0], 0).x <= 0 {
 			t.Errorf("%q: the line is not aligned right", text)
 		}
 	}

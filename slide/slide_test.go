@@ -144,7 +144,7 @@ func TestLongDescriptionContinues(t *testing.T) {
 }
 
 func TestShortDescriptionKeepsLargeText(t *testing.T) {
-	th, err := newTheme(genpipe.Styles[0])
+	th, err := newTheme(genpipe.Styles[1]) // split, the layout titleFit is for
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +242,7 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		"short color": {testImage(10, 10), bad(func(s *genpipe.Style) { s.AccentColor = "#fff" })},
 		"font":        {testImage(10, 10), bad(func(s *genpipe.Style) { s.Font = "comic" })},
 		"side":        {testImage(10, 10), bad(func(s *genpipe.Style) { s.ImageSide = "top" })},
+		"layout":      {testImage(10, 10), bad(func(s *genpipe.Style) { s.Layout = "grid" })},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Render(tc.img, tc.style, "t", "d")
@@ -301,6 +302,13 @@ func checkPNG(t *testing.T, data []byte, s genpipe.Style) {
 	}
 	top, _ := parseHex(s.BackgroundTop)
 	bottom, _ := parseHex(s.BackgroundBottom)
+	if s.Layout == "band" {
+		th, err := newTheme(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top = th.band // the band covers the top corners
+	}
 	for _, p := range []struct {
 		x, y int
 		want color.RGBA
@@ -526,5 +534,26 @@ func TestBodyOmitsRepeatedTitle(t *testing.T) {
 	img := image.NewRGBA(image.Rect(0, 0, 200, 100))
 	if _, err := Render(img, genpipe.Styles[0], title, "Quarterly roadmap"); err != nil {
 		t.Fatalf("Render with a body equal to the title: %v", err)
+	}
+}
+
+// Corporate and Minimal differ in layout, not only in color: Corporate
+// heads the slide with a band holding the title, Minimal centers image and
+// text; neither matches the side-by-side layout of the others.
+func TestStylesDifferInLayout(t *testing.T) {
+	shape := func(id string) string {
+		s, _ := genpipe.StyleByID(id)
+		th, err := newTheme(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lay := newLayout(th, newTypesetter(), image.Pt(800, 600), sampleTitle, cleanText(sampleText))
+		return fmt.Sprintf("image %v title at %.0f, %.0f wide, centered %v, band %v",
+			lay.image, lay.title.x, lay.title.w, lay.title.center, lay.band != nil)
+	}
+	corporate, minimal, forest := shape("corporate"), shape("minimal"), shape("forest")
+	t.Logf("corporate: %s\nminimal: %s\nforest: %s", corporate, minimal, forest)
+	if corporate == minimal || corporate == forest || minimal == forest {
+		t.Error("two of corporate, minimal and forest (side by side) share a layout")
 	}
 }

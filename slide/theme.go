@@ -22,6 +22,8 @@ type theme struct {
 	bgTop, bgBottom, title, text, accent color.RGBA
 	titleFont, bodyFont                  *goFont
 	imageLeft                            bool
+	layout                               string // split, band or centered
+	band                                 color.RGBA
 }
 
 // goFont is one Go font: its parsed form for shaping and drawing, and how
@@ -101,6 +103,18 @@ func newTheme(s genpipe.Style) (*theme, error) {
 		return nil, err
 	}
 	th.titleFont, th.bodyFont = fonts[fam[0]], fonts[fam[1]]
+
+	switch s.Layout {
+	case "", "split":
+		th.layout = "split"
+	case "band", "centered":
+		th.layout = s.Layout
+	default:
+		return nil, errInvalid("style %q: layout %q is not split, band or centered", s.ID, s.Layout)
+	}
+	// The band is the gradient's top darkened, so the title on it reads
+	// at least as well as on the background.
+	th.band = lerp(th.bgTop, color.RGBA{A: 0xff}, 0.35)
 
 	switch s.ImageSide {
 	case "left":
