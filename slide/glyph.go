@@ -44,6 +44,7 @@ func glyphBox(g *shaping.Glyph, size, x, y float64) rect {
 // bitmaps (color emoji) decoded once per render and scaled into place.
 type painter struct {
 	dst     *image.RGBA
+	ts      *typesetter
 	ras     vector.Rasterizer
 	bitmaps map[bitmapKey]image.Image
 }
@@ -53,14 +54,14 @@ type bitmapKey struct {
 	gid  font.GID
 }
 
-func newPainter(dst *image.RGBA) *painter {
-	return &painter{dst: dst, bitmaps: make(map[bitmapKey]image.Image)}
+func newPainter(dst *image.RGBA, ts *typesetter) *painter {
+	return &painter{dst: dst, ts: ts, bitmaps: make(map[bitmapKey]image.Image)}
 }
 
 func (p *painter) line(l *shapedLine, x, y float64, c color.RGBA) {
 	src := image.NewUniform(c)
 	eachGlyph(l, x, y, func(face *font.Face, g *shaping.Glyph, size, gx, gy float64) {
-		switch d := face.GlyphData(g.GlyphID).(type) {
+		switch d := p.ts.glyph(face, g.GlyphID).(type) {
 		case font.GlyphOutline:
 			p.outline(d, size/float64(face.Upem()), gx, gy, src)
 		case font.GlyphBitmap:

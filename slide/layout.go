@@ -55,12 +55,16 @@ type textBlock struct {
 type placed struct {
 	line *shapedLine
 	x, y float64 // left end of the line, top of the line box
+	col  float64 // left edge of its column
 }
 
-// page is one slide of the deck.
+// page is one slide of the deck. Only the first shows the picture: the
+// slides that continue a long description give the picture's room to a
+// second column of text.
 type page struct {
 	title, body []placed
 	rule        *rect
+	picture     bool
 }
 
 // layout is where everything goes, in PNG pixels, on each slide.
@@ -70,14 +74,20 @@ type layout struct {
 	title, body textBlock
 	bottom      float64 // of the text's region
 	pages       []page
+	overflow    bool // the title alone does not fit a slide
+	ts          *typesetter
 }
+
+// column is a region of a slide the description flows through.
+type column struct{ x, top, bottom float64 }
 
 // geometry is what a style's layout fixes before the text is set.
 type geometry struct {
-	imageBox       rect    // the box the picture is fitted into
-	titleX, titleW float64 // the title's column
-	bodyX, bodyW   float64 // the description's column
-	top, bottom    float64 // the text's region
+	imageBox       rect     // the box the picture is fitted into
+	titleX, titleW float64  // the title's column
+	bodyX, bodyW   float64  // the description's column
+	top, bottom    float64  // the text's region
+	more           []column // the columns of the slides after the first
 	titleFit       fit
 	center         bool // lines centered in their columns
 }
@@ -92,6 +102,10 @@ func newGeometry(th *theme) geometry {
 	if th.imageLeft {
 		imageX, textX = margin, margin+imageColW+gutter
 	}
+	// Two columns where the first slide has the picture and the text.
+	twoCols := func(top float64) []column {
+		return []column{{margin, top, slideH - margin}, {margin + imageColW + gutter, top, slideH - margin}}
+	}
 	switch th.layout {
 	case "band":
 		return geometry{
@@ -100,6 +114,7 @@ func newGeometry(th *theme) geometry {
 			bodyX: textX, bodyW: textColW,
 			bottom:   slideH - margin,
 			titleFit: fit{max: 72, min: 48, step: 4, leading: 1.12, maxLines: 2},
+			more:     twoCols(0), // their top follows the band
 		}
 	case "centered":
 		const imageTop, imageH, gap, side = 72, 360, 56, 240
@@ -110,20 +125,23 @@ func newGeometry(th *theme) geometry {
 			top: imageTop + imageH + gap, bottom: slideH - imageTop,
 			titleFit: fit{max: 64, min: 48, step: 4, leading: 1.12, maxLines: 2},
 			center:   true,
+			more:     []column{{side + 120, imageTop, slideH - imageTop}},
 		}
 	}
 	return geometry{
 		imageBox: rect{imageX, margin, imageColW, contentH},
 		titleX:   textX, titleW: textColW, bodyX: textX, bodyW: textColW,
 		top: margin, bottom: slideH - margin,
+		more:     twoCols(margin),
 		titleFit: titleFit,
 	}
 }
 
 func newLayout(th *theme, ts *typesetter, imgSize image.Point, title, desc string) *layout {
 	g := newGeometry(th)
-	lay := &layout{}
-	lay.title = fitBlock(ts, th.titleFont, title, g.titleW, g.bottom-g.top, g.titleFit)
+	lay := &layout{ts: ts}
+	// The title leaves room for the rule under it.
+	lay.title = fitBlock(ts, th.titleFont, title, g.titleW, g.bottom-g.top-ruleAbove-ruleH-ruleBelow, g.titleFit)
 	lay.title.x, lay.title.w, lay.title.center = g.titleX, g.titleW, g.center
 	titleH := float64(len(lay.title.lines)) * lay.title.lineHeight
 	above := float64(ruleAbove)
@@ -137,112 +155,86 @@ func newLayout(th *theme, ts *typesetter, imgSize image.Point, title, desc strin
 		lay.band = &rect{0, 0, slideW, h}
 		g.top = h + ruleH + 72
 		g.imageBox.y, g.imageBox.h = g.top, g.bottom-g.top
+		for i := range g.more {
+			g.more[i].top = g.top
+		}
 		ruleBlock, titleH = 0, 0 // the title is in the band; the rule is its edge
 	}
 	lay.image, lay.bottom = fitImage(imgSize, g.imageBox), g.bottom
 	lay.body = fitBlock(ts, th.bodyFont, desc, g.bodyW, g.bottom-g.top-titleH-ruleBlock, bodyFit)
 	lay.body.x, lay.body.w, lay.body.center = g.bodyX, g.bodyW, g.center
-	if lay.band != nil {
-		lay.paginateBand()
-	} else {
-		lay.paginate(g, above)
-	}
+	lay.paginate(g, above)
 	return lay
 }
 
-// at places line l of b at y.
-func (b *textBlock) at(l *shapedLine, y float64) placed {
-	x := b.x
+// at places line l of b in the column at x, at y.
+func (b *textBlock) at(l *shapedLine, x, y float64) placed {
+	pl := placed{l, x, y, x}
 	switch {
 	case b.center:
-		x += (b.w - l.width) / 2
+		pl.x += (b.w - l.width) / 2
 	case l.rtl:
-		x += b.w - l.width
+		pl.x += b.w - l.width
 	}
-	return placed{l, x, y}
+	return pl
 }
 
-// paginate places the title, the rule and the body's lines on as many
-// slides as they need: nothing is cut. A deck that fits one slide is
-// centered vertically in the text's region, where the eye expects a short
-// text; the slides of a longer one are filled from the top, so the text
-// reads on from one to the next.
+// paginate places the title, the rule and the description's lines on as
+// many slides as they need: nothing is cut. The first slide has the title
+// (in the band layout every slide has it in its band), the rule and the
+// first of the description below them; the description flows on through
+// the columns of further slides. A deck that fits one slide is centered
+// vertically in the text's region, where the eye expects a short text.
 func (lay *layout) paginate(g geometry, above float64) {
-	height := g.bottom - g.top
-	p, y := page{}, 0.0
-	next := func() {
-		lay.pages = append(lay.pages, p)
-		p, y = page{}, 0
-	}
-	for i := range lay.title.lines {
-		if y+lay.title.lineHeight > height && y > 0 {
-			next()
+	var first page
+	first.picture = true
+	y := g.top
+	if lay.band != nil {
+		ty := (lay.band.h - float64(len(lay.title.lines))*lay.title.lineHeight) / 2
+		for i := range lay.title.lines {
+			first.title = append(first.title, lay.title.at(&lay.title.lines[i], g.titleX, ty))
+			ty += lay.title.lineHeight
 		}
-		p.title = append(p.title, lay.title.at(&lay.title.lines[i], y))
-		y += lay.title.lineHeight
+		first.rule = &rect{0, lay.band.h, slideW, ruleH}
+	} else {
+		for i := range lay.title.lines {
+			first.title = append(first.title, lay.title.at(&lay.title.lines[i], g.titleX, y))
+			y += lay.title.lineHeight
+		}
+		ruleX := g.titleX
+		if g.center {
+			ruleX = g.titleX + (g.titleW-ruleW)/2
+		}
+		first.rule = &rect{ruleX, y + above, ruleW, ruleH}
+		y += above + ruleH + ruleBelow
+		lay.overflow = y > g.bottom+0.01
 	}
-	if y+above+ruleH+ruleBelow > height {
-		next()
-		above = 0
-	}
-	ruleX := g.titleX
-	if g.center {
-		ruleX = g.titleX + (g.titleW-ruleW)/2
-	}
-	p.rule = &rect{ruleX, y + above, ruleW, ruleH}
-	y += above + ruleH + ruleBelow
-	lay.placeBody(&p, &y, height, next)
-	lay.pages = append(lay.pages, p)
 
-	shift := g.top
-	if len(lay.pages) == 1 {
-		shift += (height - y) / 2
-	}
-	for i := range lay.pages {
-		lay.pages[i].shift(shift)
-		shift = g.top
-	}
-}
-
-// paginateBand places the body's lines below the band on as many slides
-// as they need, each headed by the band and the title in it.
-func (lay *layout) paginateBand() {
-	top := lay.band.h + ruleH + 72
-	height := slideH - margin - top
-	var title []placed
-	y := (lay.band.h - float64(len(lay.title.lines))*lay.title.lineHeight) / 2
-	for i := range lay.title.lines {
-		title = append(title, lay.title.at(&lay.title.lines[i], y))
-		y += lay.title.lineHeight
-	}
-	p, y := page{}, 0.0
-	next := func() {
-		lay.pages = append(lay.pages, p)
-		p, y = page{}, 0
-	}
-	lay.placeBody(&p, &y, height, next)
-	lay.pages = append(lay.pages, p)
-	for i := range lay.pages {
-		pg := &lay.pages[i]
-		pg.shift(top)
-		pg.title = title
-		pg.rule = &rect{0, lay.band.h, slideW, ruleH}
-	}
-}
-
-// placeBody adds the body's lines to p from *y down, starting a new page
-// with next when one does not fit the height.
-func (lay *layout) placeBody(p *page, y *float64, height float64, next func()) {
+	cols, ci, p := []column{{g.bodyX, y, g.bottom}}, 0, first
+	onFirst := true // the first slide's column may have no room at all
+	lh := lay.body.lineHeight
 	for i := range lay.body.lines {
 		l := &lay.body.lines[i]
-		if *y+lay.body.lineHeight > height+0.01 && *y > 0 {
-			next()
+		for y+lh > cols[ci].bottom+0.01 && (y > cols[ci].top || onFirst) {
+			onFirst = false
+			if ci++; ci == len(cols) {
+				lay.pages = append(lay.pages, p)
+				p, cols, ci = page{}, g.more, 0
+				if lay.band != nil {
+					p.title, p.rule = first.title, first.rule
+				}
+			}
+			y = cols[ci].top
 		}
-		if *y == 0 && len(l.runs) == 0 && l.text == "" {
-			continue // a page does not start with a blank line
+		if y == cols[ci].top && len(l.runs) == 0 && l.text == "" {
+			continue // a column does not start with a blank line
 		}
-		p.body = append(p.body, lay.body.at(l, *y))
-		*y += lay.body.lineHeight
+		p.body = append(p.body, lay.body.at(l, cols[ci].x, y))
+		y += lh
+	}
+	lay.pages = append(lay.pages, p)
+	if len(lay.pages) == 1 && lay.band == nil {
+		lay.pages[0].shift((g.bottom - y) / 2)
 	}
 }
 
@@ -283,16 +275,26 @@ func fitBlock(ts *typesetter, f *goFont, text string, maxW, maxH float64, ft fit
 		return b
 	}
 	fm := fontmap{ts: ts, primary: f.sfnt, weight: f.weight()}
+	paras := ts.shapeText(text, fm, ft.max)
 	for size := ft.max; ; size -= ft.step {
 		b.size, b.lineHeight = size, size*ft.leading
-		b.lines = ts.setText(text, fm, size, maxW)
+		b.lines = ts.wrapText(paras, size, maxW)
+		h := float64(len(b.lines)) * b.lineHeight
 		limit := int(maxH / b.lineHeight)
 		if ft.maxLines > 0 {
 			limit = min(limit, ft.maxLines)
 		}
-		if len(b.lines) <= limit || size-ft.step < ft.min {
-			break
+		switch {
+		case len(b.lines) <= limit:
+		case size-ft.step >= ft.min:
+			continue
+		// Below its smallest size a block shrinks on only while it is
+		// taller than the region (a long title), never below the body's
+		// smallest size.
+		case h > maxH && size-ft.step >= bodyFit.min:
+			continue
 		}
+		break
 	}
 	// The primary font's ascent and descent center the line in its box.
 	ext, _ := ts.face(f.sfnt).FontHExtents()

@@ -59,14 +59,16 @@ func pdfPage(pdf *fpdf.Fpdf, th *theme, lay *layout, n int, picPNG []byte) {
 		pdf.SetFillColor(int(th.band.R), int(th.band.G), int(th.band.B))
 		pdf.Rect(r.x*pt, r.y*pt, r.w*pt, r.h*pt, "F")
 	}
-	drawPicture(pdf, lay.image, picPNG, th.accent)
 	pg := lay.pages[n]
+	if pg.picture {
+		drawPicture(pdf, lay.image, picPNG, th.accent)
+	}
 	if r := pg.rule; r != nil {
 		pdf.SetFillColor(int(th.accent.R), int(th.accent.G), int(th.accent.B))
 		pdf.Rect(r.x*pt, r.y*pt, r.w*pt, r.h*pt, "F")
 	}
-	pdfText(pdf, lay.title, pg.title, th.title)
-	pdfText(pdf, lay.body, pg.body, th.text)
+	pdfText(pdf, lay.ts, lay.title, pg.title, th.title)
+	pdfText(pdf, lay.ts, lay.body, pg.body, th.text)
 }
 
 // drawPicture places the picture and strokes the frame around it; the
@@ -86,12 +88,12 @@ func drawPicture(pdf *fpdf.Fpdf, r rect, picPNG []byte, accent color.RGBA) {
 // PNG rasterizes: the same shaping, any script, and no font embedded at
 // all (fpdf places characters, not the glyphs a shaper chooses, and cannot
 // embed the CFF outlines of the CJK fonts). Color emoji are images.
-func pdfText(pdf *fpdf.Fpdf, b textBlock, lines []placed, c color.RGBA) {
+func pdfText(pdf *fpdf.Fpdf, ts *typesetter, b textBlock, lines []placed, c color.RGBA) {
 	pdf.SetFillColor(int(c.R), int(c.G), int(c.B))
 	for _, pl := range lines {
 		open := false
 		eachGlyph(pl.line, pl.x, pl.y+b.baseline, func(face *font.Face, g *shaping.Glyph, size, gx, gy float64) {
-			switch d := face.GlyphData(g.GlyphID).(type) {
+			switch d := ts.glyph(face, g.GlyphID).(type) {
 			case font.GlyphOutline:
 				open = pdfOutline(pdf, d, size/float64(face.Upem()), gx, gy) || open
 			case font.GlyphBitmap:

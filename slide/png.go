@@ -73,14 +73,16 @@ func renderPNG(th *theme, lay *layout, n int, pic *image.RGBA) ([]byte, error) {
 	if lay.band != nil {
 		fill(dst, pixels(*lay.band), th.band)
 	}
-	r := pixels(lay.image)
-	outline(dst, r, frameW, th.accent)
-	draw.Draw(dst, r, pic, image.Point{}, draw.Over)
 	pg := lay.pages[n]
+	if pg.picture {
+		r := pixels(lay.image)
+		outline(dst, r, frameW, th.accent)
+		draw.Draw(dst, r, pic, image.Point{}, draw.Over)
+	}
 	if pg.rule != nil {
 		fill(dst, pixels(*pg.rule), th.accent)
 	}
-	p := newPainter(dst)
+	p := newPainter(dst, lay.ts)
 	drawText(p, lay.title, pg.title, th.title)
 	drawText(p, lay.body, pg.body, th.text)
 

@@ -63,9 +63,13 @@ func renderPPTX(th *theme, lay *layout, picPNG []byte, title string) ([]byte, er
 		if err != nil {
 			return nil, fmt.Errorf("slide: encode pptx slide: %w", err)
 		}
+		rels := slideRelsXML
+		if !lay.pages[n].picture {
+			rels = slideRelsNoPictureXML
+		}
 		parts = append(parts,
 			pptxPart{fmt.Sprintf("ppt/slides/slide%d.xml", n+1), slideXML},
-			pptxPart{fmt.Sprintf("ppt/slides/_rels/slide%d.xml.rels", n+1), []byte(slideRelsXML)})
+			pptxPart{fmt.Sprintf("ppt/slides/_rels/slide%d.xml.rels", n+1), []byte(rels)})
 	}
 	parts = append(parts,
 		pptxPart{"ppt/slideLayouts/slideLayout1.xml", []byte(slideLayoutXML)},
@@ -151,12 +155,13 @@ type paragraph struct {
 
 type slideData struct {
 	Top, Bottom, Accent string
-	Picture, Frame      box
+	Picture, Frame      *box
 	FrameW              int64
 	Rule                *box
 	Band                *box
 	BandColor           string
-	Title, Body         *textBox
+	Title               *textBox
+	Body                []*textBox // a box per column
 }
 
 func newSlideData(th *theme, lay *layout, n int) slideData {
@@ -165,9 +170,11 @@ func newSlideData(th *theme, lay *layout, n int) slideData {
 	pg := lay.pages[n]
 	d := slideData{
 		Top: hex(th.bgTop), Bottom: hex(th.bgBottom), Accent: hex(th.accent),
-		Picture: toBox(p),
-		Frame:   toBox(rect{p.x - half, p.y - half, p.w + frameW, p.h + frameW}),
-		FrameW:  toEMU(frameW),
+		FrameW: toEMU(frameW),
+	}
+	if pg.picture {
+		pic, frame := toBox(p), toBox(rect{p.x - half, p.y - half, p.w + frameW, p.h + frameW})
+		d.Picture, d.Frame = &pic, &frame
 	}
 	if pg.rule != nil {
 		r := toBox(*pg.rule)
@@ -181,7 +188,9 @@ func newSlideData(th *theme, lay *layout, n int) slideData {
 	// The body box reaches the bottom of the text's region: a substitute
 	// font set wider than the Go font then has room to spill into before
 	// autofit shrinks it.
-	d.Body = newTextBox(5, "Description", lay.body, pg.body, lay.bottom, hex(th.text))
+	for i, lines := range byColumn(pg.body) {
+		d.Body = append(d.Body, newTextBox(5+10*i, "Description", lay.body, lines, lay.bottom, hex(th.text)))
+	}
 	return d
 }
 
@@ -194,7 +203,7 @@ func newTextBox(id int, name string, b textBlock, lines []placed, bottom float64
 	top := lines[0].y
 	h := max(float64(len(lines))*b.lineHeight, bottom-top)
 	tb := &textBox{
-		ID: id, Name: name, Box: toBox(rect{b.x, top, b.w, h}), Center: b.center,
+		ID: id, Name: name, Box: toBox(rect{lines[0].col, top, b.w, h}), Center: b.center,
 		Size: int(math.Round(b.size * pt * 100)),
 		// PowerPoint's single spacing is about 1.2 times the size.
 		LineSpace: int(math.Round(b.leading / 1.2 * 100000)),
@@ -206,6 +215,18 @@ func newTextBox(id int, name string, b textBlock, lines []placed, bottom float64
 			EA:  eastAsianTypeface, CS: complexTypeface(text)})
 	}
 	return tb
+}
+
+// byColumn splits a page's lines by the column they are in.
+func byColumn(lines []placed) [][]placed {
+	var out [][]placed
+	for i, pl := range lines {
+		if i == 0 || pl.col != lines[i-1].col {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], pl)
+	}
+	return out
 }
 
 // eastAsianTypeface is the CJK fallback's family.

@@ -126,6 +126,12 @@ const slideRelsXML = xmlHeader +
 	`<Relationship Id="rId2" Type="` + relBase + `image" Target="../media/image1.png"/>` +
 	`</Relationships>`
 
+// slideRelsNoPictureXML is for the slides that continue a description.
+const slideRelsNoPictureXML = xmlHeader +
+	`<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">` +
+	`<Relationship Id="rId1" Type="` + relBase + `slideLayout" Target="../slideLayouts/slideLayout1.xml"/>` +
+	`</Relationships>`
+
 // slideXMLTmpl draws, back to front: the gradient background, the band
 // (in the band layout), the picture,
 // its frame (a separate unfilled rectangle, so a transparent picture shows
@@ -139,16 +145,16 @@ const slideXMLTmpl = xmlHeader +
 	`{{with .Band}}<p:sp><p:nvSpPr><p:cNvPr id="7" name="Band"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
 	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom>` +
 	`<a:solidFill><a:srgbClr val="{{$.BandColor}}"/></a:solidFill><a:ln><a:noFill/></a:ln></p:spPr></p:sp>{{end}}` +
-	`<p:pic><p:nvPicPr><p:cNvPr id="2" name="Picture"/><p:cNvPicPr><a:picLocks noChangeAspect="1"/></p:cNvPicPr><p:nvPr/></p:nvPicPr>` +
+	`{{with .Picture}}<p:pic><p:nvPicPr><p:cNvPr id="2" name="Picture"/><p:cNvPicPr><a:picLocks noChangeAspect="1"/></p:cNvPicPr><p:nvPr/></p:nvPicPr>` +
 	`<p:blipFill><a:blip r:embed="rId2"/><a:stretch><a:fillRect/></a:stretch></p:blipFill>` +
-	`<p:spPr>{{template "xfrm" .Picture}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom></p:spPr></p:pic>` +
-	`<p:sp><p:nvSpPr><p:cNvPr id="3" name="Frame"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
-	`<p:spPr>{{template "xfrm" .Frame}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/>` +
-	`<a:ln w="{{.FrameW}}"><a:solidFill><a:srgbClr val="{{.Accent}}"/></a:solidFill><a:miter lim="800000"/></a:ln></p:spPr></p:sp>` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom></p:spPr></p:pic>{{end}}` +
+	`{{with .Frame}}<p:sp><p:nvSpPr><p:cNvPr id="3" name="Frame"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/>` +
+	`<a:ln w="{{$.FrameW}}"><a:solidFill><a:srgbClr val="{{$.Accent}}"/></a:solidFill><a:miter lim="800000"/></a:ln></p:spPr></p:sp>{{end}}` +
 	`{{$accent := .Accent}}{{with .Rule}}<p:sp><p:nvSpPr><p:cNvPr id="6" name="Rule"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
 	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom>` +
 	`<a:solidFill><a:srgbClr val="{{$accent}}"/></a:solidFill><a:ln><a:noFill/></a:ln></p:spPr></p:sp>{{end}}` +
-	`{{with .Title}}{{template "text" .}}{{end}}{{with .Body}}{{template "text" .}}{{end}}` +
+	`{{with .Title}}{{template "text" .}}{{end}}{{range .Body}}{{template "text" .}}{{end}}` +
 	`</p:spTree></p:cSld><p:clrMapOvr><a:masterClrMapping/></p:clrMapOvr></p:sld>` +
 	`{{define "xfrm"}}<a:xfrm><a:off x="{{.X}}" y="{{.Y}}"/><a:ext cx="{{.W}}" cy="{{.H}}"/></a:xfrm>{{end}}` +
 	// Zero insets put the text where the PNG has it; normAutofit lets the

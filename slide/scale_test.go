@@ -144,8 +144,11 @@ func TestRenderBytesBounds(t *testing.T) {
 		for _, s := range tc.styles {
 			runtime.GC()
 			text := long
-			if s.ID == "minimal" {
+			switch s.ID {
+			case "minimal":
 				text = cjk
+			case "neon":
+				text = mostSlides(t, s, long[:200])
 			}
 			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], text) })
 			t.Logf("%s, style %s: allocated %.1f MiB; RenderBytes %.1f MiB", tc.name, s.ID, float64(n)/(1<<20), float64(limit)/(1<<20))
@@ -201,5 +204,22 @@ func TestRenderReusesCanvas(t *testing.T) {
 	canvas := uint64(4 * slideW * slideH)
 	if got := after.TotalAlloc - before.TotalAlloc; got >= canvas {
 		t.Errorf("a second PNG allocated %d KiB; want less than its %d KiB canvas, reused", got>>10, canvas>>10)
+	}
+}
+
+// mostSlides is a description that makes a deck of MaxSlides slides in
+// style s under title: short paragraphs, a line each.
+func mostSlides(t *testing.T, s genpipe.Style, title string) string {
+	th, err := newTheme(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Bounded queues."
+	for {
+		more := text + "\nBounded queues."
+		if len(newLayout(th, newTypesetter(), image.Pt(800, 600), title, more).pages) > MaxSlides {
+			return text
+		}
+		text = more
 	}
 }

@@ -78,7 +78,7 @@ func drawSample(t *testing.T, text string) *image.RGBA {
 	lines := setSample(t, ts, text)
 	dst := image.NewRGBA(image.Rect(0, 0, 400, 120))
 	fill(dst, dst.Rect, color.RGBA{255, 255, 255, 255})
-	newPainter(dst).line(&lines[0], 10, 90, color.RGBA{0, 0, 0, 255})
+	newPainter(dst, ts).line(&lines[0], 10, 90, color.RGBA{0, 0, 0, 255})
 	return dst
 }
 
@@ -153,7 +153,7 @@ func TestRightToLeftOrder(t *testing.T) {
 			t.Errorf("%q: the first letter %q is at x=%.0f, not rightmost (%.0f)", text, first, firstX, maxX)
 		}
 		b := textBlock{w: 1000}
-		if !lines[0].rtl || b.at(&lines[0], 0).x <= 0 {
+		if !lines[0].rtl || b.at(&lines[0], 0, 0).x <= 0 {
 			t.Errorf("%q: the line is not aligned right", text)
 		}
 	}

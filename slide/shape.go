@@ -1,6 +1,7 @@
 package slide
 
 import (
+	"math"
 	"sort"
 	"strings"
 
@@ -21,10 +22,28 @@ type typesetter struct {
 	seg     shaping.Segmenter
 	wrapper shaping.LineWrapper
 	faces   map[*font.Font]*font.Face
+	glyphs  map[glyphKey]font.GlyphData
+}
+
+type glyphKey struct {
+	face *font.Face
+	gid  font.GID
 }
 
 func newTypesetter() *typesetter {
-	return &typesetter{faces: make(map[*font.Font]*font.Face)}
+	return &typesetter{faces: make(map[*font.Font]*font.Face), glyphs: make(map[glyphKey]font.GlyphData)}
+}
+
+// glyph is the face's outline or bitmap of gid, decoded once per render:
+// the PNG and the PDF of every slide draw the same glyphs.
+func (ts *typesetter) glyph(face *font.Face, gid font.GID) font.GlyphData {
+	k := glyphKey{face, gid}
+	d, ok := ts.glyphs[k]
+	if !ok {
+		d = face.GlyphData(gid)
+		ts.glyphs[k] = d
+	}
+	return d
 }
 
 func (ts *typesetter) face(f *font.Font) *font.Face {
@@ -67,27 +86,81 @@ type shapedLine struct {
 	paraEnd bool             // the last line of its paragraph
 }
 
-// setText shapes text (paragraphs separated by \n; empty ones are blank
-// lines) at size px and wraps it into lines at most maxW px wide.
-func (ts *typesetter) setText(text string, fm fontmap, size, maxW float64) []shapedLine {
-	var lines []shapedLine
+// shapedPara is a paragraph shaped at some size, ready to be wrapped.
+type shapedPara struct {
+	runes []rune
+	dir   di.Direction
+	outs  []shaping.Output
+	size  float64
+}
+
+// shapeText shapes text (paragraphs separated by \n; empty ones are blank
+// lines) at size px.
+func (ts *typesetter) shapeText(text string, fm fontmap, size float64) []shapedPara {
+	var paras []shapedPara
 	for para := range strings.SplitSeq(text, "\n") {
-		lines = ts.setParagraph(lines, []rune(para), fm, size, maxW)
+		p := shapedPara{runes: []rune(para), size: size}
+		if len(p.runes) > 0 {
+			p.dir = baseDirection(p.runes)
+			in := shaping.Input{Text: p.runes, RunEnd: len(p.runes), Direction: p.dir, Size: fixed.Int26_6(size * 64)}
+			items := ts.seg.Split(in, fm)
+			p.outs = make([]shaping.Output, len(items))
+			for i, it := range items {
+				p.outs[i] = ts.shaper.Shape(it)
+			}
+		}
+		paras = append(paras, p)
+	}
+	return paras
+}
+
+// setText shapes text at size px and wraps it into lines at most maxW px
+// wide.
+func (ts *typesetter) setText(text string, fm fontmap, size, maxW float64) []shapedLine {
+	return ts.wrapText(ts.shapeText(text, fm, size), size, maxW)
+}
+
+// wrapText wraps shaped paragraphs into lines at most maxW px wide, at
+// size px. Without hinting, shaped text scales linearly with its size, so
+// a block tried at several sizes is shaped once and scaled.
+func (ts *typesetter) wrapText(paras []shapedPara, size, maxW float64) []shapedLine {
+	var lines []shapedLine
+	for _, p := range paras {
+		if len(p.runes) == 0 {
+			lines = append(lines, shapedLine{paraEnd: true})
+			continue
+		}
+		outs := p.outs
+		if size != p.size {
+			outs = make([]shaping.Output, len(p.outs))
+			for i, o := range p.outs {
+				outs[i] = scaleOutput(o, size/p.size)
+			}
+		}
+		lines = ts.wrapParagraph(lines, p, outs, maxW)
 	}
 	return lines
 }
 
-func (ts *typesetter) setParagraph(lines []shapedLine, runes []rune, fm fontmap, size, maxW float64) []shapedLine {
-	if len(runes) == 0 {
-		return append(lines, shapedLine{paraEnd: true})
+// scaleOutput is o scaled by k, as if shaped at k times its size.
+func scaleOutput(o shaping.Output, k float64) shaping.Output {
+	s := func(v fixed.Int26_6) fixed.Int26_6 { return fixed.Int26_6(math.Round(float64(v) * k)) }
+	o.Advance, o.Size = s(o.Advance), s(o.Size)
+	o.LineBounds = shaping.Bounds{Ascent: s(o.LineBounds.Ascent), Descent: s(o.LineBounds.Descent), Gap: s(o.LineBounds.Gap)}
+	o.GlyphBounds = shaping.Bounds{Ascent: s(o.GlyphBounds.Ascent), Descent: s(o.GlyphBounds.Descent), Gap: s(o.GlyphBounds.Gap)}
+	glyphs := make([]shaping.Glyph, len(o.Glyphs))
+	for i, g := range o.Glyphs {
+		g.Width, g.Height, g.XBearing, g.YBearing = s(g.Width), s(g.Height), s(g.XBearing), s(g.YBearing)
+		g.Advance, g.XAdvance, g.YAdvance = s(g.Advance), s(g.XAdvance), s(g.YAdvance)
+		g.XOffset, g.YOffset = s(g.XOffset), s(g.YOffset)
+		glyphs[i] = g
 	}
-	dir := baseDirection(runes)
-	in := shaping.Input{Text: runes, RunEnd: len(runes), Direction: dir, Size: fixed.Int26_6(size * 64)}
-	items := ts.seg.Split(in, fm)
-	outs := make([]shaping.Output, len(items))
-	for i, it := range items {
-		outs[i] = ts.shaper.Shape(it)
-	}
+	o.Glyphs = glyphs
+	return o
+}
+
+func (ts *typesetter) wrapParagraph(lines []shapedLine, p shapedPara, outs []shaping.Output, maxW float64) []shapedLine {
+	runes, dir := p.runes, p.dir
 	ts.wrapper.Prepare(shaping.WrapConfig{Direction: dir, BreakPolicy: shaping.WhenNecessary}, runes, shaping.NewSliceIterator(outs))
 	start := 0
 	for {

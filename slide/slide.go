@@ -12,6 +12,7 @@ package slide
 import (
 	"fmt"
 	"image"
+	"unicode/utf8"
 
 	"github.com/genpipe/genpipe"
 )
@@ -46,7 +47,18 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 		return Files{}, errInvalid("the image is empty")
 	}
 	title = cleanTitle(title)
-	lay := newLayout(th, newTypesetter(), img.Bounds().Size(), title, bodyText(title, description))
+	body := bodyText(title, description)
+	if n := utf8.RuneCountInString(title) + utf8.RuneCountInString(body); n > MaxTextRunes {
+		return Files{}, errInvalid("the title and description are %d characters; at most %d fit a deck", n, MaxTextRunes)
+	}
+	lay := newLayout(th, newTypesetter(), img.Bounds().Size(), title, body)
+	if lay.overflow {
+		return Files{}, errInvalid("the title is too long for a slide: shorten it")
+	}
+	if len(lay.pages) > MaxSlides {
+		return Files{}, errInvalid("the title and description need %d slides; at most %d make a deck: shorten them or join short lines",
+			len(lay.pages), MaxSlides)
+	}
 	pic := scaleImage(img, lay.image)
 	picPNG, err := encodePNG(pic)
 	if err != nil {
@@ -74,10 +86,22 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 	return f, nil
 }
 
+// MaxSlides is the most slides a deck has, and MaxTextRunes the most
+// characters of title and description Render sets: they bound a render's
+// time and memory whatever the input. 2000 characters of description and
+// 200 of title, the API's limits, need at most four slides in any script
+// and style (a thousand one-word lines need more); what needs more is
+// refused (EINVALID), never cut.
+const (
+	MaxSlides    = 8
+	MaxTextRunes = 20000
+)
+
 // RenderBytes bounds the memory Render allocates, garbage included, for an
 // image of the given size, the image itself aside: what a service that
 // renders many slides at once should set aside for each. It is the canvas,
-// the encoders, the fonts the PDF embeds and the three files (renderBytes),
+// the encoders, shaping, the glyphs drawn and the files of up to MaxSlides
+// slides (renderBytes),
 // plus the picture, which the encoders copy and compress, a few times its
 // size, and the scaling, which grows with the image's width only (see
 // scaleImage). It is at most MaxRenderBytes for any image up to 8000 pixels
@@ -93,15 +117,16 @@ func RenderBytes(size image.Point) int64 {
 
 // MaxRenderBytes is the most RenderBytes says for an image up to 8000
 // pixels a side.
-const MaxRenderBytes = 142 << 20
+const MaxRenderBytes = 101 << 20
 
 // renderBytes and perPictureByte are measured by TestRenderBytesBounds on
 // the costliest slides (an incompressible translucent picture, the longest
-// texts: 2000 runes of CJK make five slides, each a PNG with the picture
-// in it), then rounded up.
+// texts, up to MaxSlides slides, the first with the picture), then rounded
+// up. The fallback fonts are loaded once per process (the CJK one is about
+// 20 MB), not per render.
 const (
-	renderBytes    = 32 << 20
-	perPictureByte = 44
+	renderBytes    = 40 << 20
+	perPictureByte = 24
 )
 
 // errInvalid refuses input the renderer cannot use (a bad style, no image).

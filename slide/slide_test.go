@@ -251,6 +251,18 @@ func TestRenderRejectsBadInput(t *testing.T) {
 			}
 		})
 	}
+	// Text that would make a deck too long is refused, not cut.
+	for name, desc := range map[string]string{
+		"lines":      strings.Repeat("a\n", 1000),
+		"characters": strings.Repeat("a ", MaxTextRunes),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Render(testImage(10, 10), good, "t", desc)
+			if code := genpipe.ErrorCode(err); code != genpipe.EINVALID {
+				t.Errorf("err %v has code %q; want %q", err, code, genpipe.EINVALID)
+			}
+		})
+	}
 }
 
 // TestRenderConcurrent backs Render's promise of concurrent use; run it
@@ -555,5 +567,22 @@ func TestStylesDifferInLayout(t *testing.T) {
 	t.Logf("corporate: %s\nminimal: %s\nforest: %s", corporate, minimal, forest)
 	if corporate == minimal || corporate == forest || minimal == forest {
 		t.Error("two of corporate, minimal and forest (side by side) share a layout")
+	}
+}
+
+// The longest title and description the API takes, in the script that
+// needs the most room, render in every style: the title shrinks to fit
+// above the description, which continues on at most four slides.
+func TestLongestTextsRender(t *testing.T) {
+	title := strings.Repeat("長", 200)
+	desc := strings.Repeat("生成式人工智能管道。", 200)
+	for _, s := range genpipe.Styles {
+		f, err := Render(testImage(64, 64), s, title, desc)
+		if err != nil {
+			t.Fatalf("style %s: %v", s.ID, err)
+		}
+		if n := 1 + len(f.MorePNG); n > 4 {
+			t.Errorf("style %s: %d slides; want at most 4", s.ID, n)
+		}
 	}
 }
