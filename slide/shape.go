@@ -130,12 +130,11 @@ func (ts *typesetter) wrapText(paras []shapedPara, size, maxW float64) []shapedL
 			lines = append(lines, shapedLine{paraEnd: true})
 			continue
 		}
-		outs := p.outs
-		if size != p.size {
-			outs = make([]shaping.Output, len(p.outs))
-			for i, o := range p.outs {
-				outs[i] = scaleOutput(o, size/p.size)
-			}
+		// A copy even at the shaped size: the wrapper zeroes the advance
+		// of the spaces it breaks lines at, in the glyphs it is given.
+		outs := make([]shaping.Output, len(p.outs))
+		for i, o := range p.outs {
+			outs[i] = scaleOutput(o, size/p.size)
 		}
 		lines = ts.wrapParagraph(lines, p, outs, maxW)
 	}

@@ -12,6 +12,7 @@ import (
 	_ "image/jpeg" // for -image
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,18 @@ func TestLongDescriptionContinues(t *testing.T) {
 		t.Errorf("the slides show %q; want the whole description", got)
 	}
 	checkLinesFit(t, lay.body)
+	// Shaped once and wrapped at several sizes, the text is set as if
+	// shaped at its final size: same lines, same widths.
+	ts := newTypesetter()
+	direct := ts.setText(cleanText(long), fontmap{ts: ts, primary: th.bodyFont.sfnt}, lay.body.size, textColW)
+	if len(direct) != len(lay.body.lines) {
+		t.Fatalf("%d lines; set directly at %.0f px, %d", len(lay.body.lines), lay.body.size, len(direct))
+	}
+	for i, l := range lay.body.lines {
+		if l.text != direct[i].text || math.Abs(l.width-direct[i].width) > 1 {
+			t.Errorf("line %d %q is %.1f px wide; set directly, %q is %.1f", i, l.text, l.width, direct[i].text, direct[i].width)
+		}
+	}
 
 	f := mustRender(t, testImage(800, 600), genpipe.Styles[1], sampleTitle, long)
 	if len(f.MorePNG) != len(lay.pages)-1 {
