@@ -545,6 +545,17 @@ func BenchmarkRender(b *testing.B) {
 			}
 		})
 	}
+	// Every script at once: the fallback fonts, shaping, color emoji.
+	var all []string
+	for _, sc := range scripts {
+		all = append(all, sc.text)
+	}
+	img := testImage(1200, 800)
+	b.Run("scripts1200x800", func(b *testing.B) {
+		for b.Loop() {
+			mustRender(b, img, genpipe.Styles[0], "Überblick — 市場分析 2027 🚀", strings.Join(all, " "))
+		}
+	})
 }
 
 // A description that only repeats the title is not shown twice.
