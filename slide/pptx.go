@@ -261,6 +261,7 @@ func fallbackFamily(r rune) string {
 
 type themeData struct {
 	Dark, Light, Dark2, Light2, Accent, Accent2, Major, Minor string
+	EA, CS                                                    string
 }
 
 // newThemeData gives the theme the style's colors and office fonts, so text
@@ -270,6 +271,7 @@ func newThemeData(th *theme) themeData {
 		Dark: "000000", Light: "FFFFFF", Dark2: hex(th.bgBottom), Light2: hex(th.text),
 		Accent: hex(th.accent), Accent2: hex(th.title),
 		Major: th.titleFont.office, Minor: th.bodyFont.office,
+		EA: eastAsianTypeface, CS: complexTypeface(""),
 	}
 }
 

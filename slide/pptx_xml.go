@@ -186,8 +186,8 @@ const themeXMLTmpl = xmlHeader +
 	`<a:hlink><a:srgbClr val="0563C1"/></a:hlink><a:folHlink><a:srgbClr val="954F72"/></a:folHlink>` +
 	`</a:clrScheme>` +
 	`<a:fontScheme name="genpipe">` +
-	`<a:majorFont><a:latin typeface="{{esc .Major}}"/><a:ea typeface=""/><a:cs typeface=""/></a:majorFont>` +
-	`<a:minorFont><a:latin typeface="{{esc .Minor}}"/><a:ea typeface=""/><a:cs typeface=""/></a:minorFont>` +
+	`<a:majorFont><a:latin typeface="{{esc .Major}}"/><a:ea typeface="{{esc .EA}}"/><a:cs typeface="{{esc .CS}}"/></a:majorFont>` +
+	`<a:minorFont><a:latin typeface="{{esc .Minor}}"/><a:ea typeface="{{esc .EA}}"/><a:cs typeface="{{esc .CS}}"/></a:minorFont>` +
 	`</a:fontScheme>` +
 	`<a:fmtScheme name="genpipe">` +
 	`<a:fillStyleLst>` +

@@ -1,12 +1,17 @@
 // Package slide renders the slide the Generative AI makes: the user's image,
 // a title, an accent rule and the description, themed by a genpipe.Style, as
-// a 1920×1080 PNG, a one-page 16:9 PDF and a one-slide PPTX.
+// 1920×1080 PNGs, a 16:9 PDF and a PPTX. A description too long for one
+// slide at a readable size continues on further slides of the deck.
 //
 // The three formats share one layout, computed once in pixels of the PNG
 // (1 px = 0.5 pt = 6350 EMU), so they show the same lines in the same places.
-// Text is set in the Go fonts; the PDF embeds them, and the PPTX names common
-// office fonts instead (Arial, Courier New) because Go fonts are rarely
-// installed where PPTX files are opened.
+// Text is shaped with HarfBuzz (github.com/go-text/typesetting) in the Go
+// fonts, falling back to Debian's Noto fonts for the scripts they lack
+// (fonts.go); the PNG rasterizes the glyph outlines and color emoji, the
+// PDF draws the same outlines as paths, embedding no font. The PPTX keeps
+// the text as text and names common office fonts (Arial, Courier New), as
+// Go fonts are rarely installed where PPTX files are opened, and the Noto
+// families for east-Asian and complex scripts.
 package slide
 
 import (
