@@ -44,43 +44,46 @@ func TestStyleContrast(t *testing.T) {
 	}
 }
 
+// checkContrast samples the first slide of title and desc in style s.
 func checkContrast(t *testing.T, s genpipe.Style, title, desc string) {
 	th, err := newTheme(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	{
-		f := mustRender(t, testImage(64, 64), s, title, desc)
-		img, err := png.Decode(bytes.NewReader(f.PNG))
-		if err != nil {
-			t.Fatal(err)
+	// The first slide's PNG, as Render draws it.
+	lay := newLayout(th, newTypesetter(), image.Pt(64, 64), title, cleanText(desc))
+	data, err := renderPNG(th, lay, 0, scaleImage(testImage(64, 64), lay.image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []struct {
+		name  string
+		b     textBlock
+		lines []placed
+		c     color.RGBA
+	}{{"title", lay.title, lay.pages[0].title, th.title}, {"body", lay.body, lay.pages[0].body, th.text}} {
+		if len(part.lines) == 0 {
+			t.Fatalf("style %s: no %s", s.ID, part.name)
 		}
-		lay := newLayout(th, newTypesetter(), image.Pt(64, 64), title, cleanText(desc))
-		for _, part := range []struct {
-			name  string
-			b     textBlock
-			lines []placed
-			c     color.RGBA
-		}{{"title", lay.title, lay.pages[0].title, th.title}, {"body", lay.body, lay.pages[0].body, th.text}} {
-			if len(part.lines) == 0 {
-				t.Fatalf("style %s: no %s", s.ID, part.name)
-			}
-			worst := math.Inf(1)
-			for _, pl := range part.lines {
-				for y := int(pl.y); y < int(pl.y+part.b.lineHeight); y++ {
-					for _, x := range []int{int(pl.x) - 8, int(pl.x+pl.line.width) + 8, int(part.b.x+part.b.w) - 2, int(part.b.x) + 1} {
-						if x < int(part.b.x) || x >= int(part.b.x+part.b.w) || float64(x) > pl.x-4 && float64(x) < pl.x+pl.line.width+4 {
-							continue // beyond the column, or on the text
-						}
-						bg := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
-						worst = math.Min(worst, contrast(part.c, bg))
+		worst := math.Inf(1)
+		for _, pl := range part.lines {
+			for y := int(pl.y); y < int(pl.y+part.b.lineHeight); y++ {
+				for _, x := range []int{int(pl.x) - 8, int(pl.x+pl.line.width) + 8, int(part.b.x+part.b.w) - 2, int(part.b.x) + 1} {
+					if x < int(part.b.x) || x >= int(part.b.x+part.b.w) || float64(x) > pl.x-4 && float64(x) < pl.x+pl.line.width+4 {
+						continue // beyond the column, or on the text
 					}
+					bg := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+					worst = math.Min(worst, contrast(part.c, bg))
 				}
 			}
-			t.Logf("%s %s (%d characters): %.2f:1", s.ID, part.name, len(desc), worst)
-			if worst < 4.5 {
-				t.Errorf("style %s: %s contrast %.2f:1 somewhere behind the text; want at least 4.5:1", s.ID, part.name, worst)
-			}
+		}
+		t.Logf("%s %s (%d characters): %.2f:1", s.ID, part.name, len(desc), worst)
+		if worst < 4.5 {
+			t.Errorf("style %s: %s contrast %.2f:1 somewhere behind the text; want at least 4.5:1", s.ID, part.name, worst)
 		}
 	}
 }

@@ -120,6 +120,9 @@ func TestScaleMemoryIsBounded(t *testing.T) {
 // alpha apart), the longest texts in every style, very wide and very tall
 // uploads.
 func TestRenderBytesBounds(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocations")
+	}
 	long := strings.Repeat("Generative pipelines reward patience and bounded queues. ", 40)
 	cjk := strings.Repeat("生成式人工智能管道。", 200) // the most slides: 2000 runes of CJK
 	// The fallback fonts load once per process, not per render.

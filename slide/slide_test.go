@@ -600,12 +600,17 @@ func TestStylesDifferInLayout(t *testing.T) {
 func TestLongestTextsRender(t *testing.T) {
 	title := strings.Repeat("長", 200)
 	desc := strings.Repeat("生成式人工智能管道。", 200)
+	ts := newTypesetter()
 	for _, s := range genpipe.Styles {
-		f, err := Render(testImage(64, 64), s, title, desc)
+		th, err := newTheme(s)
 		if err != nil {
-			t.Fatalf("style %s: %v", s.ID, err)
+			t.Fatal(err)
 		}
-		if n := 1 + len(f.MorePNG); n > 4 {
+		lay := newLayout(th, ts, image.Pt(64, 64), cleanTitle(title), cleanText(desc))
+		if lay.overflow {
+			t.Errorf("style %s: the title does not fit", s.ID)
+		}
+		if n := len(lay.pages); n > 4 {
 			t.Errorf("style %s: %d slides; want at most 4", s.ID, n)
 		}
 	}
