@@ -68,6 +68,16 @@ func (b *pngBuffers) Put(buf *png.EncoderBuffer) { b.p.Put(buf) }
 func renderPNG(th *theme, lay *layout, n int, pic *image.RGBA) ([]byte, error) {
 	dst := getCanvas()
 	defer putCanvas(dst)
+	drawPage(dst, th, lay, n, pic)
+	out, err := encodePNG(dst)
+	if err != nil {
+		return nil, fmt.Errorf("slide: encode png: %w", err)
+	}
+	return out, nil
+}
+
+// drawPage paints page n of the deck on dst, every pixel of it.
+func drawPage(dst *image.RGBA, th *theme, lay *layout, n int, pic *image.RGBA) {
 	paintGradient(dst, th.bgTop, th.bgBottom)
 
 	if lay.band != nil {
@@ -85,12 +95,6 @@ func renderPNG(th *theme, lay *layout, n int, pic *image.RGBA) ([]byte, error) {
 	p := newPainter(dst, lay.ts)
 	drawText(p, lay.title, pg.title, th.title)
 	drawText(p, lay.body, pg.body, th.text)
-
-	out, err := encodePNG(dst)
-	if err != nil {
-		return nil, fmt.Errorf("slide: encode png: %w", err)
-	}
-	return out, nil
 }
 
 // paintGradient fills dst top to bottom from top to bottom color. Each row
