@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -87,48 +88,80 @@ func drawPicture(pdf *fpdf.Fpdf, r rect, picPNG []byte, accent color.RGBA) {
 // pdfText draws the lines' glyphs as filled paths, the very outlines the
 // PNG rasterizes: the same shaping, any script, and no font embedded at
 // all (fpdf places characters, not the glyphs a shaper chooses, and cannot
-// embed the CFF outlines of the CJK fonts). Color emoji are images.
+// embed the CFF outlines of the CJK fonts). Each glyph is its path in its
+// own coordinates, moved into place, so a glyph drawn again is the same
+// bytes, which the stream's compression all but removes. Color emoji are
+// images.
 func pdfText(pdf *fpdf.Fpdf, ts *typesetter, b textBlock, lines []placed, c color.RGBA) {
 	pdf.SetFillColor(int(c.R), int(c.G), int(c.B))
+	paths := map[glyphKey]string{}
 	for _, pl := range lines {
-		open := false
 		eachGlyph(pl.line, pl.x, pl.y+b.baseline, func(face *font.Face, g *shaping.Glyph, size, gx, gy float64) {
 			switch d := ts.glyph(face, g.GlyphID).(type) {
 			case font.GlyphOutline:
-				open = pdfOutline(pdf, d, size/float64(face.Upem()), gx, gy) || open
+				k := glyphKey{face, g.GlyphID}
+				path, ok := paths[k]
+				if !ok {
+					path = pdfPath(d, size*pt/float64(face.Upem()))
+					paths[k] = path
+				}
+				if path != "" {
+					// PDF's own coordinates: points, from the bottom left.
+					pdf.RawWriteStr("q 1 0 0 1 " + pdfNum(gx*pt) + " " + pdfNum((slideH-gy)*pt) + " cm\n" + path + "f Q")
+				}
 			case font.GlyphBitmap:
 				pdfBitmap(pdf, face, g, d, glyphBox(g, size, gx, gy))
 			}
 		})
-		if open {
-			pdf.DrawPath("F") // nonzero winding, as the fonts are drawn
-		}
 	}
 }
 
-// pdfOutline adds the glyph's contours to the current path, in points.
-func pdfOutline(pdf *fpdf.Fpdf, o font.GlyphOutline, scale, x, y float64) bool {
-	p := func(a font.SegmentPoint) (float64, float64) {
-		return (x + float64(a.X)*scale) * pt, (y - float64(a.Y)*scale) * pt
+// pdfPath is the outline as PDF path operators in points, y up, from the
+// glyph's origin; quadratic curves become the cubic ones PDF has.
+func pdfPath(o font.GlyphOutline, scale float64) string {
+	var b strings.Builder
+	var cx, cy float64 // the current point
+	pt := func(a font.SegmentPoint) (float64, float64) { return float64(a.X) * scale, float64(a.Y) * scale }
+	put := func(op string, v ...float64) {
+		for _, x := range v {
+			b.WriteString(pdfNum(x))
+			b.WriteByte(' ')
+		}
+		b.WriteString(op)
+		b.WriteByte('\n')
 	}
 	for _, s := range o.Segments {
 		switch s.Op {
 		case ot.SegmentOpMoveTo:
-			pdf.MoveTo(p(s.Args[0]))
+			cx, cy = pt(s.Args[0])
+			put("m", cx, cy)
 		case ot.SegmentOpLineTo:
-			pdf.LineTo(p(s.Args[0]))
+			cx, cy = pt(s.Args[0])
+			put("l", cx, cy)
 		case ot.SegmentOpQuadTo:
-			ax, ay := p(s.Args[0])
-			bx, by := p(s.Args[1])
-			pdf.CurveTo(ax, ay, bx, by)
+			qx, qy := pt(s.Args[0])
+			x, y := pt(s.Args[1])
+			put("c", cx+2*(qx-cx)/3, cy+2*(qy-cy)/3, x+2*(qx-x)/3, y+2*(qy-y)/3, x, y)
+			cx, cy = x, y
 		case ot.SegmentOpCubeTo:
-			ax, ay := p(s.Args[0])
-			bx, by := p(s.Args[1])
-			cx, cy := p(s.Args[2])
-			pdf.CurveBezierCubicTo(ax, ay, bx, by, cx, cy)
+			ax, ay := pt(s.Args[0])
+			bx, by := pt(s.Args[1])
+			cx, cy = pt(s.Args[2])
+			put("c", ax, ay, bx, by, cx, cy)
 		}
 	}
-	return len(o.Segments) > 0
+	return b.String()
+}
+
+// pdfNum writes v with two decimals, a hundredth of a point, without
+// trailing zeros.
+func pdfNum(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	if s == "-0" || s == "" {
+		return "0"
+	}
+	return s
 }
 
 // pdfBitmap places a PNG glyph, registered once per document.

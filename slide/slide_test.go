@@ -531,6 +531,12 @@ func TestPreview(t *testing.T) {
 	write("edge-unicode", mustRender(t, img, genpipe.Styles[3], "Ünïcödé 生成 AI — «slides»",
 		"Emoji 🎉, CJK 生成式人工智能管道, Greek αβγ, Cyrillic привет, RTL שלום, <tags> & \"quotes\".\n"+
 			"https://example.com/"+strings.Repeat("a-very-long-path/", 8)))
+	var all []string
+	for _, sc := range scripts {
+		all = append(all, sc.name+": "+sc.text)
+	}
+	all = append(all, "שלום עולם: a paragraph that starts right to left", "مرحبا بكم في genpipe 2027")
+	write("edge-scripts", mustRender(t, img, genpipe.Styles[4], "Überblick — 市場分析 2027 🚀", strings.Join(all, "\n")))
 }
 
 func BenchmarkRender(b *testing.B) {
