@@ -15,6 +15,8 @@ for font in truetype/noto/NotoSans-Regular.ttf:fonts-noto-core opentype/noto/Not
   truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji; do
   [ -e "/usr/share/fonts/${font%%:*}" ] || need_packages+=("${font##*:}")
 done
+# pdftoppm rasterizes the slide PDFs to compare them with the PNGs.
+command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)
 if ((${#need_packages[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing ${need_packages[*]}"
