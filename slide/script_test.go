@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,11 +36,15 @@ func requireFonts(t *testing.T) {
 	if len(missing) == 0 {
 		return
 	}
-	var pkgs []string
+	var pkgs, scripts []string
 	for _, m := range missing {
-		pkgs = append(pkgs, m.Package+" ("+m.Scripts+")")
+		if !slices.Contains(pkgs, m.Package) {
+			pkgs = append(pkgs, m.Package)
+		}
+		scripts = append(scripts, m.Scripts)
 	}
-	msg := "fonts not installed: apt-get install " + strings.Join(pkgs, ", ")
+	msg := "no font for " + strings.Join(scripts, ", ") + ": apt-get install " + strings.Join(pkgs, " ") +
+		" (GENPIPE_REQUIRE_FONTS=1 makes this a failure)"
 	if os.Getenv("GENPIPE_REQUIRE_FONTS") == "1" {
 		t.Fatal(msg)
 	}
