@@ -14,6 +14,13 @@ command -v npm >/dev/null 2>&1 || need_packages+=(npm)
 # promtool, from Debian's prometheus package, checks and unit-tests the alert
 # rules (deploy/prometheus); without it that test skips.
 command -v promtool >/dev/null 2>&1 || need_packages+=(prometheus)
+# Slides in every script: the Noto fonts slide/fonts.go falls back to.
+for font in truetype/noto/NotoSans-Regular.ttf:fonts-noto-core opentype/noto/NotoSansCJK-Regular.ttc:fonts-noto-cjk \
+  truetype/noto/NotoColorEmoji.ttf:fonts-noto-color-emoji; do
+  [ -e "/usr/share/fonts/${font%%:*}" ] || need_packages+=("${font##*:}")
+done
+# pdftoppm rasterizes the slide PDFs to compare them with the PNGs.
+command -v pdftoppm >/dev/null 2>&1 || need_packages+=(poppler-utils)
 if ((${#need_packages[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing ${need_packages[*]}"

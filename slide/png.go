@@ -10,8 +10,6 @@ import (
 	"sync"
 
 	"golang.org/x/image/draw"
-	"golang.org/x/image/font"
-	"golang.org/x/image/math/fixed"
 )
 
 // encodePNG favours speed: the slide is mostly flat color and text, which
@@ -66,23 +64,37 @@ func (b *pngBuffers) Get() *png.EncoderBuffer {
 
 func (b *pngBuffers) Put(buf *png.EncoderBuffer) { b.p.Put(buf) }
 
-func renderPNG(th *theme, lay *layout, pic *image.RGBA) ([]byte, error) {
+// renderPNG draws page n of the deck.
+func renderPNG(th *theme, lay *layout, n int, pic *image.RGBA) ([]byte, error) {
 	dst := getCanvas()
 	defer putCanvas(dst)
-	paintGradient(dst, th.bgTop, th.bgBottom)
-
-	r := pixels(lay.image)
-	outline(dst, r, frameW, th.accent)
-	draw.Draw(dst, r, pic, image.Point{}, draw.Over)
-	fill(dst, pixels(lay.rule), th.accent)
-	drawText(dst, lay.title, th.title)
-	drawText(dst, lay.body, th.text)
-
+	drawPage(dst, th, lay, n, pic)
 	out, err := encodePNG(dst)
 	if err != nil {
 		return nil, fmt.Errorf("slide: encode png: %w", err)
 	}
 	return out, nil
+}
+
+// drawPage paints page n of the deck on dst, every pixel of it.
+func drawPage(dst *image.RGBA, th *theme, lay *layout, n int, pic *image.RGBA) {
+	paintGradient(dst, th.bgTop, th.bgBottom)
+
+	if lay.band != nil {
+		fill(dst, pixels(*lay.band), th.band)
+	}
+	pg := lay.pages[n]
+	if pg.picture {
+		r := pixels(lay.image)
+		outline(dst, r, frameW, th.accent)
+		draw.Draw(dst, r, pic, image.Point{}, draw.Over)
+	}
+	if pg.rule != nil {
+		fill(dst, pixels(*pg.rule), th.accent)
+	}
+	p := newPainter(dst, lay.ts)
+	drawText(p, lay.title, pg.title, th.title)
+	drawText(p, lay.body, pg.body, th.text)
 }
 
 // paintGradient fills dst top to bottom from top to bottom color. Each row
@@ -117,11 +129,8 @@ func pixels(r rect) image.Rectangle {
 	return image.Rect(int(r.x), int(r.y), int(r.x+r.w), int(r.y+r.h))
 }
 
-func drawText(dst *image.RGBA, b textBlock, c color.RGBA) {
-	d := font.Drawer{Dst: dst, Src: image.NewUniform(c), Face: b.face}
-	for i, line := range b.lines {
-		y := b.box.y + b.baseline + float64(i)*b.lineHeight
-		d.Dot = fixed.Point26_6{X: fixed.Int26_6(b.box.x * 64), Y: fixed.Int26_6(y * 64)}
-		d.DrawString(line)
+func drawText(p *painter, b textBlock, lines []placed, c color.RGBA) {
+	for _, pl := range lines {
+		p.line(pl.line, pl.x, pl.y+b.baseline, c)
 	}
 }

@@ -16,7 +16,9 @@ const (
 	relBase  = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
 )
 
-const contentTypesXML = xmlHeader +
+// The package parts that list the slides are templates of the slide
+// numbers, 1 to n.
+const contentTypesXMLTmpl = xmlHeader +
 	`<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">` +
 	`<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>` +
 	`<Default Extension="xml" ContentType="application/xml"/>` +
@@ -27,7 +29,7 @@ const contentTypesXML = xmlHeader +
 	`<Override PartName="/ppt/tableStyles.xml" ContentType="` + ctPrefix + `presentationml.tableStyles+xml"/>` +
 	`<Override PartName="/ppt/slideMasters/slideMaster1.xml" ContentType="` + ctPrefix + `presentationml.slideMaster+xml"/>` +
 	`<Override PartName="/ppt/slideLayouts/slideLayout1.xml" ContentType="` + ctPrefix + `presentationml.slideLayout+xml"/>` +
-	`<Override PartName="/ppt/slides/slide1.xml" ContentType="` + ctPrefix + `presentationml.slide+xml"/>` +
+	`{{range .}}<Override PartName="/ppt/slides/slide{{.}}.xml" ContentType="` + ctPrefix + `presentationml.slide+xml"/>{{end}}` +
 	`<Override PartName="/ppt/theme/theme1.xml" ContentType="` + ctPrefix + `theme+xml"/>` +
 	`<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>` +
 	`<Override PartName="/docProps/app.xml" ContentType="` + ctPrefix + `extended-properties+xml"/>` +
@@ -40,10 +42,10 @@ const rootRelsXML = xmlHeader +
 	`<Relationship Id="rId3" Type="` + relBase + `extended-properties" Target="docProps/app.xml"/>` +
 	`</Relationships>`
 
-const appXML = xmlHeader +
+const appXMLTmpl = xmlHeader +
 	`<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties" ` +
 	`xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes">` +
-	`<Application>genpipe</Application><Slides>1</Slides><PresentationFormat>Widescreen</PresentationFormat>` +
+	`<Application>genpipe</Application><Slides>{{len .}}</Slides><PresentationFormat>Widescreen</PresentationFormat>` +
 	`</Properties>`
 
 const coreXMLTmpl = xmlHeader +
@@ -53,18 +55,18 @@ const coreXMLTmpl = xmlHeader +
 	`<dc:title>{{esc .}}</dc:title><dc:creator>genpipe</dc:creator>` +
 	`</cp:coreProperties>`
 
-const presentationXML = xmlHeader +
+const presentationXMLTmpl = xmlHeader +
 	`<p:presentation ` + nsPML + ` saveSubsetFonts="1">` +
 	`<p:sldMasterIdLst><p:sldMasterId id="2147483648" r:id="rId1"/></p:sldMasterIdLst>` +
-	`<p:sldIdLst><p:sldId id="256" r:id="rId2"/></p:sldIdLst>` +
+	`<p:sldIdLst>{{range .}}<p:sldId id="{{add 255 .}}" r:id="rId{{add 100 .}}"/>{{end}}</p:sldIdLst>` +
 	`<p:sldSz cx="12192000" cy="6858000"/>` +
 	`<p:notesSz cx="6858000" cy="9144000"/>` +
 	`</p:presentation>`
 
-const presentationRelsXML = xmlHeader +
+const presentationRelsXMLTmpl = xmlHeader +
 	`<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">` +
 	`<Relationship Id="rId1" Type="` + relBase + `slideMaster" Target="slideMasters/slideMaster1.xml"/>` +
-	`<Relationship Id="rId2" Type="` + relBase + `slide" Target="slides/slide1.xml"/>` +
+	`{{range .}}<Relationship Id="rId{{add 100 .}}" Type="` + relBase + `slide" Target="slides/slide{{.}}.xml"/>{{end}}` +
 	`<Relationship Id="rId3" Type="` + relBase + `theme" Target="theme/theme1.xml"/>` +
 	`<Relationship Id="rId4" Type="` + relBase + `presProps" Target="presProps.xml"/>` +
 	`<Relationship Id="rId5" Type="` + relBase + `viewProps" Target="viewProps.xml"/>` +
@@ -124,7 +126,14 @@ const slideRelsXML = xmlHeader +
 	`<Relationship Id="rId2" Type="` + relBase + `image" Target="../media/image1.png"/>` +
 	`</Relationships>`
 
-// slideXMLTmpl draws, back to front: the gradient background, the picture,
+// slideRelsNoPictureXML is for the slides that continue a description.
+const slideRelsNoPictureXML = xmlHeader +
+	`<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">` +
+	`<Relationship Id="rId1" Type="` + relBase + `slideLayout" Target="../slideLayouts/slideLayout1.xml"/>` +
+	`</Relationships>`
+
+// slideXMLTmpl draws, back to front: the gradient background, the band
+// (in the band layout), the picture,
 // its frame (a separate unfilled rectangle, so a transparent picture shows
 // the background), the rule, and the two text boxes.
 const slideXMLTmpl = xmlHeader +
@@ -133,16 +142,19 @@ const slideXMLTmpl = xmlHeader +
 	`<a:gs pos="0"><a:srgbClr val="{{.Top}}"/></a:gs><a:gs pos="100000"><a:srgbClr val="{{.Bottom}}"/></a:gs>` +
 	`</a:gsLst><a:lin ang="5400000" scaled="0"/></a:gradFill><a:effectLst/></p:bgPr></p:bg>` +
 	`<p:spTree>` + emptyTree +
-	`<p:pic><p:nvPicPr><p:cNvPr id="2" name="Picture"/><p:cNvPicPr><a:picLocks noChangeAspect="1"/></p:cNvPicPr><p:nvPr/></p:nvPicPr>` +
+	`{{with .Band}}<p:sp><p:nvSpPr><p:cNvPr id="7" name="Band"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom>` +
+	`<a:solidFill><a:srgbClr val="{{$.BandColor}}"/></a:solidFill><a:ln><a:noFill/></a:ln></p:spPr></p:sp>{{end}}` +
+	`{{with .Picture}}<p:pic><p:nvPicPr><p:cNvPr id="2" name="Picture"/><p:cNvPicPr><a:picLocks noChangeAspect="1"/></p:cNvPicPr><p:nvPr/></p:nvPicPr>` +
 	`<p:blipFill><a:blip r:embed="rId2"/><a:stretch><a:fillRect/></a:stretch></p:blipFill>` +
-	`<p:spPr>{{template "xfrm" .Picture}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom></p:spPr></p:pic>` +
-	`<p:sp><p:nvSpPr><p:cNvPr id="3" name="Frame"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
-	`<p:spPr>{{template "xfrm" .Frame}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/>` +
-	`<a:ln w="{{.FrameW}}"><a:solidFill><a:srgbClr val="{{.Accent}}"/></a:solidFill><a:miter lim="800000"/></a:ln></p:spPr></p:sp>` +
-	`<p:sp><p:nvSpPr><p:cNvPr id="6" name="Rule"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
-	`<p:spPr>{{template "xfrm" .Rule}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom>` +
-	`<a:solidFill><a:srgbClr val="{{.Accent}}"/></a:solidFill><a:ln><a:noFill/></a:ln></p:spPr></p:sp>` +
-	`{{with .Title}}{{template "text" .}}{{end}}{{with .Body}}{{template "text" .}}{{end}}` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom></p:spPr></p:pic>{{end}}` +
+	`{{with .Frame}}<p:sp><p:nvSpPr><p:cNvPr id="3" name="Frame"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/>` +
+	`<a:ln w="{{$.FrameW}}"><a:solidFill><a:srgbClr val="{{$.Accent}}"/></a:solidFill><a:miter lim="800000"/></a:ln></p:spPr></p:sp>{{end}}` +
+	`{{$accent := .Accent}}{{with .Rule}}<p:sp><p:nvSpPr><p:cNvPr id="6" name="Rule"/><p:cNvSpPr/><p:nvPr/></p:nvSpPr>` +
+	`<p:spPr>{{template "xfrm" .}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom>` +
+	`<a:solidFill><a:srgbClr val="{{$accent}}"/></a:solidFill><a:ln><a:noFill/></a:ln></p:spPr></p:sp>{{end}}` +
+	`{{with .Title}}{{template "text" .}}{{end}}{{range .Body}}{{template "text" .}}{{end}}` +
 	`</p:spTree></p:cSld><p:clrMapOvr><a:masterClrMapping/></p:clrMapOvr></p:sld>` +
 	`{{define "xfrm"}}<a:xfrm><a:off x="{{.X}}" y="{{.Y}}"/><a:ext cx="{{.W}}" cy="{{.H}}"/></a:xfrm>{{end}}` +
 	// Zero insets put the text where the PNG has it; normAutofit lets the
@@ -150,12 +162,15 @@ const slideXMLTmpl = xmlHeader +
 	`{{define "text"}}<p:sp><p:nvSpPr><p:cNvPr id="{{.ID}}" name="{{.Name}}"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr>` +
 	`<p:spPr>{{template "xfrm" .Box}}<a:prstGeom prst="rect"><a:avLst/></a:prstGeom><a:noFill/></p:spPr>` +
 	`<p:txBody><a:bodyPr wrap="square" lIns="0" tIns="0" rIns="0" bIns="0" anchor="t"><a:normAutofit/></a:bodyPr><a:lstStyle/>` +
-	`{{$b := .}}{{range .Paragraphs}}<a:p><a:pPr><a:lnSpc><a:spcPct val="{{$b.LineSpace}}"/></a:lnSpc></a:pPr>` +
-	`{{if .}}<a:r>{{template "rpr" $b}}<a:t>{{esc .}}</a:t></a:r>{{end}}` +
+	`{{$b := .}}{{range .Paragraphs}}<a:p><a:pPr{{if $b.Center}} algn="ctr"{{else if .RTL}} algn="r"{{end}}{{if .RTL}} rtl="1"{{end}}><a:lnSpc><a:spcPct val="{{$b.LineSpace}}"/></a:lnSpc></a:pPr>` +
+	`{{if .Text}}<a:r>{{template "rpr" .}}<a:t>{{esc .Text}}</a:t></a:r>{{end}}` +
 	`<a:endParaRPr sz="{{$b.Size}}"/></a:p>{{end}}</p:txBody></p:sp>{{end}}` +
-	`{{define "rpr"}}<a:rPr sz="{{.Size}}"{{if .Bold}} b="1"{{end}}{{if .SmallCaps}} cap="small"{{end}} dirty="0">` +
-	`<a:solidFill><a:srgbClr val="{{.Color}}"/></a:solidFill>` +
-	`<a:latin typeface="{{.Typeface}}"/><a:cs typeface="{{.Typeface}}"/></a:rPr>{{end}}`
+	// The east-Asian and complex-script typefaces name the fonts the
+	// slide's PNG and PDF use for those scripts, so that PowerPoint and
+	// LibreOffice pick them (or their own fallback) instead of boxes.
+	`{{define "rpr"}}{{$b := .Box}}<a:rPr sz="{{$b.Size}}"{{if $b.Bold}} b="1"{{end}}{{if $b.SmallCaps}} cap="small"{{end}} dirty="0">` +
+	`<a:solidFill><a:srgbClr val="{{$b.Color}}"/></a:solidFill>` +
+	`<a:latin typeface="{{$b.Typeface}}"/><a:ea typeface="{{.EA}}"/><a:cs typeface="{{.CS}}"/></a:rPr>{{end}}`
 
 // themeXMLTmpl is a complete theme: PowerPoint refuses one without all
 // three entries of each format-scheme list.
@@ -171,8 +186,8 @@ const themeXMLTmpl = xmlHeader +
 	`<a:hlink><a:srgbClr val="0563C1"/></a:hlink><a:folHlink><a:srgbClr val="954F72"/></a:folHlink>` +
 	`</a:clrScheme>` +
 	`<a:fontScheme name="genpipe">` +
-	`<a:majorFont><a:latin typeface="{{esc .Major}}"/><a:ea typeface=""/><a:cs typeface=""/></a:majorFont>` +
-	`<a:minorFont><a:latin typeface="{{esc .Minor}}"/><a:ea typeface=""/><a:cs typeface=""/></a:minorFont>` +
+	`<a:majorFont><a:latin typeface="{{esc .Major}}"/><a:ea typeface="{{esc .EA}}"/><a:cs typeface="{{esc .CS}}"/></a:majorFont>` +
+	`<a:minorFont><a:latin typeface="{{esc .Minor}}"/><a:ea typeface="{{esc .EA}}"/><a:cs typeface="{{esc .CS}}"/></a:minorFont>` +
 	`</a:fontScheme>` +
 	`<a:fmtScheme name="genpipe">` +
 	`<a:fillStyleLst>` +

@@ -120,7 +120,13 @@ func TestScaleMemoryIsBounded(t *testing.T) {
 // alpha apart), the longest texts in every style, very wide and very tall
 // uploads.
 func TestRenderBytesBounds(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocations")
+	}
 	long := strings.Repeat("Generative pipelines reward patience and bounded queues. ", 40)
+	cjk := strings.Repeat("生成式人工智能管道。", 200) // the most slides: 2000 runes of CJK
+	// The fallback fonts load once per process, not per render.
+	mustRender(t, testImage(64, 64), genpipe.Styles[0], "", cjk+"مرحبا שלום नमस्ते สวัสดี 🚀")
 	translucent := noiseImage(1064, 1064)
 	for i := 3; i < len(translucent.Pix); i += 8 {
 		translucent.Pix[i] = uint8(i)
@@ -140,7 +146,14 @@ func TestRenderBytesBounds(t *testing.T) {
 		limit := RenderBytes(tc.img.Bounds().Size())
 		for _, s := range tc.styles {
 			runtime.GC()
-			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], long) })
+			text := long
+			switch s.ID {
+			case "minimal":
+				text = cjk
+			case "neon":
+				text = mostSlides(t, s, long[:200])
+			}
+			n := allocated(t, func() { mustRender(t, tc.img, s, long[:200], text) })
 			t.Logf("%s, style %s: allocated %.1f MiB; RenderBytes %.1f MiB", tc.name, s.ID, float64(n)/(1<<20), float64(limit)/(1<<20))
 			if n > limit {
 				t.Errorf("%s, style %s: Render allocated %d bytes; want at most RenderBytes = %d", tc.name, s.ID, n, limit)
@@ -180,22 +193,36 @@ func TestRenderReusesCanvas(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := testImage(64, 48)
-	lay, err := newLayout(th, img.Bounds().Size(), "t", "d")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lay := newLayout(th, newTypesetter(), img.Bounds().Size(), "t", "d")
 	pic := scaleImage(img, lay.image)
-	if _, err := renderPNG(th, lay, pic); err != nil { // leaves a canvas to reuse
+	if _, err := renderPNG(th, lay, 0, pic); err != nil { // leaves a canvas to reuse
 		t.Fatal(err)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	if _, err := renderPNG(th, lay, pic); err != nil {
+	if _, err := renderPNG(th, lay, 0, pic); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
 	canvas := uint64(4 * slideW * slideH)
 	if got := after.TotalAlloc - before.TotalAlloc; got >= canvas {
 		t.Errorf("a second PNG allocated %d KiB; want less than its %d KiB canvas, reused", got>>10, canvas>>10)
+	}
+}
+
+// mostSlides is a description that makes a deck of MaxSlides slides in
+// style s under title: short paragraphs, a line each.
+func mostSlides(t *testing.T, s genpipe.Style, title string) string {
+	th, err := newTheme(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "Bounded queues."
+	for {
+		more := text + "\nBounded queues."
+		if len(newLayout(th, newTypesetter(), image.Pt(800, 600), title, more).pages) > MaxSlides {
+			return text
+		}
+		text = more
 	}
 }

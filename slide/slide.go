@@ -1,30 +1,42 @@
 // Package slide renders the slide the Generative AI makes: the user's image,
 // a title, an accent rule and the description, themed by a genpipe.Style, as
-// a 1920×1080 PNG, a one-page 16:9 PDF and a one-slide PPTX.
+// 1920×1080 PNGs, a 16:9 PDF and a PPTX. A description too long for one
+// slide at a readable size continues on further slides of the deck.
 //
 // The three formats share one layout, computed once in pixels of the PNG
 // (1 px = 0.5 pt = 6350 EMU), so they show the same lines in the same places.
-// Text is set in the Go fonts; the PDF embeds them, and the PPTX names common
-// office fonts instead (Arial, Courier New) because Go fonts are rarely
-// installed where PPTX files are opened.
+// Text is shaped with HarfBuzz (github.com/go-text/typesetting) in the Go
+// fonts, falling back to Debian's Noto fonts for the scripts they lack
+// (fonts.go); the PNG rasterizes the glyph outlines and color emoji, the
+// PDF draws the same outlines as paths, embedding no font. The PPTX keeps
+// the text as text and names common office fonts (Arial, Courier New), as
+// Go fonts are rarely installed where PPTX files are opened, and the Noto
+// families for east-Asian and complex scripts.
 package slide
 
 import (
 	"fmt"
 	"image"
+	"unicode/utf8"
 
 	"github.com/genpipe/genpipe"
 )
 
-// Files is one rendered slide in three formats.
+// Files is one rendered deck in three formats. Most decks are one slide;
+// text too long for one at a readable size continues on further slides:
+// more PDF pages, more PPTX slides, and a PNG each in MorePNG.
 type Files struct {
 	PNG, PDF, PPTX []byte
+	// MorePNG are the PNGs of the slides after the first, in order.
+	MorePNG [][]byte
 }
 
 // Render draws a 1920×1080 slide: img fitted (aspect preserved) on the
 // style's ImageSide inside an accent frame, the title, an accent rule and
-// the description, word-wrapped and shrunk (or cut with an ellipsis) to fit,
-// over a vertical gradient from BackgroundTop to BackgroundBottom.
+// the description, shaped (any script the installed fonts cover, right to
+// left where the script runs so), word-wrapped and shrunk to fit down to a
+// readable size, then continued on further slides, over a vertical
+// gradient from BackgroundTop to BackgroundBottom.
 //
 // An unusable style (a color that is not #rrggbb, an unknown Font or
 // ImageSide) or an empty image is an error with code genpipe.EINVALID: the
@@ -40,9 +52,17 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 		return Files{}, errInvalid("the image is empty")
 	}
 	title = cleanTitle(title)
-	lay, err := newLayout(th, img.Bounds().Size(), title, bodyText(title, description))
-	if err != nil {
-		return Files{}, err
+	body := bodyText(title, description)
+	if n := utf8.RuneCountInString(title) + utf8.RuneCountInString(body); n > MaxTextRunes {
+		return Files{}, errInvalid("the title and description are %d characters; at most %d fit a deck", n, MaxTextRunes)
+	}
+	lay := newLayout(th, newTypesetter(), img.Bounds().Size(), title, body)
+	if lay.overflow {
+		return Files{}, errInvalid("the title is too long for a slide: shorten it")
+	}
+	if len(lay.pages) > MaxSlides {
+		return Files{}, errInvalid("the title and description need %d slides; at most %d make a deck: shorten them or join short lines",
+			len(lay.pages), MaxSlides)
 	}
 	pic := scaleImage(img, lay.image)
 	picPNG, err := encodePNG(pic)
@@ -51,8 +71,16 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 	}
 
 	var f Files
-	if f.PNG, err = renderPNG(th, lay, pic); err != nil {
-		return Files{}, err
+	for n := range lay.pages {
+		out, err := renderPNG(th, lay, n, pic)
+		if err != nil {
+			return Files{}, err
+		}
+		if n == 0 {
+			f.PNG = out
+		} else {
+			f.MorePNG = append(f.MorePNG, out)
+		}
 	}
 	if f.PDF, err = renderPDF(th, lay, picPNG, title); err != nil {
 		return Files{}, err
@@ -63,10 +91,22 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 	return f, nil
 }
 
+// MaxSlides is the most slides a deck has, and MaxTextRunes the most
+// characters of title and description Render sets: they bound a render's
+// time and memory whatever the input. 2000 characters of description and
+// 200 of title, the API's limits, need at most four slides in any script
+// and style (a thousand one-word lines need more); what needs more is
+// refused (EINVALID), never cut.
+const (
+	MaxSlides    = 8
+	MaxTextRunes = 20000
+)
+
 // RenderBytes bounds the memory Render allocates, garbage included, for an
 // image of the given size, the image itself aside: what a service that
 // renders many slides at once should set aside for each. It is the canvas,
-// the encoders, the fonts the PDF embeds and the three files (renderBytes),
+// the encoders, shaping, the glyphs drawn and the files of up to MaxSlides
+// slides (renderBytes),
 // plus the picture, which the encoders copy and compress, a few times its
 // size, and the scaling, which grows with the image's width only (see
 // scaleImage). It is at most MaxRenderBytes for any image up to 8000 pixels
@@ -82,13 +122,15 @@ func RenderBytes(size image.Point) int64 {
 
 // MaxRenderBytes is the most RenderBytes says for an image up to 8000
 // pixels a side.
-const MaxRenderBytes = 90 << 20
+const MaxRenderBytes = 101 << 20
 
 // renderBytes and perPictureByte are measured by TestRenderBytesBounds on
 // the costliest slides (an incompressible translucent picture, the longest
-// texts), then rounded up.
+// texts, up to MaxSlides slides, the first with the picture), then rounded
+// up. The fallback fonts are loaded once per process (the CJK one is about
+// 20 MB), not per render.
 const (
-	renderBytes    = 28 << 20
+	renderBytes    = 40 << 20
 	perPictureByte = 24
 )
 

@@ -6,11 +6,13 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"image"
 	"image/color"
 	_ "image/jpeg" // for -image
 	"image/png"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,49 +92,82 @@ func TestRenderImageShapes(t *testing.T) {
 	}
 }
 
-func TestLongDescriptionFits(t *testing.T) {
+// A description too long for one slide at the smallest readable size
+// continues on further slides: nothing is cut, and the body stays at 28 px.
+func TestLongDescriptionContinues(t *testing.T) {
 	long := strings.Repeat("Generative pipelines reward patience and bounded queues. ", 36)[:2000]
+	long += " The final words survive."
 	th, err := newTheme(genpipe.Styles[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	lay, err := newLayout(th, image.Pt(800, 600), sampleTitle, cleanText(long))
-	if err != nil {
-		t.Fatal(err)
+	lay := newLayout(th, newTypesetter(), image.Pt(800, 600), sampleTitle, cleanText(long))
+	if lay.body.size != bodyFit.min || bodyFit.min < 28 {
+		t.Errorf("body size %.0f px; want the minimum %.0f (at least 28) for 2000 characters", lay.body.size, bodyFit.min)
 	}
-	body := lay.body
-	if bottom := body.box.y + body.box.h; bottom > margin+contentH {
-		t.Errorf("body ends at y=%.0f, below the bottom margin %d", bottom, margin+contentH)
+	if len(lay.pages) < 2 {
+		t.Fatalf("%d slides; want the text to continue on a second", len(lay.pages))
 	}
-	if body.size != bodyFit.min {
-		t.Errorf("body size %.0f px; want the minimum %.0f for 2000 characters", body.size, bodyFit.min)
+	var shown []string
+	for _, pg := range lay.pages {
+		for _, pl := range pg.body {
+			if bottom := pl.y + lay.body.lineHeight; bottom > margin+contentH+0.01 {
+				t.Errorf("a line ends at y=%.0f, below the bottom margin %d", bottom, margin+contentH)
+			}
+			if strings.Contains(pl.line.text, "…") {
+				t.Errorf("line %q is cut", pl.line.text)
+			}
+		}
+		shown = append(shown, paragraphs(pg.body)...)
 	}
-	if last := body.lines[len(body.lines)-1]; !strings.HasSuffix(last, ellipsis) {
-		t.Errorf("last line %q has no ellipsis", last)
+	if got := strings.Join(strings.Fields(strings.Join(shown, " ")), " "); got != strings.Join(strings.Fields(long), " ") {
+		t.Errorf("the slides show %q; want the whole description", got)
 	}
-	checkLinesFit(t, body)
+	checkLinesFit(t, lay.body)
+	// Shaped once and wrapped at several sizes, the text is set as if
+	// shaped at its final size: same lines, same widths.
+	ts := newTypesetter()
+	direct := ts.setText(cleanText(long), fontmap{ts: ts, primary: th.bodyFont.sfnt}, lay.body.size, textColW)
+	if len(direct) != len(lay.body.lines) {
+		t.Fatalf("%d lines; set directly at %.0f px, %d", len(lay.body.lines), lay.body.size, len(direct))
+	}
+	for i, l := range lay.body.lines {
+		if l.text != direct[i].text || math.Abs(l.width-direct[i].width) > 1 {
+			t.Errorf("line %d %q is %.1f px wide; set directly, %q is %.1f", i, l.text, l.width, direct[i].text, direct[i].width)
+		}
+	}
 
 	f := mustRender(t, testImage(800, 600), genpipe.Styles[1], sampleTitle, long)
+	if len(f.MorePNG) != len(lay.pages)-1 {
+		t.Errorf("%d further PNGs; want %d", len(f.MorePNG), len(lay.pages)-1)
+	}
 	checkPNG(t, f.PNG, genpipe.Styles[1])
+	for _, p := range f.MorePNG {
+		checkPNG(t, p, genpipe.Styles[1])
+	}
 	checkPDF(t, f.PDF)
+	if n := bytes.Count(f.PDF, []byte("/Type /Page")) - bytes.Count(f.PDF, []byte("/Type /Pages")); n != len(lay.pages) {
+		t.Errorf("%d PDF pages; want %d", n, len(lay.pages))
+	}
 	checkPPTX(t, f.PPTX)
+	text := textOf(t, readPart(t, f.PPTX, fmt.Sprintf("ppt/slides/slide%d.xml", len(lay.pages))))
+	if !strings.Contains(text, "The final words survive.") {
+		t.Errorf("the last PPTX slide lacks the description's end: %q", text)
+	}
 }
 
 func TestShortDescriptionKeepsLargeText(t *testing.T) {
-	th, err := newTheme(genpipe.Styles[0])
+	th, err := newTheme(genpipe.Styles[1]) // split, the layout titleFit is for
 	if err != nil {
 		t.Fatal(err)
 	}
-	lay, err := newLayout(th, image.Pt(800, 600), "Hi", "Short and sweet.")
-	if err != nil {
-		t.Fatal(err)
-	}
+	lay := newLayout(th, newTypesetter(), image.Pt(800, 600), "Hi", "Short and sweet.")
 	if lay.title.size != titleFit.max || lay.body.size != bodyFit.max {
 		t.Errorf("sizes title %.0f body %.0f; want the maxima %.0f and %.0f",
 			lay.title.size, lay.body.size, titleFit.max, bodyFit.max)
 	}
-	if lay.body.shown != "Short and sweet." {
-		t.Errorf("shown %q", lay.body.shown)
+	if got := paragraphs(lay.pages[0].body); len(lay.pages) != 1 || len(got) != 1 || got[0] != "Short and sweet." {
+		t.Errorf("%d slides, shown %q", len(lay.pages), got)
 	}
 }
 
@@ -141,24 +176,24 @@ func TestWrapBreaksLongWordsAndCJK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMeasurer(fonts["goregular"].sfnt, 40)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ts := newTypesetter()
+	f := fonts["goregular"]
 	for _, text := range []string{
 		"https://example.com/" + strings.Repeat("a-very-long-path/", 20),
 		strings.Repeat("生成式人工智能管道", 20),
 		"Ünïcödé àccents — “quotes” and emoji 🎉 in one line of text that wraps",
 	} {
+		b := textBlock{font: f}
+		b.lines = ts.setText(text, fontmap{ts: ts, primary: f.sfnt}, 40, textColW)
+		checkLinesFit(t, b)
 		var lines []string
-		for _, s := range wrap(m, text, textColW*64) {
-			line := text[s.start:s.end]
-			if w := m.width(line); w > textColW*64 {
-				t.Errorf("line %q is %d px wide", line, w.Round())
-			}
-			lines = append(lines, line)
+		for _, l := range b.lines {
+			lines = append(lines, l.text)
 		}
-		if got := strings.ReplaceAll(strings.Join(lines, ""), " ", ""); got != strings.ReplaceAll(text, " ", "") {
+		if len(lines) < 2 {
+			t.Errorf("%q: %d lines; want it wrapped", text, len(lines))
+		}
+		if got := strings.Join(lines, ""); got != text {
 			t.Errorf("wrapping lost text: %q", got)
 		}
 	}
@@ -220,9 +255,22 @@ func TestRenderRejectsBadInput(t *testing.T) {
 		"short color": {testImage(10, 10), bad(func(s *genpipe.Style) { s.AccentColor = "#fff" })},
 		"font":        {testImage(10, 10), bad(func(s *genpipe.Style) { s.Font = "comic" })},
 		"side":        {testImage(10, 10), bad(func(s *genpipe.Style) { s.ImageSide = "top" })},
+		"layout":      {testImage(10, 10), bad(func(s *genpipe.Style) { s.Layout = "grid" })},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Render(tc.img, tc.style, "t", "d")
+			if code := genpipe.ErrorCode(err); code != genpipe.EINVALID {
+				t.Errorf("err %v has code %q; want %q", err, code, genpipe.EINVALID)
+			}
+		})
+	}
+	// Text that would make a deck too long is refused, not cut.
+	for name, desc := range map[string]string{
+		"lines":      strings.Repeat("a\n", 1000),
+		"characters": strings.Repeat("a ", MaxTextRunes),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Render(testImage(10, 10), good, "t", desc)
 			if code := genpipe.ErrorCode(err); code != genpipe.EINVALID {
 				t.Errorf("err %v has code %q; want %q", err, code, genpipe.EINVALID)
 			}
@@ -279,6 +327,13 @@ func checkPNG(t *testing.T, data []byte, s genpipe.Style) {
 	}
 	top, _ := parseHex(s.BackgroundTop)
 	bottom, _ := parseHex(s.BackgroundBottom)
+	if s.Layout == "band" {
+		th, err := newTheme(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		top = th.band // the band covers the top corners
+	}
 	for _, p := range []struct {
 		x, y int
 		want color.RGBA
@@ -311,8 +366,8 @@ func checkPDF(t *testing.T, data []byte) {
 	}
 	// "/Type /Pages" is the page tree; the rest are pages.
 	pages := bytes.Count(data, []byte("/Type /Page")) - bytes.Count(data, []byte("/Type /Pages"))
-	if pages != 1 {
-		t.Errorf("pdf has %d pages; want 1", pages)
+	if pages < 1 {
+		t.Errorf("pdf has %d pages; want at least 1", pages)
 	}
 	if !bytes.Contains(data, []byte("/MediaBox [0 0 960.00 540.00]")) {
 		t.Error("pdf page is not 960×540 pt")
@@ -430,13 +485,9 @@ func textOf(t *testing.T, data []byte) string {
 
 func checkLinesFit(t *testing.T, b textBlock) {
 	t.Helper()
-	m, err := newMeasurer(b.font.sfnt, b.size)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, line := range b.lines {
-		if w := float64(m.width(line)) / 64; w > b.box.w {
-			t.Errorf("line %q is %.0f px wide; the column is %.0f", line, w, b.box.w)
+		if line.width > textColW+0.5 {
+			t.Errorf("line %q is %.0f px wide; the column is %d", line.text, line.width, textColW)
 		}
 	}
 }
@@ -457,7 +508,11 @@ func TestPreview(t *testing.T) {
 		}
 	}
 	write := func(name string, f Files) {
-		for ext, data := range map[string][]byte{"png": f.PNG, "pdf": f.PDF, "pptx": f.PPTX} {
+		files := map[string][]byte{"png": f.PNG, "pdf": f.PDF, "pptx": f.PPTX}
+		for i, p := range f.MorePNG {
+			files[fmt.Sprintf("%d.png", i+2)] = p
+		}
+		for ext, data := range files {
 			if err := os.WriteFile(filepath.Join(*preview, name+"."+ext), data, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -476,6 +531,12 @@ func TestPreview(t *testing.T) {
 	write("edge-unicode", mustRender(t, img, genpipe.Styles[3], "Ünïcödé 生成 AI — «slides»",
 		"Emoji 🎉, CJK 生成式人工智能管道, Greek αβγ, Cyrillic привет, RTL שלום, <tags> & \"quotes\".\n"+
 			"https://example.com/"+strings.Repeat("a-very-long-path/", 8)))
+	var all []string
+	for _, sc := range scripts {
+		all = append(all, sc.name+": "+sc.text)
+	}
+	all = append(all, "שלום עולם: a paragraph that starts right to left", "مرحبا بكم في genpipe 2027")
+	write("edge-scripts", mustRender(t, img, genpipe.Styles[4], "Überblick — 市場分析 2027 🚀", strings.Join(all, "\n")))
 }
 
 func BenchmarkRender(b *testing.B) {
@@ -490,6 +551,17 @@ func BenchmarkRender(b *testing.B) {
 			}
 		})
 	}
+	// Every script at once: the fallback fonts, shaping, color emoji.
+	var all []string
+	for _, sc := range scripts {
+		all = append(all, sc.text)
+	}
+	img := testImage(1200, 800)
+	b.Run("scripts1200x800", func(b *testing.B) {
+		for b.Loop() {
+			mustRender(b, img, genpipe.Styles[0], "Überblick — 市場分析 2027 🚀", strings.Join(all, " "))
+		}
+	})
 }
 
 // A description that only repeats the title is not shown twice.
@@ -504,5 +576,48 @@ func TestBodyOmitsRepeatedTitle(t *testing.T) {
 	img := image.NewRGBA(image.Rect(0, 0, 200, 100))
 	if _, err := Render(img, genpipe.Styles[0], title, "Quarterly roadmap"); err != nil {
 		t.Fatalf("Render with a body equal to the title: %v", err)
+	}
+}
+
+// Corporate and Minimal differ in layout, not only in color: Corporate
+// heads the slide with a band holding the title, Minimal centers image and
+// text; neither matches the side-by-side layout of the others.
+func TestStylesDifferInLayout(t *testing.T) {
+	shape := func(id string) string {
+		s, _ := genpipe.StyleByID(id)
+		th, err := newTheme(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lay := newLayout(th, newTypesetter(), image.Pt(800, 600), sampleTitle, cleanText(sampleText))
+		return fmt.Sprintf("image %v title at %.0f, %.0f wide, centered %v, band %v",
+			lay.image, lay.title.x, lay.title.w, lay.title.center, lay.band != nil)
+	}
+	corporate, minimal, forest := shape("corporate"), shape("minimal"), shape("forest")
+	t.Logf("corporate: %s\nminimal: %s\nforest: %s", corporate, minimal, forest)
+	if corporate == minimal || corporate == forest || minimal == forest {
+		t.Error("two of corporate, minimal and forest (side by side) share a layout")
+	}
+}
+
+// The longest title and description the API takes, in the script that
+// needs the most room, render in every style: the title shrinks to fit
+// above the description, which continues on at most four slides.
+func TestLongestTextsRender(t *testing.T) {
+	title := strings.Repeat("長", 200)
+	desc := strings.Repeat("生成式人工智能管道。", 200)
+	ts := newTypesetter()
+	for _, s := range genpipe.Styles {
+		th, err := newTheme(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lay := newLayout(th, ts, image.Pt(64, 64), cleanTitle(title), cleanText(desc))
+		if lay.overflow {
+			t.Errorf("style %s: the title does not fit", s.ID)
+		}
+		if n := len(lay.pages); n > 4 {
+			t.Errorf("style %s: %d slides; want at most 4", s.ID, n)
+		}
 	}
 }

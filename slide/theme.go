@@ -1,6 +1,7 @@
 package slide
 
 import (
+	"bytes"
 	"fmt"
 	"image/color"
 	"strconv"
@@ -12,7 +13,8 @@ import (
 	"golang.org/x/image/font/gofont/gomonobold"
 	"golang.org/x/image/font/gofont/goregular"
 	"golang.org/x/image/font/gofont/gosmallcaps"
-	"golang.org/x/image/font/opentype"
+
+	"github.com/go-text/typesetting/font"
 )
 
 // theme is a genpipe.Style checked and decoded into what the renderers use.
@@ -20,25 +22,37 @@ type theme struct {
 	bgTop, bgBottom, title, text, accent color.RGBA
 	titleFont, bodyFont                  *goFont
 	imageLeft                            bool
+	layout                               string // split, band or centered
+	band                                 color.RGBA
 }
 
-// goFont is one Go font face: its TTF for the PDF, its parsed form for the
-// PNG, and how the PPTX should ask for a similar font.
+// goFont is one Go font: its parsed form for shaping and drawing, and how
+// the PPTX should ask for a similar font.
 type goFont struct {
-	name      string // unique; also the PDF font family
+	name      string // unique
 	ttf       []byte
-	sfnt      *opentype.Font
+	sfnt      *font.Font
 	office    string // typeface named in the PPTX
 	bold      bool
 	smallCaps bool
 }
 
+// weight picks a fallback font's regular or bold file.
+func (f *goFont) weight() int {
+	if f.bold || f.smallCaps {
+		return 1 // small caps titles rely on weight: their fallbacks are bold
+	}
+	return 0
+}
+
 // families maps Style.Font to its title and body fonts. Go Smallcaps has no
-// bold, so that style's title relies on the capitals for weight.
+// bold, so that style's title relies on the capitals for weight; its body
+// is set in regular type, as a paragraph all in small capitals is hard to
+// read.
 var families = map[string][2]string{
 	"sans":      {"gobold", "goregular"},
 	"mono":      {"gomonobold", "gomono"},
-	"smallcaps": {"gosmallcaps", "gosmallcaps"},
+	"smallcaps": {"gosmallcaps", "goregular"},
 }
 
 // goFonts parses the Go fonts once: parsing is the costly part, and a parsed
@@ -52,7 +66,7 @@ var goFonts = sync.OnceValues(func() (map[string]*goFont, error) {
 		"gosmallcaps": {ttf: gosmallcaps.TTF, office: "Arial", smallCaps: true},
 	}
 	for name, f := range fonts {
-		parsed, err := opentype.Parse(f.ttf)
+		parsed, err := parseGoFont(f.ttf)
 		if err != nil {
 			return nil, fmt.Errorf("slide: parse font %s: %w", name, err)
 		}
@@ -90,6 +104,18 @@ func newTheme(s genpipe.Style) (*theme, error) {
 	}
 	th.titleFont, th.bodyFont = fonts[fam[0]], fonts[fam[1]]
 
+	switch s.Layout {
+	case "", "split":
+		th.layout = "split"
+	case "band", "centered":
+		th.layout = s.Layout
+	default:
+		return nil, errInvalid("style %q: layout %q is not split, band or centered", s.ID, s.Layout)
+	}
+	// The band is the gradient's top darkened, so the title on it reads
+	// at least as well as on the background.
+	th.band = lerp(th.bgTop, color.RGBA{A: 0xff}, 0.35)
+
 	switch s.ImageSide {
 	case "left":
 		th.imageLeft = true
@@ -98,6 +124,14 @@ func newTheme(s genpipe.Style) (*theme, error) {
 		return nil, errInvalid("style %q: imageSide %q is not left or right", s.ID, s.ImageSide)
 	}
 	return th, nil
+}
+
+func parseGoFont(ttf []byte) (*font.Font, error) {
+	face, err := font.ParseTTF(bytes.NewReader(ttf))
+	if err != nil {
+		return nil, err
+	}
+	return face.Font, nil
 }
 
 // parseHex reads "#rrggbb" (either case).

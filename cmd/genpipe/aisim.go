@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/slide"
 )
 
 // aisimConfig is the configuration of `genpipe aisim`: a simulated AI
@@ -82,6 +83,9 @@ func listenAISim(ctx context.Context, cfg aisimConfig, stdout io.Writer, log *sl
 	}
 	fmt.Fprintf(stdout, "genpipe aisim %s serving %s (latency %s, capacity %d, memory budget %d MiB, fail rate %g, busy rate %g)\n",
 		cfg.Model, url, cfg.Latency, cfg.Capacity, cfg.MemoryBudget>>20, cfg.FailRate, cfg.BusyRate)
+	if cfg.Model == "generate" {
+		warnMissingFonts(log, slide.MissingFonts())
+	}
 	return runAISim(ctx, cfg, ln, log)
 }
 

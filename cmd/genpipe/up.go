@@ -23,6 +23,7 @@ import (
 	"github.com/genpipe/genpipe/notifier"
 	"github.com/genpipe/genpipe/objectstore"
 	"github.com/genpipe/genpipe/s3"
+	"github.com/genpipe/genpipe/slide"
 	"github.com/genpipe/genpipe/sqlstore"
 )
 
@@ -90,6 +91,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // addresses. started gets the URLs once everything serves.
 func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs)) error {
 	applyMemoryLimit(cfg.MemoryLimit, log)
+	warnMissingFonts(log, slide.MissingFonts())
 	// Absolute, because the embedded object store changes the process's
 	// working directory while it runs.
 	dataDir, err := filepath.Abs(cfg.DataDir)
