@@ -57,6 +57,10 @@ type OutputTargets struct {
 	PNG  string `json:"png"`
 	PDF  string `json:"pdf"`
 	PPTX string `json:"pptx"`
+	// MorePNG are the PUT URLs of the PNGs of slides 2, 3, ... in order,
+	// MaxSlides - 1 of them: a deck writes as many as it has slides past
+	// the first.
+	MorePNG []string `json:"morePng,omitempty"`
 }
 
 // Generator is the Generative AI. It returns once all outputs are written.

@@ -15,6 +15,7 @@ package genpipe
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -59,6 +60,29 @@ type Result struct {
 	PNGKey  string `json:"pngKey"`
 	PDFKey  string `json:"pdfKey"`
 	PPTXKey string `json:"pptxKey"`
+	// Slides is how many slides the deck has: text too long for one
+	// continues on further ones (more PDF pages, PPTX slides and PNGs, see
+	// PNGKeys). 0 counts as 1, as results from before decks were stored.
+	Slides int `json:"slides,omitempty"`
+}
+
+// MaxSlides is the most slides a deck has (see Result.Slides).
+const MaxSlides = 8
+
+// PNGKeys are the object keys of the deck's PNGs, one a slide, the first
+// PNGKey.
+func (r Result) PNGKeys() []string {
+	keys := []string{r.PNGKey}
+	for n := 2; n <= min(r.Slides, MaxSlides); n++ {
+		keys = append(keys, SlidePNGKey(r.PNGKey, n))
+	}
+	return keys
+}
+
+// SlidePNGKey is the object key of the deck's n-th PNG (n from 2) beside its
+// first, firstPNG: slides/<id>/slide.png, then slide.2.png, slide.3.png, ....
+func SlidePNGKey(firstPNG string, n int) string {
+	return strings.TrimSuffix(firstPNG, ".png") + "." + strconv.Itoa(n) + ".png"
 }
 
 // UploadKey is the object key of an upload: objectID in the space of the

@@ -59,7 +59,11 @@ type WebhookView struct {
 
 // ResultView holds presigned GET links to the finished slide.
 type ResultView struct {
-	PNGURL    string    `json:"pngUrl"`
+	PNGURL string `json:"pngUrl"` // the first slide's
+	// PNGURLs are every slide's PNG, the first PNGURL: a long description
+	// continues on further slides (as the PDF's pages and the PPTX's
+	// slides do).
+	PNGURLs   []string  `json:"pngUrls"`
 	PDFURL    string    `json:"pdfUrl"`
 	PPTXURL   string    `json:"pptxUrl"`
 	ExpiresAt time.Time `json:"expiresAt"`
@@ -95,6 +99,14 @@ func NewResultView(ctx context.Context, res Result, objects ObjectStore, ttl tim
 			return ResultView{}, fmt.Errorf("presign %s: %w", f.key, err)
 		}
 		*f.url = u
+	}
+	v.PNGURLs = []string{v.PNGURL}
+	for _, key := range res.PNGKeys()[1:] {
+		u, err := objects.PresignGet(ctx, key, ttl)
+		if err != nil {
+			return ResultView{}, fmt.Errorf("presign %s: %w", key, err)
+		}
+		v.PNGURLs = append(v.PNGURLs, u)
 	}
 	v.ExpiresAt = time.Now().Add(ttl).UTC()
 	return v, nil

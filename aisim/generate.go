@@ -31,6 +31,9 @@ type GenerateOutput struct {
 		PNG  FileInfo `json:"png"`
 		PDF  FileInfo `json:"pdf"`
 		PPTX FileInfo `json:"pptx"`
+		// MorePNG are the PNGs of slides 2, 3, ...; Slides counts them all.
+		MorePNG []FileInfo `json:"morePng,omitempty"`
+		Slides  int        `json:"slides"`
 	} `json:"outputs"`
 }
 
@@ -128,5 +131,15 @@ func (s *Service) upload(ctx context.Context, to genpipe.OutputTargets, files sl
 		}
 		f.info.Bytes = len(f.data)
 	}
+	if len(files.MorePNG) > len(to.MorePNG) {
+		return out, genpipe.Errorf(genpipe.EINVALID, "the deck has %d slides and outputs.morePng %d URLs past the first", 1+len(files.MorePNG), len(to.MorePNG))
+	}
+	for i, png := range files.MorePNG {
+		if err := s.put(ctx, fmt.Sprintf("png of slide %d", i+2), to.MorePNG[i], genpipe.ContentTypePNG, png); err != nil {
+			return out, err
+		}
+		out.Outputs.MorePNG = append(out.Outputs.MorePNG, FileInfo{Bytes: len(png)})
+	}
+	out.Outputs.Slides = 1 + len(files.MorePNG)
 	return out, nil
 }

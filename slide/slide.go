@@ -98,7 +98,7 @@ func Render(img image.Image, style genpipe.Style, title, description string) (Fi
 // and style (a thousand one-word lines need more); what needs more is
 // refused (EINVALID), never cut.
 const (
-	MaxSlides    = 8
+	MaxSlides    = genpipe.MaxSlides
 	MaxTextRunes = 20000
 )
 

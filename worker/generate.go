@@ -47,6 +47,7 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 	if o.state == genpipe.ClaimFailed {
 		return g.fail(ctx, e, o)
 	}
+	result = g.countSlides(ctx, result)
 	return g.setStatus(ctx, e, genpipe.StatusDone, &result, "")
 }
 
@@ -83,5 +84,26 @@ func (g *Generate) input(ctx context.Context, e genpipe.Event, style genpipe.Sty
 			return in, err
 		}
 	}
+	for n := 2; n <= genpipe.MaxSlides; n++ {
+		u, err := g.objects.PresignPut(ctx, genpipe.SlidePNGKey(result.PNGKey, n), genpipe.PutHeaders{ContentType: genpipe.ContentTypePNG}, g.urlTTL)
+		if err != nil {
+			return in, err
+		}
+		in.Outputs.MorePNG = append(in.Outputs.MorePNG, u)
+	}
 	return in, nil
+}
+
+// countSlides returns result with the number of slides its deck has: the
+// AI writes one PNG a slide, so the first PNG missing past the first ends
+// the deck. An error reading the store counts what was seen before it.
+func (g *Generate) countSlides(ctx context.Context, result genpipe.Result) genpipe.Result {
+	result.Slides = 1
+	for n := 2; n <= genpipe.MaxSlides; n++ {
+		if info, err := g.objects.Stat(ctx, genpipe.SlidePNGKey(result.PNGKey, n)); err != nil || info.Size == 0 {
+			break
+		}
+		result.Slides = n
+	}
+	return result
 }
