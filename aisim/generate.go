@@ -31,10 +31,10 @@ type GenerateOutput struct {
 		PNG  FileInfo `json:"png"`
 		PDF  FileInfo `json:"pdf"`
 		PPTX FileInfo `json:"pptx"`
-		// MorePNG are the PNGs of slides 2, 3, ...; Slides counts them all.
-		MorePNG []FileInfo `json:"morePng,omitempty"`
-		Slides  int        `json:"slides"`
 	} `json:"outputs"`
+	// MorePNG are the PNGs of slides 2, 3, ...; Slides counts them all.
+	MorePNG []FileInfo `json:"morePng,omitempty"`
+	Slides  int        `json:"slides"`
 }
 
 // FileInfo describes one stored file.
@@ -138,8 +138,8 @@ func (s *Service) upload(ctx context.Context, to genpipe.OutputTargets, files sl
 		if err := s.put(ctx, fmt.Sprintf("png of slide %d", i+2), to.MorePNG[i], genpipe.ContentTypePNG, png); err != nil {
 			return out, err
 		}
-		out.Outputs.MorePNG = append(out.Outputs.MorePNG, FileInfo{Bytes: len(png)})
+		out.MorePNG = append(out.MorePNG, FileInfo{Bytes: len(png)})
 	}
-	out.Outputs.Slides = 1 + len(files.MorePNG)
+	out.Slides = 1 + len(files.MorePNG)
 	return out, nil
 }

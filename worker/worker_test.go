@@ -114,6 +114,7 @@ func TestGenerateDone(t *testing.T) {
 		t.Fatalf("results topic: %v, want %v", got, want)
 	}
 	keys := genpipe.ResultKeys(id)
+	keys.Slides = 1
 	if res := results[1].event.Result; res == nil || *res != keys {
 		t.Fatalf("done with result %+v, want %+v", res, keys)
 	}
@@ -157,6 +158,36 @@ func TestGenerateDone(t *testing.T) {
 		}
 	}
 	expectEmpty(t, env, env.Topics.Checked, env.Topics.Requests)
+}
+
+// A description too long for one slide continues on further ones: every
+// slide's PNG is stored, and the done result counts them.
+func TestGenerateDeckOfSlides(t *testing.T) {
+	env := testenv.New(t)
+	gen, _ := simulatedStage(t, "generate", env, nil)
+	id := uuid.NewString()
+	long := strings.Repeat("Every word of this description must reach the reader, on one slide or the next. ", 25)
+	job := titledJob(t, "minimal", "A long story", long)
+	if err := gen(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	results := readAll(t, env, env.Topics.Results)
+	res := results[len(results)-1].event.Result
+	if res == nil || res.Slides < 2 {
+		t.Fatalf("done with result %+v; want a deck of at least 2 slides", res)
+	}
+	for i, key := range res.PNGKeys() {
+		data, err := env.Objects.Get(testutil.Context(t), key)
+		if err != nil {
+			t.Fatalf("slide %d: %v", i+1, err)
+		}
+		if cfg, err := png.DecodeConfig(bytes.NewReader(data)); err != nil || cfg.Width != 1920 {
+			t.Errorf("slide %d (%s): %v, %d px wide; want a 1920-px PNG", i+1, key, err, cfg.Width)
+		}
+	}
+	if _, err := env.Objects.Stat(testutil.Context(t), genpipe.SlidePNGKey(res.PNGKey, res.Slides+1)); err == nil {
+		t.Errorf("a PNG past the deck's %d slides is stored", res.Slides)
+	}
 }
 
 // A busy Checking AI (capacity 1) answers 429 to all but one call; the
