@@ -137,6 +137,12 @@ type RequestStore interface {
 	// request with the same Owner and non-empty IdempotencyKey exists, it
 	// returns that one and created=false instead.
 	CreateRequest(ctx context.Context, r *Request) (stored *Request, created bool, err error)
+	// CreateClaimed is CreateRequest that, when it creates the request,
+	// also takes its publish claim (see ClaimPublish) for owner r.ID and
+	// lease in the same write, so that a new submission writes once before
+	// it publishes. For an existing request with r's key it takes nothing
+	// (created=false): the caller claims as any retry does.
+	CreateClaimed(ctx context.Context, r *Request, lease time.Duration) (stored *Request, created bool, err error)
 	// ClaimPublish takes, for lease, the right to publish the first event
 	// of the stored request id, so that of concurrent submissions with one
 	// Idempotency-Key exactly one publishes. Across every process sharing
@@ -240,10 +246,10 @@ type ObjectStore interface {
 	// Stat returns the object's metadata, or an ENOTFOUND error.
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// Copy copies the object at src to dst inside the store, replacing any
-	// object there, and returns the copy's metadata; an ENOTFOUND error
-	// when there is no src. It is atomic: dst is all of src as it was at
-	// one moment, however src changes meanwhile.
-	Copy(ctx context.Context, src, dst string) (ObjectInfo, error)
+	// object there; an ENOTFOUND error when there is no src. It is atomic:
+	// dst is all of src as it was at one moment, however src changes
+	// meanwhile. It reads no metadata back: Stat dst for it.
+	Copy(ctx context.Context, src, dst string) error
 	// Delete removes the object, if there is one.
 	Delete(ctx context.Context, key string) error
 	Ping(ctx context.Context) error

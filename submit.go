@@ -64,20 +64,24 @@ func NewSubmitter(store RequestStore, publisher Publisher, topic string) *Submit
 // submission with the same key did not publish it within the wait (retry
 // later, with the same key).
 func (s *Submitter) Submit(ctx context.Context, r *Request) (stored *Request, queued bool, err error) {
-	stored, created, err := s.store.CreateRequest(ctx, r)
+	// A new request is stored with its publish claim held by r.ID: one
+	// write before the publish, not two.
+	stored, created, err := s.store.CreateClaimed(ctx, r, s.lease)
 	if err != nil {
 		return nil, false, fmt.Errorf("store request: %w", err)
 	}
-	if !created && (stored.Job != r.Job || stored.WebhookURL != r.WebhookURL ||
-		stored.Share.Normalized().Priority != r.Share.Normalized().Priority) {
-		return nil, false, Errorf(ECONFLICT, "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
-	}
-	claimed, err := s.claim(ctx, stored.ID, r.ID)
-	if err != nil {
-		return nil, false, err
-	}
-	if !claimed {
-		return stored, false, nil // published by another: the retry gets the same answer
+	if !created {
+		if stored.Job != r.Job || stored.WebhookURL != r.WebhookURL ||
+			stored.Share.Normalized().Priority != r.Share.Normalized().Priority {
+			return nil, false, Errorf(ECONFLICT, "Idempotency-Key %q was used for a different request", r.IdempotencyKey)
+		}
+		claimed, err := s.claim(ctx, stored.ID, r.ID)
+		if err != nil {
+			return nil, false, err
+		}
+		if !claimed {
+			return stored, false, nil // published by another: the retry gets the same answer
+		}
 	}
 	if err := s.publish(ctx, stored, r.ID); err != nil {
 		return nil, false, err

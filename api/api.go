@@ -48,6 +48,8 @@ type Server struct {
 	limiter   *rateLimiter      // nil without a rate limit
 	cancels   *genpipe.Canceler // nil: DELETE answers 405
 	predicted predictions       // estimates given at submission (see WithEstimateObserver)
+	uploads   *signedUploads    // the sizes this server's upload URLs were signed for
+	fresh     freshEstimates    // new requests' recent estimates (see WithEstimateReuse)
 }
 
 type config struct {
@@ -79,6 +81,7 @@ type config struct {
 	// estimate.go
 	estimator       genpipe.Estimator
 	maxStartWait    time.Duration
+	estimateReuse   time.Duration                      // see WithEstimateReuse
 	observeEstimate func(genpipe.Stage, time.Duration) // nil: none
 }
 
@@ -216,7 +219,8 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 		return nil, err
 	}
 	s := &Server{store: store, submitter: submitter, objects: objects, hub: hub, cfg: cfg, mux: http.NewServeMux(),
-		plainKeys: tenants.FromKeys(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store}}
+		plainKeys: tenants.FromKeys(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store},
+		uploads: newSignedUploads()}
 	s.keys.Store(&keyring{})
 	if err := s.SetTenants(cfg.tenants); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -262,6 +266,7 @@ func (c *config) validate() error {
 	check.If(c.maxUpload < 1, "max upload size %d: want at least 1 byte", c.maxUpload)
 	check.If(c.maxBacklog < 0, "max backlog %d: want 0 (no bound) or more", c.maxBacklog)
 	check.If(c.maxStartWait < 0, "max start wait %v: want 0 (no bound) or more", c.maxStartWait)
+	check.If(c.estimateReuse < 0 || c.estimateReuse > MaxEstimateReuse, "estimate reuse %v: want 0 to %v", c.estimateReuse, MaxEstimateReuse)
 	check.If(c.maxStartWait > 0 && c.estimator == nil, "max start wait %v: needs an estimator", c.maxStartWait)
 	check.If(c.rateLimit < 0, "rate limit %g: want 0 (no limit) or more", c.rateLimit)
 	check.If(c.rateLimit > 0 && c.rateBurst < 1, "rate burst %d: want at least 1", c.rateBurst)

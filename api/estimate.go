@@ -17,6 +17,24 @@ import (
 // estimates given at submission is observed when the request's calls start
 // (WithEstimateObserver).
 
+// DefaultEstimateReuse is the default of WithEstimateReuse: none, each new
+// request is estimated from the queues as they are.
+const DefaultEstimateReuse = 0
+
+// MaxEstimateReuse is the most WithEstimateReuse takes: a reused estimate
+// is that much older than the queues.
+const MaxEstimateReuse = time.Second
+
+// WithEstimateReuse lets the estimate of a new request stand for d for the
+// next new requests of the same share. A new request's estimate depends on
+// its share and the queues alone, and reading the queues costs a dozen
+// store reads: a burst of submissions then shares one reading every d
+// instead of paying it each. A reused estimate, and the admission by
+// WithMaxStartWait decided on it, is at most d older than the queues, a
+// small error beside the waits it predicts. The default is
+// DefaultEstimateReuse; more than MaxEstimateReuse is invalid.
+func WithEstimateReuse(d time.Duration) Option { return func(c *config) { c.estimateReuse = d } }
+
 // DefaultMaxStartWait is the default of WithMaxStartWait: no bound.
 const DefaultMaxStartWait = 0
 
@@ -59,7 +77,7 @@ func (s *Server) estimate(ctx context.Context, r *genpipe.Request) (genpipe.Esti
 // call could not start by its deadline: its StartBy, or now plus the
 // server's bound, the earlier.
 func (s *Server) admitStart(ctx context.Context, r *genpipe.Request) (genpipe.Estimate, bool, error) {
-	e, ok := s.estimate(ctx, r)
+	e, ok := s.fresh.estimate(ctx, s, r)
 	if !ok {
 		return e, false, nil
 	}
@@ -140,4 +158,52 @@ func (s *Server) observeStart(c genpipe.StatusChange) {
 	if stage, predicted, ok := s.predicted.started(c); ok && !c.At.IsZero() {
 		s.cfg.observeEstimate(stage, c.At.Sub(predicted))
 	}
+}
+
+// maxFreshShares bounds the shares freshEstimates keeps: past it, it
+// starts afresh.
+const maxFreshShares = 1024
+
+// freshEstimates are the latest estimates of new requests, by share (see
+// WithEstimateReuse). The zero value is ready to use.
+type freshEstimates struct {
+	mu   sync.Mutex
+	last map[genpipe.Share]freshEstimate
+}
+
+type freshEstimate struct {
+	at time.Time
+	e  genpipe.Estimate
+	ok bool
+}
+
+// estimate returns the estimate of r, a request not submitted yet: one
+// made less than the server's estimateReuse ago for its share, or a new
+// one.
+func (f *freshEstimates) estimate(ctx context.Context, s *Server, r *genpipe.Request) (genpipe.Estimate, bool) {
+	share, now, reuse := r.Share.Normalized(), s.cfg.now(), s.cfg.estimateReuse
+	if reuse > 0 {
+		f.mu.Lock()
+		last, found := f.last[share]
+		f.mu.Unlock()
+		if found && now.Sub(last.at) >= 0 && now.Sub(last.at) < reuse {
+			return last.e, last.ok
+		}
+	}
+	// Placed without its id, as a request not submitted yet (which it
+	// is): the estimator then does not look for its tasks and claims,
+	// which cannot exist.
+	fresh := *r
+	fresh.ID = ""
+	e, ok := s.estimate(ctx, &fresh)
+	if reuse <= 0 {
+		return e, ok
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.last == nil || len(f.last) >= maxFreshShares {
+		f.last = map[genpipe.Share]freshEstimate{}
+	}
+	f.last[share] = freshEstimate{at: now, e: e, ok: ok}
+	return e, ok
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,5 +49,66 @@ func TestAdmitStartBy(t *testing.T) {
 		if c.refused && (genpipe.ErrorCode(err) != genpipe.ESTARTTOOLATE || !errors.As(err, &rl) || retryAfterSeconds(err) != c.retryAfterSecond) {
 			t.Errorf("%s: %v (Retry-After %d); want %s with Retry-After %d", c.name, err, retryAfterSeconds(err), genpipe.ESTARTTOOLATE, c.retryAfterSecond)
 		}
+	}
+}
+
+// countingEstimator counts its estimates and the ids it was asked about.
+type countingEstimator struct {
+	mu    sync.Mutex
+	calls int
+	ids   []string
+}
+
+func (c *countingEstimator) Estimate(_ context.Context, r *genpipe.Request) (genpipe.Estimate, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	c.ids = append(c.ids, r.ID)
+	at := time.Unix(int64(c.calls), 0)
+	return genpipe.Estimate{StartAt: at, LastStartAt: at, DoneAt: at}, true, nil
+}
+
+// With WithEstimateReuse, new requests of one share within the reuse get
+// the estimate of the first, read once; another share, or a later
+// request, is estimated anew. New requests are placed without their id:
+// they have no task or claim to look for. Without reuse, each is estimated.
+func TestEstimateReuse(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	est := &countingEstimator{}
+	s := &Server{cfg: config{estimator: est, estimateReuse: 100 * time.Millisecond,
+		now: func() time.Time { return now }, logger: slog.New(slog.DiscardHandler)}}
+	admit := func(tenant string) time.Time {
+		t.Helper()
+		r := &genpipe.Request{ID: "11111111-1111-4111-8111-111111111111", Status: genpipe.StatusReceived,
+			Share: genpipe.Share{Tenant: tenant}}
+		e, ok, err := s.admitStart(t.Context(), r)
+		if !ok || err != nil {
+			t.Fatalf("admitStart = %v, %v", ok, err)
+		}
+		return e.StartAt
+	}
+	first := admit("a")
+	if again := admit("a"); again != first || est.calls != 1 {
+		t.Errorf("a second request within the reuse: start %v (first %v), %d estimates; want the first's, 1", again, first, est.calls)
+	}
+	admit("b")
+	if est.calls != 2 {
+		t.Errorf("another tenant's request: %d estimates; want 2", est.calls)
+	}
+	now = now.Add(100 * time.Millisecond)
+	if later := admit("a"); later == first || est.calls != 3 {
+		t.Errorf("a request after the reuse: start %v, %d estimates; want a new one, 3", later, est.calls)
+	}
+	for _, id := range est.ids {
+		if id != "" {
+			t.Errorf("a new request was estimated with its id %q; want none", id)
+		}
+	}
+
+	s.cfg.estimateReuse = 0
+	admit("a")
+	admit("a")
+	if est.calls != 5 {
+		t.Errorf("without reuse: %d estimates after two more requests; want 5", est.calls)
 	}
 }

@@ -53,11 +53,13 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	objectID := uuid.NewString()
 	put := genpipe.PutHeaders{ContentType: in.ContentType, ContentLength: in.ContentLength}
-	uploadURL, err := s.objects.PresignPut(r.Context(), genpipe.UploadKey(ownerOf(r), objectID), put, s.cfg.uploadTTL)
+	key := genpipe.UploadKey(ownerOf(r), objectID)
+	uploadURL, err := s.objects.PresignPut(r.Context(), key, put, s.cfg.uploadTTL)
 	if err != nil {
 		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
 		return
 	}
+	s.uploads.add(key, in.ContentLength)
 	httpjson.Write(w, http.StatusCreated, uploadResponse{
 		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
 		Headers:   put.Header(),
@@ -329,7 +331,10 @@ func styleIDs() string {
 // the object both stages read, before the request is stored or queued:
 // whatever the client PUTs to its upload URL afterwards, the request is
 // checked on and generated from the image it was submitted with. The size
-// limit is checked on the copy, the image the stages will read.
+// limit is checked on the copy, the image the stages will read: from the
+// size its upload URL was signed for when this server issued it (see
+// signedUploads), else read from the store. The copy is then the one
+// round trip to the object store that a submission costs.
 //
 // An objectId that the caller's API key never uploaded answers 422, the
 // same whether no key or another key uploaded it, so that objectIds can be
@@ -337,21 +342,34 @@ func styleIDs() string {
 // genpipe.UploadKey). 422 rather than 404: the endpoint exists, and what
 // the body refers to is unusable.
 func (s *Server) pinInput(ctx context.Context, req *genpipe.Request) error {
-	info, err := s.objects.Copy(ctx, genpipe.UploadKey(req.Owner, req.ObjectID), genpipe.InputKey(req.ID))
+	upload, input := genpipe.UploadKey(req.Owner, req.ObjectID), genpipe.InputKey(req.ID)
+	unavailable := func(err error) error {
+		return fmt.Errorf("pin the upload of request %s: %w (%w)", req.ID,
+			genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later"), err)
+	}
+	err := s.objects.Copy(ctx, upload, input)
 	switch genpipe.ErrorCode(err) {
 	case "":
 	case genpipe.ENOTFOUND:
 		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", req.ObjectID)
 	default:
-		unavailable := genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later")
-		return fmt.Errorf("pin the upload of request %s: %w (%w)", req.ID, unavailable, err)
+		return unavailable(err)
 	}
-	if info.Size > s.cfg.maxUpload {
+	size, signed := s.uploads.signed(upload)
+	if !signed {
+		info, err := s.objects.Stat(ctx, input)
+		if err != nil {
+			s.discardInput(ctx, req.ID)
+			return unavailable(err)
+		}
+		size = info.Size
+	}
+	if size > s.cfg.maxUpload {
 		// Only an upload made before a lower limit or before upload URLs
 		// were signed for their size can be larger.
 		s.discardInput(ctx, req.ID)
 		return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
-			req.ObjectID, info.Size, s.cfg.maxUpload)
+			req.ObjectID, size, s.cfg.maxUpload)
 	}
 	return nil
 }

@@ -164,6 +164,13 @@ func startServer(ctx context.Context, dir string, cfg config) (_ *Server, err er
 		Concurrency: 256, // bounds threads blocked in filesystem calls
 		// Zero would refuse every CopyObject; 5 GiB is S3's limit.
 		CopyObjectThreshold: 5 << 30,
+		// A named temporary file (in the bucket's hidden temporary
+		// directory, renamed into place) rather than an O_TMPFILE one:
+		// on ext4 under load, opening an O_TMPFILE took 0.4 ms of system
+		// time, a quarter of the API's CPU for a request (its input
+		// copy); the named file costs a sixth of that. Objects are as
+		// atomic either way.
+		ForceNoTmpFile: true,
 	}
 	metadataStore := "xattr"
 	sidecar := filepath.Join(dir, sidecarDir)

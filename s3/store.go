@@ -269,16 +269,16 @@ func (s *Store) Stat(ctx context.Context, key string) (genpipe.ObjectInfo, error
 }
 
 // Copy copies src to dst inside the bucket (CopyObject: the bytes never
-// leave the store) and returns dst's metadata. S3 copies an object as it was
+// leave the store), reading no metadata back. S3 copies an object as it was
 // at one moment: a PUT to src during the copy either precedes all of it or
 // none of it. Missing src is an ENOTFOUND error.
-func (s *Store) Copy(ctx context.Context, src, dst string) (genpipe.ObjectInfo, error) {
+func (s *Store) Copy(ctx context.Context, src, dst string) error {
 	_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: s.bucket, Object: dst},
 		minio.CopySrcOptions{Bucket: s.bucket, Object: src})
 	if err != nil {
-		return genpipe.ObjectInfo{}, s.fail("copy", src, err)
+		return s.fail("copy", src, err)
 	}
-	return s.Stat(ctx, dst)
+	return nil
 }
 
 // Delete removes the object at key; a missing one is no error.

@@ -58,6 +58,7 @@ type dialect struct {
 
 	// Built by build.
 	createRequest, advanceRequest, claimPublish      string // requests.go
+	createClaimed                                    string // requests.go
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
@@ -86,6 +87,7 @@ func (d *dialect) build() *dialect {
 	d.createRequest = d.withHistory(insertRequest)
 	d.advanceRequest = d.withHistory(updateRequestStatus)
 	d.claimPublish = claimPublishSQL(d)
+	d.createClaimed = createClaimedSQL(d)
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.cancelRequest, d.queueEndWebhook, d.selectHead, d.takeClaimLive, d.claimRefusal = cancelSQL(d)

@@ -25,3 +25,20 @@ var (
 	SQLiteMigrations   = sqliteDialect.migrations
 	PostgresMigrations = postgresDialect.migrations
 )
+
+// GroupTransactions returns how many transactions the store's group
+// commit began, and WaitingWrites how many calls wait for theirs (0 and 0
+// where there is none: PostgreSQL).
+func (s *Store) GroupTransactions() int64 {
+	if s.group == nil {
+		return 0
+	}
+	return s.group.transactions.Load()
+}
+
+func (s *Store) WaitingWrites() int64 {
+	if s.group == nil {
+		return 0
+	}
+	return s.group.waiting.Load()
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -27,6 +28,15 @@ const (
 	insertRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
 		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by)
 	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15)
+	ON CONFLICT (owner, idempotency_key) DO NOTHING`
+
+	// insertClaimedRequest is insertRequest that also takes the new
+	// request's publish claim for owner $16 (its id) and a lease of $17
+	// seconds; see createClaimedSQL.
+	insertClaimedRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
+		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by,
+		publish_owner, publish_lease_until)
+	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, %s)
 	ON CONFLICT (owner, idempotency_key) DO NOTHING`
 
 	// updateRequestStatus is the whole of ApplyStatus's decision: it
@@ -73,6 +83,25 @@ const (
 // range is an EINVALID error. r's Status, Result, Error and timestamps are
 // ignored.
 func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe.Request, bool, error) {
+	return s.createRequest(ctx, r, 0)
+}
+
+// CreateClaimed is CreateRequest that also takes the publish claim of the
+// request it creates, for owner r.ID and lease, in the same statement: a
+// submission writes once before it publishes, not twice. For a request
+// that exists with r's idempotency key it takes nothing; see
+// genpipe.RequestStore. A lease under a millisecond is an EINVALID error.
+func (s *Store) CreateClaimed(ctx context.Context, r *genpipe.Request, lease time.Duration) (*genpipe.Request, bool, error) {
+	if lease < time.Millisecond {
+		return nil, false, genpipe.Errorf(genpipe.EINVALID, "publish lease %v: want at least 1ms", lease)
+	}
+	return s.createRequest(ctx, r, lease)
+}
+
+// createRequest stores r, with its publish claim held by r.ID for lease
+// unless lease is 0. On SQLite the insert joins the concurrent writes of
+// other submissions in one transaction (see groupCommit).
+func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease time.Duration) (*genpipe.Request, bool, error) {
 	if r.ID == "" {
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request has no id")
 	}
@@ -88,21 +117,34 @@ func (s *Store) CreateRequest(ctx context.Context, r *genpipe.Request) (*genpipe
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
-	res, err := s.write.ExecContext(ctx, s.d.createRequest, r.ID, r.ObjectID, r.Style, r.Title, r.Description,
+	query, args := s.d.createRequest, []any{r.ID, r.ObjectID, r.Style, r.Title, r.Description,
 		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
-		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight, s.nullTime(stored.StartBy))
-	if s.d.isUniqueViolation(err) { // the key has its own ON CONFLICT: this is the id
-		return nil, false, genpipe.Errorf(genpipe.ECONFLICT, "request %s already exists", r.ID)
+		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight, s.nullTime(stored.StartBy)}
+	if lease > 0 {
+		query, args = s.d.createClaimed, append(args, r.ID, lease.Seconds())
 	}
-	n, err := rowsAffected(res, err)
-	if err != nil {
-		return nil, false, s.fail("create request "+r.ID, err)
-	}
-	if n == 0 { // the idempotency key is taken: return its request
-		twin, err := scanRequest(s.read.QueryRowContext(ctx, selectRequestByKey, r.Owner, r.IdempotencyKey))
-		if err != nil {
-			return nil, false, s.fail("create request "+r.ID+": read request with its idempotency key", err)
+	var twin *genpipe.Request
+	err := s.grouped(ctx, []string{query, selectRequestByKey}, func(w writer) error {
+		n, err := rowsAffected(w.exec(query, args...))
+		if s.d.isUniqueViolation(err) { // the key has its own ON CONFLICT: this is the id
+			return genpipe.Errorf(genpipe.ECONFLICT, "request %s already exists", r.ID)
 		}
+		if err != nil || n > 0 {
+			return err
+		}
+		// The idempotency key is taken: return its request, read where
+		// the insert ran, which sees it even if it is not committed yet.
+		if twin, err = scanRequest(w.queryRow(selectRequestByKey, r.Owner, r.IdempotencyKey)); err != nil {
+			return fmt.Errorf("read request with its idempotency key: %w", err)
+		}
+		return nil
+	})
+	switch {
+	case genpipe.ErrorCode(err) != "":
+		return nil, false, err
+	case err != nil:
+		return nil, false, s.fail("create request "+r.ID, err)
+	case twin != nil:
 		return twin, false, nil
 	}
 	return stored, true, nil
@@ -128,14 +170,24 @@ func (s *Store) MarkPublished(ctx context.Context, id string) error {
 	if !validID(id) {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
-	n, err := rowsAffected(s.write.ExecContext(ctx, markPublished, id))
-	if err != nil {
+	err := s.grouped(ctx, []string{markPublished}, func(w writer) error {
+		n, err := rowsAffected(w.exec(markPublished, id))
+		if err == nil && n == 0 {
+			err = genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
+		}
+		return err
+	})
+	if err != nil && genpipe.ErrorCode(err) == "" {
 		return s.fail("mark request "+id+" published", err)
 	}
-	if n == 0 {
-		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
-	}
-	return nil
+	return err
+}
+
+// createClaimedSQL returns d's insertClaimedRequest, its lease on the
+// database's clock (as claimPublishSQL's), with the received change
+// recorded.
+func createClaimedSQL(d *dialect) string {
+	return d.withHistory(fmt.Sprintf(insertClaimedRequest, d.later("$17")))
 }
 
 // claimPublishSQL returns d's statement that takes the publish claim of

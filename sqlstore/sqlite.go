@@ -102,6 +102,7 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 			return nil, err
 		}
 	}
+	s.group = newGroupCommit(s)
 	return s.open(ctx, cfg.logger, "path", path)
 }
 

@@ -1,7 +1,9 @@
 package sqlstore_test
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -224,4 +226,77 @@ func laterMigrations(t *testing.T, after int) []string {
 		}
 	}
 	return names
+}
+
+// Concurrent submissions on SQLite share a transaction (a group commit):
+// while the one write connection is busy, the writes that arrive wait
+// together and then commit in one transaction, each with its own outcome:
+// a duplicate id is refused alone, a caller that went away is skipped,
+// every other request is stored.
+func TestSQLiteGroupCommit(t *testing.T) {
+	s := open(t, sqliteFile.fresh(t))
+	ctx := t.Context()
+	dup := newRequest()
+	if _, _, err := s.CreateClaimed(ctx, dup, time.Minute); err != nil { // also prepares its statements
+		t.Fatal(err)
+	}
+	// Hold the write connection, as a long write of another part would.
+	blocker, err := s.WriteDB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.GroupTransactions()
+
+	const n = 20
+	gone, leave := context.WithCancel(ctx)
+	reqs := make([]*genpipe.Request, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		reqs[i] = newRequest()
+		callCtx := ctx
+		switch i {
+		case 0:
+			reqs[i] = dup // its id is stored already
+		case 1:
+			callCtx = gone
+		}
+		wg.Go(func() { _, _, errs[i] = s.CreateClaimed(callCtx, reqs[i], time.Minute) })
+	}
+	// The first group waits for the connection; the calls that came
+	// later queue behind it.
+	for s.WaitingWrites() < n {
+		time.Sleep(time.Millisecond)
+	}
+	leave()
+	if err := blocker.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	if got := s.GroupTransactions() - before; got > 2 {
+		t.Errorf("%d concurrent creates took %d transactions; want them grouped in at most 2", n, got)
+	}
+	for i, r := range reqs {
+		err := errs[i]
+		switch {
+		case i == 0:
+			if genpipe.ErrorCode(err) != genpipe.ECONFLICT {
+				t.Errorf("create of a stored id: %v; want %s", err, genpipe.ECONFLICT)
+			}
+		case i == 1:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("create by a caller that went away: %v; want context.Canceled", err)
+			}
+			if state, cerr := s.ClaimPublish(ctx, r.ID, "x", time.Minute); genpipe.ErrorCode(cerr) != genpipe.ENOTFOUND {
+				t.Errorf("the skipped request: claim %q, %v; want it not stored", state, cerr)
+			}
+		case err != nil:
+			t.Errorf("create %d: %v", i, err)
+		default:
+			if err := s.MarkPublished(ctx, r.ID); err != nil {
+				t.Errorf("MarkPublished %d: %v", i, err)
+			}
+		}
+	}
 }

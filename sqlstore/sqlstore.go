@@ -70,6 +70,9 @@ type Store struct {
 	// startCheckpoints).
 	closeDriver func()
 	txPrepared  atomic.Bool // the task queue's statements are prepared (see prepareTxStmts)
+	// group, on SQLite, runs the writes of concurrent submissions in one
+	// transaction (see grouped); nil on PostgreSQL.
+	group *groupCommit
 }
 
 type options struct {
@@ -178,6 +181,9 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database. Calls in flight finish first. Closing twice
 // is harmless.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	var errs []error
 	if s.read != s.write {
 		errs = append(errs, s.read.Close())

@@ -27,7 +27,8 @@
 //   - ClaimPublish gives a claim to exactly one of any number of
 //     concurrent callers, even to its holder only once; a
 //     ReleasePublish by anyone but the holder, or after publishing, changes
-//     nothing.
+//     nothing. CreateClaimed creates a request with its claim held by the
+//     request's own id, and takes nothing for an existing one.
 //   - ClaimDueWebhooks claims the longest overdue first (by NextAttemptAt,
 //     then ID); EnqueueWebhook defaults an empty State to pending and zero
 //     times to now.

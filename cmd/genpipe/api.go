@@ -31,6 +31,13 @@ const defaultAPIAddr = "127.0.0.1:8080"
 // queues nothing twice).
 const submitPublishTimeout = 2 * time.Second
 
+// defaultEstimateReuse is -estimate-reuse's default: the API package's
+// estimates are exact unless asked (api.DefaultEstimateReuse), but a
+// service taking thousands of requests a second reads the queues ten
+// times a second, not once a request (measured: a seventh of the API's CPU
+// per request; see genpipe bench intake).
+const defaultEstimateReuse = 100 * time.Millisecond
+
 // apiConfig is the configuration of `genpipe api`: the HTTP API and the web
 // page.
 type apiConfig struct {

@@ -27,6 +27,7 @@ Usage:
   genpipe loadtest                        measure naive, article and genpipe profiles on one workload
   genpipe dlq list|replay                 show or replay the records set aside in the dead-letter topic
   genpipe usage                           print the paid AI calls and AI-seconds by tenant, stage and day
+  genpipe bench intake                    measure POST /v1/requests against a produce-only server
 
 Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
 GENPIPE_* environment variable named in its help.
@@ -86,6 +87,7 @@ func commands() map[string]command {
 		"dlq":              cmdDLQ,
 		"usage":            cmdUsage,
 		"loadtest":         cmdLoadtest,
+		"bench":            cmdBench,
 		"config-reference": cmdConfigReference,
 	}
 }

@@ -29,7 +29,7 @@ import (
 
 // subcommands lists the commands that take a subcommand word before their
 // flags, with the words: their flag sets differ by subcommand.
-var subcommands = map[string][]string{"dlq": {"list", "replay"}}
+var subcommands = map[string][]string{"dlq": {"list", "replay"}, "bench": {"intake"}}
 
 // otherEnv are the GENPIPE_* variables read outside a flag, by command.
 // TestEveryGenpipeVariableIsDocumented fails on a GENPIPE_* name in the

@@ -366,6 +366,7 @@ type apiSettings struct {
 	AllowPrivateWebhooks bool
 	MaxBacklog           int
 	MaxStartWait         time.Duration
+	EstimateReuse        time.Duration
 	RateLimit            float64
 	RateBurst            int
 	UploadTTL            time.Duration
@@ -398,6 +399,10 @@ func (s *apiSettings) register(f *flags, up bool) {
 		"refuse with 429 start_too_late (Retry-After the excess) a request whose AI calls are predicted to start later than this after it "+
 			"arrives, from the work ahead of it and the stages' measured service times; a request's own startBy is always enforced so; 0 for no bound",
 		atLeast(time.Duration(0)))
+	f.Duration(&s.EstimateReuse, "estimate-reuse", "GENPIPE_ESTIMATE_REUSE", defaultEstimateReuse,
+		"how long the predicted wait of a new request stands for the next new requests of the same tenant and priority, "+
+			"so that a burst of submissions reads the queues once, not once each; -max-start-wait decides on it too; 0 estimates each anew",
+		between(time.Duration(0), api.MaxEstimateReuse))
 	f.Float(&s.RateLimit, "rate-limit", "GENPIPE_RATE_LIMIT", 0,
 		"requests a second each client (its API key, else its IP address) may make to /v1/ on average, 429 with Retry-After above; 0 for no limit",
 		atLeast(0.0))
@@ -444,6 +449,7 @@ func (s apiSettings) options() []api.Option {
 		api.WithAllowPrivateWebhooks(s.AllowPrivateWebhooks),
 		api.WithMaxBacklog(s.MaxBacklog),
 		api.WithMaxStartWait(s.MaxStartWait),
+		api.WithEstimateReuse(s.EstimateReuse),
 		api.WithUploadTTL(s.UploadTTL),
 		api.WithResultTTL(s.ResultTTL),
 		api.WithMaxUploadSize(s.MaxUploadBytes),
