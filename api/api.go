@@ -394,6 +394,7 @@ func (s *Server) routes() {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	if s.cfg.metrics != nil {
 		s.mux.Handle("GET /metrics", s.cfg.metrics)
 	}
