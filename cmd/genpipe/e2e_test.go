@@ -45,10 +45,13 @@ func TestE2EUploadToSlide(t *testing.T) {
 	if err != nil || final.Status != "done" || final.Result == nil {
 		t.Fatalf("request ended %s (%s, %v), want done with a result; saw %v", final.Status, final.Error, err, seen)
 	}
-	v, err := c.Get(ctx, a.ID)
-	if err != nil || v.Status != "done" || v.Result == nil {
-		t.Fatalf("GET after done: %+v, %v", v, err)
-	}
+	// The stream may tell done before the status store has it: GET
+	// catches up.
+	var v *genpipe.RequestView
+	testutil.Eventually(t, 10*time.Second, "GET to show the request done", func() bool {
+		v, err = c.Get(ctx, a.ID)
+		return err == nil && v.Status == "done" && v.Result != nil
+	})
 	for link, check := range map[string]func(*testing.T, []byte){v.Result.PNGURL: checkPNG, v.Result.PDFURL: checkPDF, v.Result.PPTXURL: checkPPTX} {
 		var file bytes.Buffer
 		if _, err := c.Download(ctx, link, &file); err != nil {

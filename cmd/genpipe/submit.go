@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	_ "image/jpeg" // image.DecodeConfig of a JPEG
@@ -113,7 +114,9 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // the flag package would take only after the last flag.
 func splitArgs(fs *flags, args []string) (flagArgs, others []string, err error) {
 	for rest := args; len(rest) > 0; {
-		if err := fs.FlagSet.Parse(rest); err != nil {
+		if err := fs.FlagSet.Parse(rest); errors.Is(err, flag.ErrHelp) {
+			return append(flagArgs, rest...), others, nil // fs.Parse reads the variables first, then helps
+		} else if err != nil {
 			return nil, nil, err
 		}
 		consumed := rest[:len(rest)-fs.NArg()]
