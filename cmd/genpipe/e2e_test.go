@@ -240,6 +240,7 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 	r := &webhookReceiver{cond: make(chan struct{}, 16)}
 	srv := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		_ = described.CheckWebhook(req.Header, body) // a breach fails the run
 		r.mu.Lock()
 		r.got = append(r.got, delivery{body: body, header: req.Header.Clone()})
 		r.mu.Unlock()

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/client"
 )
 
 // runSubmit runs `genpipe submit` against the test's up with args and
@@ -101,5 +104,19 @@ func TestSubmitExitStatuses(t *testing.T) {
 				t.Fatalf("exit %d, %v; want exit %d with an error mentioning %q\n%s", code, err, c.code, c.want, stdout)
 			}
 		})
+	}
+}
+
+// On a terminal the progress is one line rewritten in place, ended once.
+func TestSubmitProgressOnATerminal(t *testing.T) {
+	var out bytes.Buffer
+	p := &progress{w: &out, tty: true, start: time.Now()}
+	p.show(client.Event{Status: genpipe.StatusChecking})
+	p.show(client.Event{Status: genpipe.StatusRejected, Error: "image is 10×10"})
+	p.end()
+	got := out.String()
+	if !strings.HasPrefix(got, "\r\033[K[2/4] checking") || !strings.Contains(got, "\r\033[Krejected") ||
+		!strings.HasSuffix(got, "image is 10×10\n") || strings.Count(got, "\n") != 1 {
+		t.Fatalf("terminal progress = %q", got)
 	}
 }

@@ -339,6 +339,34 @@ func (e *eventChecker) event() *openapi3.Schema { return e.v.event.Value }
 
 func (e *eventChecker) Close() error { return e.body.Close() }
 
+// CheckWebhook checks a webhook delivery (its headers and body) against
+// the description's requestEnded webhook; a breach is returned and kept
+// for Violations.
+func (v *Validator) CheckWebhook(h http.Header, body []byte) error {
+	item := v.doc.Webhooks["requestEnded"]
+	if item == nil || item.Post == nil {
+		return v.record(errors.New("contract: the description has no requestEnded webhook"))
+	}
+	op := item.Post
+	var errs []error
+	for _, p := range op.Parameters {
+		if p.Value.In == openapi3.ParameterInHeader && p.Value.Required && h.Get(p.Value.Name) == "" {
+			errs = append(errs, fmt.Errorf("header %s missing", p.Value.Name))
+		}
+	}
+	var value any
+	if err := json.Unmarshal(body, &value); err != nil {
+		errs = append(errs, fmt.Errorf("body not JSON: %w", err))
+	} else if err := op.RequestBody.Value.Content.Get("application/json").Schema.Value.VisitJSON(value,
+		openapi3.EnableJSONSchema2020(), openapi3.MultiErrors()); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return v.record(fmt.Errorf("contract: webhook requestEnded: %w", err))
+	}
+	return nil
+}
+
 // ErrViolations is what Report returns when a run met breaches.
 var ErrViolations = errors.New("the API broke its OpenAPI description")
 

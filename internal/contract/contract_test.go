@@ -131,3 +131,24 @@ func TestTransportChecksEventStreams(t *testing.T) {
 		t.Fatalf("an event stream of the wrong type: %v", err)
 	}
 }
+
+// A webhook delivery is held to the description's webhook.
+func TestCheckWebhook(t *testing.T) {
+	v, err := contract.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{"Webhook-Id": {"msg_1"}, "Webhook-Timestamp": {"1767366245"}, "Webhook-Signature": {"v1,x"}}
+	good := `{"id":"0b5d7a52-7d1c-4a8b-9a43-1f1e6c0e5d2a","status":"rejected","tenant":"default","priority":"normal","style":"minimal",
+		"title":"t","description":"d","error":"too small","createdAt":"2026-01-02T15:04:05Z","updatedAt":"2026-01-02T15:04:06Z"}`
+	if err := v.CheckWebhook(h, []byte(good)); err != nil {
+		t.Fatalf("a delivery as described: %v", err)
+	}
+	if err := v.CheckWebhook(http.Header{}, []byte(strings.Replace(good, `"rejected"`, `"lost"`, 1))); err == nil ||
+		!strings.Contains(err.Error(), "webhook-signature") || !strings.Contains(err.Error(), "status") {
+		t.Fatalf("a delivery without signature and with an unknown status: %v", err)
+	}
+	if v.Report() == nil {
+		t.Fatal("the breach is not in the report")
+	}
+}
