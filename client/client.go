@@ -365,6 +365,10 @@ func (c *Client) downloadFile(ctx context.Context, link, path string) error {
 		return fmt.Errorf("download %s: %w", filepath.Base(path), err)
 	}
 	defer os.Remove(tmp.Name()) // after the rename, nothing is there
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp's 0600 is for secrets, not slides
+		tmp.Close()
+		return fmt.Errorf("download %s: %w", filepath.Base(path), err)
+	}
 	if _, err := c.Download(ctx, link, tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("%s: %w", filepath.Base(path), err)

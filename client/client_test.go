@@ -192,6 +192,9 @@ func TestUploadAndDownload(t *testing.T) {
 	if data, _ := os.ReadFile(filepath.Join(dir, "slide.pdf")); string(data) != "file b" {
 		t.Fatalf("slide.pdf = %q", data)
 	}
+	if info, err := os.Stat(filepath.Join(dir, "slide.png")); err != nil || info.Mode().Perm() != 0o644 {
+		t.Fatalf("slide.png: %v, %v; want a file readable by all, as any other", info.Mode(), err)
+	}
 	_, err = c.DownloadResult(context.Background(), &genpipe.ResultView{PNGURL: base + "/files/missing"}, dir, "broken")
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("a refused download: %v", err)
