@@ -157,7 +157,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if err := t.v.check(ex, resp); err != nil {
 		resp.Body.Close()
-		return nil, t.v.record(fmt.Errorf("contract: %s → %d: %w", ex.op, resp.StatusCode, err))
+		err = fmt.Errorf("contract: %s → %d: %w", ex.op, resp.StatusCode, err)
+		if errors.As(err, new(readError)) {
+			return nil, err // the connection failed: no breach of the description
+		}
+		return nil, t.v.record(err)
 	}
 	return resp, nil
 }
@@ -247,7 +251,7 @@ func (v *Validator) check(ex *exchange, resp *http.Response) error {
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	resp.Body.Close()
 	if err != nil {
-		return fmt.Errorf("read the answer: %w", err)
+		return readError{err}
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(data))
 	input.SetBodyBytes(data)
@@ -257,6 +261,13 @@ func (v *Validator) check(ex *exchange, resp *http.Response) error {
 	resp.Body = io.NopCloser(bytes.NewReader(data))
 	return nil
 }
+
+// readError is an answer that could not be read: the connection's
+// failure, not the server's breach of the description.
+type readError struct{ err error }
+
+func (e readError) Error() string { return "read the answer: " + e.err.Error() }
+func (e readError) Unwrap() error { return e.err }
 
 // isDescribed reports whether the description has p among its paths.
 func isDescribed(doc *openapi3.T, p string) bool { return doc.Paths.Value(p) != nil }
@@ -270,7 +281,7 @@ func (v *Validator) checkProblem(resp *http.Response) error {
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("read the answer: %w", err)
+		return readError{err}
 	}
 	var value any
 	if err := json.Unmarshal(data, &value); err != nil {
