@@ -126,6 +126,18 @@ func TestTransportChecksEventStreams(t *testing.T) {
 		t.Fatal("the breach is not in the report")
 	}
 
+	// A stream cut in the middle of a line is no breach.
+	client, v, url = fake(t, 200, "text/event-stream", "id: 2\nevent: status\ndata: {\"id\":\"0b5d")
+	resp, err = client.Get(url + "/v1/requests/0b5d7a52-7d1c-4a8b-9a43-1f1e6c0e5d2a/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := v.Report(); err != nil {
+		t.Fatalf("a stream cut short: %v", err)
+	}
+
 	client, _, url = fake(t, 200, "text/plain", "data: x\n\n")
 	if _, err := client.Get(url + "/v1/requests/x/events"); err == nil || !strings.Contains(err.Error(), "text/plain") {
 		t.Fatalf("an event stream of the wrong type: %v", err)
