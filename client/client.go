@@ -364,7 +364,7 @@ func (c *Client) downloadFile(ctx context.Context, link, path string) error {
 	if err != nil {
 		return fmt.Errorf("download %s: %w", filepath.Base(path), err)
 	}
-	defer os.Remove(tmp.Name()) // after the rename, nothing is there
+	defer os.Remove(tmp.Name())              // after the rename, nothing is there
 	if err := tmp.Chmod(0o644); err != nil { // CreateTemp's 0600 is for secrets, not slides
 		tmp.Close()
 		return fmt.Errorf("download %s: %w", filepath.Base(path), err)
