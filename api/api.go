@@ -400,6 +400,7 @@ func (s *Server) routes() error {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	if s.cfg.metrics != nil {
 		s.mux.Handle("GET /metrics", s.cfg.metrics)
 	}

@@ -24,13 +24,24 @@ import (
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
+	"github.com/genpipe/genpipe/internal/contract"
 	"github.com/genpipe/genpipe/internal/testenv"
 	"github.com/genpipe/genpipe/kafka"
 )
 
 // The object store is one per test binary (testenv.Run); each test has a
-// broker and a database of its own.
-func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+// broker and a database of its own. Every exchange of http.DefaultClient
+// with a fixture's server is checked against the OpenAPI description.
+func TestMain(m *testing.M) {
+	code := testenv.Run(m)
+	if err := described.Report(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
+}
+
+var described = contract.Install()
 
 type fixture struct {
 	env    *testenv.Env
@@ -71,6 +82,7 @@ func newFixtureServed(t *testing.T, hub *api.Hub, options func(*testenv.StatusSt
 	}
 	f.api, f.server = srv, httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
+	described.Watch(f.server.URL)
 	return f
 }
 

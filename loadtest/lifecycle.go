@@ -13,6 +13,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/client"
 )
 
 // The lifecycle lab drives a running genpipe through its HTTP API, as its
@@ -169,7 +172,11 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (*LifecycleReport, e
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	l := &lab{cfg: cfg, client: cfg.Client, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6c6966))}
+	api, err := client.New(client.WithBaseURL(cfg.System.API), client.WithAPIKey(cfg.System.APIKey), client.WithHTTPClient(cfg.Client))
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	l := &lab{cfg: cfg, client: cfg.Client, api: api, rng: rand.New(rand.NewPCG(cfg.Seed, 0x6c6966))}
 	rep := &LifecycleReport{TimeScale: cfg.TimeScale, StartedAt: time.Now(), CapacityRps: cfg.System.capacity()}
 	objectID, err := l.upload(ctx)
 	if err != nil {
@@ -196,7 +203,8 @@ func RunLifecycle(ctx context.Context, cfg LifecycleConfig) (*LifecycleReport, e
 // lab is a run's state.
 type lab struct {
 	cfg      LifecycleConfig
-	client   *http.Client
+	client   *http.Client   // the AI services' /calls
+	api      *client.Client // the API, as its users call it
 	objectID string
 	mu       sync.Mutex // rng
 	rng      *rand.Rand
@@ -255,55 +263,37 @@ type sample struct {
 // estimate as its first sample.
 func (l *lab) submit(ctx context.Context, r role, startBy time.Time, step float64) *tracked {
 	t := &tracked{role: r, startBy: startBy, submitted: time.Now(), step: step}
-	body := map[string]any{"objectId": l.objectID, "style": "minimal", "description": "lifecycle lab"}
-	if !startBy.IsZero() {
-		body["startBy"] = startBy.UTC().Format(time.RFC3339Nano)
-	}
-	var out struct {
-		ID               string    `json:"id"`
-		Code             string    `json:"code"`
-		EstimatedStartAt time.Time `json:"estimatedStartAt"`
-	}
-	status, err := l.call(ctx, http.MethodPost, l.cfg.System.API+"/v1/requests", body, &out)
+	a, err := l.api.Submit(ctx, client.Submission{ObjectID: l.objectID, Style: "minimal", Description: "lifecycle lab", StartBy: startBy})
+	var p *client.Problem
 	switch {
+	case errors.As(err, &p):
+		t.refused = p.Code
+		if t.refused == "" {
+			t.refused = http.StatusText(p.Status)
+		}
 	case err != nil:
 		t.refused = "error: " + err.Error()
-	case status != http.StatusAccepted:
-		t.refused = out.Code
-		if t.refused == "" {
-			t.refused = http.StatusText(status)
-		}
 	default:
-		t.id = out.ID
+		t.id = a.ID
 		t.final = "received"
-		if !out.EstimatedStartAt.IsZero() {
-			t.samples = append(t.samples, sample{at: t.submitted, predicted: out.EstimatedStartAt, fromPost: true})
+		if !a.EstimatedStartAt.IsZero() {
+			t.samples = append(t.samples, sample{at: t.submitted, predicted: a.EstimatedStartAt, fromPost: true})
 		}
 	}
 	return t
 }
 
-// view is what the lab reads of GET /v1/requests/{id}.
-type view struct {
-	Status           string    `json:"status"`
-	EstimatedStartAt time.Time `json:"estimatedStartAt"`
-}
-
 // get reads t's view and, with keep, its predicted start as a sample:
 // the drain's polls, dense and made with no load coming, are not kept.
-func (l *lab) get(ctx context.Context, t *tracked, keep bool) (view, error) {
+func (l *lab) get(ctx context.Context, t *tracked, keep bool) (*genpipe.RequestView, error) {
 	at := time.Now()
-	var v view
-	status, err := l.call(ctx, http.MethodGet, l.cfg.System.API+"/v1/requests/"+t.id, nil, &v)
-	if err == nil && status != http.StatusOK {
-		err = fmt.Errorf("GET %s: %d", t.id, status)
-	}
+	v, err := l.api.Get(ctx, t.id)
 	if err != nil {
-		return v, err
+		return nil, fmt.Errorf("GET %s: %w", t.id, err)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.final = v.Status
+	t.final = string(v.Status)
 	if keep && !v.EstimatedStartAt.IsZero() {
 		t.samples = append(t.samples, sample{at: at, predicted: v.EstimatedStartAt})
 	}
@@ -313,17 +303,19 @@ func (l *lab) get(ctx context.Context, t *tracked, keep bool) (view, error) {
 // cancelNow sends t's DELETE and records when it was answered.
 func (l *lab) cancelNow(ctx context.Context, t *tracked) {
 	sent := time.Now()
-	var v view
-	status, err := l.call(ctx, http.MethodDelete, l.cfg.System.API+"/v1/requests/"+t.id, nil, &v)
+	v, err := l.api.Cancel(ctx, t.id)
 	at := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.deleteSent, t.deleteAt, t.deleteCode = sent, at, status
-	if err != nil {
+	t.deleteSent, t.deleteAt, t.deleteCode = sent, at, http.StatusOK
+	var p *client.Problem
+	switch {
+	case errors.As(err, &p):
+		t.deleteCode = p.Status
+	case err != nil:
 		t.deleteCode = -1
-	}
-	if status == http.StatusOK && v.Status != "" {
-		t.final = v.Status
+	case v.Status != "":
+		t.final = string(v.Status)
 	}
 }
 
@@ -368,34 +360,11 @@ func (l *lab) call(ctx context.Context, method, url string, body, out any) (int,
 // upload puts the lab's image through POST /v1/uploads and its URL, once:
 // every request pins its own copy of it.
 func (l *lab) upload(ctx context.Context) (string, error) {
-	var up struct {
-		ObjectID  string            `json:"objectId"`
-		UploadURL string            `json:"uploadUrl"`
-		Method    string            `json:"method"`
-		Headers   map[string]string `json:"headers"`
-	}
-	status, err := l.call(ctx, http.MethodPost, l.cfg.System.API+"/v1/uploads",
-		map[string]any{"contentType": "image/png", "contentLength": len(l.cfg.Image)}, &up)
-	if err != nil || status != http.StatusCreated {
-		return "", fmt.Errorf("loadtest: POST /v1/uploads: %d %v", status, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, up.Method, up.UploadURL, bytes.NewReader(l.cfg.Image))
+	objectID, err := l.api.UploadImage(ctx, "image/png", l.cfg.Image)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("loadtest: %w", err)
 	}
-	for k, v := range up.Headers {
-		req.Header.Set(k, v)
-	}
-	req.ContentLength = int64(len(l.cfg.Image))
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("loadtest: upload the image: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return "", fmt.Errorf("loadtest: upload the image: %s", resp.Status)
-	}
-	return up.ObjectID, nil
+	return objectID, nil
 }
 
 // Call is one AI call as the simulated services list it (aisim.Call).

@@ -21,7 +21,7 @@ func TestBenchIntake(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "bench.json")
 	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(t.Context(), buildGenpipe(t, dir), "bench", "intake", "-duration", "1s", "-conns", "4", "-images", "3",
+	cmd := exec.CommandContext(t.Context(), buildGenpipe(t), "bench", "intake", "-duration", "1s", "-conns", "4", "-images", "3",
 		"-log-level", "warn", "-json", file)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {

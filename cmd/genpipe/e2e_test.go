@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"image/png"
 	"io"
@@ -14,32 +15,50 @@ import (
 	"testing"
 	"time"
 
+	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/client"
 	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/notifier"
 )
 
+// TestE2EUploadToSlide goes the way a program would, through the client
+// package: upload, submit, follow live, download; then the webhook.
 func TestE2EUploadToSlide(t *testing.T) {
 	hooks := newWebhookReceiver(t)
-	u := uploadImage(t, "image/png", pngImage(t, 320, 200))
-	var a accepted
-	resp := call(t, "POST", "/v1/requests", map[string]string{
-		"objectId": u.ObjectID, "style": "sunset", "title": "Quarterly results",
-		"description": "Revenue grew 40% year over year, driven by the new slide service.",
-		"webhookUrl":  hooks.url,
-	}, nil, &a)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST /v1/requests: %s", resp.Status)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := apiClient(t)
+	objectID, err := c.UploadImage(ctx, "image/png", pngImage(t, 320, 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.Submit(ctx, client.Submission{ObjectID: objectID, Style: "sunset", Title: "Quarterly results",
+		Description: "Revenue grew 40% year over year, driven by the new slide service.", WebhookURL: hooks.url})
+	if err != nil {
+		t.Fatalf("POST /v1/requests: %v", err)
 	}
 	if a.Status != "received" || a.Message != "request received, please wait" || a.ID == "" {
 		t.Fatalf("202 body = %+v", a)
 	}
-	v := waitTerminal(t, a.ID, 30*time.Second)
-	if v.Status != "done" || v.Result == nil {
-		t.Fatalf("request ended %s (%s), want done with a result", v.Status, v.Error)
+	var seen []genpipe.Status
+	final, err := c.Follow(ctx, a.ID, func(ev client.Event) error { seen = append(seen, ev.Status); return nil })
+	if err != nil || final.Status != "done" || final.Result == nil {
+		t.Fatalf("request ended %s (%s, %v), want done with a result; saw %v", final.Status, final.Error, err, seen)
 	}
-	checkPNG(t, download(t, v.Result.PNGURL))
-	checkPDF(t, download(t, v.Result.PDFURL))
-	checkPPTX(t, download(t, v.Result.PPTXURL))
+	// The stream may tell done before the status store has it: GET
+	// catches up.
+	var v *genpipe.RequestView
+	testutil.Eventually(t, 10*time.Second, "GET to show the request done", func() bool {
+		v, err = c.Get(ctx, a.ID)
+		return err == nil && v.Status == "done" && v.Result != nil
+	})
+	for link, check := range map[string]func(*testing.T, []byte){v.Result.PNGURL: checkPNG, v.Result.PDFURL: checkPDF, v.Result.PPTXURL: checkPPTX} {
+		var file bytes.Buffer
+		if _, err := c.Download(ctx, link, &file); err != nil {
+			t.Fatal(err)
+		}
+		check(t, file.Bytes())
+	}
 
 	delivery := hooks.wait(t, 15*time.Second)
 	if err := notifier.Verify(sys.WebhookSecret, delivery.header, delivery.body, notifier.DefaultTolerance); err != nil {
@@ -59,10 +78,20 @@ func TestE2EUploadToSlide(t *testing.T) {
 	}
 	// GET tells where the webhook stands.
 	testutil.Eventually(t, 10*time.Second, "GET to show the webhook delivered", func() bool {
-		var got requestView
-		call(t, "GET", "/v1/requests/"+a.ID, nil, nil, &got)
-		return got.Webhook != nil && got.Webhook.State == "delivered" && got.Webhook.Attempts == 1
+		got, err := c.Get(ctx, a.ID)
+		return err == nil && got.Webhook != nil && got.Webhook.State == "delivered" && got.Webhook.Attempts == 1
 	})
+}
+
+// apiClient is a client of the test's up, through http.DefaultClient and
+// so checked against the OpenAPI description.
+func apiClient(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.New(client.WithBaseURL(sys.API))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // linkLifetime is how long a presigned link was signed for, in seconds.
@@ -211,6 +240,7 @@ func newWebhookReceiver(t *testing.T) *webhookReceiver {
 	r := &webhookReceiver{cond: make(chan struct{}, 16)}
 	srv := newLoopbackServer(t, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		_ = described.CheckWebhook(req.Header, body) // a breach fails the run
 		r.mu.Lock()
 		r.got = append(r.got, delivery{body: body, header: req.Header.Clone()})
 		r.mu.Unlock()

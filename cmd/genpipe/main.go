@@ -28,6 +28,8 @@ Usage:
   genpipe dlq list|replay                 show or replay the records set aside in the dead-letter topic
   genpipe usage                           print the paid AI calls and AI-seconds by tenant, stage and day
   genpipe bench intake                    measure POST /v1/requests against a produce-only server
+  genpipe submit IMAGE -style ID -description TEXT [-wait]
+                                          submit a slide request to a running API; -wait follows it and downloads the slide
 
 Run 'genpipe COMMAND -h' for a command's flags. Every flag also reads the
 GENPIPE_* environment variable named in its help.
@@ -44,6 +46,10 @@ func main() {
 	if err != nil {
 		if errors.Is(err, errTrapsFound) {
 			os.Exit(1)
+		}
+		if exit := (*exitError)(nil); errors.As(err, &exit) { // genpipe submit's statuses
+			fmt.Fprintln(os.Stderr, "genpipe:", err)
+			os.Exit(exit.code)
 		}
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "genpipe:", err)
@@ -86,6 +92,7 @@ func commands() map[string]command {
 		"doctor":           cmdDoctor,
 		"dlq":              cmdDLQ,
 		"usage":            cmdUsage,
+		"submit":           cmdSubmit,
 		"loadtest":         cmdLoadtest,
 		"bench":            cmdBench,
 		"config-reference": cmdConfigReference,

@@ -64,6 +64,7 @@ func startAPI(t *testing.T, flags ...string) *securedAPI {
 	if err := waitReady(a.url, 30*time.Second); err != nil {
 		t.Fatalf("genpipe api %v: %v", flags, err)
 	}
+	described.Watch(a.url) // API keys, tenants, rate limits: checked against the description too
 	return &a
 }
 

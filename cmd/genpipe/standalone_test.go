@@ -143,6 +143,7 @@ func newStandalone(t *testing.T) *standalone {
 	}
 	s.brokerPort, _ = strconv.Atoi(brokerPort)
 	s.api = "http://" + s.apiAddr
+	described.Watch(s.api) // every part as its own process: checked against the description too
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/genpipe/genpipe/internal/contract"
 )
 
 // The tests of this package run against one `up` in this process (the
@@ -21,8 +23,18 @@ import (
 var sys upURLs
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithUp(m))
+	code := runWithUp(m)
+	if err := described.Report(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		code = max(code, 1)
+	}
+	os.Exit(code)
 }
+
+// described checks every exchange of http.DefaultClient (call, http.Get,
+// the client package's default) with sys.API against the OpenAPI
+// description.
+var described = contract.Install()
 
 func runWithUp(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "genpipe-up-test-")
@@ -60,6 +72,7 @@ func runWithUp(m *testing.M) int {
 		cancel()
 		return 1
 	}
+	described.Watch(sys.API)
 	if err := waitReady(sys.API, 30*time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		cancel()
