@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -341,15 +342,20 @@ func (c *Client) Download(ctx context.Context, link string, w io.Writer) (int64,
 }
 
 // DownloadResult saves a done request's files in dir as NAME.png,
-// NAME.pdf and NAME.pptx, and returns their paths. A file is written
+// NAME.pdf and NAME.pptx, and a deck's further slides as NAME.2.png, ...,
+// and returns their paths. A file is written
 // under a temporary name and renamed once whole, so a failed download
 // leaves no partial file under the final name.
 func (c *Client) DownloadResult(ctx context.Context, result *genpipe.ResultView, dir, name string) ([]string, error) {
 	if result == nil {
 		return nil, fmt.Errorf("download: the request has no result")
 	}
+	files := []struct{ link, ext string }{{result.PNGURL, ".png"}, {result.PDFURL, ".pdf"}, {result.PPTXURL, ".pptx"}}
+	for i := 1; i < len(result.PNGURLs); i++ { // a deck's further slides: name.2.png, ...
+		files = append(files, struct{ link, ext string }{result.PNGURLs[i], "." + strconv.Itoa(i+1) + ".png"})
+	}
 	var paths []string
-	for _, f := range []struct{ link, ext string }{{result.PNGURL, ".png"}, {result.PDFURL, ".pdf"}, {result.PPTXURL, ".pptx"}} {
+	for _, f := range files {
 		path := filepath.Join(dir, name+f.ext)
 		if err := c.downloadFile(ctx, f.link, path); err != nil {
 			return paths, err

@@ -185,9 +185,13 @@ func TestUploadAndDownload(t *testing.T) {
 		t.Fatalf("UploadImage = %q, %v; PUT %q", id, err, put)
 	}
 	dir := t.TempDir()
-	paths, err := c.DownloadResult(context.Background(), &genpipe.ResultView{PNGURL: base + "/files/a", PDFURL: base + "/files/b", PPTXURL: base + "/files/c"}, dir, "slide")
-	if err != nil || len(paths) != 3 {
-		t.Fatalf("DownloadResult = %v, %v", paths, err)
+	paths, err := c.DownloadResult(context.Background(), &genpipe.ResultView{PNGURL: base + "/files/a", PDFURL: base + "/files/b", PPTXURL: base + "/files/c",
+		PNGURLs: []string{base + "/files/a", base + "/files/d"}}, dir, "slide")
+	if err != nil || len(paths) != 4 {
+		t.Fatalf("DownloadResult = %v, %v; want 4 files, a deck of two slides", paths, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "slide.2.png")); string(data) != "file d" {
+		t.Fatalf("slide.2.png = %q; want the second slide's", data)
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "slide.pdf")); string(data) != "file b" {
 		t.Fatalf("slide.pdf = %q", data)
@@ -199,7 +203,7 @@ func TestUploadAndDownload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("a refused download: %v", err)
 	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 3 {
+	if entries, _ := os.ReadDir(dir); len(entries) != 4 {
 		t.Fatalf("a failed download left files: %v", entries)
 	}
 }

@@ -338,7 +338,7 @@ func (s *Store) expireRequest(tx *txn, t genpipe.Task) (bool, error) {
 		return false, nil
 	}
 	n, err := rowsAffected(tx.exec(s.d.advanceRequest, t.RequestID, genpipe.StatusExpired, genpipe.StatusExpired.Rank(),
-		"", "", "", genpipe.ExpiredReason(t.Stage, t.StartBy), s.d.time(now())))
+		"", "", "", genpipe.ExpiredReason(t.Stage, t.StartBy), s.d.time(now()), 0))
 	if err != nil || n == 0 {
 		return false, err
 	}

@@ -16,7 +16,7 @@ import (
 // requestColumns are the columns scanRequest reads, in its order.
 const requestColumns = `id, object_id, style, title, description, webhook_url,
 	COALESCE(idempotency_key, ''), owner, status, result_png_key, result_pdf_key, result_pptx_key,
-	error, created_at, updated_at, tenant, priority, weight, start_by`
+	error, created_at, updated_at, tenant, priority, weight, start_by, result_slides`
 
 const (
 	// insertRequest stores a new request unless its owner's idempotency
@@ -44,7 +44,7 @@ const (
 	// The dialect's advanceRequest also records the change (withHistory).
 	updateRequestStatus = `UPDATE requests
 	SET status = $2, status_rank = $3, result_png_key = $4, result_pdf_key = $5, result_pptx_key = $6,
-		error = $7, updated_at = $8
+		error = $7, updated_at = $8, result_slides = $9
 	WHERE id = $1 AND status_rank < $3`
 
 	selectRequestByKey = `SELECT ` + requestColumns + ` FROM requests WHERE owner = $1 AND idempotency_key = $2`
@@ -67,7 +67,7 @@ const (
 	// planner.
 	countBacklog = `SELECT count(*) FROM requests WHERE status = 'received' AND published`
 
-	selectHistory = `SELECT h.status, h.error, h.at, r.result_png_key, r.result_pdf_key, r.result_pptx_key
+	selectHistory = `SELECT h.status, h.error, h.at, r.result_png_key, r.result_pdf_key, r.result_pptx_key, r.result_slides
 	FROM request_history h JOIN requests r ON r.id = h.request_id
 	WHERE h.request_id = $1 AND r.published
 	ORDER BY h.id`
@@ -299,7 +299,7 @@ func (s *Store) ApplyStatus(ctx context.Context, c genpipe.StatusChange) (bool, 
 		result = *c.Result
 	}
 	n, err := rowsAffected(s.write.ExecContext(ctx, s.d.advanceRequest, c.RequestID, c.Status, c.Status.Rank(),
-		result.PNGKey, result.PDFKey, result.PPTXKey, c.Error, s.d.time(at)))
+		result.PNGKey, result.PDFKey, result.PPTXKey, c.Error, s.d.time(at), result.Slides))
 	if err != nil {
 		return false, s.fail("apply status "+string(c.Status)+" to "+c.RequestID, err)
 	}
@@ -336,7 +336,7 @@ func (s *Store) History(ctx context.Context, id string) ([]genpipe.StatusChange,
 		c := genpipe.StatusChange{RequestID: id}
 		var result genpipe.Result
 		if err := rows.Scan(&c.Status, &c.Error, timeColumn{&c.At},
-			&result.PNGKey, &result.PDFKey, &result.PPTXKey); err != nil {
+			&result.PNGKey, &result.PDFKey, &result.PPTXKey, &result.Slides); err != nil {
 			return nil, s.fail("read history of "+id, err)
 		}
 		if c.Status == genpipe.StatusDone {
@@ -368,7 +368,8 @@ func scanRequest(row row) (*genpipe.Request, error) {
 	var result genpipe.Result
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,
 		&r.IdempotencyKey, &r.Owner, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
-		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt}, &r.Tenant, &r.Priority, &r.Weight, nullTimeColumn{&r.StartBy})
+		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt}, &r.Tenant, &r.Priority, &r.Weight, nullTimeColumn{&r.StartBy},
+		&result.Slides)
 	if err != nil {
 		return nil, err
 	}

@@ -374,10 +374,14 @@ var applyStatusTests = []test{
 			t.Fatalf("a received request has result %v", r.Result)
 		}
 		res := genpipe.ResultKeys(r.ID)
+		res.Slides = 3 // a deck: its count is kept with the keys
 		apply(t, s, genpipe.StatusChange{RequestID: r.ID, Status: genpipe.StatusDone, Result: &res, At: time.Now()}, true)
 		got := read(t, s, r.ID)
 		if got.Result == nil || *got.Result != res {
 			t.Fatalf("done request has result %v; want %v", got.Result, res)
+		}
+		if h := history(t, s, r.ID); h[len(h)-1].Result == nil || *h[len(h)-1].Result != res {
+			t.Fatalf("the history's done change carries %v; want %v", h[len(h)-1].Result, res)
 		}
 		if got.Error != "" {
 			t.Fatalf("done request has error %q", got.Error)

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -81,6 +83,63 @@ func TestE2EUploadToSlide(t *testing.T) {
 		got, err := c.Get(ctx, a.ID)
 		return err == nil && got.Webhook != nil && got.Webhook.State == "delivered" && got.Webhook.Attempts == 1
 	})
+}
+
+// A description too long for one slide continues on further ones, and the
+// user gets every one: a PNG a slide (pngUrls, saved by the client as
+// NAME.2.png, ...) and as many PPTX slides.
+func TestE2ELongDescriptionMakesADeck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := apiClient(t)
+	objectID, err := c.UploadImage(ctx, "image/png", pngImage(t, 320, 200))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("Nothing a user writes is cut: what does not fit continues on the next slide. ", 25)
+	a, err := c.Submit(ctx, client.Submission{ObjectID: objectID, Style: "corporate", Title: "A long story", Description: long})
+	if err != nil {
+		t.Fatal(err)
+	}
+	final, err := c.Follow(ctx, a.ID, func(client.Event) error { return nil })
+	if err != nil || final.Status != "done" || final.Result == nil {
+		t.Fatalf("request ended %s (%s, %v); want done", final.Status, final.Error, err)
+	}
+	res := final.Result
+	if len(res.PNGURLs) < 2 || res.PNGURLs[0] != res.PNGURL {
+		t.Fatalf("pngUrls %d, first %v; want a deck of at least 2 slides, the first pngUrl", len(res.PNGURLs), res.PNGURLs[0] == res.PNGURL)
+	}
+	dir := t.TempDir()
+	paths, err := c.DownloadResult(ctx, res, dir, "deck")
+	if err != nil || len(paths) != 3+len(res.PNGURLs)-1 {
+		t.Fatalf("DownloadResult = %v, %v; want the PDF, the PPTX and %d PNGs", paths, err, len(res.PNGURLs))
+	}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch filepath.Ext(path) {
+		case ".png":
+			checkPNG(t, data)
+		case ".pdf": // its pages, one a slide, are checked in package slide
+			checkPDF(t, data)
+		case ".pptx":
+			zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			slides := 0
+			for _, f := range zr.File {
+				if strings.HasPrefix(f.Name, "ppt/slides/slide") && strings.HasSuffix(f.Name, ".xml") {
+					slides++
+				}
+			}
+			if slides != len(res.PNGURLs) {
+				t.Errorf("the PPTX has %d slides; want %d, one a PNG", slides, len(res.PNGURLs))
+			}
+		}
+	}
 }
 
 // apiClient is a client of the test's up, through http.DefaultClient and

@@ -168,6 +168,7 @@ function describe(ev) {
 }
 
 // fileName is what a download of the request's file is saved as.
+// ext may carry a slide's number ("2.png" for the second slide's PNG).
 function fileName(ext) {
   const style = current && current.style ? `-${current.style}` : "";
   return `genpipe-${current ? current.id : "slide"}${style}.${ext}`;
@@ -183,10 +184,15 @@ function show(ev) {
   }
   if (ev.status === "done" && ev.result) {
     const r = ev.result;
-    const links = [["png", r.pngUrl, "PNG"], ["pdf", r.pdfUrl, "PDF"], ["pptx", r.pptxUrl, "PowerPoint"]];
-    $("links").replaceChildren(...links.map(([ext, url, label]) => {
+    // A long description continues on further slides: one PNG each, all of
+    // them in the PDF and the PowerPoint.
+    const pngs = r.pngUrls && r.pngUrls.length ? r.pngUrls : [r.pngUrl];
+    const links = pngs.length === 1 ? [["png", "png", pngs[0], "PNG"]] :
+      pngs.map((url, i) => [i ? `png${i + 1}` : "png", i ? `${i + 1}.png` : "png", url, `PNG of slide ${i + 1} of ${pngs.length}`]);
+    links.push(["pdf", "pdf", r.pdfUrl, "PDF"], ["pptx", "pptx", r.pptxUrl, "PowerPoint"]);
+    $("links").replaceChildren(...links.map(([id, ext, url, label]) => {
       const a = document.createElement("a");
-      a.id = ext; a.href = url; a.download = fileName(ext); a.textContent = `Download ${label}`;
+      a.id = id; a.href = url; a.download = fileName(ext); a.textContent = `Download ${label}`;
       a.addEventListener("click", download);
       return a;
     }));

@@ -1,4 +1,4 @@
--- 0013: one row per AI call even when its StartCall is retried (a
+-- 0012: one row per AI call even when its StartCall is retried (a
 -- connection lost after the INSERT committed made the worker write the call
 -- again, and the ledger count it twice). A call is its request, stage,
 -- replay, claim owner (unique per handling) and attempt. Rows written twice
