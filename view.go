@@ -57,6 +57,39 @@ type WebhookView struct {
 	LastError string       `json:"lastError,omitempty"`
 }
 
+// SubmitBody is the JSON body of POST /v1/requests, as it travels: the
+// API decodes it, the client package and the intake bench's produce-only
+// server send and read it. Optional fields are left out when empty.
+type SubmitBody struct {
+	ObjectID    string `json:"objectId"`
+	Style       string `json:"style"`
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description"`
+	WebhookURL  string `json:"webhookUrl,omitempty"`
+	// Priority is "high", "normal" or "low"; empty is DefaultPriority.
+	// Above the tenant's MaxPriority is a 403.
+	Priority string `json:"priority,omitempty"`
+	// StartBy (an RFC 3339 time) or MaxWaitSeconds (from now) is the
+	// latest its AI calls may start, else it ends expired.
+	StartBy        string `json:"startBy,omitempty"`
+	MaxWaitSeconds *int64 `json:"maxWaitSeconds,omitempty"`
+}
+
+// Accepted is the 202 answer of POST /v1/requests: the request is stored
+// and durably queued.
+type Accepted struct {
+	ID       string    `json:"id"`
+	Status   Status    `json:"status"`
+	Tenant   string    `json:"tenant"`
+	Priority Priority  `json:"priority"`
+	StartBy  time.Time `json:"startBy,omitzero"`
+	Message  string    `json:"message"`
+	// When its first AI call should start and its last end, predicted from
+	// the work ahead of it; left out without an estimate.
+	EstimatedStartAt time.Time `json:"estimatedStartAt,omitzero"`
+	EstimatedDoneAt  time.Time `json:"estimatedDoneAt,omitzero"`
+}
+
 // ResultView holds presigned GET links to the finished slide.
 type ResultView struct {
 	PNGURL string `json:"pngUrl"` // the first slide's

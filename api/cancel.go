@@ -76,7 +76,7 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request) {
 // maxWaitSeconds, or the server's max wait; every complaint names the
 // field. explicit reports a startBy given as a time, which a retry with
 // the same Idempotency-Key must repeat.
-func (s *Server) deadline(in createRequest) (startBy time.Time, explicit bool, err error) {
+func (s *Server) deadline(in genpipe.SubmitBody) (startBy time.Time, explicit bool, err error) {
 	now := s.cfg.now()
 	switch {
 	case in.StartBy != "" && in.MaxWaitSeconds != nil:

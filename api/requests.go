@@ -83,34 +83,6 @@ func (s *Server) validateUpload(in uploadRequest) error {
 	return nil
 }
 
-type createRequest struct {
-	ObjectID    string `json:"objectId"`
-	Style       string `json:"style"`
-	Title       string `json:"title"`
-	Description string `json:"description"`
-	WebhookURL  string `json:"webhookUrl"`
-	// Priority is "high", "normal" or "low"; empty is
-	// genpipe.DefaultPriority. Above the tenant's MaxPriority is a 403.
-	Priority string `json:"priority"`
-	// StartBy (an RFC 3339 time) or MaxWaitSeconds (from now) is the
-	// latest its AI calls may start, else it ends expired; see deadline.
-	StartBy        string `json:"startBy"`
-	MaxWaitSeconds *int64 `json:"maxWaitSeconds"`
-}
-
-type acceptedResponse struct {
-	ID       string           `json:"id"`
-	Status   genpipe.Status   `json:"status"`
-	Tenant   string           `json:"tenant"`
-	Priority genpipe.Priority `json:"priority"`
-	StartBy  time.Time        `json:"startBy,omitzero"`
-	Message  string           `json:"message"`
-	// When its first AI call should start and its last end (see
-	// estimate.go); left out without an estimate.
-	EstimatedStartAt time.Time `json:"estimatedStartAt,omitzero"`
-	EstimatedDoneAt  time.Time `json:"estimatedDoneAt,omitzero"`
-}
-
 // createRequest admits and validates a request, pins its image (see
 // pinInput), hands it to the Submitter (stored as received, queued in
 // Kafka), and only then answers 202. With an Idempotency-Key a retry gets
@@ -159,7 +131,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.backlog.added()
 	}
 	share := stored.Share.Normalized()
-	accepted := acceptedResponse{ID: stored.ID, Status: genpipe.StatusReceived,
+	accepted := genpipe.Accepted{ID: stored.ID, Status: genpipe.StatusReceived,
 		Tenant: share.Tenant, Priority: share.Priority, StartBy: stored.StartBy, Message: "request received, please wait"}
 	if estimated && queued {
 		accepted.EstimatedStartAt, accepted.EstimatedDoneAt = est.StartAt.UTC(), est.DoneAt.UTC()
@@ -174,7 +146,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 // image was uploaded. Every error is a genpipe error for the client. The
 // request is the caller's tenant's, with the tenant's weight now.
 func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (req *genpipe.Request, explicitStartBy bool, err error) {
-	var in createRequest
+	var in genpipe.SubmitBody
 	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
 		return nil, false, err
 	}
@@ -199,7 +171,7 @@ func (s *Server) readRequest(w http.ResponseWriter, r *http.Request) (req *genpi
 }
 
 // validate checks a request's fields; every complaint names the field.
-func (s *Server) validate(in createRequest, idempotencyKey string) (*genpipe.Request, error) {
+func (s *Server) validate(in genpipe.SubmitBody, idempotencyKey string) (*genpipe.Request, error) {
 	in.Description = strings.TrimSpace(in.Description)
 	in.Title = strings.TrimSpace(in.Title)
 	switch {

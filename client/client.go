@@ -253,38 +253,23 @@ type Submission struct {
 	IdempotencyKey string
 }
 
-// Accepted is the API's answer to a submission.
-type Accepted struct {
-	ID               string           `json:"id"`
-	Status           genpipe.Status   `json:"status"`
-	Tenant           string           `json:"tenant"`
-	Priority         genpipe.Priority `json:"priority"`
-	StartBy          time.Time        `json:"startBy"`
-	Message          string           `json:"message"`
-	EstimatedStartAt time.Time        `json:"estimatedStartAt"`
-	EstimatedDoneAt  time.Time        `json:"estimatedDoneAt"`
-}
-
 // Submit submits a slide request; the API has queued it durably when
 // Submit returns.
-func (c *Client) Submit(ctx context.Context, s Submission) (*Accepted, error) {
-	body := map[string]any{"objectId": s.ObjectID, "style": s.Style, "description": s.Description}
-	for k, v := range map[string]string{"title": s.Title, "webhookUrl": s.WebhookURL, "priority": string(s.Priority)} {
-		if v != "" {
-			body[k] = v
-		}
-	}
+func (c *Client) Submit(ctx context.Context, s Submission) (*genpipe.Accepted, error) {
+	body := genpipe.SubmitBody{ObjectID: s.ObjectID, Style: s.Style, Title: s.Title, Description: s.Description,
+		WebhookURL: s.WebhookURL, Priority: string(s.Priority)}
 	if !s.StartBy.IsZero() {
-		body["startBy"] = s.StartBy.UTC().Format(time.RFC3339Nano)
+		body.StartBy = s.StartBy.UTC().Format(time.RFC3339Nano)
 	}
 	if s.MaxWait > 0 {
-		body["maxWaitSeconds"] = int64((s.MaxWait + time.Second - 1) / time.Second)
+		seconds := int64((s.MaxWait + time.Second - 1) / time.Second)
+		body.MaxWaitSeconds = &seconds
 	}
 	var headers http.Header
 	if s.IdempotencyKey != "" {
 		headers = http.Header{"Idempotency-Key": {s.IdempotencyKey}}
 	}
-	var a Accepted
+	var a genpipe.Accepted
 	if err := c.do(ctx, http.MethodPost, "/v1/requests", headers, body, &a, http.StatusAccepted); err != nil {
 		return nil, err
 	}

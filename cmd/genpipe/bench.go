@@ -500,19 +500,6 @@ func benchDrive(ctx context.Context, url string, images []string, conns int, d t
 	return r, ids, ctx.Err()
 }
 
-// benchCreate is the body the produce-only server reads: the fields of
-// POST /v1/requests.
-type benchCreate struct {
-	ObjectID       string `json:"objectId"`
-	Style          string `json:"style"`
-	Title          string `json:"title"`
-	Description    string `json:"description"`
-	WebhookURL     string `json:"webhookUrl"`
-	Priority       string `json:"priority"`
-	StartBy        string `json:"startBy"`
-	MaxWaitSeconds *int64 `json:"maxWaitSeconds"`
-}
-
 // benchStartBaseline serves the produce-only server on a free port: it
 // decodes the body, produces it as one keyed record (acks=all, the API's
 // producer settings) to the same broker and answers 202 with the id.
@@ -529,7 +516,7 @@ func benchStartBaseline(ctx context.Context, k kafkaSettings, log *slog.Logger) 
 		return "", nil, err
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var in benchCreate
+		var in genpipe.SubmitBody
 		if err := httpjson.Decode(w, r, 64<<10, &in); err != nil {
 			httpjson.WriteProblem(w, http.StatusBadRequest, genpipe.ErrorCode(err), err.Error())
 			return
