@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -72,22 +73,29 @@ func (c *client) call(ctx context.Context, id, idempotencyKey string, in, out an
 	// else of ours (baggage) leaves for it.
 	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	receipt := genpipe.AICallReceiptFrom(ctx)
+	// The transport reports the request written from its own goroutine,
+	// which may finish writing the body after the answer came: the flag is
+	// atomic, and only this goroutine fills in the receipt.
+	var wrote atomic.Bool
 	if receipt != nil {
 		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 			WroteRequest: func(info httptrace.WroteRequestInfo) {
 				if info.Err == nil {
-					receipt.Sent = true
+					wrote.Store(true)
 				}
 			},
 		}))
 	}
 	resp, err := c.cfg.client.Do(req)
+	if receipt != nil {
+		// An answer means the request arrived, whatever the trace saw.
+		receipt.Sent = err == nil || wrote.Load()
+	}
 	if err != nil {
 		return c.failed(ctx, err)
 	}
 	defer resp.Body.Close()
 	if receipt != nil {
-		receipt.Sent = true // an answer came: whatever the trace saw, the request arrived
 		receipt.Status = resp.StatusCode
 		receipt.Replayed = resp.Header.Get(ReplayedHeader) == "true"
 		receipt.NotPaid = resp.StatusCode == http.StatusTooManyRequests ||
