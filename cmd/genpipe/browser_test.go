@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -430,6 +431,43 @@ func TestBrowserShowsHowFarARejectedRequestGot(t *testing.T) {
 	if err != nil || !strings.HasPrefix(message, "Error: There is no such request here.") {
 		t.Errorf("message for an unknown request: %q (%v)", message, err)
 	}
+}
+
+// TestBrowserOffersEveryPNGOfADeck opens the page of a request whose
+// description continued on further slides: it offers each slide's PNG,
+// named after the request and the slide, beside the PDF and PowerPoint.
+func TestBrowserOffersEveryPNGOfADeck(t *testing.T) {
+	ctx := browser(t)
+	u := uploadImage(t, "image/png", pngImage(t, 320, 200))
+	long := strings.Repeat("A page shows every slide of a deck, not only the first one. ", 30)
+	var a accepted
+	call(t, "POST", "/v1/requests", map[string]string{"objectId": u.ObjectID, "style": "minimal", "description": long}, nil, &a)
+	if v := waitTerminal(t, a.ID, 30*time.Second); v.Status != "done" {
+		t.Fatalf("request ended %s; want done", v.Status)
+	}
+	v, err := apiClient(t).Get(t.Context(), a.ID)
+	if err != nil || v.Result == nil || len(v.Result.PNGURLs) < 2 {
+		t.Fatalf("GET: %+v, %v; want a deck of at least two slides", v, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(sys.API+"/requests/"+a.ID)); err != nil {
+		t.Fatal(err)
+	}
+	waitPageStatus(t, ctx, "done")
+	links, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#links a")].map(a => a.download + " " + a.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(v.Result.PNGURLs)
+	prefix := "genpipe-" + a.ID + "-minimal"
+	want := []string{fmt.Sprintf("%s.png Download PNG of slide 1 of %d", prefix, n)}
+	for i := 2; i <= n; i++ {
+		want = append(want, fmt.Sprintf("%s.%d.png Download PNG of slide %d of %d", prefix, i, i, n))
+	}
+	want = append(want, prefix+".pdf Download PDF", prefix+".pptx Download PowerPoint")
+	if !slices.Equal(links, want) {
+		t.Errorf("download links of a deck: %q; want %q", links, want)
+	}
+	checkAccessible(t, ctx, "deck")
 }
 
 // TestBrowserChecksTheFormBeforeUploading submits images the API would
