@@ -1,14 +1,13 @@
 package loadtest
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/genpipe/genpipe/client"
 )
 
 // Defaults of the overhead scenario.
@@ -97,67 +96,25 @@ func (l *lab) overhead(ctx context.Context) (*OverheadResult, error) {
 	return judgeOverhead(cfg.OverheadLoad, all, calls), nil
 }
 
-// follow submits one request and reads its event stream to the end.
+// follow submits one request and follows its event stream to the end,
+// as the API's users do (the client package).
 func (l *lab) follow(ctx context.Context) *followed {
 	f := &followed{sent: time.Now()}
-	body := map[string]any{"objectId": l.objectID, "style": "minimal", "description": "overhead lab"}
-	var out struct {
-		ID   string `json:"id"`
-		Code string `json:"code"`
-	}
-	status, err := l.call(ctx, http.MethodPost, l.cfg.System.API+"/v1/requests", body, &out)
+	a, err := l.api.Submit(ctx, client.Submission{ObjectID: l.objectID, Style: "minimal", Description: "overhead lab"})
 	f.accepted = time.Now()
-	if err == nil && status != http.StatusAccepted {
-		err = fmt.Errorf("POST /v1/requests: %d %s", status, out.Code)
-	}
 	if err != nil {
 		f.err = err
 		return f
 	}
-	f.id = out.ID
-	f.final, f.doneAt, f.err = l.stream(ctx, f.id)
+	f.id = a.ID
+	final, err := l.api.Follow(ctx, f.id, func(ev client.Event) error {
+		if ev.Status.Terminal() {
+			f.doneAt = time.Now() // when the client read it
+		}
+		return nil
+	})
+	f.final, f.err = string(final.Status), err
 	return f
-}
-
-// stream reads id's event stream until a terminal status and returns it
-// and when it was read.
-func (l *lab) stream(ctx context.Context, id string) (string, time.Time, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.cfg.System.API+"/v1/requests/"+id+"/events", nil)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	if k := l.cfg.System.APIKey; k != "" {
-		req.Header.Set("Authorization", "Bearer "+k)
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", time.Time{}, fmt.Errorf("GET events: %s", resp.Status)
-	}
-	lines := bufio.NewScanner(resp.Body)
-	for lines.Scan() {
-		data, ok := strings.CutPrefix(lines.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		at := time.Now()
-		var ev struct {
-			Status string `json:"status"`
-		}
-		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			return "", time.Time{}, fmt.Errorf("event %q: %w", data, err)
-		}
-		if terminal(ev.Status) {
-			return ev.Status, at, nil
-		}
-	}
-	if err := lines.Err(); err != nil {
-		return "", time.Time{}, err
-	}
-	return "", time.Time{}, fmt.Errorf("the stream of %s ended before its end", id)
 }
 
 // judgeOverhead measures each request that ended done with one call per
