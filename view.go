@@ -90,6 +90,19 @@ type Accepted struct {
 	EstimatedDoneAt  time.Time `json:"estimatedDoneAt,omitzero"`
 }
 
+// StreamEvent is the data of one event of GET /v1/requests/{id}/events:
+// one status change of the request, as the API writes it and the client
+// package reads it.
+type StreamEvent struct {
+	RequestID string      `json:"id"`
+	Status    Status      `json:"status"`
+	Tenant    string      `json:"tenant"`
+	Priority  Priority    `json:"priority"`
+	Result    *ResultView `json:"result,omitempty"` // links to the files, on done
+	Error     string      `json:"error,omitempty"`  // why it was rejected, failed or expired
+	At        time.Time   `json:"at"`
+}
+
 // ResultView holds presigned GET links to the finished slide.
 type ResultView struct {
 	PNGURL string `json:"pngUrl"` // the first slide's

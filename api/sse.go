@@ -14,17 +14,6 @@ import (
 	"github.com/genpipe/genpipe"
 )
 
-// statusEvent is the data of one SSE event.
-type statusEvent struct {
-	ID       string              `json:"id"`
-	Status   genpipe.Status      `json:"status"`
-	Tenant   string              `json:"tenant"`
-	Priority genpipe.Priority    `json:"priority"`
-	Result   *genpipe.ResultView `json:"result,omitempty"`
-	Error    string              `json:"error,omitempty"`
-	At       time.Time           `json:"at"`
-}
-
 // streamWriteTimeout bounds each write of an event stream. A stream
 // outlives any server's write timeout, which counts from the start of the
 // request, so it sets a deadline of its own before every write instead: a
@@ -208,7 +197,7 @@ func (st *stream) send(ctx context.Context, c genpipe.StatusChange) bool {
 	if c.Status.Rank() <= st.rank || (c.Status == genpipe.StatusDone && c.Result == nil) {
 		return false // already sent, or done without its links yet: a later poll has them
 	}
-	ev := statusEvent{ID: c.RequestID, Status: c.Status, Tenant: st.share.Tenant, Priority: st.share.Priority,
+	ev := genpipe.StreamEvent{RequestID: c.RequestID, Status: c.Status, Tenant: st.share.Tenant, Priority: st.share.Priority,
 		Error: c.Error, At: c.At.UTC()}
 	if c.Result != nil {
 		result, err := genpipe.NewResultView(ctx, *c.Result, st.s.objects, st.s.cfg.resultTTL)

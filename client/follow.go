@@ -17,15 +17,7 @@ import (
 )
 
 // Event is one status change of a request, as its event stream tells it.
-type Event struct {
-	RequestID string              `json:"id"`
-	Status    genpipe.Status      `json:"status"`
-	Tenant    string              `json:"tenant"`
-	Priority  genpipe.Priority    `json:"priority"`
-	Result    *genpipe.ResultView `json:"result"` // links to the files, on done
-	Error     string              `json:"error"`  // why it was rejected, failed or expired
-	At        time.Time           `json:"at"`
-}
+type Event = genpipe.StreamEvent
 
 // maxEventLine bounds a line of an event stream: an event's data with its
 // three presigned links is a few KiB.
