@@ -544,7 +544,7 @@ func (l *lab) drain(ctx context.Context, all []*tracked) error {
 		open, asked := 0, 0
 		for _, t := range all {
 			t.mu.Lock()
-			ended := t.id == "" || terminal(t.final)
+			ended := t.id == "" || genpipe.Status(t.final).Terminal()
 			t.mu.Unlock()
 			if ended {
 				continue
@@ -570,14 +570,6 @@ func (l *lab) drain(ctx context.Context, all []*tracked) error {
 			return ctx.Err()
 		}
 	}
-}
-
-func terminal(status string) bool {
-	switch status {
-	case "done", "rejected", "failed", "canceled", "expired":
-		return true
-	}
-	return false
 }
 
 // progressEvery reports line() once a second until the returned func is
