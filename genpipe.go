@@ -48,10 +48,24 @@ type Request struct {
 // Job is what the user asked for. It travels inside the events, so a worker
 // never needs to read the status store to do its work.
 type Job struct {
-	ObjectID    string `json:"objectId"` // the uploaded image, see UploadKey; the stages read its copy, see InputKey
+	ObjectID    string `json:"objectId"` // the uploaded image, see UploadKey
 	Style       string `json:"style"`    // a Style.ID
 	Title       string `json:"title"`
 	Description string `json:"description"`
+	// Image is the object key the stages read the image from when it is
+	// the upload itself (UploadKey), which no one can write twice. Empty
+	// when the API copied the upload to InputKey instead, as it does for
+	// uploads made before upload URLs were write-once; see ImageKey.
+	Image string `json:"image,omitempty"`
+}
+
+// ImageKey is the object key of the image the job of request requestID is
+// made from: Image, or the copy the API made (InputKey).
+func (j Job) ImageKey(requestID string) string {
+	if j.Image != "" {
+		return j.Image
+	}
+	return InputKey(requestID)
 }
 
 // Result names the finished slide's files in the object store. Clients get
@@ -87,24 +101,37 @@ func SlidePNGKey(firstPNG string, n int) string {
 
 // UploadKey is the object key of an upload: objectID in the space of the
 // owner that asked for its upload URL (Request.Owner), so that an objectId
-// names nothing for another API key. Without API keys the owner is "" and
-// the key is uploads/<objectID>, where genpipe kept every upload before
-// uploads had owners.
+// names nothing for another API key; images/<objectID> without API keys.
 //
-// The client may PUT to its upload URL again until the URL expires, so
-// the stages never read an upload: see InputKey.
+// Upload URLs are write-once (PutHeaders.WriteOnce): the store refuses a
+// PUT to a key that holds an object, so once uploaded the image stays
+// byte for byte what it was, and the stages read it where it is
+// (Job.Image). The image a request was checked on is the image it is
+// generated from, whatever the client PUTs afterwards.
 func UploadKey(owner, objectID string) string {
+	if owner == "" {
+		return "images/" + objectID
+	}
+	return "images/" + owner + "/" + objectID
+}
+
+// LegacyUploadKey is where uploads were kept before upload URLs were
+// write-once: a URL issued then may still overwrite its object until it
+// expires, so the API copies such an upload to InputKey before it accepts
+// a request made from it. Without an owner it is also where genpipe kept
+// every upload before uploads had owners.
+func LegacyUploadKey(owner, objectID string) string {
 	if owner == "" {
 		return "uploads/" + objectID
 	}
 	return "uploads/" + owner + "/" + objectID
 }
 
-// InputKey is the object key of the image a request is made from: the API
-// copies the upload there when it accepts the request, before storing or
-// queueing it, so the image the request was checked on is byte for byte
-// the image it is generated from, whatever the client PUTs to its upload
-// URL afterwards.
+// InputKey is the object key of the copy of a legacy upload
+// (LegacyUploadKey) that a request is made from: the API copies the
+// upload there when it accepts the request, before storing or queueing
+// it, so that nothing PUT to the upload's URL afterwards reaches the
+// request.
 func InputKey(requestID string) string { return "inputs/" + requestID }
 
 // ResultKeys are the object keys of a request's finished slide.
@@ -264,6 +291,12 @@ type PutHeaders struct {
 	// for. 0 leaves the size open: only for writers genpipe trusts (the
 	// Generative AI writing a slide), never for a user's upload.
 	ContentLength int64
+	// WriteOnce makes the PUT conditional on there being no object at
+	// the key (If-None-Match: *, signed into the URL, so a PUT without it
+	// fails the signature): the store stores the first PUT and answers
+	// 412 to every later one, so what was uploaded cannot be replaced.
+	// AWS S3, MinIO and versitygw evaluate it atomically with the write.
+	WriteOnce bool
 }
 
 // Header returns the headers as a client sends them.
@@ -271,6 +304,9 @@ func (h PutHeaders) Header() map[string]string {
 	header := map[string]string{"Content-Type": h.ContentType}
 	if h.ContentLength > 0 {
 		header["Content-Length"] = strconv.FormatInt(h.ContentLength, 10)
+	}
+	if h.WriteOnce {
+		header["If-None-Match"] = "*"
 	}
 	return header
 }

@@ -48,7 +48,7 @@ type Server struct {
 	limiter   *rateLimiter      // nil without a rate limit
 	cancels   *genpipe.Canceler // nil: DELETE answers 405
 	predicted predictions       // estimates given at submission (see WithEstimateObserver)
-	uploads   *signedUploads    // the sizes this server's upload URLs were signed for
+	uploads   *knownUploads     // the uploads this server signed or saw stored
 	fresh     freshEstimates    // new requests' recent estimates (see WithEstimateReuse)
 }
 
@@ -220,7 +220,7 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 	}
 	s := &Server{store: store, submitter: submitter, objects: objects, hub: hub, cfg: cfg, mux: http.NewServeMux(),
 		plainKeys: tenants.FromKeys(cfg.apiKeys), backlog: &backlogGauge{max: cfg.maxBacklog, store: store},
-		uploads: newSignedUploads()}
+		uploads: newKnownUploads()}
 	s.keys.Store(&keyring{})
 	if err := s.SetTenants(cfg.tenants); err != nil {
 		return nil, fmt.Errorf("api: %w", err)

@@ -38,9 +38,9 @@ type uploadResponse struct {
 
 // createUpload hands out a presigned PUT URL: the image goes straight to
 // the object store, never through the API. The URL is signed for the
-// declared type and size, and for a key in the caller's own space
-// (genpipe.UploadKey), so it stores nothing else and its objectId means
-// nothing to another API key.
+// declared type and size, for a key in the caller's own space
+// (genpipe.UploadKey), and to write once, so it stores nothing else, its
+// objectId means nothing to another API key, and what it stored stays.
 func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 	var in uploadRequest
 	if err := httpjson.Decode(w, r, s.cfg.maxBody, &in); err != nil {
@@ -52,14 +52,14 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	objectID := uuid.NewString()
-	put := genpipe.PutHeaders{ContentType: in.ContentType, ContentLength: in.ContentLength}
+	put := genpipe.PutHeaders{ContentType: in.ContentType, ContentLength: in.ContentLength, WriteOnce: true}
 	key := genpipe.UploadKey(ownerOf(r), objectID)
 	uploadURL, err := s.objects.PresignPut(r.Context(), key, put, s.cfg.uploadTTL)
 	if err != nil {
 		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
 		return
 	}
-	s.uploads.add(key, in.ContentLength)
+	s.uploads.signed(key, in.ContentLength)
 	httpjson.Write(w, http.StatusCreated, uploadResponse{
 		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
 		Headers:   put.Header(),
@@ -116,9 +116,9 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	}
 	stored, queued, err := s.submitter.Submit(r.Context(), req)
 	if (err == nil && stored.ID != req.ID) || genpipe.ErrorCode(err) == genpipe.ECONFLICT {
-		// A retry of an earlier request, which has its own input: this
-		// copy is no request's.
-		s.discardInput(r.Context(), req.ID)
+		// A retry of an earlier request, which has its own input: a copy
+		// made for this one is no request's.
+		s.discardInput(r.Context(), req)
 	}
 	if err == nil && stored.ID != req.ID && !sameDeadline(stored.StartBy, req.StartBy, explicit) {
 		err = genpipe.Errorf(genpipe.ECONFLICT, "Idempotency-Key %q was used for a request with another startBy", req.IdempotencyKey)
@@ -299,61 +299,95 @@ func styleIDs() string {
 	return strings.Join(ids, ", ")
 }
 
-// pinInput copies the request's upload to its input (genpipe.InputKey),
-// the object both stages read, before the request is stored or queued:
-// whatever the client PUTs to its upload URL afterwards, the request is
-// checked on and generated from the image it was submitted with. The size
-// limit is checked on the copy, the image the stages will read: from the
-// size its upload URL was signed for when this server issued it (see
-// signedUploads), else read from the store. The copy is then the one
-// round trip to the object store that a submission costs.
+// pinInput finds the image the request is made from, before it is stored
+// or queued, so that it is checked on and generated from exactly that
+// image. An upload is written once (genpipe.UploadKey): it is the input
+// itself (req.Image), and the API only makes sure it is there and within
+// the size limit, from what it knows of the upload (knownUploads) or one
+// read of its size. An upload made through an older URL, which could still
+// overwrite it, is copied to the request's own input (copyLegacyUpload).
 //
 // An objectId that the caller's API key never uploaded answers 422, the
 // same whether no key or another key uploaded it, so that objectIds can be
-// neither borrowed nor probed (its upload key is in its owner's space,
-// genpipe.UploadKey). 422 rather than 404: the endpoint exists, and what
-// the body refers to is unusable.
+// neither borrowed nor probed (its upload key is in its owner's space).
+// 422 rather than 404: the endpoint exists, and what the body refers to is
+// unusable.
 func (s *Server) pinInput(ctx context.Context, req *genpipe.Request) error {
-	upload, input := genpipe.UploadKey(req.Owner, req.ObjectID), genpipe.InputKey(req.ID)
-	unavailable := func(err error) error {
-		return fmt.Errorf("pin the upload of request %s: %w (%w)", req.ID,
-			genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later"), err)
+	key := genpipe.UploadKey(req.Owner, req.ObjectID)
+	known, _ := s.uploads.lookup(key)
+	if !known.present {
+		info, err := s.objects.Stat(ctx, key)
+		switch genpipe.ErrorCode(err) {
+		case "":
+			known = knownUpload{size: info.Size, present: true}
+			s.uploads.present(key, info.Size)
+		case genpipe.ENOTFOUND:
+			return s.copyLegacyUpload(ctx, req)
+		default:
+			return unavailableInput(req, err)
+		}
 	}
-	err := s.objects.Copy(ctx, upload, input)
+	if err := s.checkUploadSize(req, known.size); err != nil {
+		return err
+	}
+	req.Image = key
+	return nil
+}
+
+// copyLegacyUpload copies the request's upload from where uploads were
+// kept before upload URLs were write-once (genpipe.LegacyUploadKey) to its
+// input (genpipe.InputKey), which no upload URL can overwrite, and checks
+// the copy's size.
+func (s *Server) copyLegacyUpload(ctx context.Context, req *genpipe.Request) error {
+	err := s.objects.Copy(ctx, genpipe.LegacyUploadKey(req.Owner, req.ObjectID), genpipe.InputKey(req.ID))
 	switch genpipe.ErrorCode(err) {
 	case "":
 	case genpipe.ENOTFOUND:
 		return genpipe.Errorf(genpipe.EUNPROCESSABLE, "objectId %s was never uploaded: PUT the image to its uploadUrl first", req.ObjectID)
 	default:
-		return unavailable(err)
+		return unavailableInput(req, err)
 	}
-	size, signed := s.uploads.signed(upload)
-	if !signed {
-		info, err := s.objects.Stat(ctx, input)
-		if err != nil {
-			s.discardInput(ctx, req.ID)
-			return unavailable(err)
-		}
-		size = info.Size
+	info, err := s.objects.Stat(ctx, genpipe.InputKey(req.ID))
+	if err == nil {
+		err = s.checkUploadSize(req, info.Size)
+	} else {
+		err = unavailableInput(req, err)
 	}
+	if err != nil {
+		s.discardInput(ctx, req)
+	}
+	return err
+}
+
+// checkUploadSize refuses an image over the size limit. Only an upload
+// made before a lower limit, or before upload URLs were signed for their
+// size, can be larger.
+func (s *Server) checkUploadSize(req *genpipe.Request, size int64) error {
 	if size > s.cfg.maxUpload {
-		// Only an upload made before a lower limit or before upload URLs
-		// were signed for their size can be larger.
-		s.discardInput(ctx, req.ID)
 		return genpipe.Errorf(genpipe.ETOOLARGE, "the image uploaded as objectId %s is %d bytes; the most is %d",
 			req.ObjectID, size, s.cfg.maxUpload)
 	}
 	return nil
 }
 
+// unavailableInput is the error of a submission whose image the object
+// store could not be asked about.
+func unavailableInput(req *genpipe.Request, err error) error {
+	return fmt.Errorf("find the image of request %s: %w (%w)", req.ID,
+		genpipe.Errorf(genpipe.EUNAVAILABLE, "the object store is unavailable; retry later"), err)
+}
+
 // discardInput deletes the input copied for a request that was not taken
-// in. It runs even when the client went away, and a failure only leaves a
-// copy that no request reads.
-func (s *Server) discardInput(ctx context.Context, requestID string) {
+// in, if one was (see copyLegacyUpload). It runs even when the client went
+// away, and a failure only leaves a copy that no request reads.
+func (s *Server) discardInput(ctx context.Context, req *genpipe.Request) {
+	if req.Image != "" {
+		return // the upload itself: nothing was copied
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.objects.Delete(ctx, genpipe.InputKey(requestID)); err != nil {
-		s.cfg.logger.Warn("could not delete the input of a request not taken in", "request", requestID, "err", err)
+	if err := s.objects.Delete(ctx, genpipe.InputKey(req.ID)); err != nil {
+		s.cfg.logger.Warn("could not delete the input of a request not taken in", "request", req.ID, "err", err)
 	}
 }
 

@@ -308,7 +308,9 @@ func TestObjectIDsBelongToTheirKey(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads: %s %v", resp.Status, upload)
 	}
-	putUpload(t, upload, img)
+	if code := putUpload(t, upload, img); code != http.StatusOK {
+		t.Fatalf("PUT upload: %d; want 200", code)
+	}
 	objectID := upload["objectId"].(string)
 	body := map[string]string{"objectId": objectID, "style": "minimal", "description": "whose image?"}
 
@@ -324,8 +326,9 @@ func TestObjectIDsBelongToTheirKey(t *testing.T) {
 	}
 }
 
-// putUpload PUTs body to an upload answer's URL with the headers it names.
-func putUpload(t *testing.T, upload map[string]any, body []byte) {
+// putUpload PUTs body to an upload answer's URL with the headers it names
+// and returns the object store's status code.
+func putUpload(t *testing.T, upload map[string]any, body []byte) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, upload["uploadUrl"].(string), bytes.NewReader(body))
 	for k, v := range upload["headers"].(map[string]any) {
@@ -335,16 +338,15 @@ func putUpload(t *testing.T, upload map[string]any, body []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, _ := io.ReadAll(resp.Body)
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT upload: %s %s", resp.Status, msg)
-	}
+	return resp.StatusCode
 }
 
-// A request is made from the image it was submitted with: the API copies
-// the upload to the request's input before answering, and neither a PUT
-// to the upload URL afterwards nor a retry of the submission changes it.
+// A request is made from the image it was submitted with: its upload URL
+// writes once, so a PUT through it afterwards is refused (412) and changes
+// nothing, the request reads the upload where it is (no copy), and a
+// retry of the submission gets the same request.
 func TestSubmissionPinsTheUpload(t *testing.T) {
 	f := newFixture(t)
 	first, second := noisyPNG(t, 70), noisyPNG(t, 70)
@@ -353,19 +355,53 @@ func TestSubmissionPinsTheUpload(t *testing.T) {
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/uploads: %s %v", resp.Status, upload)
 	}
-	putUpload(t, upload, first)
-	body := map[string]string{"objectId": upload["objectId"].(string), "style": "minimal", "description": "pinned"}
+	if code := putUpload(t, upload, first); code != http.StatusOK {
+		t.Fatalf("PUT upload: %d; want 200", code)
+	}
+	objectID := upload["objectId"].(string)
+	body := map[string]string{"objectId": objectID, "style": "minimal", "description": "pinned"}
 	resp, accepted := f.post(t, body, "pin-me")
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /v1/requests: %s %v", resp.Status, accepted)
 	}
 	id := accepted["id"].(string)
 
-	putUpload(t, upload, second)
+	if code := putUpload(t, upload, second); code != http.StatusPreconditionFailed {
+		t.Errorf("PUT to the upload URL after submission: %d; want 412", code)
+	}
 	if _, again := f.post(t, body, "pin-me"); again["id"] != id {
 		t.Fatalf("retry got %v, want %s", again["id"], id)
 	}
-	if got, err := f.env.Objects.Get(t.Context(), genpipe.InputKey(id)); err != nil || !bytes.Equal(got, first) {
-		t.Fatalf("the request's input is %d bytes (%v), not the image it was submitted with", len(got), err)
+	r, err := f.store.Request(t.Context(), id)
+	if err != nil || r.Image != genpipe.UploadKey("", objectID) {
+		t.Fatalf("the request reads its image from %q (%v); want its upload %s", r.Image, err, genpipe.UploadKey("", objectID))
+	}
+	if got, err := f.env.Objects.Get(t.Context(), r.Image); err != nil || !bytes.Equal(got, first) {
+		t.Fatalf("the request's image is %d bytes (%v), not the image it was submitted with", len(got), err)
+	}
+	if _, err := f.env.Objects.Stat(t.Context(), genpipe.InputKey(id)); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+		t.Errorf("the upload was copied to %s (%v); want it read where it is", genpipe.InputKey(id), err)
+	}
+}
+
+// A request made from an upload of before upload URLs were write-once
+// (genpipe.LegacyUploadKey), which its URL could still overwrite, reads a
+// copy the API made when it accepted the request (genpipe.InputKey).
+func TestSubmissionCopiesALegacyUpload(t *testing.T) {
+	f := newFixture(t)
+	objectID, image := uuid.NewString(), noisyPNG(t, 70)
+	if err := f.env.Objects.Put(t.Context(), genpipe.LegacyUploadKey("", objectID), genpipe.ContentTypePNG, image); err != nil {
+		t.Fatal(err)
+	}
+	resp, accepted := f.post(t, map[string]string{"objectId": objectID, "style": "minimal", "description": "legacy"}, "")
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/requests: %s %v", resp.Status, accepted)
+	}
+	id := accepted["id"].(string)
+	if r, err := f.store.Request(t.Context(), id); err != nil || r.Image != "" {
+		t.Fatalf("the request reads its image from %q (%v); want its copy", r.Image, err)
+	}
+	if got, err := f.env.Objects.Get(t.Context(), genpipe.InputKey(id)); err != nil || !bytes.Equal(got, image) {
+		t.Fatalf("the request's input is %d bytes (%v), not its upload", len(got), err)
 	}
 }

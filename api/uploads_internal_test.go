@@ -64,76 +64,95 @@ func (f *fakeObjects) calls() (copies, stats, deletes int) {
 	return f.copies, f.stats, f.deletes
 }
 
-// A submission pins its upload with one call to the object store when
-// this server issued the upload's URL: the size it was signed for is the
-// upload's, so nothing is read back. An upload this server did not sign
-// (another process's, an older one) has its copy's size read, and one over
-// the limit is refused either way, its copy deleted.
-func TestPinInputSignedUploads(t *testing.T) {
+// A submission reads its write-once upload where it is, with at most one
+// call to the object store: a stat of the upload the first time this
+// server sees it submitted, none after (it cannot change). An upload from
+// before upload URLs were write-once is copied to the request's input and
+// its copy's size read. One over the limit is refused either way, a copy
+// deleted.
+func TestPinInputWriteOnceUploads(t *testing.T) {
 	objects := &fakeObjects{size: map[string]int64{}}
-	s := &Server{objects: objects, uploads: newSignedUploads(),
+	s := &Server{objects: objects, uploads: newKnownUploads(),
 		cfg: config{maxUpload: 1000, maxBody: 1 << 10, uploadTTL: time.Minute, now: time.Now, logger: slog.New(slog.DiscardHandler)}}
+	pin := func(id, objectID string) (*genpipe.Request, error) {
+		req := &genpipe.Request{ID: id, Job: genpipe.Job{ObjectID: objectID}}
+		return req, s.pinInput(t.Context(), req)
+	}
+	wantCalls := func(what string, copies, stats, deletes int) {
+		t.Helper()
+		if c, st, d := objects.calls(); c != copies || st != stats || d != deletes {
+			t.Errorf("%s: %d copies, %d stats, %d deletes; want %d, %d, %d", what, c, st, d, copies, stats, deletes)
+		}
+	}
 
-	// Issued here: createUpload remembers the signed size.
+	// Issued here: signed write-once; the client's PUT stores it.
 	rec := httptest.NewRecorder()
 	s.createUpload(rec, httptest.NewRequest(http.MethodPost, "/v1/uploads",
 		strings.NewReader(`{"contentType":"image/png","contentLength":600}`)))
-	if rec.Code != http.StatusCreated {
-		t.Fatalf("POST /v1/uploads: %d %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusCreated || !strings.Contains(rec.Body.String(), `"If-None-Match":"*"`) {
+		t.Fatalf("POST /v1/uploads: %d %s; want 201 with If-None-Match: * to send", rec.Code, rec.Body)
 	}
 	objectID := rec.Body.String()[len(`{"objectId":"`):][:36]
+	if _, err := pin("11111111-1111-4111-8111-111111111111", objectID); genpipe.ErrorCode(err) != genpipe.EUNPROCESSABLE {
+		t.Errorf("pinInput before the PUT: %v; want %s", err, genpipe.EUNPROCESSABLE)
+	}
 	objects.size[genpipe.UploadKey("", objectID)] = 600 // the client's PUT
-	req := &genpipe.Request{ID: "11111111-1111-4111-8111-111111111111", Job: genpipe.Job{ObjectID: objectID}}
-	if err := s.pinInput(t.Context(), req); err != nil {
-		t.Fatalf("pinInput of a signed upload: %v", err)
+	wantCalls("a submission before the PUT", 1, 1, 0)   // the stat, then the legacy copy that finds nothing
+	for _, id := range []string{"22222222-2222-4222-8222-222222222222", "33333333-3333-4333-8333-333333333333"} {
+		req, err := pin(id, objectID)
+		if err != nil || req.Image != genpipe.UploadKey("", objectID) {
+			t.Fatalf("pinInput of a write-once upload: image %q, %v; want %q", req.Image, err, genpipe.UploadKey("", objectID))
+		}
 	}
-	if copies, stats, _ := objects.calls(); copies != 1 || stats != 0 {
-		t.Errorf("pinning a signed upload made %d copies and %d stats; want 1 copy and no stat", copies, stats)
-	}
+	wantCalls("two submissions of one upload", 1, 2, 0)
 
-	// Not issued here: its copy's size is read.
-	other := "22222222-2222-4222-8222-222222222222"
+	// Lowered limit: the known upload is refused without a read.
+	s.cfg.maxUpload = 500
+	if _, err := pin("44444444-4444-4444-8444-444444444444", objectID); genpipe.ErrorCode(err) != genpipe.ETOOLARGE {
+		t.Errorf("pinInput of an upload over today's limit: %v; want %s", err, genpipe.ETOOLARGE)
+	}
+	wantCalls("an upload over the limit", 1, 2, 0)
+	s.cfg.maxUpload = 1000
+
+	// Uploaded through another API process: its size is read once.
+	other := "55555555-5555-4555-8555-555555555555"
 	objects.size[genpipe.UploadKey("", other)] = 2000
-	req = &genpipe.Request{ID: "33333333-3333-4333-8333-333333333333", Job: genpipe.Job{ObjectID: other}}
-	err := s.pinInput(t.Context(), req)
-	if genpipe.ErrorCode(err) != genpipe.ETOOLARGE {
+	if _, err := pin("66666666-6666-4666-8666-666666666666", other); genpipe.ErrorCode(err) != genpipe.ETOOLARGE {
 		t.Errorf("pinInput of a large upload signed elsewhere: %v; want %s", err, genpipe.ETOOLARGE)
 	}
-	if copies, stats, deletes := objects.calls(); copies != 2 || stats != 1 || deletes != 1 {
-		t.Errorf("after an upload signed elsewhere: %d copies, %d stats, %d deletes; want 2, 1, 1", copies, stats, deletes)
-	}
+	wantCalls("an upload signed elsewhere", 1, 3, 0)
 
-	// Signed here under a higher limit: refused without a read.
+	// Uploaded before URLs were write-once: copied, its copy's size read.
+	legacy := "77777777-7777-4777-8777-777777777777"
+	objects.size[genpipe.LegacyUploadKey("", legacy)] = 700
+	req, err := pin("88888888-8888-4888-8888-888888888888", legacy)
+	if err != nil || req.Image != "" || objects.size[genpipe.InputKey(req.ID)] != 700 {
+		t.Fatalf("pinInput of a legacy upload: image %q, input %d bytes, %v; want the copy", req.Image, objects.size[genpipe.InputKey(req.ID)], err)
+	}
+	wantCalls("a legacy upload", 2, 5, 0)
 	s.cfg.maxUpload = 500
-	req = &genpipe.Request{ID: "44444444-4444-4444-8444-444444444444", Job: genpipe.Job{ObjectID: objectID}}
-	if err := s.pinInput(t.Context(), req); genpipe.ErrorCode(err) != genpipe.ETOOLARGE {
-		t.Errorf("pinInput of an upload signed over today's limit: %v; want %s", err, genpipe.ETOOLARGE)
+	if _, err := pin("99999999-9999-4999-8999-999999999999", legacy); genpipe.ErrorCode(err) != genpipe.ETOOLARGE {
+		t.Errorf("pinInput of a large legacy upload: %v; want %s", err, genpipe.ETOOLARGE)
 	}
-	if _, stats, _ := objects.calls(); stats != 1 {
-		t.Errorf("%d stats; want no new one for an upload signed here", stats)
-	}
-
-	// Never uploaded, signed or not: 422.
-	req = &genpipe.Request{ID: "55555555-5555-4555-8555-555555555555", Job: genpipe.Job{ObjectID: "66666666-6666-4666-8666-666666666666"}}
-	if err := s.pinInput(t.Context(), req); genpipe.ErrorCode(err) != genpipe.EUNPROCESSABLE {
-		t.Errorf("pinInput of an object never uploaded: %v; want %s", err, genpipe.EUNPROCESSABLE)
-	}
+	wantCalls("a legacy upload over the limit", 3, 7, 1)
 }
 
-// The signed sizes are bounded: past maxSignedUploads the oldest goes.
-func TestSignedUploadsBounded(t *testing.T) {
-	u := newSignedUploads()
-	for i := range maxSignedUploads + 10 {
-		u.add(strings.Repeat("k", i%7)+string(rune('a'+i%26))+time.Duration(i).String(), int64(i))
+// What a server knows of uploads is bounded: past maxKnownUploads the
+// oldest goes.
+func TestKnownUploadsBounded(t *testing.T) {
+	u := newKnownUploads()
+	key := func(i int) string { return "images/" + time.Duration(i).String() }
+	for i := range maxKnownUploads + 10 {
+		u.signed(key(i), int64(i))
 	}
-	if len(u.size) != maxSignedUploads {
-		t.Errorf("%d sizes kept; want %d", len(u.size), maxSignedUploads)
+	u.present(key(maxKnownUploads+9), 5) // known already: no new entry
+	if len(u.upload) != maxKnownUploads || len(u.order) != maxKnownUploads {
+		t.Errorf("%d uploads kept in %d places; want %d", len(u.upload), len(u.order), maxKnownUploads)
 	}
-	if _, ok := u.signed("a0s"); ok {
+	if _, ok := u.lookup(key(0)); ok {
 		t.Error("the first upload is still remembered")
 	}
-	last := maxSignedUploads + 9
-	if n, ok := u.signed(strings.Repeat("k", last%7) + string(rune('a'+last%26)) + time.Duration(last).String()); !ok || n != int64(last) {
-		t.Errorf("the latest upload: %d, %v; want %d", n, ok, last)
+	if k, ok := u.lookup(key(maxKnownUploads + 9)); !ok || !k.present || k.size != 5 {
+		t.Errorf("the latest upload: %+v, %v; want present, 5 bytes", k, ok)
 	}
 }

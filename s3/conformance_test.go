@@ -61,6 +61,7 @@ func runConformance(t *testing.T, tg target) {
 		"PresignPut":           checkPresignPut,
 		"PresignPutTampered":   checkPresignPutTampered,
 		"PresignPutSize":       checkPresignPutSize,
+		"PresignPutWriteOnce":  checkPresignPutWriteOnce,
 		"Copy":                 checkCopy,
 		"Delete":               checkDelete,
 		"PresignGet":           checkPresignGet,
@@ -171,6 +172,50 @@ func checkPresignPut(t *testing.T, tg target) {
 	wantCode(t, err, genpipe.EINVALID)
 	_, err = st.PresignPut(ctx, key, genpipe.PutHeaders{ContentType: "image/png", ContentLength: -1}, time.Minute)
 	wantCode(t, err, genpipe.EINVALID)
+}
+
+// A write-once URL stores its first PUT and refuses every later one, to
+// it or to another write-once URL of the key, with 412, keeping the first
+// bytes; a PUT that leaves out If-None-Match fails the signature. genpipe
+// relies on it: an upload is the request's input, read by both stages.
+func checkPresignPutWriteOnce(t *testing.T, tg target) {
+	st := tg.newStore(t, bucket)
+	ctx := ctxT(t)
+	key := unique("images/write once") + ".png"
+	first, second := []byte("\x89PNG first"), []byte("\x89PNG other")
+	h := genpipe.PutHeaders{ContentType: "image/png", ContentLength: int64(len(first)), WriteOnce: true}
+	issue := func() string {
+		u, err := st.PresignPut(ctx, key, h, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(u, "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match") {
+			t.Fatalf("if-none-match is not a signed header: %s", u)
+		}
+		return u
+	}
+	headers := func() http.Header {
+		header := http.Header{}
+		for k, v := range h.Header() {
+			header.Set(k, v)
+		}
+		return header
+	}
+	u := issue()
+	if code, _, b := tg.do(t, http.MethodPut, u, first, ct("image/png")); code != http.StatusForbidden {
+		t.Errorf("PUT without If-None-Match: %d %s, want 403", code, b)
+	}
+	if code, _, b := tg.do(t, http.MethodPut, u, first, headers()); code != http.StatusOK {
+		t.Fatalf("first PUT: %d %s, want 200", code, b)
+	}
+	for what, url := range map[string]string{"the same URL": u, "a new URL": issue()} {
+		if code, _, b := tg.do(t, http.MethodPut, url, second, headers()); code != http.StatusPreconditionFailed {
+			t.Errorf("second PUT through %s: %d %s, want 412", what, code, b)
+		}
+	}
+	if got, err := st.Get(ctx, key); err != nil || !bytes.Equal(got, first) {
+		t.Errorf("after a refused second PUT the object is %q, %v; want the first %q", got, err, first)
+	}
 }
 
 // A URL issued for a size takes that size only: a longer or shorter body,

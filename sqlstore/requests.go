@@ -16,7 +16,7 @@ import (
 // requestColumns are the columns scanRequest reads, in its order.
 const requestColumns = `id, object_id, style, title, description, webhook_url,
 	COALESCE(idempotency_key, ''), owner, status, result_png_key, result_pdf_key, result_pptx_key,
-	error, created_at, updated_at, tenant, priority, weight, start_by, result_slides`
+	error, created_at, updated_at, tenant, priority, weight, start_by, result_slides, image_key`
 
 const (
 	// insertRequest stores a new request unless its owner's idempotency
@@ -26,17 +26,17 @@ const (
 	// wait for it, into DO NOTHING. The dialect's createRequest also
 	// records the received change (withHistory).
 	insertRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
-		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by)
-	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15)
+		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by, image_key)
+	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15, $16)
 	ON CONFLICT (owner, idempotency_key) DO NOTHING`
 
 	// insertClaimedRequest is insertRequest that also takes the new
-	// request's publish claim for owner $16 (its id) and a lease of $17
+	// request's publish claim for owner $17 (its id) and a lease of $18
 	// seconds; see createClaimedSQL.
 	insertClaimedRequest = `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
 		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by,
-		publish_owner, publish_lease_until)
-	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, %s)
+		image_key, publish_owner, publish_lease_until)
+	VALUES ($1, $2, $3, $4, $5, $6, NULLIF($7, ''), $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, %s)
 	ON CONFLICT (owner, idempotency_key) DO NOTHING`
 
 	// updateRequestStatus is the whole of ApplyStatus's decision: it
@@ -119,7 +119,7 @@ func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease tim
 
 	query, args := s.d.createRequest, []any{r.ID, r.ObjectID, r.Style, r.Title, r.Description,
 		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
-		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight, s.nullTime(stored.StartBy)}
+		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight, s.nullTime(stored.StartBy), r.Image}
 	if lease > 0 {
 		query, args = s.d.createClaimed, append(args, r.ID, lease.Seconds())
 	}
@@ -187,7 +187,7 @@ func (s *Store) MarkPublished(ctx context.Context, id string) error {
 // database's clock (as claimPublishSQL's), with the received change
 // recorded.
 func createClaimedSQL(d *dialect) string {
-	return d.withHistory(fmt.Sprintf(insertClaimedRequest, d.later("$17")))
+	return d.withHistory(fmt.Sprintf(insertClaimedRequest, d.later("$18")))
 }
 
 // claimPublishSQL returns d's statement that takes the publish claim of
@@ -369,7 +369,7 @@ func scanRequest(row row) (*genpipe.Request, error) {
 	err := row.Scan(&r.ID, &r.ObjectID, &r.Style, &r.Title, &r.Description, &r.WebhookURL,
 		&r.IdempotencyKey, &r.Owner, &r.Status, &result.PNGKey, &result.PDFKey, &result.PPTXKey,
 		&r.Error, timeColumn{&r.CreatedAt}, timeColumn{&r.UpdatedAt}, &r.Tenant, &r.Priority, &r.Weight, nullTimeColumn{&r.StartBy},
-		&result.Slides)
+		&result.Slides, &r.Image)
 	if err != nil {
 		return nil, err
 	}

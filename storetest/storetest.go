@@ -830,9 +830,11 @@ var pingTests = []test{
 
 // newRequest returns a fresh request with a new UUID and all fields set.
 func newRequest(idempotencyKey string) *genpipe.Request {
+	objectID := uuid.NewString()
 	return &genpipe.Request{
-		ID:             uuid.NewString(),
-		Job:            genpipe.Job{ObjectID: uuid.NewString(), Style: "corporate", Title: "Q3 results", Description: "our best quarter"},
+		ID: uuid.NewString(),
+		Job: genpipe.Job{ObjectID: objectID, Style: "corporate", Title: "Q3 results", Description: "our best quarter",
+			Image: genpipe.UploadKey("", objectID)},
 		WebhookURL:     "https://hooks.example/genpipe",
 		IdempotencyKey: idempotencyKey,
 		Status:         genpipe.StatusReceived,

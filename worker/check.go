@@ -63,18 +63,22 @@ func (c *Check) check(ctx context.Context, e genpipe.Event, cl genpipe.Claim) (g
 }
 
 // presignImage returns a GET URL of the image e's request is made from,
-// for the AI: the copy the API pinned when it accepted the request
-// (genpipe.InputKey), which no upload URL can overwrite. A request accepted
-// before the API pinned inputs has none, and is read from its upload as it
-// was then: UploadKey without an owner is where that API kept every upload.
-// Store errors are EUNAVAILABLE (retried with the AI call) or internal.
+// for the AI: its write-once upload (genpipe.Job.Image), or the copy of
+// an older upload the API made when it accepted the request
+// (genpipe.InputKey). A request accepted before the API pinned inputs has
+// neither, and is read from its upload as it was then: LegacyUploadKey
+// without an owner is where that API kept every upload. Store errors are
+// EUNAVAILABLE (retried with the AI call) or internal.
 func (s *stage) presignImage(ctx context.Context, e genpipe.Event) (string, error) {
+	if e.Job.Image != "" {
+		return s.objects.PresignGet(ctx, e.Job.Image, s.urlTTL)
+	}
 	key := genpipe.InputKey(e.RequestID)
 	_, err := s.objects.Stat(ctx, key)
 	switch genpipe.ErrorCode(err) {
 	case "":
 	case genpipe.ENOTFOUND:
-		key = genpipe.UploadKey("", e.Job.ObjectID)
+		key = genpipe.LegacyUploadKey("", e.Job.ObjectID)
 		s.logger.Info("request accepted before inputs were pinned: reading its upload", "stage", s.name, "request", e.RequestID)
 	default:
 		return "", fmt.Errorf("%s: find the input of %s: %w", s.name, e.RequestID, err)

@@ -92,9 +92,8 @@ func expectEmpty(t *testing.T, env *testenv.Env, topics ...string) {
 	}
 }
 
-// upload stores data as an upload made without an API key, where the API
-// put every upload before uploads had owners, and returns its object id.
-// With no input pinned for a request, the stages read it.
+// upload stores data as an upload made without an API key and returns
+// its object id; a job names it with jobOn.
 func upload(t *testing.T, contentType string, data []byte) string {
 	t.Helper()
 	id := uuid.NewString()
@@ -102,6 +101,12 @@ func upload(t *testing.T, contentType string, data []byte) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// jobOn returns a job in style on the upload objectID, read where it is,
+// as the API submits a write-once upload.
+func jobOn(objectID, style string) genpipe.Job {
+	return genpipe.Job{ObjectID: objectID, Image: genpipe.UploadKey("", objectID), Style: style, Description: "d"}
 }
 
 // pngImage is a w×h PNG with a gradient.
@@ -162,15 +167,16 @@ func newClaims(t *testing.T) genpipe.ClaimStore {
 // newJob returns a job on a fresh 128×128 upload, in a style that exists.
 func newJob(t *testing.T) genpipe.Job {
 	t.Helper()
-	return genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "forest", Description: "d"}
+	return jobOn(upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), "forest")
 }
 
 // titledJob returns a job as a user fills it in, on a fresh 320×200
 // upload.
 func titledJob(t *testing.T, style, title, description string) genpipe.Job {
 	t.Helper()
-	return genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)),
-		Style: style, Title: title, Description: description}
+	job := jobOn(upload(t, genpipe.ContentTypePNG, pngImage(t, 320, 200)), style)
+	job.Title, job.Description = title, description
+	return job
 }
 
 // stageHandler is a stage's Handle.

@@ -11,30 +11,56 @@ import (
 	"github.com/genpipe/genpipe/internal/testutil"
 )
 
-// Both stages read the image the API pinned for the request
-// (genpipe.InputKey), never the upload, which its URL may still overwrite;
-// a request accepted before inputs were pinned has none and is read from
-// its upload (every other test of this package makes such requests).
-func TestStagesReadThePinnedInput(t *testing.T) {
+// Both stages read the image a request names: its write-once upload
+// (genpipe.Job.Image), which nothing can overwrite; for a request made from
+// an older upload, the copy the API pinned (genpipe.InputKey), never the
+// upload, which its URL could still overwrite; for a request accepted
+// before inputs were pinned, its owner-less upload (genpipe.LegacyUploadKey).
+// Every other object holds something no stage could use, so reading it
+// would reject the request or fail the slide.
+func TestStagesReadTheRequestsImage(t *testing.T) {
 	bothStages(t, func(t *testing.T, stage string) {
-		env := testenv.New(t)
-		handle, _ := simulatedStage(t, stage, env, nil)
-		id := uuid.NewString()
-		// The upload was overwritten after submission with something no
-		// stage could use; the pinned input is the image submitted.
-		job := genpipe.Job{ObjectID: upload(t, "text/plain", []byte("swapped after submission")), Style: "minimal", Description: "d"}
-		if err := env.Objects.Put(testutil.Context(t), genpipe.InputKey(id), genpipe.ContentTypePNG, pngImage(t, 128, 128)); err != nil {
-			t.Fatal(err)
-		}
-		in, want := genpipe.EventSubmitted, []genpipe.Status{genpipe.StatusChecking}
-		if stage == "generate" {
-			in, want = genpipe.EventChecked, []genpipe.Status{genpipe.StatusGenerating, genpipe.StatusDone}
-		}
-		if err := handle(testutil.Context(t), testutil.JobEvent(in, id, job)); err != nil {
-			t.Fatalf("Handle: %v", err)
-		}
-		if got := statusesOf(t, readAll(t, env, env.Topics.Results)); !slices.Equal(got, want) {
-			t.Fatalf("results topic: %v, want %v: the stage did not read the pinned input", got, want)
+		for _, tc := range []struct {
+			name      string
+			writeOnce bool   // the job names its upload (Job.Image)
+			read      string // which object holds the image: upload, input or legacy
+		}{
+			{"write-once upload", true, "upload"},
+			{"pinned copy of a legacy upload", false, "input"},
+			{"unpinned legacy upload", false, "legacy"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				env := testenv.New(t)
+				handle, _ := simulatedStage(t, stage, env, nil)
+				id, objectID := uuid.NewString(), uuid.NewString()
+				keys := map[string]string{"upload": genpipe.UploadKey("", objectID), "input": genpipe.InputKey(id),
+					"legacy": genpipe.LegacyUploadKey("", objectID)}
+				for name, key := range keys {
+					data := []byte("not the image of this request")
+					if name == tc.read {
+						data = pngImage(t, 128, 128)
+					} else if name == "input" && tc.read == "legacy" {
+						continue // not pinned: no input at all
+					}
+					if err := env.Objects.Put(testutil.Context(t), key, genpipe.ContentTypePNG, data); err != nil {
+						t.Fatal(err)
+					}
+				}
+				job := genpipe.Job{ObjectID: objectID, Style: "minimal", Description: "d"}
+				if tc.writeOnce {
+					job.Image = keys["upload"]
+				}
+				in, want := genpipe.EventSubmitted, []genpipe.Status{genpipe.StatusChecking}
+				if stage == "generate" {
+					in, want = genpipe.EventChecked, []genpipe.Status{genpipe.StatusGenerating, genpipe.StatusDone}
+				}
+				if err := handle(testutil.Context(t), testutil.JobEvent(in, id, job)); err != nil {
+					t.Fatalf("Handle: %v", err)
+				}
+				if got := statusesOf(t, readAll(t, env, env.Topics.Results)); !slices.Equal(got, want) {
+					t.Fatalf("results topic: %v, want %v: the stage did not read the request's image", got, want)
+				}
+			})
 		}
 	})
 }

@@ -75,7 +75,7 @@ func TestCheckRejects(t *testing.T) {
 				objectID = upload(t, tc.contentType, tc.data)
 			}
 			id := uuid.NewString()
-			job := genpipe.Job{ObjectID: objectID, Style: "minimal", Description: "d"}
+			job := jobOn(objectID, "minimal")
 			if err := check(testutil.Context(t), testutil.JobEvent(genpipe.EventSubmitted, id, job)); err != nil {
 				t.Fatalf("Handle: %v", err)
 			}
@@ -205,7 +205,7 @@ func TestCheckRetriesWhenAIBusy(t *testing.T) {
 	start := time.Now()
 	for i := range ids {
 		ids[i] = uuid.NewString()
-		event := testutil.JobEvent(genpipe.EventSubmitted, ids[i], genpipe.Job{ObjectID: objectID, Style: "neon", Description: "d"})
+		event := testutil.JobEvent(genpipe.EventSubmitted, ids[i], jobOn(objectID, "neon"))
 		wg.Go(func() { errs[i] = check(testutil.Context(t), event) })
 	}
 	wg.Wait()
@@ -382,7 +382,7 @@ func TestGenerateUnknownStyle(t *testing.T) {
 	env := testenv.New(t)
 	gen, svc := simulatedStage(t, "generate", env, nil)
 	id := uuid.NewString()
-	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "baroque", Description: "d"}
+	job := jobOn(upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), "baroque")
 	wantDeadLetter(t, gen(testutil.Context(t), testutil.JobEvent(genpipe.EventChecked, id, job)), 0)
 	results := readAll(t, env, env.Topics.Results)
 	if got := statusesOf(t, results); !slices.Equal(got, []genpipe.Status{genpipe.StatusFailed}) {
@@ -404,7 +404,7 @@ func TestKafkaDown(t *testing.T) {
 	env.Kafka.Stop() // the stage publishes through env.Producer, to a broker that is down
 	log, logs := testutil.CaptureLogs(t)
 	check, svc := simulatedStage(t, "check", env, nil, worker.WithLogger(log))
-	job := genpipe.Job{ObjectID: upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), Style: "corporate", Description: "d"}
+	job := jobOn(upload(t, genpipe.ContentTypePNG, pngImage(t, 128, 128)), "corporate")
 
 	ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 	defer cancel()

@@ -198,6 +198,7 @@ func put(t testing.TB, url, contentType string, body []byte) int {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("If-None-Match", "*") // upload URLs write once
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
