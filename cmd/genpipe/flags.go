@@ -100,6 +100,16 @@ func httpURL(s string) error {
 	return nil
 }
 
+// emptyOr wants nothing, or what check wants.
+func emptyOr(check check[string]) check[string] {
+	return func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return check(s)
+	}
+}
+
 // String defines a string flag.
 func (f *flags) String(p *string, name, env, def, usage string, checks ...check[string]) {
 	f.StringVar(p, name, def, withEnv(usage, env))

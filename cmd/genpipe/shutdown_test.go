@@ -381,3 +381,27 @@ func signalProcess(t *testing.T, p *process, sig syscall.Signal) {
 		t.Fatalf("%s to %s (pid %d): %v", sig, p.name, p.cmd.Process.Pid, err)
 	}
 }
+
+// `genpipe up -check-ai-url -generate-ai-url` calls the AI services it is
+// given, each its own process here, and starts no simulated AI of its own:
+// the request's calls are counted by the given services, and up prints
+// their URLs.
+func TestUpCallsTheGivenAIs(t *testing.T) {
+	s := newStandalone(t)
+	s.startAIs()
+	checkURL, generateURL := "http://"+s.checkAddr, "http://"+s.generateAddr
+	up := s.start("up", nil, s.upArgs("--check-ai-url", checkURL, "--generate-ai-url", generateURL, "--partitions", "4")...)
+	s.waitReady(up)
+	if got := printedURL(t, up, "Generative AI"); got != s.generateAddr {
+		t.Errorf("up prints the Generative AI at %s; want the given %s", got, s.generateAddr)
+	}
+	id, _ := s.submit("up with AIs of its caller's")
+	if v := s.waitTerminal(id, 30*time.Second); v.Status != "done" {
+		t.Fatalf("request %s; want done", v.Status)
+	}
+	for what, url := range map[string]string{"Checking AI": checkURL, "Generative AI": generateURL} {
+		if st, err := aiStats(url); err != nil || st.Calls != 1 {
+			t.Errorf("the given %s counted %d calls (%v); want the request's 1", what, st.Calls, err)
+		}
+	}
+}

@@ -45,13 +45,17 @@ type upConfig struct {
 	GenerateLatency  time.Duration
 	CheckCapacity    int
 	GenerateCapacity int
-	Partitions       int
-	KafkaPort        int    // the embedded broker's port (0 for a free one)
-	S3Addr           string // the embedded object store's address
-	CancelPoll       time.Duration
-	MemoryLimit      int64 // soft limit of the process's Go memory: see memlimit.go
-	Retention        retentionSettings
-	API              apiSettings
+	// CheckAIURL and GenerateAIURL, when set, are AI services of the
+	// caller's that up's workers call instead of starting simulated ones.
+	CheckAIURL    string
+	GenerateAIURL string
+	Partitions    int
+	KafkaPort     int    // the embedded broker's port (0 for a free one)
+	S3Addr        string // the embedded object store's address
+	CancelPoll    time.Duration
+	MemoryLimit   int64 // soft limit of the process's Go memory: see memlimit.go
+	Retention     retentionSettings
+	API           apiSettings
 }
 
 func (c *upConfig) register(f *flags) {
@@ -65,6 +69,10 @@ func (c *upConfig) register(f *flags) {
 	f.Int(&c.CheckCapacity, "check-capacity", "GENPIPE_CHECK_CAPACITY", aisim.DefaultCapacity, "concurrent calls the Checking AI takes", atLeast(1))
 	f.Int(&c.GenerateCapacity, "generate-capacity", "GENPIPE_GENERATE_CAPACITY", aisim.DefaultCapacity,
 		"concurrent calls the Generative AI takes", atLeast(1))
+	f.String(&c.CheckAIURL, "check-ai-url", "GENPIPE_CHECK_AI_URL", "",
+		"a Checking AI's base URL to call instead of starting the simulated one (-check-latency does not apply then)", emptyOr(httpURL))
+	f.String(&c.GenerateAIURL, "generate-ai-url", "GENPIPE_GENERATE_AI_URL", "",
+		"a Generative AI's base URL to call instead of starting the simulated one (-generate-latency does not apply then)", emptyOr(httpURL))
 	f.Int(&c.Partitions, "partitions", "GENPIPE_PARTITIONS", kafka.DefaultPartitions, "partitions of each topic", atLeast(1))
 	f.Int(&c.KafkaPort, "kafka-port", "GENPIPE_KAFKA_PORT", 0, "embedded broker port on 127.0.0.1 (0 for a free one)", between(0, 65535))
 	f.String(&c.S3Addr, "s3-addr", "GENPIPE_S3_ADDR", "127.0.0.1:0", "embedded object store address (port 0 for a free one)", nonEmpty)
@@ -86,7 +94,8 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // up runs the whole system in one process: embedded broker, object store
-// and database, the simulated AIs, and the same part runners as the
+// and database, the simulated AIs (unless cfg names AI services to call),
+// and the same part runners as the
 // standalone commands, configured from cfg and the embedded servers'
 // addresses. started gets the URLs once everything serves.
 func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs)) error {
@@ -143,8 +152,13 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 
 	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: kafkaSrv.Addrs(), Database: b.Database,
 		SecretsFile: secretsFile, WebhookSecret: secrets.WebhookSecret}
-	apiLn, checkLn, generateLn, err := upListeners(cfg.Addr, &urls)
+	apiLn, err := upListeners(cfg.Addr, &urls)
 	if err != nil {
+		return err
+	}
+	ais, err := upAIs(cfg, &urls, log)
+	if err != nil {
+		apiLn.Close()
 		return err
 	}
 	stages := defaultStageSettings()
@@ -159,9 +173,6 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 		LegacySignature: notifier.DefaultLegacySignature}
 	workerCfg := func(stage string) workerConfig {
 		return workerConfig{servicePart: part, Stage: stage, stageSettings: stages}
-	}
-	aiCfg := func(model string, latency time.Duration, capacity int) aisimConfig {
-		return aisimConfig{common: cfg.common, Model: model, Latency: latency, Capacity: capacity, Abort: true}
 	}
 
 	// Every part runs at once; they stop in dependency order, each tier
@@ -189,14 +200,7 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 			}}},
 			drain: func() { waitNotified(b.Kafka, topics.Results, cfg.ShutdownTimeout, log) },
 		},
-		{parts: []upPart{
-			{"check-ai", func(ctx context.Context) error {
-				return runAISim(ctx, aiCfg("check", cfg.CheckLatency, cfg.CheckCapacity), checkLn, log.With("part", "check-ai"))
-			}},
-			{"generate-ai", func(ctx context.Context) error {
-				return runAISim(ctx, aiCfg("generate", cfg.GenerateLatency, cfg.GenerateCapacity), generateLn, log.With("part", "generate-ai"))
-			}},
-		}},
+		{parts: ais},
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -309,20 +313,47 @@ func waitNotified(k kafkaSettings, results string, timeout time.Duration, log *s
 }
 
 // upListeners opens the API's listener on addr and the AIs' on free ports.
-func upListeners(addr string, urls *upURLs) (api, check, generate net.Listener, err error) {
-	if api, urls.API, err = listen(addr); err != nil {
-		return nil, nil, nil, err
+// upListeners listens for the API on addr and puts its URL in urls.
+func upListeners(addr string, urls *upURLs) (api net.Listener, err error) {
+	api, urls.API, err = listen(addr)
+	return api, err
+}
+
+// upAIs returns the simulated AIs up runs, each listening on a port of
+// its own, with their URLs in urls; an AI cfg names a URL for is called
+// there instead, and not simulated.
+func upAIs(cfg upConfig, urls *upURLs, log *slog.Logger) ([]upPart, error) {
+	var parts []upPart
+	var lns []net.Listener
+	for _, ai := range []struct {
+		model, external string
+		latency         time.Duration
+		capacity        int
+		url             *string
+	}{
+		{"check", cfg.CheckAIURL, cfg.CheckLatency, cfg.CheckCapacity, &urls.CheckAI},
+		{"generate", cfg.GenerateAIURL, cfg.GenerateLatency, cfg.GenerateCapacity, &urls.GenerateAI},
+	} {
+		if ai.external != "" {
+			*ai.url = ai.external
+			continue
+		}
+		ln, u, err := listen("127.0.0.1:0")
+		if err != nil {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return nil, err
+		}
+		lns = append(lns, ln)
+		*ai.url = u
+		aiCfg := aisimConfig{common: cfg.common, Model: ai.model, Latency: ai.latency, Capacity: ai.capacity, Abort: true}
+		name := ai.model + "-ai"
+		parts = append(parts, upPart{name: name, run: func(ctx context.Context) error {
+			return runAISim(ctx, aiCfg, ln, log.With("part", name))
+		}})
 	}
-	if check, urls.CheckAI, err = listen("127.0.0.1:0"); err != nil {
-		api.Close()
-		return nil, nil, nil, err
-	}
-	if generate, urls.GenerateAI, err = listen("127.0.0.1:0"); err != nil {
-		api.Close()
-		check.Close()
-		return nil, nil, nil, err
-	}
-	return api, check, generate, nil
+	return parts, nil
 }
 
 func printURLs(w io.Writer, u upURLs) {
