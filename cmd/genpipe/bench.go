@@ -280,15 +280,16 @@ func benchStartAPI(ctx context.Context, b backends, log *slog.Logger) (string, f
 		obs.close()
 		return "", nil, fmt.Errorf("api: %w", err)
 	}
-	if err := benchWaitHealthy(ctx, url); err != nil {
+	if err := waitHealthy(ctx, url); err != nil {
 		stop()
 		return "", nil, err
 	}
 	return url, stop, nil
 }
 
-// benchWaitHealthy waits until url answers /healthz, for up to 30 s.
-func benchWaitHealthy(ctx context.Context, url string) error {
+// waitHealthy waits until the server at url answers /healthz, for up to
+// 30 s.
+func waitHealthy(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
@@ -302,7 +303,7 @@ func benchWaitHealthy(ctx context.Context, url string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("api at %s did not answer /healthz: %w", url, ctx.Err())
+			return fmt.Errorf("%s did not answer /healthz: %w", url, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

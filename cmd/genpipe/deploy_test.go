@@ -475,7 +475,7 @@ func TestComposeSettingsStart(t *testing.T) {
 		if p.check == nil {
 			continue
 		}
-		if err := waitHealthy(p.check, 20*time.Second, s.checkAlive); err != nil {
+		if err := waitHealthcheck(p.check, 20*time.Second, s.checkAlive); err != nil {
 			t.Errorf("%s: the compose healthcheck fails: %v", p.name, err)
 			continue
 		}
@@ -619,8 +619,8 @@ func rewriteHealthcheck(t *testing.T, service string, svc composeService, bin st
 	return nil
 }
 
-// waitHealthy runs a healthcheck command until it succeeds.
-func waitHealthy(cmd []string, timeout time.Duration, alive func()) error {
+// waitHealthcheck runs a healthcheck command until it succeeds.
+func waitHealthcheck(cmd []string, timeout time.Duration, alive func()) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		out, err := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()

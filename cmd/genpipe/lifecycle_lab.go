@@ -38,6 +38,7 @@ type lifecycleFlags struct {
 	capacity         int
 	stepDuration     time.Duration
 	load             float64
+	aiNice           int // ≥ 0: the AIs run as processes of their own at this niceness
 }
 
 // runLifecycleLab starts genpipe up with the lab's system, runs the
@@ -51,10 +52,19 @@ func runLifecycleLab(ctx context.Context, f lifecycleFlags, stdout, stderr io.Wr
 	defer os.RemoveAll(dir)
 	scaled := func(d time.Duration) string { return time.Duration(float64(d) * f.scale).String() }
 	capacity := strconv.Itoa(f.capacity)
-	var cfg upConfig
-	log, err := parse(&cfg, "up", []string{"-data-dir", dir, "-addr", "127.0.0.1:0", "-log-level", "error",
+	args := []string{"-data-dir", dir, "-addr", "127.0.0.1:0", "-log-level", "error",
 		"-check-latency", scaled(lifecycleCheckLatency), "-generate-latency", scaled(lifecycleGenerateLatency),
-		"-check-capacity", capacity, "-generate-capacity", capacity, "-partitions", "8"}, stderr)
+		"-check-capacity", capacity, "-generate-capacity", capacity, "-partitions", "8"}
+	if f.aiNice >= 0 {
+		ais, err := startAIProcesses(ctx, f.aiNice, capacity, scaled(lifecycleCheckLatency), scaled(lifecycleGenerateLatency), stderr)
+		if err != nil {
+			return err
+		}
+		defer ais.stop()
+		args = append(args, "-check-ai-url", ais.check, "-generate-ai-url", ais.generate)
+	}
+	var cfg upConfig
+	log, err := parse(&cfg, "up", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -76,7 +86,11 @@ func runLifecycleLab(ctx context.Context, f lifecycleFlags, stdout, stderr io.Wr
 	case loadtest.StepScenario, loadtest.OverheadScenario:
 		scenarios = []string{f.scenario}
 	}
-	fmt.Fprintf(stderr, "genpipe up serving %s (AI capacity %d, time scale %g)\n", u.API, f.capacity, f.scale)
+	where := "inside up"
+	if f.aiNice >= 0 {
+		where = fmt.Sprintf("as processes of their own at niceness %d", f.aiNice)
+	}
+	fmt.Fprintf(stderr, "genpipe up serving %s (AI capacity %d, time scale %g, the simulated AIs %s)\n", u.API, f.capacity, f.scale, where)
 	rep, err := loadtest.RunLifecycle(ctx, loadtest.LifecycleConfig{
 		System: loadtest.System{API: u.API, CheckAI: u.CheckAI, GenerateAI: u.GenerateAI,
 			CheckCapacity: f.capacity, GenerateCapacity: f.capacity, CheckLatency: lifecycleCheckLatency, GenerateLatency: lifecycleGenerateLatency},
