@@ -40,7 +40,9 @@ type Hub struct {
 	recent map[string][]genpipe.StatusChange
 	order  []seen // first sightings, oldest first
 	// since is when the hub last may have missed a change: before it, the
-	// hub did not see every change (it had not started), or forgot some.
+	// hub did not see every change (it had not started), or forgot some
+	// (the first sighting of the latest request it forgot: it forgets in
+	// that order, so a request created after it was never forgotten).
 	since time.Time
 	keep  time.Duration
 	max   int
@@ -104,11 +106,18 @@ func (h *Hub) remember(c genpipe.StatusChange) bool {
 }
 
 // forget drops the requests first seen longer than keep ago, and the
-// oldest beyond max; the hub may have missed changes until now then.
+// oldest beyond max. It forgets in the order the requests were first seen,
+// so the hub may have missed changes of requests created until the first
+// sighting of the last one it forgot; of any created later it forgot
+// nothing. (Moving since to now instead would distrust every stream
+// opened within hubClockSkew of any forgetting: on an API busy for longer
+// than keep, that is most of them, and each then waits for the store.)
 func (h *Hub) forget(now time.Time) {
 	for len(h.order) > 0 && (len(h.order) >= h.max || now.Sub(h.order[0].at) > h.keep) {
 		delete(h.recent, h.order[0].id)
-		h.since = now
+		if h.order[0].at.After(h.since) {
+			h.since = h.order[0].at
+		}
 		h.order = h.order[1:] // append moves the rest to a new array when it needs room
 	}
 }

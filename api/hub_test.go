@@ -94,6 +94,15 @@ func TestHubVouchesOnlyForWhatItSawWhole(t *testing.T) {
 	if w := h.Watch("b", created.Add(2*hubClockSkew)); w.Complete {
 		t.Fatal("a request created before the hub forgot one is vouched for")
 	}
+	// Forgetting goes by first sighting: a request created after the
+	// forgotten one was first seen was never forgotten, however recently
+	// the hub forgot, so streams of new requests on a busy API stay trusted.
+	for what, createdAt := range map[string]time.Time{"after the forgotten requests were first seen": created.Add(22 * hubClockSkew),
+		"just now": clock} {
+		if w := h.Watch("d", createdAt); !w.Complete {
+			t.Fatalf("a request created %s is not vouched for", what)
+		}
+	}
 	clock = clock.Add(DefaultHubKeep + time.Second)
 	if w := h.Watch("c", clock.Add(-time.Second)); len(w.Known) != 0 || len(h.recent) != 0 {
 		t.Fatalf("remembered %v after keep; want nothing", h.recent)

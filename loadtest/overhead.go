@@ -33,8 +33,13 @@ type OverheadResult struct {
 	ToCheck  Spread         `json:"toCheckMs"`  // 202 read → the checking call starts
 	Between  Spread         `json:"betweenMs"`  // the checking call ends → the generative call starts
 	ToClient Spread         `json:"toClientMs"` // the generative call ends → done read from the stream
-	AIMs     Spread         `json:"aiMs"`       // the AI calls' own time
-	Targets  []Target       `json:"targets"`
+	// ToClient's two halves: the worker's records of the call until it
+	// stamps the done event (ToDone), and the event through Kafka, the
+	// API's feed and the stream to the client (Delivery).
+	ToDone   Spread   `json:"toDoneMs"`
+	Delivery Spread   `json:"deliveryMs"`
+	AIMs     Spread   `json:"aiMs"` // the AI calls' own time
+	Targets  []Target `json:"targets"`
 }
 
 // Spread is a distribution's median, p99 and maximum.
@@ -56,6 +61,7 @@ type followed struct {
 	id             string
 	sent, accepted time.Time
 	doneAt         time.Time // when its terminal event was read
+	stamped        time.Time // the terminal event's own time (its at)
 	final          string
 	err            error
 }
@@ -109,7 +115,7 @@ func (l *lab) follow(ctx context.Context) *followed {
 	f.id = a.ID
 	final, err := l.api.Follow(ctx, f.id, func(ev client.Event) error {
 		if ev.Status.Terminal() {
-			f.doneAt = time.Now() // when the client read it
+			f.doneAt, f.stamped = time.Now(), ev.At // when the client read it, and when it happened
 		}
 		return nil
 	})
@@ -121,7 +127,7 @@ func (l *lab) follow(ctx context.Context) *followed {
 // stage against the AIs' records of its calls.
 func judgeOverhead(load float64, all []*followed, calls map[string][]Call) *OverheadResult {
 	r := &OverheadResult{Load: load, Requests: len(all), Others: map[string]int{}}
-	var overhead, intake, toCheck, between, toClient, ai []float64
+	var overhead, intake, toCheck, between, toClient, toDone, delivery, ai []float64
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, f := range all {
 		if f == nil || f.err != nil {
@@ -145,10 +151,12 @@ func judgeOverhead(load float64, all []*followed, calls map[string][]Call) *Over
 		toCheck = append(toCheck, ms(check.Start.Sub(f.accepted)))
 		between = append(between, ms(gen.Start.Sub(check.End)))
 		toClient = append(toClient, ms(f.doneAt.Sub(gen.End)))
+		toDone = append(toDone, ms(f.stamped.Sub(gen.End)))
+		delivery = append(delivery, ms(f.doneAt.Sub(f.stamped)))
 		ai = append(ai, ms(aiTime))
 	}
-	r.Overhead, r.Intake, r.ToCheck, r.Between, r.ToClient, r.AIMs =
-		spreadOf(overhead), spreadOf(intake), spreadOf(toCheck), spreadOf(between), spreadOf(toClient), spreadOf(ai)
+	r.Overhead, r.Intake, r.ToCheck, r.Between, r.ToClient, r.ToDone, r.Delivery, r.AIMs = spreadOf(overhead), spreadOf(intake),
+		spreadOf(toCheck), spreadOf(between), spreadOf(toClient), spreadOf(toDone), spreadOf(delivery), spreadOf(ai)
 	want := ms(DefaultOverheadP99)
 	r.Targets = []Target{{
 		Name: fmt.Sprintf("client-seen overhead over the AIs' time at %g× the capacity, p99", load),
@@ -172,7 +180,8 @@ func writeOverhead(b *strings.Builder, o *OverheadResult) {
 		s    Spread
 	}{
 		{"overhead (client-seen − AI)", o.Overhead}, {"POST → 202", o.Intake}, {"202 → checking call", o.ToCheck},
-		{"checking → generative call", o.Between}, {"generative call → done read", o.ToClient}, {"the AIs' own time", o.AIMs},
+		{"checking → generative call", o.Between}, {"generative call → done read", o.ToClient},
+		{"  call → done stamped (worker)", o.ToDone}, {"  done stamped → read (delivery)", o.Delivery}, {"the AIs' own time", o.AIMs},
 	} {
 		rows = append(rows, []string{p.name, fmt.Sprintf("%.1f", p.s.P50), fmt.Sprintf("%.1f", p.s.P99), fmt.Sprintf("%.1f", p.s.Max)})
 	}
