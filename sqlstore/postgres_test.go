@@ -84,7 +84,7 @@ func freshSchema(t testing.TB, base string) string {
 		t.Fatalf("%s is not a postgres:// URL: %v", urlEnv, err)
 	}
 	schema := "genpipe_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	admin, err := pgx.Connect(t.Context(), base)
+	admin, err := pgx.Connect(t.Context(), withoutPoolParams(u))
 	if err != nil {
 		t.Fatalf("connect to %s: %v", urlEnv, err)
 	}
@@ -95,7 +95,7 @@ func freshSchema(t testing.TB, base string) string {
 	t.Cleanup(func() { // after the stores are closed: t.Cleanup runs last first
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
+		conn, err := pgx.Connect(ctx, withoutPoolParams(u))
 		if err != nil {
 			t.Errorf("drop schema %s: %v", schema, err)
 			return
@@ -110,4 +110,19 @@ func freshSchema(t testing.TB, base string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// withoutPoolParams returns u without the parameters that configure
+// pgxpool (pool_max_conns, ...), which a single connection sends to the
+// server, which refuses them: the tests' URL may size the stores' pools.
+func withoutPoolParams(u *neturl.URL) string {
+	c := *u
+	q := c.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	c.RawQuery = q.Encode()
+	return c.String()
 }
