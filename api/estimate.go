@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -165,10 +166,13 @@ func (s *Server) observeStart(c genpipe.StatusChange) {
 const maxFreshShares = 1024
 
 // freshEstimates are the latest estimates of new requests, by share (see
-// WithEstimateReuse). The zero value is ready to use.
+// WithEstimateReuse), and those being made. The zero value is ready to use.
 type freshEstimates struct {
-	mu   sync.Mutex
-	last map[genpipe.Share]freshEstimate
+	mu      sync.Mutex
+	last    map[genpipe.Share]freshEstimate
+	reading map[genpipe.Share]*reading // estimates being made, by share
+
+	waiting atomic.Int64 // requests waiting for another's reading, for tests
 }
 
 type freshEstimate struct {
@@ -177,33 +181,68 @@ type freshEstimate struct {
 	ok bool
 }
 
+// A reading is an estimate of a share's new request being made: once done
+// is closed, e and ok are its outcome.
+type reading struct {
+	done chan struct{}
+	e    genpipe.Estimate
+	ok   bool
+}
+
 // estimate returns the estimate of r, a request not submitted yet: one
-// made less than the server's estimateReuse ago for its share, or a new
-// one.
+// made less than the server's estimateReuse ago for its share, the one
+// being made for its share, or a new one. When the last estimate of a
+// share ages out under load, the requests that come while one of them
+// reads the queues wait for its reading rather than each reading them too:
+// a burst of such reads takes the store's connections from the
+// submissions' writes (on PostgreSQL, most of a submission's time went to
+// waiting for a connection behind them).
 func (f *freshEstimates) estimate(ctx context.Context, s *Server, r *genpipe.Request) (genpipe.Estimate, bool) {
 	share, now, reuse := r.Share.Normalized(), s.cfg.now(), s.cfg.estimateReuse
-	if reuse > 0 {
-		f.mu.Lock()
-		last, found := f.last[share]
-		f.mu.Unlock()
-		if found && now.Sub(last.at) >= 0 && now.Sub(last.at) < reuse {
-			return last.e, last.ok
-		}
-	}
 	// Placed without its id, as a request not submitted yet (which it
 	// is): the estimator then does not look for its tasks and claims,
 	// which cannot exist.
 	fresh := *r
 	fresh.ID = ""
-	e, ok := s.estimate(ctx, &fresh)
 	if reuse <= 0 {
-		return e, ok
+		return s.estimate(ctx, &fresh)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	if last, found := f.last[share]; found && now.Sub(last.at) >= 0 && now.Sub(last.at) < reuse {
+		f.mu.Unlock()
+		return last.e, last.ok
+	}
+	if rd, found := f.reading[share]; found {
+		f.mu.Unlock()
+		f.waiting.Add(1)
+		defer f.waiting.Add(-1)
+		select {
+		case <-rd.done:
+			return rd.e, rd.ok
+		case <-ctx.Done():
+			return genpipe.Estimate{}, false
+		}
+	}
+	rd := &reading{done: make(chan struct{})}
+	if f.reading == nil {
+		f.reading = map[genpipe.Share]*reading{}
+	}
+	f.reading[share] = rd
+	f.mu.Unlock()
+	defer f.read(share, now, rd)
+	rd.e, rd.ok = s.estimate(ctx, &fresh)
+	return rd.e, rd.ok
+}
+
+// read keeps rd, the reading of share's estimate that began at now, as the
+// share's latest, and hands it to the requests that wait for it.
+func (f *freshEstimates) read(share genpipe.Share, now time.Time, rd *reading) {
+	f.mu.Lock()
+	delete(f.reading, share)
 	if f.last == nil || len(f.last) >= maxFreshShares {
 		f.last = map[genpipe.Share]freshEstimate{}
 	}
-	f.last[share] = freshEstimate{at: now, e: e, ok: ok}
-	return e, ok
+	f.last[share] = freshEstimate{at: now, e: rd.e, ok: rd.ok}
+	f.mu.Unlock()
+	close(rd.done)
 }

@@ -112,3 +112,62 @@ func TestEstimateReuse(t *testing.T) {
 		t.Errorf("without reuse: %d estimates after two more requests; want 5", est.calls)
 	}
 }
+
+// blockingEstimator counts its estimates, each of which waits for release.
+type blockingEstimator struct {
+	countingEstimator
+	release chan struct{}
+}
+
+func (b *blockingEstimator) Estimate(ctx context.Context, r *genpipe.Request) (genpipe.Estimate, bool, error) {
+	b.mu.Lock()
+	b.calls++
+	b.mu.Unlock()
+	<-b.release
+	at := time.Unix(1, 0)
+	return genpipe.Estimate{StartAt: at, LastStartAt: at, DoneAt: at}, true, nil
+}
+
+func (b *blockingEstimator) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
+}
+
+// With WithEstimateReuse, new requests of one share that come while the
+// share's estimate is being made wait for it instead of reading the
+// queues themselves: when the last estimate ages out under load, one
+// reading, not one per request in flight.
+func TestEstimateReuseWaitsForReading(t *testing.T) {
+	est := &blockingEstimator{release: make(chan struct{})}
+	s := &Server{cfg: config{estimator: est, estimateReuse: 100 * time.Millisecond,
+		now: time.Now, logger: slog.New(slog.DiscardHandler)}}
+	const n = 8
+	starts := make([]time.Time, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := &genpipe.Request{Status: genpipe.StatusReceived, Share: genpipe.Share{Tenant: "a"}}
+			e, ok, err := s.admitStart(t.Context(), r)
+			if !ok || err != nil {
+				t.Errorf("admitStart = %v, %v", ok, err)
+			}
+			starts[i] = e.StartAt
+		})
+	}
+	// Until every request is either reading the queues or waiting for a
+	// reading.
+	for est.count()+int(s.fresh.waiting.Load()) < n {
+		time.Sleep(time.Millisecond)
+	}
+	close(est.release)
+	wg.Wait()
+	if got := est.count(); got != 1 {
+		t.Errorf("%d concurrent new requests of one share read the queues %d times; want once", n, got)
+	}
+	for i, at := range starts {
+		if !at.Equal(time.Unix(1, 0)) {
+			t.Errorf("request %d: start %v; want the reading's", i, at)
+		}
+	}
+}
