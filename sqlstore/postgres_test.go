@@ -126,3 +126,15 @@ func withoutPoolParams(u *neturl.URL) string {
 	c.RawQuery = q.Encode()
 	return c.String()
 }
+
+// A PostgreSQL store opens up to DefaultPostgresMaxConns connections, or
+// as many as its URL's pool_max_conns says.
+func TestPostgresPoolSize(t *testing.T) {
+	url := freshSchema(t, serverURL(t))
+	if got := open(t, url).WriteDB().Stats().MaxOpenConnections; got != sqlstore.DefaultPostgresMaxConns {
+		t.Errorf("a store's pool holds %d connections; want DefaultPostgresMaxConns, %d", got, sqlstore.DefaultPostgresMaxConns)
+	}
+	if got := open(t, url+"&pool_max_conns=3").WriteDB().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("with pool_max_conns=3, a store's pool holds %d connections; want 3", got)
+	}
+}

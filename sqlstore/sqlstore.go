@@ -125,7 +125,8 @@ func parseURL(url string) (kind, target string, ok bool) {
 //     reads the URL: postgres://user:password@host:5432/dbname?sslmode=verify-full.
 //     Parameters that pgx does not know (search_path, application_name, ...)
 //     are sent to the server as run-time parameters; pgxpool's own
-//     (pool_max_conns, pool_max_conn_lifetime, ...) configure the pool. The
+//     (pool_max_conns, default DefaultPostgresMaxConns; pool_max_conn_lifetime,
+//     ...) configure the pool. The
 //     tables are created in the first schema of search_path (normally
 //     public).
 //
