@@ -30,7 +30,8 @@ const MaxEstimateReuse = time.Second
 // next new requests of the same share. A new request's estimate depends on
 // its share and the queues alone, and reading the queues costs a dozen
 // store reads: a burst of submissions then shares one reading every d
-// instead of paying it each. A reused estimate, and the admission by
+// (one request reads again once d/2 has passed while the others keep the
+// last) instead of paying it each. A reused estimate, and the admission by
 // WithMaxStartWait decided on it, is at most d older than the queues, a
 // small error beside the waits it predicts. The default is
 // DefaultEstimateReuse; more than MaxEstimateReuse is invalid.
@@ -191,12 +192,15 @@ type reading struct {
 
 // estimate returns the estimate of r, a request not submitted yet: one
 // made less than the server's estimateReuse ago for its share, the one
-// being made for its share, or a new one. When the last estimate of a
-// share ages out under load, the requests that come while one of them
-// reads the queues wait for its reading rather than each reading them too:
-// a burst of such reads takes the store's connections from the
-// submissions' writes (on PostgreSQL, most of a submission's time went to
-// waiting for a connection behind them).
+// being made for its share, or a new one. Under load, the estimate of a
+// share is read again once half its reuse has passed, by one request
+// while the others keep the last: reading the queues costs a dozen round
+// trips to the store, and when the last estimate ran out instead, every
+// request in flight waited for the reading (over a 2.5 ms round trip to
+// PostgreSQL, half their time). Requests that come once it ran out wait
+// for the reading in progress rather than each reading the queues too: a
+// burst of reads takes the store's connections from the submissions'
+// writes.
 func (f *freshEstimates) estimate(ctx context.Context, s *Server, r *genpipe.Request) (genpipe.Estimate, bool) {
 	share, now, reuse := r.Share.Normalized(), s.cfg.now(), s.cfg.estimateReuse
 	// Placed without its id, as a request not submitted yet (which it
@@ -208,11 +212,15 @@ func (f *freshEstimates) estimate(ctx context.Context, s *Server, r *genpipe.Req
 		return s.estimate(ctx, &fresh)
 	}
 	f.mu.Lock()
-	if last, found := f.last[share]; found && now.Sub(last.at) >= 0 && now.Sub(last.at) < reuse {
+	last, found := f.last[share]
+	age := now.Sub(last.at)
+	valid := found && age >= 0 && age < reuse
+	rd, busy := f.reading[share]
+	switch {
+	case valid && (busy || age < reuse/2):
 		f.mu.Unlock()
 		return last.e, last.ok
-	}
-	if rd, found := f.reading[share]; found {
+	case busy:
 		f.mu.Unlock()
 		f.waiting.Add(1)
 		defer f.waiting.Add(-1)
@@ -223,7 +231,7 @@ func (f *freshEstimates) estimate(ctx context.Context, s *Server, r *genpipe.Req
 			return genpipe.Estimate{}, false
 		}
 	}
-	rd := &reading{done: make(chan struct{})}
+	rd = &reading{done: make(chan struct{})}
 	if f.reading == nil {
 		f.reading = map[genpipe.Share]*reading{}
 	}

@@ -123,7 +123,11 @@ func (b *blockingEstimator) Estimate(ctx context.Context, r *genpipe.Request) (g
 	b.mu.Lock()
 	b.calls++
 	b.mu.Unlock()
-	<-b.release
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return genpipe.Estimate{}, false, ctx.Err()
+	}
 	at := time.Unix(1, 0)
 	return genpipe.Estimate{StartAt: at, LastStartAt: at, DoneAt: at}, true, nil
 }
@@ -169,5 +173,52 @@ func TestEstimateReuseWaitsForReading(t *testing.T) {
 		if !at.Equal(time.Unix(1, 0)) {
 			t.Errorf("request %d: start %v; want the reading's", i, at)
 		}
+	}
+}
+
+// Once half the reuse has passed, one new request of the share reads the
+// queues again while the others keep the last estimate, which is still
+// within the reuse, instead of waiting for the reading.
+func TestEstimateReuseReadsAhead(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	est := &blockingEstimator{release: make(chan struct{}, 2)}
+	s := &Server{cfg: config{estimator: est, estimateReuse: 100 * time.Millisecond,
+		now: clock, logger: slog.New(slog.DiscardHandler)}}
+	admit := func(ctx context.Context) bool {
+		r := &genpipe.Request{Status: genpipe.StatusReceived, Share: genpipe.Share{Tenant: "a"}}
+		_, ok, err := s.admitStart(ctx, r)
+		return ok && err == nil
+	}
+	est.release <- struct{}{}
+	if !admit(t.Context()) {
+		t.Fatal("the first request has no estimate")
+	}
+
+	mu.Lock()
+	now = now.Add(60 * time.Millisecond)
+	mu.Unlock()
+	ahead := make(chan bool, 1)
+	go func() { ahead <- admit(t.Context()) }() // reads again, and waits for the estimator
+	for est.count() < 2 && len(ahead) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if est.count() < 2 {
+		t.Fatal("past half the reuse, no request read the queues again")
+	}
+	// A request that waited for the reading, or read too, would see its
+	// context ended and have no estimate.
+	gone, leave := context.WithCancel(t.Context())
+	leave()
+	if !admit(gone) {
+		t.Error("a request while another reads ahead has no estimate; want the last one")
+	}
+	est.release <- struct{}{}
+	if !<-ahead {
+		t.Error("the request that read ahead has no estimate")
+	}
+	if got := est.count(); got != 2 {
+		t.Errorf("%d readings; want 2: the first, and one ahead", got)
 	}
 }
