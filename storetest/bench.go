@@ -10,9 +10,10 @@ import (
 )
 
 // Bench measures a store's hot paths, the same for every backend: the API's
-// write (CreateRequest; a submission's two, SubmitParallel), the notifier's (ApplyStatus: applied, redelivered
-// and interleaved) and GET's read (Request). newStore returns an empty store
-// of its own; Bench closes it after each benchmark.
+// writes (CreateRequest; a submission's two, SubmitParallel), the
+// notifier's (ApplyStatus: applied, redelivered and interleaved) and GET's
+// read (Request). newStore returns an empty store of its own; Bench closes
+// it after each benchmark.
 func Bench(b *testing.B, newStore func(b *testing.B) Store) {
 	for _, bench := range benchmarks {
 		b.Run(bench.name, func(b *testing.B) {
