@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/genpipe/genpipe"
@@ -29,7 +30,8 @@ const MaxEstimateReuse = time.Second
 // next new requests of the same share. A new request's estimate depends on
 // its share and the queues alone, and reading the queues costs a dozen
 // store reads: a burst of submissions then shares one reading every d
-// instead of paying it each. A reused estimate, and the admission by
+// (one request reads again once d/2 has passed while the others keep the
+// last) instead of paying it each. A reused estimate, and the admission by
 // WithMaxStartWait decided on it, is at most d older than the queues, a
 // small error beside the waits it predicts. The default is
 // DefaultEstimateReuse; more than MaxEstimateReuse is invalid.
@@ -165,10 +167,13 @@ func (s *Server) observeStart(c genpipe.StatusChange) {
 const maxFreshShares = 1024
 
 // freshEstimates are the latest estimates of new requests, by share (see
-// WithEstimateReuse). The zero value is ready to use.
+// WithEstimateReuse), and those being made. The zero value is ready to use.
 type freshEstimates struct {
-	mu   sync.Mutex
-	last map[genpipe.Share]freshEstimate
+	mu      sync.Mutex
+	last    map[genpipe.Share]freshEstimate
+	reading map[genpipe.Share]*reading // estimates being made, by share
+
+	waiting atomic.Int64 // requests waiting for another's reading, for tests
 }
 
 type freshEstimate struct {
@@ -177,33 +182,75 @@ type freshEstimate struct {
 	ok bool
 }
 
+// A reading is an estimate of a share's new request being made: once done
+// is closed, e and ok are its outcome.
+type reading struct {
+	done chan struct{}
+	e    genpipe.Estimate
+	ok   bool
+}
+
 // estimate returns the estimate of r, a request not submitted yet: one
-// made less than the server's estimateReuse ago for its share, or a new
-// one.
+// made less than the server's estimateReuse ago for its share, the one
+// being made for its share, or a new one. Under load, the estimate of a
+// share is read again once half its reuse has passed, by one request
+// while the others keep the last: reading the queues costs a dozen round
+// trips to the store, and when the last estimate ran out instead, every
+// request in flight waited for the reading (over a 2.5 ms round trip to
+// PostgreSQL, half their time). Requests that come once it ran out wait
+// for the reading in progress rather than each reading the queues too: a
+// burst of reads takes the store's connections from the submissions'
+// writes.
 func (f *freshEstimates) estimate(ctx context.Context, s *Server, r *genpipe.Request) (genpipe.Estimate, bool) {
 	share, now, reuse := r.Share.Normalized(), s.cfg.now(), s.cfg.estimateReuse
-	if reuse > 0 {
-		f.mu.Lock()
-		last, found := f.last[share]
-		f.mu.Unlock()
-		if found && now.Sub(last.at) >= 0 && now.Sub(last.at) < reuse {
-			return last.e, last.ok
-		}
-	}
 	// Placed without its id, as a request not submitted yet (which it
 	// is): the estimator then does not look for its tasks and claims,
 	// which cannot exist.
 	fresh := *r
 	fresh.ID = ""
-	e, ok := s.estimate(ctx, &fresh)
 	if reuse <= 0 {
-		return e, ok
+		return s.estimate(ctx, &fresh)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	last, found := f.last[share]
+	age := now.Sub(last.at)
+	valid := found && age >= 0 && age < reuse
+	rd, busy := f.reading[share]
+	switch {
+	case valid && (busy || age < reuse/2):
+		f.mu.Unlock()
+		return last.e, last.ok
+	case busy:
+		f.mu.Unlock()
+		f.waiting.Add(1)
+		defer f.waiting.Add(-1)
+		select {
+		case <-rd.done:
+			return rd.e, rd.ok
+		case <-ctx.Done():
+			return genpipe.Estimate{}, false
+		}
+	}
+	rd = &reading{done: make(chan struct{})}
+	if f.reading == nil {
+		f.reading = map[genpipe.Share]*reading{}
+	}
+	f.reading[share] = rd
+	f.mu.Unlock()
+	defer f.read(share, now, rd)
+	rd.e, rd.ok = s.estimate(ctx, &fresh)
+	return rd.e, rd.ok
+}
+
+// read keeps rd, the reading of share's estimate that began at now, as the
+// share's latest, and hands it to the requests that wait for it.
+func (f *freshEstimates) read(share genpipe.Share, now time.Time, rd *reading) {
+	f.mu.Lock()
+	delete(f.reading, share)
 	if f.last == nil || len(f.last) >= maxFreshShares {
 		f.last = map[genpipe.Share]freshEstimate{}
 	}
-	f.last[share] = freshEstimate{at: now, e: e, ok: ok}
-	return e, ok
+	f.last[share] = freshEstimate{at: now, e: rd.e, ok: rd.ok}
+	f.mu.Unlock()
+	close(rd.done)
 }

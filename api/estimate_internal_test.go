@@ -112,3 +112,113 @@ func TestEstimateReuse(t *testing.T) {
 		t.Errorf("without reuse: %d estimates after two more requests; want 5", est.calls)
 	}
 }
+
+// blockingEstimator counts its estimates, each of which waits for release.
+type blockingEstimator struct {
+	countingEstimator
+	release chan struct{}
+}
+
+func (b *blockingEstimator) Estimate(ctx context.Context, r *genpipe.Request) (genpipe.Estimate, bool, error) {
+	b.mu.Lock()
+	b.calls++
+	b.mu.Unlock()
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return genpipe.Estimate{}, false, ctx.Err()
+	}
+	at := time.Unix(1, 0)
+	return genpipe.Estimate{StartAt: at, LastStartAt: at, DoneAt: at}, true, nil
+}
+
+func (b *blockingEstimator) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
+}
+
+// With WithEstimateReuse, new requests of one share that come while the
+// share's estimate is being made wait for it instead of reading the
+// queues themselves: when the last estimate ages out under load, one
+// reading, not one per request in flight.
+func TestEstimateReuseWaitsForReading(t *testing.T) {
+	est := &blockingEstimator{release: make(chan struct{})}
+	s := &Server{cfg: config{estimator: est, estimateReuse: 100 * time.Millisecond,
+		now: time.Now, logger: slog.New(slog.DiscardHandler)}}
+	const n = 8
+	starts := make([]time.Time, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r := &genpipe.Request{Status: genpipe.StatusReceived, Share: genpipe.Share{Tenant: "a"}}
+			e, ok, err := s.admitStart(t.Context(), r)
+			if !ok || err != nil {
+				t.Errorf("admitStart = %v, %v", ok, err)
+			}
+			starts[i] = e.StartAt
+		})
+	}
+	// Until every request is either reading the queues or waiting for a
+	// reading.
+	for est.count()+int(s.fresh.waiting.Load()) < n {
+		time.Sleep(time.Millisecond)
+	}
+	close(est.release)
+	wg.Wait()
+	if got := est.count(); got != 1 {
+		t.Errorf("%d concurrent new requests of one share read the queues %d times; want once", n, got)
+	}
+	for i, at := range starts {
+		if !at.Equal(time.Unix(1, 0)) {
+			t.Errorf("request %d: start %v; want the reading's", i, at)
+		}
+	}
+}
+
+// Once half the reuse has passed, one new request of the share reads the
+// queues again while the others keep the last estimate, which is still
+// within the reuse, instead of waiting for the reading.
+func TestEstimateReuseReadsAhead(t *testing.T) {
+	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	est := &blockingEstimator{release: make(chan struct{}, 2)}
+	s := &Server{cfg: config{estimator: est, estimateReuse: 100 * time.Millisecond,
+		now: clock, logger: slog.New(slog.DiscardHandler)}}
+	admit := func(ctx context.Context) bool {
+		r := &genpipe.Request{Status: genpipe.StatusReceived, Share: genpipe.Share{Tenant: "a"}}
+		_, ok, err := s.admitStart(ctx, r)
+		return ok && err == nil
+	}
+	est.release <- struct{}{}
+	if !admit(t.Context()) {
+		t.Fatal("the first request has no estimate")
+	}
+
+	mu.Lock()
+	now = now.Add(60 * time.Millisecond)
+	mu.Unlock()
+	ahead := make(chan bool, 1)
+	go func() { ahead <- admit(t.Context()) }() // reads again, and waits for the estimator
+	for est.count() < 2 && len(ahead) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if est.count() < 2 {
+		t.Fatal("past half the reuse, no request read the queues again")
+	}
+	// A request that waited for the reading, or read too, would see its
+	// context ended and have no estimate.
+	gone, leave := context.WithCancel(t.Context())
+	leave()
+	if !admit(gone) {
+		t.Error("a request while another reads ahead has no estimate; want the last one")
+	}
+	est.release <- struct{}{}
+	if !<-ahead {
+		t.Error("the request that read ahead has no estimate")
+	}
+	if got := est.count(); got != 2 {
+		t.Errorf("%d readings; want 2: the first, and one ahead", got)
+	}
+}

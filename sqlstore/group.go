@@ -36,7 +36,12 @@ func (w poolWriter) queryRow(query string, args ...any) row {
 // commit (see groupCommit): concurrent calls share one transaction, and so
 // one write of the WAL, instead of queueing for the one connection with a
 // transaction each. On PostgreSQL, where writers run at once and commits
-// share WAL flushes by themselves, fn runs its statements on the pool.
+// share WAL flushes by themselves, fn runs its statements on the pool: a
+// group there would run its calls' statements one after the other on one
+// connection, each call in a savepoint (a failed statement aborts the
+// whole transaction there), three round trips instead of one, and
+// measured half as fast (storetest's SubmitParallel, 32 submitters) with
+// fsync on or off.
 //
 // queries are the statements fn may run: on SQLite they are prepared
 // before the transaction begins. fn's genpipe errors (ECONFLICT,

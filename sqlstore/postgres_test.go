@@ -84,7 +84,7 @@ func freshSchema(t testing.TB, base string) string {
 		t.Fatalf("%s is not a postgres:// URL: %v", urlEnv, err)
 	}
 	schema := "genpipe_test_" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	admin, err := pgx.Connect(t.Context(), base)
+	admin, err := pgx.Connect(t.Context(), withoutPoolParams(u))
 	if err != nil {
 		t.Fatalf("connect to %s: %v", urlEnv, err)
 	}
@@ -95,7 +95,7 @@ func freshSchema(t testing.TB, base string) string {
 	t.Cleanup(func() { // after the stores are closed: t.Cleanup runs last first
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
+		conn, err := pgx.Connect(ctx, withoutPoolParams(u))
 		if err != nil {
 			t.Errorf("drop schema %s: %v", schema, err)
 			return
@@ -110,4 +110,31 @@ func freshSchema(t testing.TB, base string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// withoutPoolParams returns u without the parameters that configure
+// pgxpool (pool_max_conns, ...), which a single connection sends to the
+// server, which refuses them: the tests' URL may size the stores' pools.
+func withoutPoolParams(u *neturl.URL) string {
+	c := *u
+	q := c.Query()
+	for k := range q {
+		if strings.HasPrefix(k, "pool_") {
+			q.Del(k)
+		}
+	}
+	c.RawQuery = q.Encode()
+	return c.String()
+}
+
+// A PostgreSQL store opens up to DefaultPostgresMaxConns connections, or
+// as many as its URL's pool_max_conns says.
+func TestPostgresPoolSize(t *testing.T) {
+	url := freshSchema(t, serverURL(t))
+	if got := open(t, url).WriteDB().Stats().MaxOpenConnections; got != sqlstore.DefaultPostgresMaxConns {
+		t.Errorf("a store's pool holds %d connections; want DefaultPostgresMaxConns, %d", got, sqlstore.DefaultPostgresMaxConns)
+	}
+	if got := open(t, url+"&pool_max_conns=3").WriteDB().Stats().MaxOpenConnections; got != 3 {
+		t.Errorf("with pool_max_conns=3, a store's pool holds %d connections; want 3", got)
+	}
 }

@@ -125,9 +125,9 @@ func parseURL(url string) (kind, target string, ok bool) {
 //     reads the URL: postgres://user:password@host:5432/dbname?sslmode=verify-full.
 //     Parameters that pgx does not know (search_path, application_name, ...)
 //     are sent to the server as run-time parameters; pgxpool's own
-//     (pool_max_conns, pool_max_conn_lifetime, ...) configure the pool. The
-//     tables are created in the first schema of search_path (normally
-//     public).
+//     (pool_max_conns, by default DefaultPostgresMaxConns;
+//     pool_max_conn_lifetime, ...) configure the pool. The tables are
+//     created in the first schema of search_path (normally public).
 //
 // Anything else is an EINVALID error. Open returns once the migrations are
 // applied, which needs the database: a PostgreSQL server that is down is an

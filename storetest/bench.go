@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -9,9 +10,10 @@ import (
 )
 
 // Bench measures a store's hot paths, the same for every backend: the API's
-// write (CreateRequest), the notifier's (ApplyStatus: applied, redelivered
-// and interleaved) and GET's read (Request). newStore returns an empty store
-// of its own; Bench closes it after each benchmark.
+// writes (CreateRequest; a submission's two, SubmitParallel), the
+// notifier's (ApplyStatus: applied, redelivered and interleaved) and GET's
+// read (Request). newStore returns an empty store of its own; Bench closes
+// it after each benchmark.
 func Bench(b *testing.B, newStore func(b *testing.B) Store) {
 	for _, bench := range benchmarks {
 		b.Run(bench.name, func(b *testing.B) {
@@ -21,6 +23,10 @@ func Bench(b *testing.B, newStore func(b *testing.B) Store) {
 		})
 	}
 }
+
+// submitters is how many goroutines SubmitParallel runs: as many as
+// genpipe bench intake's connections by default.
+const submitters = 32
 
 // statusSteps are the changes a request goes through after received.
 var statusSteps = []genpipe.Status{genpipe.StatusChecking, genpipe.StatusGenerating, genpipe.StatusDone}
@@ -47,6 +53,24 @@ var benchmarks = []struct {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, _, err := s.CreateRequest(b.Context(), newRequest("")); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}},
+	// What a submission writes (its claimed request, then its mark once
+	// published) from as many goroutines at once as the intake benchmark
+	// has connections: the store's share of POST /v1/requests.
+	{"SubmitParallel", func(b *testing.B, s Store) {
+		b.SetParallelism(max(1, submitters/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				r, _, err := s.CreateClaimed(b.Context(), newRequest(""), time.Minute)
+				if err == nil {
+					err = s.MarkPublished(b.Context(), r.ID)
+				}
+				if err != nil {
 					b.Error(err)
 					return
 				}
