@@ -94,8 +94,11 @@ func (st *stream) write(text string) error {
 // lagTolerance is how long a stream the hub cannot vouch for waits for the
 // status store to record a live change before it sends the change itself
 // (the store's writer is down); behindPoll is how often it rereads the store
-// meanwhile.
-const lagTolerance, behindPoll = 3 * time.Second, 50 * time.Millisecond
+// meanwhile: the notifier records a change within milliseconds of the hub
+// getting it, and the client waits for whatever the poll adds. Only such
+// streams with a change ahead of the store poll this fast, for as long as
+// the store lags.
+const lagTolerance, behindPoll = 3 * time.Second, 10 * time.Millisecond
 
 // run sends the stored history, then follows the request: each live change
 // is sent as it comes, after the store is read once more for the changes

@@ -38,7 +38,6 @@ type lifecycleFlags struct {
 	capacity         int
 	stepDuration     time.Duration
 	load             float64
-	aiNice           int // ≥ 0: the AIs run as processes of their own at this niceness
 }
 
 // runLifecycleLab starts genpipe up with the lab's system, runs the
@@ -55,14 +54,6 @@ func runLifecycleLab(ctx context.Context, f lifecycleFlags, stdout, stderr io.Wr
 	args := []string{"-data-dir", dir, "-addr", "127.0.0.1:0", "-log-level", "error",
 		"-check-latency", scaled(lifecycleCheckLatency), "-generate-latency", scaled(lifecycleGenerateLatency),
 		"-check-capacity", capacity, "-generate-capacity", capacity, "-partitions", "8"}
-	if f.aiNice >= 0 {
-		ais, err := startAIProcesses(ctx, f.aiNice, capacity, scaled(lifecycleCheckLatency), scaled(lifecycleGenerateLatency), stderr)
-		if err != nil {
-			return err
-		}
-		defer ais.stop()
-		args = append(args, "-check-ai-url", ais.check, "-generate-ai-url", ais.generate)
-	}
 	var cfg upConfig
 	log, err := parse(&cfg, "up", args, stderr)
 	if err != nil {
@@ -86,11 +77,7 @@ func runLifecycleLab(ctx context.Context, f lifecycleFlags, stdout, stderr io.Wr
 	case loadtest.StepScenario, loadtest.OverheadScenario:
 		scenarios = []string{f.scenario}
 	}
-	where := "inside up"
-	if f.aiNice >= 0 {
-		where = fmt.Sprintf("as processes of their own at niceness %d", f.aiNice)
-	}
-	fmt.Fprintf(stderr, "genpipe up serving %s (AI capacity %d, time scale %g, the simulated AIs %s)\n", u.API, f.capacity, f.scale, where)
+	fmt.Fprintf(stderr, "genpipe up serving %s (AI capacity %d, time scale %g)\n", u.API, f.capacity, f.scale)
 	rep, err := loadtest.RunLifecycle(ctx, loadtest.LifecycleConfig{
 		System: loadtest.System{API: u.API, CheckAI: u.CheckAI, GenerateAI: u.GenerateAI,
 			CheckCapacity: f.capacity, GenerateCapacity: f.capacity, CheckLatency: lifecycleCheckLatency, GenerateLatency: lifecycleGenerateLatency},

@@ -52,8 +52,6 @@ against their targets. -requests sets their backlog (default 5000).
 	fs.IntVar(&life.capacity, "ai-capacity", lifecycleCapacity, "lifecycle and step: the simulated AIs' capacity")
 	fs.Float64Var(&life.load, "load", 0, fmt.Sprintf("lifecycle and overhead: the load, × the AI's capacity (0: %g for lifecycle, %g for overhead)",
 		loadtest.DefaultLifecycleLoad, loadtest.DefaultOverheadLoad))
-	fs.IntVar(&life.aiNice, "ai-processes-nice", -1, "lifecycle, step and overhead: run the simulated AIs as processes of their own "+
-		"at this CPU niceness (0 to 19; higher yields more CPU to genpipe, as AIs on machines of their own would), instead of inside up (-1)")
 	fs.DurationVar(&life.stepDuration, "step-duration", loadtest.DefaultStepDuration, "step: how long each load lasts (unscaled)")
 	fs.StringVar(&profiles, "profiles", strings.Join(loadtest.Profiles, ","), "profiles to run, one after another, comma-separated")
 	fs.StringVar(&shape, "shape", loadtest.ShapeBurst, "workload shape: burst, steady or ramp")
