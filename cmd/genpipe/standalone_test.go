@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -273,7 +274,15 @@ func (s *standalone) startCmd(name string, cmd *exec.Cmd, env []string) *process
 	}
 	defer out.Close() // the child has its own copy
 	p.cmd = cmd
-	p.cmd.Env = append(append([]string(nil), s.env...), env...)
+	base := s.env
+	if slices.Contains(cmd.Args, "up") {
+		// The AI URLs are the workers': up runs AIs of its own unless
+		// given others (-check-ai-url, the same variables).
+		base = slices.DeleteFunc(slices.Clone(base), func(kv string) bool {
+			return strings.HasPrefix(kv, "GENPIPE_CHECK_AI_URL=") || strings.HasPrefix(kv, "GENPIPE_GENERATE_AI_URL=")
+		})
+	}
+	p.cmd.Env = append(append([]string(nil), base...), env...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", name, err)
