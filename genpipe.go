@@ -55,17 +55,8 @@ type Job struct {
 	// Image is the object key the stages read the image from when it is
 	// the upload itself (UploadKey), which no one can write twice. Empty
 	// when the API copied the upload to InputKey instead, as it does for
-	// uploads made before upload URLs were write-once; see ImageKey.
+	// uploads made before upload URLs were write-once.
 	Image string `json:"image,omitempty"`
-}
-
-// ImageKey is the object key of the image the job of request requestID is
-// made from: Image, or the copy the API made (InputKey).
-func (j Job) ImageKey(requestID string) string {
-	if j.Image != "" {
-		return j.Image
-	}
-	return InputKey(requestID)
 }
 
 // Result names the finished slide's files in the object store. Clients get

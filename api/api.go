@@ -48,7 +48,7 @@ type Server struct {
 	limiter   *rateLimiter      // nil without a rate limit
 	cancels   *genpipe.Canceler // nil: DELETE answers 405
 	predicted predictions       // estimates given at submission (see WithEstimateObserver)
-	uploads   *knownUploads     // the uploads this server signed or saw stored
+	uploads   *knownUploads     // the uploads this server saw stored
 	fresh     freshEstimates    // new requests' recent estimates (see WithEstimateReuse)
 }
 

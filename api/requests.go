@@ -59,7 +59,6 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, fmt.Errorf("presign upload: %w", err))
 		return
 	}
-	s.uploads.signed(key, in.ContentLength)
 	httpjson.Write(w, http.StatusCreated, uploadResponse{
 		ObjectID: objectID, UploadURL: uploadURL, Method: http.MethodPut,
 		Headers:   put.Header(),
@@ -303,8 +302,8 @@ func styleIDs() string {
 // or queued, so that it is checked on and generated from exactly that
 // image. An upload is written once (genpipe.UploadKey): it is the input
 // itself (req.Image), and the API only makes sure it is there and within
-// the size limit, from what it knows of the upload (knownUploads) or one
-// read of its size. An upload made through an older URL, which could still
+// the size limit, from what it saw of the upload before (knownUploads) or
+// one read of its size. An upload made through an older URL, which could still
 // overwrite it, is copied to the request's own input (copyLegacyUpload).
 //
 // An objectId that the caller's API key never uploaded answers 422, the
@@ -314,20 +313,20 @@ func styleIDs() string {
 // unusable.
 func (s *Server) pinInput(ctx context.Context, req *genpipe.Request) error {
 	key := genpipe.UploadKey(req.Owner, req.ObjectID)
-	known, _ := s.uploads.lookup(key)
-	if !known.present {
+	size, seen := s.uploads.lookup(key)
+	if !seen {
 		info, err := s.objects.Stat(ctx, key)
 		switch genpipe.ErrorCode(err) {
 		case "":
-			known = knownUpload{size: info.Size, present: true}
-			s.uploads.present(key, info.Size)
+			size = info.Size
+			s.uploads.present(key, size)
 		case genpipe.ENOTFOUND:
 			return s.copyLegacyUpload(ctx, req)
 		default:
 			return unavailableInput(req, err)
 		}
 	}
-	if err := s.checkUploadSize(req, known.size); err != nil {
+	if err := s.checkUploadSize(req, size); err != nil {
 		return err
 	}
 	req.Image = key

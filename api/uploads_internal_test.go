@@ -143,16 +143,16 @@ func TestKnownUploadsBounded(t *testing.T) {
 	u := newKnownUploads()
 	key := func(i int) string { return "images/" + time.Duration(i).String() }
 	for i := range maxKnownUploads + 10 {
-		u.signed(key(i), int64(i))
+		u.present(key(i), int64(i))
 	}
 	u.present(key(maxKnownUploads+9), 5) // known already: no new entry
-	if len(u.upload) != maxKnownUploads || len(u.order) != maxKnownUploads {
-		t.Errorf("%d uploads kept in %d places; want %d", len(u.upload), len(u.order), maxKnownUploads)
+	if len(u.size) != maxKnownUploads || len(u.order) != maxKnownUploads {
+		t.Errorf("%d uploads kept in %d places; want %d", len(u.size), len(u.order), maxKnownUploads)
 	}
 	if _, ok := u.lookup(key(0)); ok {
 		t.Error("the first upload is still remembered")
 	}
-	if k, ok := u.lookup(key(maxKnownUploads + 9)); !ok || !k.present || k.size != 5 {
-		t.Errorf("the latest upload: %+v, %v; want present, 5 bytes", k, ok)
+	if size, ok := u.lookup(key(maxKnownUploads + 9)); !ok || size != 5 {
+		t.Errorf("the latest upload: %d bytes, %v; want seen, 5 bytes", size, ok)
 	}
 }
