@@ -152,8 +152,8 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 
 	urls := upURLs{ObjectStore: objects.Endpoint(), Brokers: kafkaSrv.Addrs(), Database: b.Database,
 		SecretsFile: secretsFile, WebhookSecret: secrets.WebhookSecret}
-	apiLn, err := upListeners(cfg.Addr, &urls)
-	if err != nil {
+	var apiLn net.Listener
+	if apiLn, urls.API, err = listen(cfg.Addr); err != nil {
 		return err
 	}
 	ais, err := upAIs(cfg, &urls, log)
@@ -313,12 +313,6 @@ func waitNotified(k kafkaSettings, results string, timeout time.Duration, log *s
 }
 
 // upListeners opens the API's listener on addr and the AIs' on free ports.
-// upListeners listens for the API on addr and puts its URL in urls.
-func upListeners(addr string, urls *upURLs) (api net.Listener, err error) {
-	api, urls.API, err = listen(addr)
-	return api, err
-}
-
 // upAIs returns the simulated AIs up runs, each listening on a port of
 // its own, with their URLs in urls; an AI cfg names a URL for is called
 // there instead, and not simulated.
