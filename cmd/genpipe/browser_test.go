@@ -403,10 +403,7 @@ func TestBrowserShowsHowFarARejectedRequestGot(t *testing.T) {
 	if v := waitTerminal(t, a.ID, 30*time.Second); v.Status != "rejected" {
 		t.Fatalf("request ended %s; want rejected", v.Status)
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(sys.API+"/requests/"+a.ID)); err != nil {
-		t.Fatal(err)
-	}
-	waitPageStatus(t, ctx, "rejected")
+	openRequestPage(t, ctx, a.ID, "rejected")
 	steps, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#steps li")].map(li => li.className + " " + li.textContent)`))
 	if err != nil {
 		t.Fatal(err)
@@ -449,10 +446,7 @@ func TestBrowserOffersEveryPNGOfADeck(t *testing.T) {
 	if err != nil || v.Result == nil || len(v.Result.PNGURLs) < 2 {
 		t.Fatalf("GET: %+v, %v; want a deck of at least two slides", v, err)
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(sys.API+"/requests/"+a.ID)); err != nil {
-		t.Fatal(err)
-	}
-	waitPageStatus(t, ctx, "done")
+	openRequestPage(t, ctx, a.ID, "done")
 	links, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#links a")].map(a => a.download + " " + a.textContent)`))
 	if err != nil {
 		t.Fatal(err)
@@ -523,6 +517,16 @@ func TestBrowserChecksTheFormBeforeUploading(t *testing.T) {
 	if n := proxy.uploads; n != 0 {
 		t.Errorf("the page asked for %d uploads for forms it should have refused", n)
 	}
+}
+
+// openRequestPage opens the page of request id and waits until it shows
+// the request's final status, which must be status.
+func openRequestPage(t *testing.T, ctx context.Context, id, status string) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Navigate(sys.API+"/requests/"+id)); err != nil {
+		t.Fatal(err)
+	}
+	waitPageStatus(t, ctx, status)
 }
 
 // waitPageStatus waits for the page to show status.
