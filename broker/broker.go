@@ -56,12 +56,21 @@ const (
 	DefaultRetentionCheck = 5 * time.Minute
 )
 
+// DefaultSegmentBytes is the size at which a partition's log rolls over to
+// a new segment (Kafka's log.segment.bytes, 1 GiB there). The broker frees
+// what it drops (the segment file, and the index it keeps in memory) a
+// whole segment at a time, so its segments are small: what the retention
+// or WithDropRead drops is freed but for at most a MiB a partition.
+const DefaultSegmentBytes = 1 << 20
+
 // Server is a running broker.
 type Server struct {
-	c    *kfake.Cluster
-	stop chan struct{} // ends the retention loop
-	done chan struct{}
-	once sync.Once
+	c        *kfake.Cluster
+	dropRead map[string][]string // see WithDropRead
+	log      *slog.Logger
+	stop     chan struct{} // ends the retention loop
+	done     chan struct{}
+	once     sync.Once
 }
 
 type config struct {
@@ -75,7 +84,8 @@ type config struct {
 	users             []user
 	retention         time.Duration
 	retentionBytes    int64
-	keep              []string // topics exempt from the retention
+	keep              []string            // topics exempt from the retention
+	dropRead          map[string][]string // topic → every group that reads it
 }
 
 type user struct{ mechanism, name, password string }
@@ -146,6 +156,24 @@ func WithKeep(topics ...string) Option {
 	return func(c *config) { c.keep = append(c.keep, topics...) }
 }
 
+// WithDropRead makes the broker also drop, at each retention check, the
+// records of topic that each of groups has committed past, as an
+// operator's DeleteRecords would: a broker whose consumers keep up keeps
+// only their backlog, in memory and on disk, however long it runs, and the
+// retention (WithRetention) still bounds a backlog nobody reads. groups
+// must be every group that reads topic: one left out may find its records
+// gone. A partition where one of them has committed nothing keeps its
+// records. Give it once per topic; by default the broker drops only what
+// the retention does.
+func WithDropRead(topic string, groups ...string) Option {
+	return func(c *config) {
+		if c.dropRead == nil {
+			c.dropRead = make(map[string][]string)
+		}
+		c.dropRead[topic] = groups
+	}
+}
+
 // WithLogger sends kfake's logs to l, overriding the default of logging
 // nothing. kfake logs little above debug: failed requests and persistence
 // problems; at debug, every request.
@@ -187,6 +215,7 @@ func Start(opts ...Option) (*Server, error) {
 			"group.max.session.timeout.ms": strconv.FormatInt(DefaultGroupMaxSessionTimeout.Milliseconds(), 10),
 			"log.retention.ms":             strconv.FormatInt(retentionMs(cfg.retention), 10),
 			"log.retention.bytes":          strconv.FormatInt(cfg.retentionBytes, 10),
+			"log.segment.bytes":            strconv.Itoa(DefaultSegmentBytes),
 		}),
 	}
 	if cfg.kafkaVersion != "" {
@@ -222,7 +251,7 @@ func Start(opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("broker: start on port %d: %w", cfg.port, err)
 	}
 	keepForever(c, cfg.keep)
-	srv := &Server{c: c, stop: make(chan struct{}), done: make(chan struct{})}
+	srv := &Server{c: c, dropRead: cfg.dropRead, log: cmp.Or(cfg.log, slog.Default()), stop: make(chan struct{}), done: make(chan struct{})}
 	go srv.retain(DefaultRetentionCheck)
 	return srv, nil
 }
@@ -232,6 +261,9 @@ func (c *config) validate() error {
 	check := invalid.New("broker")
 	check.If(c.retention >= 0 && c.retention < time.Millisecond, "retention %v: want at least 1ms, or less than 0 for none", c.retention)
 	check.If(c.retentionBytes == 0, "retention bytes 0: want more than 0, or less than 0 for none")
+	for topic, groups := range c.dropRead {
+		check.If(len(groups) == 0, "dropping the read records of %s: no groups named", topic)
+	}
 	return check.Err()
 }
 
@@ -285,9 +317,53 @@ func (s *Server) retain(interval time.Duration) {
 	}
 }
 
-// ApplyRetention drops now the records beyond the retention (WithRetention),
-// as the broker does every DefaultRetentionCheck.
-func (s *Server) ApplyRetention() { s.c.ApplyRetention() }
+// ApplyRetention drops now the records beyond the retention (WithRetention)
+// and those read (WithDropRead), as the broker does every
+// DefaultRetentionCheck.
+func (s *Server) ApplyRetention() {
+	s.c.ApplyRetention()
+	for topic, groups := range s.dropRead {
+		s.dropReadOf(topic, groups)
+	}
+}
+
+// dropReadOf drops, on each partition of topic, the records below the
+// lowest offset groups committed there.
+func (s *Server) dropReadOf(topic string, groups []string) {
+	infos := make([]*kfake.GroupInfo, 0, len(groups))
+	for _, g := range groups {
+		info := s.c.GroupInfo(g)
+		if info == nil {
+			return // not started yet: it will read from the start
+		}
+		infos = append(infos, info)
+	}
+	for _, p := range s.c.PartitionInfos(topic) {
+		read, ok := readByAll(infos, topic, p.Partition)
+		if !ok || read <= p.LogStartOffset {
+			continue
+		}
+		if err := s.c.DeleteRecords(topic, p.Partition, read); err != nil {
+			s.log.Warn("drop read records", "topic", topic, "partition", p.Partition, "below", read, "err", err)
+		}
+	}
+}
+
+// readByAll returns the lowest offset groups committed on partition p of
+// topic: every record below it was read by all of them. ok is false when
+// one of them has committed nothing there.
+func readByAll(groups []*kfake.GroupInfo, topic string, p int32) (offset int64, ok bool) {
+	for i, g := range groups {
+		c, found := g.Commits[topic][p]
+		if !found {
+			return 0, false
+		}
+		if i == 0 || c.Offset < offset {
+			offset = c.Offset
+		}
+	}
+	return offset, len(groups) > 0
+}
 
 // Addrs returns the broker's host:port addresses, to use as seed brokers.
 func (s *Server) Addrs() []string { return s.c.ListenAddrs() }

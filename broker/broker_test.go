@@ -2,8 +2,10 @@ package broker_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -196,5 +198,93 @@ func TestBrokerRetentionOption(t *testing.T) {
 			b.Close()
 			t.Error("a zero retention: no error")
 		}
+	}
+}
+
+// WithDropRead drops the records every group reading a topic has committed
+// past, and with them their segments: a broker whose consumers keep up
+// keeps only their backlog. A partition one of the groups has not committed
+// on keeps everything, and a topic not named is left to the retention.
+func TestBrokerDropsWhatEveryGroupRead(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const topic, other = "read", "unnamed"
+	b := testutil.StartBroker(t, broker.WithDataDir(dir), broker.WithDropRead(topic, "g-a", "g-b"))
+	testenv.EnsureTopics(t, b.Addrs(), 2, topic, other)
+	cl := testutil.Must(kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner())))(t)
+	defer cl.Close()
+	value := make([]byte, 256<<10) // four a segment, random so that compression keeps them that size
+	rand.Read(value)
+	for _, tp := range []struct {
+		topic     string
+		partition int32
+	}{{topic, 0}, {topic, 1}, {other, 0}} {
+		for i := range 12 {
+			rec := &kgo.Record{Topic: tp.topic, Partition: tp.partition, Value: value}
+			if err := cl.ProduceSync(t.Context(), rec).FirstErr(); err != nil {
+				t.Fatalf("produce %d to %s/%d: %v", i, tp.topic, tp.partition, err)
+			}
+		}
+	}
+	adm := kadm.NewClient(cl)
+	commit := func(group, topic string, partition int32, offset int64) {
+		var o kadm.Offsets
+		o.AddOffset(topic, partition, offset, -1)
+		if err := adm.CommitAllOffsets(t.Context(), group, o); err != nil {
+			t.Fatalf("commit %s %s/%d at %d: %v", group, topic, partition, offset, err)
+		}
+	}
+	commit("g-a", topic, 0, 12)
+	commit("g-b", topic, 0, 9) // the slower group bounds what goes
+	commit("g-a", topic, 1, 12)
+	commit("g-a", other, 0, 12)
+	commit("g-b", other, 0, 12)
+	before := segmentFiles(t, dir)
+	b.ApplyRetention()
+
+	starts, err := adm.ListStartOffsets(t.Context(), topic, other)
+	if err != nil || starts.Error() != nil {
+		t.Fatalf("list start offsets: %v %v", err, starts.Error())
+	}
+	for _, want := range []struct {
+		topic     string
+		partition int32
+		start     int64
+	}{{topic, 0, 9}, {topic, 1, 0}, {other, 0, 0}} {
+		if got, _ := starts.Lookup(want.topic, want.partition); got.Offset != want.start {
+			t.Errorf("%s/%d starts at %d after the check; want %d", want.topic, want.partition, got.Offset, want.start)
+		}
+	}
+	after := segmentFiles(t, dir)
+	t.Logf("segment files before %v, after %v", before, after)
+	if dropped := before[topic+"-0"] - after[topic+"-0"]; dropped < 2 {
+		t.Errorf("%s-0 went from %d to %d segment files; want the two read ones gone", topic, before[topic+"-0"], after[topic+"-0"])
+	}
+	for _, kept := range []string{topic + "-1", other + "-0"} {
+		if after[kept] != before[kept] {
+			t.Errorf("%s went from %d to %d segment files; want all kept", kept, before[kept], after[kept])
+		}
+	}
+}
+
+// segmentFiles counts the segment files of each partition under a broker's
+// data dir.
+func segmentFiles(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "partitions", "*", "*.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := make(map[string]int)
+	for _, f := range files {
+		n[filepath.Base(filepath.Dir(f))]++
+	}
+	return n
+}
+
+func TestBrokerDropReadOption(t *testing.T) {
+	if b, err := broker.Start(broker.WithDropRead("t")); err == nil {
+		b.Close()
+		t.Error("dropping what no group read: no error")
 	}
 }

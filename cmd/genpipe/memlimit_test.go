@@ -46,8 +46,8 @@ func TestRetentionFlags(t *testing.T) {
 	if _, err := parse(&b, "broker", nil, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if b.Retention != (retentionSettings{broker.DefaultRetention, broker.DefaultRetentionBytes}) {
-		t.Errorf("broker's retention %+v; want the broker package's defaults", b.Retention)
+	if b.Retention != (retentionSettings{Age: broker.DefaultRetention, Bytes: broker.DefaultRetentionBytes}) {
+		t.Errorf("broker's retention %+v; want the broker package's defaults, read records dropped", b.Retention)
 	}
 	for _, args := range [][]string{{"--retention", "0s"}, {"--retention-bytes", "0"}} {
 		var u upConfig
