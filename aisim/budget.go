@@ -3,6 +3,7 @@ package aisim
 import (
 	"context"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
@@ -105,21 +106,34 @@ func (b *budget) stats() MemoryStats {
 }
 
 // shrink gives back all but n bytes of the claim (nothing if it holds n or
-// less). Giving back a large part runs the garbage collector first: what
-// the call held is garbage by then, and Go would otherwise collect it only
-// once the heap had doubled, so a process decoding images hundreds of MiB
-// large would grow to twice its budget before reusing any of it.
+// less). Giving back a large part runs the garbage collector first, when
+// the heap holds that much garbage: what the call held is garbage by then,
+// and Go would otherwise collect it only once the heap had doubled, so a
+// process decoding images hundreds of MiB large would grow to twice its
+// budget before reusing any of it. A call whose buffers were reused (the
+// renders' canvases are) leaves little, and a collection forced for
+// nothing takes milliseconds of every CPU from the rest of the process:
+// genpipe up runs the pipeline beside the simulated AIs.
 func (c *claim) shrink(n int64) {
 	if c == nil || n >= c.n {
 		return
 	}
 	freed := c.n - n
-	if freed >= c.b.gcAfter() {
+	if gcAfter := c.b.gcAfter(); freed >= gcAfter && allocatedSinceGC() >= gcAfter {
 		runtime.GC()
 	}
 	c.n = n
 	c.b.count(func(st *MemoryStats) { st.Held -= freed })
 	c.b.sem.Release(freed)
+}
+
+// allocatedSinceGC returns how many bytes of heap objects were allocated
+// since the last collection marked the live ones: an upper bound on the
+// garbage a collection now would free.
+func allocatedSinceGC() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64()) - int64(s[1].Value.Uint64())
 }
 
 // release gives back the whole claim. It may be called more than once.

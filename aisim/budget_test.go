@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,3 +125,40 @@ func waitUntil(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 5s")
 }
+
+// Giving back a large claim collects the garbage first only when there is
+// that much: a call whose buffers were reused leaves little, and a
+// collection forced for nothing costs the whole process. Not parallel:
+// other tests' allocations would count as garbage.
+func TestBudgetCollectsOnlyGarbage(t *testing.T) {
+	b := newBudget(256 << 20)
+	n := 2 * b.gcAfter()
+	forced := func() uint64 {
+		s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	release := func() uint64 {
+		c, ok := b.tryAcquire(n)
+		if !ok {
+			t.Fatalf("claim of %d of %d refused", n, b.size)
+		}
+		before := forced()
+		c.release()
+		return forced() - before
+	}
+	runtime.GC() // no garbage left
+	if got := release(); got != 0 {
+		t.Errorf("a claim given back with no garbage in the heap forced %d collections; want none", got)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // the garbage stays until collected on purpose
+	for range n >> 20 { // what a call that held n bytes leaves
+		garbage = make([]byte, 1<<20)
+	}
+	if got := release(); got != 1 {
+		t.Errorf("a claim given back with %d MiB of garbage in the heap forced %d collections; want 1", n>>20, got)
+	}
+}
+
+// garbage keeps the compiler from dropping the test's allocations.
+var garbage []byte
