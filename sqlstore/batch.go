@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Bounds of a batcher.
@@ -25,8 +24,8 @@ const (
 	maxBatchesInFlight = 4
 	// batchTimeout bounds one batch's statement. It does not run on any
 	// caller's context: a caller that goes away must not fail the others
-	// of its batch.
-	batchTimeout = 30 * time.Second
+	// of its batch. As long as a group commit's transaction.
+	batchTimeout = groupTimeout
 )
 
 // errAlone is a batch's answer to a call that the batch did not settle: the
@@ -84,8 +83,9 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) (R, error) {
 	b.queue = append(b.queue, c)
 	var calls []*batchCall[T, R]
 	if b.running < maxBatchesInFlight {
-		b.running++
-		calls = b.take()
+		if calls = b.take(); calls != nil {
+			b.running++
+		}
 	}
 	b.mu.Unlock()
 	if calls != nil { // a free slot: run here, and hand the slot on
@@ -105,14 +105,22 @@ func (b *batcher[T, R]) do(ctx context.Context, item T) (R, error) {
 }
 
 // take removes the next batch from the queue, at most maxBatch calls
-// whose callers still wait; b.mu is held.
+// whose callers still wait; b.mu is held. A call whose context has ended
+// (its caller is about to go) gets the context's error instead.
 func (b *batcher[T, R]) take() []*batchCall[T, R] {
 	var calls []*batchCall[T, R]
 	n := 0
 	for ; n < len(b.queue) && len(calls) < maxBatch; n++ {
-		if c := b.queue[n]; c.state.CompareAndSwap(callQueued, callTaken) {
-			calls = append(calls, c)
+		c := b.queue[n]
+		if !c.state.CompareAndSwap(callQueued, callTaken) {
+			continue // gone
 		}
+		if err := c.ctx.Err(); err != nil {
+			c.err = err
+			close(c.done)
+			continue
+		}
+		calls = append(calls, c)
 	}
 	b.queue = b.queue[n:]
 	if len(b.queue) == 0 {

@@ -115,3 +115,20 @@ func TestBatcherFails(t *testing.T) {
 		}
 	}
 }
+
+// A call whose context has ended when its batch would start is not run:
+// it gets the context's error, and the slot is free for the next call.
+func TestBatcherContextEnded(t *testing.T) {
+	d := newDoubler()
+	ended, cancel := context.WithCancel(t.Context())
+	cancel()
+	if got, err := d.do(ended, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("do with an ended context = %d, %v; want context.Canceled", got, err)
+	}
+	if len(d.batches) != 0 {
+		t.Errorf("batches %v; want none", d.batches)
+	}
+	if got, err := d.do(t.Context(), 2); got != 4 || err != nil {
+		t.Errorf("the next do(2) = %d, %v; want 4", got, err)
+	}
+}

@@ -102,7 +102,8 @@ func (s *Store) CreateClaimed(ctx context.Context, r *genpipe.Request, lease tim
 
 // createRequest stores r, with its publish claim held by r.ID for lease
 // unless lease is 0. On SQLite the insert joins the concurrent writes of
-// other submissions in one transaction (see groupCommit).
+// other submissions in one transaction (see groupCommit); on PostgreSQL
+// their inserts are one statement (see batcher, createBatch).
 func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease time.Duration) (*genpipe.Request, bool, error) {
 	if r.ID == "" {
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request has no id")

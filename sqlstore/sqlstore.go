@@ -22,7 +22,10 @@
 // lease on it runs, EnqueueWebhook an INSERT ...
 // ON CONFLICT DO NOTHING on (request, status), ClaimStage an upsert that
 // takes the claim only when it is free. PostgreSQL lets many writers work
-// at once, and several genpipe processes may share one database. SQLite
+// at once, and several genpipe processes may share one database; what a
+// statement costs its server is mostly per statement, so a PostgreSQL
+// store coalesces concurrent submissions' inserts into one multi-row
+// statement, and their MarkPublished calls into another (batch.go). SQLite
 // allows one writer at a time: rather than let writers collide and sleep in
 // its busy handler, a SQLite store does every write on one connection, so
 // writers queue in Go, and reads on a pool of read-only connections that,
