@@ -39,10 +39,10 @@ var errAlone = errors.New("run the call on its own")
 // by one function (run), for PostgreSQL one statement: what costs the
 // server there is per statement (parse, bind, executor start, commit and
 // its WAL flush), not per row. A call queues; if fewer than
-// maxBatchesInFlight batches run, it starts one at once in its own
-// goroutine, taking everything queued (at most maxBatch calls); otherwise
-// it waits, and the next batch to finish starts the next one. A call never
-// waits for a timer: alone, it runs at once, as a batch of one.
+// maxBatchesInFlight batches run, it runs at once, as a batch of one, in
+// its caller's goroutine; otherwise it waits, and the next batch to finish
+// starts the next one, in a goroutine of its own, taking everything queued
+// (at most maxBatch calls). A call never waits for a timer.
 //
 // run gets the batch's items and returns one result per item, in order, or
 // an error that every call of the batch returns (errAlone among them).
