@@ -28,20 +28,20 @@ func together(s *sqlstore.Store) storetest.Gate {
 
 // On PostgreSQL, concurrent creates run as one statement, and each call
 // still gets its own outcome: new rows, a key stored before, two calls
-// with one key, two with one id (storetest.ConcurrentCreates); with an id
-// stored before among them the statement fails, and each call runs on its
-// own.
+// with one key, a retry with one id and key (storetest.ConcurrentCreates);
+// with two calls of one id and a call with an id stored before among them
+// the statement fails, and each call runs on its own.
 func TestPostgresBatchedCreates(t *testing.T) {
-	for _, storedID := range []bool{false, true} {
+	for _, idConflicts := range []bool{false, true} {
 		s := open(t, postgres.fresh(t))
 		var before int64
 		gate := together(s)
-		storetest.ConcurrentCreates(t, s, storedID, func() func(int) {
+		storetest.ConcurrentCreates(t, s, idConflicts, func() func(int) {
 			before, _ = s.Batches() // after the setup's creates
 			return gate()
 		})
 		if after, _ := s.Batches(); after-before != 1 {
-			t.Errorf("stored id %v: the concurrent creates took %d batches; want 1", storedID, after-before)
+			t.Errorf("id conflicts %v: the concurrent creates took %d batches; want 1", idConflicts, after-before)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 // must still get the outcome it would get alone.
 var concurrentTests = []test{
 	{"Creates", func(t *testing.T, s Store) { ConcurrentCreates(t, s, false, nil) }},
-	{"CreatesWithStoredID", func(t *testing.T, s Store) { ConcurrentCreates(t, s, true, nil) }},
+	{"CreatesWithIDConflicts", func(t *testing.T, s Store) { ConcurrentCreates(t, s, true, nil) }},
 	{"Marks", func(t *testing.T, s Store) { ConcurrentMarks(t, s, nil) }},
 }
 
@@ -29,11 +29,12 @@ type Gate func() (launched func(calls int))
 // ConcurrentCreates runs CreateClaimed and CreateRequest calls from as
 // many goroutines at once: new requests, with and without idempotency
 // keys; two calls with one new key; a call with a key stored before; two
-// calls with one new id; two with one new id and key; and, if storedID, a call with an id stored
+// calls with one new id and key (a retry); and, if idConflicts, two calls
+// with one new id and different keys, and a call with an id stored
 // before. It checks that each gets its own outcome (created; the twin of
-// its key; ECONFLICT for a stored id) and that every stored request has
+// its key; ECONFLICT for an id taken) and that every stored request has
 // its one received change.
-func ConcurrentCreates(t *testing.T, s Store, storedID bool, gate Gate) {
+func ConcurrentCreates(t *testing.T, s Store, idConflicts bool, gate Gate) {
 	ctx := t.Context()
 	taken := create(t, s, newRequest("taken-"+uuid.NewString()))
 	stored := create(t, s, newRequest(""))
@@ -59,18 +60,18 @@ func ConcurrentCreates(t *testing.T, s Store, storedID bool, gate Gate) {
 	add(newRequest(twinKey), true)
 	retry := len(calls)
 	add(newRequest(taken.IdempotencyKey), true)
-	sameID := len(calls)
-	add(newRequest(""), true)
-	add(newRequest(""), false)
-	calls[sameID+1].r.ID = calls[sameID].r.ID
 	// Two calls with one new id and one key: the second is a retry of the
 	// first, and gets it.
 	retried := len(calls)
 	add(newRequest("retried-"+uuid.NewString()), true)
 	add(newRequest(""), true)
 	calls[retried+1].r.ID, calls[retried+1].r.IdempotencyKey = calls[retried].r.ID, calls[retried].r.IdempotencyKey
-	storedAt := -1
-	if storedID {
+	sameID, storedAt := -1, -1
+	if idConflicts {
+		sameID = len(calls)
+		add(newRequest(""), true)
+		add(newRequest(""), false)
+		calls[sameID+1].r.ID = calls[sameID].r.ID
 		storedAt = len(calls)
 		r := newRequest("")
 		r.ID = stored.ID
@@ -98,8 +99,8 @@ func ConcurrentCreates(t *testing.T, s Store, storedID bool, gate Gate) {
 	created := map[string]bool{}
 	for i, c := range calls {
 		switch {
-		case i == twins || i == twins+1 || i == sameID || i == sameID+1 || i == retried || i == retried+1 ||
-			i == retry || i == storedAt:
+		case i == twins || i == twins+1 || i == retried || i == retried+1 || i == retry ||
+			(idConflicts && (i == sameID || i == sameID+1 || i == storedAt)):
 		case c.err != nil || !c.created:
 			t.Errorf("create %d: created %v, %v; want created", i, c.created, c.err)
 		case c.got.ID != c.r.ID || c.got.IdempotencyKey != c.r.IdempotencyKey || c.got.ObjectID != c.r.ObjectID:
@@ -131,21 +132,21 @@ func ConcurrentCreates(t *testing.T, s Store, storedID bool, gate Gate) {
 	if c := calls[retry]; c.err != nil || c.created || c.got.ID != taken.ID {
 		t.Errorf("create with a stored key: %+v, created %v, %v; want request %s, not created", c.got, c.created, c.err, taken.ID)
 	}
-	// Two calls with one new id: one creates, the other ECONFLICT.
-	a, b = calls[sameID], calls[sameID+1]
-	if winner, loser := a, b; (a.err == nil) == (b.err == nil) {
-		t.Errorf("two creates with one id: %v and %v; want one created, one %s", a.err, b.err, genpipe.ECONFLICT)
-	} else {
-		if a.err != nil {
-			winner, loser = b, a
+	if idConflicts {
+		// Two calls with one new id: one creates, the other ECONFLICT.
+		a, b = calls[sameID], calls[sameID+1]
+		if winner, loser := a, b; (a.err == nil) == (b.err == nil) {
+			t.Errorf("two creates with one id: %v and %v; want one created, one %s", a.err, b.err, genpipe.ECONFLICT)
+		} else {
+			if a.err != nil {
+				winner, loser = b, a
+			}
+			checkCode(t, "the second create of one id", loser.err, genpipe.ECONFLICT)
+			if !winner.created {
+				t.Errorf("the first create of one id: created false")
+			}
+			created[winner.r.ID] = true
 		}
-		checkCode(t, "the second create of one id", loser.err, genpipe.ECONFLICT)
-		if !winner.created {
-			t.Errorf("the first create of one id: created false")
-		}
-		created[winner.r.ID] = true
-	}
-	if storedID {
 		checkCode(t, "create with a stored id", calls[storedAt].err, genpipe.ECONFLICT)
 	}
 
