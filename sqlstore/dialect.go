@@ -55,10 +55,18 @@ type dialect struct {
 	isUniqueViolation     func(error) bool
 	isForeignKeyViolation func(error) bool
 	isBusy                func(error) bool
+	// isDeadlock reports the database's way out of two transactions
+	// waiting for each other: it failed one of them.
+	isDeadlock func(error) bool
+
+	// arrays: the database takes arrays as parameters, and concurrent
+	// submissions coalesce into one statement per kind (see batcher).
+	arrays bool
 
 	// Built by build.
 	createRequest, advanceRequest, claimPublish      string // requests.go
 	createClaimed                                    string // requests.go
+	createBatch                                      string // requests.go, where arrays
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
@@ -88,6 +96,9 @@ func (d *dialect) build() *dialect {
 	d.advanceRequest = d.withHistory(updateRequestStatus)
 	d.claimPublish = claimPublishSQL(d)
 	d.createClaimed = createClaimedSQL(d)
+	if d.arrays {
+		d.createBatch = createBatchSQL(d)
+	}
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)
 	d.cancelRequest, d.queueEndWebhook, d.selectHead, d.takeClaimLive, d.claimRefusal = cancelSQL(d)

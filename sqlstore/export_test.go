@@ -42,3 +42,55 @@ func (s *Store) WaitingWrites() int64 {
 	}
 	return s.group.waiting.Load()
 }
+
+// Batches returns how many batches of creates and of marks the store ran
+// (0 and 0 where it batches none: SQLite).
+func (s *Store) Batches() (creates, marks int64) {
+	if s.creates == nil {
+		return 0, 0
+	}
+	return s.creates.batches.Load(), s.marks.batches.Load()
+}
+
+// HoldBatches keeps the store's batchers from starting batches, as if
+// maxBatchesInFlight batches of each kind ran, until release; calls
+// queue meanwhile. QueuedCalls counts them. (Nothing and 0 on SQLite.)
+func (s *Store) HoldBatches() (release func()) {
+	if s.creates == nil {
+		return func() {}
+	}
+	releaseCreates, releaseMarks := s.creates.hold(), s.marks.hold()
+	return func() {
+		releaseCreates()
+		releaseMarks()
+	}
+}
+
+func (s *Store) QueuedCalls() int {
+	if s.creates == nil {
+		return 0
+	}
+	return s.creates.queued() + s.marks.queued()
+}
+
+// hold takes every slot of b until release.
+func (b *batcher[T, R]) hold() (release func()) {
+	b.mu.Lock()
+	b.running += maxBatchesInFlight
+	b.mu.Unlock()
+	return func() {
+		// Free all but one slot, and hand that one on as a finished
+		// batch would: it takes what queued meanwhile.
+		b.mu.Lock()
+		b.running -= maxBatchesInFlight - 1
+		b.mu.Unlock()
+		b.handOn()
+	}
+}
+
+// queued counts the calls in b's queue.
+func (b *batcher[T, R]) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}

@@ -36,7 +36,9 @@ func (w poolWriter) queryRow(query string, args ...any) row {
 // commit (see groupCommit): concurrent calls share one transaction, and so
 // one write of the WAL, instead of queueing for the one connection with a
 // transaction each. On PostgreSQL, where writers run at once and commits
-// share WAL flushes by themselves, fn runs its statements on the pool: a
+// share WAL flushes by themselves, fn runs its statements on the pool
+// (creates and marks first coalesce into one statement each there, see
+// batcher; fn is what runs when a call goes on its own): a
 // group there would run its calls' statements one after the other on one
 // connection, each call in a savepoint (a failed statement aborts the
 // whole transaction there), three round trips instead of one, and

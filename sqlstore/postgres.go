@@ -62,6 +62,8 @@ var postgresDialect = (&dialect{
 	isUniqueViolation:     func(err error) bool { return pgCode(err) == "23505" },
 	isForeignKeyViolation: func(err error) bool { return pgCode(err) == "23503" },
 	isBusy:                func(error) bool { return false }, // writers wait for row locks instead
+	isDeadlock:            func(err error) bool { return pgCode(err) == "40P01" },
+	arrays:                true,
 }).build()
 
 // pgCode returns err's SQLSTATE, or "".

@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,7 +102,8 @@ func (s *Store) CreateClaimed(ctx context.Context, r *genpipe.Request, lease tim
 
 // createRequest stores r, with its publish claim held by r.ID for lease
 // unless lease is 0. On SQLite the insert joins the concurrent writes of
-// other submissions in one transaction (see groupCommit).
+// other submissions in one transaction (see groupCommit); on PostgreSQL
+// their inserts are one statement (see batcher, createBatch).
 func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease time.Duration) (*genpipe.Request, bool, error) {
 	if r.ID == "" {
 		return nil, false, genpipe.Errorf(genpipe.EINVALID, "request has no id")
@@ -117,12 +120,17 @@ func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease tim
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
-	query, args := s.d.createRequest, []any{r.ID, r.ObjectID, r.Style, r.Title, r.Description,
-		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
-		s.d.time(stored.CreatedAt), share.Tenant, share.Priority, share.Weight, s.nullTime(stored.StartBy), r.Image}
-	if lease > 0 {
-		query, args = s.d.createClaimed, append(args, r.ID, lease.Seconds())
+	if s.creates != nil {
+		switch inserted, err := s.creates.do(ctx, newRow{stored, lease}); {
+		case err == nil && inserted:
+			return stored, true, nil
+		case err != nil && !errors.Is(err, errAlone):
+			return nil, false, s.fail("create request "+r.ID, err)
+		}
+		// Not inserted by its batch: its key is taken, its id stored or
+		// the batch failed on someone's id. On its own it finds which.
 	}
+	query, args := s.insert(stored, lease)
 	var twin *genpipe.Request
 	err := s.grouped(ctx, []string{query, selectRequestByKey}, func(w writer) error {
 		n, err := rowsAffected(w.exec(query, args...))
@@ -150,6 +158,19 @@ func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease tim
 	return stored, true, nil
 }
 
+// insert returns the statement that inserts r, as stored, with its
+// publish claim held by r.ID for lease unless lease is 0, and its
+// arguments.
+func (s *Store) insert(r *genpipe.Request, lease time.Duration) (query string, args []any) {
+	query, args = s.d.createRequest, []any{r.ID, r.ObjectID, r.Style, r.Title, r.Description,
+		r.WebhookURL, r.IdempotencyKey, r.Owner, genpipe.StatusReceived, genpipe.StatusReceived.Rank(),
+		s.d.time(r.CreatedAt), r.Tenant, r.Priority, r.Weight, s.nullTime(r.StartBy), r.Image}
+	if lease > 0 {
+		query, args = s.d.createClaimed, append(args, r.ID, lease.Seconds())
+	}
+	return query, args
+}
+
 // checkShare reports a share, defaults filled in, that the store refuses.
 func checkShare(s genpipe.Share) error {
 	switch {
@@ -169,6 +190,18 @@ func checkShare(s genpipe.Share) error {
 func (s *Store) MarkPublished(ctx context.Context, id string) error {
 	if !validID(id) {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
+	}
+	if s.marks != nil {
+		found, err := s.marks.do(ctx, id)
+		switch {
+		case errors.Is(err, errAlone):
+		case err != nil:
+			return s.fail("mark request "+id+" published", err)
+		case !found:
+			return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
+		default:
+			return nil
+		}
 	}
 	err := s.grouped(ctx, []string{markPublished}, func(w writer) error {
 		n, err := rowsAffected(w.exec(markPublished, id))
@@ -400,4 +433,146 @@ func rowsAffected(res sql.Result, err error) (int64, error) {
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// newRow is a request a batch of creates inserts (see createBatch): its
+// stored copy, and its publish lease, 0 for none.
+type newRow struct {
+	r     *genpipe.Request
+	lease time.Duration
+}
+
+// createBatchSQL returns d's statement that inserts the requests of a
+// batch, each as createRequest's insert does, from one array per column
+// ($1 to $16; status and rank $17 and $18), and returns the ids it
+// inserted; the dialect records their received change (withHistory).
+// A lease of 0 takes no publish claim.
+func createBatchSQL(d *dialect) string {
+	return d.withHistory(`INSERT INTO requests (id, object_id, style, title, description, webhook_url,
+		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by,
+		image_key, publish_owner, publish_lease_until)
+	SELECT id, object_id, style, title, description, webhook_url, NULLIF(idempotency_key, ''), owner, $17, $18,
+		created_at, created_at, tenant, priority, weight, start_by, image_key, publish_owner,
+		CASE WHEN lease > 0 THEN `+d.later("lease")+` END
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+		$9::timestamptz[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::text[], $15::text[],
+		$16::float8[])
+		AS t(id, object_id, style, title, description, webhook_url, idempotency_key, owner,
+			created_at, tenant, priority, weight, start_by, image_key, publish_owner, lease)
+	ON CONFLICT (owner, idempotency_key) DO NOTHING`) + `
+	RETURNING request_id`
+}
+
+// markPublishedAny marks the requests of ids published and returns those
+// it found.
+const markPublishedAny = `UPDATE requests SET published = TRUE WHERE id = ANY($1::uuid[]) RETURNING id`
+
+// createBatch inserts rows in one statement and reports, per row, whether
+// it was inserted. One whose key is taken is not; nor is a second row of
+// one id, which the statement leaves out: each goes on its own (see
+// createRequest), which finds the twin or the conflict. A unique violation
+// (an id stored already) or a deadlock (two batches waiting for each
+// other's keys) fails the statement: then every row goes on its own, to
+// get its own outcome.
+//
+// Rows go in in (owner, key) order, so that two batches that wait for each
+// other's uncommitted keys wait in the same order: the first to insert
+// one of them goes on, the other waits for its commit.
+func (s *Store) createBatch(ctx context.Context, rows []newRow) ([]bool, error) {
+	if len(rows) == 1 { // the one-row statement: no arrays to build and unpack
+		query, args := s.insert(rows[0].r, rows[0].lease)
+		n, err := rowsAffected(s.write.ExecContext(ctx, query, args...))
+		return []bool{n > 0}, s.batchErr(err)
+	}
+	order := make([]int, 0, len(rows))
+	seen := make(map[string]bool, len(rows))
+	for i, row := range rows {
+		if !seen[row.r.ID] {
+			seen[row.r.ID] = true
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(i, j int) int {
+		return cmp.Or(cmp.Compare(rows[i].r.Owner, rows[j].r.Owner),
+			cmp.Compare(rows[i].r.IdempotencyKey, rows[j].r.IdempotencyKey))
+	})
+	n := len(order)
+	var (
+		ids, objects, styles, titles, descs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		hooks, keys, owners, tenants, prios = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		images, claimers                    = make([]string, n), make([]string, n)
+		created, startBy, weights, leases   = make([]time.Time, n), make([]*time.Time, n), make([]int, n), make([]float64, n)
+	)
+	for k, i := range order {
+		r := rows[i].r
+		ids[k], objects[k], styles[k], titles[k], descs[k] = r.ID, r.ObjectID, r.Style, r.Title, r.Description
+		hooks[k], keys[k], owners[k], tenants[k], prios[k] = r.WebhookURL, r.IdempotencyKey, r.Owner, r.Tenant, string(r.Priority)
+		images[k], created[k], weights[k] = r.Image, r.CreatedAt, r.Weight
+		if !r.StartBy.IsZero() {
+			startBy[k] = &r.StartBy
+		}
+		if rows[i].lease > 0 {
+			claimers[k], leases[k] = r.ID, rows[i].lease.Seconds()
+		}
+	}
+	inserted, err := s.returnedIDs(ctx, s.d.createBatch, ids, objects, styles, titles, descs, hooks, keys, owners,
+		created, tenants, prios, weights, startBy, images, claimers, leases,
+		genpipe.StatusReceived, genpipe.StatusReceived.Rank())
+	if err != nil {
+		return nil, s.batchErr(err)
+	}
+	done := make([]bool, len(rows))
+	for _, i := range order {
+		done[i] = inserted[rows[i].r.ID]
+	}
+	return done, nil
+}
+
+// markBatch marks ids published in one statement and reports, per id,
+// whether it was found. The ids go in sorted, so that the row locks of two
+// batches are taken in the same order; a deadlock all the same fails the
+// statement, and each id goes on its own.
+func (s *Store) markBatch(ctx context.Context, ids []string) ([]bool, error) {
+	if len(ids) == 1 {
+		n, err := rowsAffected(s.write.ExecContext(ctx, markPublished, ids[0]))
+		return []bool{n > 0}, s.batchErr(err)
+	}
+	sorted := slices.Compact(slices.Sorted(slices.Values(ids)))
+	found, err := s.returnedIDs(ctx, markPublishedAny, sorted)
+	if err != nil {
+		return nil, s.batchErr(err)
+	}
+	done := make([]bool, len(ids))
+	for i, id := range ids {
+		done[i] = found[id]
+	}
+	return done, nil
+}
+
+// batchErr returns errAlone for a batch's statement that failed on a
+// unique violation or a deadlock, for which its calls go on their own,
+// and err otherwise.
+func (s *Store) batchErr(err error) error {
+	if s.d.isUniqueViolation(err) || s.d.isDeadlock(err) {
+		return errAlone
+	}
+	return err
+}
+
+// returnedIDs runs query, which returns ids, on the write pool.
+func (s *Store) returnedIDs(ctx context.Context, query string, args ...any) (map[string]bool, error) {
+	rows, err := s.write.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	ids := make(map[string]bool)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
 }

@@ -22,7 +22,10 @@
 // lease on it runs, EnqueueWebhook an INSERT ...
 // ON CONFLICT DO NOTHING on (request, status), ClaimStage an upsert that
 // takes the claim only when it is free. PostgreSQL lets many writers work
-// at once, and several genpipe processes may share one database. SQLite
+// at once, and several genpipe processes may share one database; what a
+// statement costs its server is mostly per statement, so a PostgreSQL
+// store coalesces concurrent submissions' inserts into one multi-row
+// statement, and their MarkPublished calls into another (batch.go). SQLite
 // allows one writer at a time: rather than let writers collide and sleep in
 // its busy handler, a SQLite store does every write on one connection, so
 // writers queue in Go, and reads on a pool of read-only connections that,
@@ -73,6 +76,12 @@ type Store struct {
 	// group, on SQLite, runs the writes of concurrent submissions in one
 	// transaction (see grouped); nil on PostgreSQL.
 	group *groupCommit
+	// creates and marks, where the dialect takes arrays (PostgreSQL),
+	// coalesce concurrent CreateRequest and CreateClaimed, and
+	// MarkPublished, calls into one statement each (see batcher); nil on
+	// SQLite.
+	creates *batcher[newRow, bool]
+	marks   *batcher[string, bool]
 }
 
 type options struct {
@@ -151,6 +160,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 // open finishes opening a store on its pools: it migrates, checks that the
 // read pool answers and logs. On an error it closes the store.
 func (s *Store) open(ctx context.Context, log *slog.Logger, attrs ...any) (*Store, error) {
+	if s.d.arrays {
+		s.creates, s.marks = newBatcher(s.createBatch), newBatcher(s.markBatch)
+	}
 	// Migrate before the first read, so that SQLite's readers open an
 	// up-to-date, WAL-mode file.
 	applied, err := migrateWhenFree(ctx, s.write.DB, s.d, s.d.migrations)

@@ -46,6 +46,9 @@
 //     such a request's task: it drops a canceled one's, and expires a late
 //     one (returned with Expired set), even while every slot is busy
 //     (cancel.go).
+//   - Concurrent calls of one kind (CreateRequest, CreateClaimed,
+//     MarkPublished) each get the outcome they would get alone, whether
+//     or not the store runs them together (concurrent.go).
 //   - Invalid input (no request ID, unknown status, priority or webhook
 //     state, a weight out of range, non-positive limit or lease) is an
 //     EINVALID error.
@@ -99,6 +102,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"CreateRequest", createRequestTests},
 		{"Request", requestTests},
 		{"MarkPublished", markPublishedTests},
+		{"Concurrent", concurrentTests},      // concurrent.go
 		{"PublishClaims", publishClaimTests}, // publish.go
 		{"ApplyStatus", applyStatusTests},
 		{"History", historyTests},

@@ -1,0 +1,197 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/genpipe/genpipe"
+)
+
+// Concurrent submissions: a store may run concurrent calls of one kind
+// together (PostgreSQL coalesces them into one statement), and each call
+// must still get the outcome it would get alone.
+var concurrentTests = []test{
+	{"Creates", func(t *testing.T, s Store) { ConcurrentCreates(t, s, false, nil) }},
+	{"CreatesWithIDConflicts", func(t *testing.T, s Store) { ConcurrentCreates(t, s, true, nil) }},
+	{"Marks", func(t *testing.T, s Store) { ConcurrentMarks(t, s, nil) }},
+}
+
+// A Gate, unless nil, holds a store's concurrent calls back, for the
+// store's own tests to make them run together: ConcurrentCreates and
+// ConcurrentMarks call it once their setup is done, before they start
+// their concurrent calls, and call what it returns with the number of
+// calls once all are started; that returns once they may run.
+type Gate func() (launched func(calls int))
+
+// ConcurrentCreates runs CreateClaimed and CreateRequest calls from as
+// many goroutines at once: new requests, with and without idempotency
+// keys; two calls with one new key; a call with a key stored before; two
+// calls with one new id and key (a retry); and, if idConflicts, two calls
+// with one new id and different keys, and a call with an id stored
+// before. It checks that each gets its own outcome (created; the twin of
+// its key; ECONFLICT for an id taken) and that every stored request has
+// its one received change.
+func ConcurrentCreates(t *testing.T, s Store, idConflicts bool, gate Gate) {
+	ctx := t.Context()
+	taken := create(t, s, newRequest("taken-"+uuid.NewString()))
+	stored := create(t, s, newRequest(""))
+
+	type call struct {
+		r       *genpipe.Request
+		claimed bool // CreateClaimed, else CreateRequest
+		got     *genpipe.Request
+		created bool
+		err     error
+	}
+	var calls []*call
+	add := func(r *genpipe.Request, claimed bool) { calls = append(calls, &call{r: r, claimed: claimed}) }
+	for i := range 8 {
+		add(newRequest(""), i%2 == 0)
+	}
+	for range 4 {
+		add(newRequest("new-"+uuid.NewString()), true)
+	}
+	twinKey := "twin-" + uuid.NewString()
+	twins := len(calls)
+	add(newRequest(twinKey), true)
+	add(newRequest(twinKey), true)
+	retry := len(calls)
+	add(newRequest(taken.IdempotencyKey), true)
+	// Two calls with one new id and one key: the second is a retry of the
+	// first, and gets it.
+	retried := len(calls)
+	add(newRequest("retried-"+uuid.NewString()), true)
+	add(newRequest(""), true)
+	calls[retried+1].r.ID, calls[retried+1].r.IdempotencyKey = calls[retried].r.ID, calls[retried].r.IdempotencyKey
+	sameID, storedAt := -1, -1
+	if idConflicts {
+		sameID = len(calls)
+		add(newRequest(""), true)
+		add(newRequest(""), false)
+		calls[sameID+1].r.ID = calls[sameID].r.ID
+		storedAt = len(calls)
+		r := newRequest("")
+		r.ID = stored.ID
+		add(r, true)
+	}
+
+	launched := func(int) {}
+	if gate != nil {
+		launched = gate()
+	}
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Go(func() {
+			if c.claimed {
+				c.got, c.created, c.err = s.CreateClaimed(ctx, c.r, time.Minute)
+			} else {
+				c.got, c.created, c.err = s.CreateRequest(ctx, c.r)
+			}
+		})
+	}
+	launched(len(calls))
+	wg.Wait()
+
+	// The calls that each create a request of their own.
+	created := map[string]bool{}
+	for i, c := range calls {
+		switch {
+		case i == twins || i == twins+1 || i == retried || i == retried+1 || i == retry ||
+			(idConflicts && (i == sameID || i == sameID+1 || i == storedAt)):
+		case c.err != nil || !c.created:
+			t.Errorf("create %d: created %v, %v; want created", i, c.created, c.err)
+		case c.got.ID != c.r.ID || c.got.IdempotencyKey != c.r.IdempotencyKey || c.got.ObjectID != c.r.ObjectID:
+			t.Errorf("create %d returned request %s (key %q); want %s (key %q)", i, c.got.ID, c.got.IdempotencyKey, c.r.ID, c.r.IdempotencyKey)
+		default:
+			created[c.r.ID] = true
+		}
+	}
+	// Two calls with one new key: one creates, the other gets its twin.
+	a, b := calls[twins], calls[twins+1]
+	if a.err != nil || b.err != nil {
+		t.Errorf("two creates with one key: %v, %v", a.err, b.err)
+	} else if a.created == b.created || a.got.ID != b.got.ID {
+		t.Errorf("two creates with one key: created %v and %v, ids %s and %s; want one created, the same id",
+			a.created, b.created, a.got.ID, b.got.ID)
+	} else {
+		created[a.got.ID] = true
+	}
+	a, b = calls[retried], calls[retried+1]
+	if a.err != nil || b.err != nil {
+		t.Errorf("two creates with one id and key: %v, %v", a.err, b.err)
+	} else if a.created == b.created || a.got.ID != a.r.ID || b.got.ID != a.r.ID {
+		t.Errorf("two creates with one id and key: created %v and %v, ids %s and %s; want one created, both %s",
+			a.created, b.created, a.got.ID, b.got.ID, a.r.ID)
+	} else {
+		created[a.r.ID] = true
+	}
+	// A key stored before: its request, nothing created.
+	if c := calls[retry]; c.err != nil || c.created || c.got.ID != taken.ID {
+		t.Errorf("create with a stored key: %+v, created %v, %v; want request %s, not created", c.got, c.created, c.err, taken.ID)
+	}
+	if idConflicts {
+		// Two calls with one new id: one creates, the other ECONFLICT.
+		a, b = calls[sameID], calls[sameID+1]
+		if winner, loser := a, b; (a.err == nil) == (b.err == nil) {
+			t.Errorf("two creates with one id: %v and %v; want one created, one %s", a.err, b.err, genpipe.ECONFLICT)
+		} else {
+			if a.err != nil {
+				winner, loser = b, a
+			}
+			checkCode(t, "the second create of one id", loser.err, genpipe.ECONFLICT)
+			if !winner.created {
+				t.Errorf("the first create of one id: created false")
+			}
+			created[winner.r.ID] = true
+		}
+		checkCode(t, "create with a stored id", calls[storedAt].err, genpipe.ECONFLICT)
+	}
+
+	// Every request stored has its one received change, the calls' and
+	// those stored before alike.
+	created[taken.ID], created[stored.ID] = true, true
+	for id := range created {
+		publish(t, s, id)
+		if h := history(t, s, id); len(h) != 1 || h[0].Status != genpipe.StatusReceived {
+			t.Errorf("history of %s: %+v; want one received change", id, h)
+		}
+	}
+}
+
+// ConcurrentMarks runs MarkPublished from as many goroutines at once: on
+// new requests, one of them twice, and on an unknown id, which alone gets
+// ENOTFOUND.
+func ConcurrentMarks(t *testing.T, s Store, gate Gate) {
+	var ids []string
+	for range 8 {
+		ids = append(ids, create(t, s, newRequest("")).ID)
+	}
+	ids = append(ids, ids[0]) // marking twice is harmless
+	unknown := len(ids)
+	ids = append(ids, uuid.NewString())
+	errs := make([]error, len(ids))
+	launched := func(int) {}
+	if gate != nil {
+		launched = gate()
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Go(func() { errs[i] = s.MarkPublished(t.Context(), id) })
+	}
+	launched(len(ids))
+	wg.Wait()
+	for i, err := range errs {
+		if i == unknown {
+			checkCode(t, "MarkPublished of an unknown id among others", err, genpipe.ENOTFOUND)
+			continue
+		}
+		if err != nil {
+			t.Errorf("MarkPublished %d: %v", i, err)
+		} else {
+			read(t, s, ids[i])
+		}
+	}
+}
