@@ -3,10 +3,11 @@ package aisim
 import (
 	"context"
 	"runtime"
-	"runtime/metrics"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/genpipe/genpipe/internal/heap"
 )
 
 // MemoryStats account for a service's memory budget (WithMemoryBudget).
@@ -119,21 +120,12 @@ func (c *claim) shrink(n int64) {
 		return
 	}
 	freed := c.n - n
-	if gcAfter := c.b.gcAfter(); freed >= gcAfter && allocatedSinceGC() >= gcAfter {
+	if gcAfter := c.b.gcAfter(); freed >= gcAfter && heap.AllocatedSinceGC() >= gcAfter {
 		runtime.GC()
 	}
 	c.n = n
 	c.b.count(func(st *MemoryStats) { st.Held -= freed })
 	c.b.sem.Release(freed)
-}
-
-// allocatedSinceGC returns how many bytes of heap objects were allocated
-// since the last collection marked the live ones: an upper bound on the
-// garbage a collection now would free.
-func allocatedSinceGC() int64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	return int64(s[0].Value.Uint64()) - int64(s[1].Value.Uint64())
 }
 
 // release gives back the whole claim. It may be called more than once.

@@ -152,7 +152,7 @@ func TestBudgetCollectsOnlyGarbage(t *testing.T) {
 		t.Errorf("a claim given back with no garbage in the heap forced %d collections; want none", got)
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // the garbage stays until collected on purpose
-	for range n >> 20 { // what a call that held n bytes leaves
+	for range n >> 20 {                              // what a call that held n bytes leaves
 		garbage = make([]byte, 1<<20)
 	}
 	if got := release(); got != 1 {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"time"
+
+	"github.com/genpipe/genpipe/internal/heap"
 )
 
 // defaultMemoryLimit is the default of up's -memory-limit: a soft limit on
@@ -12,6 +16,13 @@ import (
 // scavenger returns freed memory to the OS to stay under it, so what a
 // burst took is given back once the burst is over.
 const defaultMemoryLimit = 256 << 20
+
+// idleCheckEvery is how often up looks whether it went idle, to give back
+// what the last burst left (see heap.ReturnWhenIdle): the soft limit
+// returns memory only near it, and Go collects only as the heap grows, so
+// without it an idle up keeps whatever garbage its last burst left, tens
+// of MiB more or less from one burst to the next.
+const idleCheckEvery = 5 * time.Second
 
 func registerMemoryLimit(f *flags, p *int64) {
 	f.Int64(p, "memory-limit", "GENPIPE_MEMORY_LIMIT", defaultMemoryLimit,
@@ -28,4 +39,10 @@ func applyMemoryLimit(n int64, log *slog.Logger) {
 	}
 	debug.SetMemoryLimit(n)
 	log.Debug("soft memory limit set", "bytes", n)
+}
+
+// returnMemoryWhenIdle gives the heap's garbage back to the OS whenever up
+// goes idle, until ctx ends.
+func returnMemoryWhenIdle(ctx context.Context, log *slog.Logger) {
+	go heap.ReturnWhenIdle(ctx, idleCheckEvery, func() { log.Debug("idle: memory returned to the OS") })
 }

@@ -100,6 +100,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // addresses. started gets the URLs once everything serves.
 func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs)) error {
 	applyMemoryLimit(cfg.MemoryLimit, log)
+	returnMemoryWhenIdle(ctx, log)
 	warnMissingFonts(log, slide.MissingFonts())
 	// Absolute, because the embedded object store changes the process's
 	// working directory while it runs.
