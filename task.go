@@ -51,6 +51,10 @@ type TakeRequest struct {
 	// same transaction: slots that freed take their next tasks in one
 	// commit.
 	Finish []int64
+	// Enqueue lists tasks of Stage to add (see EnqueueTasks) after
+	// finishing and before taking, in the same transaction: work a process
+	// just received reaches its free slots in one commit.
+	Enqueue []Task
 }
 
 // TaskCount is how many tasks of a stage are in one state for one tenant
@@ -99,8 +103,8 @@ type TaskQueue interface {
 	// EnqueueTasks adds tasks to their stages' queues, in order. A task
 	// already queued (same stage, request and replay) is left as it is.
 	EnqueueTasks(ctx context.Context, tasks []Task) error
-	// TakeTasks first finishes r.Finish and returns the stage's tasks whose
-	// lease ran out to waiting, then takes up to min(r.Max, r.Capacity − running) waiting
+	// TakeTasks first finishes r.Finish, adds r.Enqueue and returns the
+	// stage's tasks whose lease ran out to waiting, then takes up to min(r.Max, r.Capacity − running) waiting
 	// tasks in schedule order for r.Owner, leased for r.Lease. It never takes
 	// a task of a canceled or expired request (it removes it), nor one whose
 	// StartBy passed on the store's clock: it removes that one, ends its

@@ -30,12 +30,13 @@ type Handler func(ctx context.Context, t genpipe.Task) error
 
 // Dispatcher runs one stage's tasks in one process.
 //
-// One loop does all of the dispatcher's database work, in rounds: it
-// stores what is pending — tasks to enqueue (Enqueue waits for that),
-// tasks finished or released by handlers, and every third of the lease a
-// renewal of all its leases — each kind in one transaction, then takes as
-// many tasks as it has free slots (at most the capacity less what every
-// process runs) and starts a handler on each. A round starts when a handler
+// One loop does all of the dispatcher's database work, in rounds: in one
+// transaction it finishes the tasks its handlers finished, stores the
+// tasks to enqueue (Enqueue waits for that) and takes as many tasks as it
+// has free slots (at most the capacity less what every process runs), and
+// starts a handler on each; tasks released by handlers, and every third of
+// the lease a renewal of all its leases, take a transaction each. A poll
+// that finds nothing to do writes nothing. A round starts when a handler
 // returns or a task is enqueued, and otherwise every poll interval, so
 // that a slot that frees takes the next task at once, and the work of a
 // burst is written in a few transactions, not one per task.
@@ -299,25 +300,24 @@ func (r *rounds) round(ctx context.Context, take bool) (took int) {
 	d.st.enqueues, d.st.finished, d.st.released = nil, nil, nil
 	d.mu.Unlock()
 
-	// Slots that freed take their next tasks first, in the transaction that
-	// finishes their tasks; then what this process enqueued is stored, and
-	// taken by the slots still free.
+	// Slots that freed and what this process enqueued take their next
+	// tasks in the transaction that finishes and stores them: one commit
+	// between one task's end or arrival and the next task's start.
 	var errs []error
 	if take {
-		errs = append(errs, r.take(ctx, finished))
-	} else if err := d.q.FinishTasks(ctx, d.stage, d.owner, finished); err != nil {
-		errs = append(errs, err)
-		d.requeue(&d.st.finished, finished)
+		errs = append(errs, r.take(ctx, finished, enqueues))
+	} else {
+		if err := d.q.FinishTasks(ctx, d.stage, d.owner, finished); err != nil {
+			errs = append(errs, err)
+			d.requeue(&d.st.finished, finished)
+		}
+		if len(enqueues) > 0 {
+			errs = append(errs, r.storeEnqueues(ctx, enqueues))
+		}
 	}
 	if err := d.q.ReleaseTasks(ctx, d.stage, d.owner, released); err != nil {
 		errs = append(errs, err)
 		d.requeue(&d.st.released, released)
-	}
-	if len(enqueues) > 0 {
-		errs = append(errs, r.storeEnqueues(ctx, enqueues))
-		if take {
-			errs = append(errs, r.take(ctx, nil))
-		}
 	}
 	now := time.Now()
 	if now.Sub(r.renewedAt) >= d.cfg.lease/3 {
@@ -347,15 +347,20 @@ func (r *rounds) round(ctx context.Context, take bool) (took int) {
 // second.
 func agingEvery(aging time.Duration) time.Duration { return max(aging/10, time.Second) }
 
-// storeEnqueues stores a round's enqueues in one transaction and answers
-// their callers. When the database fails they wait for the next round.
-func (r *rounds) storeEnqueues(ctx context.Context, enqueues []enqueue) error {
-	d := r.d
+// enqueued returns the tasks of enqueues.
+func enqueued(enqueues []enqueue) []genpipe.Task {
 	tasks := make([]genpipe.Task, len(enqueues))
 	for i, e := range enqueues {
 		tasks[i] = e.task
 	}
-	err := d.q.EnqueueTasks(ctx, tasks)
+	return tasks
+}
+
+// storeEnqueues stores a round's enqueues in one transaction and answers
+// their callers. When the database fails they wait for the next round.
+func (r *rounds) storeEnqueues(ctx context.Context, enqueues []enqueue) error {
+	d := r.d
+	err := d.q.EnqueueTasks(ctx, enqueued(enqueues))
 	switch {
 	case err == nil || len(enqueues) == 1 && genpipe.ErrorCode(err) == genpipe.EINVALID:
 		for _, e := range enqueues {
@@ -394,22 +399,33 @@ func (r *rounds) report(err error) {
 	}
 }
 
-// take finishes the tasks finished, takes tasks for the free slots and
-// starts a handler on each.
-func (r *rounds) take(ctx context.Context, finished []int64) error {
+// take finishes the tasks finished, stores the enqueues, takes tasks for
+// the free slots and starts a handler on each. When a task to enqueue is
+// invalid, the enqueues are stored on their own (each caller gets its
+// answer) and the take runs without them.
+func (r *rounds) take(ctx context.Context, finished []int64, enqueues []enqueue) error {
 	d := r.d
 	d.mu.Lock()
 	free := max(d.st.limit-len(d.st.running), 0)
 	d.mu.Unlock()
-	if free == 0 && len(finished) == 0 && time.Since(r.sweptAt) < expireEvery {
+	if free == 0 && len(finished) == 0 && len(enqueues) == 0 && time.Since(r.sweptAt) < expireEvery {
 		return nil
 	}
 	r.sweptAt = time.Now()
 	tasks, err := d.q.TakeTasks(ctx, genpipe.TakeRequest{Stage: d.stage, Owner: d.owner, Max: free,
-		Capacity: d.cfg.capacity, Lease: d.cfg.lease, Finish: finished})
-	if err != nil {
-		d.requeue(&d.st.finished, finished)
+		Capacity: d.cfg.capacity, Lease: d.cfg.lease, Finish: finished, Enqueue: enqueued(enqueues)})
+	switch {
+	case err != nil && len(enqueues) > 0 && genpipe.ErrorCode(err) == genpipe.EINVALID:
+		return errors.Join(r.storeEnqueues(ctx, enqueues), r.take(ctx, finished, nil))
+	case err != nil:
+		d.mu.Lock()
+		d.st.enqueues = append(enqueues, d.st.enqueues...)
+		d.st.finished = append(finished, d.st.finished...)
+		d.mu.Unlock()
 		return err
+	}
+	for _, e := range enqueues {
+		e.done <- nil
 	}
 	tasks = r.expired(tasks)
 	now := time.Now()

@@ -243,3 +243,34 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidEnqueueFailsAlone enqueues valid and invalid tasks at once,
+// so that rounds store them together: each invalid one is refused, and
+// every valid one runs.
+func TestInvalidEnqueueFailsAlone(t *testing.T) {
+	var done atomic.Int64
+	d := newDispatcher(t, openQueues(t, 1)[0], func(context.Context, genpipe.Task) error {
+		done.Add(1)
+		return nil
+	})
+	start(t, d)
+	const valid = 40
+	var wg sync.WaitGroup
+	for i := range 2 * valid {
+		wg.Go(func() {
+			tk := task("a", genpipe.PriorityNormal)
+			if i%2 == 1 {
+				tk.Share.Priority = "urgent"
+			}
+			err := d.Enqueue(t.Context(), tk)
+			if i%2 == 1 && genpipe.ErrorCode(err) != genpipe.EINVALID {
+				t.Errorf("Enqueue of a task with an unknown priority: %v; want EINVALID", err)
+			}
+			if i%2 == 0 && err != nil {
+				t.Errorf("Enqueue: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	waitFor(t, "every valid task done", func() bool { return done.Load() == valid })
+}

@@ -70,7 +70,7 @@ type dialect struct {
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
-	renewTasks, selectAging                          string // tasks.go
+	renewTasks, selectAging, stageWork               string // tasks.go
 	cancelRequest, queueEndWebhook, selectHead       string // cancel.go
 	selectLate                                       string // cancel.go
 	// canceledAny, unless empty, selects the canceled requests among the
@@ -106,7 +106,7 @@ func (d *dialect) build() *dialect {
 	WHERE stage = $1 AND state = 'waiting' AND start_by IS NOT NULL AND ` + lateBy(d, "start_by") + `
 	ORDER BY start_by
 	LIMIT ` + fmt.Sprint(lateBatch)
-	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging = taskSQL(d)
+	d.insertTask, d.lockClocks, d.expireTasks, d.takeNext, d.renewTasks, d.selectAging, d.stageWork = taskSQL(d)
 	d.usage, d.abandonCalls = ledgerSQL(d)
 	d.finishTask, d.selectClock, d.transitFirst = estimateSQL(d)
 	d.migrations = mustSub(migrationFiles, "migrations/"+d.name)

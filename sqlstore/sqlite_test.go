@@ -300,3 +300,52 @@ func TestSQLiteGroupCommit(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteIdleTakeWritesNothing holds the file's write lock from another
+// connection, as another process's transaction would: a take that has
+// nothing to do (no task waits, no lease ran out) answers without waiting
+// for it, and a take with a task waiting does wait.
+func TestSQLiteIdleTakeWritesNothing(t *testing.T) {
+	path := tempPath(t)
+	s := open(t, "sqlite:"+path)
+	take := genpipe.TakeRequest{Stage: genpipe.StageGenerate, Owner: "w1", Max: 1, Capacity: 4, Lease: time.Minute}
+	task := genpipe.Task{Stage: genpipe.StageGenerate, RequestID: "00000000-0000-4000-8000-000000000001"}
+	if err := s.EnqueueTasks(t.Context(), []genpipe.Task{task}); err != nil {
+		t.Fatalf("EnqueueTasks: %v", err)
+	}
+	if got, err := s.TakeTasks(t.Context(), take); err != nil || len(got) != 1 {
+		t.Fatalf("TakeTasks = %d, %v; want 1", len(got), err)
+	}
+	task.RequestID = "00000000-0000-4000-8000-000000000002"
+	if err := s.EnqueueTasks(t.Context(), []genpipe.Task{task}); err != nil {
+		t.Fatalf("EnqueueTasks: %v", err)
+	}
+
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(t.Context(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatalf("take the write lock: %v", err)
+	}
+	defer conn.ExecContext(context.Background(), "ROLLBACK")
+
+	other := take
+	other.Stage = genpipe.StageCheck // nothing was ever enqueued there
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if got, err := s.TakeTasks(ctx, other); err != nil || len(got) != 0 {
+		t.Errorf("idle take under another's write lock = %d, %v; want 0, nil at once", len(got), err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if got, err := s.TakeTasks(ctx, take); err == nil {
+		t.Errorf("take with a task waiting under another's write lock = %d, nil; want it to wait for the lock", len(got))
+	}
+}

@@ -59,7 +59,10 @@ const agingBatch = 1000
 // run one at a time. takeNext picks the first $2 waiting tasks in schedule
 // order and leases them to $3 for $4 seconds; MATERIALIZED makes the pick
 // run once, whatever plan the UPDATE gets (see claimDueWebhooksSQL).
-func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTasks, selectAging string) {
+//
+// stageWork tells whether a take could do anything: a task waits, or a
+// lease ran out.
+func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTasks, selectAging, stageWork string) {
 	insertTask = `INSERT INTO stage_tasks (stage, request_id, replay, tenant, priority, weight, value, traceparent,
 		topic, part, record_off, enqueued_at, level, vstart, leveled_at, state, start_by)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ` + d.clock + `, $12, $13, ` + d.clock + `, 'waiting', $14)
@@ -82,6 +85,8 @@ func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTa
 		AND EXISTS (SELECT 1 FROM stage_tasks AS h WHERE h.stage = $1 AND h.state = 'waiting' AND h.level > t.level)
 	ORDER BY level DESC, vstart, id
 	LIMIT $3`
+	stageWork = `SELECT EXISTS (SELECT 1 FROM stage_tasks WHERE stage = $1 AND state = 'waiting')
+		OR EXISTS (SELECT 1 FROM stage_tasks WHERE stage = $1 AND state = 'running' AND lease_until < ` + d.clock + `)`
 	return
 }
 
@@ -89,34 +94,38 @@ func taskSQL(d *dialect) (insertTask, lockClocks, expireTasks, takeNext, renewTa
 func (s *Store) EnqueueTasks(ctx context.Context, tasks []genpipe.Task) error {
 	byStage := map[genpipe.Stage][]genpipe.Task{}
 	for _, t := range tasks {
-		t.Share = t.Share.Normalized()
-		if err := validTask(t); err != nil {
+		byStage[t.Stage] = append(byStage[t.Stage], t)
+	}
+	for _, ts := range byStage {
+		if err := validTasks(ts); err != nil {
 			return err
 		}
-		byStage[t.Stage] = append(byStage[t.Stage], t)
 	}
 	// Stages in name order, so that two enqueuers lock them in one order.
 	for _, stage := range slices.Sorted(maps.Keys(byStage)) {
-		err := s.inTx(ctx, func(tx *txn) error {
-			if _, err := tx.exec(insertClocks, stage); err != nil {
-				return err
-			}
-			tg, err := newTagger(tx, stage)
-			if err != nil {
-				return err
-			}
-			for _, t := range byStage[stage] {
-				if err := s.insertTask(tx, tg, t); err != nil {
-					return err
-				}
-			}
-			return tg.flush()
-		})
+		err := s.inTx(ctx, func(tx *txn) error { return s.enqueue(tx, stage, byStage[stage]) })
 		if err != nil {
 			return s.fail(fmt.Sprintf("enqueue %d %s task(s)", len(byStage[stage]), stage), err)
 		}
 	}
 	return nil
+}
+
+// enqueue adds the stage's tasks, valid (validTasks), in tx.
+func (s *Store) enqueue(tx *txn, stage genpipe.Stage, tasks []genpipe.Task) error {
+	if _, err := tx.exec(insertClocks, stage); err != nil {
+		return err
+	}
+	tg, err := newTagger(tx, stage)
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		if err := s.insertTask(tx, tg, t); err != nil {
+			return err
+		}
+	}
+	return tg.flush()
 }
 
 // insertTask inserts t, tagged by tg, unless it is queued already.
@@ -135,6 +144,17 @@ func (s *Store) insertTask(tx *txn, tg *tagger, t genpipe.Task) error {
 	}
 	if n == 1 { // a duplicate takes no turn
 		commit()
+	}
+	return nil
+}
+
+// validTasks checks tasks and normalizes their shares in place.
+func validTasks(tasks []genpipe.Task) error {
+	for i := range tasks {
+		tasks[i].Share = tasks[i].Share.Normalized()
+		if err := validTask(tasks[i]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -159,12 +179,36 @@ func (s *Store) TakeTasks(ctx context.Context, r genpipe.TakeRequest) ([]genpipe
 	if r.Stage == "" || r.Owner == "" || r.Max < 0 || r.Capacity < 1 || r.Lease <= 0 {
 		return nil, genpipe.Errorf(genpipe.EINVALID, "a take needs a stage, an owner, a max ≥ 0, a capacity ≥ 1 and a lease > 0")
 	}
+	enqueue := slices.Clone(r.Enqueue)
+	for i := range enqueue {
+		if enqueue[i].Stage != r.Stage {
+			return nil, genpipe.Errorf(genpipe.EINVALID, "a take of %s enqueues a task of %q", r.Stage, enqueue[i].Stage)
+		}
+	}
+	if err := validTasks(enqueue); err != nil {
+		return nil, err
+	}
+	if len(r.Finish) == 0 && len(enqueue) == 0 {
+		// A poll that would find nothing takes no write lock.
+		var work bool
+		if err := s.read.QueryRowContext(ctx, s.d.stageWork, r.Stage).Scan(&work); err != nil {
+			return nil, s.fail("look for "+string(r.Stage)+" tasks", err)
+		}
+		if !work {
+			return nil, nil
+		}
+	}
 	var taken []takenTask
 	var expired []genpipe.Task
 	err := s.inTx(ctx, func(tx *txn) error {
 		taken, expired = nil, nil // a retried transaction starts over
 		if err := s.finishTasks(tx, r.Stage, r.Owner, r.Finish, r.Capacity); err != nil {
 			return err
+		}
+		if len(enqueue) > 0 {
+			if err := s.enqueue(tx, r.Stage, enqueue); err != nil {
+				return err
+			}
 		}
 		clocks, err := readClocks(tx, r.Stage)
 		if err != nil || len(clocks) == 0 { // no clocks: nothing was ever enqueued

@@ -200,6 +200,39 @@ var queueTests = []queueTest{
 			t.Errorf("%d tasks done; want %d", done.Load(), tasks)
 		}
 	}},
+	{"TakeEnqueuesFirst", func(t *testing.T, q, other genpipe.TaskQueue) {
+		// One take finishes a task, stores new ones in the schedule, and
+		// takes in schedule order among them and those waiting already.
+		waiting, running := newTask("", "A", genpipe.PriorityNormal, 1), newTask("", "A", genpipe.PriorityNormal, 1)
+		enqueueTasks(t, q, running, waiting)
+		got := takeTasks(t, q, "w1", 1, 10)
+		checkOrder(t, got, running.RequestID)
+		fresh, high := newTask("", "B", genpipe.PriorityNormal, 1), newTask("", "A", genpipe.PriorityHigh, 1)
+		took, err := q.TakeTasks(t.Context(), genpipe.TakeRequest{Stage: qstage, Owner: "w1", Max: 2, Capacity: 10,
+			Lease: time.Minute, Finish: ids(got), Enqueue: []genpipe.Task{fresh, high, fresh}})
+		if err != nil {
+			t.Fatalf("TakeTasks with tasks to enqueue: %v", err)
+		}
+		// B, arriving behind A's backlog, is served next.
+		checkOrder(t, took, high.RequestID, fresh.RequestID)
+		checkOrder(t, takeTasks(t, other, "w2", 10, 10), waiting.RequestID) // fresh stored once
+		if n := renew(t, q, "w1"); n != 2 {
+			t.Errorf("w1 holds %d tasks; want 2 (the finished one gone)", n)
+		}
+		// Nothing is stored when one of them is invalid.
+		late := newTask("", "A", genpipe.PriorityNormal, 1)
+		_, err = q.TakeTasks(t.Context(), genpipe.TakeRequest{Stage: qstage, Owner: "w1", Max: 1, Capacity: 10,
+			Lease: time.Minute, Enqueue: []genpipe.Task{late, newTask("", "A", "urgent", 1)}})
+		checkCode(t, "TakeTasks enqueuing an unknown priority", err, genpipe.EINVALID)
+		other2 := late
+		other2.Stage = genpipe.StageCheck
+		_, err = q.TakeTasks(t.Context(), genpipe.TakeRequest{Stage: qstage, Owner: "w1", Max: 1, Capacity: 10,
+			Lease: time.Minute, Enqueue: []genpipe.Task{other2}})
+		checkCode(t, "TakeTasks enqueuing another stage's task", err, genpipe.EINVALID)
+		if more := takeTasks(t, q, "w1", 10, 10); len(more) != 0 {
+			t.Errorf("took %d after refused takes; want 0", len(more))
+		}
+	}},
 	{"ExpiredLeaseGoesBackToWaiting", func(t *testing.T, q, other genpipe.TaskQueue) {
 		task := newTask("", "a", genpipe.PriorityNormal, 1)
 		enqueueTasks(t, q, task)
