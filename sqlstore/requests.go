@@ -124,11 +124,22 @@ func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease tim
 		switch inserted, err := s.creates.do(ctx, newRow{stored, lease}); {
 		case err == nil && inserted:
 			return stored, true, nil
-		case err != nil && !errors.Is(err, errAlone):
+		case err == nil:
+			// Its key is taken, by a request committed before the batch's
+			// statement ran (ON CONFLICT waited for it).
+			twin, err := scanRequest(s.read.QueryRowContext(ctx, selectRequestByKey, r.Owner, r.IdempotencyKey))
+			if !errors.Is(err, sql.ErrNoRows) {
+				if err != nil {
+					return nil, false, s.fail("create request "+r.ID+": read the request with its idempotency key", err)
+				}
+				return twin, false, nil
+			}
+			// Deleted since: create it on its own.
+		case !errors.Is(err, errAlone):
 			return nil, false, s.fail("create request "+r.ID, err)
 		}
-		// Not inserted by its batch: its key is taken, its id stored or
-		// the batch failed on someone's id. On its own it finds which.
+		// Not settled by its batch (its id stored, or the batch failed on
+		// someone's id), or its twin gone: on its own it finds which.
 	}
 	query, args := s.insert(stored, lease)
 	var twin *genpipe.Request
