@@ -12,9 +12,10 @@ import (
 
 // defaultMemoryLimit is the default of up's -memory-limit: a soft limit on
 // the Go heap and runtime that keeps a laptop's `genpipe up` near 300 MB
-// through bursts. Go collects sooner as the heap nears it, and its
-// scavenger returns freed memory to the OS to stay under it, so what a
-// burst took is given back once the burst is over.
+// through bursts: Go collects sooner as the heap nears it, and its
+// scavenger returns freed memory to the OS to stay under it. Below the
+// limit it returns little; what a burst leaves is given back once up is
+// idle (see idleCheckEvery).
 const defaultMemoryLimit = 256 << 20
 
 // idleCheckEvery is how often up looks whether it went idle, to give back
