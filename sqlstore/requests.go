@@ -64,9 +64,11 @@ const (
 
 	requestExists = `SELECT EXISTS (SELECT 1 FROM requests WHERE id = $1)`
 
-	// countBacklog reads only the requests_backlog index, whose WHERE it
-	// repeats word for word: a parameter would hide the match from the
-	// planner.
+	// countBacklog reads the received rows through the requests_received
+	// index, whose WHERE it repeats word for word (a parameter would hide
+	// the match from the planner), and their published flag from the
+	// table: published is in no index, so that marking a request writes
+	// none (migration 0015).
 	countBacklog = `SELECT count(*) FROM requests WHERE status = 'received' AND published`
 
 	selectHistory = `SELECT h.status, h.error, h.at, r.result_png_key, r.result_pdf_key, r.result_pptx_key, r.result_slides
