@@ -159,6 +159,16 @@ const (
 	checkpointConn                   // moves the WAL into the file (startCheckpoints)
 )
 
+// sqliteReadCacheKiB is the page cache of each read connection, as
+// PRAGMA cache_size takes it (negative: KiB). SQLite's default, 2,000 KiB
+// on each connection, fills as the database grows, and the driver's
+// allocator keeps what SQLite frees: `genpipe up` after 30,000 requests
+// held 11 MB more outside the Go heap than after 3,000, with five
+// connections. The reads are lookups by key in a few indexes, whose inner
+// pages fit in this; the rest comes from the OS's file cache. The writer
+// keeps the default: its inserts touch every index.
+const sqliteReadCacheKiB = -512
+
 // sqliteDSN returns the data source name of a connection of kind. The
 // pragmas are in the DSN so that the driver applies them to every
 // connection it opens, not only to the first.
@@ -172,6 +182,7 @@ func sqliteDSN(path string, kind sqliteConn) string {
 	switch kind {
 	case readConn:
 		q.Set("_query_only", "true")
+		q.Add("_pragma", "cache_size("+strconv.Itoa(sqliteReadCacheKiB)+")")
 	case writeConn:
 		// startCheckpoints checkpoints, not the writer; ":memory:" has no WAL.
 		if path != ":memory:" {

@@ -30,6 +30,10 @@ func TestSQLitePragmas(t *testing.T) {
 			}
 		}
 	}
+	var cache int
+	if err := s.ReadDB().QueryRowContext(t.Context(), "PRAGMA cache_size").Scan(&cache); err != nil || cache != -512 {
+		t.Errorf("read connection: PRAGMA cache_size = %d, %v; want -512 (KiB)", cache, err)
+	}
 	if _, err := s.ReadDB().ExecContext(t.Context(), `DELETE FROM requests`); err == nil {
 		t.Error("the read pool accepts writes")
 	}
