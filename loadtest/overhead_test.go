@@ -24,7 +24,10 @@ func TestJudgeOverhead(t *testing.T) {
 		"a": {{RequestID: "a", Stage: "check", Start: at(10), End: at(510)}, {RequestID: "a", Stage: "generate", Start: at(520), End: at(3520)}},
 		"d": {{Stage: "check", Start: at(10), End: at(510)}, {Stage: "generate", Start: at(520), End: at(900)}, {Stage: "generate", Start: at(1000), End: at(4000)}},
 	}
-	r := judgeOverhead(0.47, all, calls)
+	// The first request, sent before the others, is measured on its own.
+	first := &followed{id: "first", sent: at(0), accepted: at(20), doneAt: at(3600), final: "done"}
+	calls["first"] = []Call{{Stage: "check", Start: at(30), End: at(530)}, {Stage: "generate", Start: at(570), End: at(3570)}}
+	r := judgeOverhead(0.47, first, all, calls)
 	if r.Requests != 4 || r.Measured != 1 || r.Others["rejected"] != 1 || r.Others["error"] != 1 || r.Others["more than one call a stage"] != 1 {
 		t.Fatalf("counted %d of %d, others %v; want 1 of 4 and one of each reason", r.Measured, r.Requests, r.Others)
 	}
@@ -34,12 +37,16 @@ func TestJudgeOverhead(t *testing.T) {
 			t.Errorf("%s %+v; want %v ms throughout", name, got, want)
 		}
 	}
+	if r.First != 100 {
+		t.Errorf("first request's overhead %v ms; want 100", r.First)
+	}
 	if len(r.Targets) != 1 || r.Targets[0].Pass != false {
 		t.Errorf("targets %+v; want one, failed by 30 ms", r.Targets)
 	}
 	var b strings.Builder
 	writeOverhead(&b, r)
-	for _, want := range []string{"1 measured", "overhead (client-seen − AI)", "generative call → done read", "rejected 1"} {
+	for _, want := range []string{"1 measured", "overhead (client-seen − AI)", "generative call → done read", "rejected 1",
+		"the first request, sent before these and not in them: overhead 100.0 ms"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
