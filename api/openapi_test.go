@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
 	"github.com/genpipe/genpipe/internal/contract"
 	"github.com/genpipe/genpipe/internal/testenv"
@@ -60,5 +61,21 @@ func TestOpenAPIServedAndEveryOperationRouted(t *testing.T) {
 				t.Errorf("%s %s is described but not served: %s %s", method, path, resp.Status, answer)
 			}
 		}
+	}
+}
+
+// The description's bound on a result's PNG links is genpipe.MaxSlides,
+// one link a slide: the two are written apart and must agree.
+func TestOpenAPIBoundsLinksBySlides(t *testing.T) {
+	doc, err := contract.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	result := doc.Components.Schemas["Result"]
+	if result == nil || result.Value.Properties["pngUrls"] == nil {
+		t.Fatal("components.schemas.Result.pngUrls is not described")
+	}
+	if got := result.Value.Properties["pngUrls"].Value.MaxItems; got == nil || *got != genpipe.MaxSlides {
+		t.Errorf("Result.pngUrls maxItems = %v; want genpipe.MaxSlides (%d)", got, genpipe.MaxSlides)
 	}
 }
