@@ -372,9 +372,7 @@ func (r *rounds) storeEnqueues(ctx context.Context, enqueues []enqueue) error {
 			e.done <- d.q.EnqueueTasks(ctx, []genpipe.Task{e.task})
 		}
 	default:
-		d.mu.Lock()
-		d.st.enqueues = append(enqueues, d.st.enqueues...)
-		d.mu.Unlock()
+		d.requeueEnqueues(enqueues)
 		return err
 	}
 	return nil
@@ -384,6 +382,14 @@ func (r *rounds) storeEnqueues(ctx context.Context, enqueues []enqueue) error {
 func (d *Dispatcher) requeue(pending *[]int64, ids []int64) {
 	d.mu.Lock()
 	*pending = append(ids, *pending...)
+	d.mu.Unlock()
+}
+
+// requeueEnqueues puts enqueues back in front of the pending ones: their
+// callers wait for the next round.
+func (d *Dispatcher) requeueEnqueues(enqueues []enqueue) {
+	d.mu.Lock()
+	d.st.enqueues = append(enqueues, d.st.enqueues...)
 	d.mu.Unlock()
 }
 
@@ -418,10 +424,8 @@ func (r *rounds) take(ctx context.Context, finished []int64, enqueues []enqueue)
 	case err != nil && len(enqueues) > 0 && genpipe.ErrorCode(err) == genpipe.EINVALID:
 		return errors.Join(r.storeEnqueues(ctx, enqueues), r.take(ctx, finished, nil))
 	case err != nil:
-		d.mu.Lock()
-		d.st.enqueues = append(enqueues, d.st.enqueues...)
-		d.st.finished = append(finished, d.st.finished...)
-		d.mu.Unlock()
+		d.requeueEnqueues(enqueues)
+		d.requeue(&d.st.finished, finished)
 		return err
 	}
 	for _, e := range enqueues {
