@@ -13,18 +13,19 @@ const (
 	// submission of a busy API at once (as maxGroup), few enough that one
 	// statement's arrays stay small.
 	maxBatch = 256
-	// maxBatchesInFlight is how many batches of one kind run at once.
-	// While that many run, calls queue, and the next batch to start takes
-	// all of them: the busier the store, the larger the batches, with no
-	// timer. More batches in flight run more, smaller statements, and
-	// what costs the server is per statement (parse, executor start,
-	// commit); fewer leave calls waiting for a round trip the server
-	// could have overlapped. Measured with genpipe bench intake on
-	// PostgreSQL (32 connections, the server on the same 2 cores, runs
-	// alternated): medians of 2,300 requests/s with 4, 2,400 with 8 (within
-	// the noise, but 0.33 ms of the server's CPU a request against 0.27
-	// with 4), 2,000 with 2, against 1,900 without batching.
-	maxBatchesInFlight = 4
+	// maxBatchesInFlight is how many batches run at once. While that
+	// many run, calls queue, and the next batch to start takes all of
+	// them: the busier the store, the larger the batches, with no timer.
+	// More batches in flight run more, smaller statements, and what costs
+	// the server is per statement (parse, executor start, commit); fewer
+	// leave calls waiting for a round trip the server could have
+	// overlapped. Measured with genpipe bench intake on PostgreSQL (32
+	// connections, the server on the same 2 cores, 20 s runs, one batcher
+	// for creates and marks): medians of 4,050 requests/s with 3 (six
+	// runs), 3,790 with 2, 3,250 with 4 and 2,840 with 1 (three to seven
+	// runs each; the runs of one setting spread by a third on that shared
+	// machine).
+	maxBatchesInFlight = 3
 	// batchTimeout bounds one batch's statement. It does not run on any
 	// caller's context: a caller that goes away must not fail the others
 	// of its batch. As long as a group commit's transaction.
@@ -35,10 +36,10 @@ const (
 // caller runs its call on its own (see createRequest).
 var errAlone = errors.New("run the call on its own")
 
-// A batcher coalesces concurrent calls of one kind into batches, each run
-// by one function (run), for PostgreSQL one statement: what costs the
-// server there is per statement (parse, bind, executor start, commit and
-// its WAL flush), not per row. A call queues; if fewer than
+// A batcher coalesces concurrent calls into batches, each run by one
+// function (run), for PostgreSQL one statement: what costs the server
+// there is per statement (parse, bind, executor start, commit and its WAL
+// flush), not per row. A call queues; if fewer than
 // maxBatchesInFlight batches run, it runs at once, as a batch of one, in
 // its caller's goroutine; otherwise it waits, and the next batch to finish
 // starts the next one, in a goroutine of its own, taking everything queued
@@ -52,8 +53,7 @@ type batcher[T, R any] struct {
 	mu      sync.Mutex
 	queue   []*batchCall[T, R]
 	running int // batches in flight
-
-	batches atomic.Int64 // batches run, for tests
+	largest int // the most calls one batch took, for tests
 }
 
 // A batchCall is one call's item and, once its batch ran, its outcome.
@@ -126,6 +126,7 @@ func (b *batcher[T, R]) take() []*batchCall[T, R] {
 		calls = append(calls, c)
 	}
 	b.queue = b.queue[n:]
+	b.largest = max(b.largest, len(calls))
 	if len(b.queue) == 0 {
 		b.queue = nil // let the backing array go
 	}
@@ -153,7 +154,6 @@ func (b *batcher[T, R]) handOn() {
 func (b *batcher[T, R]) runBatch(calls []*batchCall[T, R]) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	b.batches.Add(1)
 	items := make([]T, len(calls))
 	for i, c := range calls {
 		items[i] = c.item

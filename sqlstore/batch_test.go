@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,17 +14,27 @@ import (
 
 // together returns a storetest.Gate for s: it holds s's batches, waits
 // until the calls launched are all queued, then releases them, so that
-// they run as one batch.
-func together(s *sqlstore.Store) storetest.Gate {
-	return func() func(calls int) {
+// they run as one batch; check, after the calls, reports it if they did
+// not.
+func together(t *testing.T, s *sqlstore.Store) (gate storetest.Gate, check func(what string)) {
+	launched := 0
+	gate = func() func(calls int) {
 		release := s.HoldBatches()
 		return func(calls int) {
 			for s.QueuedCalls() < calls {
 				time.Sleep(time.Millisecond)
 			}
+			launched = calls
 			release()
 		}
 	}
+	check = func(what string) {
+		t.Helper()
+		if got := s.LargestBatch(); got != launched {
+			t.Errorf("%s: the largest batch took %d calls; want all %d in one", what, got, launched)
+		}
+	}
+	return gate, check
 }
 
 // On PostgreSQL, concurrent creates run as one statement, and each call
@@ -34,15 +45,9 @@ func together(s *sqlstore.Store) storetest.Gate {
 func TestPostgresBatchedCreates(t *testing.T) {
 	for _, idConflicts := range []bool{false, true} {
 		s := open(t, postgres.fresh(t))
-		var before int64
-		gate := together(s)
-		storetest.ConcurrentCreates(t, s, idConflicts, func() func(int) {
-			before, _ = s.Batches() // after the setup's creates
-			return gate()
-		})
-		if after, _ := s.Batches(); after-before != 1 {
-			t.Errorf("id conflicts %v: the concurrent creates took %d batches; want 1", idConflicts, after-before)
-		}
+		gate, check := together(t, s)
+		storetest.ConcurrentCreates(t, s, idConflicts, gate)
+		check(fmt.Sprintf("concurrent creates, id conflicts %v", idConflicts))
 	}
 }
 
@@ -50,14 +55,56 @@ func TestPostgresBatchedCreates(t *testing.T) {
 // among them alone is not found.
 func TestPostgresBatchedMarks(t *testing.T) {
 	s := open(t, postgres.fresh(t))
-	var before int64
-	gate := together(s)
-	storetest.ConcurrentMarks(t, s, func() func(int) {
-		_, before = s.Batches()
-		return gate()
-	})
-	if _, after := s.Batches(); after-before != 1 {
-		t.Errorf("the concurrent marks took %d batches; want 1", after-before)
+	gate, check := together(t, s)
+	storetest.ConcurrentMarks(t, s, gate)
+	check("concurrent marks")
+}
+
+// On PostgreSQL, concurrent creates and marks run as one statement, and
+// each call gets its own outcome (storetest.ConcurrentCreatesAndMarks).
+func TestPostgresBatchedCreatesAndMarks(t *testing.T) {
+	s := open(t, postgres.fresh(t))
+	gate, check := together(t, s)
+	storetest.ConcurrentCreatesAndMarks(t, s, gate)
+	check("concurrent creates and marks")
+}
+
+// A mark that runs in one statement with its request's create does not
+// find it (the statement's update does not see its insert), and says so:
+// the request stays unpublished until marked again.
+func TestPostgresMarkInTheCreatesStatement(t *testing.T) {
+	s := open(t, postgres.fresh(t))
+	ctx := t.Context()
+	r := newRequest()
+	release := s.HoldBatches()
+	createErr, markErr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, _, err := s.CreateClaimed(ctx, r, time.Minute)
+		createErr <- err
+	}()
+	for s.QueuedCalls() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	go func() { markErr <- s.MarkPublished(ctx, r.ID) }()
+	for s.QueuedCalls() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	if err := <-createErr; err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	checkCode(t, "MarkPublished in the statement that creates the request", <-markErr, genpipe.ENOTFOUND)
+	if got := s.LargestBatch(); got != 2 {
+		t.Errorf("the create and the mark: the largest batch took %d calls; want both in one", got)
+	}
+	if _, err := s.Request(ctx, r.ID); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+		t.Errorf("Request before a mark that found it: %v; want %s", err, genpipe.ENOTFOUND)
+	}
+	if err := s.MarkPublished(ctx, r.ID); err != nil {
+		t.Fatalf("MarkPublished after the create: %v", err)
+	}
+	if _, err := s.Request(ctx, r.ID); err != nil {
+		t.Errorf("Request after its mark: %v", err)
 	}
 }
 

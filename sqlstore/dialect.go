@@ -66,7 +66,7 @@ type dialect struct {
 	// Built by build.
 	createRequest, advanceRequest, claimPublish      string // requests.go
 	createClaimed                                    string // requests.go
-	createBatch                                      string // requests.go, where arrays
+	createBatch, markBatch, createAndMark            string // requests.go, where arrays
 	claimDueWebhooks                                 string // webhooks.go
 	takeClaim, renewClaim, finishClaim, releaseClaim string // claims.go
 	insertTask, lockClocks, expireTasks, takeNext    string // tasks.go
@@ -97,7 +97,7 @@ func (d *dialect) build() *dialect {
 	d.claimPublish = claimPublishSQL(d)
 	d.createClaimed = createClaimedSQL(d)
 	if d.arrays {
-		d.createBatch = createBatchSQL(d)
+		d.createBatch, d.markBatch, d.createAndMark = createBatchSQL(d), markPublishedAny(1), createAndMarkSQL(d)
 	}
 	d.claimDueWebhooks = claimDueWebhooksSQL(d)
 	d.takeClaim, d.renewClaim, d.finishClaim, d.releaseClaim = claimSQL(d)

@@ -43,34 +43,32 @@ func (s *Store) WaitingWrites() int64 {
 	return s.group.waiting.Load()
 }
 
-// Batches returns how many batches of creates and of marks the store ran
-// (0 and 0 where it batches none: SQLite).
-func (s *Store) Batches() (creates, marks int64) {
-	if s.creates == nil {
-		return 0, 0
+// LargestBatch returns the most calls one batch of the store's took (0
+// where it batches none: SQLite).
+func (s *Store) LargestBatch() int {
+	if s.writes == nil {
+		return 0
 	}
-	return s.creates.batches.Load(), s.marks.batches.Load()
+	s.writes.mu.Lock()
+	defer s.writes.mu.Unlock()
+	return s.writes.largest
 }
 
-// HoldBatches keeps the store's batchers from starting batches, as if
-// maxBatchesInFlight batches of each kind ran, until release; calls
-// queue meanwhile. QueuedCalls counts them. (Nothing and 0 on SQLite.)
+// HoldBatches keeps the store's batcher from starting batches, as if
+// maxBatchesInFlight batches ran, until release; calls queue meanwhile.
+// QueuedCalls counts them. (Nothing and 0 on SQLite.)
 func (s *Store) HoldBatches() (release func()) {
-	if s.creates == nil {
+	if s.writes == nil {
 		return func() {}
 	}
-	releaseCreates, releaseMarks := s.creates.hold(), s.marks.hold()
-	return func() {
-		releaseCreates()
-		releaseMarks()
-	}
+	return s.writes.hold()
 }
 
 func (s *Store) QueuedCalls() int {
-	if s.creates == nil {
+	if s.writes == nil {
 		return 0
 	}
-	return s.creates.queued() + s.marks.queued()
+	return s.writes.queued()
 }
 
 // hold takes every slot of b until release.

@@ -25,6 +25,16 @@ const migrateLock int64 = 0x67656e70697065
 // postgresDialect is PostgreSQL's: times are timestamptz, a data-modifying
 // WITH writes the history, and concurrent webhook claims skip each other's
 // locked rows.
+// The two halves of the PostgreSQL dialect's withHistory, which
+// createAndMarkSQL writes out on its own: what ends a statement that
+// changes requests, as the common table expression "changed", and the
+// insert that records each of its rows.
+const (
+	pgChanged       = `RETURNING id, status, error, updated_at`
+	pgRecordHistory = `INSERT INTO request_history (request_id, status, error, at)
+	SELECT id, status, error, updated_at FROM changed`
+)
+
 var postgresDialect = (&dialect{
 	name:      "postgres",
 	appliedAt: "timestamptz NOT NULL DEFAULT now()",
@@ -47,9 +57,8 @@ var postgresDialect = (&dialect{
 	// history ids increase in the order its changes were applied.
 	withHistory: func(stmt string) string {
 		return `WITH changed AS (` + stmt + `
-		RETURNING id, status, error, updated_at)
-	INSERT INTO request_history (request_id, status, error, at)
-	SELECT id, status, error, updated_at FROM changed`
+		` + pgChanged + `)
+	` + pgRecordHistory
 	},
 	taskRequest: `(CASE WHEN t.request_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN t.request_id::uuid END)`,
 	canceledAny: `SELECT id FROM requests WHERE status = 'canceled' AND id = ANY($1::uuid[])`,

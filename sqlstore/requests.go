@@ -122,8 +122,8 @@ func (s *Store) createRequest(ctx context.Context, r *genpipe.Request, lease tim
 	stored.CreatedAt = now()
 	stored.UpdatedAt = stored.CreatedAt
 
-	if s.creates != nil {
-		switch inserted, err := s.creates.do(ctx, newRow{stored, lease}); {
+	if s.writes != nil {
+		switch inserted, err := s.writes.do(ctx, write{create: &newRow{stored, lease}}); {
 		case err == nil && inserted:
 			return stored, true, nil
 		case err == nil:
@@ -204,8 +204,8 @@ func (s *Store) MarkPublished(ctx context.Context, id string) error {
 	if !validID(id) {
 		return genpipe.Errorf(genpipe.ENOTFOUND, "request %s not found", id)
 	}
-	if s.marks != nil {
-		found, err := s.marks.do(ctx, id)
+	if s.writes != nil {
+		found, err := s.writes.do(ctx, write{mark: id})
 		switch {
 		case errors.Is(err, errAlone):
 		case err != nil:
@@ -461,24 +461,91 @@ type newRow struct {
 // inserted; the dialect records their received change (withHistory).
 // A lease of 0 takes no publish claim.
 func createBatchSQL(d *dialect) string {
-	return d.withHistory(`INSERT INTO requests (id, object_id, style, title, description, webhook_url,
+	return d.withHistory(insertBatch(d)) + `
+	RETURNING request_id`
+}
+
+// createAndMarkSQL returns d's statement that runs createBatchSQL's insert
+// and marks the requests of array $19 published, and returns each id it
+// inserted (false) or marked (true). The mark does not see the rows the
+// insert adds: a request is marked after its create returned, in a later
+// statement. Written for PostgreSQL, whose history is a common table
+// expression (pgChanged, pgRecordHistory), as the arrays are.
+func createAndMarkSQL(d *dialect) string {
+	return `WITH marked AS (` + markPublishedAny(19) + `),
+	changed AS (` + insertBatch(d) + `
+		` + pgChanged + `),
+	history AS (` + pgRecordHistory + `
+		RETURNING request_id)
+	SELECT request_id, FALSE FROM history UNION ALL SELECT id, TRUE FROM marked`
+}
+
+// insertBatch returns d's insert of createBatchSQL, without the history.
+func insertBatch(d *dialect) string {
+	return `INSERT INTO requests (id, object_id, style, title, description, webhook_url,
 		idempotency_key, owner, status, status_rank, created_at, updated_at, tenant, priority, weight, start_by,
 		image_key, publish_owner, publish_lease_until)
 	SELECT id, object_id, style, title, description, webhook_url, NULLIF(idempotency_key, ''), owner, $17, $18,
 		created_at, created_at, tenant, priority, weight, start_by, image_key, publish_owner,
-		CASE WHEN lease > 0 THEN `+d.later("lease")+` END
+		CASE WHEN lease > 0 THEN ` + d.later("lease") + ` END
 	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 		$9::timestamptz[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::text[], $15::text[],
 		$16::float8[])
 		AS t(id, object_id, style, title, description, webhook_url, idempotency_key, owner,
 			created_at, tenant, priority, weight, start_by, image_key, publish_owner, lease)
-	ON CONFLICT (owner, idempotency_key) DO NOTHING`) + `
-	RETURNING request_id`
+	ON CONFLICT (owner, idempotency_key) DO NOTHING`
 }
 
-// markPublishedAny marks the requests of ids published and returns those
-// it found.
-const markPublishedAny = `UPDATE requests SET published = TRUE WHERE id = ANY($1::uuid[]) RETURNING id`
+// markPublishedAny returns the statement that marks the requests of array
+// parameter $n published and returns those it found.
+func markPublishedAny(n int) string {
+	return fmt.Sprintf(`UPDATE requests SET published = TRUE WHERE id = ANY($%d::uuid[]) RETURNING id`, n)
+}
+
+// A write is one call a batch of writes takes: a request to create
+// (CreateRequest, CreateClaimed) or, where create is nil, the id of one
+// to mark published (MarkPublished). The two kinds share one batcher: a
+// submission marks its request right after creating it, so under load
+// its mark rides in the statement of later submissions' creates, and a
+// submission costs the server about one statement, not two.
+type write struct {
+	create *newRow
+	mark   string
+}
+
+// writeBatch runs writes in one statement and reports, per write, whether
+// its request was inserted (see createBatch) or found and marked (see
+// markBatch).
+func (s *Store) writeBatch(ctx context.Context, writes []write) ([]bool, error) {
+	var rows []newRow
+	var ids []string
+	for _, w := range writes {
+		if w.create != nil {
+			rows = append(rows, *w.create)
+		} else {
+			ids = append(ids, w.mark)
+		}
+	}
+	switch {
+	case len(ids) == 0:
+		return s.createBatch(ctx, rows)
+	case len(rows) == 0:
+		return s.markBatch(ctx, ids)
+	}
+	created, marked, err := s.createAndMark(ctx, rows, ids)
+	if err != nil {
+		return nil, err
+	}
+	done := make([]bool, 0, len(writes))
+	for _, w := range writes {
+		if w.create != nil {
+			done, created = append(done, created[0]), created[1:]
+		} else {
+			done, marked = append(done, marked[0]), marked[1:]
+		}
+	}
+	return done, nil
+}
 
 // createBatch inserts rows in one statement and reports, per row, whether
 // it was inserted. One whose key is taken is not; nor is a second row of
@@ -487,17 +554,55 @@ const markPublishedAny = `UPDATE requests SET published = TRUE WHERE id = ANY($1
 // (an id stored already) or a deadlock (two batches waiting for each
 // other's keys) fails the statement: then every row goes on its own, to
 // get its own outcome.
-//
-// Rows go in in (owner, key) order, so that two batches that wait for each
-// other's uncommitted keys wait in the same order: the first to insert
-// one of them goes on, the other waits for its commit.
 func (s *Store) createBatch(ctx context.Context, rows []newRow) ([]bool, error) {
 	if len(rows) == 1 { // the one-row statement: no arrays to build and unpack
 		query, args := s.insert(rows[0].r, rows[0].lease)
 		n, err := rowsAffected(s.write.ExecContext(ctx, query, args...))
 		return []bool{n > 0}, s.batchErr(err)
 	}
-	order := make([]int, 0, len(rows))
+	order, args := createArgs(rows)
+	inserted, err := s.returnedIDs(ctx, s.d.createBatch, args...)
+	if err != nil {
+		return nil, s.batchErr(err)
+	}
+	return rowsDone(rows, order, inserted), nil
+}
+
+// createAndMark is createBatch and markBatch in one statement.
+func (s *Store) createAndMark(ctx context.Context, rows []newRow, ids []string) (created, marked []bool, err error) {
+	order, args := createArgs(rows)
+	args = append(args, slices.Compact(slices.Sorted(slices.Values(ids))))
+	res, err := s.write.QueryContext(ctx, s.d.createAndMark, args...)
+	if err != nil {
+		return nil, nil, s.batchErr(err)
+	}
+	defer res.Close()
+	inserted, found := make(map[string]bool), make(map[string]bool)
+	for res.Next() {
+		var id string
+		var mark bool
+		if err := res.Scan(&id, &mark); err != nil {
+			return nil, nil, err
+		}
+		if mark {
+			found[id] = true
+		} else {
+			inserted[id] = true
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, nil, s.batchErr(err)
+	}
+	return rowsDone(rows, order, inserted), idsDone(ids, found), nil
+}
+
+// createArgs returns the arguments of createBatchSQL's statement for
+// rows, and the order of the rows it takes: each id once, in (owner, key)
+// order, so that two batches that wait for each other's uncommitted keys
+// wait in the same order: the first to insert one of them goes on, the
+// other waits for its commit.
+func createArgs(rows []newRow) (order []int, args []any) {
+	order = make([]int, 0, len(rows))
 	seen := make(map[string]bool, len(rows))
 	for i, row := range rows {
 		if !seen[row.r.ID] {
@@ -528,17 +633,28 @@ func (s *Store) createBatch(ctx context.Context, rows []newRow) ([]bool, error) 
 			claimers[k], leases[k] = r.ID, rows[i].lease.Seconds()
 		}
 	}
-	inserted, err := s.returnedIDs(ctx, s.d.createBatch, ids, objects, styles, titles, descs, hooks, keys, owners,
+	return order, []any{ids, objects, styles, titles, descs, hooks, keys, owners,
 		created, tenants, prios, weights, startBy, images, claimers, leases,
-		genpipe.StatusReceived, genpipe.StatusReceived.Rank())
-	if err != nil {
-		return nil, s.batchErr(err)
-	}
+		genpipe.StatusReceived, genpipe.StatusReceived.Rank()}
+}
+
+// rowsDone reports, per row, whether the statement that took rows in
+// order inserted it: a row it left out (a second of one id) was not.
+func rowsDone(rows []newRow, order []int, inserted map[string]bool) []bool {
 	done := make([]bool, len(rows))
 	for _, i := range order {
 		done[i] = inserted[rows[i].r.ID]
 	}
-	return done, nil
+	return done
+}
+
+// idsDone reports, per id, whether found holds it.
+func idsDone(ids []string, found map[string]bool) []bool {
+	done := make([]bool, len(ids))
+	for i, id := range ids {
+		done[i] = found[id]
+	}
+	return done
 }
 
 // markBatch marks ids published in one statement and reports, per id,
@@ -551,15 +667,11 @@ func (s *Store) markBatch(ctx context.Context, ids []string) ([]bool, error) {
 		return []bool{n > 0}, s.batchErr(err)
 	}
 	sorted := slices.Compact(slices.Sorted(slices.Values(ids)))
-	found, err := s.returnedIDs(ctx, markPublishedAny, sorted)
+	found, err := s.returnedIDs(ctx, s.d.markBatch, sorted)
 	if err != nil {
 		return nil, s.batchErr(err)
 	}
-	done := make([]bool, len(ids))
-	for i, id := range ids {
-		done[i] = found[id]
-	}
-	return done, nil
+	return idsDone(ids, found), nil
 }
 
 // batchErr returns errAlone for a batch's statement that failed on a

@@ -76,12 +76,10 @@ type Store struct {
 	// group, on SQLite, runs the writes of concurrent submissions in one
 	// transaction (see grouped); nil on PostgreSQL.
 	group *groupCommit
-	// creates and marks, where the dialect takes arrays (PostgreSQL),
-	// coalesce concurrent CreateRequest and CreateClaimed, and
-	// MarkPublished, calls into one statement each (see batcher); nil on
-	// SQLite.
-	creates *batcher[newRow, bool]
-	marks   *batcher[string, bool]
+	// writes, where the dialect takes arrays (PostgreSQL), coalesces
+	// concurrent CreateRequest, CreateClaimed and MarkPublished calls
+	// into one statement (see batcher, write); nil on SQLite.
+	writes *batcher[write, bool]
 }
 
 type options struct {
@@ -161,7 +159,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 // read pool answers and logs. On an error it closes the store.
 func (s *Store) open(ctx context.Context, log *slog.Logger, attrs ...any) (*Store, error) {
 	if s.d.arrays {
-		s.creates, s.marks = newBatcher(s.createBatch), newBatcher(s.markBatch)
+		s.writes = newBatcher(s.writeBatch)
 	}
 	// Migrate before the first read, so that SQLite's readers open an
 	// up-to-date, WAL-mode file.

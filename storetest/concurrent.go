@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +18,12 @@ var concurrentTests = []test{
 	{"Creates", func(t *testing.T, s Store) { ConcurrentCreates(t, s, false, nil) }},
 	{"CreatesWithIDConflicts", func(t *testing.T, s Store) { ConcurrentCreates(t, s, true, nil) }},
 	{"Marks", func(t *testing.T, s Store) { ConcurrentMarks(t, s, nil) }},
+	{"CreatesAndMarks", func(t *testing.T, s Store) { ConcurrentCreatesAndMarks(t, s, nil) }},
 }
 
 // A Gate, unless nil, holds a store's concurrent calls back, for the
-// store's own tests to make them run together: ConcurrentCreates and
-// ConcurrentMarks call it once their setup is done, before they start
+// store's own tests to make them run together: ConcurrentCreates,
+// ConcurrentMarks and ConcurrentCreatesAndMarks call it once their setup is done, before they start
 // their concurrent calls, and call what it returns with the number of
 // calls once all are started; that returns once they may run.
 type Gate func() (launched func(calls int))
@@ -192,6 +194,91 @@ func ConcurrentMarks(t *testing.T, s Store, gate Gate) {
 			t.Errorf("MarkPublished %d: %v", i, err)
 		} else {
 			read(t, s, ids[i])
+		}
+	}
+}
+
+// ConcurrentCreatesAndMarks runs CreateClaimed, CreateRequest and
+// MarkPublished from as many goroutines at once, as the submissions of a
+// busy API do (PostgreSQL runs them in one statement): new requests, with
+// and without keys, a key stored before, marks of stored requests, one
+// twice, and of an unknown id. Each call gets its own outcome; the
+// requests marked are visible, those created are not until marked, and
+// each has its one received change.
+func ConcurrentCreatesAndMarks(t *testing.T, s Store, gate Gate) {
+	ctx := t.Context()
+	taken := create(t, s, newRequest("taken-"+uuid.NewString()))
+	var stored []string
+	for range 6 {
+		stored = append(stored, create(t, s, newRequest("")).ID)
+	}
+	marks := append(slices.Clone(stored), stored[0], uuid.NewString()) // one twice, one unknown
+	unknown := len(marks) - 1
+	var creates []*genpipe.Request
+	for i := range 6 {
+		key := ""
+		if i%2 == 1 {
+			key = "new-" + uuid.NewString()
+		}
+		creates = append(creates, newRequest(key))
+	}
+	creates = append(creates, newRequest(taken.IdempotencyKey))
+	retry := len(creates) - 1
+
+	markErrs := make([]error, len(marks))
+	type outcome struct {
+		got     *genpipe.Request
+		created bool
+		err     error
+	}
+	created := make([]outcome, len(creates))
+	launched := func(int) {}
+	if gate != nil {
+		launched = gate()
+	}
+	var wg sync.WaitGroup
+	for i, id := range marks {
+		wg.Go(func() { markErrs[i] = s.MarkPublished(ctx, id) })
+	}
+	for i, r := range creates {
+		wg.Go(func() {
+			c := &created[i]
+			if i%3 == 0 {
+				c.got, c.created, c.err = s.CreateRequest(ctx, r)
+			} else {
+				c.got, c.created, c.err = s.CreateClaimed(ctx, r, time.Minute)
+			}
+		})
+	}
+	launched(len(marks) + len(creates))
+	wg.Wait()
+
+	for i, err := range markErrs {
+		switch {
+		case i == unknown:
+			checkCode(t, "MarkPublished of an unknown id among creates", err, genpipe.ENOTFOUND)
+		case err != nil:
+			t.Errorf("MarkPublished %d among creates: %v", i, err)
+		default:
+			read(t, s, marks[i])
+		}
+	}
+	for i, c := range created {
+		switch {
+		case i == retry:
+			if c.err != nil || c.created || c.got.ID != taken.ID {
+				t.Errorf("create with a stored key among marks: %+v, created %v, %v; want request %s, not created", c.got, c.created, c.err, taken.ID)
+			}
+		case c.err != nil || !c.created || c.got.ID != creates[i].ID:
+			t.Errorf("create %d among marks: created %v, %v; want request %s created", i, c.created, c.err, creates[i].ID)
+		default:
+			if _, err := s.Request(ctx, c.got.ID); genpipe.ErrorCode(err) != genpipe.ENOTFOUND {
+				t.Errorf("Request of %s, created among marks, before its mark: %v; want %s", c.got.ID, err, genpipe.ENOTFOUND)
+			}
+			publish(t, s, c.got.ID)
+			if h := history(t, s, c.got.ID); len(h) != 1 || h[0].Status != genpipe.StatusReceived {
+				t.Errorf("history of %s: %+v; want one received change", c.got.ID, h)
+			}
 		}
 	}
 }
