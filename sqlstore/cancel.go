@@ -145,7 +145,7 @@ func (s *Store) CanceledRequests(ctx context.Context, ids []string) ([]string, e
 		for i, v := range valid {
 			strs[i] = v.(string)
 		}
-		return s.canceledAmong(ctx, s.d.canceledAny, strs)
+		return s.canceledAmong(ctx, s.d.canceledAny, s.byIDs(strs)...)
 	}
 	var canceled []string
 	for len(valid) > 0 {

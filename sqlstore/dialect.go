@@ -62,6 +62,11 @@ type dialect struct {
 	// arrays: the database takes arrays as parameters, and concurrent
 	// submissions coalesce into one statement per kind (see batcher).
 	arrays bool
+	// replan, unless nil, goes first among the arguments of a statement
+	// that finds requests by an array of ids (id = ANY($1)), so that the
+	// database plans each run of it for the table as it is then (see
+	// byIDs).
+	replan any
 
 	// Built by build.
 	createRequest, advanceRequest, claimPublish      string // requests.go

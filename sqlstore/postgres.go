@@ -73,6 +73,13 @@ var postgresDialect = (&dialect{
 	isBusy:                func(error) bool { return false }, // writers wait for row locks instead
 	isDeadlock:            func(err error) bool { return pgCode(err) == "40P01" },
 	arrays:                true,
+	// An unnamed statement, parsed and planned at each run with its
+	// arguments: a plan cached while the requests table was nearly empty
+	// (a new database) scans the whole table for id = ANY($1), and stays
+	// until the table is next analyzed, a minute or more later. Measured
+	// on bench intake's new database: such scans took most of the
+	// server's time in half the runs.
+	replan: pgx.QueryExecModeCacheDescribe,
 }).build()
 
 // pgCode returns err's SQLSTATE, or "".

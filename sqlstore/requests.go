@@ -572,7 +572,7 @@ func (s *Store) createBatch(ctx context.Context, rows []newRow) ([]bool, error) 
 func (s *Store) createAndMark(ctx context.Context, rows []newRow, ids []string) (created, marked []bool, err error) {
 	order, args := createArgs(rows)
 	args = append(args, slices.Compact(slices.Sorted(slices.Values(ids))))
-	res, err := s.write.QueryContext(ctx, s.d.createAndMark, args...)
+	res, err := s.write.QueryContext(ctx, s.d.createAndMark, s.byIDs(args...)...)
 	if err != nil {
 		return nil, nil, s.batchErr(err)
 	}
@@ -667,7 +667,7 @@ func (s *Store) markBatch(ctx context.Context, ids []string) ([]bool, error) {
 		return []bool{n > 0}, s.batchErr(err)
 	}
 	sorted := slices.Compact(slices.Sorted(slices.Values(ids)))
-	found, err := s.returnedIDs(ctx, s.d.markBatch, sorted)
+	found, err := s.returnedIDs(ctx, s.d.markBatch, s.byIDs(sorted)...)
 	if err != nil {
 		return nil, s.batchErr(err)
 	}
@@ -682,6 +682,15 @@ func (s *Store) batchErr(err error) error {
 		return errAlone
 	}
 	return err
+}
+
+// byIDs returns the arguments of a statement that finds requests by an
+// array of ids, after the dialect's replan.
+func (s *Store) byIDs(args ...any) []any {
+	if s.d.replan == nil {
+		return args
+	}
+	return append([]any{s.d.replan}, args...)
 }
 
 // returnedIDs runs query, which returns ids, on the write pool.
