@@ -21,7 +21,7 @@ import (
 // AIs' GET /calls, on a plan it makes at each submission: the check starts
 // at once, the generation on the earliest of capacity slots, each call
 // for its latency. Its estimates are its plan, off by estimateOff (a
-// fraction of the wait). A cancel drops the calls not started and ends a
+// fraction of the wait since submission). A cancel drops the calls not started and ends a
 // running one abortAfter later; with ignoreCancel it lets them all run.
 type fakeSystem struct {
 	t            *testing.T
@@ -106,7 +106,10 @@ func (f *fakeSystem) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 // estimate is the predicted start of req's next call at now, off by
-// estimateOff of the wait.
+// estimateOff of its wait since submission: at least that fraction of the
+// wait the lab measures from when it read the estimate, however late the
+// read reached the server (a busy machine delays it, and an error that
+// shrinks with the wait left would then look exact).
 func (f *fakeSystem) estimate(req *fakeRequest, now time.Time) time.Time {
 	if req.status == "canceled" || !now.Before(req.generate.Start) || now.Before(req.check.End) && !now.Before(req.check.Start) {
 		return time.Time{}
@@ -115,7 +118,7 @@ func (f *fakeSystem) estimate(req *fakeRequest, now time.Time) time.Time {
 	if now.Before(req.check.Start) {
 		next = req.check.Start
 	}
-	return next.Add(time.Duration(f.estimateOff * float64(next.Sub(now))))
+	return next.Add(time.Duration(f.estimateOff * float64(next.Sub(req.submitted))))
 }
 
 func (f *fakeSystem) view(w http.ResponseWriter, id string, cancel bool) {
