@@ -146,9 +146,15 @@ func (f *fixture) do(t *testing.T, method, path string, body any, headers map[st
 // requestEvents reads the submitted events now in the requests topic.
 func (f *fixture) requestEvents(t *testing.T) []genpipe.Event {
 	t.Helper()
+	return f.topicEvents(t, f.topics.Requests)
+}
+
+// topicEvents reads the events now in topic, each keyed by its request.
+func (f *fixture) topicEvents(t *testing.T, topic string) []genpipe.Event {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.env.Kafka.Addrs()...), kgo.ConsumeTopics(f.topics.Requests),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.env.Kafka.Addrs()...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -156,9 +162,9 @@ func (f *fixture) requestEvents(t *testing.T) []genpipe.Event {
 	defer cl.Close()
 	// Read up to the end offsets of now, not for a while: a slow machine
 	// then makes the read slower, never shorter.
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, f.topics.Requests)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
 	if err != nil || ends.Error() != nil {
-		t.Fatalf("end offsets of %s: %v %v", f.topics.Requests, err, ends.Error())
+		t.Fatalf("end offsets of %s: %v %v", topic, err, ends.Error())
 	}
 	left := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
@@ -180,7 +186,7 @@ func (f *fixture) requestEvents(t *testing.T) []genpipe.Event {
 		})
 	}
 	if len(left) > 0 {
-		t.Fatalf("reading %s: partitions %v not read to their end: %v", f.topics.Requests, left, ctx.Err())
+		t.Fatalf("reading %s: partitions %v not read to their end: %v", topic, left, ctx.Err())
 	}
 	return events
 }

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/api"
@@ -30,30 +28,6 @@ func newFixtureWith(t *testing.T, f *fixture, opts ...api.Option) *fixture {
 	f.api, f.server = srv, httptest.NewServer(srv.Handler())
 	t.Cleanup(f.server.Close)
 	return f
-}
-
-// topicEvents reads the events now in topic.
-func (f *fixture) topicEvents(t *testing.T, topic string) []genpipe.Event {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(f.env.Kafka.Addrs()...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var events []genpipe.Event
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			e, err := genpipe.DecodeEvent(r.Value)
-			if err != nil {
-				t.Fatalf("record %q: %v", r.Value, err)
-			}
-			events = append(events, e)
-		})
-	}
-	return events
 }
 
 func (f *fixture) submitWith(t *testing.T, extra map[string]any, headers map[string]string, keys ...string) (*http.Response, map[string]any) {
