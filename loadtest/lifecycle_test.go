@@ -21,8 +21,9 @@ import (
 // AIs' GET /calls, on a plan it makes at each submission: the check starts
 // at once, the generation on the earliest of capacity slots, each call
 // for its latency. Its estimates are its plan, off by estimateOff (a
-// fraction of the wait since submission). A cancel drops the calls not started and ends a
-// running one abortAfter later; with ignoreCancel it lets them all run.
+// fraction of the wait since submission). A cancel drops the calls not
+// started and ends a running one abortAfter later; with ignoreCancel it
+// lets them all run.
 type fakeSystem struct {
 	t            *testing.T
 	checkLatency time.Duration

@@ -60,7 +60,8 @@ type dialect struct {
 	isDeadlock func(error) bool
 
 	// arrays: the database takes arrays as parameters, and concurrent
-	// submissions coalesce into one statement per kind (see batcher).
+	// submissions' creates and marks coalesce into one statement (see
+	// batcher, write).
 	arrays bool
 	// replan, unless nil, goes first among the arguments of a statement
 	// that finds requests by an array of ids (id = ANY($1)), so that the

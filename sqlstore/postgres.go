@@ -22,9 +22,6 @@ import (
 // costs nothing but a short wait.
 const migrateLock int64 = 0x67656e70697065
 
-// postgresDialect is PostgreSQL's: times are timestamptz, a data-modifying
-// WITH writes the history, and concurrent webhook claims skip each other's
-// locked rows.
 // The two halves of the PostgreSQL dialect's withHistory, which
 // createAndMarkSQL writes out on its own: what ends a statement that
 // changes requests, as the common table expression "changed", and the
@@ -35,6 +32,9 @@ const (
 	SELECT id, status, error, updated_at FROM changed`
 )
 
+// postgresDialect is PostgreSQL's: times are timestamptz, a data-modifying
+// WITH writes the history, and concurrent webhook claims skip each other's
+// locked rows.
 var postgresDialect = (&dialect{
 	name:      "postgres",
 	appliedAt: "timestamptz NOT NULL DEFAULT now()",

@@ -28,6 +28,15 @@ var concurrentTests = []test{
 // calls once all are started; that returns once they may run.
 type Gate func() (launched func(calls int))
 
+// hold calls g, unless nil, and returns what the calls' launcher calls
+// once all are started.
+func (g Gate) hold() (launched func(calls int)) {
+	if g == nil {
+		return func(int) {}
+	}
+	return g()
+}
+
 // ConcurrentCreates runs CreateClaimed and CreateRequest calls from as
 // many goroutines at once: new requests, with and without idempotency
 // keys; two calls with one new key; a call with a key stored before; two
@@ -80,10 +89,7 @@ func ConcurrentCreates(t *testing.T, s Store, idConflicts bool, gate Gate) {
 		add(r, true)
 	}
 
-	launched := func(int) {}
-	if gate != nil {
-		launched = gate()
-	}
+	launched := gate.hold()
 	var wg sync.WaitGroup
 	for _, c := range calls {
 		wg.Go(func() {
@@ -175,10 +181,7 @@ func ConcurrentMarks(t *testing.T, s Store, gate Gate) {
 	unknown := len(ids)
 	ids = append(ids, uuid.NewString())
 	errs := make([]error, len(ids))
-	launched := func(int) {}
-	if gate != nil {
-		launched = gate()
-	}
+	launched := gate.hold()
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		wg.Go(func() { errs[i] = s.MarkPublished(t.Context(), id) })
@@ -232,10 +235,7 @@ func ConcurrentCreatesAndMarks(t *testing.T, s Store, gate Gate) {
 		err     error
 	}
 	created := make([]outcome, len(creates))
-	launched := func(int) {}
-	if gate != nil {
-		launched = gate()
-	}
+	launched := gate.hold()
 	var wg sync.WaitGroup
 	for i, id := range marks {
 		wg.Go(func() { markErrs[i] = s.MarkPublished(ctx, id) })
