@@ -564,40 +564,70 @@ func checkFinished(t *testing.T, ctx context.Context, id, style string) {
 
 // checkDownload clicks the page's PNG link and checks that the browser
 // saves the slide under name, though the link is on another origin (the
-// object store), where browsers ignore a link's download attribute.
+// object store), where browsers ignore a link's download attribute. A
+// click is a mouse press at the link's place on the screen, and on a
+// loaded machine the page can still move between finding the link and
+// pressing: a click that starts no download within clickWait is repeated,
+// as a person would, while the page has not left for the file itself
+// (which is what the page does when it cannot fetch it).
 func checkDownload(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
+	const clicks, clickWait = 4, 5 * time.Second
 	dir := t.TempDir()
-	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	wait, cancel := context.WithTimeout(ctx, clicks*clickWait)
 	defer cancel()
 	begins := chromedp.Events(wait, cdpbrowser.DownloadWillBegin)
-	err := chromedp.Do(ctx,
-		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
-				Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
-			return err
-		}),
-		chromedp.Click(`#png`),
-	)
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+			Behavior: cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: new(true)})
+		return err
+	}))
 	if err != nil {
-		t.Fatalf("click the PNG download: %v", err)
+		t.Fatalf("allow downloads: %v", err)
 	}
-	for ev, err := range begins {
-		if err != nil {
-			t.Fatalf("no download began: %v", err)
-		}
-		if ev.SuggestedFilename != name {
-			t.Errorf("download saved as %q; want %q", ev.SuggestedFilename, name)
-		}
-		for {
-			if data, err := os.ReadFile(filepath.Join(dir, ev.GUID)); err == nil && bytes.HasPrefix(data, []byte("\x89PNG")) {
-				return
+	page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := make(chan cdpbrowser.EventDownloadWillBegin, 1)
+	go func() { // ends with wait
+		for ev, err := range begins {
+			if err == nil {
+				began <- ev
 			}
-			select {
-			case <-wait.Done():
-				t.Fatalf("the download %s did not complete", ev.SuggestedFilename)
-			case <-time.After(50 * time.Millisecond):
-			}
+			return
+		}
+	}()
+	var ev cdpbrowser.EventDownloadWillBegin
+	for click := 1; ; click++ {
+		if err := chromedp.Do(ctx, chromedp.Click(`#png`)); err != nil {
+			t.Fatalf("click the PNG download: %v", err)
+		}
+		var ok bool
+		select {
+		case ev, ok = <-began:
+		case <-time.After(clickWait):
+		}
+		if ok {
+			break
+		}
+		now, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+		if click == clicks || err != nil || now != page {
+			t.Fatalf("no download began after %d clicks on the PNG link (page now at %q, %v)", click, now, err)
+		}
+		t.Logf("click %d on the PNG link started no download within %s: clicking again", click, clickWait)
+	}
+	if ev.SuggestedFilename != name {
+		t.Errorf("download saved as %q; want %q", ev.SuggestedFilename, name)
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(dir, ev.GUID)); err == nil && bytes.HasPrefix(data, []byte("\x89PNG")) {
+			return
+		}
+		select {
+		case <-wait.Done():
+			t.Fatalf("the download %s did not complete", ev.SuggestedFilename)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
