@@ -164,9 +164,10 @@ const (
 // on each connection, fills as the database grows, and the driver's
 // allocator keeps what SQLite frees: `genpipe up` after 30,000 requests
 // held 11 MB more outside the Go heap than after 3,000 (18 → 29 MB) with
-// the default on every connection, 3.5 MB more with this. The reads are lookups by key in a few indexes, whose inner
-// pages fit in this; the rest comes from the OS's file cache. The writer
-// keeps the default: its inserts touch every index.
+// the default on every connection, 3.5 MB more with this. The reads are
+// lookups by key in a few indexes, whose inner pages fit in this; the rest
+// comes from the OS's file cache. The writer keeps the default: its
+// inserts touch every index.
 const sqliteReadCacheKiB = -512
 
 // sqliteDSN returns the data source name of a connection of kind. The
