@@ -430,6 +430,7 @@ func (s *standalone) waitReady(p *process) {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				s.t.Logf("%s ready after %s", p.name, time.Since(start).Round(time.Millisecond))
+				s.checkStartOutput(p)
 				return
 			}
 			err = fmt.Errorf("readyz %s: %s", resp.Status, body)
@@ -439,6 +440,23 @@ func (s *standalone) waitReady(p *process) {
 			s.t.Fatalf("%s not ready after 30s: %v", p.name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkStartOutput fails the test when p printed anything but log
+// records and its own lines while starting: a library's colored error
+// line (the embedded object store's "[INTERNAL ERROR]" when two parts
+// created the bucket at once) is noise an operator cannot act on.
+func (s *standalone) checkStartOutput(p *process) {
+	s.t.Helper()
+	out, err := os.ReadFile(p.log)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "\x1b[") || strings.Contains(line, "[INTERNAL ERROR]") {
+			s.t.Errorf("%s printed while starting: %q", p.name, line)
+		}
 	}
 }
 

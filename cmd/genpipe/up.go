@@ -134,6 +134,12 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 			AccessKey: secrets.S3AccessKey, SecretKey: secrets.S3SecretKey},
 		Database: "sqlite:" + filepath.Join(dataDir, "genpipe.db"),
 	}
+	// The bucket is made once, before the parts start: each part makes
+	// sure of it, and the embedded store answers a CreateBucket that races
+	// another with an internal error, printed on stderr.
+	if _, err := openObjects(ctx, b.S3, log.With("part", "objectstore")); err != nil {
+		return err
+	}
 	if b.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log.With("part", "store"))); err != nil {
 		return fmt.Errorf("status database: %w", err)
 	}
