@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/aisim"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // Issue 13's memory targets for `genpipe up`.
@@ -29,7 +32,11 @@ const (
 // peak during the first GENPIPE_MEMORY_REQUESTS (3,000), and the RSS after
 // a short idle once they and then GENPIPE_MEMORY_MORE_REQUESTS (27,000)
 // more are done. Extra flags for up come from GENPIPE_MEMORY_UP_ARGS
-// (space-separated), to compare settings. It takes many minutes; -short
+// (space-separated), to compare settings. With GENPIPE_MEMORY_PROFILE_DIR
+// set, up also serves -pprof-addr and the test writes, at each idle point,
+// its heap profile (heap-N.pb.gz, for go tool pprof -base), the same as
+// text with the runtime's MemStats (heap-N.txt) and /proc/PID/smaps_rollup
+// (smaps-N.txt), N being the requests done. It takes many minutes; -short
 // skips it, and so does its absence from GENPIPE_MEMORY_TESTS=1.
 //
 //	GENPIPE_MEMORY_TESTS=1 go test -count=1 -run TestMemoryFlat -v -timeout 2h ./cmd/genpipe/
@@ -42,6 +49,11 @@ func TestMemoryFlat(t *testing.T) {
 	args := s.upArgs("--check-latency", "20ms", "--generate-latency", "50ms", "--partitions", "4")
 	if extra := os.Getenv("GENPIPE_MEMORY_UP_ARGS"); extra != "" {
 		args = append(args, strings.Fields(extra)...)
+	}
+	profiles := memoryProfiles{dir: os.Getenv("GENPIPE_MEMORY_PROFILE_DIR")}
+	if profiles.dir != "" {
+		profiles.pprofAddr = testutil.FreeAddrs(t, 1)[0]
+		args = append(args, "--pprof-addr", profiles.pprofAddr)
 	}
 	up := s.start("up", nil, args...)
 	s.waitReady(up)
@@ -65,7 +77,9 @@ func TestMemoryFlat(t *testing.T) {
 	}
 	settled := func() int64 {
 		time.Sleep(20 * time.Second) // idle: what up keeps when nothing happens
-		return rss.now()
+		now := rss.now()
+		profiles.write(t, pid, sent)
+		return now
 	}
 
 	push(first)
@@ -85,6 +99,50 @@ func TestMemoryFlat(t *testing.T) {
 	}
 	if growth > flatGrowth || growth < -flatGrowth {
 		t.Errorf("RSS after %d requests %d MiB, after %d %d MiB: %+.1f%%; want within %.0f%%", sent, after2>>20, first, after1>>20, 100*growth, 100*flatGrowth)
+	}
+}
+
+// memoryProfiles writes what up holds at an idle point into dir, when
+// set: see TestMemoryFlat.
+type memoryProfiles struct {
+	dir       string
+	pprofAddr string // up's -pprof-addr
+}
+
+func (p memoryProfiles) write(t *testing.T, pid, sent int) {
+	if p.dir == "" {
+		return
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"heap-%d.pb.gz": "http://" + p.pprofAddr + "/debug/pprof/heap",
+		"heap-%d.txt":   "http://" + p.pprofAddr + "/debug/pprof/heap?debug=1",
+	}
+	for name, url := range files {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatalf("heap profile: %v", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("heap profile %s: %s %v", url, resp.Status, err)
+		}
+		p.save(t, fmt.Sprintf(name, sent), body)
+	}
+	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.save(t, fmt.Sprintf("smaps-%d.txt", sent), smaps)
+	t.Logf("profiles after %d requests written to %s", sent, p.dir)
+}
+
+func (p memoryProfiles) save(t *testing.T, name string, data []byte) {
+	if err := os.WriteFile(filepath.Join(p.dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
