@@ -98,6 +98,48 @@ func (s *Server) admitStart(ctx context.Context, r *genpipe.Request) (genpipe.Es
 		e.LastStartAt.UTC().Format(time.RFC3339), late.Round(time.Second), why, deadline.UTC().Format(time.RFC3339)))
 }
 
+// admitsOnEstimate reports whether r's admission depends on its estimate:
+// whether it has a deadline to start by, its own or the server's bound.
+func (s *Server) admitsOnEstimate(r *genpipe.Request) bool {
+	return !r.StartBy.IsZero() || s.cfg.maxStartWait > 0
+}
+
+// startAdmission starts admitStart for r, as r is now, and returns what
+// waits for its outcome. Where the estimate does not decide admission
+// (admitsOnEstimate), the caller stores and queues the request meanwhile:
+// at low load reading the queues takes about as long as that, and the 202
+// need not wait for both one after the other. (The reading may then find
+// the request's own first task already queued and count it ahead of the
+// request: one task's share of the wait, rarely, as the queues are read
+// before the request's event reaches Kafka.) The reading runs to its end
+// even when the caller gives up, so that a failed submission neither logs
+// a canceled estimate nor leaves it as its share's latest. The returned
+// func is for the caller's goroutine only.
+func (s *Server) startAdmission(ctx context.Context, r *genpipe.Request) func() (genpipe.Estimate, bool, error) {
+	if s.cfg.estimator == nil {
+		return func() (genpipe.Estimate, bool, error) { return genpipe.Estimate{}, false, nil }
+	}
+	type outcome struct {
+		e   genpipe.Estimate
+		ok  bool
+		err error
+	}
+	done := make(chan outcome, 1)
+	snapshot := *r // the caller goes on with r
+	go func() {
+		e, ok, err := s.admitStart(context.WithoutCancel(ctx), &snapshot)
+		done <- outcome{e, ok, err}
+	}()
+	var o outcome
+	var received bool
+	return func() (genpipe.Estimate, bool, error) {
+		if !received {
+			o, received = <-done, true
+		}
+		return o.e, o.ok, o.err
+	}
+}
+
 // withEstimate sets v's estimates from r's, while it waits.
 func (s *Server) withEstimate(ctx context.Context, r *genpipe.Request, v *genpipe.RequestView) {
 	if e, ok := s.estimate(ctx, r); ok {

@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
@@ -129,5 +131,62 @@ func TestEstimateErrorObserved(t *testing.T) {
 	}
 	if len(got) != 0 {
 		t.Errorf("observed %+v more; want the two calls once each", <-got)
+	}
+}
+
+// gatedEstimator's estimates wait for release; called says one began.
+type gatedEstimator struct {
+	called, release chan struct{}
+}
+
+func (g gatedEstimator) Estimate(ctx context.Context, r *genpipe.Request) (genpipe.Estimate, bool, error) {
+	g.called <- struct{}{}
+	<-g.release
+	now := time.Now()
+	return genpipe.Estimate{Stage: genpipe.StageCheck, StartAt: now, LastStartAt: now, DoneAt: now.Add(time.Second)}, true, nil
+}
+
+// Without a deadline to start by, a request's estimate only informs its
+// 202: the request is stored and queued while its queues are read, not
+// after. With one, the estimate comes first: a refusal stores nothing
+// (TestMaxStartWait).
+func TestEstimateReadWhileQueuing(t *testing.T) {
+	est := gatedEstimator{called: make(chan struct{}, 1), release: make(chan struct{})}
+	f := newFixture(t, api.WithEstimator(est))
+	body := map[string]string{"objectId": uploaded(t), "style": "minimal", "description": "queued while estimated"}
+	answered := make(chan map[string]any, 1)
+	go func() { // not f.post: it may FailNow, which only the test's goroutine may
+		data, _ := json.Marshal(body)
+		resp, err := http.Post(f.server.URL+"/v1/requests", "application/json", bytes.NewReader(data))
+		if err != nil {
+			t.Errorf("POST: %v", err)
+			answered <- nil
+			return
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Errorf("POST: %s %v", resp.Status, out)
+		}
+		answered <- out
+	}()
+	<-est.called
+	deadline := time.Now().Add(30 * time.Second)
+	for len(f.requestEvents(t)) == 0 {
+		if time.Now().After(deadline) {
+			close(est.release)
+			t.Fatal("the request was not queued while its estimate was being read")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case out := <-answered:
+		t.Fatalf("answered before its estimate was read: %v", out)
+	default:
+	}
+	close(est.release)
+	if out := <-answered; out["estimatedStartAt"] == nil {
+		t.Errorf("202 %v; want the estimate read meanwhile", out)
 	}
 }

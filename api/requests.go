@@ -104,10 +104,12 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, err)
 		return
 	}
-	est, estimated, err := s.admitStart(r.Context(), req)
-	if err != nil {
-		s.problem(w, r, err)
-		return
+	admission := s.startAdmission(r.Context(), req)
+	if s.admitsOnEstimate(req) {
+		if _, _, err := admission(); err != nil {
+			s.problem(w, r, err)
+			return
+		}
 	}
 	if err := s.pinInput(r.Context(), req); err != nil {
 		s.problem(w, r, err)
@@ -129,6 +131,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) {
 	if queued {
 		s.backlog.added()
 	}
+	est, estimated, _ := admission() // no deadline to refuse on, or refused above
 	share := stored.Share.Normalized()
 	accepted := genpipe.Accepted{ID: stored.ID, Status: genpipe.StatusReceived,
 		Tenant: share.Tenant, Priority: share.Priority, StartBy: stored.StartBy, Message: "request received, please wait"}
