@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,18 +14,16 @@ import (
 // topic (failed for good), and any other error only when the work could
 // not be finished (ctx done): such a record must not be committed.
 func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
-	if err := c.setStatus(ctx, e, genpipe.StatusChecking, nil, ""); err != nil {
-		return err
-	}
+	announced := c.announce(ctx, e, genpipe.StatusChecking)
 	o, err := c.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, cl genpipe.Claim) (string, int, error) {
-		verdict, attempts, err := c.check(ctx, e, cl)
+		verdict, attempts, err := c.check(ctx, e, cl, announced)
 		if err != nil {
 			return "", attempts, err
 		}
 		out, err := json.Marshal(verdict)
 		return string(out), attempts, err
 	})
-	if err != nil {
+	if err := cmp.Or(announced(), err); err != nil {
 		return err
 	}
 	if done, err := c.refused(ctx, e, o); done {
@@ -45,8 +44,9 @@ func (c *Check) Handle(ctx context.Context, e genpipe.Event) error {
 	return c.publish(ctx, c.topics.Checked, checked)
 }
 
-// check asks the Checking AI, with retries.
-func (c *Check) check(ctx context.Context, e genpipe.Event, cl genpipe.Claim) (genpipe.CheckVerdict, int, error) {
+// check asks the Checking AI, with retries, once announced (see
+// stage.announce) says the request's checking status is out.
+func (c *Check) check(ctx context.Context, e genpipe.Event, cl genpipe.Claim, announced func() error) (genpipe.CheckVerdict, int, error) {
 	var verdict genpipe.CheckVerdict
 	attempts, err := c.callAI(ctx, e.RequestID, func(ctx context.Context, attempt int) error {
 		url, err := c.presignImage(ctx, e)
@@ -54,6 +54,9 @@ func (c *Check) check(ctx context.Context, e genpipe.Event, cl genpipe.Claim) (g
 			return err
 		}
 		return c.paid(ctx, e, cl, attempt, func(ctx context.Context) (err error) {
+			if err := announced(); err != nil {
+				return err
+			}
 			verdict, err = c.ai.Check(ctx, genpipe.CheckInput{RequestID: e.RequestID, ImageURL: url,
 				IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageCheck, e.Replay)})
 			return err

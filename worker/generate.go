@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -18,9 +19,7 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 		}
 		return &genpipe.DeadLetterError{Reason: reason}
 	}
-	if err := g.setStatus(ctx, e, genpipe.StatusGenerating, nil, ""); err != nil {
-		return err
-	}
+	announced := g.announce(ctx, e, genpipe.StatusGenerating)
 	result := genpipe.ResultKeys(e.RequestID)
 	o, err := g.once(ctx, e.RequestID, e.Replay, func(ctx context.Context, c genpipe.Claim) (string, int, error) {
 		if c.Takes > 1 && g.written(ctx, result) {
@@ -34,11 +33,16 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 			if err != nil {
 				return err
 			}
-			return g.paid(ctx, e, c, attempt, func(ctx context.Context) error { return g.ai.Generate(ctx, in) })
+			return g.paid(ctx, e, c, attempt, func(ctx context.Context) error {
+				if err := announced(); err != nil { // see stage.announce
+					return err
+				}
+				return g.ai.Generate(ctx, in)
+			})
 		})
 		return "", attempts, err
 	})
-	if err != nil {
+	if err := cmp.Or(announced(), err); err != nil {
 		return err
 	}
 	if done, err := g.refused(ctx, e, o); done {

@@ -189,14 +189,21 @@ type stageHandler = func(context.Context, genpipe.Event) error
 func newStage(t *testing.T, stage, url string, env *testenv.Env, claims genpipe.ClaimStore, opts ...worker.Option) (
 	handle stageHandler, in genpipe.EventType, working genpipe.Status) {
 	t.Helper()
+	return newStagePublishing(t, stage, url, env, env.Producer, claims, opts...)
+}
+
+// newStagePublishing is newStage publishing through publisher.
+func newStagePublishing(t *testing.T, stage, url string, env *testenv.Env, publisher genpipe.Publisher, claims genpipe.ClaimStore, opts ...worker.Option) (
+	handle stageHandler, in genpipe.EventType, working genpipe.Status) {
+	t.Helper()
 	log, _ := testutil.CaptureLogs(t)
 	opts = append([]worker.Option{worker.WithLogger(log)}, opts...)
 	switch stage {
 	case "check":
-		return testutil.Must(worker.NewCheck(aiclient.NewChecker(url), env.Objects, env.Producer, claims, env.Topics, opts...))(t).Handle,
+		return testutil.Must(worker.NewCheck(aiclient.NewChecker(url), env.Objects, publisher, claims, env.Topics, opts...))(t).Handle,
 			genpipe.EventSubmitted, genpipe.StatusChecking
 	case "generate":
-		return testutil.Must(worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, env.Producer, claims, env.Topics, opts...))(t).Handle,
+		return testutil.Must(worker.NewGenerate(aiclient.NewGenerator(url), env.Objects, publisher, claims, env.Topics, opts...))(t).Handle,
 			genpipe.EventChecked, genpipe.StatusGenerating
 	}
 	t.Fatalf("unknown stage %q", stage)

@@ -396,6 +396,78 @@ func TestGenerateUnknownStyle(t *testing.T) {
 	}
 }
 
+// gatedPublisher holds each publish to topic until release is closed.
+type gatedPublisher struct {
+	genpipe.Publisher
+	topic   string
+	release chan struct{}
+}
+
+func (g gatedPublisher) Publish(ctx context.Context, topic, key string, value []byte) error {
+	if topic == g.topic {
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.Publisher.Publish(ctx, topic, key, value)
+}
+
+// claimSpy tells on claimed each claim its stage took.
+type claimSpy struct {
+	genpipe.ClaimStore
+	claimed chan genpipe.ClaimState
+}
+
+func (c claimSpy) ClaimStage(ctx context.Context, req genpipe.ClaimRequest) (genpipe.Claim, error) {
+	claim, err := c.ClaimStore.ClaimStage(ctx, req)
+	if err == nil {
+		c.claimed <- claim.State
+	}
+	return claim, err
+}
+
+// A stage gets the request's claim while its status (checking,
+// generating) is being published, not after: waiting for Kafka first would
+// add to the time between one AI call and the next. The AI is called only
+// once the status is out.
+func TestStatusPublishedWhileClaiming(t *testing.T) {
+	bothStages(t, func(t *testing.T, stage string) {
+		env := testenv.New(t)
+		svc, url := simulatedAI(t, stage)
+		claims := claimSpy{ClaimStore: newClaims(t), claimed: make(chan genpipe.ClaimState, 10)}
+		gate := gatedPublisher{Publisher: env.Producer, topic: env.Topics.Results, release: make(chan struct{})}
+		handle, in, working := newStagePublishing(t, stage, url, env, gate, claims)
+		event := testutil.JobEvent(in, uuid.NewString(), newJob(t))
+		done := make(chan error, 1)
+		go func() { done <- handle(t.Context(), event) }()
+
+		select {
+		case state := <-claims.claimed:
+			if state != genpipe.ClaimTaken {
+				t.Errorf("claim %s; want taken", state)
+			}
+		case <-time.After(30 * time.Second):
+			close(gate.release)
+			t.Fatalf("the stage did not claim the request while its %s status was held", working)
+		}
+		if st := svc.Stats(); st.Calls != 0 {
+			t.Errorf("the AI got %d calls before the %s status was out", st.Calls, working)
+		}
+		close(gate.release)
+		if err := <-done; err != nil {
+			t.Fatalf("Handle = %v", err)
+		}
+		if st := svc.Stats(); st.Calls != 1 {
+			t.Errorf("the AI got %d calls; want 1", st.Calls)
+		}
+		if got := statusesOf(t, readAll(t, env, env.Topics.Results)); len(got) == 0 || got[0] != working {
+			t.Errorf("results topic: %v; want %s first", got, working)
+		}
+	})
+}
+
 // Kafka away: the stage retries publishing until its context ends, then
 // returns an error (the record is not committed), having paid for no AI
 // call.
