@@ -154,6 +154,15 @@ func startServer(ctx context.Context, dir string, cfg config) (_ *Server, err er
 	if err != nil {
 		return nil, fmt.Errorf("objectstore: start: %w", err)
 	}
+	// The gateway binds the address itself, and readiness is its health
+	// path answering: another server already on the address (an object
+	// store of an earlier run still stopping) would answer for it, and
+	// this one would go on with that one's keys. The address must be free.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("objectstore: start: %w", err)
+	}
+	ln.Close()
 
 	// Metadata (content type, ETag, bucket CORS and ACL) goes in user xattrs
 	// where the filesystem has them, else in a sidecar tree, which versitygw

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -232,22 +233,38 @@ func TestSidecarMetadata(t *testing.T) {
 	}
 }
 
+// Start on a busy address fails, even when what holds the address answers
+// every path, the health path among them, with 200 (an object store of an
+// earlier run still stopping).
 func TestStartAddrInUse(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	t.Run("silent", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		startOnBusyAddr(t, ln.Addr().String())
+	})
+	t.Run("answering", func(t *testing.T) {
+		other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		defer other.Close()
+		startOnBusyAddr(t, other.Listener.Addr().String())
+	})
+}
+
+func startOnBusyAddr(t *testing.T, addr string) {
+	t.Helper()
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
+		var err error
 		if srv, err = objectstore.Start(context.Background(), srvDir); err != nil {
 			t.Fatalf("start after a failed start: %v", err)
 		}
 	}()
 	start := time.Now()
-	_, err = objectstore.Start(ctxT(t), t.TempDir(), objectstore.WithAddr(ln.Addr().String()))
+	_, err := objectstore.Start(ctxT(t), t.TempDir(), objectstore.WithAddr(addr))
 	if err == nil {
 		t.Fatal("Start on a busy address succeeded")
 	}
