@@ -53,10 +53,10 @@ func (c *Check) check(ctx context.Context, e genpipe.Event, cl genpipe.Claim, an
 		if err != nil {
 			return err
 		}
+		if err := announced(); err != nil {
+			return err
+		}
 		return c.paid(ctx, e, cl, attempt, func(ctx context.Context) (err error) {
-			if err := announced(); err != nil {
-				return err
-			}
 			verdict, err = c.ai.Check(ctx, genpipe.CheckInput{RequestID: e.RequestID, ImageURL: url,
 				IdempotencyKey: genpipe.AICallKey(e.RequestID, genpipe.StageCheck, e.Replay)})
 			return err

@@ -33,12 +33,10 @@ func (g *Generate) Handle(ctx context.Context, e genpipe.Event) error {
 			if err != nil {
 				return err
 			}
-			return g.paid(ctx, e, c, attempt, func(ctx context.Context) error {
-				if err := announced(); err != nil { // see stage.announce
-					return err
-				}
-				return g.ai.Generate(ctx, in)
-			})
+			if err := announced(); err != nil { // see stage.announce
+				return err
+			}
+			return g.paid(ctx, e, c, attempt, func(ctx context.Context) error { return g.ai.Generate(ctx, in) })
 		})
 		return "", attempts, err
 	})

@@ -270,15 +270,15 @@ func (s *stage) setStatus(ctx context.Context, e genpipe.Event, status genpipe.S
 }
 
 // announce publishes a change of the status of e's request, as setStatus
-// does, while the work it announces gets ready (the claim, the ledger's
-// row): waiting for Kafka's acknowledgment (acks=all) first would add it
+// does, while the work it announces gets ready (the claim, the call's
+// input): waiting for Kafka's acknowledgment (acks=all) first would add it
 // to the time between one AI call and the next. The func it returns waits
 // for the publish and returns its error, the same at every call. Call it
-// before the AI call is sent, so that no call is paid for while the
-// request's status cannot be told (Kafka away); before anything else about
-// the request is published, so that its events reach the results topic in
-// the order they happened; and before the handling ends, so that a record
-// is committed only once its statuses are in Kafka.
+// before the AI call's ledger row is written, so that no call is paid for
+// while the request's status cannot be told (Kafka away); before anything
+// else about the request is published, so that its events reach the results
+// topic in the order they happened; and before the handling ends, so that a
+// record is committed only once its statuses are in Kafka.
 func (s *stage) announce(ctx context.Context, e genpipe.Event, status genpipe.Status) (wait func() error) {
 	published := make(chan error, 1)
 	go func() { published <- s.setStatus(ctx, e, status, nil, "") }()
