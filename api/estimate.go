@@ -113,8 +113,7 @@ func (s *Server) admitsOnEstimate(r *genpipe.Request) bool {
 // request: one task's share of the wait, rarely, as the queues are read
 // before the request's event reaches Kafka.) The reading runs to its end
 // even when the caller gives up, so that a failed submission neither logs
-// a canceled estimate nor leaves it as its share's latest. The returned
-// func is for the caller's goroutine only.
+// a canceled estimate nor leaves it as its share's latest.
 func (s *Server) startAdmission(ctx context.Context, r *genpipe.Request) func() (genpipe.Estimate, bool, error) {
 	if s.cfg.estimator == nil {
 		return func() (genpipe.Estimate, bool, error) { return genpipe.Estimate{}, false, nil }
@@ -130,12 +129,9 @@ func (s *Server) startAdmission(ctx context.Context, r *genpipe.Request) func() 
 		e, ok, err := s.admitStart(context.WithoutCancel(ctx), &snapshot)
 		done <- outcome{e, ok, err}
 	}()
-	var o outcome
-	var received bool
+	wait := sync.OnceValue(func() outcome { return <-done })
 	return func() (genpipe.Estimate, bool, error) {
-		if !received {
-			o, received = <-done, true
-		}
+		o := wait()
 		return o.e, o.ok, o.err
 	}
 }

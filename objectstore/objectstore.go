@@ -154,15 +154,6 @@ func startServer(ctx context.Context, dir string, cfg config) (_ *Server, err er
 	if err != nil {
 		return nil, fmt.Errorf("objectstore: start: %w", err)
 	}
-	// The gateway binds the address itself, and readiness is its health
-	// path answering: another server already on the address (an object
-	// store of an earlier run still stopping) would answer for it, and
-	// this one would go on with that one's keys. The address must be free.
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("objectstore: start: %w", err)
-	}
-	ln.Close()
 
 	// Metadata (content type, ETag, bucket CORS and ACL) goes in user xattrs
 	// where the filesystem has them, else in a sidecar tree, which versitygw
@@ -322,7 +313,10 @@ func (s *Server) stop() error {
 }
 
 // resolveAddr fills in a missing host (127.0.0.1) and a zero port (a free
-// one).
+// one), and checks that the address is free. The gateway binds it itself,
+// and readiness is its health path answering: another server already on
+// the address (an object store of an earlier run still stopping) would
+// answer for it, and this one would go on with that one's keys.
 func resolveAddr(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -331,15 +325,15 @@ func resolveAddr(addr string) (string, error) {
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	if port != "0" {
-		return net.JoinHostPort(host, port), nil
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
-		return "", fmt.Errorf("find a free port on %s: %w", host, err)
+		return "", err
 	}
 	defer ln.Close()
-	return ln.Addr().String(), nil
+	if port == "0" {
+		return ln.Addr().String(), nil
+	}
+	return net.JoinHostPort(host, port), nil // as given: it names the store in presigned URLs
 }
 
 type storedCredentials struct {
