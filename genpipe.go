@@ -21,7 +21,7 @@ import (
 
 // Request is one user's ask for a slide, as the status store keeps it.
 type Request struct {
-	ID             string // unguessable UUIDv4, also the Kafka key of every event about it
+	ID             string // a UUIDv7 (time-ordered), also the Kafka key of every event about it
 	Job                   // what to make
 	WebhookURL     string // where to POST status messages; empty for none
 	IdempotencyKey string // the client's Idempotency-Key header, unique per Owner; empty for none

@@ -76,8 +76,8 @@ func checkRefusal(t *testing.T, w *httptest.ResponseRecorder) {
 
 func checkAccepted(t *testing.T, s *Server, req *genpipe.Request, idempotencyKey string) {
 	t.Helper()
-	if u, err := uuid.Parse(req.ID); err != nil || u.Version() != 4 || u.String() != req.ID {
-		t.Fatalf("request id %q is not a canonical UUIDv4", req.ID)
+	if u, err := uuid.Parse(req.ID); err != nil || u.Version() != 7 || u.String() != req.ID {
+		t.Fatalf("request id %q is not a canonical UUIDv7", req.ID)
 	}
 	if !canonicalUUID(req.ObjectID) {
 		t.Fatalf("accepted objectId %q", req.ObjectID)
