@@ -1,8 +1,10 @@
 // Package heap reads what the Go heap holds and gives it back to the OS
 // when a process goes idle: the garbage collector runs only as the heap
 // grows, so a process that stops allocating keeps the garbage of its last
-// burst, and the memory under it, until the runtime's two-minute forced
-// collection and the scavenger get to it.
+// burst until the runtime's two-minute forced collection; and what a
+// collection frees, the scavenger returns only above the next
+// collection's goal, so a process whose last collection ran just before it
+// went idle keeps tens of MiB of free pages.
 package heap
 
 import (
@@ -21,6 +23,21 @@ func AllocatedSinceGC() int64 {
 	return int64(s[0].Value.Uint64()) - int64(s[1].Value.Uint64())
 }
 
+// kept returns the bytes a collection and a return to the OS now would
+// give back: the garbage (see AllocatedSinceGC) and the free pages the
+// heap still holds. A collection that ran by itself at the end of a burst
+// leaves little garbage but tens of MiB of free pages, which Go's
+// background scavenger keeps as long as they are under the next
+// collection's goal.
+func kept() int64 { return AllocatedSinceGC() + free() }
+
+// free returns the bytes of the heap's free pages not returned to the OS.
+func free() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
+}
+
 // allocated returns the bytes allocated on the heap since the process
 // started.
 func allocated() uint64 {
@@ -29,22 +46,23 @@ func allocated() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// What ReturnWhenIdle calls idle, and garbage worth returning.
+// What ReturnWhenIdle calls idle, and memory worth returning.
 const (
 	// IdleAllocs is the most a process allocates in one check's period
 	// and still counts as idle: its heartbeats, polls and checkpoints,
 	// not a request (the slide service allocates megabytes for each).
 	IdleAllocs = 4 << 20
-	// MinGarbage is the least garbage worth a collection: below it, a
-	// forced collection costs more than the memory it returns.
-	MinGarbage = 8 << 20
+	// MinReturn is the least memory worth returning (garbage and free
+	// pages, see kept): below it, a forced collection costs more than the
+	// memory it returns.
+	MinReturn = 8 << 20
 )
 
 // ReturnWhenIdle checks every period until ctx ends, and when the process
 // allocated less than IdleAllocs since the last check while the heap holds
-// at least MinGarbage, collects and returns the freed memory to the OS
-// (debug.FreeOSMemory): what a burst left goes back once the burst is
-// over. released, when not nil, is called each time.
+// at least MinReturn of garbage and free pages, collects and returns the
+// freed memory to the OS (debug.FreeOSMemory): what a burst left goes back
+// once the burst is over. released, when not nil, is called each time.
 func ReturnWhenIdle(ctx context.Context, period time.Duration, released func()) {
 	t := time.NewTicker(period)
 	defer t.Stop()
@@ -55,7 +73,7 @@ func ReturnWhenIdle(ctx context.Context, period time.Duration, released func()) 
 			return
 		case <-t.C:
 		}
-		if !c.due(allocated(), AllocatedSinceGC()) {
+		if !c.due(allocated(), kept()) {
 			continue
 		}
 		debug.FreeOSMemory()
@@ -72,9 +90,9 @@ type idleCheck struct {
 }
 
 // due reports whether to return memory now, given the bytes allocated
-// since the process started and the garbage the heap holds.
-func (c *idleCheck) due(allocated uint64, garbage int64) bool {
+// since the process started and what the heap keeps that could go back.
+func (c *idleCheck) due(allocated uint64, kept int64) bool {
 	idle := allocated-c.last < IdleAllocs
 	c.last = allocated
-	return idle && garbage >= MinGarbage
+	return idle && kept >= MinReturn
 }
