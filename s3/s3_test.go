@@ -4,9 +4,11 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,4 +160,38 @@ func TestNewInvalid(t *testing.T) {
 	if _, err := s3.New("http://127.0.0.1:9000", "", "a", "b"); err == nil {
 		t.Error("New with an empty bucket succeeded")
 	}
+}
+
+// A store keeps its connections for the next request, and gives them up
+// when told: a server shutting down waits for open connections (versitygw
+// up to 10 s).
+func TestCloseIdleConnections(t *testing.T) {
+	var mu sync.Mutex
+	states := map[http.ConnState]int{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		states[s]++
+	}
+	srv.Start()
+	defer srv.Close()
+	count := func(s http.ConnState) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return states[s]
+	}
+	st, err := s3.New(srv.URL, bucket, "access", "secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if opened, closed := count(http.StateNew), count(http.StateClosed); opened == 0 || closed != 0 {
+		t.Fatalf("after a request: %d connections opened, %d closed; want some opened and kept", opened, closed)
+	}
+	st.CloseIdleConnections()
+	testutil.Eventually(t, 5*time.Second, "the store's connections closed after CloseIdleConnections",
+		func() bool { return count(http.StateClosed) == count(http.StateNew) })
 }

@@ -37,6 +37,7 @@ type Store struct {
 	presigner *minio.Client // signs URLs for browsers; client unless WithPresignEndpoint
 	bucket    string
 	cfg       options
+	own       *http.Transport // the transport New made; nil with WithTransport
 }
 
 type options struct {
@@ -137,6 +138,17 @@ func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store,
 	if bucket == "" {
 		return nil, errors.New("s3: new: empty bucket name")
 	}
+	var own *http.Transport
+	if cfg.transport == nil {
+		// minio-go's own default, made here so that CloseIdleConnections
+		// can reach it.
+		u, _ := url.Parse(endpoint) // newClient reports a bad endpoint
+		tr, err := minio.DefaultTransport(u != nil && u.Scheme == "https")
+		if err != nil {
+			return nil, fmt.Errorf("s3: transport: %w", err)
+		}
+		own, cfg.transport = tr, tr
+	}
 	client, err := newClient(endpoint, accessKey, secretKey, cfg)
 	if err != nil {
 		return nil, err
@@ -147,7 +159,18 @@ func New(endpoint, bucket, accessKey, secretKey string, opts ...Option) (*Store,
 			return nil, err
 		}
 	}
-	return &Store{client: client, presigner: presigner, bucket: bucket, cfg: cfg}, nil
+	return &Store{client: client, presigner: presigner, bucket: bucket, cfg: cfg, own: own}, nil
+}
+
+// CloseIdleConnections closes the store's connections that carry no
+// request, as http.Client's does; later requests open new ones. Call it
+// when done with the store: a connection left open keeps a server that is
+// shutting down waiting for it (versitygw waits 10 s, then says so on
+// stderr). A transport given with WithTransport is its owner's to close.
+func (s *Store) CloseIdleConnections() {
+	if s.own != nil {
+		s.own.CloseIdleConnections()
+	}
 }
 
 // maxTries is how many times the client tries a failed request (with

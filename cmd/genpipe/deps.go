@@ -65,6 +65,7 @@ func openDeps(ctx context.Context, b backends, obs *observability, part string, 
 	if d.objects, err = openObjects(ctx, b.S3, log); err != nil {
 		return nil, err
 	}
+	d.closers = append(d.closers, d.objects.CloseIdleConnections)
 	if err := d.conn.EnsureTopics(ctx, int32(b.Kafka.Partitions), genpipe.DefaultTopics().All()...); err != nil {
 		return nil, err
 	}
@@ -89,6 +90,7 @@ func openObjects(ctx context.Context, s s3Settings, log *slog.Logger) (*s3.Store
 		return nil, fmt.Errorf("object store: %w", err)
 	}
 	if err := store.EnsureBucket(ctx); err != nil {
+		store.CloseIdleConnections()
 		return nil, fmt.Errorf("object store: %w", err)
 	}
 	return store, nil

@@ -137,9 +137,11 @@ func up(ctx context.Context, cfg upConfig, log *slog.Logger, started func(upURLs
 	// The bucket is made once, before the parts start: each part makes
 	// sure of it, and the embedded store answers a CreateBucket that races
 	// another with an internal error, printed on stderr.
-	if _, err := openObjects(ctx, b.S3, log.With("part", "objectstore")); err != nil {
+	bucketMaker, err := openObjects(ctx, b.S3, log.With("part", "objectstore"))
+	if err != nil {
 		return err
 	}
+	bucketMaker.CloseIdleConnections()
 	if b.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log.With("part", "store"))); err != nil {
 		return fmt.Errorf("status database: %w", err)
 	}
