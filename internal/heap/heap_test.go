@@ -39,9 +39,11 @@ var garbage []byte
 // scavenger keeps those). Not parallel: other tests' allocations would
 // count.
 func TestReturnWhenIdle(t *testing.T) {
-	for _, collected := range []bool{false, true} {
-		name := map[bool]string{false: "garbage", true: "collected, not returned"}[collected]
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		collected bool // Go collected after the burst, before the check
+	}{{"garbage", false}, {"collected, not returned", true}} {
+		t.Run(c.name, func(t *testing.T) {
 			// No collection but the test's, and so no scavenging either
 			// (its goal follows the collection's).
 			defer debug.SetGCPercent(debug.SetGCPercent(-1))
@@ -51,10 +53,10 @@ func TestReturnWhenIdle(t *testing.T) {
 				garbage = make([]byte, 1<<20)
 			}
 			garbage = nil
-			if collected {
+			if c.collected {
 				runtime.GC()
-				if free := free(); free < MinReturn {
-					t.Fatalf("%d bytes free after the collection, want at least %d", free, MinReturn)
+				if n := free(); n < MinReturn {
+					t.Fatalf("%d bytes free after the collection, want at least %d", n, MinReturn)
 				}
 			}
 			ctx, cancel := context.WithCancel(t.Context())
