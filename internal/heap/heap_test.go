@@ -14,18 +14,18 @@ func TestIdleCheckDue(t *testing.T) {
 	c := idleCheck{last: 100 << 20}
 	for i, step := range []struct {
 		allocated uint64
-		garbage   int64
+		kept      int64 // garbage and free pages
 		want      bool
 	}{
 		{200 << 20, 64 << 20, false},                 // a burst
 		{300 << 20, 128 << 20, false},                // still busy
-		{300<<20 + IdleAllocs - 1, 128 << 20, true},  // over: the garbage goes back
+		{300<<20 + IdleAllocs - 1, 128 << 20, true},  // over: what it keeps goes back
 		{300<<20 + IdleAllocs, MinReturn - 1, false}, // idle, little kept
 		{300<<20 + IdleAllocs + 1<<20, MinReturn, true},
 		{400 << 20, 90 << 20, false}, // busy again
 	} {
-		if got := c.due(step.allocated, step.garbage); got != step.want {
-			t.Errorf("check %d (allocated %d, garbage %d): due %v, want %v", i, step.allocated, step.garbage, got, step.want)
+		if got := c.due(step.allocated, step.kept); got != step.want {
+			t.Errorf("check %d (allocated %d, kept %d): due %v, want %v", i, step.allocated, step.kept, got, step.want)
 		}
 	}
 }
