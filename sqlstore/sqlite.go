@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -97,7 +96,7 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 		read.SetMaxOpenConns(n)
 		read.SetMaxIdleConns(n)
 		s.read = newPool(read, true)
-		if s.closeDriver, err = startCheckpoints(path, cfg.logger); err != nil {
+		if s.closeDriver, err = startCheckpoints(path, write, cfg.logger); err != nil {
 			read.Close()
 			write.Close()
 			return nil, err
@@ -105,49 +104,6 @@ func openSQLite(ctx context.Context, path string, cfg options) (*Store, error) {
 	}
 	s.group = newGroupCommit(s)
 	return s.open(ctx, cfg.logger, "path", path)
-}
-
-// sqliteCheckpointEvery is how often a SQLite store moves what its WAL
-// holds into the database file (see startCheckpoints).
-const sqliteCheckpointEvery = time.Second
-
-// startCheckpoints checkpoints the WAL of the file at path every
-// sqliteCheckpointEvery on a connection of its own, and returns the func
-// that stops it. SQLite otherwise checkpoints on the committing connection,
-// once the WAL passes 1000 pages, and a checkpoint syncs the database file:
-// on a busy disk the store's one writer, and every write queued behind it
-// (the task queue's takes among them), would wait for that sync, for tens
-// to hundreds of milliseconds. A PASSIVE checkpoint runs beside the writer
-// and readers and never waits for them; what it cannot copy yet, the next
-// one does.
-func startCheckpoints(path string, log *slog.Logger) (stop func(), err error) {
-	db, err := sql.Open("sqlite", sqliteDSN(path, checkpointConn))
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(sqliteCheckpointEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`); err != nil && ctx.Err() == nil {
-				log.Debug("sqlite: checkpoint", "path", path, "err", err)
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-		db.Close()
-	}, nil
 }
 
 // The connections of a SQLite store.

@@ -46,32 +46,65 @@ func TestSQLitePragmas(t *testing.T) {
 }
 
 // TestSQLiteCheckpointsInTheBackground: what is written reaches the
-// database file without the writer checkpointing.
+// database file without the writer checkpointing (TestSQLitePragmas), once
+// it is a WAL's worth of pages.
 func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
-	path := tempPath(t)
-	s := open(t, "sqlite:"+path)
-	if _, err := s.WriteDB().ExecContext(t.Context(), `CREATE TABLE filler (b BLOB)`); err != nil {
-		t.Fatal(err)
-	}
-	for range 50 {
-		if _, err := s.WriteDB().ExecContext(t.Context(), `INSERT INTO filler VALUES (randomblob(8192))`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The rows reach the database file only through a checkpoint; 400
-	// KiB stay below the 1000 pages at which a writer would checkpoint.
+	path, s := fillerStore(t)
+	fill(t, s, 400) // 3 pages a row: over the 1000 pages that call a checkpoint
 	for {
 		info, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Size() > 50*8192 {
+		if info.Size() > 400*8192 {
 			break
 		}
 		if t.Context().Err() != nil {
 			t.Fatalf("the database file holds %d bytes: the WAL was never checkpointed", info.Size())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSQLiteCheckpointWaitsForPages: a few writes stay in the WAL for a
+// while. Copying them at once would make the next write start the WAL over
+// and sync its header, on the writer's path.
+func TestSQLiteCheckpointWaitsForPages(t *testing.T) {
+	path, s := fillerStore(t)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, s, 10)
+	time.Sleep(2500 * time.Millisecond) // the pages are counted every second
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Size() != before.Size() {
+		t.Errorf("the database file grew from %d to %d bytes after 30 pages: checkpointed before a WAL's worth", before.Size(), after.Size())
+	}
+}
+
+// fillerStore opens a store on a file of its own with a table to fill,
+// and returns the file's path.
+func fillerStore(t *testing.T) (string, *sqlstore.Store) {
+	t.Helper()
+	path := tempPath(t)
+	s := open(t, "sqlite:"+path)
+	if _, err := s.WriteDB().ExecContext(t.Context(), `CREATE TABLE filler (b BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	return path, s
+}
+
+// fill writes n rows of 8 KiB to the filler table.
+func fill(t *testing.T, s *sqlstore.Store, n int) {
+	t.Helper()
+	for range n {
+		if _, err := s.WriteDB().ExecContext(t.Context(), `INSERT INTO filler VALUES (randomblob(8192))`); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
