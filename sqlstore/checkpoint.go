@@ -20,8 +20,8 @@ const (
 	// checkpointMaxWait is the longest the first page not yet copied
 	// waits, however few follow it.
 	checkpointMaxWait = time.Minute
-	// checkpointLook is how often the pages are counted.
-	checkpointLook = time.Second
+	// checkpointPoll is how often the pages are counted.
+	checkpointPoll = time.Second
 )
 
 // startCheckpoints copies the WAL of the file at path into the database
@@ -64,7 +64,7 @@ func startCheckpoints(path string, write *sql.DB, log *slog.Logger) (stop func()
 // checkpoints runs the checkpoints of startCheckpoints on db until ctx is
 // done, counting the pages write adds to the WAL.
 func checkpoints(ctx context.Context, db, write *sql.DB, log *slog.Logger) {
-	tick := time.NewTicker(checkpointLook)
+	tick := time.NewTicker(checkpointPoll)
 	defer tick.Stop()
 	pages, first := 0, time.Time{} // not yet copied; when the first was counted
 	for {
