@@ -89,7 +89,7 @@ func checkpoints(ctx context.Context, db, write *sql.DB, log *slog.Logger) {
 				if ctx.Err() == nil {
 					log.Debug("sqlite: checkpoint", "err", err)
 				}
-				continue // the pages stay counted: the next look tries again
+				continue // the pages stay counted: the next poll tries again
 			}
 			pages = 0
 		}
