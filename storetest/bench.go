@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/genpipe/genpipe"
 )
 
@@ -41,6 +43,25 @@ var benchmarks = []struct {
 	{"LedgerCall", func(b *testing.B, s Store) { benchCall(b, s, nil) }},
 	{"LedgerCallWithBudget", func(b *testing.B, s Store) {
 		benchCall(b, s, []genpipe.Budget{{Stage: genpipe.StageGenerate, Calls: 1 << 40}})
+	}},
+	// One task through a stage's queue as a dispatcher moves it at a low
+	// load: one take enqueues it and takes it at once, the next finishes
+	// it (and finds nothing more to take).
+	{"TaskRound", func(b *testing.B, s Store) {
+		take := genpipe.TakeRequest{Stage: genpipe.StageGenerate, Owner: "bench", Max: 64, Capacity: 64, Lease: time.Minute}
+		for b.Loop() {
+			in := take
+			in.Enqueue = []genpipe.Task{{Stage: take.Stage, RequestID: newRequest("").ID}}
+			got, err := s.TakeTasks(b.Context(), in)
+			if err != nil || len(got) != 1 {
+				b.Fatalf("take: %d tasks, %v; want the one enqueued", len(got), err)
+			}
+			out := take
+			out.Finish = []int64{got[0].ID}
+			if got, err := s.TakeTasks(b.Context(), out); err != nil || len(got) != 0 {
+				b.Fatalf("finish: %d tasks, %v; want none", len(got), err)
+			}
+		}
 	}},
 	{"CreateRequest", func(b *testing.B, s Store) {
 		for b.Loop() {
@@ -145,10 +166,12 @@ func published(b *testing.B, s Store, n int) []string {
 	return ids
 }
 
-// benchCall starts and finishes one call per iteration.
+// benchCall starts and finishes one call per iteration, each of its own
+// request: a start with the same request, stage, replay, owner and
+// attempt is the same call (StartCall is idempotent).
 func benchCall(b *testing.B, s Store, budgets []genpipe.Budget) {
-	start := callStart("00000000-0000-4000-8000-000000000000", "bench", genpipe.StageGenerate, "w", budgets)
 	for b.Loop() {
+		start := callStart(uuid.NewString(), "bench", genpipe.StageGenerate, "w", budgets)
 		c, err := s.StartCall(b.Context(), start)
 		if err == nil {
 			err = s.FinishCall(b.Context(), c.ID, genpipe.CallSucceeded, time.Second)
