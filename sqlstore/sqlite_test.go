@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/sqlstore"
 )
 
@@ -51,19 +52,14 @@ func TestSQLitePragmas(t *testing.T) {
 func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
 	path, s := fillerStore(t)
 	fill(t, s, 400) // 3 pages a row: over the 1000 pages that call a checkpoint
-	for {
+	// The pages are counted every second: a checkpoint comes within two.
+	testutil.Eventually(t, 30*time.Second, "the WAL copied into the database file", func() bool {
 		info, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.Size() > 400*8192 {
-			break
-		}
-		if t.Context().Err() != nil {
-			t.Fatalf("the database file holds %d bytes: the WAL was never checkpointed", info.Size())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return info.Size() > 400*8192
+	})
 }
 
 // TestSQLiteCheckpointWaitsForPages: a few writes stay in the WAL for a
