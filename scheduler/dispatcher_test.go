@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/scheduler"
 	"github.com/genpipe/genpipe/sqlstore"
 )
@@ -39,6 +40,10 @@ func task(tenant string, p genpipe.Priority) genpipe.Task {
 	return genpipe.Task{Stage: stage, RequestID: uuid.NewString(), Share: genpipe.Share{Tenant: tenant, Priority: p, Weight: 1}, Value: []byte("{}")}
 }
 
+// waitLimit bounds a test's wait for what its dispatchers do: a failure,
+// not a speed, under -race on a busy machine.
+const waitLimit = time.Minute
+
 // start runs d until the test ends, and returns a func that stops it and
 // waits for Run to return.
 func start(t *testing.T, d *scheduler.Dispatcher) (stop func()) {
@@ -57,9 +62,7 @@ func start(t *testing.T, d *scheduler.Dispatcher) (stop func()) {
 	}
 	t.Cleanup(stop)
 	// Enqueue works once Run has started.
-	for !running(d) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, waitLimit, "Run started", func() bool { return running(d) })
 	return stop
 }
 
@@ -75,17 +78,6 @@ func newDispatcher(t *testing.T, q genpipe.TaskQueue, h scheduler.Handler, opts 
 		t.Fatal(err)
 	}
 	return d
-}
-
-// waitFor polls cond until it holds or the test's deadline nears.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if t.Context().Err() != nil {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestDispatchersNeverExceedCapacity(t *testing.T) {
@@ -116,7 +108,7 @@ func TestDispatchersNeverExceedCapacity(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "every task done", func() bool { return done.Load() == tasks })
+	testutil.Eventually(t, waitLimit, "every task done", func() bool { return done.Load() == tasks })
 	if m := most.Load(); m > capacity {
 		t.Errorf("%d handlers ran at once over three dispatchers; capacity %d", m, capacity)
 	}
@@ -137,7 +129,7 @@ func TestPriorityOrder(t *testing.T) {
 		return nil
 	}, scheduler.WithCapacity(1))
 	start(t, d)
-	waitFor(t, "three tasks", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 3 })
+	testutil.Eventually(t, waitLimit, "three tasks", func() bool { mu.Lock(); defer mu.Unlock(); return len(order) == 3 })
 	if want := []string{high.RequestID, normal.RequestID, low.RequestID}; order[0] != want[0] || order[1] != want[1] || order[2] != want[2] {
 		t.Errorf("ran %v; want high, normal, low %v", order, want)
 	}
@@ -170,7 +162,7 @@ func TestTasksOfADeadProcessRunElsewhere(t *testing.T) {
 		return nil
 	})
 	start(t, d)
-	waitFor(t, "every task run", func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 5 })
+	testutil.Eventually(t, waitLimit, "every task run", func() bool { mu.Lock(); defer mu.Unlock(); return len(ran) == 5 })
 	for id, n := range ran {
 		if n != 1 {
 			t.Errorf("task %s ran %d times; want once", id, n)
@@ -192,7 +184,7 @@ func TestShutdownReleases(t *testing.T) {
 		return ctx.Err()
 	}, scheduler.WithShutdownTimeout(0), scheduler.WithAbandonWait(time.Second))
 	stop := start(t, d)
-	waitFor(t, "both tasks started", func() bool { return started.Load() == 2 })
+	testutil.Eventually(t, waitLimit, "both tasks started", func() bool { return started.Load() == 2 })
 	stop()
 	counts, err := q.CountTasks(t.Context(), stage)
 	if err != nil || len(counts) != 1 || counts[0].Running || counts[0].N != 2 {
@@ -223,7 +215,7 @@ func TestOverloadReleasesAndBacksOff(t *testing.T) {
 		scheduler.WithOverloadCooldown(time.Hour))
 	start(t, d)
 	key := scheduler.TenantPriority{Tenant: "a", Priority: genpipe.PriorityNormal}
-	waitFor(t, "the task run twice", func() bool { return d.Stats().Tenants[key].Completed == 1 })
+	testutil.Eventually(t, waitLimit, "the task run twice", func() bool { return d.Stats().Tenants[key].Completed == 1 })
 	st := d.Stats()
 	if calls.Load() != 2 || st.Released != 1 || st.Overloads != 1 || st.Limit != 4 {
 		t.Errorf("calls %d, Stats %+v; want 2 calls, 1 release, 1 overload, limit 4", calls.Load(), st)
@@ -272,5 +264,5 @@ func TestInvalidEnqueueFailsAlone(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "every valid task done", func() bool { return done.Load() == valid })
+	testutil.Eventually(t, waitLimit, "every valid task done", func() bool { return done.Load() == valid })
 }

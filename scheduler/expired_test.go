@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 	"github.com/genpipe/genpipe/scheduler"
 )
 
@@ -40,7 +41,7 @@ func TestExpiredTaskGoesToHookNotHandler(t *testing.T) {
 	if got.RequestID != late.ID || !got.Expired {
 		t.Errorf("expired hook got %+v; want the late task", got)
 	}
-	waitFor(t, "the live task handled", func() bool { return handled.Load() == 1 })
+	testutil.Eventually(t, waitLimit, "the live task handled", func() bool { return handled.Load() == 1 })
 	if handledLate.Load() {
 		t.Error("the late task reached the handler")
 	}
@@ -87,7 +88,7 @@ func TestExpiredWhileSlotsBusy(t *testing.T) {
 	if err := d.Enqueue(t.Context(), bt); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the slot busy", func() bool { return d.Stats().Running == 1 })
+	testutil.Eventually(t, waitLimit, "the slot busy", func() bool { return d.Stats().Running == 1 })
 	late := publishedRequest(t, q, time.Now().Add(300*time.Millisecond))
 	lt := task("a", genpipe.PriorityNormal)
 	lt.RequestID, lt.StartBy = late.ID, late.StartBy
