@@ -52,7 +52,8 @@ func TestSQLitePragmas(t *testing.T) {
 func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
 	path, s := fillerStore(t)
 	fill(t, s, 400) // 3 pages a row: over the 1000 pages that call a checkpoint
-	// The pages are counted every second: a checkpoint comes within two.
+	// The pages are counted every second: a checkpoint comes within two
+	// seconds.
 	testutil.Eventually(t, 30*time.Second, "the WAL copied into the database file", func() bool {
 		info, err := os.Stat(path)
 		if err != nil {

@@ -12,9 +12,10 @@ import (
 )
 
 // Bench measures a store's hot paths, the same for every backend: the API's
-// writes (CreateRequest; a submission's two, SubmitParallel), the
-// notifier's (ApplyStatus: applied, redelivered and interleaved) and GET's
-// read (Request). newStore returns an empty store of its own; Bench closes
+// writes (CreateRequest; a submission's two, SubmitParallel), an AI
+// stage's (its queue, TaskRound; its ledger, LedgerCall), the notifier's
+// (ApplyStatus: applied, redelivered and interleaved) and GET's read
+// (Request). newStore returns an empty store of its own; Bench closes
 // it after each benchmark.
 func Bench(b *testing.B, newStore func(b *testing.B) Store) {
 	for _, bench := range benchmarks {
@@ -51,7 +52,7 @@ var benchmarks = []struct {
 		take := genpipe.TakeRequest{Stage: genpipe.StageGenerate, Owner: "bench", Max: 64, Capacity: 64, Lease: time.Minute}
 		for b.Loop() {
 			in := take
-			in.Enqueue = []genpipe.Task{{Stage: take.Stage, RequestID: newRequest("").ID}}
+			in.Enqueue = []genpipe.Task{{Stage: take.Stage, RequestID: uuid.NewString()}}
 			got, err := s.TakeTasks(b.Context(), in)
 			if err != nil || len(got) != 1 {
 				b.Fatalf("take: %d tasks, %v; want the one enqueued", len(got), err)
