@@ -97,13 +97,12 @@ func pgCode(err error) string {
 // needs: each of the store's calls holds a connection for its round trips,
 // so n connections run at most n / RTT statements a second, two for each
 // lone submission (concurrent ones share statements, see batcher). These
-// figures are from before that batching: with 2.5 ms to the server and 32
-// submitters, 4 connections
-// took 650 submissions a second, 16 took 1,700 and 32 took 2,000; on one
-// machine (RTT well under a millisecond) the three measured alike. The
-// pool opens connections as it needs them, and every store of every
-// process counts against the server's max_connections (100 by default):
-// 16 leaves room for several processes.
+// figures are from before that batching: with 2.5 ms to the server and
+// 32 submitters, 4 connections took 650 submissions a second, 16 took
+// 1,700 and 32 took 2,000; on one machine (RTT well under a millisecond)
+// the three measured alike. The pool opens connections as it needs them,
+// and every store of every process counts against the server's
+// max_connections (100 by default): 16 leaves room for several processes.
 const DefaultPostgresMaxConns = 16
 
 // openPostgres connects to the PostgreSQL database that url names, through
