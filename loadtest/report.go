@@ -730,10 +730,11 @@ type htmlPage struct {
 // a title with the scenario, shape (or multi-tenant workload), time scale
 // and date, the results table (lost and duplicate AI calls above zero in
 // red), for a multi-tenant workload a table per tenant and priority and the
-// targets' PASS and FAIL lines, and the charts side by
-// side in a wrapping grid (each links to its full-size file), referenced by the names WriteCharts returned (the HTML file belongs
-// in the same directory), each with a caption saying what to look for.
-// Everything from the report is HTML-escaped.
+// targets' PASS and FAIL lines, and the charts side by side in a wrapping
+// grid (each links to its full-size file), referenced by the names
+// WriteCharts returned (the HTML file belongs in the same directory), each
+// with a caption saying what to look for. Everything from the report is
+// HTML-escaped.
 func WriteHTML(w io.Writer, r Report, charts []string) error {
 	page := htmlPage{Report: r, Date: "date unknown", Figures: figures(charts), Tenants: tenantsPage(r)}
 	if !r.StartedAt.IsZero() {
