@@ -595,10 +595,11 @@ func percent(v float64) string {
 // WriteTable prints the results as an aligned text table for the
 // terminal: a header line, then one line per profile with requests,
 // completed, lost, rps, max rps, utilization, the ideal utilization and
-// utilization over it, p50/p95/p99 ms, partition max/mean, rebalances, redeliveries and duplicate AI calls. The profile
-// column is left-aligned, the figures right-aligned. A multi-tenant
-// report goes on with a table per tenant and priority (waits, shares),
-// each tenant's completions over time and the targets' PASS/FAIL lines.
+// utilization over it, p50/p95/p99 ms, partition max/mean, rebalances,
+// redeliveries and duplicate AI calls. The profile column is
+// left-aligned, the figures right-aligned. A multi-tenant report goes on
+// with a table per tenant and priority (waits, shares), each tenant's
+// completions over time and the targets' PASS/FAIL lines.
 func WriteTable(w io.Writer, r Report) error {
 	rows := [][]string{make([]string, len(columns))}
 	for c, col := range columns {
