@@ -51,10 +51,7 @@ func TestSQLitePragmas(t *testing.T) {
 // it is a WAL's worth of pages.
 func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
 	path, s := fillerStore(t)
-	before, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := fileSize(t, path)
 	fill(t, s, 400) // 3 pages a row: over the 1000 pages that call a checkpoint
 	// The pages are counted every second, and the first checkpoint comes
 	// once 1000 are: at the end of the fill, or during a slow one (-race),
@@ -62,11 +59,7 @@ func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
 	// The bound is under checkpointMaxWait, so the pages, not the clock,
 	// called it.
 	testutil.Eventually(t, 30*time.Second, "the WAL copied into the database file", func() bool {
-		info, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.Size() >= before.Size()+200*8192
+		return fileSize(t, path) >= before+200*8192
 	})
 }
 
@@ -75,19 +68,22 @@ func TestSQLiteCheckpointsInTheBackground(t *testing.T) {
 // and sync its header, on the writer's path.
 func TestSQLiteCheckpointWaitsForPages(t *testing.T) {
 	path, s := fillerStore(t)
-	before, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := fileSize(t, path)
 	fill(t, s, 10)
 	time.Sleep(2500 * time.Millisecond) // the pages are counted every second
-	after, err := os.Stat(path)
+	if after := fileSize(t, path); after != before {
+		t.Errorf("the database file grew from %d to %d bytes after 30 pages: checkpointed before a WAL's worth", before, after)
+	}
+}
+
+// fileSize returns the size of the file at path.
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	info, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Size() != before.Size() {
-		t.Errorf("the database file grew from %d to %d bytes after 30 pages: checkpointed before a WAL's worth", before.Size(), after.Size())
-	}
+	return info.Size()
 }
 
 // fillerStore opens a store on a file of its own with a table to fill,
