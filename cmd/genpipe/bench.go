@@ -55,8 +55,10 @@ images once, then sends requests for them closed-loop on -conns connections
 for -duration. Then, in the same run, it drives a minimal produce-only
 server (it decodes the same JSON and produces one keyed acks=all record to
 the same broker) the same way, and prints both and the ratio: on a shared
-machine the ratio is the fairer figure. Last it checks that every request
-the API accepted is stored, visible and queued exactly once.
+machine the ratio is the fairer figure. -store sqlite,postgres drives the
+API on each status database in turn, in the same run, and prints the ratio
+of the second to the first too. Last it checks that every request the API
+accepted is stored, visible and queued exactly once.
 
 `
 
@@ -79,20 +81,47 @@ func (c *benchConfig) register(f *flags) {
 	f.Duration(&c.Duration, "duration", "GENPIPE_BENCH_DURATION", defaultBenchDuration, "how long each server is driven",
 		between(100*time.Millisecond, time.Hour))
 	f.Int(&c.Images, "images", "GENPIPE_BENCH_IMAGES", defaultBenchImages, "images uploaded once, which the requests name in turn", between(1, 1000))
-	f.String(&c.Store, "store", "GENPIPE_BENCH_STORE", "sqlite", "status database: sqlite (a new file) or postgres (-postgres-url)",
-		oneOf("sqlite", "postgres"))
+	f.String(&c.Store, "store", "GENPIPE_BENCH_STORE", "sqlite",
+		"status database: sqlite (a new file) or postgres (-postgres-url), or both, comma-separated, driven in that order", storeList)
 	f.SensitiveString(&c.PostgresURL, "postgres-url", "GENPIPE_BENCH_POSTGRES_URL", "",
 		"with -store postgres: postgres://user:password@host:port/dbname (its requests table grows by what the run accepts)")
 	f.Check(func() error {
-		if c.Store == "postgres" {
+		if slices.Contains(c.stores(), "postgres") {
 			return requiredFlags("postgres-url", c.PostgresURL)
 		}
 		return nil
 	})
 	f.String(&c.JSONFile, "json", "GENPIPE_BENCH_JSON", "", "also write the report as JSON to this file")
-	f.String(&c.CPUProfile, "cpu-profile", "GENPIPE_BENCH_CPU_PROFILE", "", "write a CPU profile of the API's run to this file")
+	f.String(&c.CPUProfile, "cpu-profile", "GENPIPE_BENCH_CPU_PROFILE", "", "write a CPU profile of the API's run to this file (one store)")
 	f.String(&c.BlockProfile, "block-profile", "GENPIPE_BENCH_BLOCK_PROFILE", "",
-		"write a block profile (where goroutines wait) of the API's run to this file")
+		"write a block profile (where goroutines wait) of the API's run to this file (one store)")
+	f.Check(func() error {
+		if len(c.stores()) > 1 && c.CPUProfile+c.BlockProfile != "" {
+			return errors.New("-cpu-profile and -block-profile profile one store's run: give -store one store")
+		}
+		return nil
+	})
+}
+
+// stores returns the status databases -store names, in the order they
+// are driven.
+func (c *benchConfig) stores() []string { return splitList(c.Store) }
+
+// storeList wants sqlite or postgres, or both, each once.
+func storeList(s string) error {
+	stores := splitList(s)
+	for i, store := range stores {
+		if err := oneOf("sqlite", "postgres")(store); err != nil {
+			return err
+		}
+		if slices.Contains(stores[:i], store) {
+			return fmt.Errorf("%s named twice", store)
+		}
+	}
+	if len(stores) == 0 {
+		return errors.New("want sqlite, postgres or both")
+	}
+	return nil
 }
 
 func (c *benchConfig) part() string { return "bench" }
@@ -101,10 +130,22 @@ func (c *benchConfig) part() string { return "bench" }
 type benchReport struct {
 	Conns    int           `json:"conns"`
 	Duration time.Duration `json:"durationNs"`
-	Store    string        `json:"store"`
-	Genpipe  benchResult   `json:"genpipe"`
-	Baseline benchResult   `json:"produceOnly"`
-	// Ratio is Genpipe's requests a second over Baseline's.
+	// Runs are the API's runs, one a status database, in the order driven.
+	Runs     []benchRun  `json:"runs"`
+	Baseline benchResult `json:"produceOnly"`
+	// StoreRatio is the second run's requests a second over the first's,
+	// when two ran.
+	StoreRatio float64 `json:"storeRatio,omitempty"`
+	// Unexpected counts the requests topic's records that no run accepted.
+	Unexpected int `json:"unexpected"`
+}
+
+// benchRun is the API's run on one status database.
+type benchRun struct {
+	Store   string      `json:"store"`
+	Genpipe benchResult `json:"genpipe"`
+	// Ratio is Genpipe's requests a second over the produce-only
+	// server's.
 	Ratio  float64     `json:"ratio"`
 	Checks benchChecks `json:"checks"`
 }
@@ -125,16 +166,15 @@ type benchResult struct {
 	Failed        map[string]int `json:"failed,omitempty"`
 }
 
-// benchChecks say whether what the API accepted was kept: each accepted id
-// is a visible request in the store with exactly one record in the
-// requests topic.
+// benchChecks say whether what the API accepted in one run was kept: each
+// accepted id is a visible request in the run's store with exactly one
+// record in the requests topic.
 type benchChecks struct {
 	Accepted   int `json:"accepted"`
 	Stored     int `json:"stored"`
 	Queued     int `json:"queued"`
 	Lost       int `json:"lost"`       // accepted, but not stored or not queued
 	Duplicated int `json:"duplicated"` // queued more than once
-	Unexpected int `json:"unexpected"` // queued, but never accepted
 }
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -170,8 +210,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := writeJSONFile(cfg.JSONFile, rep); err != nil {
 		return err
 	}
-	if c := rep.Checks; c.Lost+c.Duplicated+c.Unexpected > 0 {
-		return fmt.Errorf("bench: %d accepted requests lost, %d queued twice, %d queued but never accepted", c.Lost, c.Duplicated, c.Unexpected)
+	lost, twice := 0, 0
+	for _, run := range rep.Runs {
+		lost, twice = lost+run.Checks.Lost, twice+run.Checks.Duplicated
+	}
+	if lost+twice+rep.Unexpected > 0 {
+		return fmt.Errorf("bench: %d accepted requests lost, %d queued twice, %d queued but never accepted", lost, twice, rep.Unexpected)
 	}
 	return nil
 }
@@ -200,34 +244,26 @@ func benchIntake(ctx context.Context, cfg benchConfig, log *slog.Logger) (*bench
 		Kafka: kafkaSettings{Brokers: kafkaSrv.Addrs()[0], Partitions: kafka.DefaultPartitions},
 		S3: s3Settings{Endpoint: objects.Endpoint(), Bucket: s3.DefaultBucket, Region: objectstore.Region,
 			AccessKey: accessKey, SecretKey: secretKey},
-		Database: "sqlite:" + filepath.Join(dir, "genpipe.db"),
 	}
-	if cfg.Store == "postgres" {
-		b.Database = cfg.PostgresURL
-	}
-	if b.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log.With("part", "store"))); err != nil {
-		return nil, fmt.Errorf("status database: %w", err)
-	}
-	defer b.store.Close()
-
-	apiURL, stopAPI, err := benchStartAPI(ctx, b, log)
-	if err != nil {
-		return nil, err
-	}
-	defer stopAPI()
-	images, err := benchUpload(ctx, apiURL, cfg.Images)
-	if err != nil {
-		return nil, err
-	}
-	rep := &benchReport{Conns: cfg.Conns, Duration: cfg.Duration, Store: cfg.Store}
-	var ids []string
-	err = benchProfiled(cfg, func() error {
-		var err error
-		rep.Genpipe, ids, err = benchDrive(ctx, apiURL+"/v1/requests", images, cfg.Conns, cfg.Duration)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	rep := &benchReport{Conns: cfg.Conns, Duration: cfg.Duration}
+	var stores []*sqlstore.Store
+	var accepted [][]string // each run's accepted ids
+	var images []string     // the last run's pool, which the produce-only server's requests name too
+	for _, name := range cfg.stores() {
+		b.Database = "sqlite:" + filepath.Join(dir, "genpipe.db")
+		if name == "postgres" {
+			b.Database = cfg.PostgresURL
+		}
+		if b.store, err = sqlstore.Open(ctx, b.Database, sqlstore.WithLogger(log.With("part", "store"))); err != nil {
+			return nil, fmt.Errorf("status database %s: %w", name, err)
+		}
+		defer b.store.Close() // after the checks
+		run, ids, err := benchAPI(ctx, cfg, b, &images, log)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		run.Store = name
+		rep.Runs, stores, accepted = append(rep.Runs, run), append(stores, b.store), append(accepted, ids)
 	}
 	baseURL, stopBase, err := benchStartBaseline(ctx, b.Kafka, log)
 	if err != nil {
@@ -237,11 +273,55 @@ func benchIntake(ctx context.Context, cfg benchConfig, log *slog.Logger) (*bench
 	if rep.Baseline, _, err = benchDrive(ctx, baseURL, images, cfg.Conns, cfg.Duration); err != nil {
 		return nil, err
 	}
-	if rep.Baseline.PerSecond > 0 {
-		rep.Ratio = rep.Genpipe.PerSecond / rep.Baseline.PerSecond
+	for i, run := range rep.Runs {
+		rep.Runs[i].Ratio = ratio(run.Genpipe, rep.Baseline)
 	}
-	rep.Checks, err = benchCheck(ctx, b, ids)
-	return rep, err
+	if len(rep.Runs) == 2 {
+		rep.StoreRatio = ratio(rep.Runs[1].Genpipe, rep.Runs[0].Genpipe)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	queued, err := benchTopicKeys(ctx, b.Kafka, genpipe.DefaultTopics().Requests)
+	if err != nil {
+		return nil, err
+	}
+	for i := range rep.Runs {
+		if rep.Runs[i].Checks, err = benchCheck(ctx, stores[i], accepted[i], queued); err != nil {
+			return nil, err
+		}
+	}
+	rep.Unexpected = unexpected(queued, accepted)
+	return rep, nil
+}
+
+// benchAPI serves the API on b, uploads a pool of images through it (into
+// *images) and drives it (profiled as cfg asks), and returns its figures
+// and the ids it accepted; the API stops before it returns.
+func benchAPI(ctx context.Context, cfg benchConfig, b backends, images *[]string, log *slog.Logger) (benchRun, []string, error) {
+	apiURL, stopAPI, err := benchStartAPI(ctx, b, log)
+	if err != nil {
+		return benchRun{}, nil, err
+	}
+	defer stopAPI()
+	if *images, err = benchUpload(ctx, apiURL, cfg.Images); err != nil {
+		return benchRun{}, nil, err
+	}
+	var run benchRun
+	var ids []string
+	err = benchProfiled(cfg, func() error {
+		var err error
+		run.Genpipe, ids, err = benchDrive(ctx, apiURL+"/v1/requests", *images, cfg.Conns, cfg.Duration)
+		return err
+	})
+	return run, ids, err
+}
+
+// ratio returns a's requests a second over b's, 0 when b took none.
+func ratio(a, b benchResult) float64 {
+	if b.PerSecond == 0 {
+		return 0
+	}
+	return a.PerSecond / b.PerSecond
 }
 
 // benchStartAPI serves the API on a free port, with what runAPI opens, and
@@ -548,21 +628,13 @@ func benchStartBaseline(ctx context.Context, k kafkaSettings, log *slog.Logger) 
 	}, nil
 }
 
-// benchCheck checks that each of ids is a visible request of the store
-// with exactly one record in the requests topic, and that the topic holds
-// no other.
-func benchCheck(ctx context.Context, b backends, ids []string) (benchChecks, error) {
+// benchCheck checks that each of ids is a visible request of store with
+// exactly one record in the requests topic, whose records queued counts
+// by key.
+func benchCheck(ctx context.Context, store *sqlstore.Store, ids []string, queued map[string]int) (benchChecks, error) {
 	c := benchChecks{Accepted: len(ids)}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	queued, err := benchTopicKeys(ctx, b.Kafka, genpipe.DefaultTopics().Requests)
-	if err != nil {
-		return c, err
-	}
-	accepted := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		accepted[id] = true
-		_, err := b.store.Request(ctx, id)
+		_, err := store.Request(ctx, id)
 		switch {
 		case err == nil:
 			c.Stored++
@@ -581,12 +653,24 @@ func benchCheck(ctx context.Context, b backends, ids []string) (benchChecks, err
 			c.Lost++
 		}
 	}
-	for id := range queued {
-		if !accepted[id] {
-			c.Unexpected++
+	return c, nil
+}
+
+// unexpected counts the keys of queued that no run accepted.
+func unexpected(queued map[string]int, accepted [][]string) int {
+	known := map[string]bool{}
+	for _, ids := range accepted {
+		for _, id := range ids {
+			known[id] = true
 		}
 	}
-	return c, nil
+	n := 0
+	for id := range queued {
+		if !known[id] {
+			n++
+		}
+	}
+	return n
 }
 
 // benchTopicKeys counts topic's records by key, reading it to its end.
@@ -639,19 +723,41 @@ func benchTopicKeys(ctx context.Context, k kafkaSettings, topic string) (map[str
 
 // writeBench prints rep for people.
 func writeBench(w io.Writer, rep *benchReport) {
-	fmt.Fprintf(w, "intake: POST /v1/requests, %d connections closed-loop, %s each, status store %s\n", rep.Conns, rep.Duration, rep.Store)
-	fmt.Fprintf(w, "%-13s %9s %9s %9s %9s %9s %9s %9s  %s\n", "server", "accepted", "req/s", "p50", "p90", "p99", "max", "cpu/req", "failed")
-	for _, row := range []struct {
-		name string
-		r    benchResult
-	}{{"genpipe", rep.Genpipe}, {"produce-only", rep.Baseline}} {
-		fmt.Fprintf(w, "%-13s %9d %9.0f %9s %9s %9s %9s %9s  %s\n", row.name, row.r.Accepted, row.r.PerSecond,
-			ms(row.r.P50), ms(row.r.P90), ms(row.r.P99), ms(row.r.Max), ms(row.r.CPUPerRequest), failedText(row.r.Failed))
+	stores := make([]string, len(rep.Runs))
+	for i, run := range rep.Runs {
+		stores[i] = run.Store
 	}
-	fmt.Fprintf(w, "ratio genpipe / produce-only: %.3f\n", rep.Ratio)
-	c := rep.Checks
-	fmt.Fprintf(w, "checked: %d accepted, %d stored and visible, %d queued; %d lost, %d queued twice, %d queued but never accepted\n",
-		c.Accepted, c.Stored, c.Queued, c.Lost, c.Duplicated, c.Unexpected)
+	fmt.Fprintf(w, "intake: POST /v1/requests, %d connections closed-loop, %s each, status store %s\n",
+		rep.Conns, rep.Duration, strings.Join(stores, " then "))
+	fmt.Fprintf(w, "%-18s %9s %9s %9s %9s %9s %9s %9s  %s\n", "server", "accepted", "req/s", "p50", "p90", "p99", "max", "cpu/req", "failed")
+	row := func(name string, r benchResult) {
+		fmt.Fprintf(w, "%-18s %9d %9.0f %9s %9s %9s %9s %9s  %s\n", name, r.Accepted, r.PerSecond,
+			ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max), ms(r.CPUPerRequest), failedText(r.Failed))
+	}
+	for _, run := range rep.Runs {
+		row(runName(rep, run), run.Genpipe)
+	}
+	row("produce-only", rep.Baseline)
+	for _, run := range rep.Runs {
+		fmt.Fprintf(w, "ratio %s / produce-only: %.3f\n", runName(rep, run), run.Ratio)
+	}
+	if len(rep.Runs) == 2 {
+		fmt.Fprintf(w, "ratio %s / %s: %.3f\n", rep.Runs[1].Store, rep.Runs[0].Store, rep.StoreRatio)
+	}
+	for _, run := range rep.Runs {
+		c := run.Checks
+		fmt.Fprintf(w, "checked %s: %d accepted, %d stored and visible, %d queued; %d lost, %d queued twice\n",
+			run.Store, c.Accepted, c.Stored, c.Queued, c.Lost, c.Duplicated)
+	}
+	fmt.Fprintf(w, "queued but never accepted: %d\n", rep.Unexpected)
+}
+
+// runName names a run's row: genpipe, and its store when several ran.
+func runName(rep *benchReport, run benchRun) string {
+	if len(rep.Runs) == 1 {
+		return "genpipe"
+	}
+	return "genpipe (" + run.Store + ")"
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }

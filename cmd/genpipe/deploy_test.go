@@ -382,7 +382,7 @@ func TestComposeSettingsStart(t *testing.T) {
 		t.Skip("builds the binary and starts nine processes")
 	}
 	compose := loadCompose(t)
-	dbURL := composeDatabase(t) // before newStandalone: its cleanup must run after the processes stop
+	dbURL := postgresSchema(t) // "" for SQLite; before newStandalone: its cleanup must run after the processes stop
 	flags := deployFlagSets(t)
 	s := newStandalone(t)
 	s.env = nil // only the compose file configures the parts
@@ -518,19 +518,19 @@ func startOrder(t *testing.T, c composeFile) []string {
 	return order
 }
 
-// composeDatabase returns the database the compose services use in the
-// test: a fresh schema of the test PostgreSQL when GENPIPE_TEST_POSTGRES_URL
-// names one (scripts/test.sh starts one), else "" for a SQLite file.
-func composeDatabase(t *testing.T) string {
+// postgresSchema returns the URL of a fresh schema of the test PostgreSQL,
+// dropped when the test ends, when GENPIPE_TEST_POSTGRES_URL names one
+// (scripts/test.sh starts one), else "".
+func postgresSchema(t *testing.T) string {
 	t.Helper()
 	base := os.Getenv("GENPIPE_TEST_POSTGRES_URL")
 	if base == "" {
-		t.Log("GENPIPE_TEST_POSTGRES_URL unset: the compose services use SQLite instead of PostgreSQL")
+		t.Log("GENPIPE_TEST_POSTGRES_URL unset: no PostgreSQL")
 		return ""
 	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	schema := "deploytest_" + hex.EncodeToString(b)
+	schema := "cmdtest_" + hex.EncodeToString(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
@@ -556,7 +556,7 @@ func composeDatabase(t *testing.T) string {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	t.Logf("the compose services use PostgreSQL, schema %s", schema)
+	t.Logf("PostgreSQL schema %s", schema)
 	return u.String()
 }
 
