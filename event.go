@@ -3,7 +3,9 @@ package genpipe
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // EventVersion is the version of the event format this build writes. A
@@ -74,10 +76,43 @@ func NewJobEvent(t EventType, requestID string, job Job, at time.Time) Event {
 	return Event{Version: EventVersion, Type: t, RequestID: requestID, At: at.UTC(), Job: &job}
 }
 
-// NewStatusEvent returns a status event for a change.
+// Bounds of an event's text, which DecodeEvent and EncodeEvent check: an
+// event within them is a few kilobytes, far under what a broker takes in
+// a record (1 MB by default), and each text fits a database column.
+const (
+	// MaxTitleRunes and MaxDescriptionRunes bound a job's title and
+	// description, in characters; the API takes no longer ones.
+	MaxTitleRunes       = 200
+	MaxDescriptionRunes = 2000
+	// MaxEventErrorLen bounds a status event's error, in bytes;
+	// NewStatusEvent cuts a longer one.
+	MaxEventErrorLen = 4096
+	// maxEventIDLen bounds a request id (the API's are UUIDs, 36 bytes).
+	maxEventIDLen = 64
+	// maxEventKeyLen bounds an object key, an object id or a style id,
+	// as S3 bounds keys.
+	maxEventKeyLen = 1024
+)
+
+// NewStatusEvent returns a status event for a change, its error cut to
+// MaxEventErrorLen.
 func NewStatusEvent(c StatusChange) Event {
 	return Event{Version: EventVersion, Type: EventStatus, RequestID: c.RequestID, At: c.At.UTC(),
-		Status: c.Status, Result: c.Result, Error: c.Error}
+		Status: c.Status, Result: c.Result, Error: cutText(c.Error, MaxEventErrorLen)}
+}
+
+// cutText returns s cut to at most n bytes, at a character boundary, with
+// "…" in place of what was cut.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = "…"
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
 
 // StatusChange returns the change a status event reports.
@@ -120,6 +155,9 @@ func (e Event) validate() error {
 	if err := e.Share.validate(); err != nil {
 		return err
 	}
+	if err := e.validateText(); err != nil {
+		return err
+	}
 	switch e.Type {
 	case EventSubmitted, EventChecked:
 		if e.Job == nil || e.Job.ObjectID == "" || e.Job.Style == "" {
@@ -131,6 +169,46 @@ func (e Event) validate() error {
 		}
 	default:
 		return Errorf(EINVALID, "unknown event type %q", e.Type)
+	}
+	return nil
+}
+
+// validateText reports a text of e over its bound, or holding a NUL
+// character, which JSON carries (\u0000) and no database text column
+// takes: refused here, such an event is poison for the dead-letter topic,
+// not a write that fails at every retry.
+func (e Event) validateText() error {
+	type text struct {
+		name, value string
+		most        int // bytes
+	}
+	texts := []text{{"requestId", e.RequestID, maxEventIDLen}, {"tenant", e.Tenant, MaxTenantLen},
+		{"error", e.Error, MaxEventErrorLen}}
+	if j := e.Job; j != nil {
+		texts = append(texts, text{"job.objectId", j.ObjectID, maxEventKeyLen}, text{"job.style", j.Style, maxEventKeyLen},
+			text{"job.image", j.Image, maxEventKeyLen},
+			text{"job.title", j.Title, utf8.UTFMax * MaxTitleRunes}, text{"job.description", j.Description, utf8.UTFMax * MaxDescriptionRunes})
+		if n := utf8.RuneCountInString(j.Title); n > MaxTitleRunes {
+			return Errorf(EINVALID, "event with a title of %d characters (the most is %d)", n, MaxTitleRunes)
+		}
+		if n := utf8.RuneCountInString(j.Description); n > MaxDescriptionRunes {
+			return Errorf(EINVALID, "event with a description of %d characters (the most is %d)", n, MaxDescriptionRunes)
+		}
+	}
+	if r := e.Result; r != nil {
+		texts = append(texts, text{"result.pngKey", r.PNGKey, maxEventKeyLen}, text{"result.pdfKey", r.PDFKey, maxEventKeyLen},
+			text{"result.pptxKey", r.PPTXKey, maxEventKeyLen})
+		if r.Slides < 0 || r.Slides > MaxSlides {
+			return Errorf(EINVALID, "event with a result of %d slides (0 to %d)", r.Slides, MaxSlides)
+		}
+	}
+	for _, t := range texts {
+		switch {
+		case len(t.value) > t.most:
+			return Errorf(EINVALID, "event with a %s of %d bytes (the most is %d)", t.name, len(t.value), t.most)
+		case strings.IndexByte(t.value, 0) >= 0:
+			return Errorf(EINVALID, "event with a NUL character in its %s", t.name)
+		}
 	}
 	return nil
 }

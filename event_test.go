@@ -49,12 +49,44 @@ func TestDecodeEventRefusesPoison(t *testing.T) {
 		`{"v":1,"type":"request.submitted","requestId":"r"}`:                                    "complete job",
 		`{"v":1,"type":"request.status","requestId":"r","status":"exploded"}`:                   "unknown status",
 		`{}`: "version 0",
+		// What a database column refuses, or a broker's record cannot
+		// carry onward, is poison too, not a write retried for ever.
+		`{"v":1,"type":"request.status","requestId":"r","status":"failed","error":"boom\u0000"}`:                              "NUL character in its error",
+		`{"v":1,"type":"request.submitted","requestId":"r\u0000","job":{"objectId":"o","style":"s"}}`:                         "NUL character in its requestId",
+		`{"v":1,"type":"request.submitted","requestId":"r","tenant":"a\u0000","job":{"objectId":"o","style":"s"}}`:            "NUL character in its tenant",
+		`{"v":1,"type":"request.status","requestId":"r","status":"done","result":{"pngKey":"a","slides":99999999999}}`:        "99999999999 slides",
+		`{"v":1,"type":"request.status","requestId":"r","status":"done","result":{"pngKey":"a","slides":-1}}`:                 "-1 slides",
+		`{"v":1,"type":"request.submitted","requestId":"` + strings.Repeat("r", 65) + `","job":{"objectId":"o","style":"s"}}`: "requestId of 65 bytes",
+		`{"v":1,"type":"request.submitted","requestId":"r","job":{"objectId":"o","style":"s","description":"` +
+			strings.Repeat("é", genpipe.MaxDescriptionRunes+1) + `"}}`: "description of 2001 characters",
+		`{"v":1,"type":"request.submitted","requestId":"r","job":{"objectId":"o","style":"s","title":"` +
+			strings.Repeat("t", genpipe.MaxTitleRunes+1) + `"}}`: "title of 201 characters",
+		`{"v":1,"type":"request.checked","requestId":"r","job":{"objectId":"` + strings.Repeat("o", 1025) + `","style":"s"}}`: "job.objectId of 1025 bytes",
 	}
 	for value, reason := range cases {
 		_, err := genpipe.DecodeEvent([]byte(value))
 		if genpipe.ErrorCode(err) != genpipe.EINVALID || !strings.Contains(err.Error(), reason) {
 			t.Errorf("DecodeEvent(%s) = %v, want EINVALID mentioning %q", value, err, reason)
 		}
+	}
+}
+
+// The longest texts an event takes decode; a status event's error longer
+// than the bound is cut when the event is made, at a character boundary.
+func TestEventTextBounds(t *testing.T) {
+	job := genpipe.Job{ObjectID: "o", Style: "s", Title: strings.Repeat("t", genpipe.MaxTitleRunes),
+		Description: strings.Repeat("é", genpipe.MaxDescriptionRunes)}
+	if _, err := genpipe.EncodeEvent(genpipe.NewJobEvent(genpipe.EventSubmitted, "r", job, time.Now())); err != nil {
+		t.Errorf("a job of the longest title and description: %v", err)
+	}
+	long := strings.Repeat("é", genpipe.MaxEventErrorLen)
+	e := genpipe.NewStatusEvent(genpipe.StatusChange{RequestID: "r", Status: genpipe.StatusFailed, Error: long, At: time.Now()})
+	if len(e.Error) > genpipe.MaxEventErrorLen || !strings.HasSuffix(e.Error, "é…") {
+		t.Errorf("error of %d bytes ends %q; want at most %d, cut after a whole character", len(e.Error), e.Error[len(e.Error)-8:],
+			genpipe.MaxEventErrorLen)
+	}
+	if _, err := genpipe.EncodeEvent(e); err != nil {
+		t.Errorf("status event with the error cut: %v", err)
 	}
 }
 

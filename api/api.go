@@ -199,8 +199,8 @@ func NewServer(store genpipe.RequestStore, submitter *genpipe.Submitter, objects
 		uploadTTL:   DefaultUploadTTL,
 		resultTTL:   DefaultResultTTL,
 		maxBody:     1 << 20,
-		maxDescLen:  2000,
-		maxTitleLen: 200,
+		maxDescLen:  genpipe.MaxDescriptionRunes,
+		maxTitleLen: genpipe.MaxTitleRunes,
 		maxUpload:   DefaultMaxUploadSize,
 		maxBacklog:  DefaultMaxBacklog,
 		lookupNetIP: func(ctx context.Context, host string) ([]netip.Addr, error) {

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -53,6 +54,14 @@ func TestRecordIngest(t *testing.T) {
 	if task.RequestID != id || task.Replay != 2 || task.Share != e.Share || task.Stage != genpipe.StageGenerate ||
 		task.TraceParent == "" || task.Topic != good.Topic || task.Partition != 1 || task.Offset != 7 {
 		t.Errorf("task %+v; want the event's request, replay and share, the record's trace context and place", task)
+	}
+	// A traceparent of another shape is dropped, not stored with the task.
+	for _, bad := range []string{"00-\x00\xff", strings.Repeat("0", 300), "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01"} {
+		r := *good
+		r.Headers = []kgo.RecordHeader{{Key: "traceparent", Value: []byte(bad)}}
+		if got := kafka.NewTask(genpipe.StageGenerate, &r, e).TraceParent; got != "" {
+			t.Errorf("traceparent %q stored as %q; want it dropped", bad, got)
+		}
 	}
 	// Run, the task is the record as the handler and its dead letters see it.
 	back := kafka.TaskRecord(task)

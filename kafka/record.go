@@ -125,11 +125,29 @@ func NewTask(stage genpipe.Stage, r *kgo.Record, e genpipe.Event) genpipe.Task {
 	t := genpipe.Task{Stage: stage, RequestID: e.RequestID, Replay: e.Replay, Share: e.Share.Normalized(),
 		StartBy: e.StartBy, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 	for _, h := range r.Headers {
-		if h.Key == traceParent {
+		if h.Key == traceParent && validTraceParent(h.Value) {
 			t.TraceParent = string(h.Value)
 		}
 	}
 	return t
+}
+
+// validTraceParent reports whether v has the shape of a W3C traceparent
+// (version-traceid-parentid-flags, lowercase hex and dashes; later
+// versions may add fields) and is short enough to store with the task. A
+// header of any other shape is dropped, not stored: it could not continue
+// a trace, and bytes such as NUL or invalid UTF-8 would fail every write of
+// the stage's queue on PostgreSQL.
+func validTraceParent(v []byte) bool {
+	if len(v) < 55 || len(v) > 256 {
+		return false
+	}
+	for _, c := range v {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // TaskRecord returns the record t was ingested from, as far as a stage's
