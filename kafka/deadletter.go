@@ -2,12 +2,14 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
@@ -23,9 +25,23 @@ const (
 	HeaderPartition = "genpipe-dlq-partition"
 	HeaderOffset    = "genpipe-dlq-offset"
 	HeaderAt        = "genpipe-dlq-at"
+	// HeaderValueBytes is the record's value length, on a dead letter
+	// that keeps less of it (see maxDeadLetterValue).
+	HeaderValueBytes = "genpipe-dlq-value-bytes"
 	// HeaderReplayedFrom marks a record `genpipe dlq replay` wrote back to
 	// its topic: the dead letter's id (partition:offset).
 	HeaderReplayedFrom = "genpipe-replayed-from"
+)
+
+// Bounds of what a dead letter keeps of its record. A genpipe event is a
+// few kilobytes (see genpipe.MaxDescriptionRunes), so a longer value is
+// not one; its first 64 KiB show what it was, and the whole of it could be
+// more than the producer sends in one record (1 MB), leaving the record
+// undone for ever. The dead letter names where the whole record is (topic,
+// partition, offset) for as long as that topic keeps it.
+const (
+	maxDeadLetterValue = 64 << 10
+	maxDeadLetterKey   = 1 << 10
 )
 
 // DeadLetters is the dead-letter topic, written through a Producer.
@@ -39,12 +55,15 @@ func NewDeadLetters(p *Producer, topic string) *DeadLetters { return &DeadLetter
 
 // SendDeadLetter writes d to the dead-letter topic (acks=all), under the
 // record's own key, or the source partition and offset for a keyless one.
+// A value over maxDeadLetterValue is cut to it, a key to maxDeadLetterKey;
+// if the topic refuses the record as too large all the same (its
+// max.message.bytes), the dead letter goes without the value.
 func (q *DeadLetters) SendDeadLetter(ctx context.Context, d genpipe.DeadLetter) error {
-	key := string(d.Key)
+	key := string(d.Key[:min(len(d.Key), maxDeadLetterKey)])
 	if key == "" {
 		key = fmt.Sprintf("%s/%d/%d", d.Topic, d.Partition, d.Offset)
 	}
-	return q.p.PublishHeaders(ctx, q.topic, key, d.Value, map[string]string{
+	headers := map[string]string{
 		HeaderReason:    d.Reason,
 		HeaderStage:     d.Stage,
 		HeaderAttempts:  strconv.Itoa(d.Attempts),
@@ -52,13 +71,26 @@ func (q *DeadLetters) SendDeadLetter(ctx context.Context, d genpipe.DeadLetter) 
 		HeaderPartition: strconv.Itoa(int(d.Partition)),
 		HeaderOffset:    strconv.FormatInt(d.Offset, 10),
 		HeaderAt:        d.At.UTC().Format(time.RFC3339Nano),
-	})
+	}
+	value := d.Value
+	if len(value) > maxDeadLetterValue {
+		value, headers[HeaderValueBytes] = value[:maxDeadLetterValue], strconv.Itoa(len(d.Value))
+	}
+	err := q.p.PublishHeaders(ctx, q.topic, key, value, headers)
+	if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+		headers[HeaderValueBytes] = strconv.Itoa(len(d.Value))
+		err = q.p.PublishHeaders(ctx, q.topic, key, nil, headers)
+	}
+	return err
 }
 
 // StoredDeadLetter is a dead letter as read back from the topic.
 type StoredDeadLetter struct {
 	genpipe.DeadLetter
 	ID string // partition:offset in the dead-letter topic
+	// ValueBytes is the record's value length when the dead letter keeps
+	// less of it (Value is its start, or nothing); 0 when it is whole.
+	ValueBytes int
 }
 
 // ReadDeadLetters reads every record of the dead-letter topic, oldest
@@ -121,6 +153,7 @@ func parseDeadLetter(r *kgo.Record) StoredDeadLetter {
 	p, _ := strconv.Atoi(h[HeaderPartition])
 	d.Partition = int32(p)
 	d.Offset, _ = strconv.ParseInt(h[HeaderOffset], 10, 64)
+	d.ValueBytes, _ = strconv.Atoi(h[HeaderValueBytes])
 	if d.At, _ = time.Parse(time.RFC3339Nano, h[HeaderAt]); d.At.IsZero() {
 		d.At = r.Timestamp
 	}
@@ -135,6 +168,10 @@ func parseDeadLetter(r *kgo.Record) StoredDeadLetter {
 func ReplayDeadLetter(ctx context.Context, p *Producer, d StoredDeadLetter) error {
 	if d.Topic == "" {
 		return fmt.Errorf("dead letter %s has no source topic", d.ID)
+	}
+	if d.ValueBytes > 0 {
+		return fmt.Errorf("dead letter %s keeps %d of the record's %d bytes: replayed, it would be another record (the whole one is at %s/%d/%d while that topic keeps it)",
+			d.ID, len(d.Value), d.ValueBytes, d.Topic, d.Partition, d.Offset)
 	}
 	value := d.Value
 	if e, err := genpipe.DecodeEvent(d.Value); err == nil {

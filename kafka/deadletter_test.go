@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
+	"github.com/genpipe/genpipe/internal/testutil"
 )
 
 // Replaying an event raises its replay count (so a failed stage is tried
@@ -70,4 +72,43 @@ func header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
+}
+
+// A dead letter keeps at most maxDeadLetterValue of its record's value and
+// says how long the value was; a dead-letter topic that takes even less
+// (its max.message.bytes) gets the dead letter without the value. Either
+// way the record is done, not retried for ever, and a cut dead letter is
+// not replayed.
+func TestDeadLetterOfALargeRecord(t *testing.T) {
+	b := testutil.StartBroker(t)
+	adm := kadm.NewClient(testutil.Must(kgo.NewClient(kgo.SeedBrokers(b.Addrs()...)))(t))
+	defer adm.Close()
+	small := "2000"
+	for topic, configs := range map[string]map[string]*string{"dlq": nil, "small-dlq": {"max.message.bytes": &small}} {
+		if _, err := adm.CreateTopic(t.Context(), 1, 1, configs, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := newProducer(t, b.Addrs())
+	conn := plainConn(t, b.Addrs())
+	value := []byte(strings.Repeat("x", 1200<<10)) // over the producer's 1 MB record
+	for topic, kept := range map[string]int{"dlq": maxDeadLetterValue, "small-dlq": 0} {
+		d := genpipe.DeadLetter{Topic: "checked", Partition: 3, Offset: 9, Key: []byte(strings.Repeat("k", 5000)), Value: value,
+			Stage: "generate", Reason: "undecodable event", At: time.Now()}
+		if err := NewDeadLetters(p, topic).SendDeadLetter(t.Context(), d); err != nil {
+			t.Fatalf("%s: %v", topic, err)
+		}
+		letters, err := conn.ReadDeadLetters(t.Context(), topic)
+		if err != nil || len(letters) != 1 {
+			t.Fatalf("%s: read %d dead letters, %v; want 1", topic, len(letters), err)
+		}
+		got := letters[0]
+		if len(got.Value) != kept || got.ValueBytes != len(value) || len(got.Key) != maxDeadLetterKey || got.Offset != 9 || got.Reason != d.Reason {
+			t.Errorf("%s: dead letter of %d bytes (of %d), key of %d, offset %d, reason %q; want %d bytes of %d, a key of %d, the record's place and reason",
+				topic, len(got.Value), got.ValueBytes, len(got.Key), got.Offset, got.Reason, kept, len(value), maxDeadLetterKey)
+		}
+		if err := ReplayDeadLetter(t.Context(), p, got); err == nil || !strings.Contains(err.Error(), "another record") {
+			t.Errorf("%s: replay of a cut dead letter = %v; want it refused", topic, err)
+		}
+	}
 }

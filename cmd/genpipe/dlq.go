@@ -112,7 +112,7 @@ func printDeadLetters(w io.Writer, letters []kafka.StoredDeadLetter, asJSON bool
 			if err := enc.Encode(map[string]any{
 				"id": d.ID, "at": d.At, "stage": d.Stage, "topic": d.Topic, "partition": d.Partition,
 				"offset": d.Offset, "key": string(d.Key), "attempts": d.Attempts, "reason": d.Reason,
-				"value": string(d.Value),
+				"value": string(d.Value), "valueBytes": max(d.ValueBytes, len(d.Value)), "valueCut": d.ValueBytes > 0,
 			}); err != nil {
 				return err
 			}
