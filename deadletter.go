@@ -23,6 +23,11 @@ type DeadLetter struct {
 	At        time.Time
 }
 
+// HeaderUnread marks the record the stage engine hands a handler in place
+// of a batch it would not read (one that decompresses past its bound); the
+// header's value says why. The record path dead-letters it.
+const HeaderUnread = "genpipe-unread"
+
 // DeadLetterQueue keeps dead letters where an operator can see them.
 type DeadLetterQueue interface {
 	SendDeadLetter(ctx context.Context, d DeadLetter) error

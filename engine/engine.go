@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/genpipe/genpipe"
 )
 
 // Handler processes one record. It runs concurrently with other records, of
@@ -162,9 +164,17 @@ func validate(brokers []string, group string, topics []string, handle Handler, c
 	return errors.Join(errs...)
 }
 
+// maxBatchBytes bounds what one fetched batch may decompress to. genpipe's
+// producers send batches of at most 1 MB uncompressed, so 16 MiB leaves
+// room for other producers' while a compressed bomb (a batch under the
+// broker's 1 MB that inflates to gigabytes) is not inflated: franz-go's
+// own bound is 1 GiB. A batch over it is handed on unread (see skip).
+const maxBatchBytes = 16 << 20
+
 func (e *Engine) clientOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(e.brokers...),
+		kgo.MaxDecompressBatchBytes(maxBatchBytes),
 		kgo.ConsumerGroup(e.group),
 		kgo.ConsumeTopics(e.topics...),
 		kgo.DisableAutoCommit(),
@@ -252,22 +262,52 @@ func (e *Engine) waitAbandoned() {
 
 // pollLoop polls records into the engine until ctx is done, never more than
 // the room left in the buffer, and pauses fetching while the buffer is full.
+// A batch too large to read takes a place in the buffer too (see skip).
 func (e *Engine) pollLoop(ctx context.Context, cl *kgo.Client) {
+	var unread []unreadBatch
 	for ctx.Err() == nil {
 		room := e.room()
-		if room == 0 {
+		switch {
+		case room == 0:
 			e.waitForRoom(ctx, cl)
-			continue
-		}
-		if closed := e.poll(ctx, cl, room); closed {
-			return
+		case len(unread) > 0:
+			e.skip(cl, unread[0])
+			unread = unread[1:]
+		default:
+			if closed := e.poll(ctx, cl, room, &unread); closed {
+				return
+			}
 		}
 	}
 }
 
-// poll polls up to n records and hands them to the dispatcher. It reports
-// whether the client is closed.
-func (e *Engine) poll(ctx context.Context, cl *kgo.Client, n int) (closed bool) {
+// An unreadBatch is a fetched batch that decompresses past maxBatchBytes:
+// franz-go stops fetching its partition until the offsets are set past
+// it. seq is the revoke sequence of the poll that met it.
+type unreadBatch struct {
+	*kgo.ErrDecompressTooLarge
+	seq uint64
+}
+
+// skip hands the handler, in place of batch b, a record without a value at
+// b's last offset, marked with genpipe.HeaderUnread (the handler's record path
+// dead-letters it, see kafka.RecordHandler), and moves the partition's
+// fetching past b. Once that record is done, the commit passes b: the
+// partition is not stopped for good by one hostile batch, and nothing is
+// skipped without a trace.
+func (e *Engine) skip(cl *kgo.Client, b unreadBatch) {
+	why := fmt.Sprintf("the batch at offsets %d to %d decompresses to more than %d MiB: not read", b.Offset, b.NextOffset-1, maxBatchBytes>>20)
+	e.log.Warn("engine: batch too large to read, handing it on as one record", "topic", b.Topic, "partition", b.Partition,
+		"offset", b.Offset, "next", b.NextOffset)
+	r := &kgo.Record{Topic: b.Topic, Partition: b.Partition, Offset: b.NextOffset - 1, LeaderEpoch: b.Epoch, Timestamp: time.Now(),
+		Headers: []kgo.RecordHeader{{Key: genpipe.HeaderUnread, Value: []byte(why)}}}
+	e.enqueue([]*kgo.Record{r}, b.seq)
+	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: {Epoch: b.Epoch, Offset: b.NextOffset}}})
+}
+
+// poll polls up to n records and hands them to the dispatcher; batches too
+// large to read go to unread. It reports whether the client is closed.
+func (e *Engine) poll(ctx context.Context, cl *kgo.Client, n int, unread *[]unreadBatch) (closed bool) {
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	e.mu.Lock()
@@ -287,6 +327,10 @@ func (e *Engine) poll(ctx context.Context, cl *kgo.Client, n int) (closed bool) 
 	fetches.EachError(func(topic string, partition int32, err error) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return // our own ctx or a revoke's interruption
+		}
+		if big := (*kgo.ErrDecompressTooLarge)(nil); errors.As(err, &big) {
+			*unread = append(*unread, unreadBatch{big, seq})
+			return
 		}
 		fetchErrs++
 		e.log.Warn("engine: fetch error, retrying", "topic", topic, "partition", partition, "err", err)

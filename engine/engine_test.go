@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,5 +216,60 @@ func TestOverloadTest(t *testing.T) {
 		if got := cfg.overloaded(tc.err); got != tc.want {
 			t.Errorf("with %d option(s), overloaded(%v) = %v, want %v", len(tc.opts), tc.err, got, tc.want)
 		}
+	}
+}
+
+// A batch that decompresses past maxBatchBytes (a compressed "bomb": small
+// on the broker, huge inflated) is not inflated: the handler gets, in its
+// place, one record without a value at the batch's last offset, marked
+// with genpipe.HeaderUnread and why, and the partition goes on past it. The
+// commit passes the batch once that record is done.
+func TestBatchTooLargeHandedOnUnread(t *testing.T) {
+	t.Parallel()
+	const topic = "bomb"
+	brokers := setup(t, topic, 1, 0)
+	hostile := testutil.Must(kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(64<<20), kgo.BrokerMaxWriteBytes(128<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression())))(t)
+	for _, v := range [][]byte{make([]byte, maxBatchBytes+1), []byte("after")} {
+		if err := hostile.ProduceSync(testutil.Context(t), &kgo.Record{Key: []byte("k"), Value: v}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostile.Close()
+	var mu sync.Mutex
+	var got []*kgo.Record
+	e := newEngine(t, brokers, "bomb-group", topic, func(_ context.Context, r *kgo.Record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, r)
+		return nil
+	})
+	stop := start(t, e)
+	testutil.Eventually(t, 30*time.Second, "two records handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 2
+	})
+	stop()
+	if off := committed(t, brokers, "bomb-group", topic, 0); off != 2 {
+		t.Errorf("committed %d; want 2, past the batch and the record after it", off)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("handled %d records; want 2", len(got))
+	}
+	unread, after := got[0], got[1]
+	why := ""
+	for _, h := range unread.Headers {
+		if h.Key == genpipe.HeaderUnread {
+			why = string(h.Value)
+		}
+	}
+	if unread.Offset != 0 || unread.Value != nil || !strings.Contains(why, "decompresses to more than 16 MiB") {
+		t.Errorf("first record: offset %d, %d bytes, why %q; want offset 0, no value, the reason", unread.Offset, len(unread.Value), why)
+	}
+	if after.Offset != 1 || string(after.Value) != "after" {
+		t.Errorf("second record: offset %d, %q; want the record after the batch", after.Offset, after.Value)
 	}
 }

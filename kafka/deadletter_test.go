@@ -65,15 +65,6 @@ func TestReplayDeadLetter(t *testing.T) {
 	}
 }
 
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
 // A dead letter keeps at most maxDeadLetterValue of its record's value and
 // says how long the value was; a dead-letter topic that takes even less
 // (its max.message.bytes) gets the dead letter without the value. Either

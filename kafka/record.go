@@ -124,10 +124,8 @@ const traceParent = "traceparent"
 func NewTask(stage genpipe.Stage, r *kgo.Record, e genpipe.Event) genpipe.Task {
 	t := genpipe.Task{Stage: stage, RequestID: e.RequestID, Replay: e.Replay, Share: e.Share.Normalized(),
 		StartBy: e.StartBy, Value: r.Value, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
-	for _, h := range r.Headers {
-		if h.Key == traceParent && validTraceParent(h.Value) {
-			t.TraceParent = string(h.Value)
-		}
+	if tp := header(r, traceParent); validTraceParent(tp) {
+		t.TraceParent = tp
 	}
 	return t
 }
@@ -138,11 +136,11 @@ func NewTask(stage genpipe.Stage, r *kgo.Record, e genpipe.Event) genpipe.Task {
 // header of any other shape is dropped, not stored: it could not continue
 // a trace, and bytes such as NUL or invalid UTF-8 would fail every write of
 // the stage's queue on PostgreSQL.
-func validTraceParent(v []byte) bool {
+func validTraceParent(v string) bool {
 	if len(v) < 55 || len(v) > 256 {
 		return false
 	}
-	for _, c := range v {
+	for _, c := range []byte(v) {
 		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && c != '-' {
 			return false
 		}
@@ -165,6 +163,10 @@ func TaskRecord(t genpipe.Task) *kgo.Record {
 // decode returns the record's event, or for poison a
 // *genpipe.DeadLetterError with the reason.
 func (p *RecordPath) decode(r *kgo.Record) (genpipe.Event, error) {
+	if why := header(r, genpipe.HeaderUnread); why != "" { // a batch the engine did not read
+		p.Log.Error("poison batch: to the dead-letter topic", "stage", p.Stage, "topic", r.Topic, "partition", r.Partition, "err", why)
+		return genpipe.Event{}, &genpipe.DeadLetterError{Reason: why}
+	}
 	e, err := genpipe.DecodeEvent(r.Value)
 	if err == nil && e.Type != p.Event {
 		err = genpipe.Errorf(genpipe.EINVALID, "%s event on the %s stage's topic", e.Type, p.Stage)
@@ -197,6 +199,16 @@ func (p *RecordPath) deadLetter(ctx context.Context, r *kgo.Record, err error) e
 	p.Log.Warn("record sent to the dead-letter topic", "stage", p.Stage, "request", string(r.Key), "topic", r.Topic,
 		"partition", r.Partition, "offset", r.Offset, "reason", dl.Reason, "attempts", dl.Attempts)
 	return nil
+}
+
+// header returns the value of r's header key, or "".
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // truncate returns b as text, cut after n bytes.

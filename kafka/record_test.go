@@ -90,6 +90,15 @@ func TestPoisonRecord(t *testing.T) {
 					t.Errorf("%s: reason %q does not say the event is on the wrong topic", name, d.Reason)
 				}
 			}
+			// The record the engine hands on for a batch it would not read.
+			why := "the batch at offsets 40 to 41 decompresses to more than 16 MiB: not read"
+			unread := &kgo.Record{Topic: "genpipe.topic", Partition: 2, Offset: 41,
+				Headers: []kgo.RecordHeader{{Key: genpipe.HeaderUnread, Value: []byte(why)}}}
+			if err := handle(testutil.Context(t), unread); err != nil {
+				t.Errorf("unread batch: handler = %v; want nil", err)
+			} else if d, ok := dlq.last(); !ok || d.Offset != 41 || d.Reason != why || d.Value != nil {
+				t.Errorf("unread batch: dead letter %+v; want one at offset 41 without a value, with the engine's reason", d)
+			}
 			if handled != 0 {
 				t.Errorf("the stage's handler saw %d poison records", handled)
 			}
