@@ -23,9 +23,16 @@ type DeadLetter struct {
 	At        time.Time
 }
 
+// MaxBatchBytes bounds what a fetched batch of records may decompress to,
+// wherever genpipe consumes. Its producers send batches of at most 1 MB
+// uncompressed, so 16 MiB leaves room for other producers', while a
+// compressed bomb (a batch under the broker's 1 MB that inflates to
+// gigabytes) is never inflated: franz-go's own bound is 1 GiB.
+const MaxBatchBytes = 16 << 20
+
 // HeaderUnread marks the record the stage engine hands a handler in place
-// of a batch it would not read (one that decompresses past its bound); the
-// header's value says why. The record path dead-letters it.
+// of a batch over MaxBatchBytes, which it does not read; the header's
+// value says why. The record path dead-letters it.
 const HeaderUnread = "genpipe-unread"
 
 // DeadLetterQueue keeps dead letters where an operator can see them.

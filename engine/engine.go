@@ -164,17 +164,10 @@ func validate(brokers []string, group string, topics []string, handle Handler, c
 	return errors.Join(errs...)
 }
 
-// maxBatchBytes bounds what one fetched batch may decompress to. genpipe's
-// producers send batches of at most 1 MB uncompressed, so 16 MiB leaves
-// room for other producers' while a compressed bomb (a batch under the
-// broker's 1 MB that inflates to gigabytes) is not inflated: franz-go's
-// own bound is 1 GiB. A batch over it is handed on unread (see skip).
-const maxBatchBytes = 16 << 20
-
 func (e *Engine) clientOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(e.brokers...),
-		kgo.MaxDecompressBatchBytes(maxBatchBytes),
+		kgo.MaxDecompressBatchBytes(genpipe.MaxBatchBytes), // a batch over it is handed on unread (see skip)
 		kgo.ConsumerGroup(e.group),
 		kgo.ConsumeTopics(e.topics...),
 		kgo.DisableAutoCommit(),
@@ -281,7 +274,8 @@ func (e *Engine) pollLoop(ctx context.Context, cl *kgo.Client) {
 	}
 }
 
-// An unreadBatch is a fetched batch that decompresses past maxBatchBytes:
+// An unreadBatch is a fetched batch that decompresses past
+// genpipe.MaxBatchBytes:
 // franz-go stops fetching its partition until the offsets are set past
 // it. seq is the revoke sequence of the poll that met it.
 type unreadBatch struct {
@@ -296,7 +290,7 @@ type unreadBatch struct {
 // partition is not stopped for good by one hostile batch, and nothing is
 // skipped without a trace.
 func (e *Engine) skip(cl *kgo.Client, b unreadBatch) {
-	why := fmt.Sprintf("the batch at offsets %d to %d decompresses to more than %d MiB: not read", b.Offset, b.NextOffset-1, maxBatchBytes>>20)
+	why := fmt.Sprintf("the batch at offsets %d to %d decompresses to more than %d MiB: not read", b.Offset, b.NextOffset-1, genpipe.MaxBatchBytes>>20)
 	e.log.Warn("engine: batch too large to read, handing it on as one record", "topic", b.Topic, "partition", b.Partition,
 		"offset", b.Offset, "next", b.NextOffset)
 	r := &kgo.Record{Topic: b.Topic, Partition: b.Partition, Offset: b.NextOffset - 1, LeaderEpoch: b.Epoch, Timestamp: time.Now(),

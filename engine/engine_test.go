@@ -219,7 +219,7 @@ func TestOverloadTest(t *testing.T) {
 	}
 }
 
-// A batch that decompresses past maxBatchBytes (a compressed "bomb": small
+// A batch that decompresses past genpipe.MaxBatchBytes (a compressed "bomb": small
 // on the broker, huge inflated) is not inflated: the handler gets, in its
 // place, one record without a value at the batch's last offset, marked
 // with genpipe.HeaderUnread and why, and the partition goes on past it. The
@@ -230,7 +230,7 @@ func TestBatchTooLargeHandedOnUnread(t *testing.T) {
 	brokers := setup(t, topic, 1, 0)
 	hostile := testutil.Must(kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
 		kgo.ProducerBatchMaxBytes(64<<20), kgo.BrokerMaxWriteBytes(128<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression())))(t)
-	for _, v := range [][]byte{make([]byte, maxBatchBytes+1), []byte("after")} {
+	for _, v := range [][]byte{make([]byte, genpipe.MaxBatchBytes+1), []byte("after")} {
 		if err := hostile.ProduceSync(testutil.Context(t), &kgo.Record{Key: []byte("k"), Value: v}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}

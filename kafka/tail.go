@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/backoff"
 )
 
@@ -61,6 +62,7 @@ func (c *Conn) Tail(ctx context.Context, topic string, fn func(*kgo.Record), opt
 	cl, err := kgo.NewClient(append(c.Opts(),
 		kgo.DisableClientMetrics(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}),
+		kgo.MaxDecompressBatchBytes(genpipe.MaxBatchBytes),
 		kgo.WithLogger(kgoLogger{cfg.log}),
 	)...)
 	if err != nil {
@@ -78,6 +80,13 @@ func (c *Conn) Tail(ctx context.Context, topic string, fn func(*kgo.Record), opt
 				return
 			}
 			failed = true
+			if big := (*kgo.ErrDecompressTooLarge)(nil); errors.As(err, &big) {
+				// Not read, nor waited for: what tails a topic follows it
+				// as it goes, and the batch is no event of genpipe's.
+				cfg.log.Warn("kafka: tail: skipping a batch too large to read", "topic", t, "partition", p, "offset", big.Offset, "next", big.NextOffset)
+				cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{t: {p: {Epoch: big.Epoch, Offset: big.NextOffset}}})
+				return
+			}
 			cfg.log.Warn("kafka: tail: fetch error, retrying", "topic", t, "partition", p, "err", err)
 		})
 		fetches.EachRecord(fn)

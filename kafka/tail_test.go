@@ -2,12 +2,14 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/genpipe/genpipe"
 	"github.com/genpipe/genpipe/internal/testutil"
 )
 
@@ -101,5 +103,46 @@ func TestTailWaitsForTopic(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Tail: %v", err)
+	}
+}
+
+// A batch that would decompress past genpipe.MaxBatchBytes is not read:
+// Tail logs it and goes on with the records after it.
+func TestTailSkipsABatchTooLargeToRead(t *testing.T) {
+	t.Parallel()
+	const topic = "status"
+	b, p := startWithTopic(t, topic, 1)
+	from := time.Now()
+	hostile := testutil.Must(kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(64<<20), kgo.BrokerMaxWriteBytes(128<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression())))(t)
+	if err := hostile.ProduceSync(testutil.Context(t), &kgo.Record{Key: []byte("bomb"), Value: make([]byte, genpipe.MaxBatchBytes+1)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	hostile.Close()
+	keys := publishN(t, p, topic, "after", 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log, logs := testutil.CaptureLogs(t)
+	var mu sync.Mutex
+	var seen []string
+	done := make(chan error, 1)
+	go func() {
+		done <- plainConn(t, b.Addrs()).Tail(ctx, topic, func(r *kgo.Record) {
+			mu.Lock()
+			seen = append(seen, string(r.Key))
+			mu.Unlock()
+		}, WithTailFrom(from), WithTailLogger(log))
+	}()
+	testutil.Eventually(t, 20*time.Second, "the records after the batch", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= len(keys)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Tail: %v", err)
+	}
+	if !slices.Equal(seen, keys) || !logs.Contains("skipping a batch too large to read") {
+		t.Errorf("saw %v; want %v, and the batch logged", seen, keys)
 	}
 }
