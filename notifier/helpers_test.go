@@ -145,16 +145,20 @@ type recordingStore struct {
 	*testenv.StatusStore
 	mu        sync.Mutex
 	updates   []genpipe.WebhookDelivery
-	failApply int // fail this many more ApplyStatus calls
+	failApply int  // fail this many more ApplyStatus calls
+	refuse    bool // refuse every ApplyStatus as invalid
 }
 
 func (s *recordingStore) ApplyStatus(ctx context.Context, c genpipe.StatusChange) (bool, error) {
 	s.mu.Lock()
-	fail := s.failApply > 0
+	fail, refuse := s.failApply > 0, s.refuse
 	if fail && s.failApply < 1<<30 {
 		s.failApply--
 	}
 	s.mu.Unlock()
+	if refuse {
+		return false, genpipe.Errorf(genpipe.EINVALID, "the database refuses the data (injected)")
+	}
 	if fail {
 		return false, fmt.Errorf("database is locked (injected)")
 	}

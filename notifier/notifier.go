@@ -207,11 +207,13 @@ func (c *config) validate(secretErr error) error {
 // idempotent: a redelivered event changes nothing and queues nothing twice.
 // A failing status store is retried until ctx is done, since a status once
 // committed past is never read again; only then does Handle return an
-// error. A terminal status of a request that is not published yet is
-// retried for up to 10 seconds, then recorded without a webhook.
+// error. A status the store refuses as invalid (EINVALID: no retry would
+// change that) is a *genpipe.DeadLetterError. A terminal status of a
+// request that is not published yet is retried for up to 10 seconds, then
+// recorded without a webhook.
 func (n *Notifier) Handle(ctx context.Context, e genpipe.Event) error {
 	start := n.cfg.now()
-	return backoff.Retry(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}, func() error {
+	err := backoff.Retry(ctx, backoff.Policy{Base: 50 * time.Millisecond, Max: 5 * time.Second}, func() error {
 		err := n.record(ctx, e)
 		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND && n.cfg.now().Sub(start) >= n.cfg.publishWait {
 			// The status applied, so the request exists, but it is not
@@ -225,13 +227,17 @@ func (n *Notifier) Handle(ctx context.Context, e genpipe.Event) error {
 			return nil
 		}
 		return err
-	}, backoff.OnRetry(func(attempt int, err error) {
+	}, backoff.RetryIf(func(err error) bool { return genpipe.ErrorCode(err) != genpipe.EINVALID }), backoff.OnRetry(func(attempt int, err error) {
 		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
 			n.cfg.logger.Info("request not published yet, waiting", "request", e.RequestID, "attempt", attempt)
 			return
 		}
 		n.cfg.logger.Warn("status store failed, retrying", "request", e.RequestID, "attempt", attempt, "err", err)
 	}))
+	if genpipe.ErrorCode(err) == genpipe.EINVALID {
+		return &genpipe.DeadLetterError{Reason: "the status store refuses the status: " + err.Error()}
+	}
+	return err
 }
 
 // record applies one status change and queues its webhook.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -419,6 +420,24 @@ func TestHandleRetriesFailingStore(t *testing.T) {
 	err := e.n.Handle(ctx, testutil.StatusEvent(r.ID, genpipe.StatusGenerating, nil, ""))
 	if err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Errorf("Handle with the store down = %v, want the store's error", err)
+	}
+}
+
+// A status the store refuses as invalid is not retried: Handle returns at
+// once with a dead letter, so the record goes to the dead-letter topic
+// instead of holding a slot and its key for ever.
+func TestHandleDeadLettersWhatTheStoreRefuses(t *testing.T) {
+	e := newEnv(t)
+	r := e.request(t, "")
+	e.store.mu.Lock()
+	e.store.refuse = true
+	e.store.mu.Unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	err := e.n.Handle(ctx, testutil.StatusEvent(r.ID, genpipe.StatusChecking, nil, ""))
+	var dl *genpipe.DeadLetterError
+	if !errors.As(err, &dl) || !strings.Contains(dl.Reason, "refuses the data") || ctx.Err() != nil {
+		t.Errorf("Handle of a refused status = %v; want a dead letter with the store's reason, at once", err)
 	}
 }
 

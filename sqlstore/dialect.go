@@ -58,6 +58,10 @@ type dialect struct {
 	// isDeadlock reports the database's way out of two transactions
 	// waiting for each other: it failed one of them.
 	isDeadlock func(error) bool
+	// isDataError reports a value the database refuses, the same at every
+	// retry (text with NUL, a number out of the column's range): an
+	// EINVALID error (see Store.fail).
+	isDataError func(error) bool
 
 	// arrays: the database takes arrays as parameters, and concurrent
 	// submissions' creates and marks coalesce into one statement (see

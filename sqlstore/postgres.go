@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	neturl "net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -72,6 +73,7 @@ var postgresDialect = (&dialect{
 	isForeignKeyViolation: func(err error) bool { return pgCode(err) == "23503" },
 	isBusy:                func(error) bool { return false }, // writers wait for row locks instead
 	isDeadlock:            func(err error) bool { return pgCode(err) == "40P01" },
+	isDataError:           func(err error) bool { return strings.HasPrefix(pgCode(err), "22") }, // class 22, data exception
 	arrays:                true,
 	// An unnamed statement, parsed and planned at each run with its
 	// arguments: a plan cached while the requests table was nearly empty

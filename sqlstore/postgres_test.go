@@ -138,3 +138,16 @@ func TestPostgresPoolSize(t *testing.T) {
 		t.Errorf("with pool_max_conns=3, a store's pool holds %d connections; want 3", got)
 	}
 }
+
+// A value PostgreSQL refuses whatever the retry (text with NUL, which JSON
+// can carry) is an EINVALID error, so that callers set it aside instead of
+// retrying it for ever; see the dispatcher's and the notifier's handling.
+func TestPostgresRefusedDataIsInvalid(t *testing.T) {
+	s := open(t, freshSchema(t, serverURL(t)))
+	task := genpipe.Task{Stage: genpipe.StageCheck, RequestID: uuid.NewString() + "\x00", Value: []byte("{}"),
+		Share: genpipe.Share{}.Normalized()}
+	err := s.EnqueueTasks(t.Context(), []genpipe.Task{task})
+	if genpipe.ErrorCode(err) != genpipe.EINVALID || !strings.Contains(err.Error(), "22021") {
+		t.Errorf("EnqueueTasks with a NUL in the request id = %v; want EINVALID with the server's code", err)
+	}
+}

@@ -46,6 +46,7 @@ var sqliteDialect = (&dialect{
 	isForeignKeyViolation: func(err error) bool { return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY },
 	isBusy:                func(err error) bool { return sqliteCode(err)&0xff == sqlite3.SQLITE_BUSY },
 	isDeadlock:            func(error) bool { return false }, // one writer
+	isDataError:           func(err error) bool { return sqliteCode(err)&0xff == sqlite3.SQLITE_TOOBIG },
 }).build()
 
 // sqliteCode returns err's SQLite result code (extended), or 0.

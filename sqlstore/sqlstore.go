@@ -208,8 +208,12 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// fail wraps err, the failure of what, in the store's name.
+// fail wraps err, the failure of what, in the store's name; a value the
+// database refuses is also an EINVALID error.
 func (s *Store) fail(what string, err error) error {
+	if s.d.isDataError(err) { // the data, not the database: no retry helps
+		return fmt.Errorf("%s: %s: %w: %w", s.d.name, what, err, genpipe.Errorf(genpipe.EINVALID, "the database refuses the data"))
+	}
 	return fmt.Errorf("%s: %s: %w", s.d.name, what, err)
 }
 
