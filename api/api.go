@@ -285,6 +285,18 @@ func (s *Server) Handler() http.Handler {
 // untraced are the routes that would only add noise to traces.
 var untraced = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
 
+// knownMethod returns m if it is one of HTTP's methods, else "_OTHER", as
+// OpenTelemetry's conventions name the rest: a client picks the method, and
+// span names and attributes must not take any token it sends.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete,
+		http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
+}
+
 // serveTraced serves r under a server span continuing the client's trace.
 func (s *Server) serveTraced(w http.ResponseWriter, r *http.Request) {
 	_, route := s.mux.Handler(r)
@@ -292,13 +304,14 @@ func (s *Server) serveTraced(w http.ResponseWriter, r *http.Request) {
 		s.serveHTTP(w, r)
 		return
 	}
+	method := knownMethod(r.Method)
 	name := route
 	if name == "" {
-		name = r.Method // no route: the span name must stay low-cardinality
+		name = method // no route: the span name must stay low-cardinality
 	}
 	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := s.cfg.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("http.route", route),
+		trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route),
 			attribute.String("url.path", r.URL.Path)))
 	defer span.End()
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

@@ -90,6 +90,23 @@ func TestRequestsAreTraced(t *testing.T) {
 	}
 }
 
+// A method outside HTTP's names no span: a client picks the method, and
+// span names must stay few.
+func TestUnroutedMethodSpanName(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	f := newFixture(t, api.WithTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))))
+	for _, method := range []string{"X-ONE", "X-TWO", http.MethodPatch} {
+		f.do(t, method, "/nowhere", nil, nil)
+	}
+	names := map[string]bool{}
+	for _, s := range rec.Ended() {
+		names[s.Name()] = true
+	}
+	if len(names) != 2 || !names["_OTHER"] || !names[http.MethodPatch] {
+		t.Errorf("span names %v; want _OTHER and PATCH", names)
+	}
+}
+
 func hasAttr(attrs []attribute.KeyValue, want attribute.KeyValue) bool {
 	for _, a := range attrs {
 		if a == want {

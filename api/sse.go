@@ -40,11 +40,18 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, fmt.Errorf("streaming unsupported by the response writer"))
 		return
 	}
-	watch := s.hub.Watch(req.ID, req.CreatedAt)
-	defer watch.Cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
+	if r.Method == http.MethodHead {
+		// The headers only: net/http drops a HEAD's body, so the stream's
+		// writes would never fail, and it would hold the connection (and
+		// the next request on it) until the request ended.
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	watch := s.hub.Watch(req.ID, req.CreatedAt)
+	defer watch.Cancel()
 	w.WriteHeader(http.StatusOK)
 	st := &stream{s: s, w: w, rc: http.NewResponseController(w), id: req.ID, share: req.Share.Normalized(), rank: resumedRank(r),
 		ahead: watch.Known, trusted: watch.Complete}

@@ -110,6 +110,32 @@ func TestSSEOutlivesWriteTimeout(t *testing.T) {
 	}
 }
 
+// HEAD on a stream answers its headers and ends: net/http drops a HEAD's
+// body, so a stream would never notice its client, and would hold the
+// connection, and the client's next request on it, until the request ended.
+func TestSSEHeadEndsAtOnce(t *testing.T) {
+	f := newFixture(t)
+	id := f.submit(t)
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	t.Cleanup(client.CloseIdleConnections)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodHead, f.server.URL+"/v1/requests/"+id+"/events", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Errorf("HEAD events: %s, %q; want 200 with the stream's type", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	// The same connection serves the next request.
+	req, _ = http.NewRequestWithContext(t.Context(), http.MethodGet, f.server.URL+"/healthz", nil)
+	if resp, err := client.Do(req); err != nil {
+		t.Errorf("a request after HEAD on the same connection: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
 // A client that reconnects with Last-Event-ID gets only what followed it,
 // and a stream whose client has the final status already ends at once.
 func TestSSEResumesAfterLastEventID(t *testing.T) {

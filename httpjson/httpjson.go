@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -86,11 +87,14 @@ func Decode(w http.ResponseWriter, r *http.Request, maxBytes int64, v any) error
 		}
 	}
 	var tooLarge *http.MaxBytesError
+	var broken net.Error // the read timed out, or the connection failed
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &tooLarge):
 		return genpipe.Errorf(genpipe.ETOOLARGE, "request body is over %d bytes", maxBytes)
+	case errors.As(err, &broken):
+		return genpipe.Errorf(genpipe.EINVALID, "request body did not arrive in full; send it again")
 	case errors.Is(err, io.EOF):
 		return genpipe.Errorf(genpipe.EINVALID, "request body is empty; send a JSON object")
 	case errors.Is(err, errTrailing):

@@ -2,8 +2,11 @@ package httpjson_test
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +34,25 @@ func TestDecode(t *testing.T) {
 			t.Errorf("Decode(%.20q) = %v, want code %q with %q", c.body, err, c.code, c.detail)
 		}
 	}
+}
+
+// A body that stops arriving (the server's read timeout) is not malformed
+// JSON, and its error names no socket address.
+func TestDecodeBrokenBody(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", io.MultiReader(strings.NewReader(`{"a":`), timeoutReader{}))
+	var v map[string]any
+	err := httpjson.Decode(httptest.NewRecorder(), r, 64, &v)
+	if msg := genpipe.ErrorMessage(err); genpipe.ErrorCode(err) != genpipe.EINVALID || !strings.Contains(msg, "did not arrive in full") ||
+		strings.Contains(msg, "10.1.2.3") {
+		t.Errorf("Decode of a body cut by a timeout = %v; want EINVALID saying it did not arrive, without the read error", err)
+	}
+}
+
+// timeoutReader fails as a connection's read past its deadline does.
+type timeoutReader struct{}
+
+func (timeoutReader) Read([]byte) (int, error) {
+	return 0, &net.OpError{Op: "read", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 8080}, Err: os.ErrDeadlineExceeded}
 }
 
 func TestWriteProblem(t *testing.T) {

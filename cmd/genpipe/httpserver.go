@@ -69,6 +69,13 @@ const (
 	// longer than a request normally takes, so that a stream held open
 	// by a client that never reads holds its connection for no longer.
 	defaultStreamLifetime = 30 * time.Minute
+	// maxHeaderBytes bounds a request's line and headers, which a server
+	// holds in memory until they end, for any client before it
+	// authenticates. The largest genpipe reads is an API key (at most 1
+	// KiB); 32 KiB leaves room for a browser's cookies of other apps on the
+	// same host. net/http's default is 1 MiB: 300 connections held half
+	// sent took 300 MiB.
+	maxHeaderBytes = 32 << 10
 )
 
 // Connection caps. A Go HTTP server holds an idle connection for about 10
@@ -159,6 +166,7 @@ func serveWithLimits(ctx context.Context, ln net.Listener, h http.Handler, log *
 	srv := &http.Server{
 		Handler:           endStreamsWith(ctx, limitStreams(h, lim.StreamLifetime)),
 		ReadHeaderTimeout: lim.ReadHeader,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadTimeout:       lim.Read,
 		WriteTimeout:      lim.Write,
 		IdleTimeout:       lim.Idle,

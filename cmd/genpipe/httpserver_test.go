@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -284,7 +285,40 @@ func TestMaxConnsLeavesDescriptors(t *testing.T) {
 	}
 }
 
-// isEventStream is what limitStreams and endStreamsWith go by.
+// Headers over maxHeaderBytes are refused (431) as they arrive: a client
+// that has not authenticated cannot make the server hold a megabyte.
+func TestServerRefusesLargeHeaders(t *testing.T) {
+	addr := startServer(t, okHandler, testLimits())
+	c := dial(t, addr)
+	fmt.Fprintf(c, "GET /v1/styles HTTP/1.1\r\nHost: test\r\nX-Big: %s\r\n\r\n", strings.Repeat("x", 2*maxHeaderBytes))
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a request with %d bytes of headers: %v, %v; want 431", 2*maxHeaderBytes, resp, err)
+	}
+	resp.Body.Close()
+}
+
+// isEventStream is what limitStreams and endStreamsWith go by: a GET of a
+// path in /events, whatever Accept says.
+func TestIsEventStream(t *testing.T) {
+	for _, c := range []struct {
+		method, path, accept string
+		want                 bool
+	}{
+		{http.MethodGet, "/v1/requests/x/events", "", true},
+		{http.MethodGet, "/v1/requests/x/events", "text/event-stream", true},
+		{http.MethodPost, "/v1/requests", "text/event-stream", false},
+		{http.MethodGet, "/v1/requests/x", "text/event-stream", false},
+		{http.MethodHead, "/v1/requests/x/events", "", false},
+	} {
+		r := httptest.NewRequest(c.method, c.path, nil)
+		r.Header.Set("Accept", c.accept)
+		if got := isEventStream(r); got != c.want {
+			t.Errorf("isEventStream(%s %s, Accept %q) = %v; want %v", c.method, c.path, c.accept, got, c.want)
+		}
+	}
+}
+
 func TestStreamLifetimeOnlyForStreams(t *testing.T) {
 	lim := testLimits()
 	lim.StreamLifetime = time.Nanosecond

@@ -101,8 +101,10 @@ func endStreamsWith(ctx context.Context, h http.Handler) http.Handler {
 	})
 }
 
-// isEventStream reports whether r asks for an SSE stream: EventSource sends
-// Accept: text/event-stream, and the API's streams end in /events.
+// isEventStream reports whether r is for an SSE stream: a GET of a path in
+// /events, as the API's streams are. By route, not by Accept: a client
+// that sends Accept: text/event-stream with a submission must not have it
+// cut at shutdown like a stream.
 func isEventStream(r *http.Request) bool {
-	return strings.Contains(r.Header.Get("Accept"), "text/event-stream") || strings.HasSuffix(r.URL.Path, "/events")
+	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/events")
 }
