@@ -275,22 +275,23 @@ func (e *Engine) pollLoop(ctx context.Context, cl *kgo.Client) {
 }
 
 // An unreadBatch is a fetched batch that decompresses past
-// genpipe.MaxBatchBytes:
-// franz-go stops fetching its partition until the offsets are set past
-// it. seq is the revoke sequence of the poll that met it.
+// genpipe.MaxBatchBytes: franz-go stops fetching its partition until the
+// offsets are set past it. seq is the revoke sequence of the poll that met
+// it.
 type unreadBatch struct {
 	*kgo.ErrDecompressTooLarge
 	seq uint64
 }
 
 // skip hands the handler, in place of batch b, a record without a value at
-// b's last offset, marked with genpipe.HeaderUnread (the handler's record path
-// dead-letters it, see kafka.RecordHandler), and moves the partition's
-// fetching past b. Once that record is done, the commit passes b: the
-// partition is not stopped for good by one hostile batch, and nothing is
-// skipped without a trace.
+// b's last offset, marked with genpipe.HeaderUnread (the handler's record
+// path dead-letters it, see kafka.RecordHandler), and moves the
+// partition's fetching past b. Once that record is done, the commit passes
+// b: the partition is not stopped for good by one hostile batch, and
+// nothing is skipped without a trace.
 func (e *Engine) skip(cl *kgo.Client, b unreadBatch) {
-	why := fmt.Sprintf("the batch at offsets %d to %d decompresses to more than %d MiB: not read", b.Offset, b.NextOffset-1, genpipe.MaxBatchBytes>>20)
+	why := fmt.Sprintf("the batch at offsets %d to %d decompresses to more than %d MiB: not read",
+		b.Offset, b.NextOffset-1, genpipe.MaxBatchBytes>>20)
 	e.log.Warn("engine: batch too large to read, handing it on as one record", "topic", b.Topic, "partition", b.Partition,
 		"offset", b.Offset, "next", b.NextOffset)
 	r := &kgo.Record{Topic: b.Topic, Partition: b.Partition, Offset: b.NextOffset - 1, LeaderEpoch: b.Epoch, Timestamp: time.Now(),

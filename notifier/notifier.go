@@ -227,7 +227,7 @@ func (n *Notifier) Handle(ctx context.Context, e genpipe.Event) error {
 			return nil
 		}
 		return err
-	}, backoff.RetryIf(func(err error) bool { return genpipe.ErrorCode(err) != genpipe.EINVALID }), backoff.OnRetry(func(attempt int, err error) {
+	}, backoff.RetryIf(passable), backoff.OnRetry(func(attempt int, err error) {
 		if genpipe.ErrorCode(err) == genpipe.ENOTFOUND {
 			n.cfg.logger.Info("request not published yet, waiting", "request", e.RequestID, "attempt", attempt)
 			return
@@ -239,6 +239,10 @@ func (n *Notifier) Handle(ctx context.Context, e genpipe.Event) error {
 	}
 	return err
 }
+
+// passable reports whether a failure of the status store may pass with a
+// retry: not a value it refuses (EINVALID).
+func passable(err error) bool { return genpipe.ErrorCode(err) != genpipe.EINVALID }
 
 // record applies one status change and queues its webhook.
 func (n *Notifier) record(ctx context.Context, e genpipe.Event) error {
