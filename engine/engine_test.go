@@ -228,14 +228,9 @@ func TestBatchTooLargeHandedOnUnread(t *testing.T) {
 	t.Parallel()
 	const topic = "bomb"
 	brokers := setup(t, topic, 1, 0)
-	hostile := testutil.Must(kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
-		kgo.ProducerBatchMaxBytes(64<<20), kgo.BrokerMaxWriteBytes(128<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression())))(t)
 	for _, v := range [][]byte{make([]byte, genpipe.MaxBatchBytes+1), []byte("after")} {
-		if err := hostile.ProduceSync(testutil.Context(t), &kgo.Record{Key: []byte("k"), Value: v}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
+		testutil.ProduceCompressed(t, brokers, topic, "k", v)
 	}
-	hostile.Close()
 	var mu sync.Mutex
 	var got []*kgo.Record
 	e := newEngine(t, brokers, "bomb-group", topic, func(_ context.Context, r *kgo.Record) error {

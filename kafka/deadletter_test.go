@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/genpipe/genpipe"
@@ -72,8 +71,7 @@ func TestReplayDeadLetter(t *testing.T) {
 // not replayed.
 func TestDeadLetterOfALargeRecord(t *testing.T) {
 	b := testutil.StartBroker(t)
-	adm := kadm.NewClient(testutil.Must(kgo.NewClient(kgo.SeedBrokers(b.Addrs()...)))(t))
-	defer adm.Close()
+	adm := testutil.Admin(t, b.Addrs())
 	small := "2000"
 	for topic, configs := range map[string]map[string]*string{"dlq": nil, "small-dlq": {"max.message.bytes": &small}} {
 		if _, err := adm.CreateTopic(t.Context(), 1, 1, configs, topic); err != nil {

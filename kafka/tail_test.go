@@ -113,12 +113,7 @@ func TestTailSkipsABatchTooLargeToRead(t *testing.T) {
 	const topic = "status"
 	b, p := startWithTopic(t, topic, 1)
 	from := time.Now()
-	hostile := testutil.Must(kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.DefaultProduceTopic(topic),
-		kgo.ProducerBatchMaxBytes(64<<20), kgo.BrokerMaxWriteBytes(128<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression())))(t)
-	if err := hostile.ProduceSync(testutil.Context(t), &kgo.Record{Key: []byte("bomb"), Value: make([]byte, genpipe.MaxBatchBytes+1)}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	hostile.Close()
+	testutil.ProduceCompressed(t, b.Addrs(), topic, "bomb", make([]byte, genpipe.MaxBatchBytes+1))
 	keys := publishN(t, p, topic, "after", 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

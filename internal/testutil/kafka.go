@@ -69,3 +69,21 @@ func EndOffsets(t testing.TB, brokers []string, topic string) map[int32]int64 {
 	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
 	return ends
 }
+
+// ProduceCompressed produces one record of key and value to topic as a
+// zstd batch of its own, through a client that takes batches of up to 64
+// MiB uncompressed: a value of zeros larger than genpipe.MaxBatchBytes is
+// a few kilobytes on the broker, the compressed "bomb" a consumer must not
+// inflate.
+func ProduceCompressed(t testing.TB, brokers []string, topic, key string, value []byte) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchMaxBytes(64<<20), kgo.BrokerMaxWriteBytes(128<<20), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(Context(t), &kgo.Record{Key: []byte(key), Value: value}).FirstErr(); err != nil {
+		t.Fatalf("produce to %s: %v", topic, err)
+	}
+}
