@@ -182,8 +182,7 @@ func (e Event) validateText() error {
 		name, value string
 		most        int // bytes
 	}
-	texts := []text{{"requestId", e.RequestID, maxEventIDLen}, {"tenant", e.Tenant, MaxTenantLen},
-		{"error", e.Error, MaxEventErrorLen}}
+	texts := []text{{"requestId", e.RequestID, maxEventIDLen}, {"error", e.Error, MaxEventErrorLen}} // the tenant: Share.validate
 	if j := e.Job; j != nil {
 		texts = append(texts, text{"job.objectId", j.ObjectID, maxEventKeyLen}, text{"job.style", j.Style, maxEventKeyLen},
 			text{"job.image", j.Image, maxEventKeyLen},

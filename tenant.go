@@ -1,6 +1,9 @@
 package genpipe
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // A tenant is who an API key belongs to. The AI stages share their
 // capacity among the tenants with work waiting, in proportion to their
@@ -142,6 +145,8 @@ func (s Share) validate() error {
 	switch {
 	case len(s.Tenant) > MaxTenantLen:
 		return Errorf(EINVALID, "event with a tenant name of %d bytes (the most is %d)", len(s.Tenant), MaxTenantLen)
+	case strings.IndexByte(s.Tenant, 0) >= 0:
+		return Errorf(EINVALID, "event with a NUL character in its tenant")
 	case s.Priority != "" && !s.Priority.Valid():
 		return Errorf(EINVALID, "event with unknown priority %q", s.Priority)
 	case s.Weight < 0 || s.Weight > MaxWeight:
